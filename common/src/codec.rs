@@ -1,0 +1,241 @@
+//! Newline-delimited JSON: splitting a byte stream into lines under a size
+//! limit, and turning lines into frames and frames into shared byte buffers.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::protocol::ErrorCode;
+
+/// Default longest line, in bytes, not counting the newline.
+pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
+
+/// One encoded frame, newline included. Serialized once and shared by every
+/// recipient's queue, so a message to 1,000 people is one allocation.
+pub type Frame = Arc<[u8]>;
+
+/// Serializes `frame` as one line. JSON escapes newlines inside strings, so
+/// the only newline is the terminator.
+pub fn encode<T: Serialize + ?Sized>(frame: &T) -> Frame {
+    let mut bytes = serde_json::to_vec(frame).expect("protocol frames always serialize");
+    bytes.push(b'\n');
+    bytes.into()
+}
+
+/// A line was longer than the limit. The rest of it is never buffered, so
+/// the connection cannot be resynchronised: the caller closes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("frame exceeds the limit of {limit} bytes")]
+pub struct TooLarge {
+    pub limit: usize,
+}
+
+/// Splits a byte stream into lines of at most `limit` bytes.
+///
+/// Complete lines in the input are handed out without copying; only a
+/// trailing partial line is kept, and never more than `limit` bytes of it.
+#[derive(Debug)]
+pub struct LineReader {
+    partial: Vec<u8>,
+    limit: usize,
+}
+
+impl LineReader {
+    pub fn new(limit: usize) -> Self {
+        LineReader {
+            partial: Vec::new(),
+            limit,
+        }
+    }
+
+    /// Bytes of an unfinished line held back.
+    pub fn buffered(&self) -> usize {
+        self.partial.len()
+    }
+
+    /// Feeds `input` and calls `on_line` for each complete line (without its
+    /// `\n` or a `\r` before it), until it returns `Break`.
+    pub fn feed(
+        &mut self,
+        mut input: &[u8],
+        mut on_line: impl FnMut(&[u8]) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>, TooLarge> {
+        let too_large = TooLarge { limit: self.limit };
+        if !self.partial.is_empty() {
+            let Some(end) = memchr::memchr(b'\n', input) else {
+                if self.partial.len() + input.len() > self.limit {
+                    return Err(too_large);
+                }
+                self.partial.extend_from_slice(input);
+                return Ok(ControlFlow::Continue(()));
+            };
+            if self.partial.len() + end > self.limit {
+                return Err(too_large);
+            }
+            self.partial.extend_from_slice(&input[..end]);
+            input = &input[end + 1..];
+            let line = std::mem::take(&mut self.partial);
+            let flow = on_line(trim_cr(&line));
+            // Keep the allocation for the next partial line.
+            self.partial = line;
+            self.partial.clear();
+            if flow.is_break() {
+                return Ok(flow);
+            }
+        }
+        while let Some(end) = memchr::memchr(b'\n', input) {
+            if end > self.limit {
+                return Err(too_large);
+            }
+            if on_line(trim_cr(&input[..end])).is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+            input = &input[end + 1..];
+        }
+        if input.len() > self.limit {
+            return Err(too_large);
+        }
+        self.partial.extend_from_slice(input);
+        Ok(ControlFlow::Continue(()))
+    }
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+/// A line that is not a valid frame: what to tell the peer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}")]
+pub struct FrameError {
+    /// The request's id, when it could be read despite the error.
+    pub id: Option<u64>,
+    pub code: ErrorCode,
+    pub reason: String,
+}
+
+/// Parses one line as a frame, classifying what went wrong for the peer.
+pub fn decode<T: DeserializeOwned>(line: &[u8]) -> Result<T, FrameError> {
+    if std::str::from_utf8(line).is_err() {
+        return Err(FrameError {
+            id: None,
+            code: ErrorCode::InvalidUtf8,
+            reason: "frame is not valid UTF-8".into(),
+        });
+    }
+    serde_json::from_slice(line).map_err(|err| {
+        let (code, what) = if err.is_data() {
+            let message = err.to_string();
+            if message.starts_with("unknown variant") || message.contains("missing field `type`")
+            {
+                (ErrorCode::UnknownType, "unknown frame type")
+            } else {
+                (ErrorCode::BadFrame, "invalid frame")
+            }
+        } else {
+            (ErrorCode::BadJson, "not a JSON object")
+        };
+        FrameError {
+            id: recover_id(line),
+            code,
+            reason: format!("{what}: {err}"),
+        }
+    })
+}
+
+/// Reads just the `id` of a line that failed to parse as a whole, so the
+/// error can still be matched to its request.
+fn recover_id(line: &[u8]) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct IdOnly {
+        id: Option<u64>,
+    }
+    serde_json::from_slice::<IdOnly>(line).ok()?.id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::Request;
+
+    fn lines(reader: &mut LineReader, input: &[u8]) -> Result<Vec<String>, TooLarge> {
+        let mut out = Vec::new();
+        reader.feed(input, |line| {
+            out.push(String::from_utf8_lossy(line).into_owned());
+            ControlFlow::Continue(())
+        })?;
+        Ok(out)
+    }
+
+    #[test]
+    fn splits_lines_across_reads() {
+        let mut r = LineReader::new(16);
+        assert_eq!(lines(&mut r, b"ab").unwrap(), Vec::<String>::new());
+        assert_eq!(lines(&mut r, b"c\nde\r\nf").unwrap(), ["abc", "de"]);
+        assert_eq!(r.buffered(), 1);
+        assert_eq!(lines(&mut r, b"\n\n").unwrap(), ["f", ""]);
+        assert_eq!(r.buffered(), 0);
+    }
+
+    #[test]
+    fn limit_is_inclusive_and_enforced_without_buffering() {
+        let mut r = LineReader::new(4);
+        assert_eq!(lines(&mut r, b"abcd\n").unwrap(), ["abcd"]);
+        assert_eq!(lines(&mut r, b"abcde\n"), Err(TooLarge { limit: 4 }));
+        let mut r = LineReader::new(4);
+        assert_eq!(lines(&mut r, b"abc").unwrap(), Vec::<String>::new());
+        assert_eq!(lines(&mut r, b"de"), Err(TooLarge { limit: 4 }));
+        let mut r = LineReader::new(4);
+        assert_eq!(lines(&mut r, &[b'x'; 1000]), Err(TooLarge { limit: 4 }));
+        assert!(r.buffered() <= 4);
+    }
+
+    #[test]
+    fn stops_when_asked() {
+        let mut r = LineReader::new(16);
+        let mut seen = 0;
+        let flow = r
+            .feed(b"a\nb\nc\n", |_| {
+                seen += 1;
+                ControlFlow::Break(())
+            })
+            .unwrap();
+        assert!(flow.is_break());
+        assert_eq!(seen, 1);
+    }
+
+    #[test]
+    fn decode_classifies_errors() {
+        let cases: &[(&[u8], ErrorCode, Option<u64>)] = &[
+            (b"hello", ErrorCode::BadJson, None),
+            (b"{\"type\":\"login\",\"id\":3", ErrorCode::BadJson, None),
+            (b"[1,2]", ErrorCode::BadFrame, None),
+            (b"{\"type\":\"dance\",\"id\":4}", ErrorCode::UnknownType, Some(4)),
+            (b"{\"id\":5}", ErrorCode::UnknownType, Some(5)),
+            (b"{\"type\":\"login\",\"id\":6}", ErrorCode::BadFrame, Some(6)),
+            (b"{\"type\":\"login\",\"id\":-1,\"nick\":\"a\"}", ErrorCode::BadFrame, None),
+            (b"{\"type\":\"login\",\"id\":1,\"nick\":5}", ErrorCode::BadFrame, Some(1)),
+            (b"{\"type\":\"login\",\"id\":1,\"nick\":\"\xff\"}", ErrorCode::InvalidUtf8, None),
+        ];
+        for (line, code, id) in cases {
+            let err = decode::<Request>(line).unwrap_err();
+            assert_eq!((err.code, err.id), (*code, *id), "{}", String::from_utf8_lossy(line));
+            assert!(!err.reason.is_empty());
+        }
+    }
+
+    #[test]
+    fn encode_is_one_line() {
+        let frame = encode(&Request::Message {
+            id: 1,
+            receiver: "*".into(),
+            text: "two\nlines".into(),
+        });
+        assert_eq!(frame.iter().filter(|&&b| b == b'\n').count(), 1);
+        assert_eq!(frame.last(), Some(&b'\n'));
+        let back: Request = decode(&frame[..frame.len() - 1]).unwrap();
+        assert!(matches!(back, Request::Message { text, .. } if text == "two\nlines"));
+    }
+}
