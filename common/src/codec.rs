@@ -162,7 +162,7 @@ mod tests {
 
     fn lines(reader: &mut LineReader, input: &[u8]) -> Result<Vec<String>, TooLarge> {
         let mut out = Vec::new();
-        reader.feed(input, |line| {
+        let _ = reader.feed(input, |line| {
             out.push(String::from_utf8_lossy(line).into_owned());
             ControlFlow::Continue(())
         })?;

@@ -1,1 +1,51 @@
-fn main() {}
+//! `chat-server`: flags → config → run, with the admin console on stdin.
+
+use anyhow::Context as _;
+use chat_server::{console::Console, logging, platform, Config, Server};
+use clap::Parser;
+
+fn main() {
+    if let Err(err) = run() {
+        eprintln!("chat-server: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let config = Config::parse();
+    logging::init(&config.log_level)?;
+    let server = Server::start(&config)?;
+    match &server.fingerprint {
+        Some(fp) => println!(
+            "chat-server listening on {} (TLS)\ncertificate fingerprint: SHA-256 {fp}",
+            server.local_addr
+        ),
+        None => println!("chat-server listening on {} (plaintext)", server.local_addr),
+    }
+
+    let events = server.events();
+    ctrlc::set_handler(move || {
+        let _ = events.send(chat_server::dispatcher::Event::Shutdown {
+            reason: "the server is shutting down".into(),
+        });
+    })
+    .context("installing the Ctrl-C handler")?;
+
+    let console = Console::new(server.events());
+    let interactive = platform::stdin_is_terminal();
+    std::thread::Builder::new()
+        .name("console".into())
+        .spawn(move || {
+            if interactive {
+                if let Err(err) = console.run_interactive() {
+                    tracing::error!("console: {err:#}");
+                }
+            } else {
+                console.run_lines(std::io::stdin().lock());
+            }
+        })?;
+
+    server.wait();
+    println!("chat-server stopped");
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! The server's settings, read from command-line flags (`--help` documents them).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+/// A chat server: public and private messages over TLS, with an admin console.
+///
+/// Clients connect with `chat-client --server HOST:PORT`. Type `/help` at
+/// the `admin>` prompt for the console commands.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "chat-server", version)]
+pub struct Config {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "0.0.0.0:50445")]
+    pub bind: SocketAddr,
+
+    /// Directory for the server's files (the self-signed certificate).
+    /// Default: the per-user data directory (e.g. ~/.local/share/chat).
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+
+    /// Number of I/O worker threads. Default: the number of CPU cores.
+    #[arg(long)]
+    pub workers: Option<usize>,
+
+    /// Serve plaintext TCP instead of TLS (for nc and local testing).
+    #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
+    pub no_tls: bool,
+
+    /// PEM certificate (chain) to serve. Without it, a self-signed
+    /// certificate is created in the data directory and reused.
+    #[arg(long, requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Log filter: error, warn, info, debug, trace (or a tracing directive).
+    #[arg(long, default_value = "info")]
+    pub log_level: String,
+
+    /// Longest request line in bytes; a longer one closes the connection.
+    #[arg(long, default_value_t = chat_common::DEFAULT_MAX_FRAME)]
+    pub max_frame: usize,
+
+    /// Longest chat text in bytes.
+    #[arg(long, default_value_t = chat_common::protocol::DEFAULT_MAX_TEXT)]
+    pub max_text: usize,
+
+    /// Bytes that may wait to be written to one client; a client that reads
+    /// too slowly to stay under it is disconnected ("send queue exceeded").
+    #[arg(long, default_value_t = 256 * 1024)]
+    pub queue_limit: usize,
+
+    /// Seconds a new connection has to finish its TLS handshake.
+    #[arg(long, default_value_t = 10)]
+    pub handshake_timeout: u64,
+
+    /// Seconds a new connection has to log in.
+    #[arg(long, default_value_t = 30)]
+    pub login_timeout: u64,
+}
+
+impl Config {
+    pub fn workers(&self) -> usize {
+        self.workers.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(2, |n| n.get())
+        })
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            directories::ProjectDirs::from("", "", "chat")
+                .map(|dirs| dirs.data_dir().to_path_buf())
+                .unwrap_or_else(|| PathBuf::from("chat-data"))
+        })
+    }
+
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_secs(self.handshake_timeout)
+    }
+
+    pub fn login_timeout(&self) -> Duration {
+        Duration::from_secs(self.login_timeout)
+    }
+}

@@ -1,0 +1,305 @@
+//! The admin console: `/list`, `/kick`, `/announce`, `/stats`, `/help`,
+//! `/quit`. On a terminal it is a rustyline prompt with completion and log
+//! lines printed above it; otherwise commands are read line by line from
+//! stdin, and EOF only ends the console, not the server.
+
+use std::io::BufRead;
+use std::time::Duration;
+
+use chrono::{Local, TimeZone};
+use crossbeam_channel::Sender;
+use rustyline::completion::Completer;
+use rustyline::error::ReadlineError;
+use rustyline::history::DefaultHistory;
+use rustyline::{Context, Editor, Helper, Highlighter, Hinter, Validator};
+
+use crate::dispatcher::{Admin, AdminReply, Event};
+use crate::logging;
+
+/// Every console command: name, arguments, what it does.
+pub const COMMANDS: &[(&str, &str, &str)] = &[
+    (
+        "/list",
+        "",
+        "users online: nick, address, connected since, TLS, messages sent",
+    ),
+    (
+        "/kick",
+        "<nick> [reason]",
+        "disconnect a user; they and everyone else see the reason",
+    ),
+    (
+        "/announce",
+        "<text>",
+        "send a message to everyone, marked as from the server",
+    ),
+    ("/stats", "", "connections, messages per second, uptime"),
+    ("/help", "", "this list"),
+    ("/quit", "", "tell everyone, close all connections, stop"),
+];
+
+/// A console line, parsed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line {
+    Empty,
+    Help,
+    Quit,
+    Command(Admin),
+}
+
+pub fn parse(line: &str) -> Result<Line, String> {
+    let line = line.trim();
+    if line.is_empty() {
+        return Ok(Line::Empty);
+    }
+    let (word, rest) = line.split_once(char::is_whitespace).unwrap_or((line, ""));
+    let rest = rest.trim();
+    match word {
+        "/list" => Ok(Line::Command(Admin::List)),
+        "/stats" => Ok(Line::Command(Admin::Stats)),
+        "/help" => Ok(Line::Help),
+        "/quit" => Ok(Line::Quit),
+        "/announce" if rest.is_empty() => Err("usage: /announce <text>".into()),
+        "/announce" => Ok(Line::Command(Admin::Announce(rest.to_string()))),
+        "/kick" if rest.is_empty() => Err("usage: /kick <nick> [reason]".into()),
+        "/kick" => {
+            let (nick, reason) = rest.split_once(char::is_whitespace).unwrap_or((rest, ""));
+            let reason = match reason.trim() {
+                "" => "kicked by the operator",
+                r => r,
+            };
+            Ok(Line::Command(Admin::Kick {
+                nick: nick.to_string(),
+                reason: reason.to_string(),
+            }))
+        }
+        other => Err(format!("unknown command {other:?}; type /help")),
+    }
+}
+
+pub fn help() -> String {
+    COMMANDS
+        .iter()
+        .map(|(name, args, what)| format!("  {:<26} {what}", format!("{name} {args}")))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Sends admin commands to the dispatcher and waits for the answer.
+#[derive(Clone)]
+pub struct Console {
+    events: Sender<Event>,
+}
+
+impl Console {
+    pub fn new(events: Sender<Event>) -> Self {
+        Console { events }
+    }
+
+    fn ask(&self, command: Admin, wait: Duration) -> Option<AdminReply> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.events.send(Event::Admin(command, tx)).ok()?;
+        rx.recv_timeout(wait).ok()
+    }
+
+    /// Runs one line; returns its output and whether the server should stop.
+    pub fn execute(&self, line: &str) -> (String, bool) {
+        match parse(line) {
+            Ok(Line::Empty) => (String::new(), false),
+            Ok(Line::Help) => (help(), false),
+            Ok(Line::Quit) => {
+                let _ = self.events.send(Event::Shutdown {
+                    reason: "the server is shutting down".into(),
+                });
+                ("shutting down".into(), true)
+            }
+            Ok(Line::Command(command)) => match self.ask(command, Duration::from_secs(5)) {
+                Some(reply) => (format_reply(reply), false),
+                None => ("the server did not answer".into(), false),
+            },
+            Err(why) => (why, false),
+        }
+    }
+
+    /// Reads commands from a non-terminal stdin until EOF.
+    pub fn run_lines(&self, input: impl BufRead) {
+        for line in input.lines() {
+            let Ok(line) = line else { break };
+            let (output, quit) = self.execute(&line);
+            if !output.is_empty() {
+                println!("{output}");
+            }
+            if quit {
+                return;
+            }
+        }
+    }
+
+    /// The interactive console; returns when the operator quits.
+    pub fn run_interactive(&self) -> anyhow::Result<()> {
+        let mut editor: Editor<ConsoleHelper, DefaultHistory> = Editor::new()?;
+        editor.set_helper(Some(ConsoleHelper {
+            console: self.clone(),
+        }));
+        logging::print_above_prompt(Box::new(editor.create_external_printer()?));
+        println!("admin console ready; type /help for the commands");
+        loop {
+            match editor.readline("admin> ") {
+                Ok(line) => {
+                    if !line.trim().is_empty() {
+                        let _ = editor.add_history_entry(line.as_str());
+                    }
+                    let (output, quit) = self.execute(&line);
+                    if !output.is_empty() {
+                        println!("{output}");
+                    }
+                    if quit {
+                        break;
+                    }
+                }
+                // Ctrl-C and Ctrl-D stop the server, as /quit does.
+                Err(ReadlineError::Interrupted | ReadlineError::Eof) => {
+                    self.execute("/quit");
+                    break;
+                }
+                Err(err) => {
+                    logging::print_to_stderr();
+                    return Err(err.into());
+                }
+            }
+        }
+        logging::print_to_stderr();
+        Ok(())
+    }
+}
+
+fn format_reply(reply: AdminReply) -> String {
+    match reply {
+        AdminReply::List(rows) if rows.is_empty() => "nobody is online".into(),
+        AdminReply::List(rows) => {
+            let mut out = format!(
+                "{:<20} {:<22} {:<9} {:<4} {:>6}\n",
+                "NICK", "ADDRESS", "SINCE", "TLS", "SENT"
+            );
+            for row in &rows {
+                out += &format!(
+                    "{:<20} {:<22} {:<9} {:<4} {:>6}\n",
+                    row.nick,
+                    row.peer.to_string(),
+                    clock(row.connected_at),
+                    if row.tls { "yes" } else { "no" },
+                    row.messages_sent
+                );
+            }
+            out + &format!("{} online", rows.len())
+        }
+        AdminReply::Stats { stats, uptime } => {
+            let secs = uptime.as_secs();
+            format!(
+                "connections: {} ({} logged in)\nmessages: {} ({} private)\nrate: {:.1} msg/s over the last {} s\nuptime: {}h {:02}m {:02}s",
+                stats.connections,
+                stats.users,
+                stats.messages,
+                stats.private_messages,
+                stats.rate,
+                crate::state::RATE_WINDOW_SECS,
+                secs / 3600,
+                secs / 60 % 60,
+                secs % 60
+            )
+        }
+        AdminReply::Nicks(nicks) => nicks.join(" "),
+        AdminReply::Done(text) => text,
+        AdminReply::Failed(text) => format!("error: {text}"),
+    }
+}
+
+fn clock(unix_ms: u64) -> String {
+    Local
+        .timestamp_millis_opt(unix_ms as i64)
+        .single()
+        .map_or_else(|| "?".into(), |t| t.format("%H:%M:%S").to_string())
+}
+
+/// Completes command names, and nicknames after `/kick `.
+#[derive(Helper, Hinter, Highlighter, Validator)]
+struct ConsoleHelper {
+    console: Console,
+}
+
+impl Completer for ConsoleHelper {
+    type Candidate = String;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        let line = &line[..pos];
+        if !line.contains(' ') {
+            let names = COMMANDS
+                .iter()
+                .filter(|(name, _, _)| name.starts_with(line))
+                .map(|(name, _, _)| format!("{name} "))
+                .collect();
+            return Ok((0, names));
+        }
+        if let Some(prefix) = line.strip_prefix("/kick ").filter(|p| !p.contains(' ')) {
+            let nicks = match self.console.ask(Admin::Nicks, Duration::from_millis(300)) {
+                Some(AdminReply::Nicks(nicks)) => nicks,
+                _ => Vec::new(),
+            };
+            let matches = nicks
+                .into_iter()
+                .filter(|n| n.to_lowercase().starts_with(&prefix.to_lowercase()))
+                .map(|n| format!("{n} "))
+                .collect();
+            return Ok((line.len() - prefix.len(), matches));
+        }
+        Ok((pos, Vec::new()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_commands() {
+        let kick = |nick: &str, reason: &str| {
+            Ok(Line::Command(Admin::Kick {
+                nick: nick.into(),
+                reason: reason.into(),
+            }))
+        };
+        let cases: Vec<(&str, Result<Line, String>)> = vec![
+            ("", Ok(Line::Empty)),
+            ("  /list ", Ok(Line::Command(Admin::List))),
+            ("/stats", Ok(Line::Command(Admin::Stats))),
+            ("/help", Ok(Line::Help)),
+            ("/quit", Ok(Line::Quit)),
+            ("/kick bob", kick("bob", "kicked by the operator")),
+            ("/kick bob  spamming the room ", kick("bob", "spamming the room")),
+            ("/kick", Err("usage: /kick <nick> [reason]".into())),
+            (
+                "/announce class starts at 9",
+                Ok(Line::Command(Admin::Announce("class starts at 9".into()))),
+            ),
+            ("/announce   ", Err("usage: /announce <text>".into())),
+            ("/frobnicate", Err("unknown command \"/frobnicate\"; type /help".into())),
+            ("hello", Err("unknown command \"hello\"; type /help".into())),
+        ];
+        for (line, expected) in cases {
+            assert_eq!(parse(line), expected, "{line:?}");
+        }
+    }
+
+    #[test]
+    fn help_lists_every_command() {
+        let text = help();
+        for (name, _, _) in COMMANDS {
+            assert!(text.contains(name), "{name}");
+        }
+    }
+}

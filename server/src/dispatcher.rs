@@ -1,0 +1,167 @@
+//! The dispatcher thread: the one owner of the chat state. Workers and the
+//! admin console send it [`Event`]s; it applies each to [`ChatState`] and
+//! routes the resulting frames to connections in per-worker batches.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use chat_common::Request;
+use crossbeam_channel::{select, Receiver, Sender};
+use tracing::{error, info, warn};
+
+use crate::framework::{ConnId, ConnInfo, Router};
+use crate::state::{ChatState, SessionRow, Stats};
+
+/// Everything the dispatcher reacts to. Closed: this is the whole list.
+pub enum Event {
+    Connected(ConnInfo),
+    Request { conn: ConnId, request: Request },
+    Disconnected { conn: ConnId, reason: String },
+    Admin(Admin, Sender<AdminReply>),
+    Shutdown { reason: String },
+}
+
+/// An admin console command, already parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Admin {
+    List,
+    Kick { nick: String, reason: String },
+    Announce(String),
+    Stats,
+    /// Nicknames online, for the console's completion.
+    Nicks,
+}
+
+#[derive(Debug)]
+pub enum AdminReply {
+    List(Vec<SessionRow>),
+    Stats { stats: Stats, uptime: Duration },
+    Nicks(Vec<String>),
+    Done(String),
+    Failed(String),
+}
+
+/// Events handled before the router is flushed: large enough to batch a
+/// burst into one hand-over per worker, small enough to keep latency low.
+const BATCH: usize = 256;
+
+pub struct Dispatcher {
+    state: ChatState,
+    router: Router,
+    events: Receiver<Event>,
+    login_timeout: Duration,
+    started: Instant,
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+impl Dispatcher {
+    pub fn new(
+        state: ChatState,
+        router: Router,
+        events: Receiver<Event>,
+        login_timeout: Duration,
+    ) -> Self {
+        Dispatcher {
+            state,
+            router,
+            events,
+            login_timeout,
+            started: Instant::now(),
+        }
+    }
+
+    /// Runs until a shutdown event (or until every sender is gone).
+    pub fn run(mut self) {
+        let ticker = crossbeam_channel::tick(Duration::from_secs(1));
+        let mut running = true;
+        while running {
+            select! {
+                recv(self.events) -> event => match event {
+                    Ok(event) => {
+                        running = self.handle_guarded(event);
+                        for _ in 1..BATCH {
+                            if !running {
+                                break;
+                            }
+                            match self.events.try_recv() {
+                                Ok(event) => running = self.handle_guarded(event),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    Err(_) => running = false,
+                },
+                recv(ticker) -> _ => {
+                    let timeout = self.login_timeout.as_millis() as u64;
+                    self.state.expire_logins(now_ms(), timeout, &mut self.router);
+                }
+            }
+            self.router.flush();
+        }
+        self.router.shutdown();
+    }
+
+    /// Handles one event; a panic is logged and the server goes on.
+    fn handle_guarded(&mut self, event: Event) -> bool {
+        match catch_unwind(AssertUnwindSafe(|| self.handle(event))) {
+            Ok(go_on) => go_on,
+            Err(_) => {
+                error!("dispatcher panicked while handling an event; continuing");
+                true
+            }
+        }
+    }
+
+    fn handle(&mut self, event: Event) -> bool {
+        let out = &mut self.router;
+        match event {
+            Event::Connected(info) => self.state.connect(info, now_ms()),
+            Event::Request { conn, request } => {
+                if let Request::Login { nick, .. } = &request {
+                    info!(conn, "login as {nick:?}");
+                }
+                self.state.request(conn, request, now_ms(), out)
+            }
+            Event::Disconnected { conn, reason } => self.state.disconnect(conn, &reason, out),
+            Event::Admin(command, reply) => {
+                let answer = self.admin(command);
+                let _ = reply.send(answer);
+            }
+            Event::Shutdown { reason } => {
+                info!("shutting down: {reason}");
+                self.state.shutdown(&reason, out);
+                return false;
+            }
+        }
+        true
+    }
+
+    fn admin(&mut self, command: Admin) -> AdminReply {
+        let out = &mut self.router;
+        match command {
+            Admin::List => AdminReply::List(self.state.list()),
+            Admin::Nicks => AdminReply::Nicks(self.state.online()),
+            Admin::Stats => AdminReply::Stats {
+                stats: self.state.stats(now_ms()),
+                uptime: self.started.elapsed(),
+            },
+            Admin::Announce(text) => {
+                let n = self.state.announce(&text, now_ms(), out);
+                info!("announced to {n} users: {text}");
+                AdminReply::Done(format!("announced to {n} users"))
+            }
+            Admin::Kick { nick, reason } => match self.state.kick(&nick, &reason, out) {
+                Ok(()) => {
+                    warn!("kicked {nick}: {reason}");
+                    AdminReply::Done(format!("kicked {nick}"))
+                }
+                Err(why) => AdminReply::Failed(why),
+            },
+        }
+    }
+}

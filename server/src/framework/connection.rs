@@ -1,0 +1,258 @@
+//! One client connection as a worker sees it: the stream, the handler's
+//! driver, and a bounded queue of frames waiting to be written.
+
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use chat_common::{Connection, Driver, Frame, RequestHandler};
+
+use super::tls::Stream;
+
+/// Largest batch handed to one write call.
+const MAX_IOVECS: usize = 64;
+const TLS_BATCH: usize = 16 * 1024;
+
+/// The write side of a connection, and the handle a handler answers on.
+pub struct Outbox {
+    peer: SocketAddr,
+    queue: VecDeque<Frame>,
+    /// Bytes of the front frame already written.
+    written: usize,
+    /// Bytes queued and not yet written (including `staged`).
+    queued: usize,
+    limit: usize,
+    /// TLS only: frames copied into one buffer so each write is one record.
+    staged: Vec<u8>,
+    staged_written: usize,
+    /// Set by `close`: write what is queued, then close.
+    closing: bool,
+    /// Set when a frame did not fit within `limit`.
+    overflowed: bool,
+}
+
+impl Outbox {
+    fn new(peer: SocketAddr, limit: usize) -> Self {
+        Outbox {
+            peer,
+            queue: VecDeque::new(),
+            written: 0,
+            queued: 0,
+            limit,
+            staged: Vec::new(),
+            staged_written: 0,
+            closing: false,
+            overflowed: false,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.queued == 0
+    }
+
+    /// Writes as much as the socket takes. `Ok` with data left means the
+    /// socket is full; a writable event will bring us back.
+    fn flush_to(&mut self, stream: &mut Stream) -> io::Result<()> {
+        if stream.wants_coalesced_writes() {
+            self.flush_staged(stream)
+        } else {
+            self.flush_vectored(stream)
+        }
+    }
+
+    fn flush_vectored(&mut self, stream: &mut Stream) -> io::Result<()> {
+        while !self.queue.is_empty() {
+            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
+            let mut count = 0;
+            for (i, frame) in self.queue.iter().take(MAX_IOVECS).enumerate() {
+                let skip = if i == 0 { self.written } else { 0 };
+                slices[i] = IoSlice::new(&frame[skip..]);
+                count += 1;
+            }
+            let mut n = match stream.write_vectored(&slices[..count]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            self.queued -= n;
+            while n > 0 {
+                let left = self.queue[0].len() - self.written;
+                if n >= left {
+                    n -= left;
+                    self.written = 0;
+                    self.queue.pop_front();
+                } else {
+                    self.written += n;
+                    n = 0;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn flush_staged(&mut self, stream: &mut Stream) -> io::Result<()> {
+        loop {
+            if self.staged_written == self.staged.len() {
+                self.staged.clear();
+                self.staged_written = 0;
+                while let Some(frame) = self.queue.front() {
+                    if !self.staged.is_empty() && self.staged.len() + frame.len() > TLS_BATCH {
+                        break;
+                    }
+                    self.staged.extend_from_slice(frame);
+                    self.queue.pop_front();
+                }
+                if self.staged.is_empty() {
+                    return Ok(());
+                }
+            }
+            // A TLS write that would block must be retried with the same
+            // bytes, which `staged` keeps until they are all written.
+            match stream.write(&self.staged[self.staged_written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.staged_written += n;
+                    self.queued -= n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl Connection for Outbox {
+    fn send(&mut self, frame: Frame) {
+        // Once the queue has overflowed the connection is being dropped.
+        if self.overflowed {
+            return;
+        }
+        if self.queued + frame.len() > self.limit {
+            self.overflowed = true;
+            return;
+        }
+        self.queued += frame.len();
+        self.queue.push_back(frame);
+    }
+
+    fn close(&mut self) {
+        self.closing = true;
+    }
+
+    fn is_closing(&self) -> bool {
+        self.closing || self.overflowed
+    }
+
+    fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+}
+
+/// What a read or write turned up.
+pub enum Status {
+    /// Still open.
+    Open,
+    /// Done: close it, for this reason.
+    Closed(&'static str),
+}
+
+/// A connection owned by one worker.
+pub struct Conn<H: RequestHandler> {
+    pub stream: Stream,
+    pub outbox: Outbox,
+    /// Created when the stream is ready (after any TLS handshake).
+    driver: Option<Driver<H>>,
+    /// Holds the handler until the stream is ready.
+    pending: Option<H>,
+    max_frame: usize,
+    pub accepted: Instant,
+    /// When `close` was first seen, to bound the time spent flushing.
+    pub closing_since: Option<Instant>,
+}
+
+impl<H: RequestHandler> Conn<H> {
+    pub fn new(
+        stream: Stream,
+        peer: SocketAddr,
+        handler: H,
+        max_frame: usize,
+        queue_limit: usize,
+    ) -> Self {
+        Conn {
+            stream,
+            outbox: Outbox::new(peer, queue_limit),
+            driver: None,
+            pending: Some(handler),
+            max_frame,
+            accepted: Instant::now(),
+            closing_since: None,
+        }
+    }
+
+    /// Whether the handler has been set up (the TLS handshake is done).
+    pub fn is_ready(&self) -> bool {
+        self.driver.is_some()
+    }
+
+    /// Drives the handshake; once the stream is ready, sets up the handler.
+    pub fn advance_handshake(&mut self) -> io::Result<()> {
+        if self.driver.is_none() && self.stream.handshake()? {
+            let mut driver = Driver::new(self.pending.take().expect("handler"), self.max_frame);
+            driver.setup(&mut self.outbox);
+            self.driver = Some(driver);
+        }
+        Ok(())
+    }
+
+    /// Reads until the socket is drained, handing lines to the handler.
+    pub fn read(&mut self, buf: &mut [u8]) -> Status {
+        let Some(driver) = self.driver.as_mut() else {
+            return Status::Open;
+        };
+        loop {
+            if self.outbox.is_closing() {
+                return Status::Open;
+            }
+            match self.stream.read(buf) {
+                Ok(0) => return Status::Closed("connection closed"),
+                Ok(n) => driver.feed(&buf[..n], &mut self.outbox),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Status::Open,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return Status::Closed("connection lost"),
+            }
+        }
+    }
+
+    /// Queues a frame from outside the handler (the dispatcher).
+    pub fn send(&mut self, frame: Frame) {
+        self.outbox.send(frame);
+    }
+
+    /// Writes what is queued; reports whether the connection should end now.
+    pub fn flush(&mut self) -> Status {
+        if self.outbox.overflowed {
+            return Status::Closed("send queue exceeded");
+        }
+        if !self.stream.is_ready() {
+            return Status::Open;
+        }
+        if self.outbox.flush_to(&mut self.stream).is_err() {
+            return Status::Closed("connection lost");
+        }
+        if self.outbox.closing && self.outbox.is_empty() {
+            return Status::Closed("closed by server");
+        }
+        Status::Open
+    }
+
+    /// Tells the handler the connection is over (only if it was set up).
+    pub fn finish(&mut self, reason: &str) {
+        if let Some(driver) = self.driver.as_mut() {
+            driver.finish(reason);
+        }
+    }
+}

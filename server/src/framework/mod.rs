@@ -1,0 +1,146 @@
+//! A small socketserver-style framework: an [`acceptor`] thread, a fixed
+//! pool of [`worker`] threads multiplexing connections with mio, one
+//! [`RequestHandler`] per connection, and a [`Router`] through which the
+//! owner of the application state (the dispatcher) writes to connections.
+//!
+//! It knows nothing about chat: the application supplies a handler factory.
+
+mod acceptor;
+mod connection;
+mod router;
+pub mod tls;
+mod worker;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use chat_common::{Frame, RequestHandler};
+use crossbeam_channel::Sender;
+use mio::Waker;
+
+pub use router::Router;
+pub use tls::TlsAcceptor;
+
+/// A connection's id: unique for the server's lifetime, never reused, so a
+/// late frame for a closed connection cannot reach a new one.
+pub type ConnId = u64;
+
+/// What a handler factory learns about a new connection.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub id: ConnId,
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+/// Per-connection limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Longest request line, in bytes.
+    pub max_frame: usize,
+    /// Most bytes waiting to be written to one connection before it is
+    /// dropped as a slow consumer.
+    pub queue_limit: usize,
+    /// Time allowed for the TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Time allowed to write out what is queued once a close is requested.
+    pub close_grace: Duration,
+}
+
+/// One operation routed to a worker.
+pub enum Op {
+    Send(ConnId, Frame),
+    Close(ConnId),
+}
+
+/// Messages into a worker's inbox.
+pub enum ToWorker {
+    Accept {
+        id: ConnId,
+        tcp: mio::net::TcpStream,
+        peer: SocketAddr,
+    },
+    Batch(Vec<Op>),
+    Shutdown,
+}
+
+/// How to reach a worker: its inbox and the waker that interrupts its poll.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    tx: Sender<ToWorker>,
+    waker: Arc<Waker>,
+}
+
+/// The running framework threads.
+pub struct Running {
+    pub local_addr: SocketAddr,
+    stop_accepting: Arc<Waker>,
+    acceptor: Option<JoinHandle<()>>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl Running {
+    /// Stops taking new connections.
+    pub fn stop_accepting(&mut self) {
+        let _ = self.stop_accepting.wake();
+        if let Some(acceptor) = self.acceptor.take() {
+            let _ = acceptor.join();
+        }
+    }
+
+    /// Waits for the workers to finish (after [`Router::shutdown`]).
+    pub fn join(mut self) {
+        self.stop_accepting();
+        for worker in self.workers.drain(..) {
+            let _ = worker.join();
+        }
+    }
+}
+
+/// Starts the acceptor and `workers` I/O threads on `listener`. Returns the
+/// router for the application's dispatcher and the threads' handle.
+pub fn start<H, F>(
+    listener: std::net::TcpListener,
+    tls: Option<TlsAcceptor>,
+    workers: usize,
+    limits: Limits,
+    make_handler: F,
+) -> anyhow::Result<(Router, Running)>
+where
+    H: RequestHandler + 'static,
+    F: Fn(ConnInfo) -> H + Send + Sync + 'static,
+{
+    let local_addr = listener.local_addr()?;
+    listener.set_nonblocking(true)?;
+    let make_handler = Arc::new(make_handler);
+    let mut handles = Vec::new();
+    let mut threads = Vec::new();
+    for index in 0..workers.max(1) {
+        let (poll, waker) = worker::poller().context("creating a worker's poller")?;
+        let (tx, rx) = crossbeam_channel::unbounded();
+        handles.push(WorkerHandle { tx, waker });
+        let (make_handler, tls, limits) = (make_handler.clone(), tls.clone(), limits.clone());
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("worker-{index}"))
+                .spawn(move || {
+                    worker::Worker::new(index, poll, rx, make_handler, tls, limits).run()
+                })?,
+        );
+    }
+    let (acceptor, stop_accepting) =
+        acceptor::Acceptor::new(mio::net::TcpListener::from_std(listener), handles.clone())?;
+    let acceptor = std::thread::Builder::new()
+        .name("acceptor".into())
+        .spawn(move || acceptor.run())?;
+    let running = Running {
+        local_addr,
+        stop_accepting,
+        acceptor: Some(acceptor),
+        workers: threads,
+    };
+    Ok((Router::new(handles), running))
+}

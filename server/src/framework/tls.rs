@@ -1,0 +1,160 @@
+//! TLS for the framework: loading the server identity and a non-blocking
+//! stream that is plain TCP, a TLS handshake in progress, or TLS. This is
+//! the only server module that names native-tls.
+
+use std::io::{self, IoSlice, Read, Write};
+use std::net::Shutdown;
+use std::path::Path;
+
+use anyhow::Context as _;
+use mio::net::TcpStream;
+use native_tls::{HandshakeError, Identity, MidHandshakeTlsStream, Protocol, TlsStream};
+use sha2::{Digest, Sha256};
+
+/// Accepts TLS connections with the server's certificate.
+#[derive(Clone)]
+pub struct TlsAcceptor(native_tls::TlsAcceptor);
+
+impl TlsAcceptor {
+    /// Loads a PEM certificate (chain) and PEM private key. Returns the
+    /// acceptor and the SHA-256 fingerprint of the leaf certificate.
+    pub fn from_pem_files(cert: &Path, key: &Path) -> anyhow::Result<(Self, String)> {
+        let cert_pem =
+            std::fs::read(cert).with_context(|| format!("reading certificate {}", cert.display()))?;
+        let key_pem =
+            std::fs::read(key).with_context(|| format!("reading private key {}", key.display()))?;
+        let leaf = native_tls::Certificate::from_pem(&cert_pem)
+            .with_context(|| format!("parsing certificate {}", cert.display()))?;
+        let fingerprint = fingerprint(&leaf.to_der()?);
+        let identity = Identity::from_pkcs8(&cert_pem, &key_pem)
+            .with_context(|| format!("loading {} with {}", cert.display(), key.display()))?;
+        // native-tls would otherwise accept TLS 1.0; 1.2 is the floor we promise.
+        let acceptor = native_tls::TlsAcceptor::builder(identity)
+            .min_protocol_version(Some(Protocol::Tlsv12))
+            .build()
+            .context("configuring TLS")?;
+        Ok((TlsAcceptor(acceptor), fingerprint))
+    }
+}
+
+/// The SHA-256 of a DER certificate as uppercase hex pairs joined by ':',
+/// the form the client pins and shows.
+pub fn fingerprint(der: &[u8]) -> String {
+    let digest = Sha256::digest(der);
+    let hex: Vec<String> = digest.iter().map(|b| format!("{b:02X}")).collect();
+    hex.join(":")
+}
+
+/// A connection's byte stream, whatever its security.
+pub enum Stream {
+    Plain(TcpStream),
+    Handshaking(MidHandshakeTlsStream<TcpStream>),
+    Tls(Box<TlsStream<TcpStream>>),
+    /// Left behind while a handshake step owns the stream, or after it failed.
+    Gone,
+}
+
+impl Stream {
+    /// Starts a TLS handshake on `tcp`, or wraps it as plain TCP.
+    pub fn new(tcp: TcpStream, tls: Option<&TlsAcceptor>) -> io::Result<Stream> {
+        match tls {
+            None => Ok(Stream::Plain(tcp)),
+            Some(acceptor) => Self::step(acceptor.0.accept(tcp)),
+        }
+    }
+
+    fn step(result: Result<TlsStream<TcpStream>, HandshakeError<TcpStream>>) -> io::Result<Stream> {
+        match result {
+            Ok(tls) => Ok(Stream::Tls(Box::new(tls))),
+            Err(HandshakeError::WouldBlock(mid)) => Ok(Stream::Handshaking(mid)),
+            Err(HandshakeError::Failure(err)) => Err(io::Error::other(err)),
+        }
+    }
+
+    /// Advances a handshake in progress. True once the stream is ready for data.
+    pub fn handshake(&mut self) -> io::Result<bool> {
+        if let Stream::Handshaking(_) = self {
+            let Stream::Handshaking(mid) = std::mem::replace(self, Stream::Gone) else {
+                unreachable!()
+            };
+            *self = Self::step(mid.handshake())?;
+        }
+        Ok(self.is_ready())
+    }
+
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Stream::Plain(_) | Stream::Tls(_))
+    }
+
+    pub fn is_tls(&self) -> bool {
+        !matches!(self, Stream::Plain(_))
+    }
+
+    /// The TCP socket underneath, for (de)registering with the poller.
+    pub fn tcp(&mut self) -> Option<&mut TcpStream> {
+        match self {
+            Stream::Plain(s) => Some(s),
+            Stream::Handshaking(s) => Some(s.get_mut()),
+            Stream::Tls(s) => Some(s.get_mut()),
+            Stream::Gone => None,
+        }
+    }
+
+    /// Whether writes should be batched into one buffer: each TLS write is a
+    /// record with its own overhead, while plain TCP takes a vectored write.
+    pub fn wants_coalesced_writes(&self) -> bool {
+        matches!(self, Stream::Tls(_))
+    }
+
+    /// Sends TLS close_notify (best effort) and shuts the socket down, so the
+    /// peer sees a clean end rather than a reset.
+    pub fn shutdown(&mut self) {
+        if let Stream::Tls(tls) = self {
+            let _ = tls.shutdown();
+        }
+        if let Some(tcp) = self.tcp() {
+            let _ = tcp.shutdown(Shutdown::Both);
+        }
+    }
+}
+
+fn not_ready() -> io::Error {
+    io::Error::new(io::ErrorKind::WouldBlock, "TLS handshake in progress")
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+            Stream::Handshaking(_) => Err(not_ready()),
+            Stream::Gone => Ok(0),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+            Stream::Handshaking(_) => Err(not_ready()),
+            Stream::Gone => Err(io::ErrorKind::BrokenPipe.into()),
+        }
+    }
+
+    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write_vectored(bufs),
+            other => other.write(bufs.iter().find(|b| !b.is_empty()).map_or(&[], |b| b)),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+            _ => Ok(()),
+        }
+    }
+}

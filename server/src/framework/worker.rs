@@ -1,0 +1,287 @@
+//! An I/O worker: one thread, one mio poller, many connections. It reads
+//! requests into each connection's handler and writes what the dispatcher
+//! routes to it, so thousands of connections need no thread each.
+
+use std::collections::HashMap;
+use std::io;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chat_common::{Connection as _, RequestHandler};
+use crossbeam_channel::Receiver;
+use mio::{Events, Interest, Poll, Token, Waker};
+use tracing::{debug, error, info, warn};
+
+use super::connection::{Conn, Status};
+use super::tls::{Stream, TlsAcceptor};
+use super::{ConnId, ConnInfo, Limits, Op, ToWorker};
+
+/// The waker's token; connection tokens are their ids, which never reach it.
+pub const WAKER: Token = Token(usize::MAX);
+
+/// How often deadlines are checked while any are pending.
+const TICK: Duration = Duration::from_millis(250);
+
+pub struct Worker<H: RequestHandler, F> {
+    index: usize,
+    poll: Poll,
+    inbox: Receiver<ToWorker>,
+    conns: HashMap<ConnId, Conn<H>>,
+    make_handler: Arc<F>,
+    tls: Option<TlsAcceptor>,
+    limits: Limits,
+    /// Connections with new frames or a new close request, flushed once per
+    /// poll round so that frames arriving together leave in one write.
+    dirty: Vec<ConnId>,
+    read_buf: Vec<u8>,
+    shutting_down: bool,
+    last_tick: Instant,
+}
+
+impl<H, F> Worker<H, F>
+where
+    H: RequestHandler,
+    F: Fn(ConnInfo) -> H,
+{
+    pub fn new(
+        index: usize,
+        poll: Poll,
+        inbox: Receiver<ToWorker>,
+        make_handler: Arc<F>,
+        tls: Option<TlsAcceptor>,
+        limits: Limits,
+    ) -> Self {
+        Worker {
+            index,
+            poll,
+            inbox,
+            conns: HashMap::new(),
+            make_handler,
+            tls,
+            limits,
+            dirty: Vec::new(),
+            read_buf: vec![0; 64 * 1024],
+            shutting_down: false,
+            last_tick: Instant::now(),
+        }
+    }
+
+    /// Runs until shut down and every connection is closed.
+    pub fn run(mut self) {
+        let mut events = Events::with_capacity(1024);
+        loop {
+            // Sleep without a timeout unless a deadline could expire: an idle
+            // server uses no CPU.
+            let timeout = self.has_deadlines().then_some(TICK);
+            if let Err(err) = self.poll.poll(&mut events, timeout) {
+                if err.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                error!(worker = self.index, "poll failed: {err}");
+                break;
+            }
+            for event in events.iter() {
+                if event.token() == WAKER {
+                    self.drain_inbox();
+                } else {
+                    self.on_ready(event.token().0 as ConnId);
+                }
+            }
+            self.flush_dirty();
+            if self.last_tick.elapsed() >= TICK {
+                self.last_tick = Instant::now();
+                self.expire_deadlines();
+            }
+            if self.shutting_down && self.conns.is_empty() {
+                break;
+            }
+        }
+        // Whatever is left (poll failure) still gets its `finish`.
+        let ids: Vec<ConnId> = self.conns.keys().copied().collect();
+        for id in ids {
+            self.close(id, "server shutdown");
+        }
+        debug!(worker = self.index, "worker stopped");
+    }
+
+    fn has_deadlines(&self) -> bool {
+        self.conns
+            .values()
+            .any(|c| !c.is_ready() || c.closing_since.is_some())
+    }
+
+    fn drain_inbox(&mut self) {
+        while let Ok(msg) = self.inbox.try_recv() {
+            match msg {
+                ToWorker::Accept { id, tcp, peer } => self.accept(id, tcp, peer),
+                ToWorker::Batch(ops) => {
+                    for op in ops {
+                        match op {
+                            Op::Send(id, frame) => {
+                                if let Some(conn) = self.conns.get_mut(&id) {
+                                    if conn.outbox.is_empty() {
+                                        self.dirty.push(id);
+                                    }
+                                    conn.send(frame);
+                                }
+                            }
+                            Op::Close(id) => {
+                                if let Some(conn) = self.conns.get_mut(&id) {
+                                    conn.outbox.close();
+                                    conn.closing_since.get_or_insert_with(Instant::now);
+                                    self.dirty.push(id);
+                                }
+                            }
+                        }
+                    }
+                }
+                ToWorker::Shutdown => {
+                    self.shutting_down = true;
+                    for (id, conn) in self.conns.iter_mut() {
+                        conn.outbox.close();
+                        conn.closing_since.get_or_insert_with(Instant::now);
+                        self.dirty.push(*id);
+                    }
+                }
+            }
+        }
+    }
+
+    fn accept(&mut self, id: ConnId, mut tcp: mio::net::TcpStream, peer: std::net::SocketAddr) {
+        if self.shutting_down {
+            return;
+        }
+        let token = Token(id as usize);
+        if let Err(err) =
+            self.poll
+                .registry()
+                .register(&mut tcp, token, Interest::READABLE | Interest::WRITABLE)
+        {
+            warn!(%peer, "cannot register connection: {err}");
+            return;
+        }
+        let stream = match Stream::new(tcp, self.tls.as_ref()) {
+            Ok(stream) => stream,
+            Err(err) => {
+                info!(%peer, "TLS handshake failed: {err}");
+                return;
+            }
+        };
+        let info = ConnInfo {
+            id,
+            peer,
+            tls: stream.is_tls(),
+        };
+        let handler = (self.make_handler)(info);
+        let conn = Conn::new(
+            stream,
+            peer,
+            handler,
+            self.limits.max_frame,
+            self.limits.queue_limit,
+        );
+        self.conns.insert(id, conn);
+        // A plain stream is ready at once; a TLS one may already have bytes.
+        self.on_ready(id);
+    }
+
+    /// Handles readiness for one connection: handshake, reads, writes.
+    fn on_ready(&mut self, id: ConnId) {
+        let Some(conn) = self.conns.get_mut(&id) else {
+            return;
+        };
+        let buf = &mut self.read_buf;
+        // A panic in a handler ends its connection, never the worker.
+        let outcome = catch_unwind(AssertUnwindSafe(|| {
+            if !conn.is_ready() {
+                if let Err(err) = conn.advance_handshake() {
+                    debug!(peer = %conn.outbox.peer_addr(), "TLS handshake failed: {err}");
+                    return Status::Closed("TLS handshake failed");
+                }
+                if !conn.is_ready() {
+                    return Status::Open;
+                }
+            }
+            if let Status::Closed(why) = conn.read(buf) {
+                // Write what the last requests produced before going.
+                let _ = conn.flush();
+                return Status::Closed(why);
+            }
+            conn.flush()
+        }));
+        match outcome {
+            Ok(Status::Open) => {
+                if conn.outbox.is_closing() {
+                    conn.closing_since.get_or_insert_with(Instant::now);
+                }
+            }
+            Ok(Status::Closed(why)) => self.close(id, why),
+            Err(_) => {
+                error!(conn = id, "handler panicked; closing its connection");
+                self.close(id, "internal error");
+            }
+        }
+    }
+
+    fn flush_dirty(&mut self) {
+        let dirty = std::mem::take(&mut self.dirty);
+        for &id in &dirty {
+            let Some(conn) = self.conns.get_mut(&id) else {
+                continue;
+            };
+            if let Status::Closed(why) = conn.flush() {
+                self.close(id, why);
+            }
+        }
+        self.dirty = dirty;
+        self.dirty.clear();
+    }
+
+    fn expire_deadlines(&mut self) {
+        let limits = &self.limits;
+        let grace = if self.shutting_down {
+            limits.close_grace.min(Duration::from_secs(2))
+        } else {
+            limits.close_grace
+        };
+        let expired: Vec<(ConnId, &'static str)> = self
+            .conns
+            .iter()
+            .filter_map(|(id, c)| {
+                if !c.is_ready() && c.accepted.elapsed() > limits.handshake_timeout {
+                    Some((*id, "TLS handshake timed out"))
+                } else if c.closing_since.is_some_and(|t| t.elapsed() > grace) {
+                    Some((*id, "closed by server"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (id, why) in expired {
+            self.close(id, why);
+        }
+    }
+
+    /// Removes a connection: deregisters, shuts the socket, tells the handler.
+    fn close(&mut self, id: ConnId, why: &str) {
+        let Some(mut conn) = self.conns.remove(&id) else {
+            return;
+        };
+        debug!(conn = id, peer = %conn.outbox.peer_addr(), "closing: {why}");
+        if let Some(tcp) = conn.stream.tcp() {
+            let _ = self.poll.registry().deregister(tcp);
+        }
+        conn.stream.shutdown();
+        if catch_unwind(AssertUnwindSafe(|| conn.finish(why))).is_err() {
+            error!(conn = id, "handler panicked in finish");
+        }
+    }
+}
+
+/// Creates a worker's poller and the waker others use to get its attention.
+pub fn poller() -> io::Result<(Poll, Arc<Waker>)> {
+    let poll = Poll::new()?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
+    Ok((poll, waker))
+}

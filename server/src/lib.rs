@@ -1,0 +1,129 @@
+//! The chat server: a socketserver-style framework with the chat on top.
+//!
+//! ```text
+//!                 accept()                       Event (bounded)
+//!  clients ──▶ [acceptor] ──ToWorker::Accept──▶ [worker 0..N] ─────────────▶ [dispatcher]
+//!     ▲                                          │ mio poll, one              │ owns ChatState
+//!     │            frames (Arc<[u8]>), close     │ ChatHandler per            │ (no locks)
+//!     └──────────── written by the worker ◀──────┴─ connection ◀─ Router ◀───┘ batches per worker
+//!                                                                   ▲
+//!                              admin console ── Event::Admin ───────┘ (via the dispatcher)
+//! ```
+//!
+//! [`framework`] is generic (acceptor, workers, connections, TLS, router);
+//! [`handler`], [`dispatcher`] and [`state`] are the chat; [`console`] is
+//! the operator's prompt. [`Server`] starts and stops the whole.
+
+pub mod certs;
+pub mod config;
+pub mod console;
+pub mod dispatcher;
+pub mod framework;
+pub mod handler;
+pub mod logging;
+pub mod platform;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use crossbeam_channel::Sender;
+
+pub use config::Config;
+use dispatcher::{Dispatcher, Event};
+use framework::{Limits, Running, TlsAcceptor};
+
+/// Room for this many events between the workers and the dispatcher before
+/// the workers wait (and so stop reading from their sockets).
+const EVENT_QUEUE: usize = 64 * 1024;
+
+/// A running server.
+pub struct Server {
+    pub local_addr: SocketAddr,
+    /// SHA-256 of the TLS certificate, when serving TLS.
+    pub fingerprint: Option<String>,
+    events: Sender<Event>,
+    dispatcher: JoinHandle<()>,
+    running: Running,
+}
+
+impl Server {
+    /// Binds, loads or creates the TLS identity, and starts every thread.
+    pub fn start(config: &Config) -> anyhow::Result<Server> {
+        let (tls, fingerprint) = if config.no_tls {
+            (None, None)
+        } else {
+            let (cert, key) = match (&config.tls_cert, &config.tls_key) {
+                (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+                _ => {
+                    let dir = config.data_dir();
+                    let (cert, key, created) = certs::ensure_self_signed(&dir)?;
+                    if created {
+                        tracing::info!("created a self-signed certificate in {}", dir.display());
+                    }
+                    (cert, key)
+                }
+            };
+            let (acceptor, fingerprint) = TlsAcceptor::from_pem_files(&cert, &key)?;
+            (Some(acceptor), Some(fingerprint))
+        };
+        let listener = std::net::TcpListener::bind(config.bind)
+            .with_context(|| format!("cannot listen on {}", config.bind))?;
+        let (events, inbox) = crossbeam_channel::bounded(EVENT_QUEUE);
+        let limits = Limits {
+            max_frame: config.max_frame,
+            queue_limit: config.queue_limit,
+            handshake_timeout: config.handshake_timeout(),
+            close_grace: Duration::from_secs(5),
+        };
+        let to_dispatcher = events.clone();
+        let (router, running) =
+            framework::start(listener, tls, config.workers(), limits, move |info| {
+                handler::ChatHandler::new(info, to_dispatcher.clone())
+            })?;
+        let dispatcher = Dispatcher::new(
+            state::ChatState::new(config.max_text),
+            router,
+            inbox,
+            config.login_timeout(),
+        );
+        let dispatcher = std::thread::Builder::new()
+            .name("dispatcher".into())
+            .spawn(move || dispatcher.run())?;
+        Ok(Server {
+            local_addr: running.local_addr,
+            fingerprint,
+            events,
+            dispatcher,
+            running,
+        })
+    }
+
+    /// Where the console and signal handlers send their events.
+    pub fn events(&self) -> Sender<Event> {
+        self.events.clone()
+    }
+
+    /// Asks the server to tell everyone and close down; see [`Server::wait`].
+    pub fn shutdown(&self, reason: &str) {
+        let _ = self.events.send(Event::Shutdown {
+            reason: reason.to_string(),
+        });
+    }
+
+    /// Waits until the server has shut down and every connection is closed.
+    pub fn wait(self) {
+        let Server {
+            events,
+            dispatcher,
+            mut running,
+            ..
+        } = self;
+        drop(events);
+        let _ = dispatcher.join();
+        running.stop_accepting();
+        running.join();
+    }
+}
