@@ -122,10 +122,12 @@ impl Dispatcher {
         match event {
             Event::Connected(info) => self.state.connect(info, now_ms()),
             Event::Request { conn, request } => {
-                if let Request::Login { nick, .. } = &request {
-                    info!(conn, "login as {nick:?}");
+                let registering = matches!(request, Request::Login { .. })
+                    && self.state.nick_of(conn).is_none();
+                self.state.request(conn, request, now_ms(), out);
+                if let Some(nick) = self.state.nick_of(conn).filter(|_| registering) {
+                    info!(conn, "registered as {nick}");
                 }
-                self.state.request(conn, request, now_ms(), out)
             }
             Event::Disconnected { conn, reason } => self.state.disconnect(conn, &reason, out),
             Event::Admin(command, reply) => {

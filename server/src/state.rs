@@ -317,6 +317,11 @@ impl ChatState {
         out.close(conn);
     }
 
+    /// The nickname a connection logged in with.
+    pub fn nick_of(&self, conn: ConnId) -> Option<&str> {
+        self.sessions.get(&conn)?.nick.as_deref()
+    }
+
     /// Nicknames online, sorted without regard to case.
     pub fn online(&self) -> Vec<String> {
         let mut users: Vec<String> = self
@@ -417,5 +422,304 @@ impl ChatState {
             private_messages: self.private_messages,
             rate: self.rate.per_second(now),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records deliveries as (conn, decoded frame) and closes.
+    #[derive(Default)]
+    struct Recorder {
+        sent: Vec<(ConnId, ServerFrame)>,
+        closed: Vec<ConnId>,
+    }
+
+    impl Deliver for Recorder {
+        fn send(&mut self, conn: ConnId, frame: Frame) {
+            let frame = chat_common::codec::decode(&frame[..frame.len() - 1]).unwrap();
+            self.sent.push((conn, frame));
+        }
+        fn close(&mut self, conn: ConnId) {
+            self.closed.push(conn);
+        }
+    }
+
+    impl Recorder {
+        fn take(&mut self) -> Vec<(ConnId, ServerFrame)> {
+            std::mem::take(&mut self.sent)
+        }
+    }
+
+    fn info(id: ConnId) -> ConnInfo {
+        ConnInfo {
+            id,
+            peer: format!("127.0.0.1:{}", 1000 + id).parse().unwrap(),
+            tls: id % 2 == 0,
+        }
+    }
+
+    /// A state with `nicks` logged in on connections 1, 2, …
+    fn room(nicks: &[&str]) -> (ChatState, Recorder) {
+        let mut state = ChatState::new(100);
+        let mut out = Recorder::default();
+        for (i, nick) in nicks.iter().enumerate() {
+            let conn = i as ConnId + 1;
+            state.connect(info(conn), 0);
+            let login = Request::Login {
+                id: 1,
+                nick: nick.to_string(),
+            };
+            state.request(conn, login, 0, &mut out);
+        }
+        out.take();
+        (state, out)
+    }
+
+    fn message(id: u64, receiver: &str, text: &str) -> Request {
+        Request::Message {
+            id,
+            receiver: receiver.into(),
+            text: text.into(),
+        }
+    }
+
+    fn error_code(frames: &[(ConnId, ServerFrame)]) -> Option<ErrorCode> {
+        frames.iter().find_map(|(_, f)| match f {
+            ServerFrame::Error { code, .. } => Some(*code),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn login_welcomes_and_announces() {
+        let (mut state, mut out) = room(&["alice"]);
+        state.connect(info(2), 5);
+        let login = Request::Login {
+            id: 9,
+            nick: "bob".into(),
+        };
+        state.request(2, login, 5, &mut out);
+        assert_eq!(
+            out.take(),
+            [
+                (1, ServerFrame::Joined { nick: "bob".into() }),
+                (
+                    2,
+                    ServerFrame::Welcome {
+                        id: 9,
+                        nick: "bob".into(),
+                        online: vec!["alice".into(), "bob".into()]
+                    }
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn login_errors_keep_the_connection_usable() {
+        let cases = [
+            ("ALICE", ErrorCode::NickTaken),
+            ("", ErrorCode::NickInvalid),
+            ("two words", ErrorCode::NickInvalid),
+            ("#class", ErrorCode::NickInvalid),
+        ];
+        for (nick, code) in cases {
+            let (mut state, mut out) = room(&["alice"]);
+            state.connect(info(2), 0);
+            let login = Request::Login {
+                id: 1,
+                nick: nick.into(),
+            };
+            state.request(2, login, 0, &mut out);
+            assert_eq!(error_code(&out.take()), Some(code), "{nick:?}");
+            let retry = Request::Login {
+                id: 2,
+                nick: "bob".into(),
+            };
+            state.request(2, retry, 0, &mut out);
+            assert!(out
+                .take()
+                .iter()
+                .any(|(c, f)| *c == 2 && matches!(f, ServerFrame::Welcome { .. })));
+        }
+    }
+
+    #[test]
+    fn public_message_is_acked_then_reaches_everyone_once() {
+        let (mut state, mut out) = room(&["alice", "bob", "carol"]);
+        state.request(1, message(7, "*", "hi"), 42, &mut out);
+        let sent = out.take();
+        assert_eq!(sent[0], (1, ServerFrame::Ack { id: 7 }));
+        let mut receivers: Vec<ConnId> = sent[1..].iter().map(|(c, _)| *c).collect();
+        receivers.sort();
+        assert_eq!(receivers, [1, 2, 3]);
+        assert!(sent[1..].iter().all(|(_, f)| *f
+            == ServerFrame::Message {
+                sender: "alice".into(),
+                receiver: "*".into(),
+                text: "hi".into(),
+                time: 42
+            }));
+    }
+
+    #[test]
+    fn private_message_reaches_only_its_receiver() {
+        let (mut state, mut out) = room(&["alice", "bob", "carol"]);
+        state.request(1, message(3, "BOB", "psst"), 1, &mut out);
+        let sent = out.take();
+        assert_eq!(sent.len(), 2);
+        assert_eq!(sent[0], (1, ServerFrame::Ack { id: 3 }));
+        assert_eq!(
+            sent[1],
+            (
+                2,
+                ServerFrame::Message {
+                    sender: "alice".into(),
+                    receiver: "bob".into(),
+                    text: "psst".into(),
+                    time: 1
+                }
+            )
+        );
+        assert_eq!(state.stats(1).private_messages, 1);
+    }
+
+    #[test]
+    fn message_errors() {
+        let long = "x".repeat(101);
+        let cases = [
+            (message(1, "dave", "hi"), ErrorCode::NotOnline),
+            (message(1, "*", ""), ErrorCode::BadText),
+            (message(1, "*", "   "), ErrorCode::BadText),
+            (message(1, "*", &long), ErrorCode::BadText),
+        ];
+        for (request, code) in cases {
+            let (mut state, mut out) = room(&["alice", "bob"]);
+            state.request(1, request, 0, &mut out);
+            let sent = out.take();
+            assert_eq!(sent.len(), 1);
+            assert_eq!(error_code(&sent), Some(code));
+        }
+    }
+
+    #[test]
+    fn requests_before_login_are_refused_except_ping() {
+        let mut state = ChatState::new(100);
+        let mut out = Recorder::default();
+        state.connect(info(1), 0);
+        state.request(1, message(1, "*", "hi"), 0, &mut out);
+        state.request(1, Request::Online { id: 2 }, 0, &mut out);
+        state.request(1, Request::Ping { id: 3 }, 0, &mut out);
+        let sent = out.take();
+        assert_eq!(error_code(&sent[..1]), Some(ErrorCode::NotLoggedIn));
+        assert_eq!(error_code(&sent[1..2]), Some(ErrorCode::NotLoggedIn));
+        assert_eq!(sent[2], (1, ServerFrame::Pong { id: 3 }));
+    }
+
+    #[test]
+    fn bye_announces_once_and_closes() {
+        let (mut state, mut out) = room(&["alice", "bob"]);
+        state.request(1, Request::Bye { id: 4 }, 0, &mut out);
+        state.request(1, message(5, "*", "ignored after bye"), 0, &mut out);
+        state.disconnect(1, "connection closed", &mut out);
+        assert_eq!(
+            out.take(),
+            [
+                (1, ServerFrame::Ack { id: 4 }),
+                (
+                    2,
+                    ServerFrame::Left {
+                        nick: "alice".into(),
+                        reason: "quit".into()
+                    }
+                ),
+            ]
+        );
+        assert_eq!(out.closed, [1]);
+        assert_eq!(state.online(), ["bob"]);
+    }
+
+    #[test]
+    fn dropped_connection_is_announced_with_its_reason() {
+        let (mut state, mut out) = room(&["alice", "bob"]);
+        state.disconnect(2, "send queue exceeded", &mut out);
+        assert_eq!(
+            out.take(),
+            [(
+                1,
+                ServerFrame::Left {
+                    nick: "bob".into(),
+                    reason: "send queue exceeded".into()
+                }
+            )]
+        );
+        // The nickname is free again.
+        state.connect(info(3), 0);
+        let login = Request::Login {
+            id: 1,
+            nick: "bob".into(),
+        };
+        state.request(3, login, 0, &mut out);
+        assert_eq!(state.online(), ["alice", "bob"]);
+    }
+
+    #[test]
+    fn kick_tells_everyone_and_frees_the_nick() {
+        let (mut state, mut out) = room(&["alice", "bob"]);
+        assert!(state.kick("nobody", "x", &mut out).is_err());
+        state.kick("Bob", "spam", &mut out).unwrap();
+        let sent = out.take();
+        assert_eq!(sent.len(), 2);
+        assert!(sent.iter().all(|(_, f)| *f
+            == ServerFrame::Kicked {
+                nick: "bob".into(),
+                reason: "spam".into()
+            }));
+        assert_eq!(out.closed, [2]);
+        state.disconnect(2, "closed by server", &mut out);
+        assert!(out.take().is_empty(), "no `left` after a kick");
+        assert_eq!(state.online(), ["alice"]);
+    }
+
+    #[test]
+    fn login_timeout_closes_only_silent_connections() {
+        let (mut state, mut out) = room(&["alice"]);
+        state.connect(info(2), 1_000);
+        state.expire_logins(30_999, 30_000, &mut out);
+        assert!(out.closed.is_empty());
+        state.expire_logins(31_000, 30_000, &mut out);
+        assert_eq!(out.closed, [2]);
+        assert_eq!(error_code(&out.take()), Some(ErrorCode::Timeout));
+        state.expire_logins(60_000, 30_000, &mut out);
+        assert_eq!(out.closed, [2], "expired once");
+    }
+
+    #[test]
+    fn list_and_stats() {
+        let (mut state, mut out) = room(&["bob", "alice"]);
+        state.connect(info(3), 0);
+        state.request(1, message(1, "*", "a"), 10_000, &mut out);
+        state.request(1, message(2, "alice", "b"), 10_500, &mut out);
+        let rows = state.list();
+        assert_eq!(rows.len(), 2);
+        assert_eq!((rows[0].nick.as_str(), rows[0].tls), ("alice", true));
+        assert_eq!((rows[1].nick.as_str(), rows[1].messages_sent), ("bob", 2));
+        let stats = state.stats(11_000);
+        assert_eq!((stats.connections, stats.users), (3, 2));
+        assert_eq!((stats.messages, stats.private_messages), (2, 1));
+        assert!((stats.rate - 0.2).abs() < 1e-9);
+        assert_eq!(state.stats(30_000).rate, 0.0);
+    }
+
+    #[test]
+    fn shutdown_reaches_every_connection() {
+        let (mut state, mut out) = room(&["alice", "bob"]);
+        state.connect(info(3), 0);
+        state.shutdown("bye all", &mut out);
+        let mut to: Vec<ConnId> = out.take().into_iter().map(|(c, _)| c).collect();
+        to.sort();
+        assert_eq!(to, [1, 2, 3]);
     }
 }
