@@ -1,0 +1,142 @@
+//! Tab completion for the line editor: command names from the command table
+//! at the start of a line, and online nicknames where a command wants one.
+
+use rustyline::completion::{Completer, Pair};
+use rustyline::{Context, Helper, Highlighter, Hinter, Validator};
+
+use crate::command::{Kind, COMMANDS};
+use crate::roster::SharedRoster;
+
+/// The rustyline helper: completion only; hints, highlighting and
+/// validation are rustyline's defaults (none).
+#[derive(Helper, Hinter, Highlighter, Validator)]
+pub struct ChatHelper {
+    roster: SharedRoster,
+}
+
+impl ChatHelper {
+    pub fn new(roster: SharedRoster) -> Self {
+        ChatHelper { roster }
+    }
+
+    /// Where the completed word starts in `before` (the line up to the
+    /// cursor), and what it could become.
+    fn candidates(&self, before: &str) -> (usize, Vec<Pair>) {
+        let Some(rest) = before.strip_prefix('!') else {
+            return (0, Vec::new());
+        };
+        let Some((name, args)) = rest.split_once(' ') else {
+            let commands = COMMANDS
+                .iter()
+                .filter(|spec| spec.name.starts_with(before))
+                .map(|spec| Pair {
+                    display: spec.name.to_string(),
+                    // A space, so the arguments can follow at once.
+                    replacement: if spec.args.is_empty() {
+                        spec.name.to_string()
+                    } else {
+                        format!("{} ", spec.name)
+                    },
+                })
+                .collect();
+            return (0, commands);
+        };
+        let takes_nick = COMMANDS
+            .iter()
+            .any(|spec| spec.name[1..] == *name && matches!(spec.kind, Kind::Private | Kind::Send));
+        // Only the first argument is a nickname; leading spaces are allowed.
+        let prefix = args.trim_start();
+        if !takes_nick || prefix.contains(char::is_whitespace) {
+            return (0, Vec::new());
+        }
+        let start = before.len() - prefix.len();
+        let roster = self.roster.lock();
+        let nicks = roster
+            .online()
+            .iter()
+            .filter(|nick| nick.starts_with(prefix) && roster.me.as_ref() != Some(*nick))
+            .map(|nick| Pair {
+                display: nick.clone(),
+                replacement: format!("{nick} "),
+            })
+            .collect();
+        (start, nicks)
+    }
+}
+
+impl Completer for ChatHelper {
+    type Candidate = Pair;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<Pair>)> {
+        Ok(self.candidates(&line[..pos]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustyline::history::DefaultHistory;
+
+    use super::*;
+
+    fn complete(helper: &ChatHelper, line: &str) -> (usize, Vec<String>) {
+        let history = DefaultHistory::new();
+        let (start, pairs) = helper
+            .complete(line, line.len(), &Context::new(&history))
+            .unwrap();
+        (start, pairs.into_iter().map(|p| p.replacement).collect())
+    }
+
+    #[test]
+    fn candidates() {
+        let roster = SharedRoster::default();
+        {
+            let mut roster = roster.lock();
+            roster.me = Some("me".into());
+            roster.set(&["alice".into(), "alan".into(), "bob".into(), "me".into()]);
+        }
+        let helper = ChatHelper::new(roster);
+        let cases: &[(&str, usize, &[&str])] = &[
+            ("!pr", 0, &["!private "]),
+            ("!o", 0, &["!online"]),
+            (
+                "!",
+                0,
+                &["!private ", "!online", "!group ", "!send ", "!help", "!bye"],
+            ),
+            ("!x", 0, &[]),
+            ("hello", 0, &[]),
+            ("", 0, &[]),
+            ("!private a", 9, &["alan ", "alice "]),
+            ("!private ali", 9, &["alice "]),
+            ("!private ", 9, &["alan ", "alice ", "bob "]),
+            ("!private   b", 11, &["bob "]),
+            ("!send b", 6, &["bob "]),
+            ("!private m", 9, &[]),
+            ("!private alice h", 0, &[]),
+            ("!online a", 0, &[]),
+            ("!group a", 0, &[]),
+        ];
+        for (line, start, want) in cases {
+            assert_eq!(
+                complete(&helper, line),
+                (*start, want.iter().map(|s| s.to_string()).collect()),
+                "{line:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn completes_at_the_cursor() {
+        let helper = ChatHelper::new(SharedRoster::default());
+        let history = DefaultHistory::new();
+        let (start, pairs) = helper
+            .complete("!pr and more", 3, &Context::new(&history))
+            .unwrap();
+        assert_eq!((start, pairs[0].replacement.as_str()), (0, "!private "));
+    }
+}

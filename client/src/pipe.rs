@@ -1,0 +1,141 @@
+//! Pipe mode, for scripts and bots: each stdin line is handled as if typed,
+//! each event is one line on stdout; at end of input, wait for every answer,
+//! say bye and exit.
+//!
+//! stdout carries only what the server said (rendered, or raw with
+//! `--json`); everything local (hints, help, a pinned certificate, a lost
+//! connection) goes to stderr, so stdout stays machine-readable.
+
+use std::io::{self, BufRead, Write};
+use std::process::ExitCode;
+use std::thread;
+
+use anyhow::Context;
+use chrono::Local;
+use crossbeam_channel::{select, Receiver};
+
+use crate::command::{self, Action};
+use crate::net::{Command, Net, Output, Status};
+use crate::render::{Notice, Renderer};
+use crate::roster::SharedRoster;
+use crate::session::Ending;
+use crate::{exit_code, tls, Config, EXIT_LOGIN_REFUSED};
+
+/// Prints to stdout, one flushed line per event.
+struct PipeOutput {
+    json: bool,
+    renderer: Renderer,
+}
+
+impl Output for PipeOutput {
+    fn frame(&mut self, raw: &str, notices: &[Notice]) {
+        let mut out = io::stdout().lock();
+        // A closed stdout (`| head -1`) is the reader's choice, not an error.
+        let _ = if self.json {
+            writeln!(out, "{raw}")
+        } else {
+            notices
+                .iter()
+                .try_for_each(|n| writeln!(out, "{}", self.renderer.line(n, Local::now())))
+        };
+        let _ = out.flush();
+    }
+
+    fn connection(&mut self, notice: &Notice) {
+        eprintln!("{}", self.renderer.line(notice, Local::now()));
+    }
+}
+
+pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
+    let stream = tls::connect(&config.server, &config.security, &mut |text| {
+        eprintln!("{text}")
+    })?;
+    let output = PipeOutput {
+        json: config.json,
+        renderer: Renderer { colour: false },
+    };
+    let net = Net::spawn(stream, SharedRoster::default(), Box::new(output))
+        .context("cannot start the network thread")?;
+    let lines = read_stdin();
+
+    let nick = match &config.nick {
+        Some(nick) => nick.clone(),
+        None => select! {
+            recv(lines) -> line => match line {
+                Ok(line) => line,
+                Err(_) => {
+                    eprintln!("no nickname: pass --nick NICK or write it on the first line of input");
+                    return Ok(ExitCode::from(EXIT_LOGIN_REFUSED));
+                }
+            },
+            // Before a login, the only status is the end.
+            recv(net.status()) -> status => return Ok(exit_code(match status {
+                Ok(Status::Finished(ending)) => ending,
+                _ => net.wait(),
+            })),
+        },
+    };
+    net.send(Command::Login(nick));
+    match net.status().recv() {
+        Ok(Status::LoggedIn(_)) => {}
+        Ok(Status::LoginRefused { reason, .. }) => {
+            eprintln!("login refused: {reason}");
+            return Ok(ExitCode::from(EXIT_LOGIN_REFUSED));
+        }
+        Ok(Status::Finished(ending)) => return Ok(exit_code(ending)),
+        Err(_) => return Ok(exit_code(net.wait())),
+    }
+
+    loop {
+        select! {
+            recv(lines) -> line => match line.map(|line| command::parse(&line)) {
+                Ok(Action::Leave) | Err(_) => break,
+                Ok(action) => act(action, &net),
+            },
+            recv(net.status()) -> status => match status {
+                Ok(Status::Finished(ending)) => return Ok(exit_code(ending)),
+                Ok(_) => {}
+                Err(_) => return Ok(exit_code(Ending::Lost)),
+            },
+        }
+    }
+    net.send(Command::Leave);
+    Ok(exit_code(net.wait()))
+}
+
+/// Does what a line asks, except leaving.
+fn act(action: Action, net: &Net) {
+    match action {
+        Action::Nothing | Action::Leave => {}
+        Action::Public(text) => net.send(Command::public(text)),
+        Action::Private { to, text } => net.send(Command::Say { receiver: to, text }),
+        Action::Online => net.send(Command::Online),
+        Action::Help => eprintln!("{}", command::help()),
+        Action::Unavailable(spec) => eprintln!("{} is not available yet", spec.name),
+        Action::Usage(spec) => eprintln!("usage: {}", spec.usage()),
+        Action::Unknown(word) => eprintln!("unknown command {word} — type !help for the list"),
+    }
+}
+
+/// Lines of stdin on a channel, which closes at end of input, so the main
+/// loop can wait for input and the server at once.
+fn read_stdin() -> Receiver<String> {
+    let (tx, rx) = crossbeam_channel::unbounded();
+    thread::spawn(move || {
+        let mut stdin = io::stdin().lock();
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match stdin.read_until(b'\n', &mut buf) {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+            let line = String::from_utf8_lossy(&buf);
+            let line = line.trim_end_matches('\n').trim_end_matches('\r');
+            if tx.send(line.to_string()).is_err() {
+                return;
+            }
+        }
+    });
+    rx
+}

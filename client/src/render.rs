@@ -1,0 +1,337 @@
+//! Turning what happened ([`Notice`]) into one display line: the
+//! `[HH:MM:SS]` stamp in local time, the exact wording, and optional colour.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Local};
+
+/// Something worth showing a person, already matched to its request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notice {
+    /// A message to everyone; `own` when it is the echo of ours.
+    Public {
+        sender: String,
+        text: String,
+        own: bool,
+        time: u64,
+    },
+    /// A private message to us.
+    PrivateFrom {
+        sender: String,
+        text: String,
+        time: u64,
+    },
+    /// Our private message, accepted by the server.
+    PrivateTo {
+        receiver: String,
+        text: String,
+    },
+    Welcome {
+        nick: String,
+        online: Vec<String>,
+    },
+    Joined {
+        nick: String,
+    },
+    Left {
+        nick: String,
+        reason: String,
+    },
+    Kicked {
+        nick: String,
+        reason: String,
+    },
+    Announce {
+        text: String,
+        time: u64,
+    },
+    Shutdown {
+        reason: String,
+    },
+    Online {
+        users: Vec<String>,
+    },
+    /// The server refused something; `reason` is its text for people.
+    Error {
+        reason: String,
+    },
+    /// The connection ended without a goodbye.
+    Lost {
+        reason: String,
+    },
+}
+
+impl Notice {
+    /// When it happened by the server's clock, if the frame said.
+    fn time(&self) -> Option<u64> {
+        match self {
+            Notice::Public { time, .. }
+            | Notice::PrivateFrom { time, .. }
+            | Notice::Announce { time, .. } => Some(*time),
+            _ => None,
+        }
+    }
+}
+
+/// Renders notices, with ANSI colours or without.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Renderer {
+    pub colour: bool,
+}
+
+const DIM: &str = "\x1b[2m";
+const BOLD_CYAN: &str = "\x1b[1;36m";
+const BOLD_GREEN: &str = "\x1b[1;32m";
+const MAGENTA: &str = "\x1b[35m";
+const YELLOW: &str = "\x1b[33m";
+const BOLD_YELLOW: &str = "\x1b[1;33m";
+const RED: &str = "\x1b[31m";
+const RESET: &str = "\x1b[0m";
+
+impl Renderer {
+    /// Colour `text` if colours are on.
+    fn paint<'a>(&self, colour: &str, text: &'a str) -> Cow<'a, str> {
+        if self.colour {
+            Cow::Owned(format!("{colour}{text}{RESET}"))
+        } else {
+            Cow::Borrowed(text)
+        }
+    }
+
+    /// One line, without a newline. `now` stamps notices the server did not
+    /// time itself.
+    pub fn line(&self, notice: &Notice, now: DateTime<Local>) -> String {
+        let at = notice
+            .time()
+            .and_then(|ms| DateTime::from_timestamp_millis(i64::try_from(ms).ok()?))
+            .map_or(now, |utc| utc.with_timezone(&Local));
+        let stamp = at.format("[%H:%M:%S]").to_string();
+        format!("{} {}", self.paint(DIM, &stamp), self.body(notice))
+    }
+
+    fn body(&self, notice: &Notice) -> String {
+        match notice {
+            Notice::Public {
+                sender, text, own, ..
+            } => {
+                let who = if *own {
+                    self.paint(BOLD_GREEN, &format!("<{} (you)>", clean(sender)))
+                        .into_owned()
+                } else {
+                    self.paint(BOLD_CYAN, &format!("<{}>", clean(sender)))
+                        .into_owned()
+                };
+                format!("{who} {}", clean(text))
+            }
+            Notice::PrivateFrom { sender, text, .. } => {
+                let tag = format!("[private from {}]", clean(sender));
+                format!("{} {}", self.paint(MAGENTA, &tag), clean(text))
+            }
+            Notice::PrivateTo { receiver, text } => {
+                let tag = format!("[private to {}]", clean(receiver));
+                format!("{} {}", self.paint(MAGENTA, &tag), clean(text))
+            }
+            Notice::Welcome { nick, online } => self.system(&format!(
+                "welcome, {} — {}",
+                clean(nick),
+                who_is_online(online)
+            )),
+            Notice::Joined { nick } => self.system(&format!("{} joined", clean(nick))),
+            Notice::Left { nick, reason } => {
+                self.system(&format!("{} left ({})", clean(nick), clean(reason)))
+            }
+            Notice::Kicked { nick, reason } => self.system(&format!(
+                "{} was kicked by the server: {}",
+                clean(nick),
+                clean(reason)
+            )),
+            Notice::Announce { text, .. } => {
+                format!("{} {}", self.paint(BOLD_YELLOW, "[server]"), clean(text))
+            }
+            Notice::Shutdown { reason } => {
+                self.system(&format!("server is shutting down: {}", clean(reason)))
+            }
+            Notice::Online { users } => self.system(&who_is_online(users)),
+            Notice::Error { reason } => self.paint(RED, &format!("! {}", clean(reason))).into(),
+            Notice::Lost { reason } => self
+                .paint(RED, &format!("! connection lost: {}", clean(reason)))
+                .into(),
+        }
+    }
+
+    /// A line about the chat rather than in it: `* …`.
+    fn system(&self, text: &str) -> String {
+        self.paint(YELLOW, &format!("* {text}")).into_owned()
+    }
+}
+
+/// `3 online: alice, bob, carol`.
+fn who_is_online(users: &[String]) -> String {
+    let names: Vec<_> = users.iter().map(|u| clean(u)).collect();
+    format!("{} online: {}", users.len(), names.join(", "))
+}
+
+/// Makes text from other people safe to print on one line: control
+/// characters (newlines, escape sequences that could repaint the terminal)
+/// are shown escaped instead of being obeyed.
+pub fn clean(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn noon() -> DateTime<Local> {
+        Local.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap()
+    }
+
+    fn s(text: &str) -> String {
+        text.to_string()
+    }
+
+    #[test]
+    fn formats() {
+        let plain = Renderer { colour: false };
+        let three = vec![s("alice"), s("bob"), s("carol")];
+        let cases = vec![
+            (
+                Notice::PrivateTo {
+                    receiver: s("bob"),
+                    text: s("hi"),
+                },
+                "[12:00:00] [private to bob] hi",
+            ),
+            (
+                Notice::Welcome {
+                    nick: s("alice"),
+                    online: three.clone(),
+                },
+                "[12:00:00] * welcome, alice — 3 online: alice, bob, carol",
+            ),
+            (
+                Notice::Joined { nick: s("alice") },
+                "[12:00:00] * alice joined",
+            ),
+            (
+                Notice::Left {
+                    nick: s("alice"),
+                    reason: s("connection lost"),
+                },
+                "[12:00:00] * alice left (connection lost)",
+            ),
+            (
+                Notice::Kicked {
+                    nick: s("bob"),
+                    reason: s("spam"),
+                },
+                "[12:00:00] * bob was kicked by the server: spam",
+            ),
+            (
+                Notice::Shutdown {
+                    reason: s("bye all"),
+                },
+                "[12:00:00] * server is shutting down: bye all",
+            ),
+            (
+                Notice::Online { users: three },
+                "[12:00:00] * 3 online: alice, bob, carol",
+            ),
+            (
+                Notice::Error {
+                    reason: s("bob is not online"),
+                },
+                "[12:00:00] ! bob is not online",
+            ),
+            (
+                Notice::Lost { reason: s("reset") },
+                "[12:00:00] ! connection lost: reset",
+            ),
+        ];
+        for (notice, want) in cases {
+            assert_eq!(plain.line(&notice, noon()), want);
+        }
+    }
+
+    #[test]
+    fn messages_use_the_server_time() {
+        let plain = Renderer { colour: false };
+        let at = Local.with_ymd_and_hms(2024, 5, 1, 9, 30, 5).unwrap();
+        let time = at.timestamp_millis() as u64;
+        let cases = vec![
+            (
+                Notice::Public {
+                    sender: s("alice"),
+                    text: s("hello"),
+                    own: false,
+                    time,
+                },
+                "[09:30:05] <alice> hello",
+            ),
+            (
+                Notice::Public {
+                    sender: s("alice"),
+                    text: s("hello"),
+                    own: true,
+                    time,
+                },
+                "[09:30:05] <alice (you)> hello",
+            ),
+            (
+                Notice::PrivateFrom {
+                    sender: s("alice"),
+                    text: s("hi"),
+                    time,
+                },
+                "[09:30:05] [private from alice] hi",
+            ),
+            (
+                Notice::Announce {
+                    text: s("maintenance at 5"),
+                    time,
+                },
+                "[09:30:05] [server] maintenance at 5",
+            ),
+        ];
+        for (notice, want) in cases {
+            assert_eq!(plain.line(&notice, noon()), want);
+        }
+    }
+
+    #[test]
+    fn colour_wraps_but_keeps_the_words() {
+        let line = Renderer { colour: true }.line(
+            &Notice::Error {
+                reason: s("bob is not online"),
+            },
+            noon(),
+        );
+        assert!(
+            line.contains("\x1b[31m! bob is not online\x1b[0m"),
+            "{line:?}"
+        );
+        assert!(line.starts_with("\x1b[2m[12:00:00]\x1b[0m "));
+    }
+
+    #[test]
+    fn control_characters_are_escaped() {
+        assert_eq!(clean("plain"), "plain");
+        assert_eq!(clean("two\nlines"), "two\\nlines");
+        assert_eq!(clean("\x1b[2Jboo"), "\\u{1b}[2Jboo");
+    }
+}

@@ -1,0 +1,210 @@
+//! Interactive mode: a nickname prompt, then a line editor (`>> `) with
+//! history and Tab completion, while events are printed above the prompt.
+
+use std::io::{self, IsTerminal};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread;
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::Local;
+use rustyline::error::ReadlineError;
+use rustyline::history::DefaultHistory;
+use rustyline::{Editor, ExternalPrinter};
+
+use crate::command::{self, Action};
+use crate::complete::ChatHelper;
+use crate::net::{Command, Net, Output, Status};
+use crate::render::{Notice, Renderer};
+use crate::roster::SharedRoster;
+use crate::session::Ending;
+use crate::{exit_code, tls, Config};
+
+/// What the user interface and the network thread both need to know about
+/// the end.
+#[derive(Default)]
+struct Flags {
+    /// The network thread has finished (set before it interrupts readline).
+    done: AtomicBool,
+    /// The user interface waits for the end on the status channel, not in
+    /// readline, so it needs no interrupting.
+    waiting: AtomicBool,
+}
+
+/// Prints events above the prompt through rustyline's external printer, so
+/// a half-typed line survives.
+struct ReplOutput<P> {
+    printer: P,
+    renderer: Renderer,
+    flags: Arc<Flags>,
+}
+
+impl<P: ExternalPrinter + Send> ReplOutput<P> {
+    fn print(&mut self, notice: &Notice) {
+        let line = self.renderer.line(notice, Local::now());
+        // The printer adds no newline when the terminal is not in raw mode.
+        let _ = self.printer.print(format!("{line}\n"));
+    }
+}
+
+impl<P: ExternalPrinter + Send> Output for ReplOutput<P> {
+    fn frame(&mut self, _raw: &str, notices: &[Notice]) {
+        for notice in notices {
+            self.print(notice);
+        }
+    }
+
+    fn connection(&mut self, notice: &Notice) {
+        self.print(notice);
+    }
+
+    /// Wakes the user interface if it sits in `readline`, which has no way
+    /// to be cancelled from another thread. rustyline turns SIGINT into
+    /// `ReadlineError::Interrupted` while its editor exists (restoring the
+    /// terminal as it returns), so the network thread sends the process a
+    /// SIGINT; `done` tells the interface it was not the user's Ctrl-C.
+    fn finishing(&mut self) {
+        self.flags.done.store(true, Ordering::SeqCst);
+        if self.flags.waiting.load(Ordering::SeqCst) {
+            return;
+        }
+        // readline checks for signals before drawing queued lines; give it a
+        // moment to draw the last ones (such as the shutdown notice).
+        thread::sleep(Duration::from_millis(100));
+        // SAFETY: kill and getpid have no memory-safety preconditions. The
+        // signal is delivered before `Status::Finished` is sent, so while
+        // rustyline's handler is still installed.
+        unsafe {
+            libc::kill(libc::getpid(), libc::SIGINT);
+        }
+    }
+}
+
+/// A line, or why there is none.
+enum Input {
+    Line(String),
+    /// Ctrl-D or Ctrl-C: the user wants to leave.
+    Quit,
+    /// The network thread finished.
+    Ended,
+}
+
+struct Repl {
+    editor: Editor<ChatHelper, DefaultHistory>,
+    net: Net,
+    flags: Arc<Flags>,
+    renderer: Renderer,
+}
+
+pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
+    let colour = std::env::var_os("NO_COLOR").is_none() && io::stdout().is_terminal();
+    let renderer = Renderer { colour };
+    let stream = tls::connect(&config.server, &config.security, &mut |text| {
+        println!("{text}")
+    })?;
+    let roster = SharedRoster::default();
+    let mut editor = Editor::with_config(
+        rustyline::Config::builder()
+            .auto_add_history(false)
+            .max_history_size(1000)?
+            .build(),
+    )?;
+    editor.set_helper(Some(ChatHelper::new(roster.clone())));
+    let printer = editor
+        .create_external_printer()
+        .context("cannot set up the terminal")?;
+    let flags = Arc::new(Flags::default());
+    let output = ReplOutput {
+        printer,
+        renderer,
+        flags: flags.clone(),
+    };
+    let net =
+        Net::spawn(stream, roster, Box::new(output)).context("cannot start the network thread")?;
+    let mut repl = Repl {
+        editor,
+        net,
+        flags,
+        renderer,
+    };
+    if let Some(ending) = repl.login(config.nick.clone())? {
+        return Ok(exit_code(ending));
+    }
+    let ending = repl.chat()?;
+    Ok(exit_code(ending))
+}
+
+impl Repl {
+    fn read(&mut self, prompt: &str) -> anyhow::Result<Input> {
+        match self.editor.readline(prompt) {
+            Ok(line) => Ok(Input::Line(line)),
+            Err(ReadlineError::Interrupted) if self.flags.done.load(Ordering::SeqCst) => {
+                Ok(Input::Ended)
+            }
+            Err(ReadlineError::Interrupted | ReadlineError::Eof) => Ok(Input::Quit),
+            Err(err) => Err(err).context("cannot read the terminal"),
+        }
+    }
+
+    /// Logs in, asking for a nickname until one is accepted. Returns the
+    /// ending if the session ended instead.
+    fn login(&mut self, mut nick: Option<String>) -> anyhow::Result<Option<Ending>> {
+        loop {
+            let nick = match nick.take() {
+                Some(nick) => nick,
+                None => match self.read("nickname: ")? {
+                    Input::Line(line) if line.trim().is_empty() => continue,
+                    Input::Line(line) => line.trim().to_string(),
+                    Input::Quit => return Ok(Some(self.leave())),
+                    Input::Ended => return Ok(Some(self.net.wait())),
+                },
+            };
+            self.net.send(Command::Login(nick));
+            match self.net.status().recv() {
+                Ok(Status::LoggedIn(_)) => return Ok(None),
+                Ok(Status::LoginRefused { reason, .. }) => {
+                    let refused = Notice::Error { reason };
+                    println!("{}", self.renderer.line(&refused, Local::now()));
+                }
+                Ok(Status::Finished(ending)) => return Ok(Some(ending)),
+                Err(_) => return Ok(Some(Ending::Lost)),
+            }
+        }
+    }
+
+    /// Reads and acts on lines until the session ends.
+    fn chat(&mut self) -> anyhow::Result<Ending> {
+        loop {
+            let line = match self.read(">> ")? {
+                Input::Line(line) => line,
+                Input::Quit => return Ok(self.leave()),
+                Input::Ended => return Ok(self.net.wait()),
+            };
+            if !line.trim().is_empty() {
+                let _ = self.editor.add_history_entry(line.as_str());
+            }
+            match command::parse(&line) {
+                Action::Nothing => {}
+                Action::Public(text) => self.net.send(Command::public(text)),
+                Action::Private { to, text } => self.net.send(Command::Say { receiver: to, text }),
+                Action::Online => self.net.send(Command::Online),
+                Action::Help => println!("{}", command::help()),
+                Action::Leave => return Ok(self.leave()),
+                Action::Unavailable(spec) => println!("{} is not available yet", spec.name),
+                Action::Usage(spec) => println!("usage: {}", spec.usage()),
+                Action::Unknown(word) => {
+                    println!("unknown command {word} — type !help for the list")
+                }
+            }
+        }
+    }
+
+    /// Says bye and waits for the end.
+    fn leave(&mut self) -> Ending {
+        self.flags.waiting.store(true, Ordering::SeqCst);
+        self.net.send(Command::Leave);
+        self.net.wait()
+    }
+}

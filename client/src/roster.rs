@@ -1,0 +1,57 @@
+//! Who is online, as last told by the server: written by the network thread,
+//! read by the completer.
+
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+/// The roster shared between the network thread and the line editor.
+pub type SharedRoster = Arc<Mutex<Roster>>;
+
+/// Our own nickname and everyone online, sorted.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Roster {
+    pub me: Option<String>,
+    online: Vec<String>,
+}
+
+impl Roster {
+    pub fn online(&self) -> &[String] {
+        &self.online
+    }
+
+    pub fn set(&mut self, users: &[String]) {
+        self.online = users.to_vec();
+        self.online.sort();
+        self.online.dedup();
+    }
+
+    pub fn add(&mut self, nick: &str) {
+        if let Err(at) = self.online.binary_search_by(|n| n.as_str().cmp(nick)) {
+            self.online.insert(at, nick.to_string());
+        }
+    }
+
+    pub fn remove(&mut self, nick: &str) {
+        if let Ok(at) = self.online.binary_search_by(|n| n.as_str().cmp(nick)) {
+            self.online.remove(at);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stays_sorted_and_unique() {
+        let mut r = Roster::default();
+        r.set(&["carol".into(), "alice".into(), "carol".into()]);
+        r.add("bob");
+        r.add("alice");
+        assert_eq!(r.online(), ["alice", "bob", "carol"]);
+        r.remove("bob");
+        r.remove("nobody");
+        assert_eq!(r.online(), ["alice", "carol"]);
+    }
+}

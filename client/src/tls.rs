@@ -1,0 +1,232 @@
+//! Connecting to the server: TCP, then TLS verified either against a given
+//! root certificate, the system roots, or a fingerprint pinned on first use.
+//! The only module that names native-tls.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use native_tls::{Certificate, HandshakeError, Protocol, TlsConnector, TlsStream};
+
+use crate::known_hosts::{self, KnownHosts, Verdict};
+
+/// How to secure the connection.
+#[derive(Debug, Clone)]
+pub enum Security {
+    /// Plain TCP (`--no-tls`).
+    Plain,
+    /// Verify strictly against this PEM root certificate (`--ca`).
+    Root(PathBuf),
+    /// System roots, else trust on first use with this known_hosts file.
+    Pinned(KnownHosts),
+}
+
+/// A connected, non-blocking byte stream, encrypted or not.
+pub struct Stream(Inner);
+
+enum Inner {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+/// A connect or handshake that takes longer than this is reported as an error
+/// rather than leaving the user looking at nothing.
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Connects to `server` (`host:port`). `tell` receives what the user should
+/// know, such as a newly pinned certificate.
+pub fn connect(
+    server: &str,
+    security: &Security,
+    tell: &mut dyn FnMut(String),
+) -> anyhow::Result<Stream> {
+    let stream = match security {
+        Security::Plain => Inner::Plain(dial(server)?),
+        Security::Root(path) => {
+            let pem = std::fs::read(path)
+                .with_context(|| format!("cannot read the CA certificate {}", path.display()))?;
+            let root = Certificate::from_pem(&pem)
+                .with_context(|| format!("{} is not a PEM certificate", path.display()))?;
+            let connector = builder()
+                .add_root_certificate(root)
+                .disable_built_in_roots(true)
+                .build()?;
+            let tls = handshake(&connector, server, dial(server)?)
+                .with_context(|| format!("TLS handshake with {server} failed"))?;
+            Inner::Tls(Box::new(tls))
+        }
+        Security::Pinned(known_hosts) => Inner::Tls(Box::new(pinned(server, known_hosts, tell)?)),
+    };
+    let stream = Stream(stream);
+    let tcp = stream.tcp();
+    tcp.set_read_timeout(None)?;
+    tcp.set_write_timeout(None)?;
+    tcp.set_nonblocking(true)?;
+    Ok(stream)
+}
+
+/// Tries the system roots first, so a server with a real certificate just
+/// works; if that fails, the certificate is accepted unverified and its
+/// fingerprint checked against known_hosts instead, like ssh.
+fn pinned(
+    server: &str,
+    known_hosts: &KnownHosts,
+    tell: &mut dyn FnMut(String),
+) -> anyhow::Result<TlsStream<TcpStream>> {
+    match handshake(&builder().build()?, server, dial(server)?) {
+        Ok(tls) => return Ok(tls),
+        // Any TLS failure is worth a second try: an unverifiable certificate
+        // is the common case, and anything else fails again below, reported.
+        Err(HandshakeError::Failure(_)) => {}
+        Err(err) => bail!("TLS handshake with {server} failed: {err}"),
+    }
+    let connector = builder()
+        .danger_accept_invalid_certs(true)
+        .danger_accept_invalid_hostnames(true)
+        .build()?;
+    let tls = handshake(&connector, server, dial(server)?)
+        .with_context(|| format!("TLS handshake with {server} failed"))?;
+    let der = tls
+        .peer_certificate()?
+        .context("the server sent no certificate")?
+        .to_der()?;
+    let print = known_hosts::fingerprint(&der);
+    if known_hosts.check(server, &print)? == Verdict::Pinned {
+        tell(format!(
+            "pinned the certificate of {server} (SHA-256 {print}) on first use"
+        ));
+    }
+    Ok(tls)
+}
+
+fn builder() -> native_tls::TlsConnectorBuilder {
+    let mut builder = TlsConnector::builder();
+    builder.min_protocol_version(Some(Protocol::Tlsv12));
+    builder
+}
+
+fn handshake(
+    connector: &TlsConnector,
+    server: &str,
+    tcp: TcpStream,
+) -> Result<TlsStream<TcpStream>, HandshakeError<TcpStream>> {
+    connector.connect(host(server), tcp)
+}
+
+/// The host part of `host:port`, without IPv6 brackets.
+fn host(server: &str) -> &str {
+    let host = server.rsplit_once(':').map_or(server, |(host, _)| host);
+    host.trim_start_matches('[').trim_end_matches(']')
+}
+
+/// Opens the TCP connection, with a hint when nobody is listening.
+fn dial(server: &str) -> anyhow::Result<TcpStream> {
+    let addrs: Vec<_> = server
+        .to_socket_addrs()
+        .with_context(|| format!("cannot resolve {server}"))?
+        .collect();
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, TIMEOUT) {
+            Ok(tcp) => {
+                // Chat lines are small and should leave at once.
+                tcp.set_nodelay(true)?;
+                tcp.set_read_timeout(Some(TIMEOUT))?;
+                tcp.set_write_timeout(Some(TIMEOUT))?;
+                return Ok(tcp);
+            }
+            Err(err) => last = Some(err),
+        }
+    }
+    match last {
+        Some(err) if err.kind() == io::ErrorKind::ConnectionRefused => bail!(
+            "cannot connect to {server}: Connection refused \
+             (is the server running? try: make run-server)"
+        ),
+        Some(err) => bail!("cannot connect to {server}: {err}"),
+        None => bail!("cannot connect to {server}: no address found"),
+    }
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match &self.0 {
+            Inner::Plain(tcp) => tcp,
+            Inner::Tls(tls) => tls.get_ref(),
+        }
+    }
+
+    /// Closes the connection: a TLS goodbye if encrypted, then the socket.
+    pub fn shutdown(&mut self) {
+        if let Inner::Tls(tls) = &mut self.0 {
+            let _ = tls.shutdown();
+        }
+        let _ = self.tcp().shutdown(std::net::Shutdown::Both);
+    }
+}
+
+impl AsRawFd for Stream {
+    fn as_raw_fd(&self) -> RawFd {
+        self.tcp().as_raw_fd()
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match &mut self.0 {
+            Inner::Plain(tcp) => tcp.read(buf),
+            Inner::Tls(tls) => tls.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match &mut self.0 {
+            Inner::Plain(tcp) => tcp.write(buf),
+            Inner::Tls(tls) => tls.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match &mut self.0 {
+            Inner::Plain(tcp) => tcp.flush(),
+            Inner::Tls(tls) => tls.flush(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_part() {
+        assert_eq!(host("127.0.0.1:50445"), "127.0.0.1");
+        assert_eq!(host("chat.example.org:1"), "chat.example.org");
+        assert_eq!(host("[::1]:50445"), "::1");
+        assert_eq!(host("nohost"), "nohost");
+    }
+
+    #[test]
+    fn refused_connection_gets_a_hint() {
+        // Bind then drop, so the port is very likely closed.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = format!("127.0.0.1:{port}");
+        let err = dial(&server).unwrap_err().to_string();
+        assert_eq!(
+            err,
+            format!(
+                "cannot connect to {server}: Connection refused \
+                 (is the server running? try: make run-server)"
+            )
+        );
+    }
+}
