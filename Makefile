@@ -1,0 +1,43 @@
+# Build, run, test and demonstrate the chat. `make help` lists the targets.
+CARGO ?= cargo
+ARGS ?=
+BIN := target/debug
+
+.PHONY: help build release test run-server run-client bench clean demo \
+        demo-basic demo-multiplex demo-concurrency demo-private demo-encryption
+
+help:
+	@echo "make run-server [ARGS=...]   start a server on 0.0.0.0:50445 (TLS) with an admin console"
+	@echo "make run-client [ARGS=...]   start a client for 127.0.0.1:50445"
+	@echo "make test                    fmt check, clippy -D warnings, all tests"
+	@echo "make demo                    every demo below (each exits non-zero on failure)"
+	@echo "make demo-basic | demo-multiplex | demo-concurrency | demo-private | demo-encryption"
+	@echo "make build | release | clean"
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --workspace --release
+
+test:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace
+
+run-server:
+	$(CARGO) run --release -q -p chat-server -- $(ARGS)
+
+run-client:
+	$(CARGO) run --release -q -p chat-client -- $(ARGS)
+
+bench:
+	@echo "make bench arrives with chat-bench (issue 6: performance)"; exit 1
+
+clean:
+	$(CARGO) clean
+
+demo: demo-basic demo-multiplex demo-concurrency demo-private demo-encryption
+
+demo-basic demo-multiplex demo-concurrency demo-private demo-encryption: build
+	bash demos/$(@:demo-%=%).sh $(BIN)
