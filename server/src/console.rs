@@ -151,7 +151,7 @@ impl Console {
                     }
                     let (output, quit) = self.execute(&line);
                     if !output.is_empty() {
-                        println!("{output}");
+                        logging::print_line(&output);
                     }
                     if quit {
                         break;

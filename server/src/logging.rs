@@ -34,6 +34,18 @@ pub fn print_to_stderr() {
     *PRINTER.lock() = None;
 }
 
+/// Prints a console line: through the prompt's printer when there is one,
+/// so it is ordered with the log lines and never glued to one of them.
+pub fn print_line(text: &str) {
+    let mut printer = PRINTER.lock();
+    if let Some(printer) = printer.as_mut() {
+        if printer.print(format!("{text}\n")).is_ok() {
+            return;
+        }
+    }
+    println!("{text}");
+}
+
 /// Collects one log event and emits it whole when dropped.
 struct LogLine(Vec<u8>);
 
@@ -54,8 +66,9 @@ impl Drop for LogLine {
         }
         let mut printer = PRINTER.lock();
         if let Some(printer) = printer.as_mut() {
-            let line = String::from_utf8_lossy(&self.0);
-            if printer.print(line.trim_end().to_string()).is_ok() {
+            // The printer adds no newline when the prompt is not active.
+            let line = format!("{}\n", String::from_utf8_lossy(&self.0).trim_end());
+            if printer.print(line).is_ok() {
                 return;
             }
         }
