@@ -36,7 +36,8 @@ pub enum KnownHostsError {
     Write { path: PathBuf, source: io::Error },
     /// Worded like ssh's warning, because it means the same thing.
     #[error(
-        "@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
+        "refusing to connect: the certificate of {server} has changed\n\
+         @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
          @    WARNING: SERVER CERTIFICATE HAS CHANGED!           @\n\
          @@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@\n\
          The certificate of {server} is not the one pinned on first use.\n\

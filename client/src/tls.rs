@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use native_tls::{Certificate, HandshakeError, Protocol, TlsConnector, TlsStream};
 
 use crate::known_hosts::{self, KnownHosts, Verdict};
@@ -54,8 +54,13 @@ pub fn connect(
                 .add_root_certificate(root)
                 .disable_built_in_roots(true)
                 .build()?;
-            let tls = handshake(&connector, server, dial(server)?)
-                .with_context(|| format!("TLS handshake with {server} failed"))?;
+            let tls = handshake(&connector, server, dial(server)?).map_err(|err| {
+                anyhow!(
+                    "TLS handshake with {server} failed: {err} \
+                     (is its certificate signed by {}?)",
+                    path.display()
+                )
+            })?;
             Inner::Tls(Box::new(tls))
         }
         Security::Pinned(known_hosts) => Inner::Tls(Box::new(pinned(server, known_hosts, tell)?)),
@@ -88,7 +93,7 @@ fn pinned(
         .danger_accept_invalid_hostnames(true)
         .build()?;
     let tls = handshake(&connector, server, dial(server)?)
-        .with_context(|| format!("TLS handshake with {server} failed"))?;
+        .map_err(|err| anyhow!("TLS handshake with {server} failed: {err}"))?;
     let der = tls
         .peer_certificate()?
         .context("the server sent no certificate")?
@@ -108,6 +113,8 @@ fn builder() -> native_tls::TlsConnectorBuilder {
     builder
 }
 
+/// The handshake. Errors must be reported with their own text, not `{:#}`:
+/// native-tls repeats its source's text in its own.
 fn handshake(
     connector: &TlsConnector,
     server: &str,
