@@ -62,7 +62,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         Some(nick) => nick.clone(),
         None => select! {
             recv(lines) -> line => match line {
-                Ok(line) => line,
+                Ok(line) => line.trim().to_string(),
                 Err(_) => {
                     eprintln!("no nickname: pass --nick NICK or write it on the first line of input");
                     return Ok(ExitCode::from(EXIT_LOGIN_REFUSED));
