@@ -20,7 +20,8 @@ use clap::Parser;
 /// event is printed as one line on stdout. At end of input it waits until the
 /// server has answered everything sent, says bye and exits. Refused messages
 /// (say, to someone not online) are printed as `! reason` lines but do not
-/// change the exit status. Hints and notices go to stderr.
+/// change the exit status. In pipe mode stdout carries only what the server
+/// said; hints, help and notices go to stderr.
 #[derive(Debug, Parser)]
 #[command(
     name = "chat-client",
@@ -29,7 +30,8 @@ use clap::Parser;
 Exit status:
   0  left with !bye, .exit or end of input; or kicked; or the server shut down
   1  could not connect, certificate refused, or the connection was lost
-  2  pipe mode: the login was refused (or no nickname was given)
+  2  pipe mode: the login was refused or no nickname was given;
+     or the command line was wrong
 
 TLS: the server's certificate is verified against --ca if given, else against
 the system roots; if that fails, its SHA-256 fingerprint is pinned on first

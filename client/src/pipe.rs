@@ -58,32 +58,8 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         .context("cannot start the network thread")?;
     let lines = read_stdin();
 
-    let nick = match &config.nick {
-        Some(nick) => nick.clone(),
-        None => select! {
-            recv(lines) -> line => match line {
-                Ok(line) => line.trim().to_string(),
-                Err(_) => {
-                    eprintln!("no nickname: pass --nick NICK or write it on the first line of input");
-                    return Ok(ExitCode::from(EXIT_LOGIN_REFUSED));
-                }
-            },
-            // Before a login, the only status is the end.
-            recv(net.status()) -> status => return Ok(exit_code(match status {
-                Ok(Status::Finished(ending)) => ending,
-                _ => net.wait(),
-            })),
-        },
-    };
-    net.send(Command::Login(nick));
-    match net.status().recv() {
-        Ok(Status::LoggedIn(_)) => {}
-        Ok(Status::LoginRefused { reason, .. }) => {
-            eprintln!("login refused: {reason}");
-            return Ok(ExitCode::from(EXIT_LOGIN_REFUSED));
-        }
-        Ok(Status::Finished(ending)) => return Ok(exit_code(ending)),
-        Err(_) => return Ok(exit_code(net.wait())),
+    if let Some(code) = login(config, &net, &lines) {
+        return Ok(code);
     }
 
     loop {
@@ -101,6 +77,37 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     }
     net.send(Command::Leave);
     Ok(exit_code(net.wait()))
+}
+
+/// Logs in with --nick or the first line; the exit status if that failed.
+fn login(config: &Config, net: &Net, lines: &Receiver<String>) -> Option<ExitCode> {
+    let nick = match &config.nick {
+        Some(nick) => nick.clone(),
+        None => select! {
+            recv(lines) -> line => match line {
+                Ok(line) => line.trim().to_string(),
+                Err(_) => {
+                    eprintln!("no nickname: pass --nick NICK or write it on the first line of input");
+                    return Some(ExitCode::from(EXIT_LOGIN_REFUSED));
+                }
+            },
+            // Before a login, the only status is the end.
+            recv(net.status()) -> status => return Some(exit_code(match status {
+                Ok(Status::Finished(ending)) => ending,
+                _ => net.wait(),
+            })),
+        },
+    };
+    net.send(Command::Login(nick));
+    match net.status().recv() {
+        Ok(Status::LoggedIn(_)) => None,
+        Ok(Status::LoginRefused { reason, .. }) => {
+            eprintln!("login refused: {reason}");
+            Some(ExitCode::from(EXIT_LOGIN_REFUSED))
+        }
+        Ok(Status::Finished(ending)) => Some(exit_code(ending)),
+        Err(_) => Some(exit_code(net.wait())),
+    }
 }
 
 /// Does what a line asks, except leaving.
