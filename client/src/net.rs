@@ -16,10 +16,11 @@ use std::ops::ControlFlow;
 use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::thread;
+use std::time::{Duration, Instant};
 
 use chat_common::codec::{self, LineReader, DEFAULT_MAX_FRAME};
 use chat_common::{ErrorCode, Request, ServerFrame, EVERYONE};
-use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
@@ -131,6 +132,19 @@ impl Net {
 
     pub fn status(&self) -> &Receiver<Status> {
         &self.status
+    }
+
+    /// Like [`Net::wait`], but gives up after `limit`.
+    pub fn wait_for(&self, limit: Duration) -> Option<Ending> {
+        let deadline = Instant::now() + limit;
+        loop {
+            match self.status.recv_deadline(deadline) {
+                Ok(Status::Finished(ending)) => return Some(ending),
+                Ok(_) => {}
+                Err(RecvTimeoutError::Timeout) => return None,
+                Err(RecvTimeoutError::Disconnected) => return Some(Ending::Lost),
+            }
+        }
     }
 
     /// Waits for the thread to finish, skipping other statuses.

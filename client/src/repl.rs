@@ -22,6 +22,9 @@ use crate::roster::SharedRoster;
 use crate::session::Ending;
 use crate::{exit_code, tls, Config};
 
+/// How long to wait for the server to acknowledge our bye.
+const LEAVE_PATIENCE: Duration = Duration::from_secs(5);
+
 /// What the user interface and the network thread both need to know about
 /// the end.
 #[derive(Default)]
@@ -201,10 +204,14 @@ impl Repl {
         }
     }
 
-    /// Says bye and waits for the end.
+    /// Says bye and waits for the end, but not forever: a person who asked
+    /// to leave should not be held by a server that stopped answering.
     fn leave(&mut self) -> Ending {
         self.flags.waiting.store(true, Ordering::SeqCst);
         self.net.send(Command::Leave);
-        self.net.wait()
+        self.net.wait_for(LEAVE_PATIENCE).unwrap_or_else(|| {
+            println!("the server did not answer the goodbye; leaving anyway");
+            Ending::Left
+        })
     }
 }
