@@ -1,0 +1,744 @@
+//! Test support: a `chat-server` process on `127.0.0.1:0` with its own data
+//! directory, and a raw JSON client (plain TCP or TLS) whose failures print
+//! the transcript of every frame it sent and saw.
+//!
+//! Every read has a deadline ([`TIMEOUT`] unless said otherwise), so a server
+//! that hangs fails the test instead of hanging it.
+
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+use std::fmt::Write as _;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+/// How long any single expectation waits before it fails.
+pub const TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The reason every connection is given when the server shuts down.
+pub const SHUTDOWN_REASON: &str = "the server is shutting down";
+
+/// Options for [`Server::start`].
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    tls: bool,
+    args: Vec<String>,
+    data_dir: Option<PathBuf>,
+}
+
+impl Options {
+    /// A plaintext server (`--no-tls`).
+    pub fn plain() -> Self {
+        Options::default()
+    }
+
+    /// A TLS server with a self-signed certificate in its data directory.
+    pub fn tls() -> Self {
+        Options {
+            tls: true,
+            ..Options::default()
+        }
+    }
+
+    /// Plain or TLS, for tests run over both.
+    pub fn with_tls(tls: bool) -> Self {
+        Options {
+            tls,
+            ..Options::default()
+        }
+    }
+
+    /// Adds `--flag value`.
+    pub fn flag(mut self, flag: &str, value: impl ToString) -> Self {
+        self.args.push(flag.to_string());
+        self.args.push(value.to_string());
+        self
+    }
+
+    /// Uses `dir` as the data directory (kept after the server stops).
+    pub fn data_dir(mut self, dir: &Path) -> Self {
+        self.data_dir = Some(dir.to_path_buf());
+        self
+    }
+
+    pub fn start(self) -> Server {
+        Server::start(self)
+    }
+}
+
+/// A running `chat-server` process; killed on drop.
+pub struct Server {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    pub addr: SocketAddr,
+    /// The fingerprint printed at start (TLS only), `AA:BB:…`.
+    pub fingerprint: Option<String>,
+    pub data_dir: PathBuf,
+    /// Lines the server prints on stdout after its banner.
+    stdout: Receiver<String>,
+    /// Everything printed on stdout so far (banner included).
+    stdout_seen: Vec<String>,
+    stderr: Arc<Mutex<String>>,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    pub fn plain() -> Server {
+        Options::plain().start()
+    }
+
+    pub fn tls() -> Server {
+        Options::tls().start()
+    }
+
+    pub fn with_tls(tls: bool) -> Server {
+        Options::with_tls(tls).start()
+    }
+
+    pub fn start(options: Options) -> Server {
+        let (temp, data_dir) = match options.data_dir {
+            Some(dir) => (None, dir),
+            None => {
+                let temp = tempfile::tempdir().expect("creating a temporary data directory");
+                let dir = temp.path().to_path_buf();
+                (Some(temp), dir)
+            }
+        };
+        let mut command = Command::new(env!("CARGO_BIN_EXE_chat-server"));
+        command
+            .arg("--bind")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .args(&options.args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if !options.tls {
+            command.arg("--no-tls");
+        }
+        let mut child = command.spawn().expect("starting chat-server");
+
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        // The pipe must be drained or a chatty server would block on it.
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let pipe = child.stderr.take().expect("piped stderr");
+        let sink = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                let mut sink = sink.lock().unwrap();
+                sink.push_str(&line);
+                sink.push('\n');
+            }
+        });
+
+        let stdin = child.stdin.take();
+        let mut server = Server {
+            child,
+            stdin,
+            addr: "127.0.0.1:0".parse().unwrap(),
+            fingerprint: None,
+            data_dir,
+            stdout: lines,
+            stdout_seen: Vec::new(),
+            stderr,
+            _temp: temp,
+        };
+        let banner = server.expect_stdout("the listening banner", |l| {
+            l.starts_with("chat-server listening on ")
+        });
+        let rest = banner.trim_start_matches("chat-server listening on ");
+        let (addr, mode) = rest
+            .split_once(' ')
+            .expect("address and mode in the banner");
+        server.addr = addr.parse().expect("a socket address in the banner");
+        assert_eq!(
+            mode,
+            if options.tls { "(TLS)" } else { "(plaintext)" },
+            "banner: {banner}"
+        );
+        assert_eq!(server.addr.ip().to_string(), "127.0.0.1");
+        if options.tls {
+            let line = server.expect_stdout("the certificate fingerprint", |l| {
+                l.starts_with("certificate fingerprint: SHA-256 ")
+            });
+            let fp = line.trim_start_matches("certificate fingerprint: SHA-256 ");
+            assert!(is_fingerprint(fp), "malformed fingerprint line: {line}");
+            server.fingerprint = Some(fp.to_string());
+        }
+        server
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.fingerprint.is_some()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Writes one line to the admin console.
+    pub fn admin(&mut self, command: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is still open");
+        writeln!(stdin, "{command}").expect("writing to the server's stdin");
+        stdin.flush().unwrap();
+    }
+
+    /// Runs an admin command and returns its output: the stdout lines up to
+    /// and including the first that satisfies `last`.
+    pub fn admin_output(&mut self, command: &str, last: impl Fn(&str) -> bool) -> String {
+        let start = self.stdout_seen.len();
+        self.admin(command);
+        self.expect_stdout(&format!("the output of {command:?}"), last);
+        self.stdout_seen[start..].join("\n")
+    }
+
+    /// Closes the server's stdin (EOF for the console).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Reads stdout lines until one satisfies `pred`, which is returned.
+    pub fn expect_stdout(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.stdout.recv_timeout(left) {
+                Ok(line) => {
+                    self.stdout_seen.push(line.clone());
+                    if pred(&line) {
+                        return line;
+                    }
+                }
+                Err(err) => panic!(
+                    "server stdout: no line with {what} ({}); stdout so far:\n{}\nstderr:\n{}",
+                    match err {
+                        RecvTimeoutError::Timeout => "timed out",
+                        RecvTimeoutError::Disconnected => "stdout closed",
+                    },
+                    self.stdout_seen.join("\n"),
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    /// Everything printed on stdout so far, after collecting what is pending.
+    pub fn stdout(&mut self) -> String {
+        while let Ok(line) = self.stdout.try_recv() {
+            self.stdout_seen.push(line);
+        }
+        self.stdout_seen.join("\n")
+    }
+
+    /// What the server logged so far.
+    pub fn stderr(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Sends a signal to the server process.
+    pub fn signal(&self, signal: libc::c_int) {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) with the pid of our own child, which we have not
+        // yet reaped, so it cannot name another process.
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {signal}): {}",
+            io::Error::last_os_error()
+        );
+    }
+
+    /// Waits for the process to exit, then collects the rest of its stdout.
+    pub fn wait_exit(&mut self, within: Duration) -> ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                // The reader thread ends at EOF; take everything it read.
+                while let Ok(line) = self.stdout.recv_timeout(Duration::from_secs(1)) {
+                    self.stdout_seen.push(line);
+                }
+                return status;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "the server did not exit within {within:?}; stdout:\n{}\nstderr:\n{}",
+                    self.stdout(),
+                    self.stderr()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Connects a raw client (TLS when the server serves TLS).
+    pub fn connect(&self, name: &str) -> Client {
+        Client::connect(self, name)
+    }
+
+    /// Connects a client and logs it in as `nick`.
+    pub fn login(&self, nick: &str) -> Client {
+        let mut client = self.connect(nick);
+        client.login(nick);
+        client
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let stderr = self.stderr();
+            let tail: String = {
+                let lines: Vec<&str> = stderr.lines().collect();
+                lines[lines.len().saturating_sub(40)..].join("\n")
+            };
+            eprintln!(
+                "--- server stdout ---\n{}\n--- server stderr (last 40 lines) ---\n{tail}",
+                self.stdout_seen.join("\n")
+            );
+        }
+    }
+}
+
+/// Whether `fp` looks like `AA:BB:…`: 32 uppercase hex pairs.
+pub fn is_fingerprint(fp: &str) -> bool {
+    let pairs: Vec<&str> = fp.split(':').collect();
+    pairs.len() == 32
+        && pairs.iter().all(|p| {
+            p.len() == 2
+                && p.chars()
+                    .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c))
+        })
+}
+
+/// The fingerprint of a DER certificate in the server's format.
+pub fn fingerprint(der: &[u8]) -> String {
+    let digest = Sha256::digest(der);
+    digest
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// A connected socket, plain or TLS.
+pub enum Stream {
+    Plain(TcpStream),
+    Tls(Box<native_tls::TlsStream<TcpStream>>),
+}
+
+impl Stream {
+    pub fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Plain(s) => s,
+            Stream::Tls(s) => s.get_ref(),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Plain(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// What one attempt to read a line produced.
+#[derive(Debug)]
+pub enum Next {
+    Frame(Value),
+    /// The server closed the connection cleanly.
+    Eof,
+    /// The connection broke (reset, TLS error …).
+    Broken(io::Error),
+    Timeout,
+}
+
+/// A raw protocol client: writes JSON lines, reads JSON lines, and keeps a
+/// transcript for failure messages.
+pub struct Client {
+    pub name: String,
+    stream: Stream,
+    buf: Vec<u8>,
+    next_id: u64,
+    transcript: Vec<String>,
+    /// The server's certificate fingerprint as this client saw it (TLS).
+    pub peer_fingerprint: Option<String>,
+}
+
+impl Client {
+    /// Connects to `server`; over TLS, also checks that the certificate the
+    /// client sees is the one whose fingerprint the server printed.
+    pub fn connect(server: &Server, name: &str) -> Client {
+        let tcp = TcpStream::connect(server.addr).expect("connecting to the server");
+        tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
+        tcp.set_write_timeout(Some(TIMEOUT)).unwrap();
+        let (stream, peer_fingerprint) = match &server.fingerprint {
+            None => (Stream::Plain(tcp), None),
+            Some(printed) => {
+                let tls = tls_handshake(tcp);
+                let cert = tls
+                    .peer_certificate()
+                    .expect("reading the peer certificate")
+                    .expect("the server presents a certificate");
+                let seen = fingerprint(&cert.to_der().unwrap());
+                assert_eq!(&seen, printed, "{name}: certificate fingerprint");
+                (Stream::Tls(Box::new(tls)), Some(seen))
+            }
+        };
+        Client {
+            name: name.to_string(),
+            stream,
+            buf: Vec::new(),
+            next_id: 1,
+            transcript: Vec::new(),
+            peer_fingerprint,
+        }
+    }
+
+    pub fn tcp(&self) -> &TcpStream {
+        self.stream.tcp()
+    }
+
+    /// A fresh request id.
+    pub fn id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Writes raw bytes (a newline is not added).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        let shown = String::from_utf8_lossy(bytes);
+        let shown: String = if shown.len() > 200 {
+            format!("{}… ({} bytes)", prefix(&shown, 200), bytes.len())
+        } else {
+            shown.trim_end().to_string()
+        };
+        self.transcript.push(format!("→ {shown}"));
+        if let Err(err) = self
+            .stream
+            .write_all(bytes)
+            .and_then(|_| self.stream.flush())
+        {
+            self.fail(&format!("writing failed: {err}"));
+        }
+    }
+
+    /// Writes one JSON frame as a line.
+    pub fn send(&mut self, frame: Value) {
+        let mut line = serde_json::to_vec(&frame).unwrap();
+        line.push(b'\n');
+        self.send_raw(&line);
+    }
+
+    /// Reads the next frame, waiting at most until `deadline`.
+    pub fn next_until(&mut self, deadline: Instant) -> Next {
+        loop {
+            if let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=end).collect();
+                let text = String::from_utf8_lossy(&line[..end]).into_owned();
+                let frame: Value = match serde_json::from_slice(&line[..end]) {
+                    Ok(frame) => frame,
+                    Err(err) => {
+                        self.fail(&format!("the server sent a non-JSON line ({err}): {text}"))
+                    }
+                };
+                self.transcript.push(format!("← {}", abbreviate(&text)));
+                return Next::Frame(frame);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Next::Timeout;
+            }
+            self.stream.tcp().set_read_timeout(Some(left)).unwrap();
+            let mut chunk = [0u8; 16 * 1024];
+            match self.stream.read(&mut chunk) {
+                Ok(0) => {
+                    if !self.buf.is_empty() {
+                        let rest = String::from_utf8_lossy(&self.buf).into_owned();
+                        self.fail(&format!("EOF after an unterminated line: {rest}"));
+                    }
+                    self.transcript.push("← EOF".into());
+                    return Next::Eof;
+                }
+                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                    ) =>
+                {
+                    return Next::Timeout
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    self.transcript.push(format!("← broken: {e}"));
+                    return Next::Broken(e);
+                }
+            }
+        }
+    }
+
+    /// Reads the next frame; fails on EOF or timeout.
+    pub fn recv(&mut self) -> Value {
+        match self.next_until(Instant::now() + TIMEOUT) {
+            Next::Frame(frame) => frame,
+            other => self.fail(&format!("expected a frame, got {other:?}")),
+        }
+    }
+
+    /// Reads frames until one satisfies `pred` and returns it; fails on EOF
+    /// or after [`TIMEOUT`].
+    pub fn expect(&mut self, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.expect_within(what, TIMEOUT, pred)
+    }
+
+    pub fn expect_within(
+        &mut self,
+        what: &str,
+        within: Duration,
+        pred: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = Instant::now() + within;
+        loop {
+            match self.next_until(deadline) {
+                Next::Frame(frame) if pred(&frame) => return frame,
+                Next::Frame(_) => {}
+                other => self.fail(&format!("waiting for {what}: {other:?}")),
+            }
+        }
+    }
+
+    /// Reads frames until one of `type` arrives.
+    pub fn expect_type(&mut self, kind: &str) -> Value {
+        self.expect(&format!("a {kind:?} frame"), |f| f["type"] == kind)
+    }
+
+    /// Reads frames until the answer to request `id` arrives.
+    pub fn expect_reply(&mut self, id: u64) -> Value {
+        self.expect(&format!("the answer to request {id}"), |f| f["id"] == id)
+    }
+
+    /// Reads frames until an `error` answers request `id` (or, with `None`,
+    /// an error without id); checks its code and returns it.
+    pub fn expect_error(&mut self, id: Option<u64>, code: &str) -> Value {
+        let frame = self.expect(&format!("an error {code:?} for id {id:?}"), |f| {
+            f["type"] == "error" && f.get("id").and_then(Value::as_u64) == id
+        });
+        if frame["code"] != code {
+            self.fail(&format!("expected error code {code:?}, got {frame}"));
+        }
+        if frame["reason"].as_str().unwrap_or("").is_empty() {
+            self.fail(&format!("an error without a reason: {frame}"));
+        }
+        frame
+    }
+
+    /// The next thing on the connection is a clean end: no more frames.
+    pub fn expect_eof(&mut self) {
+        match self.next_until(Instant::now() + TIMEOUT) {
+            Next::Eof => {}
+            other => self.fail(&format!("expected the server to close, got {other:?}")),
+        }
+    }
+
+    /// Reads and discards whatever comes until the connection ends (EOF or
+    /// an error); fails if it is still open after `within`.
+    pub fn expect_closed_within(&mut self, within: Duration) -> Next {
+        let deadline = Instant::now() + within;
+        loop {
+            match self.next_until(deadline) {
+                Next::Frame(_) => {
+                    // Keep the transcript short when draining a backlog.
+                    if self.transcript.len() > 200 {
+                        self.transcript.drain(..100);
+                    }
+                }
+                Next::Timeout => self.fail(&format!("still open after {within:?}")),
+                end => return end,
+            }
+        }
+    }
+
+    /// Sends `login` and returns the answer (`welcome` or `error`).
+    pub fn try_login(&mut self, nick: &str) -> Value {
+        let id = self.id();
+        self.send(json!({"type": "login", "id": id, "nick": nick}));
+        self.expect_reply(id)
+    }
+
+    /// Logs in as `nick`; fails unless welcomed. Returns the `welcome`.
+    pub fn login(&mut self, nick: &str) -> Value {
+        let reply = self.try_login(nick);
+        if reply["type"] != "welcome" || reply["nick"] != nick {
+            self.fail(&format!("login as {nick:?} refused: {reply}"));
+        }
+        reply
+    }
+
+    /// Sends a message (`to` = None: everyone) and returns its id, without
+    /// waiting for the answer.
+    pub fn send_message(&mut self, to: Option<&str>, text: &str) -> u64 {
+        let id = self.id();
+        let mut frame = json!({"type": "message", "id": id, "text": text});
+        if let Some(to) = to {
+            frame["receiver"] = json!(to);
+        }
+        self.send(frame);
+        id
+    }
+
+    /// Says `text` to everyone and waits for the ack.
+    pub fn say(&mut self, text: &str) {
+        let id = self.send_message(None, text);
+        self.expect_ack(id);
+    }
+
+    /// Waits for the answer to `id` and checks it is an `ack`.
+    pub fn expect_ack(&mut self, id: u64) {
+        let reply = self.expect_reply(id);
+        if reply != json!({"type": "ack", "id": id}) {
+            self.fail(&format!("expected an ack for {id}, got {reply}"));
+        }
+    }
+
+    /// Pings and waits for the pong: proves the connection still works.
+    pub fn ping(&mut self) {
+        self.sync();
+    }
+
+    /// Pings and returns every frame that arrived before the pong. The
+    /// dispatcher handles requests in order, so anything it sent this client
+    /// before handling the ping is in the list: a way to check that nothing
+    /// (more) arrived, without sleeping.
+    pub fn sync(&mut self) -> Vec<Value> {
+        let id = self.id();
+        self.send(json!({"type": "ping", "id": id}));
+        let mut seen = Vec::new();
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            match self.next_until(deadline) {
+                Next::Frame(frame) if frame == json!({"type": "pong", "id": id}) => return seen,
+                Next::Frame(frame) => seen.push(frame),
+                other => self.fail(&format!("waiting for pong {id}: {other:?}")),
+            }
+        }
+    }
+
+    /// Fails unless nothing but the pong arrives in answer to a ping.
+    pub fn expect_nothing_more(&mut self) {
+        let extra = self.sync();
+        if !extra.is_empty() {
+            self.fail(&format!("unexpected frames: {extra:?}"));
+        }
+    }
+
+    /// Panics with the transcript.
+    pub fn fail(&self, why: &str) -> ! {
+        let mut text = String::new();
+        for line in &self.transcript {
+            let _ = writeln!(text, "    {line}");
+        }
+        panic!("client {:?}: {why}\ntranscript:\n{text}", self.name)
+    }
+}
+
+fn abbreviate(text: &str) -> String {
+    if text.len() > 300 {
+        format!("{}… ({} bytes)", prefix(text, 300), text.len())
+    } else {
+        text.to_string()
+    }
+}
+
+/// A TLS client handshake that accepts the self-signed certificate (the
+/// caller checks its fingerprint instead).
+pub fn tls_handshake(tcp: TcpStream) -> native_tls::TlsStream<TcpStream> {
+    let connector = native_tls::TlsConnector::builder()
+        .danger_accept_invalid_certs(true)
+        .danger_accept_invalid_hostnames(true)
+        .build()
+        .expect("building a TLS connector");
+    connector
+        .connect("localhost", tcp)
+        .expect("TLS handshake with the server")
+}
+
+/// The longest prefix of `text` with at most `max` bytes.
+fn prefix(text: &str, max: usize) -> &str {
+    let mut end = max.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Declares a test run twice, in parallel: `NAME::plain` and `NAME::tls`.
+/// The body sees `tls: bool` under the name given.
+///
+/// ```ignore
+/// both! {
+///     /// Story.
+///     fn name(tls) { let server = Server::with_tls(tls); … }
+/// }
+/// ```
+macro_rules! both {
+    ($($(#[$meta:meta])* fn $name:ident($tls:ident) $body:block)*) => {$(
+        $(#[$meta])*
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            fn run($tls: bool) $body
+
+            #[test]
+            fn plain() {
+                run(false)
+            }
+
+            #[test]
+            fn tls() {
+                run(true)
+            }
+        }
+    )*};
+}
