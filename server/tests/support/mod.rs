@@ -463,6 +463,24 @@ impl Client {
         }
     }
 
+    /// Writes raw bytes, returning a write error instead of failing (for a
+    /// peer that may close before everything is written).
+    pub fn try_send_raw(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.transcript.push(format!(
+            "→ {}… ({} bytes)",
+            abbreviate(&String::from_utf8_lossy(&bytes[..bytes.len().min(40)])),
+            bytes.len()
+        ));
+        let result = self
+            .stream
+            .write_all(bytes)
+            .and_then(|_| self.stream.flush());
+        if let Err(err) = &result {
+            self.transcript.push(format!("  (write failed: {err})"));
+        }
+        result
+    }
+
     /// Writes one JSON frame as a line.
     pub fn send(&mut self, frame: Value) {
         let mut line = serde_json::to_vec(&frame).unwrap();
