@@ -85,8 +85,8 @@ pub struct Running {
 impl Running {
     /// Stops taking new connections.
     pub fn stop_accepting(&mut self) {
-        let _ = self.stop_accepting.wake();
         if let Some(acceptor) = self.acceptor.take() {
+            let _ = self.stop_accepting.wake();
             let _ = acceptor.join();
         }
     }
@@ -121,13 +121,16 @@ where
     for index in 0..workers.max(1) {
         let (poll, waker) = worker::poller().context("creating a worker's poller")?;
         let (tx, rx) = crossbeam_channel::unbounded();
-        handles.push(WorkerHandle { tx, waker });
+        handles.push(WorkerHandle {
+            tx,
+            waker: waker.clone(),
+        });
         let (make_handler, tls, limits) = (make_handler.clone(), tls.clone(), limits.clone());
         threads.push(
             std::thread::Builder::new()
                 .name(format!("worker-{index}"))
                 .spawn(move || {
-                    worker::Worker::new(index, poll, rx, make_handler, tls, limits).run()
+                    worker::Worker::new(index, (poll, waker), rx, make_handler, tls, limits).run()
                 })?,
         );
     }

@@ -26,6 +26,10 @@ const TICK: Duration = Duration::from_millis(250);
 pub struct Worker<H: RequestHandler, F> {
     index: usize,
     poll: Poll,
+    /// Kept so the waker's eventfd lives as long as the poller: if the last
+    /// handle to it closed first, a wake-up already sent but not yet read
+    /// would vanish with it (the kernel drops a closed fd's pending events).
+    _waker: Arc<Waker>,
     inbox: Receiver<ToWorker>,
     conns: HashMap<ConnId, Conn<H>>,
     make_handler: Arc<F>,
@@ -46,7 +50,7 @@ where
 {
     pub fn new(
         index: usize,
-        poll: Poll,
+        (poll, waker): (Poll, Arc<Waker>),
         inbox: Receiver<ToWorker>,
         make_handler: Arc<F>,
         tls: Option<TlsAcceptor>,
@@ -55,6 +59,7 @@ where
         Worker {
             index,
             poll,
+            _waker: waker,
             inbox,
             conns: HashMap::new(),
             make_handler,
