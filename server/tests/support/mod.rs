@@ -739,6 +739,7 @@ fn prefix(text: &str, max: usize) -> &str {
 ///     fn name(tls) { let server = Server::with_tls(tls); … }
 /// }
 /// ```
+#[allow(unused_macros)]
 macro_rules! both {
     ($($(#[$meta:meta])* fn $name:ident($tls:ident) $body:block)*) => {$(
         $(#[$meta])*
