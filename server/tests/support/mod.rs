@@ -512,8 +512,12 @@ impl Client {
             match self.stream.read(&mut chunk) {
                 Ok(0) => {
                     if !self.buf.is_empty() {
-                        let rest = String::from_utf8_lossy(&self.buf).into_owned();
-                        self.fail(&format!("EOF after an unterminated line: {rest}"));
+                        // The server cut a frame short (a dropped slow consumer).
+                        let why =
+                            format!("EOF after {} bytes of an unterminated line", self.buf.len());
+                        self.transcript.push(format!("← {why}"));
+                        self.buf.clear();
+                        return Next::Broken(io::Error::new(io::ErrorKind::UnexpectedEof, why));
                     }
                     self.transcript.push("← EOF".into());
                     return Next::Eof;
