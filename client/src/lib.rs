@@ -13,6 +13,7 @@ pub mod complete;
 pub mod known_hosts;
 pub mod net;
 pub mod pipe;
+pub mod platform;
 pub mod render;
 pub mod repl;
 pub mod roster;

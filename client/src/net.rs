@@ -13,7 +13,6 @@
 
 use std::io::{self, Read, Write};
 use std::ops::ControlFlow;
-use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -21,7 +20,6 @@ use std::time::{Duration, Instant};
 use chat_common::codec::{self, LineReader, DEFAULT_MAX_FRAME};
 use chat_common::{ErrorCode, Request, ServerFrame, EVERYONE};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
-use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::render::Notice;
@@ -88,13 +86,17 @@ const SERVER: Token = Token(1);
 
 impl Net {
     /// Starts the thread; `stream` must be non-blocking.
-    pub fn spawn(stream: Stream, roster: SharedRoster, output: Box<dyn Output>) -> io::Result<Net> {
+    pub fn spawn(
+        mut stream: Stream,
+        roster: SharedRoster,
+        output: Box<dyn Output>,
+    ) -> io::Result<Net> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
         // Readable and writable, edge-triggered: an event comes only when
         // the socket changes state, so both can stay registered for good.
         poll.registry().register(
-            &mut SourceFd(&stream.as_raw_fd()),
+            stream.source(),
             SERVER,
             Interest::READABLE | Interest::WRITABLE,
         )?;
@@ -285,7 +287,11 @@ impl Worker {
         }
     }
 
-    fn lost(&mut self, reason: String) -> Ending {
+    fn lost(&mut self, mut reason: String) -> Ending {
+        // A TLS server drops a plaintext client's first line: say so.
+        if !self.session.is_logged_in() && !self.stream.is_tls() {
+            reason += " (if the server uses TLS, the default, leave out --no-tls)";
+        }
         self.output.connection(&Notice::Lost { reason });
         Ending::Lost
     }

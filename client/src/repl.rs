@@ -17,6 +17,7 @@ use rustyline::{Editor, ExternalPrinter};
 use crate::command::{self, Action};
 use crate::complete::ChatHelper;
 use crate::net::{Command, Net, Output, Status};
+use crate::platform;
 use crate::render::{Notice, Renderer};
 use crate::roster::SharedRoster;
 use crate::session::Ending;
@@ -76,12 +77,9 @@ impl<P: ExternalPrinter + Send> Output for ReplOutput<P> {
         // readline checks for signals before drawing queued lines; give it a
         // moment to draw the last ones (such as the shutdown notice).
         thread::sleep(Duration::from_millis(100));
-        // SAFETY: kill and getpid have no memory-safety preconditions. The
-        // signal is delivered before `Status::Finished` is sent, so while
-        // rustyline's handler is still installed.
-        unsafe {
-            libc::kill(libc::getpid(), libc::SIGINT);
-        }
+        // Delivered before `Status::Finished` is sent, so while rustyline's
+        // handler is still installed.
+        platform::interrupt_prompt();
     }
 }
 

@@ -1,14 +1,19 @@
 //! Connecting to the server: TCP, then TLS verified either against a given
 //! root certificate, the system roots, or a fingerprint pinned on first use.
 //! The only module that names native-tls.
+//!
+//! The socket is a mio `TcpStream` from the start, so the network thread can
+//! register it on every OS; while connecting, [`Socket`] waits for readiness
+//! itself, so the handshake code reads as if the socket were blocking.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
-use std::os::fd::{AsRawFd, RawFd};
+use std::net::ToSocketAddrs;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Token};
 use native_tls::{Certificate, HandshakeError, Protocol, TlsConnector, TlsStream};
 
 use crate::known_hosts::{self, KnownHosts, Verdict};
@@ -28,8 +33,76 @@ pub enum Security {
 pub struct Stream(Inner);
 
 enum Inner {
-    Plain(TcpStream),
-    Tls(Box<TlsStream<TcpStream>>),
+    Plain(Socket),
+    Tls(Box<TlsStream<Socket>>),
+}
+
+/// A non-blocking TCP socket that, until [`Socket::release`], waits for
+/// readiness (up to a deadline) instead of reporting `WouldBlock`.
+#[derive(Debug)]
+pub struct Socket {
+    tcp: TcpStream,
+    waiting: Option<(Poll, Instant)>,
+}
+
+impl Socket {
+    fn connecting(tcp: TcpStream) -> io::Result<Socket> {
+        let mut tcp = tcp;
+        let poll = Poll::new()?;
+        poll.registry()
+            .register(&mut tcp, Token(0), Interest::READABLE | Interest::WRITABLE)?;
+        Ok(Socket {
+            tcp,
+            waiting: Some((poll, Instant::now() + TIMEOUT)),
+        })
+    }
+
+    /// From now on `WouldBlock` is the caller's business (the network thread).
+    fn release(&mut self) -> io::Result<()> {
+        if let Some((poll, _)) = self.waiting.take() {
+            poll.registry().deregister(&mut self.tcp)?;
+        }
+        Ok(())
+    }
+
+    /// Runs `op` until it does not block, or the connect deadline passes.
+    fn retry<T>(&mut self, mut op: impl FnMut(&mut TcpStream) -> io::Result<T>) -> io::Result<T> {
+        loop {
+            match op(&mut self.tcp) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    let Some((poll, deadline)) = self.waiting.as_mut() else {
+                        return Err(e);
+                    };
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Err(io::Error::new(
+                            io::ErrorKind::TimedOut,
+                            "the server did not answer in time",
+                        ));
+                    }
+                    // Any readiness change is worth another try.
+                    poll.poll(&mut Events::with_capacity(2), Some(left))?;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                other => return other,
+            }
+        }
+    }
+}
+
+impl Read for Socket {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.retry(|tcp| tcp.read(buf))
+    }
+}
+
+impl Write for Socket {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.retry(|tcp| tcp.write(buf))
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.retry(|tcp| tcp.flush())
+    }
 }
 
 /// A connect or handshake that takes longer than this is reported as an error
@@ -65,11 +138,8 @@ pub fn connect(
         }
         Security::Pinned(known_hosts) => Inner::Tls(Box::new(pinned(server, known_hosts, tell)?)),
     };
-    let stream = Stream(stream);
-    let tcp = stream.tcp();
-    tcp.set_read_timeout(None)?;
-    tcp.set_write_timeout(None)?;
-    tcp.set_nonblocking(true)?;
+    let mut stream = Stream(stream);
+    stream.socket().release()?;
     Ok(stream)
 }
 
@@ -80,20 +150,29 @@ fn pinned(
     server: &str,
     known_hosts: &KnownHosts,
     tell: &mut dyn FnMut(String),
-) -> anyhow::Result<TlsStream<TcpStream>> {
-    match handshake(&builder().build()?, server, dial(server)?) {
-        Ok(tls) => return Ok(tls),
-        // Any TLS failure is worth a second try: an unverifiable certificate
-        // is the common case, and anything else fails again below, reported.
-        Err(HandshakeError::Failure(_)) => {}
-        Err(err) => bail!("TLS handshake with {server} failed: {err}"),
+) -> anyhow::Result<TlsStream<Socket>> {
+    // A server pinned before has a certificate the system roots did not
+    // verify then: go straight to the fingerprint, saving a handshake.
+    if known_hosts.lookup(server)?.is_none() {
+        match handshake(&builder().build()?, server, dial(server)?) {
+            Ok(tls) => return Ok(tls),
+            // Any TLS failure is worth a second try: an unverifiable
+            // certificate is the common case, and anything else fails again
+            // below, reported.
+            Err(HandshakeError::Failure(_)) => {}
+            Err(err) => bail!("TLS handshake with {server} failed: {err}"),
+        }
     }
     let connector = builder()
         .danger_accept_invalid_certs(true)
         .danger_accept_invalid_hostnames(true)
         .build()?;
-    let tls = handshake(&connector, server, dial(server)?)
-        .map_err(|err| anyhow!("TLS handshake with {server} failed: {err}"))?;
+    let tls = handshake(&connector, server, dial(server)?).map_err(|err| {
+        anyhow!(
+            "TLS handshake with {server} failed: {err} \
+             (if the server runs with --no-tls, use --no-tls too)"
+        )
+    })?;
     let der = tls
         .peer_certificate()?
         .context("the server sent no certificate")?
@@ -118,9 +197,9 @@ fn builder() -> native_tls::TlsConnectorBuilder {
 fn handshake(
     connector: &TlsConnector,
     server: &str,
-    tcp: TcpStream,
-) -> Result<TlsStream<TcpStream>, HandshakeError<TcpStream>> {
-    connector.connect(host(server), tcp)
+    socket: Socket,
+) -> Result<TlsStream<Socket>, HandshakeError<Socket>> {
+    connector.connect(host(server), socket)
 }
 
 /// The host part of `host:port`, without IPv6 brackets.
@@ -130,20 +209,19 @@ fn host(server: &str) -> &str {
 }
 
 /// Opens the TCP connection, with a hint when nobody is listening.
-fn dial(server: &str) -> anyhow::Result<TcpStream> {
+fn dial(server: &str) -> anyhow::Result<Socket> {
     let addrs: Vec<_> = server
         .to_socket_addrs()
         .with_context(|| format!("cannot resolve {server}"))?
         .collect();
     let mut last = None;
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, TIMEOUT) {
+        match std::net::TcpStream::connect_timeout(&addr, TIMEOUT) {
             Ok(tcp) => {
                 // Chat lines are small and should leave at once.
                 tcp.set_nodelay(true)?;
-                tcp.set_read_timeout(Some(TIMEOUT))?;
-                tcp.set_write_timeout(Some(TIMEOUT))?;
-                return Ok(tcp);
+                tcp.set_nonblocking(true)?;
+                return Ok(Socket::connecting(TcpStream::from_std(tcp))?);
             }
             Err(err) => last = Some(err),
         }
@@ -159,11 +237,20 @@ fn dial(server: &str) -> anyhow::Result<TcpStream> {
 }
 
 impl Stream {
-    fn tcp(&self) -> &TcpStream {
-        match &self.0 {
-            Inner::Plain(tcp) => tcp,
-            Inner::Tls(tls) => tls.get_ref(),
+    fn socket(&mut self) -> &mut Socket {
+        match &mut self.0 {
+            Inner::Plain(socket) => socket,
+            Inner::Tls(tls) => tls.get_mut(),
         }
+    }
+
+    pub fn is_tls(&self) -> bool {
+        matches!(self.0, Inner::Tls(_))
+    }
+
+    /// The TCP socket underneath, for the network thread's poller.
+    pub fn source(&mut self) -> &mut TcpStream {
+        &mut self.socket().tcp
     }
 
     /// Closes the connection: a TLS goodbye if encrypted, then the socket.
@@ -171,13 +258,7 @@ impl Stream {
         if let Inner::Tls(tls) = &mut self.0 {
             let _ = tls.shutdown();
         }
-        let _ = self.tcp().shutdown(std::net::Shutdown::Both);
-    }
-}
-
-impl AsRawFd for Stream {
-    fn as_raw_fd(&self) -> RawFd {
-        self.tcp().as_raw_fd()
+        let _ = self.source().shutdown(std::net::Shutdown::Both);
     }
 }
 

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# demo-concurrency: 200 clients are connected at once (TLS), each posts a
+# line; an observer receives all 200, and every client exits cleanly.
+DEMO=demo-concurrency
+. "$(dirname "$0")/lib.sh" "$@"
+N=200
+
+say "a TLS server with two I/O worker threads"
+start_server --workers 2
+client --nick pin </dev/null >/dev/null 2>&1 # pin the certificate once
+
+say "an observer joins, then $N clients connect, post, and stay until all are in"
+sleep 120 | client --nick observer >"$WORK/observer" 2>&1 &
+OBS=$!
+sleep 0.5
+start=$(date +%s%N)
+pids=()
+for i in $(seq 1 $N); do
+    (
+        printf 'hello from user%s\n' "$i"
+        while [ ! -e "$WORK/go" ]; do sleep 0.2; done
+    ) | client --nick "user$i" >"$WORK/user$i" 2>&1 &
+    pids+=($!)
+done
+for _ in $(seq 600); do
+    [ "$(grep -c '> hello from user' "$WORK/observer")" -ge "$N" ] && break
+    sleep 0.1
+done
+echo "  all connected and posted after $((($(date +%s%N) - start) / 1000000)) ms"
+admin /stats
+sleep 0.5
+touch "$WORK/go"
+failed=0
+for pid in "${pids[@]}"; do wait "$pid" || failed=$((failed + 1)); done
+sleep 0.5
+kill $OBS 2>/dev/null || true
+wait $OBS 2>/dev/null || true
+grep -A3 '^connections' "$WORK/server.out" | sed 's/^/  admin    │ /' || true
+head -3 "$WORK/observer" | sed 's/^/  observer │ /'
+echo "  …"
+tail -3 "$WORK/observer" | sed 's/^/  observer │ /'
+
+say "checks"
+check "all $N clients exited with status 0" test "$failed" -eq 0
+check "the observer received all $N messages" \
+    test "$(grep -c '> hello from user' "$WORK/observer")" -eq "$N"
+check "the observer saw $N joins and $N leaves" \
+    test "$(grep -c 'user[0-9]* joined' "$WORK/observer")-$(grep -c 'user[0-9]* left (quit)' "$WORK/observer")" = "$N-$N"
+check "every client saw its own message" \
+    bash -c 'for i in $(seq 1 '"$N"'); do grep -q "(you)> hello from user$i" "'"$WORK"'/user$i" || exit 1; done'
+check "the console counted $((N + 1)) users logged in at once" \
+    grep -q "^connections: [0-9]* ($((N + 1)) logged in)" "$WORK/server.out"
+finish
