@@ -51,6 +51,11 @@ impl Outbox {
         self.queued == 0
     }
 
+    /// A frame did not fit: the connection is to be dropped.
+    pub fn overflowed(&self) -> bool {
+        self.overflowed
+    }
+
     /// Writes as much as the socket takes. `Ok` with data left means the
     /// socket is full; a writable event will bring us back.
     fn flush_to(&mut self, stream: &mut Stream) -> io::Result<()> {

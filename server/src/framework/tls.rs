@@ -19,8 +19,8 @@ impl TlsAcceptor {
     /// Loads a PEM certificate (chain) and PEM private key. Returns the
     /// acceptor and the SHA-256 fingerprint of the leaf certificate.
     pub fn from_pem_files(cert: &Path, key: &Path) -> anyhow::Result<(Self, String)> {
-        let cert_pem =
-            std::fs::read(cert).with_context(|| format!("reading certificate {}", cert.display()))?;
+        let cert_pem = std::fs::read(cert)
+            .with_context(|| format!("reading certificate {}", cert.display()))?;
         let key_pem =
             std::fs::read(key).with_context(|| format!("reading private key {}", key.display()))?;
         let leaf = native_tls::Certificate::from_pem(&cert_pem)

@@ -125,10 +125,14 @@ where
                         match op {
                             Op::Send(id, frame) => {
                                 if let Some(conn) = self.conns.get_mut(&id) {
-                                    if conn.outbox.is_empty() {
+                                    // An empty queue needs a flush to start writing; a
+                                    // full one needs it to notice the overflow, since a
+                                    // peer that stopped reading sends no writable event.
+                                    let was_empty = conn.outbox.is_empty();
+                                    conn.send(frame);
+                                    if was_empty || conn.outbox.overflowed() {
                                         self.dirty.push(id);
                                     }
-                                    conn.send(frame);
                                 }
                             }
                             Op::Close(id) => {
