@@ -60,12 +60,11 @@ fn a_panicking_handler_costs_only_its_connection() {
         close_grace: Duration::from_secs(1),
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let (mut router, running) = framework::start(listener, None, 1, limits, move |_: ConnInfo| {
-        Touchy {
+    let (mut router, running) =
+        framework::start(listener, None, 1, limits, move |_: ConnInfo| Touchy {
             finished: counter.clone(),
-        }
-    })
-    .unwrap();
+        })
+        .unwrap();
     let addr = running.local_addr;
 
     let (mut calm, mut calm_reader) = connect(addr);
@@ -76,11 +75,19 @@ fn a_panicking_handler_costs_only_its_connection() {
     doomed
         .write_all(b"{\"type\":\"login\",\"id\":1,\"nick\":\"boom\"}\n")
         .unwrap();
-    assert_eq!(line(&mut doomed_reader), "", "the panicking connection is closed");
+    assert_eq!(
+        line(&mut doomed_reader),
+        "",
+        "the panicking connection is closed"
+    );
 
     calm.write_all(b"{\"type\":\"ping\",\"id\":2}\n").unwrap();
     assert_eq!(line(&mut calm_reader), "{\"type\":\"pong\",\"id\":2}\n");
-    assert_eq!(finished.load(Ordering::SeqCst), 1, "finish ran for the panicked one");
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        1,
+        "finish ran for the panicked one"
+    );
 
     router.shutdown();
     running.join();
