@@ -128,8 +128,7 @@ pub fn decode<T: DeserializeOwned>(line: &[u8]) -> Result<T, FrameError> {
     serde_json::from_slice(line).map_err(|err| {
         let (code, what) = if err.is_data() {
             let message = err.to_string();
-            if message.starts_with("unknown variant") || message.contains("missing field `type`")
-            {
+            if message.starts_with("unknown variant") || message.contains("missing field `type`") {
                 (ErrorCode::UnknownType, "unknown frame type")
             } else {
                 (ErrorCode::BadFrame, "invalid frame")
@@ -212,16 +211,41 @@ mod tests {
             (b"hello", ErrorCode::BadJson, None),
             (b"{\"type\":\"login\",\"id\":3", ErrorCode::BadJson, None),
             (b"[1,2]", ErrorCode::BadFrame, None),
-            (b"{\"type\":\"dance\",\"id\":4}", ErrorCode::UnknownType, Some(4)),
+            (
+                b"{\"type\":\"dance\",\"id\":4}",
+                ErrorCode::UnknownType,
+                Some(4),
+            ),
             (b"{\"id\":5}", ErrorCode::UnknownType, Some(5)),
-            (b"{\"type\":\"login\",\"id\":6}", ErrorCode::BadFrame, Some(6)),
-            (b"{\"type\":\"login\",\"id\":-1,\"nick\":\"a\"}", ErrorCode::BadFrame, None),
-            (b"{\"type\":\"login\",\"id\":1,\"nick\":5}", ErrorCode::BadFrame, Some(1)),
-            (b"{\"type\":\"login\",\"id\":1,\"nick\":\"\xff\"}", ErrorCode::InvalidUtf8, None),
+            (
+                b"{\"type\":\"login\",\"id\":6}",
+                ErrorCode::BadFrame,
+                Some(6),
+            ),
+            (
+                b"{\"type\":\"login\",\"id\":-1,\"nick\":\"a\"}",
+                ErrorCode::BadFrame,
+                None,
+            ),
+            (
+                b"{\"type\":\"login\",\"id\":1,\"nick\":5}",
+                ErrorCode::BadFrame,
+                Some(1),
+            ),
+            (
+                b"{\"type\":\"login\",\"id\":1,\"nick\":\"\xff\"}",
+                ErrorCode::InvalidUtf8,
+                None,
+            ),
         ];
         for (line, code, id) in cases {
             let err = decode::<Request>(line).unwrap_err();
-            assert_eq!((err.code, err.id), (*code, *id), "{}", String::from_utf8_lossy(line));
+            assert_eq!(
+                (err.code, err.id),
+                (*code, *id),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
             assert!(!err.reason.is_empty());
         }
     }

@@ -179,7 +179,10 @@ mod tests {
         let mut conn = Recorder::default();
         let mut driver = Driver::new(Echo::default(), 128);
         driver.feed(b"{\"type\":\"ping\",\"id\":1}\n\nnot json\n  \n", &mut conn);
-        driver.feed(b"{\"type\":\"bye\",\"id\":2}\n{\"type\":\"ping\",\"id\":3}\n", &mut conn);
+        driver.feed(
+            b"{\"type\":\"bye\",\"id\":2}\n{\"type\":\"ping\",\"id\":3}\n",
+            &mut conn,
+        );
         assert_eq!(
             driver.handler().requests,
             [Request::Ping { id: 1 }, Request::Bye { id: 2 }]

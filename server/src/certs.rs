@@ -23,8 +23,8 @@ pub fn ensure_self_signed(data_dir: &Path) -> anyhow::Result<(PathBuf, PathBuf, 
     if let Ok(host) = std::env::var("HOSTNAME") {
         names.push(host);
     }
-    let generated =
-        rcgen::generate_simple_self_signed(names).context("generating a self-signed certificate")?;
+    let generated = rcgen::generate_simple_self_signed(names)
+        .context("generating a self-signed certificate")?;
     // Write the key first and restrict it before it holds anything.
     std::fs::write(&key, b"").with_context(|| format!("creating {}", key.display()))?;
     crate::platform::restrict_to_owner(&key)?;

@@ -280,14 +280,20 @@ mod tests {
             ("/help", Ok(Line::Help)),
             ("/quit", Ok(Line::Quit)),
             ("/kick bob", kick("bob", "kicked by the operator")),
-            ("/kick bob  spamming the room ", kick("bob", "spamming the room")),
+            (
+                "/kick bob  spamming the room ",
+                kick("bob", "spamming the room"),
+            ),
             ("/kick", Err("usage: /kick <nick> [reason]".into())),
             (
                 "/announce class starts at 9",
                 Ok(Line::Command(Admin::Announce("class starts at 9".into()))),
             ),
             ("/announce   ", Err("usage: /announce <text>".into())),
-            ("/frobnicate", Err("unknown command \"/frobnicate\"; type /help".into())),
+            (
+                "/frobnicate",
+                Err("unknown command \"/frobnicate\"; type /help".into()),
+            ),
             ("hello", Err("unknown command \"hello\"; type /help".into())),
         ];
         for (line, expected) in cases {

@@ -25,7 +25,10 @@ pub enum Event {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admin {
     List,
-    Kick { nick: String, reason: String },
+    Kick {
+        nick: String,
+        reason: String,
+    },
     Announce(String),
     Stats,
     /// Nicknames online, for the console's completion.
@@ -122,8 +125,8 @@ impl Dispatcher {
         match event {
             Event::Connected(info) => self.state.connect(info, now_ms()),
             Event::Request { conn, request } => {
-                let registering = matches!(request, Request::Login { .. })
-                    && self.state.nick_of(conn).is_none();
+                let registering =
+                    matches!(request, Request::Login { .. }) && self.state.nick_of(conn).is_none();
                 self.state.request(conn, request, now_ms(), out);
                 if let Some(nick) = self.state.nick_of(conn).filter(|_| registering) {
                     info!(conn, "registered as {nick}");

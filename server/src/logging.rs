@@ -15,7 +15,8 @@ static PRINTER: Mutex<Option<Printer>> = Mutex::new(None);
 
 /// Installs the global subscriber with `filter` (e.g. "info" or "debug").
 pub fn init(filter: &str) -> anyhow::Result<()> {
-    let filter = EnvFilter::try_new(filter).with_context(|| format!("bad --log-level {filter:?}"))?;
+    let filter =
+        EnvFilter::try_new(filter).with_context(|| format!("bad --log-level {filter:?}"))?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())

@@ -197,13 +197,7 @@ impl ChatState {
         out.send(conn, encode(&frame));
     }
 
-    fn login(
-        &mut self,
-        conn: ConnId,
-        id: u64,
-        nick: String,
-        out: &mut impl Deliver,
-    ) -> Reply {
+    fn login(&mut self, conn: ConnId, id: u64, nick: String, out: &mut impl Deliver) -> Reply {
         validate_nick(&nick).map_err(|why| (ErrorCode::NickInvalid, why))?;
         let key = fold(&nick);
         if self.nicks.contains_key(&key) {
@@ -456,7 +450,7 @@ mod tests {
         ConnInfo {
             id,
             peer: format!("127.0.0.1:{}", 1000 + id).parse().unwrap(),
-            tls: id % 2 == 0,
+            tls: id.is_multiple_of(2),
         }
     }
 
