@@ -15,14 +15,7 @@ fn run() -> anyhow::Result<()> {
     let config = Config::parse();
     logging::init(&config.log_level)?;
     let server = Server::start(&config)?;
-    match &server.fingerprint {
-        Some(fp) => println!(
-            "chat-server listening on {} (TLS)\ncertificate fingerprint: SHA-256 {fp}",
-            server.local_addr
-        ),
-        None => println!("chat-server listening on {} (plaintext)", server.local_addr),
-    }
-
+    // Installed before the banner: a script that sees the banner may signal at once.
     let events = server.events();
     ctrlc::set_handler(move || {
         let _ = events.send(chat_server::dispatcher::Event::Shutdown {
@@ -30,6 +23,14 @@ fn run() -> anyhow::Result<()> {
         });
     })
     .context("installing the Ctrl-C handler")?;
+
+    match &server.fingerprint {
+        Some(fp) => println!(
+            "chat-server listening on {} (TLS)\ncertificate fingerprint: SHA-256 {fp}",
+            server.local_addr
+        ),
+        None => println!("chat-server listening on {} (plaintext)", server.local_addr),
+    }
 
     let console = Console::new(server.events());
     let interactive = platform::stdin_is_terminal();
