@@ -178,7 +178,9 @@ both! {
             ("1025 bytes and a newline", line(&[b'x'; 1025]), false, true),
             ("1025 bytes, no newline", vec![b'y'; 1025], false, true),
             ("a padded ping of 1025 bytes", line(format!("{head}{pad}x\"}}").as_bytes()), true, true),
-            ("64 KiB, logged in", line(&[b'z'; 64 * 1024]), true, true),
+            // Over TLS the server may see the first records and close while
+            // the rest is still being written.
+            ("64 KiB, logged in", line(&[b'z'; 64 * 1024]), true, !tls),
             ("4 MiB", line(&[b'w'; 4 << 20]), false, false),
         ];
         for (i, (why, bytes, log_in, clean)) in cases.iter().enumerate() {
