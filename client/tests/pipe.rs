@@ -1,0 +1,261 @@
+//! Pipe mode end to end: real `chat-client` processes, fed on stdin, against
+//! a real `chat-server`, over TLS and plaintext.
+
+mod support;
+
+use serde_json::Value;
+use support::{body, Server};
+
+/// Starts a pipe-mode client `nick` that stays (stdin open) and waits for
+/// its welcome.
+fn join(server: &Server, nick: &str) -> support::Pipe {
+    let mut pipe = server.client().nick(nick).spawn();
+    pipe.expect_that("the welcome", |l| {
+        l.starts_with(&format!("* welcome, {nick} — "))
+    });
+    pipe
+}
+
+/// A line piped to a bot reaches a listener, and the bot leaves with 0.
+#[test]
+fn a_piped_line_is_posted() {
+    for tls in [false, true] {
+        let server = Server::start(tls);
+        let mut listener = join(&server, "listener");
+        let bot = server.client().nick("bot").run("hello\n");
+        bot.assert_code(0)
+            .assert_stdout_has("* welcome, bot — 2 online: bot, listener")
+            .assert_stdout_has("<bot (you)> hello");
+        // The listener came first, so it pinned the certificate, not the bot.
+        assert!(!bot.stderr.contains("pinned"), "{bot}");
+        if tls {
+            listener.expect_stderr("pinned the certificate of");
+        }
+        listener.expect("* bot joined");
+        listener.expect("<bot> hello");
+        listener.expect("* bot left (quit)");
+    }
+}
+
+/// 200 lines piped at once all arrive, in order, before the bot leaves.
+#[test]
+fn many_lines_arrive_in_order() {
+    for tls in [false, true] {
+        let server = Server::start(tls);
+        let mut listener = join(&server, "listener");
+        let input: String = (1..=200).map(|i| format!("line {i}\n")).collect();
+        let bot = server.client().nick("bot").run(&input);
+        bot.assert_code(0);
+        // Echoes come after each ack; all 200 were printed, so all were acked
+        // before the bot said bye.
+        let own: Vec<_> = bot
+            .bodies()
+            .into_iter()
+            .filter(|l| l.starts_with("<bot (you)> "))
+            .map(str::to_string)
+            .collect();
+        let want: Vec<_> = (1..=200).map(|i| format!("<bot (you)> line {i}")).collect();
+        assert_eq!(own, want, "{bot}");
+        for i in 1..=200 {
+            listener.expect(&format!("<bot> line {i}"));
+        }
+        listener.expect("* bot left (quit)");
+    }
+}
+
+/// `!private` reaches only its receiver; an absent receiver is an error line.
+#[test]
+fn private_messages() {
+    let server = Server::start(true);
+    let mut listener = join(&server, "listener");
+    let mut other = join(&server, "other");
+    let bot = server.client().nick("bot").run(
+        "!private listener psst, 5 minutes\n!private nobody x\n!private LISTENER case\nafter\n",
+    );
+    bot.assert_code(0)
+        .assert_stdout_has("[private to listener] psst, 5 minutes")
+        .assert_stdout_has("! nobody is not online");
+    listener.expect("[private from bot] psst, 5 minutes");
+    // Nicknames are case-insensitive, so LISTENER is listener.
+    listener.expect("[private from bot] case");
+    listener.expect("<bot> after");
+    other.expect("<bot> after");
+    let leaked: Vec<_> = other
+        .stdout
+        .all()
+        .into_iter()
+        .filter(|l| body(l).starts_with("[private"))
+        .collect();
+    assert!(leaked.is_empty(), "{}", other.transcript());
+}
+
+/// `!online` prints who is online, with a count.
+#[test]
+fn online_lists_everyone() {
+    let server = Server::start(false);
+    let _listener = join(&server, "listener");
+    let _zed = join(&server, "Zed");
+    server
+        .client()
+        .nick("bot")
+        .run("!online\n")
+        .assert_code(0)
+        .assert_stdout_has("* 3 online: bot, listener, Zed");
+}
+
+/// Local commands print on stderr and never reach the server.
+#[test]
+fn local_commands_are_not_sent() {
+    let server = Server::start(false);
+    let mut listener = join(&server, "listener");
+    let cases = [
+        ("!dance", "unknown command !dance — type !help for the list"),
+        ("!PRIVATE listener hi", "unknown command !PRIVATE"),
+        ("!group class hi", "!group is not available yet"),
+        ("!send listener notes.txt", "!send is not available yet"),
+        ("!private listener", "usage: !private <nick> <message>"),
+        ("!help", "!private <nick> <message>"),
+    ];
+    let input: String = cases.iter().map(|(line, _)| format!("{line}\n")).collect();
+    let bot = server.client().nick("bot").run(&format!("{input}done\n"));
+    bot.assert_code(0);
+    for (line, hint) in cases {
+        assert!(bot.stderr.contains(hint), "{line:?}: no {hint:?}\n{bot}");
+    }
+    // stdout is only what the server said.
+    assert_eq!(
+        bot.bodies(),
+        [
+            "* welcome, bot — 2 online: bot, listener",
+            "<bot (you)> done"
+        ],
+        "{bot}"
+    );
+    listener.expect("<bot> done");
+    let from_bot: Vec<_> = listener
+        .stdout
+        .all()
+        .into_iter()
+        .filter(|l| body(l).contains("bot]") || body(l).starts_with("<bot>"))
+        .collect();
+    assert_eq!(from_bot.len(), 1, "{}", listener.transcript());
+}
+
+/// Without --nick the first input line is the nickname.
+#[test]
+fn nick_from_the_first_line() {
+    let server = Server::start(false);
+    let mut listener = join(&server, "listener");
+    server
+        .client()
+        .run("  carol  \nhi from carol\n")
+        .assert_code(0)
+        .assert_stdout_has("<carol (you)> hi from carol");
+    listener.expect("* carol joined");
+    listener.expect("<carol> hi from carol");
+    // No input at all: no nickname.
+    server
+        .client()
+        .run("")
+        .assert_code(2)
+        .assert_stderr_contains("no nickname");
+}
+
+/// A refused login exits 2 with the server's reason on stderr.
+#[test]
+fn a_refused_login_exits_2() {
+    let server = Server::start(false);
+    let _listener = join(&server, "listener");
+    let cases = [
+        ("listener", "listener is taken by someone online"),
+        ("LISTENER", "LISTENER is taken by someone online"),
+        ("#class", "login refused: "),
+        ("two words", "login refused: "),
+    ];
+    for (nick, reason) in cases {
+        let bot = server.client().nick(nick).run("never sent\n");
+        bot.assert_code(2).assert_stderr_contains(reason);
+        assert!(bot.stdout.is_empty(), "{nick:?}\n{bot}");
+    }
+}
+
+/// `--json` prints each frame as the raw JSON line received.
+#[test]
+fn json_prints_raw_frames() {
+    let server = Server::start(true);
+    let bot = server
+        .client()
+        .nick("bot")
+        .arg("--json")
+        .run("hello\n!private nobody x\n");
+    bot.assert_code(0);
+    assert!(bot.stdout.contains(r#""type":"ack""#), "{bot}");
+    let frames: Vec<Value> = bot
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}\n{bot}")))
+        .collect();
+    let types: Vec<_> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types,
+        ["welcome", "ack", "message", "error", "ack"],
+        "{bot}"
+    );
+    assert_eq!(frames[2]["text"], "hello");
+    assert_eq!(frames[2]["sender"], "bot");
+    assert_eq!(frames[3]["code"], "not_online");
+}
+
+/// The operator's `/kick` ends the kicked client with 0 and tells the others.
+#[test]
+fn kicked_by_the_console() {
+    let mut server = Server::start(true);
+    let mut listener = join(&server, "listener");
+    let mut bot = join(&server, "bot");
+    listener.expect("* bot joined");
+    server.admin("/kick bot spam");
+    bot.expect("* bot was kicked by the server: spam");
+    bot.wait().assert_code(0);
+    listener.expect("* bot was kicked by the server: spam");
+}
+
+/// The operator's `/announce` reaches everyone, marked as from the server.
+#[test]
+fn announce_from_the_console() {
+    let mut server = Server::start(false);
+    let mut listener = join(&server, "listener");
+    let mut bot = join(&server, "bot");
+    server.admin("/announce hi all");
+    listener.expect("[server] hi all");
+    bot.expect("[server] hi all");
+}
+
+/// A server that dies leaves its clients with 1 and `connection lost`.
+#[test]
+fn a_killed_server_means_exit_1() {
+    for tls in [false, true] {
+        let mut server = Server::start(tls);
+        let listener = join(&server, "listener");
+        server.kill();
+        let finished = listener.wait();
+        finished
+            .assert_code(1)
+            .assert_stderr_contains("connection lost");
+    }
+}
+
+/// `/quit` on the console tells every client, which exit 0.
+#[test]
+fn a_server_shutdown_means_exit_0() {
+    let mut server = Server::start(true);
+    let mut listeners = [join(&server, "ann"), join(&server, "ben")];
+    listeners[0].expect("* ben joined");
+    server.admin("/quit");
+    for mut listener in listeners {
+        listener.expect_that("the shutdown notice", |l| {
+            l.starts_with("* server is shutting down")
+        });
+        listener.wait().assert_code(0);
+    }
+    server.wait_exit();
+}

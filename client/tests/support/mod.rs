@@ -1,0 +1,534 @@
+//! Test support: a real `chat-server` on `127.0.0.1:0` with its own data
+//! directory, and `chat-client` processes in pipe mode whose output is
+//! collected line by line.
+//!
+//! Every wait has a deadline ([`TIMEOUT`]), so a client or server that hangs
+//! fails the test with the transcript of what it printed instead of hanging.
+
+// Each test binary uses a different part of this module.
+#![allow(dead_code)]
+
+use std::ffi::{OsStr, OsString};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use tempfile::TempDir;
+
+#[cfg(unix)]
+pub mod term;
+
+/// How long any one expectation waits before it fails. Generous, since a
+/// loaded two-core machine runs several servers and clients at once; a
+/// passing test never waits this long.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The client under test.
+pub const CLIENT: &str = env!("CARGO_BIN_EXE_chat-client");
+
+/// The server binary, built once if it is missing. It belongs to another
+/// crate, so Cargo does not build it for `cargo test -p chat-client`; it sits
+/// beside the client in the same target directory (`target/debug`).
+pub fn server_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let bin = Path::new(CLIENT).with_file_name("chat-server");
+        if !bin.exists() {
+            let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+            let status = Command::new(cargo)
+                .args(["build", "-p", "chat-server", "--bin", "chat-server"])
+                .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+                .status()
+                .expect("running cargo build for chat-server");
+            assert!(status.success(), "cargo build -p chat-server failed");
+            assert!(
+                bin.exists(),
+                "{} still missing after building",
+                bin.display()
+            );
+        }
+        bin
+    })
+}
+
+/// The lines a child process prints on one stream, collected by a thread so
+/// a test can wait for one with a deadline.
+#[derive(Clone, Default)]
+pub struct Lines(Arc<(Mutex<Collected>, Condvar)>);
+
+#[derive(Default)]
+struct Collected {
+    lines: Vec<String>,
+    closed: bool,
+}
+
+impl Lines {
+    /// Starts collecting from `pipe` until it closes.
+    pub fn collect(pipe: impl Read + Send + 'static) -> Lines {
+        let lines = Lines::default();
+        let sink = lines.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(pipe).lines() {
+                let Ok(line) = line else { break };
+                let (lock, cvar) = &*sink.0;
+                lock.lock().unwrap().lines.push(line);
+                cvar.notify_all();
+            }
+            let (lock, cvar) = &*sink.0;
+            lock.lock().unwrap().closed = true;
+            cvar.notify_all();
+        });
+        lines
+    }
+
+    pub fn all(&self) -> Vec<String> {
+        self.0 .0.lock().unwrap().lines.clone()
+    }
+
+    pub fn text(&self) -> String {
+        self.all().iter().map(|l| format!("{l}\n")).collect()
+    }
+
+    /// The first line from index `from` on that satisfies `pred`, with its
+    /// index; `None` if the stream closed or `timeout` passed first.
+    pub fn find_from(
+        &self,
+        from: usize,
+        timeout: Duration,
+        pred: impl Fn(&str) -> bool,
+    ) -> Option<(usize, String)> {
+        let deadline = Instant::now() + timeout;
+        let (lock, cvar) = &*self.0;
+        let mut seen = lock.lock().unwrap();
+        let mut next = from;
+        loop {
+            while next < seen.lines.len() {
+                if pred(&seen.lines[next]) {
+                    return Some((next, seen.lines[next].clone()));
+                }
+                next += 1;
+            }
+            let now = Instant::now();
+            if seen.closed || now >= deadline {
+                return None;
+            }
+            seen = cvar.wait_timeout(seen, deadline - now).unwrap().0;
+        }
+    }
+
+    /// Waits until the stream is closed (the process exited).
+    fn wait_closed(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let (lock, cvar) = &*self.0;
+        let mut seen = lock.lock().unwrap();
+        while !seen.closed {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            seen = cvar.wait_timeout(seen, deadline - now).unwrap().0;
+        }
+        true
+    }
+}
+
+/// A display line without its `[HH:MM:SS] ` stamp.
+pub fn body(line: &str) -> &str {
+    let b = line.as_bytes();
+    let stamped = b.len() >= 11
+        && b[0] == b'['
+        && b[3] == b':'
+        && b[6] == b':'
+        && b[9] == b']'
+        && b[10] == b' '
+        && [1, 2, 4, 5, 7, 8].iter().all(|&i| b[i].is_ascii_digit());
+    if stamped {
+        &line[11..]
+    } else {
+        line
+    }
+}
+
+/// A running `chat-server`; killed on drop. It owns a scratch directory
+/// holding its data directory and a known_hosts file for its clients.
+pub struct Server {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    pub tls: bool,
+    /// The fingerprint printed at start (TLS only), `AA:BB:…`.
+    pub fingerprint: Option<String>,
+    pub data_dir: PathBuf,
+    pub known_hosts: PathBuf,
+    stdout: Lines,
+    stderr: Lines,
+    _scratch: TempDir,
+}
+
+impl Server {
+    /// A server on a free port with a new data directory (so a new
+    /// certificate when `tls`).
+    pub fn start(tls: bool) -> Server {
+        let scratch = tempfile::tempdir().expect("a scratch directory");
+        let data_dir = scratch.path().join("data");
+        Server::start_at(tls, "127.0.0.1:0", &data_dir, scratch)
+            .unwrap_or_else(|err| panic!("{err}"))
+    }
+
+    /// A server on `bind` with `data_dir`; the error (with the server's
+    /// output) if it did not come up, say because the port is taken.
+    pub fn start_at(
+        tls: bool,
+        bind: &str,
+        data_dir: &Path,
+        scratch: TempDir,
+    ) -> Result<Server, String> {
+        let mut command = Command::new(server_bin());
+        command
+            .args(["--bind", bind, "--data-dir"])
+            .arg(data_dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if !tls {
+            command.arg("--no-tls");
+        }
+        let mut child = command.spawn().expect("starting chat-server");
+        let stdout = Lines::collect(child.stdout.take().unwrap());
+        let stderr = Lines::collect(child.stderr.take().unwrap());
+        let known_hosts = scratch.path().join("known_hosts");
+        let mut server = Server {
+            stdin: child.stdin.take(),
+            child,
+            addr: String::new(),
+            tls,
+            fingerprint: None,
+            data_dir: data_dir.to_path_buf(),
+            known_hosts,
+            stdout,
+            stderr,
+            _scratch: scratch,
+        };
+        let Some((_, banner)) = server
+            .stdout
+            .find_from(0, TIMEOUT, |l| l.starts_with("chat-server listening on "))
+        else {
+            return Err(format!("no listening banner\n{}", server.transcript()));
+        };
+        let rest = &banner["chat-server listening on ".len()..];
+        let (addr, mode) = rest.split_once(' ').expect("address and mode");
+        assert!(addr.starts_with("127.0.0.1:"), "{banner}");
+        assert_eq!(mode, if tls { "(TLS)" } else { "(plaintext)" }, "{banner}");
+        server.addr = addr.to_string();
+        if tls {
+            let prefix = "certificate fingerprint: SHA-256 ";
+            let (_, line) = server
+                .stdout
+                .find_from(0, TIMEOUT, |l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no fingerprint\n{}", server.transcript()));
+            server.fingerprint = Some(line[prefix.len()..].to_string());
+        }
+        Ok(server)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.rsplit_once(':').unwrap().1.parse().unwrap()
+    }
+
+    /// The server's certificate (TLS only).
+    pub fn cert(&self) -> PathBuf {
+        self.data_dir.join("cert.pem")
+    }
+
+    /// Writes one line to the admin console.
+    pub fn admin(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("the console is open");
+        writeln!(stdin, "{line}").expect("writing to the console");
+        stdin.flush().unwrap();
+    }
+
+    /// Kills the process at once (SIGKILL) and waits for it.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self) {
+        let deadline = Instant::now() + TIMEOUT;
+        while self.child.try_wait().unwrap().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not stop\n{}",
+                self.transcript()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn transcript(&self) -> String {
+        format!(
+            "--- server stdout ---\n{}--- server stderr ---\n{}",
+            self.stdout.text(),
+            self.stderr.text()
+        )
+    }
+
+    /// A client command for this server: `--server`, `--no-tls` when the
+    /// server is plaintext, and this server's own known_hosts file.
+    pub fn client(&self) -> Client {
+        let mut client = Client::new(&self.addr);
+        client.args(["--known-hosts"]).arg(&self.known_hosts);
+        if !self.tls {
+            client.arg("--no-tls");
+        }
+        client
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A `chat-client` command line being put together, for pipe mode
+/// ([`Client::spawn`], [`Client::run`]) or a terminal ([`term::Term`]).
+pub struct Client {
+    pub args: Vec<OsString>,
+    /// Variables to set (`Some`) or remove (`None`).
+    pub env: Vec<(OsString, Option<OsString>)>,
+}
+
+impl Client {
+    /// `chat-client --server ADDR`, nothing else.
+    pub fn new(server: &str) -> Client {
+        Client {
+            args: vec!["--server".into(), server.into()],
+            env: Vec::new(),
+        }
+    }
+
+    pub fn arg(&mut self, arg: impl AsRef<OsStr>) -> &mut Client {
+        self.args.push(arg.as_ref().to_owned());
+        self
+    }
+
+    pub fn args<I: IntoIterator<Item = S>, S: AsRef<OsStr>>(&mut self, args: I) -> &mut Client {
+        for arg in args {
+            self.arg(arg);
+        }
+        self
+    }
+
+    pub fn nick(&mut self, nick: &str) -> &mut Client {
+        self.args(["--nick", nick])
+    }
+
+    pub fn env(&mut self, key: &str, value: Option<&str>) -> &mut Client {
+        self.env.push((key.into(), value.map(Into::into)));
+        self
+    }
+
+    /// The command line, for transcripts.
+    pub fn display(&self) -> String {
+        let mut line = String::from("chat-client");
+        for arg in &self.args {
+            line.push(' ');
+            line.push_str(&arg.to_string_lossy());
+        }
+        line
+    }
+
+    /// Starts it in pipe mode with stdin kept open.
+    pub fn spawn(&mut self) -> Pipe {
+        let mut command = Command::new(CLIENT);
+        command.args(&self.args);
+        for (key, value) in &self.env {
+            match value {
+                Some(value) => command.env(key, value),
+                None => command.env_remove(key),
+            };
+        }
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting chat-client");
+        Pipe {
+            line: self.display(),
+            stdin: child.stdin.take(),
+            stdout: Lines::collect(child.stdout.take().unwrap()),
+            stderr: Lines::collect(child.stderr.take().unwrap()),
+            child,
+            next: 0,
+            exit: None,
+        }
+    }
+
+    /// Runs it with `input` as the whole of stdin, like `printf … | chat-client`,
+    /// and waits for it to exit.
+    pub fn run(&mut self, input: &str) -> Finished {
+        let mut pipe = self.spawn();
+        pipe.write(input);
+        pipe.finish()
+    }
+}
+
+/// How a client process ended and everything it printed.
+#[derive(Debug)]
+pub struct Finished {
+    pub line: String,
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    /// Stdout lines without their stamps.
+    pub fn bodies(&self) -> Vec<&str> {
+        self.stdout.lines().map(body).collect()
+    }
+
+    pub fn assert_code(&self, code: i32) -> &Finished {
+        assert_eq!(self.code, Some(code), "wrong exit status\n{self}");
+        self
+    }
+
+    pub fn assert_stdout_has(&self, want: &str) -> &Finished {
+        assert!(
+            self.bodies().contains(&want),
+            "no stdout line {want:?}\n{self}"
+        );
+        self
+    }
+
+    pub fn assert_stderr_contains(&self, want: &str) -> &Finished {
+        assert!(self.stderr.contains(want), "{want:?} not on stderr\n{self}");
+        self
+    }
+}
+
+impl std::fmt::Display for Finished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "$ {}\nexit status: {:?}\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.line, self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A client in pipe mode with its stdin open; killed on drop.
+pub struct Pipe {
+    line: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    pub stdout: Lines,
+    pub stderr: Lines,
+    /// Where the next [`Pipe::expect`] starts looking on stdout.
+    next: usize,
+    exit: Option<Option<i32>>,
+}
+
+impl Pipe {
+    /// Writes to stdin as is.
+    pub fn write(&mut self, text: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin is open");
+        stdin
+            .write_all(text.as_bytes())
+            .expect("writing to the client");
+        stdin.flush().unwrap();
+    }
+
+    /// Writes one line to stdin.
+    pub fn send(&mut self, line: &str) {
+        self.write(&format!("{line}\n"));
+    }
+
+    /// Waits for a stdout line whose body (stamp removed) is exactly `want`,
+    /// after the one the last expectation matched; returns the whole line.
+    pub fn expect(&mut self, want: &str) -> String {
+        self.expect_that(want, |l| body(l) == want)
+    }
+
+    /// Like [`Pipe::expect`] with a predicate on the body; `what` describes it.
+    pub fn expect_that(&mut self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+        match self.stdout.find_from(self.next, TIMEOUT, |l| pred(body(l))) {
+            Some((index, line)) => {
+                self.next = index + 1;
+                line
+            }
+            None => panic!(
+                "no stdout line {what:?} after line {}\n{}",
+                self.next,
+                self.transcript()
+            ),
+        }
+    }
+
+    /// Waits for a stderr line containing `want`.
+    pub fn expect_stderr(&mut self, want: &str) -> String {
+        match self.stderr.find_from(0, TIMEOUT, |l| l.contains(want)) {
+            Some((_, line)) => line,
+            None => panic!("no stderr line containing {want:?}\n{}", self.transcript()),
+        }
+    }
+
+    /// Closes stdin (end of input) and waits for the exit.
+    pub fn finish(mut self) -> Finished {
+        self.stdin = None;
+        self.wait()
+    }
+
+    /// Waits for the process to exit by itself, stdin left as it is.
+    pub fn wait(mut self) -> Finished {
+        let deadline = Instant::now() + TIMEOUT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("waiting for the client") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                panic!("the client did not exit\n{}", self.transcript());
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        self.exit = Some(status.code());
+        // The pipes close at exit; their last lines may still be in flight.
+        assert!(self.stdout.wait_closed(TIMEOUT) && self.stderr.wait_closed(TIMEOUT));
+        Finished {
+            line: self.line.clone(),
+            code: status.code(),
+            stdout: self.stdout.text(),
+            stderr: self.stderr.text(),
+        }
+    }
+
+    pub fn transcript(&self) -> String {
+        format!(
+            "$ {}\nexit status: {}\n--- stdout ---\n{}--- stderr ---\n{}",
+            self.line,
+            match self.exit {
+                Some(code) => format!("{code:?}"),
+                None => "still running".into(),
+            },
+            self.stdout.text(),
+            self.stderr.text()
+        )
+    }
+}
+
+impl Drop for Pipe {
+    fn drop(&mut self) {
+        if self.exit.is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
