@@ -1,0 +1,211 @@
+//! The interactive client as a person uses it: typed into a pseudo-terminal,
+//! read off an emulated screen, with a pipe-mode peer on the other side.
+#![cfg(unix)]
+
+mod support;
+
+use support::term::Term;
+use support::{Pipe, Server};
+
+/// Starts a pipe-mode peer `nick` that stays (stdin open) and waits for its
+/// welcome.
+fn join(server: &Server, nick: &str) -> Pipe {
+    let mut pipe = server.client().nick(nick).spawn();
+    pipe.expect_that("the welcome", |l| {
+        l.starts_with(&format!("* welcome, {nick} — "))
+    });
+    pipe
+}
+
+/// `bob` on a terminal, logged in and at his first prompt.
+fn bob(server: &Server, no_color: bool) -> Term {
+    let mut client = server.client();
+    client.nick("bob");
+    if no_color {
+        client.env("NO_COLOR", Some("1"));
+    }
+    let term = Term::spawn(&client);
+    term.expect("* welcome, bob — 2 online: alice, bob");
+    term.expect_editing(">> ");
+    term
+}
+
+/// Bob chats with alice: public lines both ways, a half-typed line that
+/// survives an incoming message, Tab completion of a command and a nickname,
+/// a private message, and `!bye`.
+#[test]
+fn chat_complete_and_leave() {
+    let server = Server::start(true);
+    let mut alice = join(&server, "alice");
+    let mut term = bob(&server, true);
+    alice.expect("* bob joined");
+
+    term.type_keys("hello from the pty\r");
+    alice.expect("<bob> hello from the pty");
+    term.expect("<bob (you)> hello from the pty");
+    term.expect_editing(">> ");
+
+    alice.send("hi bob");
+    term.expect("<alice> hi bob");
+    term.expect_editing(">> ");
+
+    // A line being typed is redrawn below what arrives meanwhile.
+    term.type_keys("half typ");
+    term.expect_editing(">> half typ");
+    alice.send("interruption");
+    term.expect("<alice> interruption");
+    term.expect_editing(">> half typ");
+    term.type_keys("ed\r");
+    alice.expect("<bob> half typed");
+    term.expect_editing(">> ");
+
+    term.type_keys("!pr");
+    term.expect_editing(">> !pr");
+    term.type_keys("\t");
+    term.expect_editing(">> !private ");
+    term.type_keys("a\t");
+    term.expect_editing(">> !private alice ");
+    term.type_keys("see you at 10\r");
+    alice.expect("[private from bob] see you at 10");
+    term.expect("[private to alice] see you at 10");
+    term.expect_editing(">> ");
+
+    term.type_keys("!bye\r");
+    term.assert_exit(0);
+    alice.expect("* bob left (quit)");
+}
+
+/// Local commands answer on the terminal and send nothing.
+#[test]
+fn local_commands() {
+    let server = Server::start(false);
+    let mut alice = join(&server, "alice");
+    let mut term = bob(&server, true);
+    let cases = [
+        ("!dance", "unknown command !dance — type !help for the list"),
+        ("!group class hi", "!group is not available yet"),
+        ("!send alice notes.txt", "!send is not available yet"),
+        ("!private alice", "usage: !private <nick> <message>"),
+        (
+            "!help",
+            "  !private <nick> <message>  send a message to one person only",
+        ),
+        ("!private zed hi", "! zed is not online"),
+        ("!online", "* 2 online: alice, bob"),
+    ];
+    for (line, answer) in cases {
+        term.type_keys(&format!("{line}\r"));
+        term.expect(answer);
+        term.expect_editing(">> ");
+    }
+    term.type_keys("done\r");
+    alice.expect("<bob> done");
+    let leaked: Vec<_> = alice
+        .stdout
+        .all()
+        .into_iter()
+        .filter(|l| l.contains("[private from bob]") || l.contains("<bob>"))
+        .collect();
+    assert_eq!(leaked.len(), 1, "{}", alice.transcript());
+    term.type_keys("!bye\r");
+    term.assert_exit(0);
+}
+
+/// Every way out says goodbye: `!bye`, `.exit` and Ctrl-D exit 0 and the
+/// others see `left (quit)`.
+#[test]
+fn every_way_out_says_goodbye() {
+    let server = Server::start(false);
+    let mut alice = join(&server, "alice");
+    for keys in ["!bye\r", ".exit\r", "\x04"] {
+        let mut term = bob(&server, true);
+        alice.expect("* bob joined");
+        term.type_keys(keys);
+        term.assert_exit(0);
+        alice.expect("* bob left (quit)");
+    }
+}
+
+/// Without --nick the client asks; a taken nickname shows the reason and
+/// asks again; a free one logs in.
+#[test]
+fn asks_for_a_nickname_until_one_is_free() {
+    let server = Server::start(false);
+    let mut alice = join(&server, "alice");
+    let mut client = server.client();
+    client.env("NO_COLOR", Some("1"));
+    let mut term = Term::spawn(&client);
+    term.expect_editing("nickname: ");
+    term.type_keys("ALICE\r");
+    term.expect("! ALICE is taken by someone online; choose another nickname");
+    term.wait_until("a second nickname prompt", |s| {
+        s.editing("nickname: ") && s.text().matches("nickname:").count() == 2
+    });
+    term.type_keys("bob\r");
+    term.expect("* welcome, bob — 2 online: alice, bob");
+    term.expect_editing(">> ");
+    alice.expect("* bob joined");
+    term.type_keys("\x04");
+    term.assert_exit(0);
+    alice.expect("* bob left (quit)");
+}
+
+/// Lines are coloured on a terminal, and not with NO_COLOR set.
+#[test]
+fn colours_unless_no_color() {
+    let server = Server::start(false);
+    let mut alice = join(&server, "alice");
+    for no_color in [false, true] {
+        let mut term = bob(&server, no_color);
+        alice.send("colourful?");
+        term.expect("<alice> colourful?");
+        let raw = String::from_utf8_lossy(&term.raw()).into_owned();
+        // Select Graphic Rendition: ESC [ digits and semicolons, then m.
+        let has_sgr = raw.split("\x1b[").skip(1).any(|rest| {
+            let end = rest.find(|c: char| !(c.is_ascii_digit() || c == ';'));
+            end.is_some_and(|i| rest[i..].starts_with('m'))
+        });
+        assert_eq!(has_sgr, !no_color, "NO_COLOR={no_color}: {raw:?}");
+        if !no_color {
+            assert!(raw.contains("\x1b[33m* welcome, bob"), "{raw:?}");
+            assert!(
+                raw.contains("\x1b[1;36m<alice>\x1b[0m colourful?"),
+                "{raw:?}"
+            );
+        }
+        term.type_keys("!bye\r");
+        term.assert_exit(0);
+        alice.expect("* bob left (quit)");
+    }
+}
+
+/// Endings the server decides: kicked and shut down exit 0, a dead server 1;
+/// each is shown on the terminal first.
+#[test]
+fn the_server_ends_the_session() {
+    #[derive(Clone, Copy)]
+    enum End {
+        Kick,
+        Quit,
+        Kill,
+    }
+    let cases = [
+        (End::Kick, "* bob was kicked by the server: spam", 0),
+        (End::Quit, "* server is shutting down", 0),
+        (End::Kill, "! connection lost", 1),
+    ];
+    for (end, shown, code) in cases {
+        let mut server = Server::start(true);
+        let _alice = join(&server, "alice");
+        let mut term = bob(&server, true);
+        term.type_keys("half a li");
+        term.expect_editing(">> half a li");
+        match end {
+            End::Kick => server.admin("/kick bob spam"),
+            End::Quit => server.admin("/quit"),
+            End::Kill => server.kill(),
+        }
+        term.expect(shown);
+        term.assert_exit(code);
+    }
+}
