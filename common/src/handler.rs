@@ -25,8 +25,8 @@ pub trait Connection {
     /// Queues an encoded frame for the peer.
     fn send(&mut self, frame: Frame);
     /// Closes the connection once everything queued has been written; no
-    /// further requests are read.
-    fn close(&mut self);
+    /// further requests are read. `reason` reaches the handler's `finish`.
+    fn close(&mut self, reason: &str);
     /// Whether `close` has been called.
     fn is_closing(&self) -> bool;
     /// The peer's address.
@@ -48,13 +48,14 @@ pub trait RequestHandler {
     /// an error frame; a frame over the size limit also closes the connection.
     fn handle_error(&mut self, error: FrameError, conn: &mut dyn Connection) {
         let fatal = error.code == ErrorCode::TooLarge;
+        let reason = if fatal { "frame too large" } else { "" };
         conn.send(codec::encode(&ServerFrame::Error {
             id: error.id,
             code: error.code,
             reason: error.reason,
         }));
         if fatal {
-            conn.close();
+            conn.close(reason);
         }
     }
 
@@ -144,7 +145,7 @@ mod tests {
         fn send(&mut self, frame: Frame) {
             self.sent.push(String::from_utf8(frame.to_vec()).unwrap());
         }
-        fn close(&mut self) {
+        fn close(&mut self, _reason: &str) {
             self.closing = true;
         }
         fn is_closing(&self) -> bool {
@@ -165,7 +166,7 @@ mod tests {
         type Request = Request;
         fn handle(&mut self, request: Request, conn: &mut dyn Connection) {
             if matches!(request, Request::Bye { .. }) {
-                conn.close();
+                conn.close("quit");
             }
             self.requests.push(request);
         }

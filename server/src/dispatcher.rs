@@ -161,7 +161,7 @@ impl Dispatcher {
                 AdminReply::Done(format!("announced to {n} users"))
             }
             Admin::Kick { nick, reason } => match self.state.kick(&nick, &reason, out) {
-                Ok(()) => {
+                Ok(nick) => {
                     warn!("kicked {nick}: {reason}");
                     AdminReply::Done(format!("kicked {nick}"))
                 }

@@ -328,7 +328,13 @@ impl ChatState {
     }
 
     /// The operator removes `nick`; everyone, the user included, is told why.
-    pub fn kick(&mut self, nick: &str, reason: &str, out: &mut impl Deliver) -> Result<(), String> {
+    /// Returns the nickname as the user spelled it.
+    pub fn kick(
+        &mut self,
+        nick: &str,
+        reason: &str,
+        out: &mut impl Deliver,
+    ) -> Result<String, String> {
         let conn = *self
             .nicks
             .get(&fold(nick))
@@ -345,7 +351,7 @@ impl ChatState {
         );
         self.nicks.remove(&fold(&nick));
         out.close(conn);
-        Ok(())
+        Ok(nick)
     }
 
     /// A message from the operator to everyone; returns how many received it.
@@ -663,7 +669,7 @@ mod tests {
     fn kick_tells_everyone_and_frees_the_nick() {
         let (mut state, mut out) = room(&["alice", "bob"]);
         assert!(state.kick("nobody", "x", &mut out).is_err());
-        state.kick("Bob", "spam", &mut out).unwrap();
+        assert_eq!(state.kick("Bob", "spam", &mut out).unwrap(), "bob");
         let sent = out.take();
         assert_eq!(sent.len(), 2);
         assert!(sent.iter().all(|(_, f)| *f

@@ -205,6 +205,7 @@ both! {
             if *log_in {
                 let left = bystander.expect_type("left");
                 assert_eq!(left["nick"], nick.as_str(), "{why}");
+                assert_eq!(left["reason"], "frame too large", "{why}");
             }
         }
         exact.ping();

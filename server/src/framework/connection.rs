@@ -26,8 +26,8 @@ pub struct Outbox {
     /// TLS only: frames copied into one buffer so each write is one record.
     staged: Vec<u8>,
     staged_written: usize,
-    /// Set by `close`: write what is queued, then close.
-    closing: bool,
+    /// Set by `close`: write what is queued, then close, for this reason.
+    closing: Option<String>,
     /// Set when a frame did not fit within `limit`.
     overflowed: bool,
 }
@@ -42,7 +42,7 @@ impl Outbox {
             limit,
             staged: Vec::new(),
             staged_written: 0,
-            closing: false,
+            closing: None,
             overflowed: false,
         }
     }
@@ -144,12 +144,12 @@ impl Connection for Outbox {
         self.queue.push_back(frame);
     }
 
-    fn close(&mut self) {
-        self.closing = true;
+    fn close(&mut self, reason: &str) {
+        self.closing.get_or_insert_with(|| reason.to_string());
     }
 
     fn is_closing(&self) -> bool {
-        self.closing || self.overflowed
+        self.closing.is_some() || self.overflowed
     }
 
     fn peer_addr(&self) -> SocketAddr {
@@ -162,7 +162,7 @@ pub enum Status {
     /// Still open.
     Open,
     /// Done: close it, for this reason.
-    Closed(&'static str),
+    Closed(String),
 }
 
 /// A connection owned by one worker.
@@ -223,11 +223,11 @@ impl<H: RequestHandler> Conn<H> {
                 return Status::Open;
             }
             match self.stream.read(buf) {
-                Ok(0) => return Status::Closed("connection closed"),
+                Ok(0) => return Status::Closed("connection closed".into()),
                 Ok(n) => driver.feed(&buf[..n], &mut self.outbox),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Status::Open,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return Status::Closed("connection lost"),
+                Err(_) => return Status::Closed("connection lost".into()),
             }
         }
     }
@@ -240,16 +240,21 @@ impl<H: RequestHandler> Conn<H> {
     /// Writes what is queued; reports whether the connection should end now.
     pub fn flush(&mut self) -> Status {
         if self.outbox.overflowed {
-            return Status::Closed("send queue exceeded");
+            return Status::Closed("send queue exceeded".into());
         }
         if !self.stream.is_ready() {
             return Status::Open;
         }
         if self.outbox.flush_to(&mut self.stream).is_err() {
-            return Status::Closed("connection lost");
+            return Status::Closed("connection lost".into());
         }
-        if self.outbox.closing && self.outbox.is_empty() {
-            return Status::Closed("closed by server");
+        if let Some(reason) = self
+            .outbox
+            .closing
+            .as_ref()
+            .filter(|_| self.outbox.is_empty())
+        {
+            return Status::Closed(reason.clone());
         }
         Status::Open
     }

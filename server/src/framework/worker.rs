@@ -2,7 +2,7 @@
 //! requests into each connection's handler and writes what the dispatcher
 //! routes to it, so thousands of connections need no thread each.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
@@ -38,6 +38,9 @@ pub struct Worker<H: RequestHandler, F> {
     /// Connections with new frames or a new close request, flushed once per
     /// poll round so that frames arriving together leave in one write.
     dirty: Vec<ConnId>,
+    /// Connections with a deadline (handshaking or closing), so that timers
+    /// cost nothing for the thousands of connections that have none.
+    watched: HashSet<ConnId>,
     read_buf: Vec<u8>,
     shutting_down: bool,
     last_tick: Instant,
@@ -66,6 +69,7 @@ where
             tls,
             limits,
             dirty: Vec::new(),
+            watched: HashSet::new(),
             read_buf: vec![0; 64 * 1024],
             shutting_down: false,
             last_tick: Instant::now(),
@@ -78,7 +82,7 @@ where
         loop {
             // Sleep without a timeout unless a deadline could expire: an idle
             // server uses no CPU.
-            let timeout = self.has_deadlines().then_some(TICK);
+            let timeout = (!self.watched.is_empty()).then_some(TICK);
             if let Err(err) = self.poll.poll(&mut events, timeout) {
                 if err.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -110,12 +114,6 @@ where
         debug!(worker = self.index, "worker stopped");
     }
 
-    fn has_deadlines(&self) -> bool {
-        self.conns
-            .values()
-            .any(|c| !c.is_ready() || c.closing_since.is_some())
-    }
-
     fn drain_inbox(&mut self) {
         while let Ok(msg) = self.inbox.try_recv() {
             match msg {
@@ -137,8 +135,9 @@ where
                             }
                             Op::Close(id) => {
                                 if let Some(conn) = self.conns.get_mut(&id) {
-                                    conn.outbox.close();
+                                    conn.outbox.close("closed by server");
                                     conn.closing_since.get_or_insert_with(Instant::now);
+                                    self.watched.insert(id);
                                     self.dirty.push(id);
                                 }
                             }
@@ -148,8 +147,9 @@ where
                 ToWorker::Shutdown => {
                     self.shutting_down = true;
                     for (id, conn) in self.conns.iter_mut() {
-                        conn.outbox.close();
+                        conn.outbox.close("server shutdown");
                         conn.closing_since.get_or_insert_with(Instant::now);
+                        self.watched.insert(*id);
                         self.dirty.push(*id);
                     }
                 }
@@ -191,6 +191,7 @@ where
             self.limits.queue_limit,
         );
         self.conns.insert(id, conn);
+        self.watched.insert(id);
         // A plain stream is ready at once; a TLS one may already have bytes.
         self.on_ready(id);
     }
@@ -206,7 +207,7 @@ where
             if !conn.is_ready() {
                 if let Err(err) = conn.advance_handshake() {
                     debug!(peer = %conn.outbox.peer_addr(), "TLS handshake failed: {err}");
-                    return Status::Closed("TLS handshake failed");
+                    return Status::Closed("TLS handshake failed".into());
                 }
                 if !conn.is_ready() {
                     return Status::Open;
@@ -223,9 +224,12 @@ where
             Ok(Status::Open) => {
                 if conn.outbox.is_closing() {
                     conn.closing_since.get_or_insert_with(Instant::now);
+                    self.watched.insert(id);
+                } else if conn.is_ready() && conn.closing_since.is_none() {
+                    self.watched.remove(&id);
                 }
             }
-            Ok(Status::Closed(why)) => self.close(id, why),
+            Ok(Status::Closed(why)) => self.close(id, &why),
             Err(_) => {
                 error!(conn = id, "handler panicked; closing its connection");
                 self.close(id, "internal error");
@@ -240,7 +244,7 @@ where
                 continue;
             };
             if let Status::Closed(why) = conn.flush() {
-                self.close(id, why);
+                self.close(id, &why);
             }
         }
         self.dirty = dirty;
@@ -254,19 +258,20 @@ where
         } else {
             limits.close_grace
         };
-        let expired: Vec<(ConnId, &'static str)> = self
-            .conns
-            .iter()
-            .filter_map(|(id, c)| {
-                if !c.is_ready() && c.accepted.elapsed() > limits.handshake_timeout {
-                    Some((*id, "TLS handshake timed out"))
-                } else if c.closing_since.is_some_and(|t| t.elapsed() > grace) {
-                    Some((*id, "closed by server"))
-                } else {
-                    None
-                }
-            })
-            .collect();
+        let conns = &self.conns;
+        let mut expired = Vec::new();
+        // Forget connections whose deadline no longer applies.
+        self.watched.retain(|id| {
+            let Some(c) = conns.get(id) else {
+                return false;
+            };
+            if !c.is_ready() && c.accepted.elapsed() > limits.handshake_timeout {
+                expired.push((*id, "TLS handshake timed out"));
+            } else if c.closing_since.is_some_and(|t| t.elapsed() > grace) {
+                expired.push((*id, "closed by server"));
+            }
+            !c.is_ready() || c.closing_since.is_some()
+        });
         for (id, why) in expired {
             self.close(id, why);
         }
@@ -274,6 +279,7 @@ where
 
     /// Removes a connection: deregisters, shuts the socket, tells the handler.
     fn close(&mut self, id: ConnId, why: &str) {
+        self.watched.remove(&id);
         let Some(mut conn) = self.conns.remove(&id) else {
             return;
         };
