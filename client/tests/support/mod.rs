@@ -375,7 +375,9 @@ impl Client {
     /// and waits for it to exit.
     pub fn run(&mut self, input: &str) -> Finished {
         let mut pipe = self.spawn();
-        pipe.write(input);
+        // A client that gives up early (no server, login refused) exits
+        // without reading its input: a broken pipe here is its business.
+        let _ = pipe.write(input);
         pipe.finish()
     }
 }
@@ -438,17 +440,17 @@ pub struct Pipe {
 
 impl Pipe {
     /// Writes to stdin as is.
-    pub fn write(&mut self, text: &str) {
+    pub fn write(&mut self, text: &str) -> std::io::Result<()> {
         let stdin = self.stdin.as_mut().expect("stdin is open");
-        stdin
-            .write_all(text.as_bytes())
-            .expect("writing to the client");
-        stdin.flush().unwrap();
+        stdin.write_all(text.as_bytes())?;
+        stdin.flush()
     }
 
-    /// Writes one line to stdin.
+    /// Writes one line to stdin; the client must still be reading.
     pub fn send(&mut self, line: &str) {
-        self.write(&format!("{line}\n"));
+        if let Err(err) = self.write(&format!("{line}\n")) {
+            panic!("cannot write to the client: {err}\n{}", self.transcript());
+        }
     }
 
     /// Waits for a stdout line whose body (stamp removed) is exactly `want`,
