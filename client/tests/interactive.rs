@@ -111,13 +111,13 @@ fn local_commands() {
     term.assert_exit(0);
 }
 
-/// Every way out says goodbye: `!bye`, `.exit` and Ctrl-D exit 0 and the
-/// others see `left (quit)`.
+/// Every way out says goodbye: `!bye`, `.exit`, Ctrl-D and Ctrl-C exit 0
+/// and the others see `left (quit)`.
 #[test]
 fn every_way_out_says_goodbye() {
     let server = Server::start(false);
     let mut alice = join(&server, "alice");
-    for keys in ["!bye\r", ".exit\r", "\x04"] {
+    for keys in ["!bye\r", ".exit\r", "\x04", "\x03"] {
         let mut term = bob(&server, true);
         alice.expect("* bob joined");
         term.type_keys(keys);
@@ -208,4 +208,91 @@ fn the_server_ends_the_session() {
         term.expect(shown);
         term.assert_exit(code);
     }
+}
+
+/// Tab completes command names and the nicknames of people online (not
+/// one's own), following who joins and leaves; Up recalls earlier lines.
+#[test]
+fn completion_and_history() {
+    let server = Server::start(false);
+    let mut alice = join(&server, "alice");
+    let albert = join(&server, "albert");
+    let mut client = server.client();
+    client.nick("bob").env("NO_COLOR", Some("1"));
+    let mut term = Term::spawn(&client);
+    term.expect("* welcome, bob — 3 online: albert, alice, bob");
+    term.expect_editing(">> ");
+    // Ctrl-U clears the line between cases.
+    let cases = [
+        ("!o\t", ">> !online"),
+        ("!he\t", ">> !help"),
+        ("!private ali\t", ">> !private alice "),
+        ("!private alb\t", ">> !private albert "),
+        ("!private b\t", ">> !private b"),
+        ("!send alb\t", ">> !send albert "),
+        ("hello ali\t", ">> hello ali"),
+    ];
+    for (keys, line) in cases {
+        term.type_keys(keys);
+        term.expect_editing(line);
+        term.type_keys("\x15");
+        term.expect_editing(">> ");
+    }
+    // The nicknames follow who joins and leaves.
+    drop(albert);
+    term.expect("* albert left (");
+    let _carl = join(&server, "carl");
+    term.expect("* carl joined");
+    for (keys, line) in [
+        ("!private al\t", ">> !private alice "),
+        ("!private c\t", ">> !private carl "),
+    ] {
+        term.type_keys(keys);
+        term.expect_editing(line);
+        term.type_keys("\x15");
+        term.expect_editing(">> ");
+    }
+
+    term.type_keys("first line\r");
+    alice.expect("<bob> first line");
+    term.expect_editing(">> ");
+    term.type_keys("second line\r");
+    alice.expect("<bob> second line");
+    term.expect_editing(">> ");
+    term.type_keys("\x1b[A");
+    term.expect_editing(">> second line");
+    term.type_keys("\x1b[A");
+    term.expect_editing(">> first line");
+    term.type_keys("\r");
+    alice.expect("<bob> first line");
+    term.type_keys("!bye\r");
+    term.assert_exit(0);
+}
+
+/// Lines typed ahead, faster than the client reads them, all go out in order.
+#[test]
+fn keys_typed_ahead_are_not_lost() {
+    let server = Server::start(false);
+    let mut alice = join(&server, "alice");
+    let mut term = bob(&server, true);
+    term.type_keys("one\rtwo\rthree\r");
+    for line in ["<bob> one", "<bob> two", "<bob> three"] {
+        alice.expect(line);
+    }
+    term.expect("<bob (you)> three");
+    term.type_keys("!bye\r");
+    term.assert_exit(0);
+}
+
+/// The server going away while the client asks for a nickname ends it too.
+#[test]
+fn server_lost_at_the_nickname_prompt() {
+    let mut server = Server::start(false);
+    let mut client = server.client();
+    client.env("NO_COLOR", Some("1"));
+    let mut term = Term::spawn(&client);
+    term.expect_editing("nickname: ");
+    server.kill();
+    term.expect("! connection lost");
+    term.assert_exit(1);
 }

@@ -259,3 +259,50 @@ fn a_server_shutdown_means_exit_0() {
     }
     server.wait_exit();
 }
+
+/// Text goes out as typed (Unicode, leading spaces, a CRLF ending trimmed),
+/// control characters are shown escaped, and nothing after `!bye` is sent.
+#[test]
+fn text_is_sent_as_typed() {
+    let server = Server::start(false);
+    let mut listener = join(&server, "listener");
+    let cases = [
+        ("héllo ✓ — ünïcode", "<bot> héllo ✓ — ünïcode"),
+        ("crlf ending\r", "<bot> crlf ending"),
+        ("   indented", "<bot>    indented"),
+        ("clear \x1b[2J screen", "<bot> clear \\u{1b}[2J screen"),
+        ("a\tb", "<bot> a\\tb"),
+    ];
+    let input: String = cases.iter().map(|(line, _)| format!("{line}\n")).collect();
+    let bot = server
+        .client()
+        .nick("bot")
+        .run(&format!("{input}!bye\nnever sent\n"));
+    bot.assert_code(0);
+    for (_, shown) in cases {
+        listener.expect(shown);
+    }
+    listener.expect("* bot left (quit)");
+    assert!(
+        !listener.stdout.text().contains("never sent"),
+        "{}",
+        listener.transcript()
+    );
+}
+
+/// Messages the server refuses are `! reason` lines; the exit status stays 0.
+#[test]
+fn refused_messages_keep_exit_0() {
+    let server = Server::start(false);
+    let long = "x".repeat(5000);
+    let bot = server
+        .client()
+        .nick("bot")
+        .run(&format!("{long}\n!private nobody hi\nfine\n"));
+    bot.assert_code(0)
+        .assert_stdout_has("! nobody is not online")
+        .assert_stdout_has("<bot (you)> fine");
+    let errors = bot.bodies().iter().filter(|l| l.starts_with("! ")).count();
+    assert_eq!(errors, 2, "{bot}");
+    assert!(!bot.stdout.contains(&long), "{bot}");
+}
