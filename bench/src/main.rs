@@ -1,0 +1,205 @@
+/*!
+`chat-bench`: a load generator that speaks the chat protocol to a running
+server over loopback and measures it. All simulated clients live in this
+process, multiplexed by a few mio event threads (`engine.rs`); each payload
+carries its sender, sequence number and send time, so every delivery gives
+one end-to-end latency sample and losses are counted, not guessed.
+
+Output: a table, then as the last line of stdout one line starting with
+`JSON ` followed by a JSON object holding every figure (`scripts/bench.sh`
+collects these lines).
+*/
+
+mod conn;
+mod engine;
+mod histogram;
+mod platform;
+mod report;
+mod scan;
+mod scenario;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::bail;
+use clap::{Args, Parser, Subcommand};
+
+use scenario::{Load, Target};
+
+/// Benchmarks a running chat server: fan-out, latency under load, a big
+/// room, many idle connections, private pairs.
+///
+/// Prints a table, then one line `JSON {...}` with every figure (the last
+/// line of stdout).
+#[derive(Parser)]
+#[command(name = "chat-bench", version)]
+struct Cli {
+    #[command(flatten)]
+    target: TargetArgs,
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Args)]
+struct TargetArgs {
+    /// The server to measure; only loopback addresses are accepted.
+    #[arg(long, global = true, default_value = "127.0.0.1:50445")]
+    server: SocketAddr,
+
+    /// Connect with TLS, accepting any certificate (for benchmarking only).
+    #[arg(long, global = true)]
+    tls: bool,
+
+    /// The server's process id: its CPU use and memory are read from /proc.
+    #[arg(long, global = true)]
+    server_pid: Option<u32>,
+
+    /// Event threads in chat-bench (each multiplexes a share of the clients).
+    #[arg(long, global = true, default_value_t = 2)]
+    threads: usize,
+
+    /// Most clients connecting and logging in at the same time.
+    #[arg(long, global = true, default_value_t = 256)]
+    concurrency: usize,
+
+    /// Seconds to wait for logins (and, for connections, for the final
+    /// message) before reporting what was reached.
+    #[arg(long, global = true, default_value_t = 120)]
+    timeout: u64,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Senders send public messages as fast as their windows allow
+    /// (defaults: 100 clients, 10 senders, 10 s, 64 bytes, window 64).
+    Fanout(LoadArgs),
+    /// Paced public messages, spread evenly over the senders
+    /// (defaults: 100 clients, 10 senders, 1000 msg/s, 10 s).
+    Latency(LoadArgs),
+    /// A big public room at a steady rate
+    /// (defaults: 1000 clients, 5 senders, 200 msg/s, 10 s).
+    Bigroom(LoadArgs),
+    /// Clients in pairs, each sending private messages to its peer as fast
+    /// as its window allows (defaults: 1000 clients, 10 s, window 64).
+    Pairs(LoadArgs),
+    /// Connect and log in many clients, hold them idle, read the server's
+    /// RSS, then send one message and check that every client got it
+    /// (default: 10000 clients).
+    Connections(ConnArgs),
+}
+
+#[derive(Args)]
+struct LoadArgs {
+    /// Clients to connect and log in.
+    #[arg(long)]
+    clients: Option<usize>,
+    /// How many of them send (ignored by pairs: everyone sends).
+    #[arg(long)]
+    senders: Option<usize>,
+    /// Messages per second in total; without it, as fast as the windows allow.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Seconds of sending.
+    #[arg(long, default_value_t = 10.0)]
+    duration: f64,
+    /// Bytes of message text.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Most messages one sender has sent and not yet seen answered.
+    #[arg(long, default_value_t = 64)]
+    window: u64,
+    /// Seconds to wait after the last send for outstanding deliveries.
+    #[arg(long, default_value_t = 2.0)]
+    drain: f64,
+}
+
+#[derive(Args)]
+struct ConnArgs {
+    /// Clients to connect and log in.
+    #[arg(long, default_value_t = 10_000)]
+    clients: usize,
+    /// Bytes of the final message's text.
+    #[arg(long, default_value_t = 64)]
+    size: usize,
+    /// Seconds to hold the clients idle before reading the server's RSS.
+    #[arg(long, default_value_t = 2.0)]
+    hold: f64,
+}
+
+fn main() {
+    if let Err(err) = run() {
+        eprintln!("chat-bench: {err:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let t = &cli.target;
+    // Traffic to anything but this machine is out of bounds for a benchmark.
+    if !t.server.ip().is_loopback() {
+        bail!(
+            "--server must be a loopback address (127.0.0.1 or ::1), not {}",
+            t.server
+        );
+    }
+    platform::raise_fd_limit();
+    engine::now_ns(); // Starts the epoch.
+    let target = Target {
+        addr: t.server,
+        tls: t.tls,
+        server_pid: t.server_pid,
+        threads: t.threads,
+        concurrency: t.concurrency,
+        timeout: Duration::from_secs(t.timeout),
+    };
+    let report = match cli.scenario {
+        Scenario::Fanout(a) => {
+            scenario::traffic("fanout", &target, &a.load(100, 10, None, false)?)?
+        }
+        Scenario::Latency(a) => {
+            scenario::traffic("latency", &target, &a.load(100, 10, Some(1000.0), false)?)?
+        }
+        Scenario::Bigroom(a) => {
+            scenario::traffic("bigroom", &target, &a.load(1000, 5, Some(200.0), false)?)?
+        }
+        Scenario::Pairs(a) => scenario::traffic("pairs", &target, &a.load(1000, 0, None, true)?)?,
+        Scenario::Connections(a) => scenario::connections(
+            &target,
+            a.clients,
+            a.size,
+            Duration::try_from_secs_f64(a.hold)?,
+        )?,
+    };
+    print!("{}", report.table());
+    println!("{}", report.json_line());
+    Ok(())
+}
+
+impl LoadArgs {
+    fn load(
+        &self,
+        clients: usize,
+        senders: usize,
+        rate: Option<f64>,
+        pairs: bool,
+    ) -> anyhow::Result<Load> {
+        let rate = self.rate.or(rate);
+        if rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+            bail!("--rate must be a positive number");
+        }
+        if self.window == 0 {
+            bail!("--window must be at least 1");
+        }
+        Ok(Load {
+            clients: self.clients.unwrap_or(clients),
+            senders: self.senders.unwrap_or(senders),
+            rate,
+            duration: Duration::try_from_secs_f64(self.duration)?,
+            size: self.size,
+            window: self.window,
+            drain: Duration::try_from_secs_f64(self.drain)?,
+            pairs,
+        })
+    }
+}
