@@ -40,7 +40,8 @@ fn connection_refused_has_a_hint() {
 fn a_plaintext_client_cannot_talk_to_a_tls_server() {
     let server = Server::start(true);
     Client::new(&server.addr)
-        .args(["--no-tls", "--nick", "bot"])
+        .args(["--no-tls", "--nick", "bot", "--known-hosts"])
+        .arg(&server.known_hosts)
         .run("hello\n")
         .assert_code(1)
         .assert_stderr_contains("connection lost");
