@@ -51,6 +51,10 @@ impl Stream {
         }
     }
 
+    pub fn is_plain(&self) -> bool {
+        matches!(self, Stream::Plain(_))
+    }
+
     /// Moves connecting on after a readiness event: TCP connect, then the
     /// TLS handshake when `tls` is given.
     pub fn advance(&mut self, tls: Option<&TlsConnector>) -> io::Result<Progress> {

@@ -17,11 +17,12 @@ mod platform;
 mod report;
 mod scan;
 mod scenario;
+mod summary;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 use clap::{Args, Parser, Subcommand};
 
 use scenario::{Load, Target};
@@ -58,8 +59,10 @@ struct TargetArgs {
     #[arg(long, global = true, default_value_t = 2)]
     threads: usize,
 
-    /// Most clients connecting and logging in at the same time.
-    #[arg(long, global = true, default_value_t = 256)]
+    /// Most clients connecting and logging in at the same time. Above the
+    /// server's listen backlog (128 with std's `TcpListener::bind` on Linux)
+    /// the kernel drops SYNs and connecting stalls for the 1 s SYN retry.
+    #[arg(long, global = true, default_value_t = 100)]
     concurrency: usize,
 
     /// Seconds to wait for logins (and, for connections, for the final
@@ -80,12 +83,15 @@ enum Scenario {
     /// (defaults: 1000 clients, 5 senders, 200 msg/s, 10 s).
     Bigroom(LoadArgs),
     /// Clients in pairs, each sending private messages to its peer as fast
-    /// as its window allows (defaults: 1000 clients, 10 s, window 64).
+    /// as its window allows (defaults: 1000 clients, 10 s, window 16).
     Pairs(LoadArgs),
     /// Connect and log in many clients, hold them idle, read the server's
     /// RSS, then send one message and check that every client got it
     /// (default: 10000 clients).
     Connections(ConnArgs),
+    /// Print a markdown table of the `JSON` lines in FILE (`-` for stdin),
+    /// each figure beside its target; used by scripts/bench.sh.
+    Summary { file: std::path::PathBuf },
 }
 
 #[derive(Args)]
@@ -105,9 +111,10 @@ struct LoadArgs {
     /// Bytes of message text.
     #[arg(long, default_value_t = 64)]
     size: usize,
-    /// Most messages one sender has sent and not yet seen answered.
-    #[arg(long, default_value_t = 64)]
-    window: u64,
+    /// Most messages one sender has sent and not yet seen answered
+    /// (default 64; 16 for pairs, where 1,000 senders share the server).
+    #[arg(long)]
+    window: Option<u64>,
     /// Seconds to wait after the last send for outstanding deliveries.
     #[arg(long, default_value_t = 2.0)]
     drain: f64,
@@ -135,6 +142,15 @@ fn main() {
 
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Scenario::Summary { file } = &cli.scenario {
+        let text = if file.as_os_str() == "-" {
+            std::io::read_to_string(std::io::stdin())?
+        } else {
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
+        };
+        print!("{}", summary::render(&text)?);
+        return Ok(());
+    }
     let t = &cli.target;
     // Traffic to anything but this machine is out of bounds for a benchmark.
     if !t.server.ip().is_loopback() {
@@ -170,6 +186,7 @@ fn run() -> anyhow::Result<()> {
             a.size,
             Duration::try_from_secs_f64(a.hold)?,
         )?,
+        Scenario::Summary { .. } => unreachable!("handled above"),
     };
     print!("{}", report.table());
     println!("{}", report.json_line());
@@ -188,7 +205,8 @@ impl LoadArgs {
         if rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
             bail!("--rate must be a positive number");
         }
-        if self.window == 0 {
+        let window = self.window.unwrap_or(if pairs { 16 } else { 64 });
+        if window == 0 {
             bail!("--window must be at least 1");
         }
         Ok(Load {
@@ -197,7 +215,7 @@ impl LoadArgs {
             rate,
             duration: Duration::try_from_secs_f64(self.duration)?,
             size: self.size,
-            window: self.window,
+            window,
             drain: Duration::try_from_secs_f64(self.drain)?,
             pairs,
         })
