@@ -1,0 +1,185 @@
+#!/usr/bin/env bash
+# Runs every chat-bench scenario (issue 6), each against a fresh release
+# chat-server on 127.0.0.1, prints the results and writes them into
+# docs/performance.md between the markers <!-- bench:begin --> and
+# <!-- bench:end --> (the rest of that file is left alone).
+#
+# Usage: scripts/bench.sh                  (what `make bench` runs)
+#        BENCH_ONLY="fanout latency" scripts/bench.sh   (a subset; the doc is
+#        then not touched unless BENCH_WRITE=1)
+#
+# Exits non-zero when a scenario fails to run; a missed target is reported
+# in the table, not enforced.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+DOC=${BENCH_DOC:-$ROOT/docs/performance.md}
+ONLY=${BENCH_ONLY:-}
+SERVER=$ROOT/target/release/chat-server
+BENCH=$ROOT/target/release/chat-bench
+
+cargo build --release -q -p chat-server -p chat-bench
+
+# 10,000 clients need 10,000 descriptors in each process.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 10100 ]; then
+    echo "bench: warning: open-file limit $(ulimit -n) is below 10,100; the connections runs will fall short" >&2
+fi
+
+TMP=$(mktemp -d "${TMPDIR:-/tmp}/chat-bench.XXXXXX")
+SERVER_PID=
+cleanup() {
+    if [ -n "$SERVER_PID" ]; then kill -KILL "$SERVER_PID" 2>/dev/null || true; fi
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+RESULTS=$TMP/results.jsonl
+: >"$RESULTS"
+
+# start_server plaintext|tls: a fresh server with its own data directory;
+# sets SERVER_PID and PORT.
+start_server() {
+    local tls_flag=--no-tls
+    [ "$1" = tls ] && tls_flag=
+    local dir
+    dir=$(mktemp -d "$TMP/server.XXXX")
+    # stdin from /dev/null: the console reads commands until EOF, then idles.
+    "$SERVER" --bind 127.0.0.1:0 --data-dir "$dir/data" $tls_flag \
+        --queue-limit 8388608 --login-timeout 300 --log-level warn \
+        </dev/null >"$dir/stdout" 2>"$dir/stderr" &
+    SERVER_PID=$!
+    SERVER_DIR=$dir
+    PORT=
+    for _ in $(seq 200); do
+        PORT=$(sed -n 's/^chat-server listening on 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$dir/stdout")
+        [ -n "$PORT" ] && return 0
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.05
+    done
+    echo "bench: the server did not start:" >&2
+    cat "$dir/stdout" "$dir/stderr" >&2
+    return 1
+}
+
+# stop_server: SIGTERM, then up to 10 s for it to finish, then SIGKILL.
+stop_server() {
+    kill -TERM "$SERVER_PID" 2>/dev/null || true
+    for _ in $(seq 100); do
+        kill -0 "$SERVER_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$SERVER_PID" 2>/dev/null; then
+        echo "bench: the server did not stop within 10 s of SIGTERM; killing it" >&2
+        kill -KILL "$SERVER_PID" 2>/dev/null || true
+    fi
+    wait "$SERVER_PID" 2>/dev/null || true
+    SERVER_PID=
+}
+
+FAILED=()
+COMMANDS=()
+# run NAME plaintext|tls ARGS...: one scenario against a fresh server.
+run() {
+    local name=$1 transport=$2
+    shift 2
+    if [ -n "$ONLY" ] && ! [[ " $ONLY " == *" $name "* ]]; then return 0; fi
+    local tls_arg=()
+    [ "$transport" = tls ] && tls_arg=(--tls)
+    echo "== $name ($transport): chat-bench ${tls_arg[*]:+${tls_arg[*]} }$*"
+    COMMANDS+=("chat-bench --server 127.0.0.1:PORT --server-pid PID ${tls_arg[*]:+${tls_arg[*]} }$*")
+    start_server "$transport"
+    local out=$SERVER_DIR/bench.out status=0
+    "$BENCH" --server "127.0.0.1:$PORT" --server-pid "$SERVER_PID" "${tls_arg[@]}" "$@" \
+        | tee "$out" || status=$?
+    stop_server
+    if [ "$status" -ne 0 ] || ! grep -q '^JSON ' "$out"; then
+        echo "bench: $name ($transport) failed (exit $status)" >&2
+        if [ -s "$SERVER_DIR/stderr" ]; then
+            echo "server stderr:" >&2
+            tail -20 "$SERVER_DIR/stderr" >&2
+        fi
+        FAILED+=("$name ($transport)")
+        return 0
+    fi
+    grep '^JSON ' "$out" | tail -1 >>"$RESULTS"
+}
+
+STARTED=$(date +%s)
+run fanout plaintext fanout --clients 100 --senders 10 --duration 10 --size 64
+run latency plaintext latency --clients 100 --senders 10 --rate 1000 --duration 10 --size 64
+run bigroom plaintext bigroom --clients 1000 --senders 5 --rate 200 --duration 10 --size 64
+run connections plaintext connections --clients 10000 --timeout 90
+run connections-tls tls connections --clients 10000 --timeout 90
+run pairs plaintext pairs --clients 1000 --duration 10 --size 64
+ELAPSED=$(($(date +%s) - STARTED))
+
+TABLE=$("$BENCH" summary "$RESULTS")
+echo
+echo "$TABLE"
+echo
+echo "bench: ${ELAPSED} s for the scenarios"
+
+# The "Latest run" section, with what it ran on.
+write_section() {
+    local cores model commit
+    cores=$(nproc 2>/dev/null || echo '?')
+    model=$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo 2>/dev/null | head -1)
+    commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
+    if ! git diff --quiet HEAD 2>/dev/null; then commit="$commit (with uncommitted changes)"; fi
+    echo "<!-- bench:begin -->"
+    echo "<!-- Written by scripts/bench.sh (make bench); edits between these markers are overwritten. -->"
+    echo "## Latest run"
+    echo
+    echo "- Date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+    echo "- Commit: \`$commit\`"
+    echo "- Machine: $cores cores, ${model:-unknown CPU}, $(uname -sr); server and chat-bench share the cores, over loopback"
+    echo "- Command: \`make bench\` (\`scripts/bench.sh\`), ${ELAPSED} s; each scenario against a fresh"
+    echo "  \`chat-server --bind 127.0.0.1:0 --no-tls --queue-limit 8388608 --login-timeout 300 --log-level warn\`"
+    echo "  (without \`--no-tls\` for TLS), in this order:"
+    local c
+    for c in "${COMMANDS[@]}"; do echo "  - \`$c\`"; done
+    if [ ${#FAILED[@]} -gt 0 ]; then
+        echo "- **Failed to run:** ${FAILED[*]}"
+    fi
+    echo
+    echo "Latency is end to end: send time in the payload to the read that"
+    echo "brought it, for every delivery. In fanout and pairs the senders keep a"
+    echo "window of unanswered messages full, so latency there is queueing"
+    echo "(window ÷ throughput), not a target."
+    echo
+    echo "$TABLE"
+    echo
+    echo "<details><summary>Raw results (one JSON line per scenario)</summary>"
+    echo
+    echo '```'
+    cat "$RESULTS"
+    echo '```'
+    echo
+    echo "</details>"
+    echo "<!-- bench:end -->"
+}
+
+if [ -z "$ONLY" ] || [ "${BENCH_WRITE:-0}" = 1 ]; then
+    SECTION=$TMP/section.md
+    write_section >"$SECTION"
+    if [ ! -f "$DOC" ]; then
+        printf '# Performance\n\n<!-- bench:begin -->\n<!-- bench:end -->\n' >"$DOC"
+    fi
+    if ! grep -q '<!-- bench:begin -->' "$DOC" || ! grep -q '<!-- bench:end -->' "$DOC"; then
+        printf '\n<!-- bench:begin -->\n<!-- bench:end -->\n' >>"$DOC"
+    fi
+    # Replace what lies between the markers (markers included) by the section.
+    awk -v section="$SECTION" '
+        /<!-- bench:begin -->/ { while ((getline line < section) > 0) print line; skip = 1; next }
+        /<!-- bench:end -->/ { skip = 0; next }
+        !skip { print }
+    ' "$DOC" >"$TMP/doc.md"
+    cp "$TMP/doc.md" "$DOC"
+    echo "bench: wrote the latest run to ${DOC#"$ROOT"/}"
+fi
+
+if [ ${#FAILED[@]} -gt 0 ]; then
+    echo "bench: failed to run: ${FAILED[*]}" >&2
+    exit 1
+fi
