@@ -270,8 +270,9 @@ impl Worker {
             };
             let mut ended = None;
             let (session, output, status) = (&mut self.session, &mut self.output, &self.status);
+            let out = &mut self.out;
             let fed = self.reader.feed(&buf[..n], |line| {
-                ended = on_line(line, session, output.as_mut(), status);
+                ended = on_line(line, session, output.as_mut(), status, out);
                 if ended.is_some() {
                     ControlFlow::Break(())
                 } else {
@@ -303,6 +304,7 @@ fn on_line(
     session: &mut Session,
     output: &mut dyn Output,
     status: &Sender<Status>,
+    out: &mut Vec<u8>,
 ) -> Option<Ending> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return None;
@@ -328,6 +330,7 @@ fn on_line(
                 statuses.push(Status::LoginRefused { code, reason })
             }
             Update::Ended(ending) => ended = Some(ending),
+            Update::Send(request) => out.extend_from_slice(&codec::encode(&request)),
         }
     }
     // Printed first, so the welcome line is up before the prompt.

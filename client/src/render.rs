@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use chat_common::Departure;
 use chrono::{DateTime, Local};
 
 /// Something worth showing a person, already matched to its request.
@@ -30,12 +31,15 @@ pub enum Notice {
         nick: String,
         online: Vec<String>,
     },
+    /// Arrivals: the names listed, and how many more were only counted.
     Joined {
-        nick: String,
+        nicks: Vec<String>,
+        more: u32,
     },
+    /// Departures with their reasons, and how many more were only counted.
     Left {
-        nick: String,
-        reason: String,
+        departures: Vec<Departure>,
+        more: u32,
     },
     Kicked {
         nick: String,
@@ -136,9 +140,24 @@ impl Renderer {
                 clean(nick),
                 who_is_online(online)
             )),
-            Notice::Joined { nick } => self.system(&format!("{} joined", clean(nick))),
-            Notice::Left { nick, reason } => {
-                self.system(&format!("{} left ({})", clean(nick), clean(reason)))
+            Notice::Joined { nicks, more } => {
+                let names = nicks.iter().map(|n| clean(n).into_owned()).collect();
+                self.system(&format!("{} joined", enumerate(names, *more)))
+            }
+            Notice::Left { departures, more } => {
+                let text = match departures.as_slice() {
+                    [one] if *more == 0 => {
+                        format!("{} left ({})", clean(&one.nick), clean(&one.reason))
+                    }
+                    _ => {
+                        let names = departures
+                            .iter()
+                            .map(|d| format!("{} ({})", clean(&d.nick), clean(&d.reason)))
+                            .collect();
+                        format!("{} left", enumerate(names, *more))
+                    }
+                };
+                self.system(&text)
             }
             Notice::Kicked { nick, reason } => self.system(&format!(
                 "{} was kicked by the server: {}",
@@ -162,6 +181,20 @@ impl Renderer {
     /// A line about the chat rather than in it: `* …`.
     fn system(&self, text: &str) -> String {
         self.paint(YELLOW, &format!("* {text}")).into_owned()
+    }
+}
+
+/// `alice`, `alice and bob`, `alice, bob and carol`, `alice, bob and 412 others`.
+fn enumerate(mut names: Vec<String>, more: u32) -> String {
+    match more {
+        0 => {}
+        1 => names.push("1 other".into()),
+        n => names.push(format!("{n} others")),
+    }
+    match names.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -195,6 +228,13 @@ pub fn clean(text: &str) -> Cow<'_, str> {
 mod tests {
     use chrono::TimeZone;
 
+    fn departure(nick: &str, reason: &str) -> Departure {
+        Departure {
+            nick: nick.into(),
+            reason: reason.into(),
+        }
+    }
+
     use super::*;
 
     fn noon() -> DateTime<Local> {
@@ -225,15 +265,42 @@ mod tests {
                 "[12:00:00] * welcome, alice — 3 online: alice, bob, carol",
             ),
             (
-                Notice::Joined { nick: s("alice") },
+                Notice::Joined {
+                    nicks: vec![s("alice")],
+                    more: 0,
+                },
                 "[12:00:00] * alice joined",
             ),
             (
+                Notice::Joined {
+                    nicks: vec![s("alice"), s("bob")],
+                    more: 0,
+                },
+                "[12:00:00] * alice and bob joined",
+            ),
+            (
+                Notice::Joined {
+                    nicks: vec![s("alice"), s("bob"), s("carol")],
+                    more: 412,
+                },
+                "[12:00:00] * alice, bob, carol and 412 others joined",
+            ),
+            (
                 Notice::Left {
-                    nick: s("alice"),
-                    reason: s("connection lost"),
+                    departures: vec![departure("alice", "connection lost")],
+                    more: 0,
                 },
                 "[12:00:00] * alice left (connection lost)",
+            ),
+            (
+                Notice::Left {
+                    departures: vec![
+                        departure("alice", "quit"),
+                        departure("bob", "connection lost"),
+                    ],
+                    more: 1,
+                },
+                "[12:00:00] * alice (quit), bob (connection lost) and 1 other left",
             ),
             (
                 Notice::Kicked {

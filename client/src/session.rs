@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use chat_common::{ErrorCode, Request, ServerFrame, EVERYONE};
+use chat_common::{Departure, ErrorCode, Request, ServerFrame, EVERYONE};
 
 use crate::render::Notice;
 use crate::roster::SharedRoster;
@@ -35,6 +35,8 @@ pub enum Update {
     LoginRefused { code: ErrorCode, reason: String },
     /// The session is over.
     Ended(Ending),
+    /// A request the session makes on its own (a roster refresh).
+    Send(Request),
 }
 
 /// What a request was, kept until its answer arrives.
@@ -42,8 +44,13 @@ pub enum Update {
 enum Pending {
     Login,
     Public,
-    Private { to: String, text: String },
+    Private {
+        to: String,
+        text: String,
+    },
     Online,
+    /// `online` asked for the roster, not by the user: answered silently.
+    Refresh,
     Bye,
 }
 
@@ -118,6 +125,49 @@ impl Session {
         }
     }
 
+    /// Who came and went: keeps the roster current and says it.
+    fn on_presence(
+        &mut self,
+        mut joined: Vec<String>,
+        joined_more: u32,
+        left: Vec<Departure>,
+        left_more: u32,
+    ) -> Vec<Update> {
+        {
+            let mut roster = self.roster.lock();
+            for departure in &left {
+                roster.remove(&departure.nick);
+            }
+            for nick in &joined {
+                roster.add(nick);
+            }
+        }
+        let mut updates = Vec::new();
+        // A crowd is only counted: fetch the exact list once, quietly, so
+        // completion knows everyone.
+        let refreshing = self.pending.values().any(|p| *p == Pending::Refresh);
+        if (joined_more > 0 || left_more > 0) && !refreshing {
+            updates.push(Update::Send(Request::Online {
+                id: self.track(Pending::Refresh),
+            }));
+        }
+        // Our own arrival was the welcome.
+        joined.retain(|nick| Some(nick) != self.me.as_ref());
+        if !joined.is_empty() || joined_more > 0 {
+            updates.push(Update::Show(Notice::Joined {
+                nicks: joined,
+                more: joined_more,
+            }));
+        }
+        if !left.is_empty() || left_more > 0 {
+            updates.push(Update::Show(Notice::Left {
+                departures: left,
+                more: left_more,
+            }));
+        }
+        updates
+    }
+
     /// Reads one frame from the server.
     pub fn on_frame(&mut self, frame: ServerFrame) -> Vec<Update> {
         use Update::Show;
@@ -146,9 +196,13 @@ impl Session {
                 _ => vec![],
             },
             ServerFrame::Online { id, users } => {
-                self.pending.remove(&id);
+                let silent = self.pending.remove(&id) == Some(Pending::Refresh);
                 self.roster.lock().set(&users);
-                vec![Show(Notice::Online { users })]
+                if silent {
+                    vec![]
+                } else {
+                    vec![Show(Notice::Online { users })]
+                }
             }
             ServerFrame::Pong { id } => {
                 self.pending.remove(&id);
@@ -183,14 +237,12 @@ impl Session {
                     vec![Show(Notice::PrivateFrom { sender, text, time })]
                 }
             }
-            ServerFrame::Joined { nick } => {
-                self.roster.lock().add(&nick);
-                vec![Show(Notice::Joined { nick })]
-            }
-            ServerFrame::Left { nick, reason } => {
-                self.roster.lock().remove(&nick);
-                vec![Show(Notice::Left { nick, reason })]
-            }
+            ServerFrame::Presence {
+                joined,
+                joined_more,
+                left,
+                left_more,
+            } => self.on_presence(joined, joined_more, left, left_more),
             ServerFrame::Kicked { nick, reason } => {
                 self.roster.lock().remove(&nick);
                 let me = self.me.as_deref() == Some(nick.as_str());
@@ -330,11 +382,23 @@ mod tests {
     #[test]
     fn roster_follows_events() {
         let (mut session, roster) = logged_in("alice", &["bob", "alice"]);
-        session.on_frame(ServerFrame::Joined { nick: s("carol") });
-        session.on_frame(ServerFrame::Left {
-            nick: s("bob"),
-            reason: s("quit"),
+        let updates = session.on_frame(ServerFrame::Presence {
+            joined: vec![s("carol"), s("alice")],
+            joined_more: 0,
+            left: vec![Departure {
+                nick: s("bob"),
+                reason: s("quit"),
+            }],
+            left_more: 0,
         });
+        // Our own name is not news to us.
+        assert_eq!(
+            updates[0],
+            Update::Show(Notice::Joined {
+                nicks: vec![s("carol")],
+                more: 0
+            })
+        );
         let mut want = Roster::default();
         want.me = Some(s("alice"));
         want.set(&[s("alice"), s("carol")]);
@@ -345,6 +409,32 @@ mod tests {
         });
         assert_eq!(updates.len(), 1);
         assert_eq!(roster.lock().online(), [s("alice")]);
+    }
+
+    #[test]
+    fn a_crowd_triggers_one_quiet_refresh() {
+        let (mut session, roster) = logged_in("alice", &["alice"]);
+        let crowd = ServerFrame::Presence {
+            joined: vec![s("bob")],
+            joined_more: 30,
+            left: vec![],
+            left_more: 0,
+        };
+        let updates = session.on_frame(crowd.clone());
+        let Some(Update::Send(Request::Online { id })) = updates.first().cloned() else {
+            panic!("expected a refresh first: {updates:?}");
+        };
+        assert!(session
+            .on_frame(crowd)
+            .iter()
+            .all(|u| !matches!(u, Update::Send(_))));
+        let everyone: Vec<String> = (0..32).map(|i| format!("u{i}")).collect();
+        let answer = ServerFrame::Online {
+            id,
+            users: everyone.clone(),
+        };
+        assert_eq!(session.on_frame(answer), vec![], "answered silently");
+        assert_eq!(roster.lock().online().len(), 32);
     }
 
     #[test]

@@ -90,16 +90,43 @@ pub enum ServerFrame {
         /// Unix time in milliseconds at which the server accepted it.
         time: u64,
     },
-    /// Someone joined.
-    Joined { nick: String },
-    /// Someone left: `quit`, `connection lost`, `send queue exceeded` …
-    Left { nick: String, reason: String },
-    /// The operator removed someone; they are gone (no `left` follows).
+    /// Who joined and who left since the previous presence frame. The
+    /// server sends at most one per second (`--presence-interval`), so that
+    /// 10,000 arrivals are not 50 million lines; changes that cancel out
+    /// within the interval (left and came back) are not reported. At most
+    /// [`PRESENCE_NAMES`] names are listed per side; `joined_more` and
+    /// `left_more` count the rest (ask `online` for the exact list).
+    Presence {
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        joined: Vec<String>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        joined_more: u32,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        left: Vec<Departure>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        left_more: u32,
+    },
+    /// The operator removed someone; they are gone (no presence `left` follows).
     Kicked { nick: String, reason: String },
     /// A message from the server's operator to everyone.
     Announce { text: String, time: u64 },
     /// The server is going down; the connection closes after this frame.
     Shutdown { reason: String },
+}
+
+/// Most names listed on each side of one presence frame.
+pub const PRESENCE_NAMES: usize = 20;
+
+/// Someone who left, and why: `quit`, `connection closed`, `connection
+/// lost`, `send queue exceeded`, `frame too large`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Departure {
+    pub nick: String,
+    pub reason: String,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 /// Why a request failed, for programs; `reason` says it for people.
@@ -215,6 +242,19 @@ mod tests {
                 text: "x".into()
             }
         );
+    }
+
+    #[test]
+    fn presence_omits_empty_parts() {
+        let frame = ServerFrame::Presence {
+            joined: vec!["alice".into()],
+            joined_more: 0,
+            left: vec![],
+            left_more: 0,
+        };
+        let json = serde_json::to_string(&frame).unwrap();
+        assert_eq!(json, r#"{"type":"presence","joined":["alice"]}"#);
+        assert_eq!(serde_json::from_str::<ServerFrame>(&json).unwrap(), frame);
     }
 
     #[test]

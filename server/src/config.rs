@@ -63,6 +63,11 @@ pub struct Config {
     /// Seconds a new connection has to log in.
     #[arg(long, default_value_t = 30)]
     pub login_timeout: u64,
+
+    /// Least milliseconds between two presence frames ("alice, bob and 412
+    /// others joined"): arrivals and departures in between are combined.
+    #[arg(long, default_value_t = 1000)]
+    pub presence_interval: u64,
 }
 
 impl Config {
@@ -85,5 +90,9 @@ impl Config {
 
     pub fn login_timeout(&self) -> Duration {
         Duration::from_secs(self.login_timeout)
+    }
+
+    pub fn presence_interval(&self) -> Duration {
+        Duration::from_millis(self.presence_interval)
     }
 }

@@ -53,6 +53,9 @@ pub struct Dispatcher {
     router: Router,
     events: Receiver<Event>,
     login_timeout: Duration,
+    /// Least time between two presence frames.
+    presence_interval: Duration,
+    last_presence: Option<Instant>,
     started: Instant,
 }
 
@@ -68,13 +71,34 @@ impl Dispatcher {
         router: Router,
         events: Receiver<Event>,
         login_timeout: Duration,
+        presence_interval: Duration,
     ) -> Self {
         Dispatcher {
             state,
             router,
             events,
             login_timeout,
+            presence_interval,
+            last_presence: None,
             started: Instant::now(),
+        }
+    }
+
+    /// When the pending presence changes may be announced, if there are any.
+    fn presence_due(&self) -> Option<Instant> {
+        if !self.state.has_presence() {
+            return None;
+        }
+        Some(
+            self.last_presence
+                .map_or_else(Instant::now, |t| t + self.presence_interval),
+        )
+    }
+
+    fn announce_presence_if_due(&mut self) {
+        if self.presence_due().is_some_and(|due| due <= Instant::now()) {
+            self.state.flush_presence(&mut self.router);
+            self.last_presence = Some(Instant::now());
         }
     }
 
@@ -83,6 +107,11 @@ impl Dispatcher {
         let ticker = crossbeam_channel::tick(Duration::from_secs(1));
         let mut running = true;
         while running {
+            // A lone arrival is announced at once; a crowd, once per interval.
+            let presence = match self.presence_due() {
+                Some(due) => crossbeam_channel::at(due),
+                None => crossbeam_channel::never(),
+            };
             select! {
                 recv(self.events) -> event => match event {
                     Ok(event) => {
@@ -103,6 +132,10 @@ impl Dispatcher {
                     let timeout = self.login_timeout.as_millis() as u64;
                     self.state.expire_logins(now_ms(), timeout, &mut self.router);
                 }
+                recv(presence) -> _ => {}
+            }
+            if running {
+                self.announce_presence_if_due();
             }
             self.router.flush();
         }
@@ -132,7 +165,7 @@ impl Dispatcher {
                     info!(conn, "registered as {nick}");
                 }
             }
-            Event::Disconnected { conn, reason } => self.state.disconnect(conn, &reason, out),
+            Event::Disconnected { conn, reason } => self.state.disconnect(conn, &reason),
             Event::Admin(command, reply) => {
                 let answer = self.admin(command);
                 let _ = reply.send(answer);

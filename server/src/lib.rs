@@ -88,6 +88,7 @@ impl Server {
             router,
             inbox,
             config.login_timeout(),
+            config.presence_interval(),
         );
         let dispatcher = std::thread::Builder::new()
             .name("dispatcher".into())

@@ -2,12 +2,12 @@
 //! request or admin command produces. Pure: no I/O, no locks, no clock — the
 //! dispatcher owns it, passes the time in, and performs the deliveries.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 use chat_common::codec::encode;
-use chat_common::protocol::validate_nick;
-use chat_common::{ErrorCode, Frame, Request, ServerFrame, EVERYONE};
+use chat_common::protocol::{validate_nick, PRESENCE_NAMES};
+use chat_common::{Departure, ErrorCode, Frame, Request, ServerFrame, EVERYONE};
 
 use crate::framework::{ConnId, ConnInfo};
 
@@ -99,8 +99,18 @@ fn fold(nick: &str) -> String {
 /// error code and reason.
 type Reply = Result<Option<ServerFrame>, (ErrorCode, String)>;
 
+/// A change of presence not yet announced.
+#[derive(Debug)]
+enum Change {
+    Joined(String),
+    Left(Departure),
+}
+
 pub struct ChatState {
     sessions: HashMap<ConnId, Session>,
+    /// Joins and departures since the last presence frame, by folded
+    /// nickname; a change that undoes a pending one cancels it.
+    presence: BTreeMap<String, Change>,
     /// Folded nickname → its session.
     nicks: HashMap<String, ConnId>,
     max_text: usize,
@@ -113,6 +123,7 @@ impl ChatState {
     pub fn new(max_text: usize) -> Self {
         ChatState {
             sessions: HashMap::new(),
+            presence: BTreeMap::new(),
             nicks: HashMap::new(),
             max_text,
             messages: 0,
@@ -136,19 +147,13 @@ impl ChatState {
 
     /// The connection is gone; if it was a user who had not left yet,
     /// everyone is told why.
-    pub fn disconnect(&mut self, conn: ConnId, reason: &str, out: &mut impl Deliver) {
+    pub fn disconnect(&mut self, conn: ConnId, reason: &str) {
         let Some(session) = self.sessions.remove(&conn) else {
             return;
         };
         if let (Some(nick), false) = (session.nick, session.leaving) {
             self.nicks.remove(&fold(&nick));
-            self.broadcast(
-                &ServerFrame::Left {
-                    nick,
-                    reason: reason.to_string(),
-                },
-                out,
-            );
+            self.note_left(nick, reason);
         }
     }
 
@@ -163,7 +168,7 @@ impl ChatState {
         let logged_in = session.nick.is_some();
         let result = match request {
             Request::Ping { id } => Ok(Some(ServerFrame::Pong { id })),
-            Request::Login { id, nick } if !logged_in => self.login(conn, id, nick, out),
+            Request::Login { id, nick } if !logged_in => self.login(conn, id, nick),
             Request::Login { .. } => Err((
                 ErrorCode::AlreadyLoggedIn,
                 "you are already logged in".to_string(),
@@ -197,7 +202,7 @@ impl ChatState {
         out.send(conn, encode(&frame));
     }
 
-    fn login(&mut self, conn: ConnId, id: u64, nick: String, out: &mut impl Deliver) -> Reply {
+    fn login(&mut self, conn: ConnId, id: u64, nick: String) -> Reply {
         validate_nick(&nick).map_err(|why| (ErrorCode::NickInvalid, why))?;
         let key = fold(&nick);
         if self.nicks.contains_key(&key) {
@@ -206,11 +211,8 @@ impl ChatState {
                 format!("{nick} is taken by someone online; choose another nickname"),
             ));
         }
-        let joined = encode(&ServerFrame::Joined { nick: nick.clone() });
-        for &other in self.nicks.values() {
-            out.send(other, joined.clone());
-        }
         self.nicks.insert(key, conn);
+        self.note_joined(&nick);
         if let Some(session) = self.sessions.get_mut(&conn) {
             session.nick = Some(nick.clone());
         }
@@ -285,6 +287,58 @@ impl ChatState {
         Ok(None)
     }
 
+    fn note_joined(&mut self, nick: &str) {
+        let key = fold(nick);
+        if let Some(Change::Left(_)) = self.presence.get(&key) {
+            // Left and came back before anyone was told: nothing to say.
+            self.presence.remove(&key);
+        } else {
+            self.presence.insert(key, Change::Joined(nick.to_string()));
+        }
+    }
+
+    fn note_left(&mut self, nick: String, reason: &str) {
+        let key = fold(&nick);
+        if let Some(Change::Joined(_)) = self.presence.get(&key) {
+            // Came and went before anyone was told.
+            self.presence.remove(&key);
+        } else {
+            let reason = reason.to_string();
+            self.presence
+                .insert(key, Change::Left(Departure { nick, reason }));
+        }
+    }
+
+    /// Whether joins or departures wait to be announced.
+    pub fn has_presence(&self) -> bool {
+        !self.presence.is_empty()
+    }
+
+    /// Announces, in one frame to everyone online, who came and went since
+    /// the last call; the dispatcher calls it at most once per interval.
+    pub fn flush_presence(&mut self, out: &mut impl Deliver) {
+        if self.presence.is_empty() {
+            return;
+        }
+        let (mut joined, mut left) = (Vec::new(), Vec::new());
+        let (mut joined_more, mut left_more) = (0u32, 0u32);
+        for change in std::mem::take(&mut self.presence).into_values() {
+            match change {
+                Change::Joined(nick) if joined.len() < PRESENCE_NAMES => joined.push(nick),
+                Change::Joined(_) => joined_more += 1,
+                Change::Left(departure) if left.len() < PRESENCE_NAMES => left.push(departure),
+                Change::Left(_) => left_more += 1,
+            }
+        }
+        let frame = ServerFrame::Presence {
+            joined,
+            joined_more,
+            left,
+            left_more,
+        };
+        self.broadcast(&frame, out);
+    }
+
     /// Sends one frame, serialized once, to everyone logged in.
     fn broadcast(&self, frame: &ServerFrame, out: &mut impl Deliver) {
         let bytes = encode(frame);
@@ -299,13 +353,7 @@ impl ChatState {
             session.leaving = true;
             if let Some(nick) = session.nick.clone() {
                 self.nicks.remove(&fold(&nick));
-                self.broadcast(
-                    &ServerFrame::Left {
-                        nick,
-                        reason: reason.to_string(),
-                    },
-                    out,
-                );
+                self.note_left(nick, reason);
             }
         }
         out.close(conn);
@@ -350,6 +398,11 @@ impl ChatState {
             out,
         );
         self.nicks.remove(&fold(&nick));
+        // The kick itself says they are gone; a join nobody was told of yet
+        // must not be announced after it.
+        if let Some(Change::Joined(_)) = self.presence.get(&fold(&nick)) {
+            self.presence.remove(&fold(&nick));
+        }
         out.close(conn);
         Ok(nick)
     }
@@ -473,6 +526,7 @@ mod tests {
             };
             state.request(conn, login, 0, &mut out);
         }
+        state.flush_presence(&mut out);
         out.take();
         (state, out)
     }
@@ -503,18 +557,96 @@ mod tests {
         state.request(2, login, 5, &mut out);
         assert_eq!(
             out.take(),
-            [
-                (1, ServerFrame::Joined { nick: "bob".into() }),
-                (
-                    2,
-                    ServerFrame::Welcome {
-                        id: 9,
-                        nick: "bob".into(),
-                        online: vec!["alice".into(), "bob".into()]
-                    }
-                ),
-            ]
+            [(
+                2,
+                ServerFrame::Welcome {
+                    id: 9,
+                    nick: "bob".into(),
+                    online: vec!["alice".into(), "bob".into()]
+                }
+            )]
         );
+        assert!(state.has_presence());
+        state.flush_presence(&mut out);
+        let mut sent = out.take();
+        sent.sort_by_key(|(c, _)| *c);
+        assert_eq!(
+            sent,
+            [(1, presence(&["bob"], &[])), (2, presence(&["bob"], &[]))]
+        );
+        assert!(!state.has_presence());
+    }
+
+    /// A presence frame with these joins and (nick, reason) departures.
+    fn presence(joined: &[&str], left: &[(&str, &str)]) -> ServerFrame {
+        ServerFrame::Presence {
+            joined: joined.iter().map(|n| n.to_string()).collect(),
+            joined_more: 0,
+            left: left
+                .iter()
+                .map(|(nick, reason)| Departure {
+                    nick: nick.to_string(),
+                    reason: reason.to_string(),
+                })
+                .collect(),
+            left_more: 0,
+        }
+    }
+
+    #[test]
+    fn presence_cancels_out_and_is_capped() {
+        let (mut state, mut out) = room(&["alice", "bob"]);
+        // Bob drops and comes back, carol comes and goes: nothing to say.
+        state.disconnect(2, "connection lost");
+        state.connect(info(3), 0);
+        state.request(
+            3,
+            Request::Login {
+                id: 1,
+                nick: "Bob".into(),
+            },
+            0,
+            &mut out,
+        );
+        state.connect(info(4), 0);
+        state.request(
+            4,
+            Request::Login {
+                id: 1,
+                nick: "carol".into(),
+            },
+            0,
+            &mut out,
+        );
+        state.disconnect(4, "quit");
+        assert!(!state.has_presence());
+        // A crowd arrives: the first names are listed, the rest counted.
+        let crowd = PRESENCE_NAMES as u64 + 5;
+        for i in 0..crowd {
+            state.connect(info(10 + i), 0);
+            let nick = format!("user{:02}", i);
+            state.request(10 + i, Request::Login { id: 1, nick }, 0, &mut out);
+        }
+        out.take();
+        state.flush_presence(&mut out);
+        let sent = out.take();
+        assert_eq!(
+            sent.len(),
+            2 + crowd as usize,
+            "one frame to everyone online"
+        );
+        let ServerFrame::Presence {
+            joined,
+            joined_more,
+            left,
+            left_more,
+        } = &sent[0].1
+        else {
+            panic!("{:?}", sent[0]);
+        };
+        assert_eq!(joined.len(), PRESENCE_NAMES);
+        assert_eq!(joined[0], "user00");
+        assert_eq!((*joined_more, left.len(), *left_more), (5, 0, 0));
     }
 
     #[test]
@@ -623,18 +755,13 @@ mod tests {
         let (mut state, mut out) = room(&["alice", "bob"]);
         state.request(1, Request::Bye { id: 4 }, 0, &mut out);
         state.request(1, message(5, "*", "ignored after bye"), 0, &mut out);
-        state.disconnect(1, "connection closed", &mut out);
+        state.disconnect(1, "connection closed");
+        state.flush_presence(&mut out);
         assert_eq!(
             out.take(),
             [
                 (1, ServerFrame::Ack { id: 4 }),
-                (
-                    2,
-                    ServerFrame::Left {
-                        nick: "alice".into(),
-                        reason: "quit".into()
-                    }
-                ),
+                (2, presence(&[], &[("alice", "quit")])),
             ]
         );
         assert_eq!(out.closed, [1]);
@@ -644,16 +771,11 @@ mod tests {
     #[test]
     fn dropped_connection_is_announced_with_its_reason() {
         let (mut state, mut out) = room(&["alice", "bob"]);
-        state.disconnect(2, "send queue exceeded", &mut out);
+        state.disconnect(2, "send queue exceeded");
+        state.flush_presence(&mut out);
         assert_eq!(
             out.take(),
-            [(
-                1,
-                ServerFrame::Left {
-                    nick: "bob".into(),
-                    reason: "send queue exceeded".into()
-                }
-            )]
+            [(1, presence(&[], &[("bob", "send queue exceeded")]))]
         );
         // The nickname is free again.
         state.connect(info(3), 0);
@@ -678,8 +800,22 @@ mod tests {
                 reason: "spam".into()
             }));
         assert_eq!(out.closed, [2]);
-        state.disconnect(2, "closed by server", &mut out);
+        state.disconnect(2, "closed by server");
+        state.flush_presence(&mut out);
         assert!(out.take().is_empty(), "no `left` after a kick");
+        // A kick before the join was announced: the join is never announced.
+        state.connect(info(3), 0);
+        state.request(
+            3,
+            Request::Login {
+                id: 1,
+                nick: "dave".into(),
+            },
+            0,
+            &mut out,
+        );
+        state.kick("dave", "bye", &mut out).unwrap();
+        assert!(!state.has_presence());
         assert_eq!(state.online(), ["alice"]);
     }
 
