@@ -28,6 +28,7 @@ for _ in $(seq 600); do
 done
 echo "  all connected and posted after $((($(date +%s%N) - start) / 1000000)) ms"
 admin /stats
+printf '!online\n' | client --nick counter >"$WORK/counter" 2>&1
 sleep 0.5
 touch "$WORK/go"
 failed=0
@@ -36,16 +37,18 @@ sleep 0.5
 kill $OBS 2>/dev/null || true
 wait $OBS 2>/dev/null || true
 grep -A3 '^connections' "$WORK/server.out" | sed 's/^/  admin    │ /' || true
-head -3 "$WORK/observer" | sed 's/^/  observer │ /'
+grep ' joined$\| left' "$WORK/observer" | cut -c1-110 | head -6 | sed 's/^/  observer │ /'
 echo "  …"
-tail -3 "$WORK/observer" | sed 's/^/  observer │ /'
+sed 's/^/  counter  │ /' "$WORK/counter" | cut -c1-110
 
 say "checks"
 check "all $N clients exited with status 0" test "$failed" -eq 0
 check "the observer received all $N messages" \
     test "$(grep -c '> hello from user' "$WORK/observer")" -eq "$N"
-check "the observer saw $N joins and $N leaves" \
-    test "$(grep -c 'user[0-9]* joined' "$WORK/observer")-$(grep -c 'user[0-9]* left (quit)' "$WORK/observer")" = "$N-$N"
+check "everyone is online at once: !online counts $((N + 2)) (with observer and counter)" \
+    grep -q "\* $((N + 2)) online:" "$WORK/counter"
+joins=$(grep -c ' joined$' "$WORK/observer" || true)
+check "arrivals were combined: $N arrivals in $joins presence lines" test "$joins" -lt $((N / 4))
 check "every client saw its own message" \
     bash -c 'for i in $(seq 1 '"$N"'); do grep -q "(you)> hello from user$i" "'"$WORK"'/user$i" || exit 1; done'
 check "the console counted $((N + 1)) users logged in at once" \
