@@ -15,6 +15,17 @@ pub fn restrict_to_owner(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Lets a restarted server bind its port at once although connections of
+/// the previous run linger in TIME_WAIT. Unix only: on Windows the same
+/// option would let another program take the port over.
+pub fn reuse_address(socket: &socket2::Socket) -> std::io::Result<()> {
+    #[cfg(unix)]
+    socket.set_reuse_address(true)?;
+    #[cfg(not(unix))]
+    let _ = socket;
+    Ok(())
+}
+
 /// Whether standard input is an interactive terminal.
 pub fn stdin_is_terminal() -> bool {
     use std::io::IsTerminal;
