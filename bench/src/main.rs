@@ -60,8 +60,8 @@ struct TargetArgs {
     threads: usize,
 
     /// Most clients connecting and logging in at the same time. Above the
-    /// server's listen backlog (128 with std's `TcpListener::bind` on Linux)
-    /// the kernel drops SYNs and connecting stalls for the 1 s SYN retry.
+    /// server's listen backlog the kernel drops SYNs and connecting stalls
+    /// for the 1 s SYN retry (std's `TcpListener::bind` gives 128).
     #[arg(long, global = true, default_value_t = 100)]
     concurrency: usize,
 
