@@ -10,6 +10,7 @@ help:
 	@echo "make run-server [ARGS=...]   start a server on 0.0.0.0:50445 (TLS) with an admin console"
 	@echo "make run-client [ARGS=...]   start a client for 127.0.0.1:50445"
 	@echo "make test                    fmt check, clippy -D warnings, all tests"
+	@echo "make bench                   chat-bench scenarios against a release server; writes docs/performance.md"
 	@echo "make demo                    every demo below (each exits non-zero on failure)"
 	@echo "make demo-basic | demo-multiplex | demo-concurrency | demo-private | demo-encryption"
 	@echo "make build | release | clean"
@@ -32,7 +33,7 @@ run-client:
 	$(CARGO) run --release -q -p chat-client -- $(ARGS)
 
 bench:
-	@echo "make bench arrives with chat-bench (issue 6: performance)"; exit 1
+	bash scripts/bench.sh
 
 clean:
 	$(CARGO) clean

@@ -27,9 +27,11 @@ pub enum Notice {
         receiver: String,
         text: String,
     },
+    /// Logged in; who is online (the first names, and how many more).
     Welcome {
         nick: String,
         online: Vec<String>,
+        more: u32,
     },
     /// Arrivals: the names listed, and how many more were only counted.
     Joined {
@@ -135,11 +137,15 @@ impl Renderer {
                 let tag = format!("[private to {}]", clean(receiver));
                 format!("{} {}", self.paint(MAGENTA, &tag), clean(text))
             }
-            Notice::Welcome { nick, online } => self.system(&format!(
-                "welcome, {} — {}",
-                clean(nick),
-                who_is_online(online)
-            )),
+            Notice::Welcome { nick, online, more } => {
+                let names = online.iter().map(|n| clean(n).into_owned()).collect();
+                self.system(&format!(
+                    "welcome, {} — {} online: {}",
+                    clean(nick),
+                    online.len() + *more as usize,
+                    enumerate_all(names, *more)
+                ))
+            }
             Notice::Joined { nicks, more } => {
                 let names = nicks.iter().map(|n| clean(n).into_owned()).collect();
                 self.system(&format!("{} joined", enumerate(names, *more)))
@@ -195,6 +201,16 @@ fn enumerate(mut names: Vec<String>, more: u32) -> String {
         None => String::new(),
         Some((last, [])) => last.clone(),
         Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// `alice, bob, carol`, or `alice, bob, carol and 9997 others`: a list
+/// that is complete reads as one, without "and".
+fn enumerate_all(names: Vec<String>, more: u32) -> String {
+    if more == 0 {
+        names.join(", ")
+    } else {
+        enumerate(names, more)
     }
 }
 
@@ -261,8 +277,17 @@ mod tests {
                 Notice::Welcome {
                     nick: s("alice"),
                     online: three.clone(),
+                    more: 0,
                 },
                 "[12:00:00] * welcome, alice — 3 online: alice, bob, carol",
+            ),
+            (
+                Notice::Welcome {
+                    nick: s("alice"),
+                    online: three.clone(),
+                    more: 9997,
+                },
+                "[12:00:00] * welcome, alice — 10000 online: alice, bob, carol and 9997 others",
             ),
             (
                 Notice::Joined {

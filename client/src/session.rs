@@ -147,9 +147,7 @@ impl Session {
         // completion knows everyone.
         let refreshing = self.pending.values().any(|p| *p == Pending::Refresh);
         if (joined_more > 0 || left_more > 0) && !refreshing {
-            updates.push(Update::Send(Request::Online {
-                id: self.track(Pending::Refresh),
-            }));
+            updates.push(self.refresh());
         }
         // Our own arrival was the welcome.
         joined.retain(|nick| Some(nick) != self.me.as_ref());
@@ -168,11 +166,23 @@ impl Session {
         updates
     }
 
+    /// A quiet `online` request, for a roster the server only counted.
+    fn refresh(&mut self) -> Update {
+        Update::Send(Request::Online {
+            id: self.track(Pending::Refresh),
+        })
+    }
+
     /// Reads one frame from the server.
     pub fn on_frame(&mut self, frame: ServerFrame) -> Vec<Update> {
         use Update::Show;
         match frame {
-            ServerFrame::Welcome { id, nick, online } => {
+            ServerFrame::Welcome {
+                id,
+                nick,
+                online,
+                online_more,
+            } => {
                 self.pending.remove(&id);
                 self.me = Some(nick.clone());
                 {
@@ -180,13 +190,18 @@ impl Session {
                     roster.me = Some(nick.clone());
                     roster.set(&online);
                 }
-                vec![
+                let mut updates = vec![
                     Show(Notice::Welcome {
                         nick: nick.clone(),
                         online,
+                        more: online_more,
                     }),
                     Update::LoggedIn(nick),
-                ]
+                ];
+                if online_more > 0 {
+                    updates.push(self.refresh());
+                }
+                updates
             }
             ServerFrame::Ack { id } => match self.pending.remove(&id) {
                 Some(Pending::Private { to, text }) => {
@@ -281,6 +296,7 @@ mod tests {
             id,
             nick: s(nick),
             online: online.clone(),
+            online_more: 0,
         });
         assert_eq!(updates[1], Update::LoggedIn(s(nick)));
         assert!(!session.is_waiting());

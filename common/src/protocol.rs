@@ -62,11 +62,15 @@ impl Request {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
-    /// Answer to `login`: you are in, and these people are online (you included).
+    /// Answer to `login`: you are in, and these people are online (you
+    /// included, sorted): the first [`WELCOME_NAMES`], and how many more
+    /// (`online` gives them all).
     Welcome {
         id: u64,
         nick: String,
         online: Vec<String>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        online_more: u32,
     },
     /// Answer to `message` and `bye`: the server has accepted the request.
     Ack { id: u64 },
@@ -113,6 +117,10 @@ pub enum ServerFrame {
     /// The server is going down; the connection closes after this frame.
     Shutdown { reason: String },
 }
+
+/// Most names listed in a welcome: 10,000 names per login would make a
+/// crowd's arrival cost gigabytes.
+pub const WELCOME_NAMES: usize = 100;
 
 /// Most names listed on each side of one presence frame.
 pub const PRESENCE_NAMES: usize = 20;

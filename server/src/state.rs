@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 use chat_common::codec::encode;
-use chat_common::protocol::{validate_nick, PRESENCE_NAMES};
+use chat_common::protocol::{validate_nick, PRESENCE_NAMES, WELCOME_NAMES};
 use chat_common::{Departure, ErrorCode, Frame, Request, ServerFrame, EVERYONE};
 
 use crate::framework::{ConnId, ConnInfo};
@@ -112,7 +112,7 @@ pub struct ChatState {
     /// nickname; a change that undoes a pending one cancels it.
     presence: BTreeMap<String, Change>,
     /// Folded nickname → its session.
-    nicks: HashMap<String, ConnId>,
+    nicks: BTreeMap<String, ConnId>,
     max_text: usize,
     messages: u64,
     private_messages: u64,
@@ -124,7 +124,7 @@ impl ChatState {
         ChatState {
             sessions: HashMap::new(),
             presence: BTreeMap::new(),
-            nicks: HashMap::new(),
+            nicks: BTreeMap::new(),
             max_text,
             messages: 0,
             private_messages: 0,
@@ -216,10 +216,13 @@ impl ChatState {
         if let Some(session) = self.sessions.get_mut(&conn) {
             session.nick = Some(nick.clone());
         }
+        let online: Vec<String> = self.online_iter().take(WELCOME_NAMES).collect();
+        let online_more = (self.nicks.len() - online.len()) as u32;
         Ok(Some(ServerFrame::Welcome {
             id,
             nick,
-            online: self.online(),
+            online,
+            online_more,
         }))
     }
 
@@ -366,13 +369,15 @@ impl ChatState {
 
     /// Nicknames online, sorted without regard to case.
     pub fn online(&self) -> Vec<String> {
-        let mut users: Vec<String> = self
-            .nicks
+        self.online_iter().collect()
+    }
+
+    /// Nicknames online as their users spelled them, in folded order: the
+    /// map is kept sorted, so nothing is sorted per request.
+    fn online_iter(&self) -> impl Iterator<Item = String> + '_ {
+        self.nicks
             .values()
             .filter_map(|c| self.sessions.get(c)?.nick.clone())
-            .collect();
-        users.sort_by_key(|n| fold(n));
-        users
     }
 
     /// The operator removes `nick`; everyone, the user included, is told why.
@@ -562,7 +567,8 @@ mod tests {
                 ServerFrame::Welcome {
                     id: 9,
                     nick: "bob".into(),
-                    online: vec!["alice".into(), "bob".into()]
+                    online: vec!["alice".into(), "bob".into()],
+                    online_more: 0,
                 }
             )]
         );
@@ -591,6 +597,32 @@ mod tests {
                 .collect(),
             left_more: 0,
         }
+    }
+
+    #[test]
+    fn welcome_lists_the_first_names_and_counts_the_rest() {
+        let crowd: Vec<String> = (0..WELCOME_NAMES + 5).map(|i| format!("u{i:03}")).collect();
+        let names: Vec<&str> = crowd.iter().map(String::as_str).collect();
+        let (mut state, mut out) = room(&names);
+        state.connect(info(1000), 0);
+        let login = Request::Login {
+            id: 1,
+            nick: "zed".into(),
+        };
+        state.request(1000, login, 0, &mut out);
+        let sent = out.take();
+        let ServerFrame::Welcome {
+            online,
+            online_more,
+            ..
+        } = &sent[0].1
+        else {
+            panic!("{sent:?}");
+        };
+        assert_eq!(online.len(), WELCOME_NAMES);
+        assert_eq!(online[..2], ["u000", "u001"], "sorted");
+        assert_eq!(*online_more, 6, "5 more of the crowd, and zed");
+        assert_eq!(state.online().len(), WELCOME_NAMES + 6);
     }
 
     #[test]
