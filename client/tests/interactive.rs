@@ -4,8 +4,12 @@
 
 mod support;
 
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+
 use support::term::Term;
-use support::{Pipe, Server};
+use support::{body, Pipe, Server, TIMEOUT};
 
 /// Starts a pipe-mode peer `nick` that stays (stdin open) and waits for its
 /// welcome.
@@ -157,6 +161,8 @@ fn colours_unless_no_color() {
     let mut alice = join(&server, "alice");
     for no_color in [false, true] {
         let mut term = bob(&server, no_color);
+        // Announced before he leaves, so that his leaving is too.
+        alice.expect("* bob joined");
         alice.send("colourful?");
         term.expect("<alice> colourful?");
         let raw = String::from_utf8_lossy(&term.raw()).into_owned();
@@ -217,6 +223,8 @@ fn completion_and_history() {
     let server = Server::start(false);
     let mut alice = join(&server, "alice");
     let albert = join(&server, "albert");
+    // Albert's arrival is announced before he goes, so his leaving is too.
+    alice.expect("* albert joined");
     let mut client = server.client();
     client.nick("bob").env("NO_COLOR", Some("1"));
     let mut term = Term::spawn(&client);
@@ -295,4 +303,71 @@ fn server_lost_at_the_nickname_prompt() {
     server.kill();
     term.expect("! connection lost");
     term.assert_exit(1);
+}
+
+/// Logs in as `nick` over a bare socket, speaking the protocol directly,
+/// and returns the connection once welcomed (kept open by the caller).
+fn raw_login(server: &Server, nick: &str) -> BufReader<TcpStream> {
+    let mut tcp = TcpStream::connect(&server.addr).expect("connecting to the server");
+    tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
+    writeln!(tcp, r#"{{"type":"login","id":1,"nick":"{nick}"}}"#).unwrap();
+    let mut reader = BufReader::new(tcp);
+    let mut line = String::new();
+    reader.read_line(&mut line).expect("reading the welcome");
+    assert!(line.starts_with(r#"{"type":"welcome""#), "{nick}: {line}");
+    reader
+}
+
+/// A crowd arriving within one presence interval (the server's default):
+/// twenty names are shown and the rest counted, `… and 1 other joined`;
+/// the client then fetches the roster quietly — no `online` line — so Tab
+/// completes the nickname that was only counted.
+#[test]
+fn a_crowd_is_counted_and_completion_still_knows_everyone() {
+    let server = Server::start_with(false, &[]);
+    let mut client = server.client();
+    client.nick("bob").env("NO_COLOR", Some("1"));
+    let mut term = Term::spawn(&client);
+    term.expect("* welcome, bob — 1 online: bob");
+    term.expect_editing(">> ");
+    // Twenty names that come first however the server orders them, by
+    // name or by arrival; zed, last either way, is the one counted.
+    let mut nicks: Vec<String> = ["a", "b"]
+        .iter()
+        .flat_map(|c| (0..10).map(move |i| format!("{c}{i}")))
+        .collect();
+    nicks.push("zed".into());
+    let _crowd: Vec<_> = nicks.iter().map(|nick| raw_login(&server, nick)).collect();
+
+    term.expect(" and 1 other joined");
+    let text = term.text();
+    let line = text
+        .lines()
+        .find(|l| l.ends_with(" and 1 other joined"))
+        .unwrap();
+    let listed: BTreeSet<&str> = body(line)
+        .trim_start_matches("* ")
+        .trim_end_matches(" and 1 other joined")
+        .split(", ")
+        .collect();
+    let want: BTreeSet<&str> = nicks[..20].iter().map(String::as_str).collect();
+    assert_eq!(listed, want, "{text}");
+
+    // The echo of a message follows its ack, which follows the answer to
+    // the refresh the client sent before it.
+    term.type_keys("sync\r");
+    term.expect("<bob (you)> sync");
+    term.expect_editing(">> ");
+    term.type_keys("!private z\t");
+    term.expect_editing(">> !private zed ");
+    term.type_keys("\x15");
+    term.expect_editing(">> ");
+    let text = term.text();
+    assert_eq!(
+        text.matches(" online").count(),
+        1,
+        "only the welcome:\n{text}"
+    );
+    term.type_keys("!bye\r");
+    term.assert_exit(0);
 }

@@ -3,6 +3,8 @@
 
 mod support;
 
+use std::collections::BTreeSet;
+
 use serde_json::Value;
 use support::{body, Server};
 
@@ -16,13 +18,24 @@ fn join(server: &Server, nick: &str) -> support::Pipe {
     pipe
 }
 
+/// Starts a pipe-mode client `nick` and waits until `listener` sees it
+/// join; only then may it leave and be seen leaving, since someone who
+/// comes and goes within one presence interval is never announced.
+fn arrive(server: &Server, nick: &str, listener: &mut support::Pipe) -> support::Pipe {
+    let bot = join(server, nick);
+    listener.expect(&format!("* {nick} joined"));
+    bot
+}
+
 /// A line piped to a bot reaches a listener, and the bot leaves with 0.
 #[test]
 fn a_piped_line_is_posted() {
     for tls in [false, true] {
         let server = Server::start(tls);
         let mut listener = join(&server, "listener");
-        let bot = server.client().nick("bot").run("hello\n");
+        let mut bot = arrive(&server, "bot", &mut listener);
+        bot.send("hello");
+        let bot = bot.finish();
         bot.assert_code(0)
             .assert_stdout_has("* welcome, bot — 2 online: bot, listener")
             .assert_stdout_has("<bot (you)> hello");
@@ -31,7 +44,6 @@ fn a_piped_line_is_posted() {
         if tls {
             listener.expect_stderr("pinned the certificate of");
         }
-        listener.expect("* bot joined");
         listener.expect("<bot> hello");
         listener.expect("* bot left (quit)");
     }
@@ -44,7 +56,9 @@ fn many_lines_arrive_in_order() {
         let server = Server::start(tls);
         let mut listener = join(&server, "listener");
         let input: String = (1..=200).map(|i| format!("line {i}\n")).collect();
-        let bot = server.client().nick("bot").run(&input);
+        let mut bot = arrive(&server, "bot", &mut listener);
+        bot.write(&input).unwrap();
+        let bot = bot.finish();
         bot.assert_code(0);
         // Echoes come after each ack; all 200 were printed, so all were acked
         // before the bot said bye.
@@ -87,6 +101,54 @@ fn private_messages() {
         .filter(|l| body(l).starts_with("[private"))
         .collect();
     assert!(leaked.is_empty(), "{}", other.transcript());
+}
+
+/// The people a presence line names: `* amy, bea and cal joined` with
+/// `verb` "joined" is {amy, bea, cal}.
+fn named<'a>(line: &'a str, verb: &str) -> BTreeSet<&'a str> {
+    let list = body(line)
+        .strip_prefix("* ")
+        .and_then(|l| l.strip_suffix(&format!(" {verb}")))
+        .unwrap_or_else(|| panic!("not a presence line: {line:?}"));
+    let (head, last) = list
+        .rsplit_once(" and ")
+        .unwrap_or_else(|| panic!("not several names: {line:?}"));
+    head.split(", ").chain([last]).collect()
+}
+
+/// Three bots logging in together, within one presence interval (the
+/// server's default), are shown in one line, `* amy, bea and cal joined`
+/// in some order; two that quit together leave in one line, each with its
+/// reason.
+#[test]
+fn arrivals_together_share_a_line() {
+    let server = Server::start_with(false, &[]);
+    // The listener's own arrival was just announced: the three have a
+    // whole interval from now to log in.
+    let mut listener = join(&server, "listener");
+    let mut bots: Vec<_> = ["cal", "amy", "bea"]
+        .iter()
+        .map(|nick| server.client().nick(nick).spawn())
+        .collect();
+    let line = listener.expect_that("a line of arrivals", |l| l.ends_with(" joined"));
+    assert_eq!(
+        named(&line, "joined"),
+        BTreeSet::from(["amy", "bea", "cal"]),
+        "{}",
+        listener.transcript()
+    );
+
+    let _cal = bots.remove(0);
+    for bot in bots {
+        bot.finish().assert_code(0);
+    }
+    let line = listener.expect_that("a line of departures", |l| l.ends_with(" left"));
+    assert_eq!(
+        named(&line, "left"),
+        BTreeSet::from(["amy (quit)", "bea (quit)"]),
+        "{}",
+        listener.transcript()
+    );
 }
 
 /// `!online` prints who is online, with a count.
@@ -146,12 +208,15 @@ fn local_commands_are_not_sent() {
 fn nick_from_the_first_line() {
     let server = Server::start(false);
     let mut listener = join(&server, "listener");
-    server
-        .client()
-        .run("  carol  \nhi from carol\n")
-        .assert_code(0)
-        .assert_stdout_has("<carol (you)> hi from carol");
+    let mut carol = server.client().spawn();
+    carol.send("  carol  ");
     listener.expect("* carol joined");
+    carol.send("hi from carol");
+    carol
+        .finish()
+        .assert_code(0)
+        .assert_stdout_has("* welcome, carol — 2 online: carol, listener")
+        .assert_stdout_has("<carol (you)> hi from carol");
     listener.expect("<carol> hi from carol");
     // No input at all: no nickname.
     server
@@ -196,14 +261,20 @@ fn json_prints_raw_frames() {
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}\n{bot}")))
         .collect();
     let types: Vec<_> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
+    // The server announces the bot's own arrival to it, at once since it
+    // is the first.
     assert_eq!(
         types,
-        ["welcome", "ack", "message", "error", "ack"],
+        ["welcome", "presence", "ack", "message", "error", "ack"],
         "{bot}"
     );
-    assert_eq!(frames[2]["text"], "hello");
-    assert_eq!(frames[2]["sender"], "bot");
-    assert_eq!(frames[3]["code"], "not_online");
+    assert_eq!(
+        frames[1],
+        serde_json::json!({"type": "presence", "joined": ["bot"]})
+    );
+    assert_eq!(frames[3]["text"], "hello");
+    assert_eq!(frames[3]["sender"], "bot");
+    assert_eq!(frames[4]["code"], "not_online");
 }
 
 /// The operator's `/kick` ends the kicked client with 0 and tells the others.
@@ -274,11 +345,9 @@ fn text_is_sent_as_typed() {
         ("a\tb", "<bot> a\\tb"),
     ];
     let input: String = cases.iter().map(|(line, _)| format!("{line}\n")).collect();
-    let bot = server
-        .client()
-        .nick("bot")
-        .run(&format!("{input}!bye\nnever sent\n"));
-    bot.assert_code(0);
+    let mut bot = arrive(&server, "bot", &mut listener);
+    bot.write(&format!("{input}!bye\nnever sent\n")).unwrap();
+    bot.finish().assert_code(0);
     for (_, shown) in cases {
         listener.expect(shown);
     }

@@ -92,7 +92,8 @@ both! {
         }
         client.login("client");
         // The bystander heard nothing but the login.
-        assert_eq!(bystander.sync(), vec![json!({"type": "joined", "nick": "client"})]);
+        assert_eq!(bystander.recv(), json!({"type": "presence", "joined": ["client"]}));
+        bystander.expect_nothing_more();
     }
 
     /// A logged-in user's malformed lines, empty or over-long texts and a
@@ -102,7 +103,7 @@ both! {
         let server = Options::with_tls(tls).flag("--max-text", 100).start();
         let mut alice = server.login("alice");
         let mut bob = server.login("bob");
-        alice.expect_type("joined");
+        alice.expect_joined("bob");
         send_malformed(&mut bob);
 
         let ninety_nine = "x".repeat(99);
@@ -187,8 +188,8 @@ both! {
             let nick = format!("big{i}");
             let mut client = server.connect(&nick);
             if *log_in {
-                client.login(&nick);
-                bystander.expect_type("joined");
+                client.login_announced(&nick);
+                assert_eq!(bystander.recv(), json!({"type": "presence", "joined": [nick]}), "{why}");
             }
             if client.try_send_raw(bytes).is_err() && *clean {
                 client.fail(&format!("{why}: the server closed before reading it all"));
@@ -203,9 +204,11 @@ both! {
                 other => client.fail(&format!("{why}: expected a clean close, got {other:?}")),
             }
             if *log_in {
-                let left = bystander.expect_type("left");
-                assert_eq!(left["nick"], nick.as_str(), "{why}");
-                assert_eq!(left["reason"], "frame too large", "{why}");
+                assert_eq!(
+                    bystander.recv(),
+                    json!({"type": "presence", "left": [{"nick": nick, "reason": "frame too large"}]}),
+                    "{why}"
+                );
             }
         }
         exact.ping();

@@ -17,19 +17,23 @@ fn texts_of(frames: &[Value], kind: &str) -> Vec<Value> {
 
 both! {
     /// Alice logs in and is welcomed with herself online; when Bob logs in,
-    /// his welcome lists both and Alice is told he joined.
+    /// his welcome lists both and Alice is told he joined — in a presence
+    /// frame that Bob gets too, since it goes to everyone online.
     fn registration(tls) {
         let server = Server::with_tls(tls);
         let mut alice = server.connect("alice");
         let welcome = alice.try_login("alice");
         assert_eq!(welcome, json!({"type": "welcome", "id": 1, "nick": "alice", "online": ["alice"]}));
+        assert_eq!(alice.recv(), json!({"type": "presence", "joined": ["alice"]}));
 
         let mut bob = server.connect("bob");
         let welcome = bob.try_login("bob");
         assert_eq!(welcome, json!({"type": "welcome", "id": 1, "nick": "bob", "online": ["alice", "bob"]}));
-        assert_eq!(alice.recv(), json!({"type": "joined", "nick": "bob"}));
-        // Bob is not told about his own arrival.
-        bob.expect_nothing_more();
+        let joined = json!({"type": "presence", "joined": ["bob"]});
+        assert_eq!(alice.recv(), joined);
+        assert_eq!(bob.recv(), joined);
+        // Nothing more, not even once the presence interval has passed.
+        bob.expect_silence(server.presence_settle());
         alice.expect_nothing_more();
     }
 
@@ -47,14 +51,14 @@ both! {
         }
         other.login("bob");
         // Only the successful login was announced.
-        let frames = alice.sync();
-        assert_eq!(frames, vec![json!({"type": "joined", "nick": "bob"})]);
+        assert_eq!(alice.recv(), json!({"type": "presence", "joined": ["bob"]}));
+        alice.expect_nothing_more();
 
         drop(alice);
-        other.expect_type("left");
+        other.expect_left("alice");
         let mut again = server.connect("again");
         again.login("ALICE");
-        assert_eq!(other.expect_type("joined")["nick"], "ALICE");
+        assert_eq!(other.expect_joined("ALICE").joined, ["ALICE"]);
     }
 
     /// Each invalid nickname is refused with `nick_invalid` and nobody hears
@@ -87,8 +91,8 @@ both! {
         let welcome = client.login(&longest);
         // Sorted by lowercase code points: "é" comes after "o".
         assert_eq!(welcome["online"], json!(["observer", longest]));
-        let frames = observer.sync();
-        assert_eq!(frames, vec![json!({"type": "joined", "nick": longest})]);
+        assert_eq!(observer.recv(), json!({"type": "presence", "joined": [longest]}));
+        observer.expect_nothing_more();
         let mut hash = server.connect("hash");
         hash.login("mid#dle");
     }
@@ -97,7 +101,16 @@ both! {
     /// exactly once, their own included, and each sender gets its ack.
     fn broadcast_to_fifty(tls) {
         let server = Options::with_tls(tls).flag("--workers", 3).start();
-        let mut clients: Vec<_> = (0..50).map(|i| server.login(&format!("user{i:02}"))).collect();
+        // Logged in without waiting for each arrival to be announced: the
+        // presence frames come whenever they come, among the messages.
+        let mut clients: Vec<_> = (0..50)
+            .map(|i| {
+                let nick = format!("user{i:02}");
+                let mut client = server.connect(&nick);
+                client.login(&nick);
+                client
+            })
+            .collect();
         let ids: Vec<u64> = clients
             .iter_mut()
             .enumerate()
@@ -108,7 +121,7 @@ both! {
             let mut seen = std::collections::BTreeMap::new();
             while seen.len() < 50 || !acked {
                 let frame = client.recv();
-                if frame["type"] == "joined" {
+                if frame["type"] == "presence" {
                     continue;
                 }
                 if frame["type"] == "ack" {
@@ -182,7 +195,7 @@ both! {
         };
         assert_eq!(online(&mut carol), json!({"type": "online", "id": 1 + 1, "users": ["alice", "Bob", "carol"]}));
         drop(bob);
-        carol.expect_type("left");
+        carol.expect_left("Bob");
         assert_eq!(online(&mut carol)["users"], json!(["alice", "carol"]));
     }
 
@@ -192,17 +205,17 @@ both! {
         let server = Server::with_tls(tls);
         let mut alice = server.login("alice");
         let bob = server.login("bob");
-        alice.expect_type("joined");
+        assert_eq!(alice.recv(), json!({"type": "presence", "joined": ["bob"]}));
         drop(bob);
-        let left = alice.expect_type("left");
-        assert_eq!(left["nick"], "bob");
-        let reason = left["reason"].as_str().unwrap();
+        let left = alice.recv();
+        let reason = left["left"][0]["reason"].as_str().unwrap_or_default().to_string();
         assert!(
-            ["connection closed", "connection lost"].contains(&reason),
-            "reason: {reason}"
+            ["connection closed", "connection lost"].contains(&reason.as_str()),
+            "reason: {left}"
         );
+        assert_eq!(left, json!({"type": "presence", "left": [{"nick": "bob", "reason": reason}]}));
         server.login("bob");
-        alice.expect_type("joined");
+        assert_eq!(alice.recv(), json!({"type": "presence", "joined": ["bob"]}));
     }
 
     /// Bob says bye: his bye is acked, then his connection closes, and the
@@ -214,8 +227,8 @@ both! {
         bob.send(json!({"type": "bye", "id": 9}));
         assert_eq!(bob.recv(), json!({"type": "ack", "id": 9}));
         bob.expect_eof();
-        alice.expect_type("joined");
-        assert_eq!(alice.recv(), json!({"type": "left", "nick": "bob", "reason": "quit"}));
-        alice.expect_nothing_more();
+        assert_eq!(alice.recv(), json!({"type": "presence", "joined": ["bob"]}));
+        assert_eq!(alice.recv(), json!({"type": "presence", "left": [{"nick": "bob", "reason": "quit"}]}));
+        alice.expect_silence(server.presence_settle());
     }
 }

@@ -67,7 +67,7 @@ both! {
                         messages += 1;
                         read.store(messages, Ordering::Release);
                     }
-                    Some("left") => left = Some((frame, messages)),
+                    Some("presence") => left = Some((frame, messages)),
                     _ => third.fail(&format!("unexpected {frame}")),
                 }
             }
@@ -100,7 +100,7 @@ both! {
                         }
                     }
                     Some("message") => {}
-                    Some("left") => left_seen = Some(frame),
+                    Some("presence") => left_seen = Some(frame),
                     _ => sender.fail(&format!("batch {batch}: unexpected {frame}")),
                 }
             }
@@ -111,13 +111,14 @@ both! {
         let (mut third, messages, left) = reader.join().expect("the third client's reader");
         assert_eq!(messages, MESSAGES, "messages the third client received");
         let (left, after) = left.expect("the third client saw the slow one leave");
-        assert_eq!(left, json!({"type": "left", "nick": "slow", "reason": "send queue exceeded"}));
+        let gone = json!({"type": "presence", "left": [{"nick": "slow", "reason": "send queue exceeded"}]});
+        assert_eq!(left, gone);
         assert!(after < MESSAGES, "left only after {after} messages");
-        let left_seen = left_seen.or_else(|| {
+        let left_seen = left_seen.unwrap_or_else(|| {
             // The sender may not have read it yet.
-            sender.sync().into_iter().find(|f| f["type"] == "left")
+            sender.expect_type("presence")
         });
-        assert_eq!(left_seen.as_ref().map(|f| &f["nick"]), Some(&json!("slow")));
+        assert_eq!(left_seen, gone);
 
         // The slow client's socket holds what the kernel buffered, then ends.
         let mut slow: Client = slow;

@@ -26,6 +26,11 @@ pub mod term;
 /// passing test never waits this long.
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// The presence interval servers run with unless a test asks for the
+/// default (1000 ms): short, so that waiting for `* bob joined` does not
+/// take a second.
+const FAST_PRESENCE: [&str; 2] = ["--presence-interval", "100"];
+
 /// The client under test.
 pub const CLIENT: &str = env!("CARGO_BIN_EXE_chat-client");
 
@@ -171,11 +176,17 @@ pub struct Server {
 
 impl Server {
     /// A server on a free port with a new data directory (so a new
-    /// certificate when `tls`).
+    /// certificate when `tls`), announcing presence every 100 ms.
     pub fn start(tls: bool) -> Server {
+        Server::start_with(tls, &FAST_PRESENCE)
+    }
+
+    /// Like [`Server::start`], with `args` for the server instead of the
+    /// short presence interval (`&[]`: the server's defaults).
+    pub fn start_with(tls: bool, args: &[&str]) -> Server {
         let scratch = tempfile::tempdir().expect("a scratch directory");
         let data_dir = scratch.path().join("data");
-        Server::start_at(tls, "127.0.0.1:0", &data_dir, scratch)
+        Server::launch(tls, "127.0.0.1:0", &data_dir, scratch, args)
             .unwrap_or_else(|err| panic!("{err}"))
     }
 
@@ -187,10 +198,21 @@ impl Server {
         data_dir: &Path,
         scratch: TempDir,
     ) -> Result<Server, String> {
+        Server::launch(tls, bind, data_dir, scratch, &FAST_PRESENCE)
+    }
+
+    fn launch(
+        tls: bool,
+        bind: &str,
+        data_dir: &Path,
+        scratch: TempDir,
+        args: &[&str],
+    ) -> Result<Server, String> {
         let mut command = Command::new(server_bin());
         command
             .args(["--bind", bind, "--data-dir"])
             .arg(data_dir)
+            .args(args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());

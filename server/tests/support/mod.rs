@@ -17,6 +17,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chat_common::protocol::PRESENCE_NAMES;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -26,12 +27,33 @@ pub const TIMEOUT: Duration = Duration::from_secs(5);
 /// The reason every connection is given when the server shuts down.
 pub const SHUTDOWN_REASON: &str = "the server is shutting down";
 
+/// The `--presence-interval` test servers run with unless a test asks for
+/// another: short, so that a test waiting for a `presence` frame does not
+/// wait a second, yet long enough that arrivals still get combined.
+pub const FAST_PRESENCE_MS: u64 = 50;
+
+/// The server's own default `--presence-interval`.
+pub const DEFAULT_PRESENCE_MS: u64 = 1000;
+
 /// Options for [`Server::start`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Options {
     tls: bool,
     args: Vec<String>,
     data_dir: Option<PathBuf>,
+    /// `--presence-interval`; `None` leaves the server's default.
+    presence_ms: Option<u64>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            tls: false,
+            args: Vec::new(),
+            data_dir: None,
+            presence_ms: Some(FAST_PRESENCE_MS),
+        }
+    }
 }
 
 impl Options {
@@ -54,6 +76,13 @@ impl Options {
             tls,
             ..Options::default()
         }
+    }
+
+    /// Runs with `--presence-interval ms` instead of [`FAST_PRESENCE_MS`];
+    /// `None` passes no flag, so the server uses its default (1000).
+    pub fn presence_interval(mut self, ms: Option<u64>) -> Self {
+        self.presence_ms = ms;
+        self
     }
 
     /// Adds `--flag value`.
@@ -82,6 +111,8 @@ pub struct Server {
     /// The fingerprint printed at start (TLS only), `AA:BB:…`.
     pub fingerprint: Option<String>,
     pub data_dir: PathBuf,
+    /// The least time between two presence frames this server was given.
+    pub presence_interval: Duration,
     /// Lines the server prints on stdout after its banner.
     stdout: Receiver<String>,
     /// Everything printed on stdout so far (banner included).
@@ -125,6 +156,9 @@ impl Server {
         if !options.tls {
             command.arg("--no-tls");
         }
+        if let Some(ms) = options.presence_ms {
+            command.arg("--presence-interval").arg(ms.to_string());
+        }
         let mut child = command.spawn().expect("starting chat-server");
 
         let stdout = child.stdout.take().expect("piped stdout");
@@ -157,6 +191,9 @@ impl Server {
             addr: "127.0.0.1:0".parse().unwrap(),
             fingerprint: None,
             data_dir,
+            presence_interval: Duration::from_millis(
+                options.presence_ms.unwrap_or(DEFAULT_PRESENCE_MS),
+            ),
             stdout: lines,
             stdout_seen: Vec::new(),
             stderr,
@@ -295,11 +332,19 @@ impl Server {
         Client::connect(self, name)
     }
 
-    /// Connects a client and logs it in as `nick`.
+    /// Connects a client, logs it in as `nick` and waits until the server
+    /// has announced the arrival (to it, and so to everyone online): after
+    /// this, a `sync` of any other client sees that presence frame.
     pub fn login(&self, nick: &str) -> Client {
         let mut client = self.connect(nick);
-        client.login(nick);
+        client.login_announced(nick);
         client
+    }
+
+    /// How long to watch a connection to be sure that no presence frame is
+    /// still to come: two intervals and some slack for a busy machine.
+    pub fn presence_settle(&self) -> Duration {
+        self.presence_interval * 2 + Duration::from_millis(150)
     }
 }
 
@@ -637,6 +682,54 @@ impl Client {
         reply
     }
 
+    /// Logs in as `nick`, then waits for the presence frame that announces
+    /// the arrival: the server tells the newcomer too, in the same frame as
+    /// everyone else, so once it is here the others have theirs queued. It
+    /// must be the next frame after the welcome. Returns the `welcome`.
+    pub fn login_announced(&mut self, nick: &str) -> Value {
+        let welcome = self.login(nick);
+        let presence = self.recv_presence();
+        if !presence.joined.iter().any(|n| n == nick) {
+            self.fail(&format!("{nick} not among those who joined: {presence:?}"));
+        }
+        welcome
+    }
+
+    /// The next frame, which must be a well-formed `presence` frame.
+    pub fn recv_presence(&mut self) -> Presence {
+        let frame = self.recv();
+        Presence::parse(&frame).unwrap_or_else(|why| self.fail(&why))
+    }
+
+    /// Reads frames until a presence frame lists `nick` as joined, and
+    /// returns it; frames of other kinds are skipped.
+    pub fn expect_joined(&mut self, nick: &str) -> Presence {
+        let frame = self.expect(&format!("a presence frame with {nick} joined"), |f| {
+            Presence::parse(f).is_ok_and(|p| p.joined.iter().any(|n| n == nick))
+        });
+        Presence::parse(&frame).unwrap()
+    }
+
+    /// Reads frames until a presence frame lists `nick` as gone, and returns
+    /// the reason given; frames of other kinds are skipped.
+    pub fn expect_left(&mut self, nick: &str) -> String {
+        let frame = self.expect(&format!("a presence frame with {nick} left"), |f| {
+            Presence::parse(f).is_ok_and(|p| p.left.iter().any(|(n, _)| n == nick))
+        });
+        let presence = Presence::parse(&frame).unwrap();
+        let (_, reason) = presence.left.into_iter().find(|(n, _)| n == nick).unwrap();
+        reason
+    }
+
+    /// Fails if any frame arrives within `within` (say, a presence frame
+    /// still to come), then checks the connection still answers a ping.
+    pub fn expect_silence(&mut self, within: Duration) {
+        match self.next_until(Instant::now() + within) {
+            Next::Timeout => self.expect_nothing_more(),
+            other => self.fail(&format!("expected nothing for {within:?}, got {other:?}")),
+        }
+    }
+
     /// Sends a message (`to` = None: everyone) and returns its id, without
     /// waiting for the answer.
     pub fn send_message(&mut self, to: Option<&str>, text: &str) -> u64 {
@@ -701,6 +794,96 @@ impl Client {
             let _ = writeln!(text, "    {line}");
         }
         panic!("client {:?}: {why}\ntranscript:\n{text}", self.name)
+    }
+}
+
+/// A `presence` frame read apart: who joined and who left (with why), and
+/// how many more on each side were only counted.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Presence {
+    pub joined: Vec<String>,
+    pub joined_more: u64,
+    /// (nick, reason) pairs.
+    pub left: Vec<(String, String)>,
+    pub left_more: u64,
+}
+
+impl Presence {
+    /// Reads `frame` as a presence frame, holding it to the wire format:
+    /// no fields but the four, empty lists and zero counts left out, at
+    /// most [`PRESENCE_NAMES`] names a side, a departure is exactly a nick
+    /// and a reason, and the frame says something.
+    pub fn parse(frame: &Value) -> Result<Presence, String> {
+        let bad = |why: &str| Err(format!("{why}: {frame}"));
+        let Some(fields) = frame.as_object() else {
+            return bad("not an object");
+        };
+        if frame["type"] != "presence" {
+            return bad("not a presence frame");
+        }
+        let mut presence = Presence::default();
+        for (key, value) in fields {
+            match key.as_str() {
+                "type" => {}
+                "joined" => {
+                    let Some(names) = value.as_array() else {
+                        return bad("`joined` is not a list");
+                    };
+                    for name in names {
+                        let Some(name) = name.as_str() else {
+                            return bad("a joined name is not a string");
+                        };
+                        presence.joined.push(name.to_string());
+                    }
+                    if presence.joined.is_empty() {
+                        return bad("an empty `joined` is sent, not left out");
+                    }
+                }
+                "left" => {
+                    let Some(departures) = value.as_array() else {
+                        return bad("`left` is not a list");
+                    };
+                    for departure in departures {
+                        let pair = departure
+                            .as_object()
+                            .filter(|d| d.len() == 2)
+                            .and_then(|d| {
+                                Some((d.get("nick")?.as_str()?, d.get("reason")?.as_str()?))
+                            });
+                        let Some((nick, reason)) = pair else {
+                            return bad("a departure is not {nick, reason}");
+                        };
+                        presence.left.push((nick.to_string(), reason.to_string()));
+                    }
+                    if presence.left.is_empty() {
+                        return bad("an empty `left` is sent, not left out");
+                    }
+                }
+                "joined_more" | "left_more" => {
+                    let Some(n) = value.as_u64().filter(|&n| n > 0) else {
+                        return bad(&format!("`{key}` is not a positive count"));
+                    };
+                    if key == "joined_more" {
+                        presence.joined_more = n;
+                    } else {
+                        presence.left_more = n;
+                    }
+                }
+                other => return bad(&format!("unknown field `{other}`")),
+            }
+        }
+        if presence.joined.len() > PRESENCE_NAMES || presence.left.len() > PRESENCE_NAMES {
+            return bad(&format!("more than {PRESENCE_NAMES} names on a side"));
+        }
+        if presence.joined_more > 0 && presence.joined.len() < PRESENCE_NAMES
+            || presence.left_more > 0 && presence.left.len() < PRESENCE_NAMES
+        {
+            return bad("names counted while there was room to list them");
+        }
+        if presence == Presence::default() {
+            return bad("a presence frame that says nothing");
+        }
+        Ok(presence)
     }
 }
 
