@@ -165,7 +165,7 @@ impl Dispatcher {
                     info!(conn, "registered as {nick}");
                 }
             }
-            Event::Disconnected { conn, reason } => self.state.disconnect(conn, &reason),
+            Event::Disconnected { conn, reason } => self.state.disconnect(conn, &reason, out),
             Event::Admin(command, reply) => {
                 let answer = self.admin(command);
                 let _ = reply.send(answer);

@@ -16,6 +16,11 @@ pub trait Deliver {
     fn send(&mut self, conn: ConnId, frame: Frame);
     /// Close `conn` once what was sent to it is written.
     fn close(&mut self, conn: ConnId);
+    /// `conn` is in the room: broadcasts reach it from now on.
+    fn subscribe(&mut self, conn: ConnId);
+    fn unsubscribe(&mut self, conn: ConnId);
+    /// `frame` for everyone subscribed.
+    fn broadcast(&mut self, frame: Frame);
 }
 
 impl Deliver for crate::framework::Router {
@@ -24,6 +29,15 @@ impl Deliver for crate::framework::Router {
     }
     fn close(&mut self, conn: ConnId) {
         crate::framework::Router::close(self, conn)
+    }
+    fn subscribe(&mut self, conn: ConnId) {
+        crate::framework::Router::subscribe(self, conn)
+    }
+    fn unsubscribe(&mut self, conn: ConnId) {
+        crate::framework::Router::unsubscribe(self, conn)
+    }
+    fn broadcast(&mut self, frame: Frame) {
+        crate::framework::Router::broadcast(self, frame)
     }
 }
 
@@ -147,12 +161,13 @@ impl ChatState {
 
     /// The connection is gone; if it was a user who had not left yet,
     /// everyone is told why.
-    pub fn disconnect(&mut self, conn: ConnId, reason: &str) {
+    pub fn disconnect(&mut self, conn: ConnId, reason: &str, out: &mut impl Deliver) {
         let Some(session) = self.sessions.remove(&conn) else {
             return;
         };
         if let (Some(nick), false) = (session.nick, session.leaving) {
             self.nicks.remove(&fold(&nick));
+            out.unsubscribe(conn);
             self.note_left(nick, reason);
         }
     }
@@ -168,7 +183,7 @@ impl ChatState {
         let logged_in = session.nick.is_some();
         let result = match request {
             Request::Ping { id } => Ok(Some(ServerFrame::Pong { id })),
-            Request::Login { id, nick } if !logged_in => self.login(conn, id, nick),
+            Request::Login { id, nick } if !logged_in => self.login(conn, id, nick, out),
             Request::Login { .. } => Err((
                 ErrorCode::AlreadyLoggedIn,
                 "you are already logged in".to_string(),
@@ -202,7 +217,7 @@ impl ChatState {
         out.send(conn, encode(&frame));
     }
 
-    fn login(&mut self, conn: ConnId, id: u64, nick: String) -> Reply {
+    fn login(&mut self, conn: ConnId, id: u64, nick: String, out: &mut impl Deliver) -> Reply {
         validate_nick(&nick).map_err(|why| (ErrorCode::NickInvalid, why))?;
         let key = fold(&nick);
         if self.nicks.contains_key(&key) {
@@ -212,6 +227,7 @@ impl ChatState {
             ));
         }
         self.nicks.insert(key, conn);
+        out.subscribe(conn);
         self.note_joined(&nick);
         if let Some(session) = self.sessions.get_mut(&conn) {
             session.nick = Some(nick.clone());
@@ -344,10 +360,7 @@ impl ChatState {
 
     /// Sends one frame, serialized once, to everyone logged in.
     fn broadcast(&self, frame: &ServerFrame, out: &mut impl Deliver) {
-        let bytes = encode(frame);
-        for &conn in self.nicks.values() {
-            out.send(conn, bytes.clone());
-        }
+        out.broadcast(encode(frame));
     }
 
     /// Marks a user as gone, tells everyone, and closes the connection.
@@ -356,6 +369,7 @@ impl ChatState {
             session.leaving = true;
             if let Some(nick) = session.nick.clone() {
                 self.nicks.remove(&fold(&nick));
+                out.unsubscribe(conn);
                 self.note_left(nick, reason);
             }
         }
@@ -403,6 +417,7 @@ impl ChatState {
             out,
         );
         self.nicks.remove(&fold(&nick));
+        out.unsubscribe(conn);
         // The kick itself says they are gone; a join nobody was told of yet
         // must not be announced after it.
         if let Some(Change::Joined(_)) = self.presence.get(&fold(&nick)) {
@@ -487,11 +502,13 @@ impl ChatState {
 mod tests {
     use super::*;
 
-    /// Records deliveries as (conn, decoded frame) and closes.
+    /// Records deliveries as (conn, decoded frame) and closes; expands a
+    /// broadcast to the connections subscribed at that moment, as workers do.
     #[derive(Default)]
     struct Recorder {
         sent: Vec<(ConnId, ServerFrame)>,
         closed: Vec<ConnId>,
+        subscribed: std::collections::BTreeSet<ConnId>,
     }
 
     impl Deliver for Recorder {
@@ -501,6 +518,17 @@ mod tests {
         }
         fn close(&mut self, conn: ConnId) {
             self.closed.push(conn);
+        }
+        fn subscribe(&mut self, conn: ConnId) {
+            self.subscribed.insert(conn);
+        }
+        fn unsubscribe(&mut self, conn: ConnId) {
+            self.subscribed.remove(&conn);
+        }
+        fn broadcast(&mut self, frame: Frame) {
+            for conn in self.subscribed.clone() {
+                self.send(conn, frame.clone());
+            }
         }
     }
 
@@ -629,7 +657,7 @@ mod tests {
     fn presence_cancels_out_and_is_capped() {
         let (mut state, mut out) = room(&["alice", "bob"]);
         // Bob drops and comes back, carol comes and goes: nothing to say.
-        state.disconnect(2, "connection lost");
+        state.disconnect(2, "connection lost", &mut out);
         state.connect(info(3), 0);
         state.request(
             3,
@@ -650,7 +678,7 @@ mod tests {
             0,
             &mut out,
         );
-        state.disconnect(4, "quit");
+        state.disconnect(4, "quit", &mut out);
         assert!(!state.has_presence());
         // A crowd arrives: the first names are listed, the rest counted.
         let crowd = PRESENCE_NAMES as u64 + 5;
@@ -787,7 +815,7 @@ mod tests {
         let (mut state, mut out) = room(&["alice", "bob"]);
         state.request(1, Request::Bye { id: 4 }, 0, &mut out);
         state.request(1, message(5, "*", "ignored after bye"), 0, &mut out);
-        state.disconnect(1, "connection closed");
+        state.disconnect(1, "connection closed", &mut out);
         state.flush_presence(&mut out);
         assert_eq!(
             out.take(),
@@ -803,7 +831,7 @@ mod tests {
     #[test]
     fn dropped_connection_is_announced_with_its_reason() {
         let (mut state, mut out) = room(&["alice", "bob"]);
-        state.disconnect(2, "send queue exceeded");
+        state.disconnect(2, "send queue exceeded", &mut out);
         state.flush_presence(&mut out);
         assert_eq!(
             out.take(),
@@ -832,7 +860,7 @@ mod tests {
                 reason: "spam".into()
             }));
         assert_eq!(out.closed, [2]);
-        state.disconnect(2, "closed by server");
+        state.disconnect(2, "closed by server", &mut out);
         state.flush_presence(&mut out);
         assert!(out.take().is_empty(), "no `left` after a kick");
         // A kick before the join was announced: the join is never announced.

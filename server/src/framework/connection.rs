@@ -177,6 +177,8 @@ pub struct Conn<H: RequestHandler> {
     pub accepted: Instant,
     /// When `close` was first seen, to bound the time spent flushing.
     pub closing_since: Option<Instant>,
+    /// Whether broadcasts reach this connection.
+    pub subscribed: bool,
 }
 
 impl<H: RequestHandler> Conn<H> {
@@ -195,6 +197,7 @@ impl<H: RequestHandler> Conn<H> {
             max_frame,
             accepted: Instant::now(),
             closing_since: None,
+            subscribed: false,
         }
     }
 

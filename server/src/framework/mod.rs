@@ -54,6 +54,12 @@ pub struct Limits {
 pub enum Op {
     Send(ConnId, Frame),
     Close(ConnId),
+    /// From now on `Broadcast` reaches this connection.
+    Subscribe(ConnId),
+    Unsubscribe(ConnId),
+    /// One frame for every subscribed connection of the worker: a message to
+    /// a room of thousands costs the dispatcher one operation per worker.
+    Broadcast(Frame),
 }
 
 /// Messages into a worker's inbox.

@@ -32,6 +32,26 @@ impl Router {
         self.pending[w].push(Op::Close(conn));
     }
 
+    /// Adds `conn` to the connections that [`Router::broadcast`] reaches.
+    pub fn subscribe(&mut self, conn: ConnId) {
+        let w = self.worker_of(conn);
+        self.pending[w].push(Op::Subscribe(conn));
+    }
+
+    pub fn unsubscribe(&mut self, conn: ConnId) {
+        let w = self.worker_of(conn);
+        self.pending[w].push(Op::Unsubscribe(conn));
+    }
+
+    /// Queues `frame` for every subscribed connection: one operation per
+    /// worker, whatever the number of recipients. Ordered with everything
+    /// else routed, so it reaches exactly those subscribed at this point.
+    pub fn broadcast(&mut self, frame: Frame) {
+        for pending in &mut self.pending {
+            pending.push(Op::Broadcast(frame.clone()));
+        }
+    }
+
     /// Hands every pending batch to its worker.
     pub fn flush(&mut self) {
         for (worker, pending) in self.workers.iter().zip(self.pending.iter_mut()) {

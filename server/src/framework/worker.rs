@@ -8,7 +8,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chat_common::{Connection as _, RequestHandler};
+use chat_common::{Connection as _, Frame, RequestHandler};
 use crossbeam_channel::Receiver;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tracing::{debug, error, info, warn};
@@ -123,14 +123,24 @@ where
                         match op {
                             Op::Send(id, frame) => {
                                 if let Some(conn) = self.conns.get_mut(&id) {
-                                    // An empty queue needs a flush to start writing; a
-                                    // full one needs it to notice the overflow, since a
-                                    // peer that stopped reading sends no writable event.
-                                    let was_empty = conn.outbox.is_empty();
-                                    conn.send(frame);
-                                    if was_empty || conn.outbox.overflowed() {
-                                        self.dirty.push(id);
+                                    queue(id, conn, frame, &mut self.dirty);
+                                }
+                            }
+                            Op::Broadcast(frame) => {
+                                for (&id, conn) in self.conns.iter_mut() {
+                                    if conn.subscribed {
+                                        queue(id, conn, frame.clone(), &mut self.dirty);
                                     }
+                                }
+                            }
+                            Op::Subscribe(id) => {
+                                if let Some(conn) = self.conns.get_mut(&id) {
+                                    conn.subscribed = true;
+                                }
+                            }
+                            Op::Unsubscribe(id) => {
+                                if let Some(conn) = self.conns.get_mut(&id) {
+                                    conn.subscribed = false;
                                 }
                             }
                             Op::Close(id) => {
@@ -291,6 +301,18 @@ where
         if catch_unwind(AssertUnwindSafe(|| conn.finish(why))).is_err() {
             error!(conn = id, "handler panicked in finish");
         }
+    }
+}
+
+/// Queues a frame on a connection, noting it for the flush that follows.
+fn queue<H: RequestHandler>(id: ConnId, conn: &mut Conn<H>, frame: Frame, dirty: &mut Vec<ConnId>) {
+    // An empty queue needs a flush to start writing; a full one needs it to
+    // notice the overflow, since a peer that stopped reading sends no
+    // writable event.
+    let was_empty = conn.outbox.is_empty();
+    conn.send(frame);
+    if was_empty || conn.outbox.overflowed() {
+        dirty.push(id);
     }
 }
 
