@@ -96,8 +96,9 @@ pub enum ServerFrame {
     },
     /// Who joined and who left since the previous presence frame. The
     /// server sends at most one per second (`--presence-interval`), so that
-    /// 10,000 arrivals are not 50 million lines; changes that cancel out
-    /// within the interval (left and came back) are not reported. At most
+    /// 10,000 arrivals are not 50 million lines. Someone who came and went
+    /// within the interval is listed in `left` only; someone who left and
+    /// came back (a reconnect) is not listed. At most
     /// [`PRESENCE_NAMES`] names are listed per side; `joined_more` and
     /// `left_more` count the rest (ask `online` for the exact list).
     Presence {

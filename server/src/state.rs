@@ -123,7 +123,8 @@ enum Change {
 pub struct ChatState {
     sessions: HashMap<ConnId, Session>,
     /// Joins and departures since the last presence frame, by folded
-    /// nickname; a change that undoes a pending one cancels it.
+    /// nickname: the latest change wins, and a return after a departure
+    /// nobody was told of yet (a reconnect) cancels it.
     presence: BTreeMap<String, Change>,
     /// Folded nickname → its session.
     nicks: BTreeMap<String, ConnId>,
@@ -316,16 +317,12 @@ impl ChatState {
         }
     }
 
+    /// Someone who came and went within one interval is reported as gone,
+    /// which says both: people saw their messages and should know they left.
     fn note_left(&mut self, nick: String, reason: &str) {
-        let key = fold(&nick);
-        if let Some(Change::Joined(_)) = self.presence.get(&key) {
-            // Came and went before anyone was told.
-            self.presence.remove(&key);
-        } else {
-            let reason = reason.to_string();
-            self.presence
-                .insert(key, Change::Left(Departure { nick, reason }));
-        }
+        let reason = reason.to_string();
+        self.presence
+            .insert(fold(&nick), Change::Left(Departure { nick, reason }));
     }
 
     /// Whether joins or departures wait to be announced.
@@ -656,7 +653,7 @@ mod tests {
     #[test]
     fn presence_cancels_out_and_is_capped() {
         let (mut state, mut out) = room(&["alice", "bob"]);
-        // Bob drops and comes back, carol comes and goes: nothing to say.
+        // Bob drops and comes back: nothing to say.
         state.disconnect(2, "connection lost", &mut out);
         state.connect(info(3), 0);
         state.request(
@@ -668,6 +665,8 @@ mod tests {
             0,
             &mut out,
         );
+        assert!(!state.has_presence());
+        // Carol comes and goes: reported as gone.
         state.connect(info(4), 0);
         state.request(
             4,
@@ -679,7 +678,9 @@ mod tests {
             &mut out,
         );
         state.disconnect(4, "quit", &mut out);
-        assert!(!state.has_presence());
+        out.take();
+        state.flush_presence(&mut out);
+        assert_eq!(out.take()[0].1, presence(&[], &[("carol", "quit")]));
         // A crowd arrives: the first names are listed, the rest counted.
         let crowd = PRESENCE_NAMES as u64 + 5;
         for i in 0..crowd {
