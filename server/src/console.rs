@@ -109,7 +109,7 @@ impl Console {
             Ok(Line::Help) => (help(), false),
             Ok(Line::Quit) => {
                 let _ = self.events.send(Event::Shutdown {
-                    reason: "the server is shutting down".into(),
+                    reason: crate::dispatcher::SHUTDOWN_REASON.into(),
                 });
                 ("shutting down".into(), true)
             }

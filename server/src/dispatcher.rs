@@ -21,6 +21,10 @@ pub enum Event {
     Shutdown { reason: String },
 }
 
+/// What clients are told when the operator stops the server (`/quit`,
+/// Ctrl-C, SIGTERM); they show it as "server is shutting down: …".
+pub const SHUTDOWN_REASON: &str = "stopped by the operator";
+
 /// An admin console command, already parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admin {

@@ -19,7 +19,7 @@ fn run() -> anyhow::Result<()> {
     let events = server.events();
     ctrlc::set_handler(move || {
         let _ = events.send(chat_server::dispatcher::Event::Shutdown {
-            reason: "the server is shutting down".into(),
+            reason: chat_server::dispatcher::SHUTDOWN_REASON.into(),
         });
     })
     .context("installing the Ctrl-C handler")?;

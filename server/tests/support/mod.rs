@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The reason every connection is given when the server shuts down.
-pub const SHUTDOWN_REASON: &str = "the server is shutting down";
+pub const SHUTDOWN_REASON: &str = "stopped by the operator";
 
 /// The `--presence-interval` test servers run with unless a test asks for
 /// another: short, so that a test waiting for a `presence` frame does not
