@@ -103,6 +103,11 @@ impl Outbox {
             if self.staged_written == self.staged.len() {
                 self.staged.clear();
                 self.staged_written = 0;
+                // One huge frame must not leave a huge buffer behind for the
+                // life of an otherwise idle connection.
+                if self.staged.capacity() > 2 * TLS_BATCH {
+                    self.staged = Vec::new();
+                }
                 while let Some(frame) = self.queue.front() {
                     if !self.staged.is_empty() && self.staged.len() + frame.len() > TLS_BATCH {
                         break;
@@ -136,7 +141,10 @@ impl Connection for Outbox {
         if self.overflowed {
             return;
         }
-        if self.queued + frame.len() > self.limit {
+        // The limit bounds a backlog, not one answer: a frame larger than
+        // the limit (the `online` list of a huge room) is accepted into an
+        // empty queue, so asking for it never gets the asker dropped.
+        if self.queued > 0 && self.queued + frame.len() > self.limit {
             self.overflowed = true;
             return;
         }
@@ -267,5 +275,30 @@ impl<H: RequestHandler> Conn<H> {
         if let Some(driver) = self.driver.as_mut() {
             driver.finish(reason);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(len: usize) -> Frame {
+        vec![b'x'; len].into()
+    }
+
+    #[test]
+    fn the_limit_bounds_the_backlog_not_one_frame() {
+        let mut outbox = Outbox::new("127.0.0.1:1".parse().unwrap(), 100);
+        outbox.send(frame(60));
+        outbox.send(frame(40));
+        assert!(!outbox.overflowed(), "exactly at the limit");
+        outbox.send(frame(1));
+        assert!(outbox.overflowed(), "one byte over a backlog");
+
+        let mut outbox = Outbox::new("127.0.0.1:1".parse().unwrap(), 100);
+        outbox.send(frame(500));
+        assert!(!outbox.overflowed(), "a large answer into an empty queue");
+        outbox.send(frame(1));
+        assert!(outbox.overflowed(), "but nothing may pile up behind it");
     }
 }
