@@ -117,7 +117,11 @@ type Reply = Result<Option<ServerFrame>, (ErrorCode, String)>;
 #[derive(Debug)]
 enum Change {
     Joined(String),
-    Left(Departure),
+    /// `announced`: whether everyone had been told this user was here.
+    Left {
+        departure: Departure,
+        announced: bool,
+    },
 }
 
 pub struct ChatState {
@@ -309,10 +313,15 @@ impl ChatState {
 
     fn note_joined(&mut self, nick: &str) {
         let key = fold(nick);
-        if let Some(Change::Left(_)) = self.presence.get(&key) {
-            // Left and came back before anyone was told: nothing to say.
+        if let Some(Change::Left {
+            announced: true, ..
+        }) = self.presence.get(&key)
+        {
+            // An announced user dropped and came back before anyone was
+            // told: a reconnect, nothing to say.
             self.presence.remove(&key);
         } else {
+            // New, or came, went and came back unannounced: an arrival.
             self.presence.insert(key, Change::Joined(nick.to_string()));
         }
     }
@@ -320,9 +329,19 @@ impl ChatState {
     /// Someone who came and went within one interval is reported as gone,
     /// which says both: people saw their messages and should know they left.
     fn note_left(&mut self, nick: String, reason: &str) {
-        let reason = reason.to_string();
-        self.presence
-            .insert(fold(&nick), Change::Left(Departure { nick, reason }));
+        let key = fold(&nick);
+        let announced = !matches!(self.presence.get(&key), Some(Change::Joined(_)));
+        let departure = Departure {
+            nick,
+            reason: reason.to_string(),
+        };
+        self.presence.insert(
+            key,
+            Change::Left {
+                departure,
+                announced,
+            },
+        );
     }
 
     /// Whether joins or departures wait to be announced.
@@ -342,8 +361,10 @@ impl ChatState {
             match change {
                 Change::Joined(nick) if joined.len() < PRESENCE_NAMES => joined.push(nick),
                 Change::Joined(_) => joined_more += 1,
-                Change::Left(departure) if left.len() < PRESENCE_NAMES => left.push(departure),
-                Change::Left(_) => left_more += 1,
+                Change::Left { departure, .. } if left.len() < PRESENCE_NAMES => {
+                    left.push(departure)
+                }
+                Change::Left { .. } => left_more += 1,
             }
         }
         let frame = ServerFrame::Presence {
@@ -681,6 +702,19 @@ mod tests {
         out.take();
         state.flush_presence(&mut out);
         assert_eq!(out.take()[0].1, presence(&[], &[("carol", "quit")]));
+        // Dave comes, drops and comes back before anyone was told: he joined.
+        state.connect(info(5), 0);
+        let login = |nick: &str| Request::Login {
+            id: 1,
+            nick: nick.into(),
+        };
+        state.request(5, login("dave"), 0, &mut out);
+        state.disconnect(5, "connection lost", &mut out);
+        state.connect(info(6), 0);
+        state.request(6, login("dave"), 0, &mut out);
+        out.take();
+        state.flush_presence(&mut out);
+        assert_eq!(out.take()[0].1, presence(&["dave"], &[]));
         // A crowd arrives: the first names are listed, the rest counted.
         let crowd = PRESENCE_NAMES as u64 + 5;
         for i in 0..crowd {
@@ -693,7 +727,7 @@ mod tests {
         let sent = out.take();
         assert_eq!(
             sent.len(),
-            2 + crowd as usize,
+            state.online().len(),
             "one frame to everyone online"
         );
         let ServerFrame::Presence {
