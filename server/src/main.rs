@@ -34,7 +34,7 @@ fn run() -> anyhow::Result<()> {
 
     let console = Console::new(server.events());
     let interactive = platform::stdin_is_terminal();
-    std::thread::Builder::new()
+    let console = std::thread::Builder::new()
         .name("console".into())
         .spawn(move || {
             if interactive {
@@ -47,6 +47,15 @@ fn run() -> anyhow::Result<()> {
         })?;
 
     server.wait();
+    // Stopped by a signal while the operator's prompt is up: end the prompt
+    // so rustyline gives the terminal back its echo and line editing.
+    if interactive && !console.is_finished() {
+        platform::interrupt_prompt();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        while !console.is_finished() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+    }
     println!("chat-server stopped");
     Ok(())
 }

@@ -26,6 +26,22 @@ pub fn reuse_address(socket: &socket2::Socket) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Makes the console's blocking `readline` return, as Ctrl-C would: rustyline
+/// turns SIGINT into `Interrupted` and restores the terminal as it returns.
+/// Outside `readline` the signal reaches the ctrlc handler, which only asks
+/// for a shutdown that is already under way.
+#[cfg(unix)]
+pub fn interrupt_prompt() {
+    // SAFETY: kill and getpid have no memory-safety preconditions.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGINT);
+    }
+}
+
+/// Elsewhere the prompt ends with the process, as it always did.
+#[cfg(not(unix))]
+pub fn interrupt_prompt() {}
+
 /// Whether standard input is an interactive terminal.
 pub fn stdin_is_terminal() -> bool {
     use std::io::IsTerminal;
