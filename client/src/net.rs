@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use chat_common::codec::{self, LineReader, DEFAULT_MAX_FRAME};
+use chat_common::codec::{self, LineReader};
 use chat_common::{ErrorCode, Request, ServerFrame, EVERYONE};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -81,6 +81,14 @@ pub struct Net {
     status: Receiver<Status>,
 }
 
+/// The longest line accepted from the server. Not the request limit
+/// ([`codec::DEFAULT_MAX_FRAME`]): what the server sends is not bounded by
+/// what a client may send. An `online` answer in a room of 10,000 people
+/// with nicknames of 32 four-byte characters is over 1 MiB, and an
+/// announcement may be as long as the server's `--max-frame` allows. The
+/// limit only guards against a server that never ends its line.
+pub const SERVER_MAX_FRAME: usize = 16 * 1024 * 1024;
+
 const WAKE: Token = Token(0);
 const SERVER: Token = Token(1);
 
@@ -104,7 +112,7 @@ impl Net {
         let (status_tx, status) = crossbeam_channel::unbounded();
         let worker = Worker {
             stream,
-            reader: LineReader::new(DEFAULT_MAX_FRAME),
+            reader: LineReader::new(SERVER_MAX_FRAME),
             out: Vec::new(),
             written: 0,
             session: Session::new(roster),

@@ -170,3 +170,31 @@ fn hang_up_is_lost() {
         Some(Notice::Lost { .. })
     ));
 }
+
+/// An `online` answer in a big room is far longer than a request may be
+/// (10,000 nicknames of up to 128 bytes): the client reads it whole.
+#[test]
+fn a_long_online_answer_is_read() {
+    let users: Vec<String> = (0..6_000).map(|i| format!("{i:0>32}")).collect();
+    let answer = serde_json::json!({"type": "online", "id": 2, "users": users}).to_string();
+    assert!(answer.len() > 200 * 1024, "{}", answer.len());
+    let (net, recorder, fake) = start(move |mut peer| {
+        login(&mut peer, "alice");
+        assert_eq!(peer.line(), r#"{"type":"online","id":2}"#);
+        peer.send(&answer);
+        assert_eq!(peer.line(), r#"{"type":"bye","id":3}"#);
+        peer.send(r#"{"type":"ack","id":3}"#);
+    });
+    net.send(Command::Login("alice".into()));
+    assert_eq!(
+        net.status().recv().unwrap(),
+        Status::LoggedIn("alice".into())
+    );
+    net.send(Command::Online);
+    net.send(Command::Leave);
+    assert_eq!(net.wait(), Ending::Left);
+    fake.join().unwrap();
+    let notices = recorder.0.lock().clone();
+    assert_eq!(notices.len(), 2, "{:?}", notices.last());
+    assert_eq!(notices[1], Notice::Online { users });
+}
