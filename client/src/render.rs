@@ -220,17 +220,43 @@ fn who_is_online(users: &[String]) -> String {
     format!("{} online: {}", users.len(), names.join(", "))
 }
 
+/// Invisible format and separator characters that can make a line look
+/// like something it is not: bidirectional overrides and isolates (the
+/// "Trojan Source" trick, which reorders what follows them), zero-width
+/// spaces and joiners (two nicknames that look the same), the soft hyphen,
+/// and the line and paragraph separators (a second line that is not one).
+/// Ranges are inclusive.
+const SPOOFING: &[(char, char)] = &[
+    ('\u{00AD}', '\u{00AD}'), // soft hyphen
+    ('\u{061C}', '\u{061C}'), // Arabic letter mark
+    ('\u{180E}', '\u{180E}'), // Mongolian vowel separator
+    ('\u{200B}', '\u{200F}'), // zero-width space, (non-)joiner, LRM, RLM
+    ('\u{2028}', '\u{202E}'), // line/paragraph separator, bidi embeddings and overrides
+    ('\u{2060}', '\u{2064}'), // word joiner, invisible operators
+    ('\u{2066}', '\u{2069}'), // bidi isolates
+    ('\u{FEFF}', '\u{FEFF}'), // zero-width no-break space (BOM)
+];
+
+/// Whether `c` must be shown escaped rather than printed.
+fn unsafe_to_print(c: char) -> bool {
+    c.is_control()
+        || SPOOFING
+            .iter()
+            .any(|&(first, last)| (first..=last).contains(&c))
+}
+
 /// Makes text from other people safe to print on one line: control
 /// characters (newlines, escape sequences that could repaint the terminal)
-/// are shown escaped instead of being obeyed.
+/// and the invisible characters in [`SPOOFING`] are shown escaped
+/// (`\u{202e}`) instead of being obeyed.
 pub fn clean(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(char::is_control) {
+    if !text.chars().any(unsafe_to_print) {
         return Cow::Borrowed(text);
     }
     Cow::Owned(
         text.chars()
             .map(|c| {
-                if c.is_control() {
+                if unsafe_to_print(c) {
                     c.escape_default().to_string()
                 } else {
                     c.to_string()
@@ -425,5 +451,44 @@ mod tests {
         assert_eq!(clean("plain"), "plain");
         assert_eq!(clean("two\nlines"), "two\\nlines");
         assert_eq!(clean("\x1b[2Jboo"), "\\u{1b}[2Jboo");
+    }
+
+    #[test]
+    fn invisible_and_bidi_characters_are_escaped() {
+        let cases = [
+            (
+                "caf\u{e9} \u{1F600} \u{05D0}",
+                "caf\u{e9} \u{1F600} \u{05D0}",
+            ),
+            ("soft\u{AD}hyphen", "soft\\u{ad}hyphen"),
+            ("\u{61C}", "\\u{61c}"),
+            ("\u{180E}", "\\u{180e}"),
+            ("zero\u{200B}width", "zero\\u{200b}width"),
+            ("\u{200F}", "\\u{200f}"),
+            ("line\u{2028}sep", "line\\u{2028}sep"),
+            ("admin\u{202E}txt.exe", "admin\\u{202e}txt.exe"),
+            ("\u{2060}\u{2064}", "\\u{2060}\\u{2064}"),
+            ("\u{2066}x\u{2069}", "\\u{2066}x\\u{2069}"),
+            ("\u{FEFF}bom", "\\u{feff}bom"),
+            // Neighbours of the table stay as they are.
+            (
+                "\u{2027}\u{202F}\u{2065}\u{206A}",
+                "\u{2027}\u{202F}\u{2065}\u{206A}",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(clean(text), want, "{text:?}");
+        }
+        // In nicknames as well as in text.
+        let line = Renderer { colour: false }.line(
+            &Notice::Public {
+                sender: "bob\u{200B}".into(),
+                text: "\u{202E}olleh".into(),
+                own: false,
+                time: 0,
+            },
+            noon(),
+        );
+        assert!(line.ends_with("<bob\\u{200b}> \\u{202e}olleh"), "{line}");
     }
 }
