@@ -16,3 +16,24 @@ pub fn interrupt_prompt() {
 /// next key press, and the client then exits as it would have.
 #[cfg(not(unix))]
 pub fn interrupt_prompt() {}
+
+/// Makes SIGINT harmless outside `readline`. [`interrupt_prompt`] cannot
+/// know whether the main thread sits in `readline` or waits elsewhere (for
+/// the login's answer, say); with SIGINT's default action the process would
+/// then die of its own signal (exit 130) instead of reporting the end.
+/// rustyline installs its own handler for each `readline` and restores the
+/// previous disposition, this one, afterwards, so Ctrl-C and the wake-up
+/// still work at the prompt. (Ctrl-C typed at the prompt is a key in raw
+/// mode, not a signal, anyway.)
+#[cfg(unix)]
+pub fn ignore_interrupts() {
+    // SAFETY: SIG_IGN is a valid disposition for SIGINT; no handler code runs.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_IGN);
+    }
+}
+
+/// Elsewhere [`interrupt_prompt`] sends nothing, so there is nothing to
+/// ignore.
+#[cfg(not(unix))]
+pub fn ignore_interrupts() {}

@@ -122,6 +122,11 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         renderer,
         flags: flags.clone(),
     };
+    // From here on the network thread may wake readline with a SIGINT,
+    // which can come while the main thread waits elsewhere (for the login's
+    // answer): it must not kill us there. Connecting, before, can still be
+    // interrupted with Ctrl-C.
+    platform::ignore_interrupts();
     let net =
         Net::spawn(stream, roster, Box::new(output)).context("cannot start the network thread")?;
     let mut repl = Repl {
@@ -139,6 +144,11 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
 
 impl Repl {
     fn read(&mut self, prompt: &str) -> anyhow::Result<Input> {
+        // A session that ended between two readlines: its wake-up signal
+        // came while no readline was there to notice, so do not wait for a key.
+        if self.flags.done.load(Ordering::SeqCst) {
+            return Ok(Input::Ended);
+        }
         match self.editor.readline(prompt) {
             Ok(line) => Ok(Input::Line(line)),
             Err(ReadlineError::Interrupted) if self.flags.done.load(Ordering::SeqCst) => {

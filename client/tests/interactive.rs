@@ -371,3 +371,18 @@ fn a_crowd_is_counted_and_completion_still_knows_everyone() {
     term.type_keys("!bye\r");
     term.assert_exit(0);
 }
+
+/// `--no-tls` against a TLS server: the server drops the plaintext login,
+/// the client says why and exits 1 — it is not killed by the signal it
+/// sends itself to wake a prompt it is not sitting in.
+#[test]
+fn plaintext_against_tls_exits_1() {
+    let server = Server::start(true);
+    let mut client = support::Client::new(&server.addr);
+    client
+        .args(["--no-tls", "--nick", "bob"])
+        .env("NO_COLOR", Some("1"));
+    let mut term = Term::spawn(&client);
+    term.expect("leave out --no-tls");
+    term.assert_exit(1);
+}

@@ -189,14 +189,18 @@ impl Term {
         self.lock().text()
     }
 
-    /// Waits for the client to exit by itself; its exit status.
-    pub fn wait_exit(&mut self) -> u32 {
+    /// Waits for the client to exit by itself; its exit status, or the
+    /// signal that killed it (which portable-pty would report as status 1).
+    pub fn wait_exit(&mut self) -> Result<u32, String> {
         let deadline = Instant::now() + TIMEOUT;
         loop {
             if let Some(status) = self.child.try_wait().expect("waiting for the client") {
                 let code = status.exit_code();
                 self.exit = Some(code);
-                return code;
+                return match status.signal() {
+                    Some(signal) => Err(signal.to_string()),
+                    None => Ok(code),
+                };
             }
             if Instant::now() >= deadline {
                 let screen = self.lock();
@@ -206,11 +210,12 @@ impl Term {
         }
     }
 
-    /// Waits for the exit and checks its status.
+    /// Waits for the exit and checks its status; being killed by a signal
+    /// is never the right exit.
     pub fn assert_exit(&mut self, code: u32) {
         let got = self.wait_exit();
         let screen = self.lock();
-        assert_eq!(got, code, "wrong exit status\n{}", self.dump(&screen));
+        assert_eq!(got, Ok(code), "wrong exit status\n{}", self.dump(&screen));
     }
 
     fn dump(&self, screen: &Screen) -> String {
