@@ -59,6 +59,14 @@ pub trait RequestHandler {
         }
     }
 
+    /// Called when the peer will send nothing more (it closed its side; it
+    /// may still be reading). By default the connection closes once what is
+    /// queued is written; a handler whose answers come later, from another
+    /// thread, closes it itself once they are queued.
+    fn handle_eof(&mut self, conn: &mut dyn Connection) {
+        conn.close("connection closed");
+    }
+
     /// Called exactly once when the connection ends, with why it ended.
     fn finish(&mut self, _reason: &str) {}
 }
@@ -119,6 +127,11 @@ impl<H: RequestHandler> Driver<H> {
                 conn,
             );
         }
+    }
+
+    /// The peer closed its side: no more bytes will come.
+    pub fn eof(&mut self, conn: &mut dyn Connection) {
+        self.handler.handle_eof(conn);
     }
 
     /// Ends the connection's life for the handler; later calls do nothing.

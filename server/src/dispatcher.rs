@@ -15,10 +15,22 @@ use crate::state::{ChatState, SessionRow, Stats};
 /// Everything the dispatcher reacts to. Closed: this is the whole list.
 pub enum Event {
     Connected(ConnInfo),
-    Request { conn: ConnId, request: Request },
-    Disconnected { conn: ConnId, reason: String },
+    Request {
+        conn: ConnId,
+        request: Request,
+    },
+    /// The peer closed its side; answer what came before, then close.
+    PeerClosed {
+        conn: ConnId,
+    },
+    Disconnected {
+        conn: ConnId,
+        reason: String,
+    },
     Admin(Admin, Sender<AdminReply>),
-    Shutdown { reason: String },
+    Shutdown {
+        reason: String,
+    },
 }
 
 /// What clients are told when the operator stops the server (`/quit`,
@@ -169,6 +181,7 @@ impl Dispatcher {
                     info!(conn, "registered as {nick}");
                 }
             }
+            Event::PeerClosed { conn } => self.state.peer_closed(conn, out),
             Event::Disconnected { conn, reason } => self.state.disconnect(conn, &reason, out),
             Event::Admin(command, reply) => {
                 let answer = self.admin(command);

@@ -36,6 +36,12 @@ impl RequestHandler for ChatHandler {
         });
     }
 
+    /// The answers to what the peer sent are still with the dispatcher: it
+    /// closes the connection after them, in order.
+    fn handle_eof(&mut self, _conn: &mut dyn Connection) {
+        let _ = self.events.send(Event::PeerClosed { conn: self.info.id });
+    }
+
     fn finish(&mut self, reason: &str) {
         tracing::info!(conn = self.info.id, peer = %self.info.peer, "disconnected: {reason}");
         let _ = self.events.send(Event::Disconnected {

@@ -177,6 +177,15 @@ impl ChatState {
         }
     }
 
+    /// The peer will send nothing more. Everything it sent before has been
+    /// answered (events arrive in order), so it leaves now and the
+    /// connection closes once those answers are written.
+    pub fn peer_closed(&mut self, conn: ConnId, out: &mut impl Deliver) {
+        if self.sessions.get(&conn).is_some_and(|s| !s.leaving) {
+            self.leave(conn, "connection closed", out);
+        }
+    }
+
     pub fn request(&mut self, conn: ConnId, request: Request, now: u64, out: &mut impl Deliver) {
         let Some(session) = self.sessions.get(&conn) else {
             return;

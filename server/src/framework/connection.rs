@@ -187,6 +187,9 @@ pub struct Conn<H: RequestHandler> {
     pub closing_since: Option<Instant>,
     /// Whether broadcasts reach this connection.
     pub subscribed: bool,
+    /// The peer closed its side: nothing more to read, but answers may
+    /// still be on their way to it.
+    pub read_closed: bool,
 }
 
 impl<H: RequestHandler> Conn<H> {
@@ -206,6 +209,7 @@ impl<H: RequestHandler> Conn<H> {
             accepted: Instant::now(),
             closing_since: None,
             subscribed: false,
+            read_closed: false,
         }
     }
 
@@ -230,11 +234,15 @@ impl<H: RequestHandler> Conn<H> {
             return Status::Open;
         };
         loop {
-            if self.outbox.is_closing() {
+            if self.outbox.is_closing() || self.read_closed {
                 return Status::Open;
             }
             match self.stream.read(buf) {
-                Ok(0) => return Status::Closed("connection closed".into()),
+                Ok(0) => {
+                    self.read_closed = true;
+                    driver.eof(&mut self.outbox);
+                    return Status::Open;
+                }
                 Ok(n) => driver.feed(&buf[..n], &mut self.outbox),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Status::Open,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}

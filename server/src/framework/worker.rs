@@ -232,7 +232,9 @@ where
         }));
         match outcome {
             Ok(Status::Open) => {
-                if conn.outbox.is_closing() {
+                // A half-closed peer gets the same grace as a closing one to
+                // receive its last answers.
+                if conn.outbox.is_closing() || conn.read_closed {
                     conn.closing_since.get_or_insert_with(Instant::now);
                     self.watched.insert(id);
                 } else if conn.is_ready() && conn.closing_since.is_none() {
