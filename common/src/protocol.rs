@@ -171,10 +171,22 @@ pub enum ErrorCode {
     Other,
 }
 
+/// Characters that change how a line looks without being seen: soft hyphen,
+/// zero-width spaces and joiners, bidirectional overrides and isolates, line
+/// and paragraph separators, the byte-order mark. Shown raw, they can make one
+/// name look like another or reorder a line.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
+        | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+}
+
 /// Whether `nick` is a valid nickname; the error says why not, for people.
 ///
-/// Rules: 1–32 characters, no whitespace or control characters, and not
-/// starting with `*`, `#`, `!` or `/` (which mean everyone, groups and commands).
+/// Rules: 1–32 characters, no whitespace, control or invisible characters
+/// ([`is_invisible`]), and not starting with `*`, `#`, `!` or `/` (which mean
+/// everyone, groups and commands).
 pub fn validate_nick(nick: &str) -> Result<(), String> {
     let chars = nick.chars().count();
     if chars == 0 {
@@ -185,9 +197,12 @@ pub fn validate_nick(nick: &str) -> Result<(), String> {
             "a nickname has at most {MAX_NICK_CHARS} characters (this one has {chars})"
         ));
     }
-    if let Some(c) = nick.chars().find(|c| c.is_whitespace() || c.is_control()) {
+    if let Some(c) = nick
+        .chars()
+        .find(|&c| c.is_whitespace() || c.is_control() || is_invisible(c))
+    {
         return Err(format!(
-            "a nickname cannot contain whitespace or control characters (found {c:?})"
+            "a nickname cannot contain whitespace, control or invisible characters (found {c:?})"
         ));
     }
     if let Some(c) = nick.chars().next().filter(|c| "*#!/".contains(*c)) {
@@ -220,6 +235,10 @@ mod tests {
             ("!cmd", false),
             ("/cmd", false),
             ("mid#dle", true),
+            ("zero\u{200B}width", false),
+            ("\u{202E}ecila", false),
+            ("soft\u{00AD}hyphen", false),
+            ("bom\u{FEFF}", false),
         ];
         for (nick, ok) in cases {
             assert_eq!(validate_nick(nick).is_ok(), *ok, "{nick:?}");
