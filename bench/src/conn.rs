@@ -76,7 +76,6 @@ impl Stream {
                     Err(e) => return Err(e),
                 }
                 tcp.set_nodelay(true)?;
-                #[cfg(target_os = "linux")]
                 crate::platform::quickack(&tcp);
                 match tls {
                     None => {

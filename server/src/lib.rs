@@ -132,12 +132,11 @@ impl Server {
         let Server {
             events,
             dispatcher,
-            mut running,
+            running,
             ..
         } = self;
         drop(events);
         let _ = dispatcher.join();
-        running.stop_accepting();
         running.join();
     }
 }
