@@ -1,6 +1,9 @@
 //! The one table of commands a person can type, and turning a typed line into
 //! an [`Action`]; help, completion and parsing all read the same table.
 
+use chat_common::codec::{self, DEFAULT_MAX_FRAME};
+use chat_common::{Request, EVERYONE};
+
 /// What a command does, so the table and the parser cannot drift apart.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
@@ -113,10 +116,50 @@ pub enum Action {
     /// `!word` that is not a command; never sent as a message, since a typo
     /// in a command name should not be broadcast to everyone.
     Unknown(String),
+    /// A message whose request would be `bytes` long, over the server's
+    /// frame limit: the server would answer `too_large` and close the
+    /// connection, so it is refused here instead.
+    TooLong {
+        bytes: usize,
+    },
 }
 
-/// Reads one typed line.
+/// What to tell the person for [`Action::TooLong`].
+pub fn too_long_hint(bytes: usize) -> String {
+    format!(
+        "not sent: the line is too long ({bytes} bytes as a request; \
+         the server takes at most {DEFAULT_MAX_FRAME})"
+    )
+}
+
+/// Reads one typed line, refusing a message too long to send.
 pub fn parse(line: &str) -> Action {
+    let action = parse_line(line);
+    let request = match &action {
+        Action::Public(text) => request(EVERYONE, text),
+        Action::Private { to, text } => request(to, text),
+        _ => return action,
+    };
+    // Measured encoded, since JSON escaping can make a line of control
+    // characters six times longer; with the largest id, so that the
+    // request number never tips it over.
+    let bytes = codec::encode(&request).len() - 1;
+    if bytes > DEFAULT_MAX_FRAME {
+        Action::TooLong { bytes }
+    } else {
+        action
+    }
+}
+
+fn request(receiver: &str, text: &str) -> Request {
+    Request::Message {
+        id: u64::MAX,
+        receiver: receiver.to_string(),
+        text: text.to_string(),
+    }
+}
+
+fn parse_line(line: &str) -> Action {
     let trimmed = line.trim();
     if trimmed.is_empty() {
         return Action::Nothing;
@@ -206,6 +249,25 @@ mod tests {
         for (line, want) in cases {
             assert_eq!(parse(line), want, "{line:?}");
         }
+    }
+
+    #[test]
+    fn a_message_too_long_to_send_is_refused() {
+        let fits = "x".repeat(DEFAULT_MAX_FRAME - 100);
+        assert_eq!(parse(&fits), Action::Public(fits.clone()));
+        let long = "x".repeat(DEFAULT_MAX_FRAME);
+        assert!(matches!(parse(&long), Action::TooLong { bytes } if bytes > DEFAULT_MAX_FRAME));
+        let private = format!("!private bob {long}");
+        assert!(matches!(parse(&private), Action::TooLong { .. }));
+        // Short as typed, but six times longer escaped in JSON.
+        let controls = "\u{1}".repeat(DEFAULT_MAX_FRAME / 5);
+        assert!(matches!(parse(&controls), Action::TooLong { .. }));
+        // Commands are not messages.
+        assert_eq!(
+            parse(&format!("!dance {long}")),
+            Action::Unknown("!dance".into())
+        );
+        assert!(too_long_hint(70_000).contains("70000 bytes"));
     }
 
     #[test]

@@ -121,6 +121,7 @@ fn act(action: Action, net: &Net) {
         Action::Unavailable(spec) => eprintln!("{} is not available yet", spec.name),
         Action::Usage(spec) => eprintln!("usage: {}", spec.usage()),
         Action::Unknown(word) => eprintln!("unknown command {word} — type !help for the list"),
+        Action::TooLong { bytes } => eprintln!("{}", command::too_long_hint(bytes)),
     }
 }
 

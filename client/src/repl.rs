@@ -208,6 +208,7 @@ impl Repl {
                 Action::Unknown(word) => {
                     println!("unknown command {word} — type !help for the list")
                 }
+                Action::TooLong { bytes } => println!("{}", command::too_long_hint(bytes)),
             }
         }
     }

@@ -103,6 +103,33 @@ fn private_messages() {
     assert!(leaked.is_empty(), "{}", other.transcript());
 }
 
+/// A line whose request would be longer than the server's frame limit is
+/// refused on the spot with a hint on stderr and never sent (the server
+/// would close the connection); the lines after it go out as usual.
+#[test]
+fn a_line_over_the_frame_limit_is_not_sent() {
+    let server = Server::start(false);
+    let mut listener = join(&server, "listener");
+    let long = "x".repeat(70 * 1024);
+    let private = format!("!private listener {long}");
+    let bot = server
+        .client()
+        .nick("bot")
+        .run(&format!("{long}\n{private}\nafter\n"));
+    bot.assert_code(0)
+        .assert_stdout_has("<bot (you)> after")
+        .assert_stderr_contains("not sent: the line is too long");
+    assert_eq!(bot.stderr.matches("not sent").count(), 2, "{bot}");
+    listener.expect("<bot> after");
+    let from_bot: Vec<_> = listener
+        .stdout
+        .all()
+        .into_iter()
+        .filter(|l| l.contains("xxxx"))
+        .collect();
+    assert!(from_bot.is_empty(), "{}", listener.transcript());
+}
+
 /// The people a presence line names: `* amy, bea and cal joined` with
 /// `verb` "joined" is {amy, bea, cal}.
 fn named<'a>(line: &'a str, verb: &str) -> BTreeSet<&'a str> {
