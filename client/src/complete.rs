@@ -1,10 +1,13 @@
 //! Tab completion for the line editor: command names from the command table
 //! at the start of a line, and online nicknames where a command wants one.
+//! A stale roster is refreshed on demand: the Tab that finds it stale offers
+//! what it has and asks the network thread for the list; the next Tab sees it.
 
 use rustyline::completion::{Completer, Pair};
 use rustyline::{Context, Helper, Highlighter, Hinter, Validator};
 
 use crate::command::{Kind, COMMANDS};
+use crate::net::{Command, NetHandle};
 use crate::roster::SharedRoster;
 
 /// The rustyline helper: completion only; hints, highlighting and
@@ -12,11 +15,18 @@ use crate::roster::SharedRoster;
 #[derive(Helper, Hinter, Highlighter, Validator)]
 pub struct ChatHelper {
     roster: SharedRoster,
+    /// Where to ask for a stale roster to be refreshed; `None` until the
+    /// network thread runs (the editor exists before it).
+    net: Option<NetHandle>,
 }
 
 impl ChatHelper {
     pub fn new(roster: SharedRoster) -> Self {
-        ChatHelper { roster }
+        ChatHelper { roster, net: None }
+    }
+
+    pub fn set_net(&mut self, net: NetHandle) {
+        self.net = Some(net);
     }
 
     /// Where the completed word starts in `before` (the line up to the
@@ -51,6 +61,13 @@ impl ChatHelper {
         }
         let start = before.len() - prefix.len();
         let roster = self.roster.lock();
+        // The network thread sends at most one refresh at a time, so a Tab
+        // pressed again before the answer asks for nothing more.
+        if roster.stale {
+            if let Some(net) = &self.net {
+                net.send(Command::RefreshRoster);
+            }
+        }
         let nicks = roster
             .online()
             .iter()
@@ -127,6 +144,32 @@ mod tests {
                 (*start, want.iter().map(|s| s.to_string()).collect()),
                 "{line:?}"
             );
+        }
+    }
+
+    /// Only a stale roster is refreshed, and only when a nickname is being
+    /// completed; the Tab that asks offers what the roster has meanwhile.
+    #[test]
+    fn a_stale_roster_is_refreshed_when_nicknames_are_wanted() {
+        let poll = mio::Poll::new().unwrap();
+        let waker = std::sync::Arc::new(mio::Waker::new(poll.registry(), mio::Token(0)).unwrap());
+        let (commands, asked) = crossbeam_channel::unbounded();
+        let roster = SharedRoster::default();
+        roster.lock().set(&["alice".into()]);
+        let mut helper = ChatHelper::new(roster.clone());
+        helper.set_net(NetHandle::new(commands, waker));
+
+        complete(&helper, "!private a");
+        assert!(asked.try_recv().is_err(), "the roster is complete");
+        roster.lock().stale = true;
+        for line in ["!o", "hello a", "!online a", "!private alice h"] {
+            complete(&helper, line);
+            assert!(asked.try_recv().is_err(), "{line:?} wants no nickname");
+        }
+        for line in ["!private a", "!send "] {
+            let (_, offered) = complete(&helper, line);
+            assert_eq!(asked.try_recv(), Ok(Command::RefreshRoster), "{line:?}");
+            assert_eq!(offered, ["alice "], "{line:?}");
         }
     }
 

@@ -8,6 +8,8 @@
 //!                    Output (lines to print) ◀──────────────────────┘
 //! ```
 //!
+//! The completer holds a [`NetHandle`] too, to ask for a stale roster.
+//!
 //! The thread sleeps in `Poll::poll` until the socket or the waker is ready,
 //! so an idle client uses no CPU.
 
@@ -37,6 +39,9 @@ pub enum Command {
         text: String,
     },
     Online,
+    /// Fetch who is online quietly, into the roster, if it is stale and no
+    /// such request is on its way already (completion needs nicknames).
+    RefreshRoster,
     /// Leave cleanly: once every request has been answered, say bye and wait
     /// for its answer (or the server closing).
     Leave,
@@ -76,9 +81,31 @@ pub trait Output: Send {
 
 /// The handle the user interface keeps.
 pub struct Net {
-    commands: Sender<Command>,
-    waker: Arc<Waker>,
+    handle: NetHandle,
     status: Receiver<Status>,
+}
+
+/// A way to send the network thread commands, for whoever besides the user
+/// interface's main loop needs one (the completer); cheap to clone.
+#[derive(Clone)]
+pub struct NetHandle {
+    commands: Sender<Command>,
+    /// Wakes the thread from `Poll::poll` to read the channel.
+    waker: Arc<Waker>,
+}
+
+impl NetHandle {
+    pub fn new(commands: Sender<Command>, waker: Arc<Waker>) -> Self {
+        NetHandle { commands, waker }
+    }
+
+    /// Hands `command` to the thread. If the thread has finished this does
+    /// nothing: its last [`Status`] says why.
+    pub fn send(&self, command: Command) {
+        if self.commands.send(command).is_ok() {
+            let _ = self.waker.wake();
+        }
+    }
 }
 
 /// The longest line accepted from the server. Not the request limit
@@ -126,8 +153,7 @@ impl Net {
             .name("net".into())
             .spawn(move || worker.run(poll))?;
         Ok(Net {
-            commands,
-            waker,
+            handle: NetHandle::new(commands, waker),
             status,
         })
     }
@@ -135,9 +161,12 @@ impl Net {
     /// Hands `command` to the thread. If the thread has finished this does
     /// nothing: its last [`Status`] says why.
     pub fn send(&self, command: Command) {
-        if self.commands.send(command).is_ok() {
-            let _ = self.waker.wake();
-        }
+        self.handle.send(command);
+    }
+
+    /// Another way to send commands, for the completer.
+    pub fn handle(&self) -> NetHandle {
+        self.handle.clone()
     }
 
     pub fn status(&self) -> &Receiver<Status> {
@@ -229,6 +258,10 @@ impl Worker {
                 Ok(Command::Login(nick)) => self.session.login(nick),
                 Ok(Command::Say { receiver, text }) => self.session.say(receiver, text),
                 Ok(Command::Online) => self.session.online(),
+                Ok(Command::RefreshRoster) => match self.session.refresh() {
+                    Some(request) => request,
+                    None => continue,
+                },
                 // A user interface that went away without a word leaves too.
                 Ok(Command::Leave) | Err(TryRecvError::Disconnected) => {
                     self.leaving = true;
@@ -278,9 +311,8 @@ impl Worker {
             };
             let mut ended = None;
             let (session, output, status) = (&mut self.session, &mut self.output, &self.status);
-            let out = &mut self.out;
             let fed = self.reader.feed(&buf[..n], |line| {
-                ended = on_line(line, session, output.as_mut(), status, out);
+                ended = on_line(line, session, output.as_mut(), status);
                 if ended.is_some() {
                     ControlFlow::Break(())
                 } else {
@@ -312,7 +344,6 @@ fn on_line(
     session: &mut Session,
     output: &mut dyn Output,
     status: &Sender<Status>,
-    out: &mut Vec<u8>,
 ) -> Option<Ending> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return None;
@@ -338,7 +369,6 @@ fn on_line(
                 statuses.push(Status::LoginRefused { code, reason })
             }
             Update::Ended(ending) => ended = Some(ending),
-            Update::Send(request) => out.extend_from_slice(&codec::encode(&request)),
         }
     }
     // Printed first, so the welcome line is up before the prompt.

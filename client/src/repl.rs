@@ -129,6 +129,9 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     platform::ignore_interrupts();
     let net =
         Net::spawn(stream, roster, Box::new(output)).context("cannot start the network thread")?;
+    if let Some(helper) = editor.helper_mut() {
+        helper.set_net(net.handle());
+    }
     let mut repl = Repl {
         editor,
         net,

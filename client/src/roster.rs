@@ -13,6 +13,12 @@ pub type SharedRoster = Arc<Mutex<Roster>>;
 pub struct Roster {
     pub me: Option<String>,
     online: Vec<String>,
+    /// The server only counted some arrivals or departures (a crowd, or a
+    /// welcome to a big room), so `online` is not the whole list. It is
+    /// fetched again only when completion needs nicknames: every client
+    /// refreshing after every crowd would cost the server an `online`
+    /// answer per person per presence frame.
+    pub stale: bool,
 }
 
 impl Roster {

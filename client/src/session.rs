@@ -35,8 +35,6 @@ pub enum Update {
     LoginRefused { code: ErrorCode, reason: String },
     /// The session is over.
     Ended(Ending),
-    /// A request the session makes on its own (a roster refresh).
-    Send(Request),
 }
 
 /// What a request was, kept until its answer arrives.
@@ -119,6 +117,18 @@ impl Session {
         }
     }
 
+    /// A quiet `online` request, answered silently into the roster, if the
+    /// roster is stale and no such request is already on its way.
+    pub fn refresh(&mut self) -> Option<Request> {
+        let refreshing = self.pending.values().any(|p| *p == Pending::Refresh);
+        if !self.is_logged_in() || refreshing || !self.roster.lock().stale {
+            return None;
+        }
+        Some(Request::Online {
+            id: self.track(Pending::Refresh),
+        })
+    }
+
     pub fn bye(&mut self) -> Request {
         Request::Bye {
             id: self.track(Pending::Bye),
@@ -141,14 +151,12 @@ impl Session {
             for nick in &joined {
                 roster.add(nick);
             }
+            // A crowd is only counted: completion will ask for the list.
+            if joined_more > 0 || left_more > 0 {
+                roster.stale = true;
+            }
         }
         let mut updates = Vec::new();
-        // A crowd is only counted: fetch the exact list once, quietly, so
-        // completion knows everyone.
-        let refreshing = self.pending.values().any(|p| *p == Pending::Refresh);
-        if (joined_more > 0 || left_more > 0) && !refreshing {
-            updates.push(self.refresh());
-        }
         // Our own arrival was the welcome.
         joined.retain(|nick| Some(nick) != self.me.as_ref());
         if !joined.is_empty() || joined_more > 0 {
@@ -164,13 +172,6 @@ impl Session {
             }));
         }
         updates
-    }
-
-    /// A quiet `online` request, for a roster the server only counted.
-    fn refresh(&mut self) -> Update {
-        Update::Send(Request::Online {
-            id: self.track(Pending::Refresh),
-        })
     }
 
     /// Reads one frame from the server.
@@ -189,19 +190,16 @@ impl Session {
                     let mut roster = self.roster.lock();
                     roster.me = Some(nick.clone());
                     roster.set(&online);
+                    roster.stale = online_more > 0;
                 }
-                let mut updates = vec![
+                vec![
                     Show(Notice::Welcome {
                         nick: nick.clone(),
                         online,
                         more: online_more,
                     }),
                     Update::LoggedIn(nick),
-                ];
-                if online_more > 0 {
-                    updates.push(self.refresh());
-                }
-                updates
+                ]
             }
             ServerFrame::Ack { id } => match self.pending.remove(&id) {
                 Some(Pending::Private { to, text }) => {
@@ -212,7 +210,12 @@ impl Session {
             },
             ServerFrame::Online { id, users } => {
                 let silent = self.pending.remove(&id) == Some(Pending::Refresh);
-                self.roster.lock().set(&users);
+                {
+                    // The whole list, whoever asked: the roster is current.
+                    let mut roster = self.roster.lock();
+                    roster.set(&users);
+                    roster.stale = false;
+                }
                 if silent {
                     vec![]
                 } else {
@@ -428,22 +431,25 @@ mod tests {
     }
 
     #[test]
-    fn a_crowd_triggers_one_quiet_refresh() {
+    fn a_crowd_makes_the_roster_stale_and_one_quiet_refresh_fixes_it() {
         let (mut session, roster) = logged_in("alice", &["alice"]);
+        assert_eq!(session.refresh(), None, "a complete roster needs none");
         let crowd = ServerFrame::Presence {
             joined: vec![s("bob")],
             joined_more: 30,
             left: vec![],
             left_more: 0,
         };
-        let updates = session.on_frame(crowd.clone());
-        let Some(Update::Send(Request::Online { id })) = updates.first().cloned() else {
-            panic!("expected a refresh first: {updates:?}");
+        // Nothing is asked on the crowd's account: only completion asks.
+        session.on_frame(crowd.clone());
+        assert!(!session.is_waiting());
+        assert!(roster.lock().stale);
+        let Some(Request::Online { id }) = session.refresh() else {
+            panic!("expected a refresh");
         };
-        assert!(session
-            .on_frame(crowd)
-            .iter()
-            .all(|u| !matches!(u, Update::Send(_))));
+        assert_eq!(session.refresh(), None, "one at a time");
+        session.on_frame(crowd);
+        assert_eq!(session.refresh(), None, "still one at a time");
         let everyone: Vec<String> = (0..32).map(|i| format!("u{i}")).collect();
         let answer = ServerFrame::Online {
             id,
@@ -451,6 +457,24 @@ mod tests {
         };
         assert_eq!(session.on_frame(answer), vec![], "answered silently");
         assert_eq!(roster.lock().online().len(), 32);
+        assert!(!roster.lock().stale);
+        assert_eq!(session.refresh(), None);
+    }
+
+    #[test]
+    fn a_big_room_welcome_makes_the_roster_stale() {
+        let roster = SharedRoster::default();
+        let mut session = Session::new(roster.clone());
+        let id = session.login(s("alice")).id();
+        let updates = session.on_frame(ServerFrame::Welcome {
+            id,
+            nick: s("alice"),
+            online: vec![s("alice")],
+            online_more: 9_999,
+        });
+        assert_eq!(updates.len(), 2, "no request of its own: {updates:?}");
+        assert!(roster.lock().stale);
+        assert!(matches!(session.refresh(), Some(Request::Online { .. })));
     }
 
     #[test]

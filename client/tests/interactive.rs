@@ -319,9 +319,9 @@ fn raw_login(server: &Server, nick: &str) -> BufReader<TcpStream> {
 }
 
 /// A crowd arriving within one presence interval (the server's default):
-/// twenty names are shown and the rest counted, `… and 1 other joined`;
-/// the client then fetches the roster quietly — no `online` line — so Tab
-/// completes the nickname that was only counted.
+/// twenty names are shown and the rest counted, `… and 1 other joined`.
+/// The first Tab that wants a nickname fetches the roster quietly — no
+/// `online` line — so the next one completes the nickname only counted.
 #[test]
 fn a_crowd_is_counted_and_completion_still_knows_everyone() {
     let server = Server::start_with(false, &[]);
@@ -353,6 +353,11 @@ fn a_crowd_is_counted_and_completion_still_knows_everyone() {
     let want: BTreeSet<&str> = nicks[..20].iter().map(String::as_str).collect();
     assert_eq!(listed, want, "{text}");
 
+    // Nothing to offer yet: this Tab asks for the list.
+    term.type_keys("!private z\t");
+    term.expect_editing(">> !private z");
+    term.type_keys("\x15");
+    term.expect_editing(">> ");
     // The echo of a message follows its ack, which follows the answer to
     // the refresh the client sent before it.
     term.type_keys("sync\r");

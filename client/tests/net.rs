@@ -198,3 +198,64 @@ fn a_long_online_answer_is_read() {
     assert_eq!(notices.len(), 2, "{:?}", notices.last());
     assert_eq!(notices[1], Notice::Online { users });
 }
+
+/// Waits until the client has shown a notice matching `pred`.
+fn shown(recorder: &Recorder, pred: impl Fn(&Notice) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !recorder.0.lock().iter().any(&pred) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not shown: {:?}",
+            recorder.0.lock()
+        );
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// A crowd the server only counted makes the roster stale, but the client
+/// asks for the list only when completion wants it, one request at a time,
+/// and not again once it is current.
+#[test]
+fn the_roster_is_refreshed_on_demand_once_at_a_time() {
+    let (net, recorder, fake) = start(|mut peer| {
+        login(&mut peer, "alice");
+        peer.send(r#"{"type":"presence","joined":["carol"],"joined_more":40}"#);
+        peer.send(r#"{"type":"presence","left_more":3}"#);
+        // Nothing on the crowd's account: the message comes first.
+        assert_eq!(
+            peer.line(),
+            r#"{"type":"message","id":2,"receiver":"bob","text":"hi"}"#
+        );
+        assert_eq!(peer.line(), r#"{"type":"online","id":3}"#);
+        peer.quiet();
+        peer.send(r#"{"type":"online","id":3,"users":["alice","bob","carol","zed"]}"#);
+        peer.send(r#"{"type":"ack","id":2}"#);
+        // The roster is current now: the next request is the goodbye.
+        assert_eq!(peer.line(), r#"{"type":"bye","id":4}"#);
+        peer.send(r#"{"type":"ack","id":4}"#);
+    });
+    net.send(Command::Login("alice".into()));
+    assert_eq!(
+        net.status().recv().unwrap(),
+        Status::LoggedIn("alice".into())
+    );
+    shown(&recorder, |n| matches!(n, Notice::Left { more: 3, .. }));
+    net.send(Command::Say {
+        receiver: "bob".into(),
+        text: "hi".into(),
+    });
+    // Tab pressed three times before the answer.
+    for _ in 0..3 {
+        net.send(Command::RefreshRoster);
+    }
+    shown(&recorder, |n| matches!(n, Notice::PrivateTo { .. }));
+    net.send(Command::RefreshRoster);
+    net.send(Command::Leave);
+    assert_eq!(net.wait(), Ending::Left);
+    fake.join().unwrap();
+    let notices = recorder.0.lock().clone();
+    assert!(
+        !notices.iter().any(|n| matches!(n, Notice::Online { .. })),
+        "the refresh is quiet: {notices:?}"
+    );
+}
