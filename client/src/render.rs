@@ -220,34 +220,18 @@ fn who_is_online(users: &[String]) -> String {
     format!("{} online: {}", users.len(), names.join(", "))
 }
 
-/// Invisible format and separator characters that can make a line look
-/// like something it is not: bidirectional overrides and isolates (the
-/// "Trojan Source" trick, which reorders what follows them), zero-width
-/// spaces and joiners (two nicknames that look the same), the soft hyphen,
-/// and the line and paragraph separators (a second line that is not one).
-/// Ranges are inclusive.
-const SPOOFING: &[(char, char)] = &[
-    ('\u{00AD}', '\u{00AD}'), // soft hyphen
-    ('\u{061C}', '\u{061C}'), // Arabic letter mark
-    ('\u{180E}', '\u{180E}'), // Mongolian vowel separator
-    ('\u{200B}', '\u{200F}'), // zero-width space, (non-)joiner, LRM, RLM
-    ('\u{2028}', '\u{202E}'), // line/paragraph separator, bidi embeddings and overrides
-    ('\u{2060}', '\u{2064}'), // word joiner, invisible operators
-    ('\u{2066}', '\u{2069}'), // bidi isolates
-    ('\u{FEFF}', '\u{FEFF}'), // zero-width no-break space (BOM)
-];
-
-/// Whether `c` must be shown escaped rather than printed.
+/// Whether `c` must be shown escaped rather than printed: controls, and
+/// the invisible characters that can make a line look like something it is
+/// not (bidirectional overrides that reorder what follows, zero-width
+/// characters that make two names look alike, line separators) — the same
+/// table that nicknames are checked against.
 fn unsafe_to_print(c: char) -> bool {
-    c.is_control()
-        || SPOOFING
-            .iter()
-            .any(|&(first, last)| (first..=last).contains(&c))
+    c.is_control() || chat_common::protocol::is_invisible(c)
 }
 
 /// Makes text from other people safe to print on one line: control
 /// characters (newlines, escape sequences that could repaint the terminal)
-/// and the invisible characters in [`SPOOFING`] are shown escaped
+/// and invisible characters ([`chat_common::protocol::is_invisible`]) are shown escaped
 /// (`\u{202e}`) instead of being obeyed.
 pub fn clean(text: &str) -> Cow<'_, str> {
     if !text.chars().any(unsafe_to_print) {
