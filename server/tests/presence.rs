@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant};
 
 use chat_common::protocol::PRESENCE_NAMES;
@@ -42,22 +41,9 @@ fn departures(pairs: &[(&str, &str)]) -> BTreeSet<(String, String)> {
 /// Makes the next close of `client` a reset (RST) rather than a clean
 /// FIN, which the server reports as "connection lost".
 fn reset_on_close(client: &Client) {
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt on a socket we own, with a pointer to a local
-    // `linger` and its exact size.
-    let rc = unsafe {
-        libc::setsockopt(
-            client.tcp().as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            (&linger as *const libc::linger).cast(),
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0, "SO_LINGER: {}", std::io::Error::last_os_error());
+    socket2::SockRef::from(client.tcp())
+        .set_linger(Some(Duration::ZERO))
+        .expect("SO_LINGER");
 }
 
 /// The first arrival is announced at once, to the newcomer too; after a

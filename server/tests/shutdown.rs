@@ -1,5 +1,7 @@
 //! Stopping the server: SIGTERM, SIGINT and `/quit` all tell every
 //! connection, close it cleanly, print `chat-server stopped` and exit 0.
+// The signals are Unix ones; on other systems these tests are not built.
+#![cfg(unix)]
 
 #[macro_use]
 mod support;

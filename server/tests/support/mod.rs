@@ -292,6 +292,7 @@ impl Server {
     }
 
     /// Sends a signal to the server process.
+    #[cfg(unix)]
     pub fn signal(&self, signal: libc::c_int) {
         let pid = self.child.id() as libc::pid_t;
         // SAFETY: kill(2) with the pid of our own child, which we have not
