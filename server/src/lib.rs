@@ -22,6 +22,7 @@ pub mod framework;
 pub mod handler;
 pub mod logging;
 pub mod platform;
+pub mod presence;
 pub mod state;
 
 use std::net::SocketAddr;

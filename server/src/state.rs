@@ -6,10 +6,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 
 use chat_common::codec::encode;
-use chat_common::protocol::{validate_nick, PRESENCE_NAMES, WELCOME_NAMES};
-use chat_common::{Departure, ErrorCode, Frame, Request, ServerFrame, EVERYONE};
+use chat_common::protocol::{validate_nick, WELCOME_NAMES};
+use chat_common::{ErrorCode, Frame, Request, ServerFrame, EVERYONE};
 
 use crate::framework::{ConnId, ConnInfo};
+use crate::presence::Presence;
 
 /// Where the state's output goes: the dispatcher's router, or a recorder in tests.
 pub trait Deliver {
@@ -105,7 +106,7 @@ impl RateWindow {
 }
 
 /// Nicknames are unique regardless of case: "Alice" and "alice" are one person.
-fn fold(nick: &str) -> String {
+pub(crate) fn fold(nick: &str) -> String {
     nick.to_lowercase()
 }
 
@@ -113,23 +114,10 @@ fn fold(nick: &str) -> String {
 /// error code and reason.
 type Reply = Result<Option<ServerFrame>, (ErrorCode, String)>;
 
-/// A change of presence not yet announced.
-#[derive(Debug)]
-enum Change {
-    Joined(String),
-    /// `announced`: whether everyone had been told this user was here.
-    Left {
-        departure: Departure,
-        announced: bool,
-    },
-}
-
 pub struct ChatState {
     sessions: HashMap<ConnId, Session>,
-    /// Joins and departures since the last presence frame, by folded
-    /// nickname: the latest change wins, and a return after a departure
-    /// nobody was told of yet (a reconnect) cancels it.
-    presence: BTreeMap<String, Change>,
+    /// Joins and departures not yet announced.
+    presence: Presence,
     /// Folded nickname → its session.
     nicks: BTreeMap<String, ConnId>,
     max_text: usize,
@@ -142,7 +130,7 @@ impl ChatState {
     pub fn new(max_text: usize) -> Self {
         ChatState {
             sessions: HashMap::new(),
-            presence: BTreeMap::new(),
+            presence: Presence::default(),
             nicks: BTreeMap::new(),
             max_text,
             messages: 0,
@@ -173,7 +161,7 @@ impl ChatState {
         if let (Some(nick), false) = (session.nick, session.leaving) {
             self.nicks.remove(&fold(&nick));
             out.unsubscribe(conn);
-            self.note_left(nick, reason);
+            self.presence.left(nick, reason);
         }
     }
 
@@ -242,7 +230,7 @@ impl ChatState {
         }
         self.nicks.insert(key, conn);
         out.subscribe(conn);
-        self.note_joined(&nick);
+        self.presence.joined(&nick);
         if let Some(session) = self.sessions.get_mut(&conn) {
             session.nick = Some(nick.clone());
         }
@@ -320,39 +308,6 @@ impl ChatState {
         Ok(None)
     }
 
-    fn note_joined(&mut self, nick: &str) {
-        let key = fold(nick);
-        if let Some(Change::Left {
-            announced: true, ..
-        }) = self.presence.get(&key)
-        {
-            // An announced user dropped and came back before anyone was
-            // told: a reconnect, nothing to say.
-            self.presence.remove(&key);
-        } else {
-            // New, or came, went and came back unannounced: an arrival.
-            self.presence.insert(key, Change::Joined(nick.to_string()));
-        }
-    }
-
-    /// Someone who came and went within one interval is reported as gone,
-    /// which says both: people saw their messages and should know they left.
-    fn note_left(&mut self, nick: String, reason: &str) {
-        let key = fold(&nick);
-        let announced = !matches!(self.presence.get(&key), Some(Change::Joined(_)));
-        let departure = Departure {
-            nick,
-            reason: reason.to_string(),
-        };
-        self.presence.insert(
-            key,
-            Change::Left {
-                departure,
-                announced,
-            },
-        );
-    }
-
     /// Whether joins or departures wait to be announced.
     pub fn has_presence(&self) -> bool {
         !self.presence.is_empty()
@@ -361,28 +316,9 @@ impl ChatState {
     /// Announces, in one frame to everyone online, who came and went since
     /// the last call; the dispatcher calls it at most once per interval.
     pub fn flush_presence(&mut self, out: &mut impl Deliver) {
-        if self.presence.is_empty() {
-            return;
+        if let Some(frame) = self.presence.take_frame() {
+            self.broadcast(&frame, out);
         }
-        let (mut joined, mut left) = (Vec::new(), Vec::new());
-        let (mut joined_more, mut left_more) = (0u32, 0u32);
-        for change in std::mem::take(&mut self.presence).into_values() {
-            match change {
-                Change::Joined(nick) if joined.len() < PRESENCE_NAMES => joined.push(nick),
-                Change::Joined(_) => joined_more += 1,
-                Change::Left { departure, .. } if left.len() < PRESENCE_NAMES => {
-                    left.push(departure)
-                }
-                Change::Left { .. } => left_more += 1,
-            }
-        }
-        let frame = ServerFrame::Presence {
-            joined,
-            joined_more,
-            left,
-            left_more,
-        };
-        self.broadcast(&frame, out);
     }
 
     /// Sends one frame, serialized once, to everyone logged in.
@@ -397,7 +333,7 @@ impl ChatState {
             if let Some(nick) = session.nick.clone() {
                 self.nicks.remove(&fold(&nick));
                 out.unsubscribe(conn);
-                self.note_left(nick, reason);
+                self.presence.left(nick, reason);
             }
         }
         out.close(conn);
@@ -445,11 +381,7 @@ impl ChatState {
         );
         self.nicks.remove(&fold(&nick));
         out.unsubscribe(conn);
-        // The kick itself says they are gone; a join nobody was told of yet
-        // must not be announced after it.
-        if let Some(Change::Joined(_)) = self.presence.get(&fold(&nick)) {
-            self.presence.remove(&fold(&nick));
-        }
+        self.presence.kicked(&nick);
         out.close(conn);
         Ok(nick)
     }
@@ -528,6 +460,8 @@ impl ChatState {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chat_common::protocol::PRESENCE_NAMES;
+    use chat_common::Departure;
 
     /// Records deliveries as (conn, decoded frame) and closes; expands a
     /// broadcast to the connections subscribed at that moment, as workers do.
