@@ -124,34 +124,7 @@ fn a_crowd_is_listed_then_counted() {
     let nicks: Vec<String> = (0..CROWD).map(|i| format!("crowd{i:02}")).collect();
     let mut crowd: Vec<Client> = nicks.iter().map(|nick| arrive(&server, nick)).collect();
 
-    let mut frames: Vec<Presence> = Vec::new();
-    let mut named = BTreeSet::new();
-    let mut counted = 0;
-    while named.len() + counted < CROWD {
-        if frames.len() == 2 {
-            observer.fail(&format!(
-                "more than two presence frames for the crowd: {frames:?}"
-            ));
-        }
-        let presence = observer.recv_presence();
-        assert!(
-            presence.left.is_empty() && presence.left_more == 0,
-            "{presence:?}"
-        );
-        for nick in &presence.joined {
-            assert!(nicks.contains(nick), "{nick} is not in the crowd");
-            assert!(named.insert(nick.clone()), "{nick} announced twice");
-        }
-        counted += presence.joined_more as usize;
-        frames.push(presence);
-    }
-    assert_eq!(named.len() + counted, CROWD, "{frames:?}");
-    assert!(
-        frames
-            .iter()
-            .any(|p| p.joined.len() == PRESENCE_NAMES && p.joined_more > 0),
-        "a frame listing {PRESENCE_NAMES} names and counting the rest: {frames:?}"
-    );
+    crowd_frames(&mut observer, &nicks, Side::Joined);
     observer.expect_nothing_more();
 
     let id = observer.id();
@@ -172,41 +145,71 @@ fn a_crowd_is_listed_then_counted() {
     // They all go at once; each socket still holds unread frames, so the
     // server may see a reset as well as a clean close.
     drop(crowd);
-    let mut frames: Vec<Presence> = Vec::new();
-    let mut named = BTreeSet::new();
-    let mut counted = 0;
-    while named.len() + counted < CROWD {
-        if frames.len() == 2 {
-            observer.fail(&format!(
-                "more than two presence frames for the departures: {frames:?}"
-            ));
-        }
-        let presence = observer.recv_presence();
-        assert!(
-            presence.joined.is_empty() && presence.joined_more == 0,
-            "{presence:?}"
-        );
-        for (nick, reason) in &presence.left {
-            assert!(nicks.contains(nick), "{nick} is not in the crowd");
-            assert!(
-                ["connection closed", "connection lost"].contains(&reason.as_str()),
-                "{nick} left with {reason:?}"
-            );
-            assert!(named.insert(nick.clone()), "{nick} left twice");
-        }
-        counted += presence.left_more as usize;
-        frames.push(presence);
-    }
-    assert_eq!(named.len() + counted, CROWD, "{frames:?}");
-    assert!(
-        frames
-            .iter()
-            .any(|p| p.left.len() == PRESENCE_NAMES && p.left_more > 0),
-        "{frames:?}"
-    );
+    crowd_frames(&mut observer, &nicks, Side::Left);
     let id = observer.id();
     observer.send(json!({"type": "online", "id": id}));
     assert_eq!(observer.expect_reply(id)["users"], json!(["observer"]));
+}
+
+/// Which side of presence frames a crowd shows up on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Side {
+    Joined,
+    Left,
+}
+
+/// Reads the presence frames that announce `nicks` all arriving (or all
+/// leaving) at once: at most two frames, nothing on the other side, every
+/// name in the crowd and named once, names plus counts exactly the crowd,
+/// and one frame listing [`PRESENCE_NAMES`] names and counting the rest.
+fn crowd_frames(observer: &mut Client, nicks: &[String], side: Side) -> Vec<Presence> {
+    let mut frames: Vec<Presence> = Vec::new();
+    let mut named = BTreeSet::new();
+    let mut counted = 0;
+    while named.len() + counted < nicks.len() {
+        if frames.len() == 2 {
+            observer.fail(&format!(
+                "more than two presence frames for the crowd ({side:?}): {frames:?}"
+            ));
+        }
+        let presence = observer.recv_presence();
+        let (names, more, other_side_empty): (Vec<&String>, u64, bool) = match side {
+            Side::Joined => (
+                presence.joined.iter().collect(),
+                presence.joined_more,
+                presence.left.is_empty() && presence.left_more == 0,
+            ),
+            Side::Left => {
+                for (nick, reason) in &presence.left {
+                    assert!(
+                        ["connection closed", "connection lost"].contains(&reason.as_str()),
+                        "{nick} left with {reason:?}"
+                    );
+                }
+                (
+                    presence.left.iter().map(|(nick, _)| nick).collect(),
+                    presence.left_more,
+                    presence.joined.is_empty() && presence.joined_more == 0,
+                )
+            }
+        };
+        assert!(other_side_empty, "{presence:?}");
+        for nick in names {
+            assert!(nicks.contains(nick), "{nick} is not in the crowd");
+            assert!(named.insert(nick.clone()), "{nick} announced twice");
+        }
+        counted += more as usize;
+        frames.push(presence);
+    }
+    assert_eq!(named.len() + counted, nicks.len(), "{frames:?}");
+    assert!(
+        frames.iter().any(|p| match side {
+            Side::Joined => p.joined.len() == PRESENCE_NAMES && p.joined_more > 0,
+            Side::Left => p.left.len() == PRESENCE_NAMES && p.left_more > 0,
+        }),
+        "a frame listing {PRESENCE_NAMES} names and counting the rest: {frames:?}"
+    );
+    frames
 }
 
 /// Within one interval: a ghost logs in and says bye, another logs in and
