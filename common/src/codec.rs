@@ -256,6 +256,7 @@ mod tests {
             id: 1,
             receiver: "*".into(),
             text: "two\nlines".into(),
+            cid: None,
         });
         assert_eq!(frame.iter().filter(|&&b| b == b'\n').count(), 1);
         assert_eq!(frame.last(), Some(&b'\n'));

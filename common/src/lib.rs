@@ -10,4 +10,4 @@ pub mod protocol;
 
 pub use codec::{Frame, FrameError, LineReader, DEFAULT_MAX_FRAME};
 pub use handler::{Connection, Driver, RequestHandler};
-pub use protocol::{Departure, ErrorCode, Request, ServerFrame, EVERYONE};
+pub use protocol::{Departure, ErrorCode, Request, ServerFrame, Stored, EVERYONE};

@@ -12,9 +12,10 @@ pub const MAX_NICK_CHARS: usize = 32;
 /// Longest chat text, in bytes, by default.
 pub const DEFAULT_MAX_TEXT: usize = 4096;
 
-/// A frame a client sends. Every request carries a client-chosen `id`; the
-/// server answers each with exactly one frame carrying the same `id`:
-/// `welcome`, `ack`, `online`, `pong` or `error`.
+/// A frame a client sends. Every request but `received` carries a
+/// client-chosen `id`; the server answers each with exactly one frame
+/// carrying the same `id`: `welcome`, `ack`, `online`, `history`, `pong` or
+/// `error`.
 ///
 /// Fields the server does not know are ignored, so the classic ClassChat
 /// frame `{"type":"message","id":1,"status":"1","sender":"Alice",
@@ -23,17 +24,59 @@ pub const DEFAULT_MAX_TEXT: usize = 4096;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Request {
-    /// Take a nickname and join. Answered by `welcome` or `error`.
-    Login { id: u64, nick: String },
+    /// Log in to an account, creating it if the nickname is new. Answered by
+    /// `welcome` (then the messages being caught up) or `error`.
+    Login {
+        id: u64,
+        nick: String,
+        password: String,
+        /// The last `seq` of your own stream this client has shown; the
+        /// server sends everything after it. Absent: everything after what
+        /// the account last acknowledged (`received`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_seq: Option<u64>,
+        /// The last public `seq` this client has shown; the server sends the
+        /// public messages after it (at most [`REPLAY_PUBLIC`]). Absent: none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        last_public: Option<u64>,
+    },
     /// Say something to everyone (`receiver` absent or `"*"`) or to one user.
     Message {
         id: u64,
         #[serde(default = "everyone")]
         receiver: String,
         text: String,
+        /// A client-chosen id, unique per sender (at most [`MAX_CID`]
+        /// bytes): a resend of an accepted message is acknowledged again
+        /// and not delivered twice.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        cid: Option<String>,
     },
     /// Ask who is online. Answered by `online`.
     Online { id: u64 },
+    /// The client has shown everything in its stream up to `seq`. Not
+    /// answered; the server stops resending those and tells their senders
+    /// they were delivered.
+    Received { seq: u64 },
+    /// The last `limit` public messages, or of your conversation `with`
+    /// someone. Answered by `history`, oldest first.
+    History {
+        id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        with: Option<String>,
+        #[serde(default = "default_limit")]
+        limit: u32,
+    },
+    /// Full-text search of what you may see, optionally only what `from`
+    /// wrote. Answered by `history`, newest first.
+    Search {
+        id: u64,
+        words: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        from: Option<String>,
+        #[serde(default = "default_limit")]
+        limit: u32,
+    },
     /// Leave cleanly. Answered by `ack`; then the server closes the connection.
     Bye { id: u64 },
     /// Check that the server is alive and has read everything sent before.
@@ -44,15 +87,38 @@ fn everyone() -> String {
     EVERYONE.to_string()
 }
 
+fn default_limit() -> u32 {
+    DEFAULT_HISTORY
+}
+
+/// How many messages `history` and `search` return when not told.
+pub const DEFAULT_HISTORY: u32 = 20;
+
+/// Most messages one `history` or `search` answer holds.
+pub const MAX_HISTORY: u32 = 500;
+
+/// Most public messages replayed at a login with `last_public`; older ones
+/// are in `history`.
+pub const REPLAY_PUBLIC: u32 = 1000;
+
+/// Longest client message id (`cid`), in bytes.
+pub const MAX_CID: usize = 64;
+
+/// Longest password, in bytes (argon2 hashes any length; this bounds the work).
+pub const MAX_PASSWORD: usize = 1024;
+
 impl Request {
-    /// The id the server echoes in its answer.
-    pub fn id(&self) -> u64 {
+    /// The id the server echoes in its answer; `received` has none.
+    pub fn id(&self) -> Option<u64> {
         match self {
             Request::Login { id, .. }
             | Request::Message { id, .. }
             | Request::Online { id }
+            | Request::History { id, .. }
+            | Request::Search { id, .. }
             | Request::Bye { id }
-            | Request::Ping { id } => *id,
+            | Request::Ping { id } => Some(*id),
+            Request::Received { .. } => None,
         }
     }
 }
@@ -71,11 +137,31 @@ pub enum ServerFrame {
         online: Vec<String>,
         #[serde(default, skip_serializing_if = "is_zero")]
         online_more: u32,
+        /// This login created the account.
+        #[serde(default, skip_serializing_if = "is_false")]
+        new_account: bool,
+        /// How many `message` frames follow at once: what you missed.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        replay: u32,
     },
     /// Answer to `message` and `bye`: the server has accepted the request.
-    Ack { id: u64 },
+    /// For a message, it is durable: on disk, and it will reach its
+    /// receivers even if the server is killed right after this frame.
+    Ack {
+        id: u64,
+        /// The receiver of this private message is offline: it is stored
+        /// for them and delivered at their next login.
+        #[serde(default, skip_serializing_if = "is_false")]
+        offline: bool,
+        /// The `cid` had been accepted before: this is a resend, and it was
+        /// not delivered again.
+        #[serde(default, skip_serializing_if = "is_false")]
+        duplicate: bool,
+    },
     /// Answer to `online`.
     Online { id: u64, users: Vec<String> },
+    /// Answer to `history` and `search`.
+    History { id: u64, messages: Vec<Stored> },
     /// Answer to `ping`.
     Pong { id: u64 },
     /// A request failed, or a line could not be read as a request (then `id`
@@ -88,12 +174,21 @@ pub enum ServerFrame {
     },
     /// A chat message; `receiver` is `"*"` for everyone, else a nickname.
     Message {
+        /// Its place in the receiver's stream: the public stream for `"*"`,
+        /// else your own. Increasing; a client shows each `seq` once.
+        #[serde(default, skip_serializing_if = "is_zero64")]
+        seq: u64,
         sender: String,
         receiver: String,
         text: String,
         /// Unix time in milliseconds at which the server accepted it.
         time: u64,
+        /// It arrived while you were offline.
+        #[serde(default, skip_serializing_if = "is_false")]
+        away: bool,
     },
+    /// A private message you sent (`cid`) was received by `to`'s client.
+    Delivered { cid: String, to: String },
     /// Who joined and who left since the previous presence frame. The
     /// server sends at most one per second (`--presence-interval`), so that
     /// 10,000 arrivals are not 50 million lines. Someone who came and went
@@ -119,6 +214,15 @@ pub enum ServerFrame {
     Shutdown { reason: String },
 }
 
+/// A message from the store, as `history` and `search` return it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stored {
+    pub sender: String,
+    pub receiver: String,
+    pub text: String,
+    pub time: u64,
+}
+
 /// Most names listed in a welcome: 10,000 names per login would make a
 /// crowd's arrival cost gigabytes.
 pub const WELCOME_NAMES: usize = 100;
@@ -136,6 +240,14 @@ pub struct Departure {
 
 fn is_zero(n: &u32) -> bool {
     *n == 0
+}
+
+fn is_zero64(n: &u64) -> bool {
+    *n == 0
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
 }
 
 /// Why a request failed, for programs; `reason` says it for people.
@@ -156,11 +268,26 @@ pub enum ErrorCode {
     NotLoggedIn,
     /// A second `login` on a connection that is logged in.
     AlreadyLoggedIn,
-    /// Someone online already has this nickname.
+    /// Someone online already has this nickname (kept for older servers;
+    /// this one takes over instead, see `taken_over`).
     NickTaken,
+    /// Wrong password for this account.
+    BadPassword,
+    /// The password is empty or longer than 1,024 bytes.
+    PasswordInvalid,
+    /// No account has this nickname.
+    NoSuchUser,
+    /// You logged in from another connection; this one is closed.
+    TakenOver,
+    /// The server could not store the message (disk full, I/O error): it
+    /// was not accepted; try again later.
+    StoreFailed,
+    /// A bad `cid`, `limit` or search.
+    BadRequest,
     /// The nickname breaks the rules (length, whitespace, control characters).
     NickInvalid,
-    /// A private message to someone who is not online.
+    /// A private message to someone who is not online (older servers; this
+    /// one stores it, see `ack.offline`).
     NotOnline,
     /// An empty or over-long text.
     BadText,
@@ -254,7 +381,8 @@ mod tests {
             Request::Message {
                 id: 7,
                 receiver: "Bob".into(),
-                text: "Hi".into()
+                text: "Hi".into(),
+                cid: None
             }
         );
     }
@@ -267,7 +395,8 @@ mod tests {
             Request::Message {
                 id: 1,
                 receiver: "*".into(),
-                text: "x".into()
+                text: "x".into(),
+                cid: None
             }
         );
     }
@@ -283,6 +412,59 @@ mod tests {
         let json = serde_json::to_string(&frame).unwrap();
         assert_eq!(json, r#"{"type":"presence","joined":["alice"]}"#);
         assert_eq!(serde_json::from_str::<ServerFrame>(&json).unwrap(), frame);
+    }
+
+    #[test]
+    fn new_frames_round_trip_and_omit_defaults() {
+        let cases: Vec<(Request, &str)> = vec![
+            (
+                Request::Login {
+                    id: 1,
+                    nick: "bob".into(),
+                    password: "pw".into(),
+                    last_seq: Some(3),
+                    last_public: None,
+                },
+                r#"{"type":"login","id":1,"nick":"bob","password":"pw","last_seq":3}"#,
+            ),
+            (
+                Request::Received { seq: 9 },
+                r#"{"type":"received","seq":9}"#,
+            ),
+            (
+                Request::History {
+                    id: 2,
+                    with: None,
+                    limit: 20,
+                },
+                r#"{"type":"history","id":2,"limit":20}"#,
+            ),
+        ];
+        for (req, json) in cases {
+            assert_eq!(serde_json::to_string(&req).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Request>(json).unwrap(), req);
+        }
+        let ack = ServerFrame::Ack {
+            id: 4,
+            offline: false,
+            duplicate: false,
+        };
+        assert_eq!(
+            serde_json::to_string(&ack).unwrap(),
+            r#"{"type":"ack","id":4}"#
+        );
+        let search: Request =
+            serde_json::from_str(r#"{"type":"search","id":3,"words":"exam"}"#).unwrap();
+        assert_eq!(
+            search,
+            Request::Search {
+                id: 3,
+                words: "exam".into(),
+                from: None,
+                limit: DEFAULT_HISTORY
+            }
+        );
+        assert_eq!(Request::Received { seq: 1 }.id(), None);
     }
 
     #[test]
