@@ -17,7 +17,8 @@ pub struct Config {
     #[arg(long, default_value = "0.0.0.0:50445")]
     pub bind: SocketAddr,
 
-    /// Directory for the server's files (the self-signed certificate).
+    /// Directory for the server's files: the database (chat.db: accounts,
+    /// messages, delivery state) and the self-signed certificate.
     /// Default: the per-user data directory (e.g. ~/.local/share/chat).
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
@@ -68,6 +69,15 @@ pub struct Config {
     /// others joined"): arrivals and departures in between are combined.
     #[arg(long, default_value_t = 1000)]
     pub presence_interval: u64,
+
+    /// Memory cost of new password hashes (argon2id), in KiB. The default
+    /// is OWASP's recommendation; lower it only for tests and benchmarks.
+    #[arg(long, default_value_t = crate::auth::Cost::OWASP.memory)]
+    pub argon2_memory: u32,
+
+    /// Iterations of new password hashes (argon2id); see --argon2-memory.
+    #[arg(long, default_value_t = crate::auth::Cost::OWASP.iterations)]
+    pub argon2_iterations: u32,
 }
 
 impl Config {
@@ -90,6 +100,13 @@ impl Config {
 
     pub fn login_timeout(&self) -> Duration {
         Duration::from_secs(self.login_timeout)
+    }
+
+    pub fn hash_cost(&self) -> crate::auth::Cost {
+        crate::auth::Cost {
+            memory: self.argon2_memory,
+            iterations: self.argon2_iterations,
+        }
     }
 
     pub fn presence_interval(&self) -> Duration {

@@ -33,7 +33,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "<text>",
         "send a message to everyone, marked as from the server",
     ),
-    ("/stats", "", "connections, messages per second, uptime"),
+    (
+        "/stats",
+        "",
+        "connections, messages, offline/redelivered/duplicates, rate, uptime",
+    ),
     ("/help", "", "this list"),
     ("/quit", "", "tell everyone, close all connections, stop"),
 ];
@@ -196,11 +200,15 @@ fn format_reply(reply: AdminReply) -> String {
         AdminReply::Stats { stats, uptime } => {
             let secs = uptime.as_secs();
             format!(
-                "connections: {} ({} logged in)\nmessages: {} ({} private)\nrate: {:.1} msg/s over the last {} s\nuptime: {}h {:02}m {:02}s",
+                "connections: {} ({} logged in, {} accounts)\nmessages: {} ({} private)\nstored for offline users: {}\nredelivered at login: {}\nduplicates dropped: {}\nrate: {:.1} msg/s over the last {} s\nuptime: {}h {:02}m {:02}s",
                 stats.connections,
                 stats.users,
+                stats.accounts,
                 stats.messages,
                 stats.private_messages,
+                stats.stored_offline,
+                stats.redelivered,
+                stats.duplicates,
                 stats.rate,
                 crate::state::RATE_WINDOW_SECS,
                 secs / 3600,

@@ -1,16 +1,19 @@
 //! The dispatcher thread: the one owner of the chat state. Workers and the
-//! admin console send it [`Event`]s; it applies each to [`ChatState`] and
+//! admin console send it [`Event`]s, the store thread its replies, the
+//! password hashers their verdicts; it applies each to [`ChatState`] and
 //! routes the resulting frames to connections in per-worker batches.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use chat_common::Request;
+use chat_common::{Frame, Request};
 use crossbeam_channel::{select, Receiver, Sender};
 use tracing::{error, info, warn};
 
+use crate::auth::{Job, Verdict};
 use crate::framework::{ConnId, ConnInfo, Router};
-use crate::state::{ChatState, SessionRow, Stats};
+use crate::state::{ChatState, Deliver, SessionRow, Stats};
+use crate::store::{Op, Reply};
 
 /// Everything the dispatcher reacts to. Closed: this is the whole list.
 pub enum Event {
@@ -64,10 +67,58 @@ pub enum AdminReply {
 /// burst into one hand-over per worker, small enough to keep latency low.
 const BATCH: usize = 256;
 
+/// Ops waiting for the store beyond which the dispatcher stops taking new
+/// requests (so workers stop reading and TCP pushes back on clients) until
+/// the disk catches up.
+const STORE_BACKLOG: usize = 50_000;
+
+/// The dispatcher's channels, besides the router.
+pub struct Queues {
+    pub events: Receiver<Event>,
+    pub store: Sender<Op>,
+    pub replies: Receiver<Reply>,
+    pub jobs: Sender<Job>,
+    pub verdicts: Receiver<(Job, Verdict)>,
+}
+
+/// Everything the chat state's output goes to.
+struct Output {
+    router: Router,
+    store: Sender<Op>,
+    jobs: Sender<Job>,
+}
+
+impl Deliver for Output {
+    fn send(&mut self, conn: ConnId, frame: Frame) {
+        self.router.send(conn, frame)
+    }
+    fn close(&mut self, conn: ConnId) {
+        self.router.close(conn)
+    }
+    fn subscribe(&mut self, conn: ConnId) {
+        self.router.subscribe(conn)
+    }
+    fn unsubscribe(&mut self, conn: ConnId) {
+        self.router.unsubscribe(conn)
+    }
+    fn broadcast(&mut self, frame: Frame) {
+        self.router.broadcast(frame)
+    }
+    fn store(&mut self, op: Op) {
+        // Fails only if the store thread died; its absence is logged there.
+        let _ = self.store.send(op);
+    }
+    fn auth(&mut self, job: Job) {
+        let _ = self.jobs.send(job);
+    }
+}
+
 pub struct Dispatcher {
     state: ChatState,
-    router: Router,
+    out: Output,
     events: Receiver<Event>,
+    replies: Receiver<Reply>,
+    verdicts: Receiver<(Job, Verdict)>,
     login_timeout: Duration,
     /// Least time between two presence frames.
     presence_interval: Duration,
@@ -75,7 +126,7 @@ pub struct Dispatcher {
     started: Instant,
 }
 
-fn now_ms() -> u64 {
+pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
@@ -85,14 +136,20 @@ impl Dispatcher {
     pub fn new(
         state: ChatState,
         router: Router,
-        events: Receiver<Event>,
+        queues: Queues,
         login_timeout: Duration,
         presence_interval: Duration,
     ) -> Self {
         Dispatcher {
             state,
-            router,
-            events,
+            out: Output {
+                router,
+                store: queues.store,
+                jobs: queues.jobs,
+            },
+            events: queues.events,
+            replies: queues.replies,
+            verdicts: queues.verdicts,
             login_timeout,
             presence_interval,
             last_presence: None,
@@ -113,7 +170,7 @@ impl Dispatcher {
 
     fn announce_presence_if_due(&mut self) {
         if self.presence_due().is_some_and(|due| due <= Instant::now()) {
-            self.state.flush_presence(&mut self.router);
+            self.state.flush_presence(&mut self.out);
             self.last_presence = Some(Instant::now());
         }
     }
@@ -128,8 +185,30 @@ impl Dispatcher {
                 Some(due) => crossbeam_channel::at(due),
                 None => crossbeam_channel::never(),
             };
+            // While the store is far behind, only its replies are taken.
+            let events = if self.out.store.len() < STORE_BACKLOG {
+                self.events.clone()
+            } else {
+                crossbeam_channel::never()
+            };
             select! {
-                recv(self.events) -> event => match event {
+                recv(self.replies) -> reply => {
+                    if let Ok(reply) = reply {
+                        self.guarded(|d| d.state.stored(reply, now_ms(), &mut d.out));
+                        for _ in 1..BATCH {
+                            match self.replies.try_recv() {
+                                Ok(reply) => self.guarded(|d| d.state.stored(reply, now_ms(), &mut d.out)),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
+                recv(self.verdicts) -> verdict => {
+                    if let Ok((job, verdict)) = verdict {
+                        self.guarded(|d| d.state.authenticated(job, verdict, now_ms(), &mut d.out));
+                    }
+                }
+                recv(events) -> event => match event {
                     Ok(event) => {
                         running = self.handle_guarded(event);
                         for _ in 1..BATCH {
@@ -146,16 +225,23 @@ impl Dispatcher {
                 },
                 recv(ticker) -> _ => {
                     let timeout = self.login_timeout.as_millis() as u64;
-                    self.state.expire_logins(now_ms(), timeout, &mut self.router);
+                    self.state.expire_logins(now_ms(), timeout, &mut self.out);
                 }
                 recv(presence) -> _ => {}
             }
             if running {
                 self.announce_presence_if_due();
             }
-            self.router.flush();
+            self.out.router.flush();
         }
-        self.router.shutdown();
+        self.out.router.shutdown();
+    }
+
+    /// Runs `f`; a panic is logged and the server goes on.
+    fn guarded(&mut self, f: impl FnOnce(&mut Self)) {
+        if catch_unwind(AssertUnwindSafe(|| f(self))).is_err() {
+            error!("dispatcher panicked while handling a reply; continuing");
+        }
     }
 
     /// Handles one event; a panic is logged and the server goes on.
@@ -170,7 +256,7 @@ impl Dispatcher {
     }
 
     fn handle(&mut self, event: Event) -> bool {
-        let out = &mut self.router;
+        let out = &mut self.out;
         match event {
             Event::Connected(info) => self.state.connect(info, now_ms()),
             Event::Request { conn, request } => {
@@ -197,7 +283,7 @@ impl Dispatcher {
     }
 
     fn admin(&mut self, command: Admin) -> AdminReply {
-        let out = &mut self.router;
+        let out = &mut self.out;
         match command {
             Admin::List => AdminReply::List(self.state.list()),
             Admin::Nicks => AdminReply::Nicks(self.state.online()),

@@ -14,6 +14,8 @@
 //! [`handler`], [`dispatcher`] and [`state`] are the chat; [`console`] is
 //! the operator's prompt. [`Server`] starts and stops the whole.
 
+pub mod accounts;
+pub mod auth;
 pub mod certs;
 pub mod config;
 pub mod console;
@@ -24,6 +26,7 @@ pub mod logging;
 pub mod platform;
 pub mod presence;
 pub mod state;
+pub mod store;
 
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
@@ -61,6 +64,7 @@ pub struct Server {
     events: Sender<Event>,
     dispatcher: JoinHandle<()>,
     running: Running,
+    store: store::Store,
 }
 
 impl Server {
@@ -85,6 +89,17 @@ impl Server {
         };
         let listener =
             listen(config.bind).with_context(|| format!("cannot listen on {}", config.bind))?;
+        let data_dir = config.data_dir();
+        std::fs::create_dir_all(&data_dir)
+            .with_context(|| format!("cannot create {}", data_dir.display()))?;
+        let (store, accounts) = store::Store::open(&data_dir)
+            .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
+        let (jobs, job_queue) = crossbeam_channel::unbounded();
+        let (verdicts_tx, verdicts) = crossbeam_channel::unbounded();
+        // Hashing is meant to be slow: leave a core for the chat.
+        let hashers = config.workers().saturating_sub(1).max(1);
+        auth::start(hashers, config.hash_cost(), job_queue, verdicts_tx)
+            .context("starting the password hashers")?;
         let (events, inbox) = crossbeam_channel::bounded(EVENT_QUEUE);
         let limits = Limits {
             max_frame: config.max_frame,
@@ -97,10 +112,18 @@ impl Server {
             framework::start(listener, tls, config.workers(), limits, move |info| {
                 handler::ChatHandler::new(info, to_dispatcher.clone())
             })?;
+        let state = state::ChatState::new(config.max_text, accounts::Accounts::new(accounts));
+        let queues = dispatcher::Queues {
+            events: inbox,
+            store: store.ops.clone(),
+            replies: store.replies.clone(),
+            jobs,
+            verdicts,
+        };
         let dispatcher = Dispatcher::new(
-            state::ChatState::new(config.max_text),
+            state,
             router,
-            inbox,
+            queues,
             config.login_timeout(),
             config.presence_interval(),
         );
@@ -113,6 +136,7 @@ impl Server {
             events,
             dispatcher,
             running,
+            store,
         })
     }
 
@@ -134,10 +158,13 @@ impl Server {
             events,
             dispatcher,
             running,
+            store,
             ..
         } = self;
         drop(events);
         let _ = dispatcher.join();
         running.join();
+        // What reached the store is committed before the process ends.
+        store.join();
     }
 }

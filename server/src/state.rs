@@ -1,18 +1,31 @@
-//! The chat state: who is connected, under which nickname, and what each
-//! request or admin command produces. Pure: no I/O, no locks, no clock — the
-//! dispatcher owns it, passes the time in, and performs the deliveries.
+//! The chat state: who is connected, under which account, and what each
+//! request, store reply or admin command produces. Pure: no I/O, no locks,
+//! no clock — the dispatcher owns it, passes the time in, and carries out
+//! what it asks through [`Deliver`] (frames for connections, ops for the
+//! store, jobs for the password hashers).
+//!
+//! A login goes New → Authenticating (password hashed off-thread) →
+//! Resuming (the store reads what the user missed) → Online. Requests that
+//! arrive meanwhile wait in the session and run, in order, once it is online.
+//! A message is accepted in two steps: [`ChatState::request`] sends it to
+//! the store, and [`ChatState::stored`] acknowledges and delivers it once
+//! it is durable.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 
 use chat_common::codec::encode;
-use chat_common::protocol::{validate_nick, WELCOME_NAMES};
-use chat_common::{ErrorCode, Frame, Request, ServerFrame, EVERYONE};
+use chat_common::protocol::{validate_nick, MAX_CID, MAX_HISTORY, MAX_PASSWORD, WELCOME_NAMES};
+use chat_common::{ErrorCode, Frame, Request, ServerFrame, Stored, EVERYONE};
 
+use crate::accounts::Accounts;
+use crate::auth::{Job, Verdict};
 use crate::framework::{ConnId, ConnInfo};
 use crate::presence::Presence;
+use crate::store::{Appended, Delivery, Loaded, NewMessage, Op, Origin, Reply, To, UserId};
 
-/// Where the state's output goes: the dispatcher's router, or a recorder in tests.
+/// Where the state's output goes: the dispatcher's router and queues, or a
+/// recorder in tests.
 pub trait Deliver {
     fn send(&mut self, conn: ConnId, frame: Frame);
     /// Close `conn` once what was sent to it is written.
@@ -22,24 +35,41 @@ pub trait Deliver {
     fn unsubscribe(&mut self, conn: ConnId);
     /// `frame` for everyone subscribed.
     fn broadcast(&mut self, frame: Frame);
+    /// Work for the store thread; its reply comes back through
+    /// [`ChatState::stored`], after the replies to every earlier op.
+    fn store(&mut self, op: Op);
+    /// A password to check; the verdict comes back through
+    /// [`ChatState::authenticated`].
+    fn auth(&mut self, job: Job);
 }
 
-impl Deliver for crate::framework::Router {
-    fn send(&mut self, conn: ConnId, frame: Frame) {
-        crate::framework::Router::send(self, conn, frame)
-    }
-    fn close(&mut self, conn: ConnId) {
-        crate::framework::Router::close(self, conn)
-    }
-    fn subscribe(&mut self, conn: ConnId) {
-        crate::framework::Router::subscribe(self, conn)
-    }
-    fn unsubscribe(&mut self, conn: ConnId) {
-        crate::framework::Router::unsubscribe(self, conn)
-    }
-    fn broadcast(&mut self, frame: Frame) {
-        crate::framework::Router::broadcast(self, frame)
-    }
+/// Requests a session may queue while its login completes.
+const MAX_QUEUED: usize = 256;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Connected, not logged in.
+    New,
+    /// The password is being checked.
+    Authenticating,
+    /// Logged in; the store is reading what the user missed. `quiet`: it
+    /// took over another connection, so nobody is told it arrived.
+    Resuming {
+        id: u64,
+        new_account: bool,
+        quiet: bool,
+    },
+    Online,
+    /// Said bye, was kicked, taken over or timed out: further requests are
+    /// ignored and its departure has been announced already.
+    Leaving,
+}
+
+/// How a session ends once its requests in flight are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Bye(u64),
+    PeerClosed,
 }
 
 /// One connection, logged in or not.
@@ -47,11 +77,22 @@ impl Deliver for crate::framework::Router {
 struct Session {
     info: ConnInfo,
     connected_at: u64,
+    phase: Phase,
+    user: Option<UserId>,
     nick: Option<String>,
     messages_sent: u64,
-    /// Said bye, was kicked or timed out: further requests are ignored and
-    /// its departure has been announced already.
-    leaving: bool,
+    /// Requests sent to the store or the hashers and not answered yet:
+    /// answers after them must wait their turn.
+    in_flight: u32,
+    /// Requests that arrived while logging in.
+    queued: VecDeque<Request>,
+    ending: Option<Ending>,
+}
+
+impl Session {
+    fn logging_in(&self) -> bool {
+        matches!(self.phase, Phase::Authenticating | Phase::Resuming { .. })
+    }
 }
 
 /// A row of the admin console's `/list`.
@@ -64,13 +105,20 @@ pub struct SessionRow {
     pub messages_sent: u64,
 }
 
-/// The figures behind `/stats`.
+/// The figures behind `/stats`; counts are since the server started.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Stats {
     pub connections: usize,
     pub users: usize,
+    pub accounts: usize,
     pub messages: u64,
     pub private_messages: u64,
+    /// Private messages stored for a receiver who was offline.
+    pub stored_offline: u64,
+    /// Messages sent again at a login: missed while away or disconnected.
+    pub redelivered: u64,
+    /// Resends dropped because their `cid` had been accepted before.
+    pub duplicates: u64,
     /// Messages per second over the last [`RATE_WINDOW_SECS`] seconds.
     pub rate: f64,
 }
@@ -110,31 +158,41 @@ pub(crate) fn fold(nick: &str) -> String {
     nick.to_lowercase()
 }
 
-/// The answer to a request: a frame, `None` if it was already sent, or an
-/// error code and reason.
-type Reply = Result<Option<ServerFrame>, (ErrorCode, String)>;
+/// A failed request: its error code and a reason for people.
+type Refusal = (ErrorCode, String);
 
 pub struct ChatState {
     sessions: HashMap<ConnId, Session>,
+    accounts: Accounts,
     /// Joins and departures not yet announced.
     presence: Presence,
-    /// Folded nickname → its session.
+    /// Folded nickname → the session logged in with it (resuming or online).
     nicks: BTreeMap<String, ConnId>,
+    /// The same, by account.
+    online: HashMap<UserId, ConnId>,
     max_text: usize,
     messages: u64,
     private_messages: u64,
+    stored_offline: u64,
+    redelivered: u64,
+    duplicates: u64,
     rate: RateWindow,
 }
 
 impl ChatState {
-    pub fn new(max_text: usize) -> Self {
+    pub fn new(max_text: usize, accounts: Accounts) -> Self {
         ChatState {
             sessions: HashMap::new(),
+            accounts,
             presence: Presence::default(),
             nicks: BTreeMap::new(),
+            online: HashMap::new(),
             max_text,
             messages: 0,
             private_messages: 0,
+            stored_offline: 0,
+            redelivered: 0,
+            duplicates: 0,
             rate: RateWindow::default(),
         }
     }
@@ -145,9 +203,13 @@ impl ChatState {
             Session {
                 info,
                 connected_at: now,
+                phase: Phase::New,
+                user: None,
                 nick: None,
                 messages_sent: 0,
-                leaving: false,
+                in_flight: 0,
+                queued: VecDeque::new(),
+                ending: None,
             },
         );
     }
@@ -158,101 +220,544 @@ impl ChatState {
         let Some(session) = self.sessions.remove(&conn) else {
             return;
         };
-        if let (Some(nick), false) = (session.nick, session.leaving) {
-            self.nicks.remove(&fold(&nick));
-            out.unsubscribe(conn);
+        if session.phase == Phase::Leaving {
+            return;
+        }
+        self.forget(conn, &session, out);
+        if let (Phase::Online, Some(nick)) = (session.phase, session.nick) {
             self.presence.left(nick, reason);
         }
     }
 
-    /// The peer will send nothing more. Everything it sent before has been
-    /// answered (events arrive in order), so it leaves now and the
-    /// connection closes once those answers are written.
+    /// Removes a session's user from who is online (not from `sessions`).
+    fn forget(&mut self, conn: ConnId, session: &Session, out: &mut impl Deliver) {
+        if let (Some(user), Some(nick)) = (session.user, &session.nick) {
+            if self.online.get(&user) == Some(&conn) {
+                self.online.remove(&user);
+                self.nicks.remove(&fold(nick));
+            }
+            out.unsubscribe(conn);
+        }
+    }
+
+    /// The peer will send nothing more: it leaves once everything it sent
+    /// is answered.
     pub fn peer_closed(&mut self, conn: ConnId, out: &mut impl Deliver) {
-        if self.sessions.get(&conn).is_some_and(|s| !s.leaving) {
-            self.leave(conn, "connection closed", out);
+        if let Some(session) = self.sessions.get_mut(&conn) {
+            if session.phase != Phase::Leaving && session.ending.is_none() {
+                session.ending = Some(Ending::PeerClosed);
+                self.settle(conn, out);
+            }
         }
     }
 
     pub fn request(&mut self, conn: ConnId, request: Request, now: u64, out: &mut impl Deliver) {
-        let Some(session) = self.sessions.get(&conn) else {
+        let Some(session) = self.sessions.get_mut(&conn) else {
             return;
         };
-        if session.leaving {
+        if session.phase == Phase::Leaving || session.ending.is_some() {
             return;
         }
-        let id = request.id();
-        let logged_in = session.nick.is_some();
+        if session.logging_in() {
+            if session.queued.len() < MAX_QUEUED {
+                session.queued.push_back(request);
+            } else if let Some(id) = request.id() {
+                let reason = "too many requests before the login finished".to_string();
+                self.answer(conn, id, Err((ErrorCode::BadRequest, reason)), out);
+            }
+            return;
+        }
+        let online = session.phase == Phase::Online;
+        let Some(id) = request.id() else {
+            if let (Request::Received { seq }, Some(user), true) = (&request, session.user, online)
+            {
+                out.store(Op::Received { user, seq: *seq });
+            }
+            return;
+        };
         let result = match request {
-            Request::Ping { id } => Ok(Some(ServerFrame::Pong { id })),
-            Request::Login { id, nick } if !logged_in => self.login(conn, id, nick, out),
-            Request::Login { .. } => Err((
+            Request::Ping { id } => Ok(ServerFrame::Pong { id }),
+            Request::Login { .. } if online => Err((
                 ErrorCode::AlreadyLoggedIn,
                 "you are already logged in".to_string(),
             )),
-            _ if !logged_in => Err((
-                ErrorCode::NotLoggedIn,
-                "log in first: {\"type\":\"login\",\"id\":1,\"nick\":\"yourname\"}".to_string(),
-            )),
-            Request::Message { id, receiver, text } => {
-                self.message(conn, id, receiver, text, now, out)
+            Request::Login {
+                nick,
+                password,
+                last_seq,
+                last_public,
+                ..
+            } => {
+                let job = Job {
+                    origin: Origin { conn, id },
+                    nick,
+                    password,
+                    hash: None,
+                    last_seq,
+                    last_public,
+                };
+                match self.login(job, out) {
+                    Ok(()) => return,
+                    Err(refusal) => Err(refusal),
+                }
             }
-            Request::Online { id } => Ok(Some(ServerFrame::Online {
+            _ if !online => Err((
+                ErrorCode::NotLoggedIn,
+                "log in first: {\"type\":\"login\",\"id\":1,\"nick\":\"yourname\",\"password\":\"…\"}"
+                    .to_string(),
+            )),
+            Request::Message {
+                receiver, text, cid, ..
+            } => match self.message(conn, id, receiver, text, cid, now, out) {
+                Ok(()) => return,
+                Err(refusal) => Err(refusal),
+            },
+            Request::Online { id } => Ok(ServerFrame::Online {
                 id,
                 users: self.online(),
-            })),
+            }),
+            Request::History { with, limit, .. } => {
+                let op = |user, with, limit| Op::History {
+                    origin: Origin { conn, id },
+                    user,
+                    with,
+                    limit,
+                };
+                match self.query(conn, with, limit, op, out) {
+                    Ok(()) => return,
+                    Err(refusal) => Err(refusal),
+                }
+            }
+            Request::Search {
+                words, from, limit, ..
+            } => {
+                if words.split_whitespace().next().is_none() {
+                    Err((ErrorCode::BadRequest, "search for what? give some words".into()))
+                } else {
+                    let op = |user, from, limit| Op::Search {
+                        origin: Origin { conn, id },
+                        user,
+                        words,
+                        from,
+                        limit,
+                    };
+                    match self.query(conn, from, limit, op, out) {
+                        Ok(()) => return,
+                        Err(refusal) => Err(refusal),
+                    }
+                }
+            }
             Request::Bye { id } => {
-                out.send(conn, encode(&ServerFrame::Ack { id }));
-                self.leave(conn, "quit", out);
+                if let Some(session) = self.sessions.get_mut(&conn) {
+                    session.ending = Some(Ending::Bye(id));
+                }
+                self.settle(conn, out);
+                return;
+            }
+            Request::Received { .. } => return,
+        };
+        self.answer(conn, id, result, out);
+    }
+
+    /// Sends an answer, after the answers still in flight for this
+    /// connection (through the store, which replies in order).
+    fn answer(
+        &mut self,
+        conn: ConnId,
+        id: u64,
+        result: Result<ServerFrame, Refusal>,
+        out: &mut impl Deliver,
+    ) {
+        let frame = encode(&result.unwrap_or_else(|(code, reason)| ServerFrame::Error {
+            id: Some(id),
+            code,
+            reason,
+        }));
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        if session.in_flight == 0 {
+            out.send(conn, frame);
+        } else {
+            session.in_flight += 1;
+            out.store(Op::Echo {
+                origin: Origin { conn, id },
+                frame,
+            });
+        }
+    }
+
+    fn login(&mut self, mut job: Job, out: &mut impl Deliver) -> Result<(), Refusal> {
+        validate_nick(&job.nick).map_err(|why| (ErrorCode::NickInvalid, why))?;
+        if job.password.is_empty() || job.password.len() > MAX_PASSWORD {
+            return Err((
+                ErrorCode::PasswordInvalid,
+                format!("a password has 1 to {MAX_PASSWORD} bytes"),
+            ));
+        }
+        let session = self
+            .sessions
+            .get_mut(&job.origin.conn)
+            .expect("checked by request");
+        session.phase = Phase::Authenticating;
+        session.in_flight += 1;
+        job.hash = self.accounts.find(&job.nick).map(|a| a.hash.clone());
+        out.auth(job);
+        Ok(())
+    }
+
+    /// The hashers' verdict on a login.
+    pub fn authenticated(&mut self, job: Job, verdict: Verdict, now: u64, out: &mut impl Deliver) {
+        let conn = job.origin.conn;
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        session.in_flight -= 1;
+        if session.phase != Phase::Authenticating {
+            return self.settle(conn, out);
+        }
+        let refusal = match verdict {
+            Verdict::Verified => match self.accounts.find(&job.nick) {
+                Some(account) => return self.attach(job, account.id, false, out),
+                None => (ErrorCode::Other, "the account vanished; try again".into()),
+            },
+            Verdict::Hashed(hash) => {
+                if let Some(account) = self.accounts.find(&job.nick) {
+                    // Someone registered this nickname while we hashed:
+                    // the password must now match theirs.
+                    let hash = Some(account.hash.clone());
+                    let session = self.sessions.get_mut(&conn).expect("present");
+                    session.in_flight += 1;
+                    return out.auth(Job { hash, ..job });
+                }
+                let user = self.accounts.create(&job.nick, hash.clone());
+                out.store(Op::CreateAccount {
+                    user,
+                    nick: job.nick.clone(),
+                    hash,
+                    time: now,
+                });
+                return self.attach(job, user, true, out);
+            }
+            Verdict::WrongPassword => (
+                ErrorCode::BadPassword,
+                format!("wrong password for {}", job.nick),
+            ),
+            Verdict::Failed(why) => {
+                tracing::error!("checking the password of {}: {why}", job.nick);
+                (ErrorCode::Other, "could not check the password".into())
+            }
+        };
+        let session = self.sessions.get_mut(&conn).expect("present");
+        session.phase = Phase::New;
+        self.answer(conn, job.origin.id, Err(refusal), out);
+        self.run_queued(conn, out);
+    }
+
+    /// The login succeeded: take the nickname (from another connection if
+    /// need be) and ask the store for what the user missed.
+    fn attach(&mut self, job: Job, user: UserId, new_account: bool, out: &mut impl Deliver) {
+        let conn = job.origin.conn;
+        let quiet = self.online.contains_key(&user);
+        if let Some(&old) = self.online.get(&user) {
+            self.take_over(old, out);
+        }
+        let nick = self.accounts.nick(user).to_string();
+        self.nicks.insert(fold(&nick), conn);
+        self.online.insert(user, conn);
+        let session = self.sessions.get_mut(&conn).expect("present");
+        session.user = Some(user);
+        session.nick = Some(nick);
+        session.phase = Phase::Resuming {
+            id: job.origin.id,
+            new_account,
+            quiet,
+        };
+        session.in_flight += 1;
+        out.store(Op::Backlog {
+            origin: job.origin,
+            user,
+            last_seq: job.last_seq,
+            last_public: job.last_public,
+        });
+    }
+
+    /// Closes `old`, whose user just logged in elsewhere; nobody else is
+    /// told (the user has not left).
+    fn take_over(&mut self, old: ConnId, out: &mut impl Deliver) {
+        let Some(session) = self.sessions.remove(&old) else {
+            return;
+        };
+        self.forget(old, &session, out);
+        let frame = ServerFrame::Error {
+            id: None,
+            code: ErrorCode::TakenOver,
+            reason: "you logged in from somewhere else; this connection is closed".into(),
+        };
+        out.send(old, encode(&frame));
+        out.close(old);
+        self.sessions.insert(
+            old,
+            Session {
+                phase: Phase::Leaving,
+                ..session
+            },
+        );
+    }
+
+    /// A reply from the store.
+    pub fn stored(&mut self, reply: Reply, now: u64, out: &mut impl Deliver) {
+        let origin = match reply {
+            Reply::Delivered(deliveries) => return self.delivered(deliveries, out),
+            Reply::Echo { origin, frame } => {
+                out.send(origin.conn, frame);
+                origin
+            }
+            Reply::Appended {
+                origin,
+                message,
+                outcome,
+            } => {
+                self.appended(origin, message, outcome, now, out);
+                origin
+            }
+            Reply::Backlog {
+                origin,
+                user,
+                result,
+            } => {
+                self.resumed(origin, user, result, out);
+                origin
+            }
+            Reply::Found { origin, result } => {
+                let frame = match result {
+                    Ok(found) => ServerFrame::History {
+                        id: origin.id,
+                        messages: found.into_iter().map(stored_of).collect(),
+                    },
+                    Err(why) => store_failed(origin.id, &why),
+                };
+                out.send(origin.conn, encode(&frame));
+                origin
+            }
+        };
+        if let Some(session) = self.sessions.get_mut(&origin.conn) {
+            session.in_flight -= 1;
+            self.settle(origin.conn, out);
+        }
+    }
+
+    fn appended(
+        &mut self,
+        origin: Origin,
+        message: NewMessage,
+        outcome: Appended,
+        now: u64,
+        out: &mut impl Deliver,
+    ) {
+        let seq = match outcome {
+            Appended::New { seq } => seq,
+            Appended::Duplicate => {
+                self.duplicates += 1;
+                let ack = ServerFrame::Ack {
+                    id: origin.id,
+                    offline: false,
+                    duplicate: true,
+                };
+                return out.send(origin.conn, encode(&ack));
+            }
+            Appended::Failed(why) => {
+                tracing::error!("storing a message: {why}");
+                return out.send(origin.conn, encode(&store_failed(origin.id, &why)));
+            }
+        };
+        self.messages += 1;
+        self.rate.record(now);
+        if let Some(session) = self.sessions.get_mut(&origin.conn) {
+            session.messages_sent += 1;
+        }
+        // Acknowledge first, so a sender's ack never waits behind the fan-out.
+        let ack = ServerFrame::Ack {
+            id: origin.id,
+            offline: message.away,
+            duplicate: false,
+        };
+        out.send(origin.conn, encode(&ack));
+        let sender = self.accounts.nick(message.sender).to_string();
+        match message.to {
+            To::Public => out.broadcast(encode(&ServerFrame::Message {
+                seq,
+                sender,
+                receiver: EVERYONE.into(),
+                text: message.text,
+                time: message.time,
+                away: false,
+            })),
+            To::User(to) => {
+                self.private_messages += 1;
+                if message.away {
+                    self.stored_offline += 1;
+                }
+                // Someone still resuming gets it with their backlog, which
+                // the store reads after this commit.
+                let Some(&conn) = self.online.get(&to) else {
+                    return;
+                };
+                if self.sessions.get(&conn).map(|s| s.phase) != Some(Phase::Online) {
+                    return;
+                }
+                let frame = ServerFrame::Message {
+                    seq,
+                    sender,
+                    receiver: self.accounts.nick(to).to_string(),
+                    text: message.text,
+                    time: message.time,
+                    away: false,
+                };
+                out.send(conn, encode(&frame));
+            }
+        }
+    }
+
+    /// The store has read what the user missed: welcome, then the backlog,
+    /// then live messages.
+    fn resumed(
+        &mut self,
+        origin: Origin,
+        user: UserId,
+        result: Result<Vec<Loaded>, String>,
+        out: &mut impl Deliver,
+    ) {
+        let conn = origin.conn;
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        let Phase::Resuming {
+            id,
+            new_account,
+            quiet,
+        } = session.phase
+        else {
+            return;
+        };
+        if session.user != Some(user) {
+            return;
+        }
+        let backlog = match result {
+            Ok(backlog) => backlog,
+            Err(why) => {
+                tracing::error!("reading the backlog of {:?}: {why}", session.nick);
+                out.send(conn, encode(&store_failed(id, &why)));
+                self.leave(conn, "internal error", out);
                 return;
             }
         };
-        let frame = match result {
-            Ok(None) => return,
-            Ok(Some(frame)) => frame,
-            Err((code, reason)) => ServerFrame::Error {
-                id: Some(id),
-                code,
-                reason,
-            },
-        };
-        out.send(conn, encode(&frame));
-    }
-
-    fn login(&mut self, conn: ConnId, id: u64, nick: String, out: &mut impl Deliver) -> Reply {
-        validate_nick(&nick).map_err(|why| (ErrorCode::NickInvalid, why))?;
-        let key = fold(&nick);
-        if self.nicks.contains_key(&key) {
-            return Err((
-                ErrorCode::NickTaken,
-                format!("{nick} is taken by someone online; choose another nickname"),
-            ));
-        }
-        self.nicks.insert(key, conn);
+        session.phase = Phase::Online;
+        let nick = session.nick.clone().expect("resuming has a nick");
         out.subscribe(conn);
-        self.presence.joined(&nick);
-        if let Some(session) = self.sessions.get_mut(&conn) {
-            session.nick = Some(nick.clone());
+        if !quiet {
+            self.presence.joined(&nick);
         }
         let online: Vec<String> = self.online_iter().take(WELCOME_NAMES).collect();
         let online_more = (self.nicks.len() - online.len()) as u32;
-        Ok(Some(ServerFrame::Welcome {
+        let welcome = ServerFrame::Welcome {
             id,
             nick,
             online,
             online_more,
-        }))
+            new_account,
+            replay: backlog.len() as u32,
+        };
+        out.send(conn, encode(&welcome));
+        self.redelivered += backlog.len() as u64;
+        for m in backlog {
+            let frame = ServerFrame::Message {
+                seq: m.seq,
+                sender: m.sender,
+                receiver: m.receiver,
+                text: m.text,
+                time: m.time,
+                away: m.away,
+            };
+            out.send(conn, encode(&frame));
+        }
+        self.run_queued(conn, out);
     }
 
+    /// Tells the senders of private messages that their receiver has them.
+    fn delivered(&mut self, deliveries: Vec<Delivery>, out: &mut impl Deliver) {
+        for d in deliveries {
+            if let Some(&conn) = self.online.get(&d.sender) {
+                let frame = ServerFrame::Delivered {
+                    cid: d.cid,
+                    to: d.to,
+                };
+                out.send(conn, encode(&frame));
+            }
+        }
+    }
+
+    /// Runs the requests that waited for the login to finish.
+    fn run_queued(&mut self, conn: ConnId, out: &mut impl Deliver) {
+        while let Some(session) = self.sessions.get_mut(&conn) {
+            if session.logging_in() {
+                return;
+            }
+            let Some(request) = session.queued.pop_front() else {
+                break;
+            };
+            // The time of a queued message is when it is accepted.
+            let now = crate::dispatcher::now_ms();
+            self.request(conn, request, now, out);
+        }
+        self.settle(conn, out);
+    }
+
+    /// Ends a session that asked to (bye, half-close) once nothing it sent
+    /// waits for an answer.
+    fn settle(&mut self, conn: ConnId, out: &mut impl Deliver) {
+        let Some(session) = self.sessions.get(&conn) else {
+            return;
+        };
+        if session.in_flight > 0 || !session.queued.is_empty() || session.logging_in() {
+            return;
+        }
+        match session.ending {
+            Some(Ending::Bye(id)) => {
+                let ack = ServerFrame::Ack {
+                    id,
+                    offline: false,
+                    duplicate: false,
+                };
+                out.send(conn, encode(&ack));
+                self.leave(conn, "quit", out);
+            }
+            Some(Ending::PeerClosed) if session.phase != Phase::Leaving => {
+                self.leave(conn, "connection closed", out)
+            }
+            _ => {}
+        }
+    }
+
+    /// Resolves a nickname given in a request to an account.
+    fn user_named(&self, nick: &str) -> Result<UserId, Refusal> {
+        self.accounts
+            .find(nick)
+            .map(|a| a.id)
+            .ok_or_else(|| (ErrorCode::NoSuchUser, format!("no such user: {nick}")))
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn message(
         &mut self,
         conn: ConnId,
         id: u64,
         receiver: String,
         text: String,
+        cid: Option<String>,
         now: u64,
         out: &mut impl Deliver,
-    ) -> Reply {
+    ) -> Result<(), Refusal> {
         if text.trim().is_empty() {
             return Err((ErrorCode::BadText, "empty message".into()));
         }
@@ -266,46 +771,49 @@ impl ChatState {
                 ),
             ));
         }
-        let target = if receiver == EVERYONE {
-            None
-        } else {
-            match self.nicks.get(&fold(&receiver)) {
-                Some(&to) => Some(to),
-                None => {
-                    return Err((ErrorCode::NotOnline, format!("{receiver} is not online")));
-                }
-            }
-        };
-        let session = self.sessions.get_mut(&conn).expect("logged-in session");
-        session.messages_sent += 1;
-        let sender = session.nick.clone().expect("logged in");
-        self.messages += 1;
-        self.rate.record(now);
-        // Acknowledge first, so a sender's ack never waits behind the fan-out.
-        out.send(conn, encode(&ServerFrame::Ack { id }));
-        match target {
-            None => self.broadcast(
-                &ServerFrame::Message {
-                    sender,
-                    receiver: EVERYONE.into(),
-                    text,
-                    time: now,
-                },
-                out,
-            ),
-            Some(to) => {
-                self.private_messages += 1;
-                let receiver = self.sessions[&to].nick.clone().expect("logged in");
-                let frame = ServerFrame::Message {
-                    sender,
-                    receiver,
-                    text,
-                    time: now,
-                };
-                out.send(to, encode(&frame));
-            }
+        if cid.as_ref().is_some_and(|c| c.len() > MAX_CID) {
+            return Err((
+                ErrorCode::BadRequest,
+                format!("a cid has at most {MAX_CID} bytes"),
+            ));
         }
-        Ok(None)
+        let to = if receiver == EVERYONE {
+            To::Public
+        } else {
+            To::User(self.user_named(&receiver)?)
+        };
+        let away = matches!(to, To::User(user) if !self.online.contains_key(&user));
+        let session = self.sessions.get_mut(&conn).expect("checked by request");
+        session.in_flight += 1;
+        out.store(Op::Append {
+            origin: Origin { conn, id },
+            message: NewMessage {
+                sender: session.user.expect("online"),
+                cid,
+                to,
+                text,
+                time: now,
+                away,
+            },
+        });
+        Ok(())
+    }
+
+    /// Sends a `history` or `search` to the store, naming someone or not.
+    fn query(
+        &mut self,
+        conn: ConnId,
+        nick: Option<String>,
+        limit: u32,
+        op: impl FnOnce(UserId, Option<UserId>, u32) -> Op,
+        out: &mut impl Deliver,
+    ) -> Result<(), Refusal> {
+        let other = nick.map(|n| self.user_named(&n)).transpose()?;
+        let session = self.sessions.get_mut(&conn).expect("checked by request");
+        session.in_flight += 1;
+        let user = session.user.expect("online");
+        out.store(op(user, other, limit.clamp(1, MAX_HISTORY)));
+        Ok(())
     }
 
     /// Whether joins or departures wait to be announced.
@@ -317,26 +825,27 @@ impl ChatState {
     /// the last call; the dispatcher calls it at most once per interval.
     pub fn flush_presence(&mut self, out: &mut impl Deliver) {
         if let Some(frame) = self.presence.take_frame() {
-            self.broadcast(&frame, out);
+            out.broadcast(encode(&frame));
         }
-    }
-
-    /// Sends one frame, serialized once, to everyone logged in.
-    fn broadcast(&self, frame: &ServerFrame, out: &mut impl Deliver) {
-        out.broadcast(encode(frame));
     }
 
     /// Marks a user as gone, tells everyone, and closes the connection.
     fn leave(&mut self, conn: ConnId, reason: &str, out: &mut impl Deliver) {
-        if let Some(session) = self.sessions.get_mut(&conn) {
-            session.leaving = true;
-            if let Some(nick) = session.nick.clone() {
-                self.nicks.remove(&fold(&nick));
-                out.unsubscribe(conn);
-                self.presence.left(nick, reason);
-            }
+        let Some(session) = self.sessions.remove(&conn) else {
+            return;
+        };
+        self.forget(conn, &session, out);
+        if let (Phase::Online, Some(nick)) = (session.phase, &session.nick) {
+            self.presence.left(nick.clone(), reason);
         }
         out.close(conn);
+        self.sessions.insert(
+            conn,
+            Session {
+                phase: Phase::Leaving,
+                ..session
+            },
+        );
     }
 
     /// The nickname a connection logged in with.
@@ -369,32 +878,41 @@ impl ChatState {
             .nicks
             .get(&fold(nick))
             .ok_or_else(|| format!("{nick} is not online"))?;
-        let session = self.sessions.get_mut(&conn).expect("session of a nick");
-        session.leaving = true;
+        let session = self.sessions.remove(&conn).expect("session of a nick");
         let nick = session.nick.clone().expect("logged in");
-        self.broadcast(
-            &ServerFrame::Kicked {
-                nick: nick.clone(),
-                reason: reason.to_string(),
-            },
-            out,
-        );
-        self.nicks.remove(&fold(&nick));
-        out.unsubscribe(conn);
+        out.broadcast(encode(&ServerFrame::Kicked {
+            nick: nick.clone(),
+            reason: reason.to_string(),
+        }));
+        if session.phase != Phase::Online {
+            // Still resuming: not subscribed, so the broadcast missed it.
+            out.send(
+                conn,
+                encode(&ServerFrame::Kicked {
+                    nick: nick.clone(),
+                    reason: reason.to_string(),
+                }),
+            );
+        }
+        self.forget(conn, &session, out);
         self.presence.kicked(&nick);
         out.close(conn);
+        self.sessions.insert(
+            conn,
+            Session {
+                phase: Phase::Leaving,
+                ..session
+            },
+        );
         Ok(nick)
     }
 
     /// A message from the operator to everyone; returns how many received it.
     pub fn announce(&mut self, text: &str, now: u64, out: &mut impl Deliver) -> usize {
-        self.broadcast(
-            &ServerFrame::Announce {
-                text: text.to_string(),
-                time: now,
-            },
-            out,
-        );
+        out.broadcast(encode(&ServerFrame::Announce {
+            text: text.to_string(),
+            time: now,
+        }));
         self.nicks.len()
     }
 
@@ -406,11 +924,10 @@ impl ChatState {
             reason: format!("no login within {} s; closing", timeout_ms / 1000),
         });
         for (&conn, session) in self.sessions.iter_mut() {
-            if session.nick.is_none()
-                && !session.leaving
+            if matches!(session.phase, Phase::New | Phase::Authenticating)
                 && now.saturating_sub(session.connected_at) >= timeout_ms
             {
-                session.leaving = true;
+                session.phase = Phase::Leaving;
                 out.send(conn, frame.clone());
                 out.close(conn);
             }
@@ -423,7 +940,7 @@ impl ChatState {
             reason: reason.to_string(),
         });
         for (&conn, session) in self.sessions.iter_mut() {
-            session.leaving = true;
+            session.phase = Phase::Leaving;
             out.send(conn, frame.clone());
         }
     }
@@ -434,7 +951,7 @@ impl ChatState {
             .values()
             .filter_map(|s| {
                 Some(SessionRow {
-                    nick: s.nick.clone().filter(|_| !s.leaving)?,
+                    nick: s.nick.clone().filter(|_| s.phase == Phase::Online)?,
                     peer: s.info.peer,
                     connected_at: s.connected_at,
                     tls: s.info.tls,
@@ -450,450 +967,30 @@ impl ChatState {
         Stats {
             connections: self.sessions.len(),
             users: self.nicks.len(),
+            accounts: self.accounts.len(),
             messages: self.messages,
             private_messages: self.private_messages,
+            stored_offline: self.stored_offline,
+            redelivered: self.redelivered,
+            duplicates: self.duplicates,
             rate: self.rate.per_second(now),
         }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chat_common::protocol::PRESENCE_NAMES;
-    use chat_common::Departure;
-
-    /// Records deliveries as (conn, decoded frame) and closes; expands a
-    /// broadcast to the connections subscribed at that moment, as workers do.
-    #[derive(Default)]
-    struct Recorder {
-        sent: Vec<(ConnId, ServerFrame)>,
-        closed: Vec<ConnId>,
-        subscribed: std::collections::BTreeSet<ConnId>,
+fn stored_of(m: Loaded) -> Stored {
+    Stored {
+        sender: m.sender,
+        receiver: m.receiver,
+        text: m.text,
+        time: m.time,
     }
+}
 
-    impl Deliver for Recorder {
-        fn send(&mut self, conn: ConnId, frame: Frame) {
-            let frame = chat_common::codec::decode(&frame[..frame.len() - 1]).unwrap();
-            self.sent.push((conn, frame));
-        }
-        fn close(&mut self, conn: ConnId) {
-            self.closed.push(conn);
-        }
-        fn subscribe(&mut self, conn: ConnId) {
-            self.subscribed.insert(conn);
-        }
-        fn unsubscribe(&mut self, conn: ConnId) {
-            self.subscribed.remove(&conn);
-        }
-        fn broadcast(&mut self, frame: Frame) {
-            for conn in self.subscribed.clone() {
-                self.send(conn, frame.clone());
-            }
-        }
-    }
-
-    impl Recorder {
-        fn take(&mut self) -> Vec<(ConnId, ServerFrame)> {
-            std::mem::take(&mut self.sent)
-        }
-    }
-
-    fn info(id: ConnId) -> ConnInfo {
-        ConnInfo {
-            id,
-            peer: format!("127.0.0.1:{}", 1000 + id).parse().unwrap(),
-            tls: id.is_multiple_of(2),
-        }
-    }
-
-    /// A state with `nicks` logged in on connections 1, 2, …
-    fn room(nicks: &[&str]) -> (ChatState, Recorder) {
-        let mut state = ChatState::new(100);
-        let mut out = Recorder::default();
-        for (i, nick) in nicks.iter().enumerate() {
-            let conn = i as ConnId + 1;
-            state.connect(info(conn), 0);
-            let login = Request::Login {
-                id: 1,
-                nick: nick.to_string(),
-            };
-            state.request(conn, login, 0, &mut out);
-        }
-        state.flush_presence(&mut out);
-        out.take();
-        (state, out)
-    }
-
-    fn message(id: u64, receiver: &str, text: &str) -> Request {
-        Request::Message {
-            id,
-            receiver: receiver.into(),
-            text: text.into(),
-        }
-    }
-
-    fn error_code(frames: &[(ConnId, ServerFrame)]) -> Option<ErrorCode> {
-        frames.iter().find_map(|(_, f)| match f {
-            ServerFrame::Error { code, .. } => Some(*code),
-            _ => None,
-        })
-    }
-
-    #[test]
-    fn login_welcomes_and_announces() {
-        let (mut state, mut out) = room(&["alice"]);
-        state.connect(info(2), 5);
-        let login = Request::Login {
-            id: 9,
-            nick: "bob".into(),
-        };
-        state.request(2, login, 5, &mut out);
-        assert_eq!(
-            out.take(),
-            [(
-                2,
-                ServerFrame::Welcome {
-                    id: 9,
-                    nick: "bob".into(),
-                    online: vec!["alice".into(), "bob".into()],
-                    online_more: 0,
-                }
-            )]
-        );
-        assert!(state.has_presence());
-        state.flush_presence(&mut out);
-        let mut sent = out.take();
-        sent.sort_by_key(|(c, _)| *c);
-        assert_eq!(
-            sent,
-            [(1, presence(&["bob"], &[])), (2, presence(&["bob"], &[]))]
-        );
-        assert!(!state.has_presence());
-    }
-
-    /// A presence frame with these joins and (nick, reason) departures.
-    fn presence(joined: &[&str], left: &[(&str, &str)]) -> ServerFrame {
-        ServerFrame::Presence {
-            joined: joined.iter().map(|n| n.to_string()).collect(),
-            joined_more: 0,
-            left: left
-                .iter()
-                .map(|(nick, reason)| Departure {
-                    nick: nick.to_string(),
-                    reason: reason.to_string(),
-                })
-                .collect(),
-            left_more: 0,
-        }
-    }
-
-    #[test]
-    fn welcome_lists_the_first_names_and_counts_the_rest() {
-        let crowd: Vec<String> = (0..WELCOME_NAMES + 5).map(|i| format!("u{i:03}")).collect();
-        let names: Vec<&str> = crowd.iter().map(String::as_str).collect();
-        let (mut state, mut out) = room(&names);
-        state.connect(info(1000), 0);
-        let login = Request::Login {
-            id: 1,
-            nick: "zed".into(),
-        };
-        state.request(1000, login, 0, &mut out);
-        let sent = out.take();
-        let ServerFrame::Welcome {
-            online,
-            online_more,
-            ..
-        } = &sent[0].1
-        else {
-            panic!("{sent:?}");
-        };
-        assert_eq!(online.len(), WELCOME_NAMES);
-        assert_eq!(online[..2], ["u000", "u001"], "sorted");
-        assert_eq!(*online_more, 6, "5 more of the crowd, and zed");
-        assert_eq!(state.online().len(), WELCOME_NAMES + 6);
-    }
-
-    #[test]
-    fn presence_cancels_out_and_is_capped() {
-        let (mut state, mut out) = room(&["alice", "bob"]);
-        // Bob drops and comes back: nothing to say.
-        state.disconnect(2, "connection lost", &mut out);
-        state.connect(info(3), 0);
-        state.request(
-            3,
-            Request::Login {
-                id: 1,
-                nick: "Bob".into(),
-            },
-            0,
-            &mut out,
-        );
-        assert!(!state.has_presence());
-        // Carol comes and goes: reported as gone.
-        state.connect(info(4), 0);
-        state.request(
-            4,
-            Request::Login {
-                id: 1,
-                nick: "carol".into(),
-            },
-            0,
-            &mut out,
-        );
-        state.disconnect(4, "quit", &mut out);
-        out.take();
-        state.flush_presence(&mut out);
-        assert_eq!(out.take()[0].1, presence(&[], &[("carol", "quit")]));
-        // Dave comes, drops and comes back before anyone was told: he joined.
-        state.connect(info(5), 0);
-        let login = |nick: &str| Request::Login {
-            id: 1,
-            nick: nick.into(),
-        };
-        state.request(5, login("dave"), 0, &mut out);
-        state.disconnect(5, "connection lost", &mut out);
-        state.connect(info(6), 0);
-        state.request(6, login("dave"), 0, &mut out);
-        out.take();
-        state.flush_presence(&mut out);
-        assert_eq!(out.take()[0].1, presence(&["dave"], &[]));
-        // A crowd arrives: the first names are listed, the rest counted.
-        let crowd = PRESENCE_NAMES as u64 + 5;
-        for i in 0..crowd {
-            state.connect(info(10 + i), 0);
-            let nick = format!("user{:02}", i);
-            state.request(10 + i, Request::Login { id: 1, nick }, 0, &mut out);
-        }
-        out.take();
-        state.flush_presence(&mut out);
-        let sent = out.take();
-        assert_eq!(
-            sent.len(),
-            state.online().len(),
-            "one frame to everyone online"
-        );
-        let ServerFrame::Presence {
-            joined,
-            joined_more,
-            left,
-            left_more,
-        } = &sent[0].1
-        else {
-            panic!("{:?}", sent[0]);
-        };
-        assert_eq!(joined.len(), PRESENCE_NAMES);
-        assert_eq!(joined[0], "user00");
-        assert_eq!((*joined_more, left.len(), *left_more), (5, 0, 0));
-    }
-
-    #[test]
-    fn login_errors_keep_the_connection_usable() {
-        let cases = [
-            ("ALICE", ErrorCode::NickTaken),
-            ("", ErrorCode::NickInvalid),
-            ("two words", ErrorCode::NickInvalid),
-            ("#class", ErrorCode::NickInvalid),
-        ];
-        for (nick, code) in cases {
-            let (mut state, mut out) = room(&["alice"]);
-            state.connect(info(2), 0);
-            let login = Request::Login {
-                id: 1,
-                nick: nick.into(),
-            };
-            state.request(2, login, 0, &mut out);
-            assert_eq!(error_code(&out.take()), Some(code), "{nick:?}");
-            let retry = Request::Login {
-                id: 2,
-                nick: "bob".into(),
-            };
-            state.request(2, retry, 0, &mut out);
-            assert!(out
-                .take()
-                .iter()
-                .any(|(c, f)| *c == 2 && matches!(f, ServerFrame::Welcome { .. })));
-        }
-    }
-
-    #[test]
-    fn public_message_is_acked_then_reaches_everyone_once() {
-        let (mut state, mut out) = room(&["alice", "bob", "carol"]);
-        state.request(1, message(7, "*", "hi"), 42, &mut out);
-        let sent = out.take();
-        assert_eq!(sent[0], (1, ServerFrame::Ack { id: 7 }));
-        let mut receivers: Vec<ConnId> = sent[1..].iter().map(|(c, _)| *c).collect();
-        receivers.sort();
-        assert_eq!(receivers, [1, 2, 3]);
-        assert!(sent[1..].iter().all(|(_, f)| *f
-            == ServerFrame::Message {
-                sender: "alice".into(),
-                receiver: "*".into(),
-                text: "hi".into(),
-                time: 42
-            }));
-    }
-
-    #[test]
-    fn private_message_reaches_only_its_receiver() {
-        let (mut state, mut out) = room(&["alice", "bob", "carol"]);
-        state.request(1, message(3, "BOB", "psst"), 1, &mut out);
-        let sent = out.take();
-        assert_eq!(sent.len(), 2);
-        assert_eq!(sent[0], (1, ServerFrame::Ack { id: 3 }));
-        assert_eq!(
-            sent[1],
-            (
-                2,
-                ServerFrame::Message {
-                    sender: "alice".into(),
-                    receiver: "bob".into(),
-                    text: "psst".into(),
-                    time: 1
-                }
-            )
-        );
-        assert_eq!(state.stats(1).private_messages, 1);
-    }
-
-    #[test]
-    fn message_errors() {
-        let long = "x".repeat(101);
-        let cases = [
-            (message(1, "dave", "hi"), ErrorCode::NotOnline),
-            (message(1, "*", ""), ErrorCode::BadText),
-            (message(1, "*", "   "), ErrorCode::BadText),
-            (message(1, "*", &long), ErrorCode::BadText),
-        ];
-        for (request, code) in cases {
-            let (mut state, mut out) = room(&["alice", "bob"]);
-            state.request(1, request, 0, &mut out);
-            let sent = out.take();
-            assert_eq!(sent.len(), 1);
-            assert_eq!(error_code(&sent), Some(code));
-        }
-    }
-
-    #[test]
-    fn requests_before_login_are_refused_except_ping() {
-        let mut state = ChatState::new(100);
-        let mut out = Recorder::default();
-        state.connect(info(1), 0);
-        state.request(1, message(1, "*", "hi"), 0, &mut out);
-        state.request(1, Request::Online { id: 2 }, 0, &mut out);
-        state.request(1, Request::Ping { id: 3 }, 0, &mut out);
-        let sent = out.take();
-        assert_eq!(error_code(&sent[..1]), Some(ErrorCode::NotLoggedIn));
-        assert_eq!(error_code(&sent[1..2]), Some(ErrorCode::NotLoggedIn));
-        assert_eq!(sent[2], (1, ServerFrame::Pong { id: 3 }));
-    }
-
-    #[test]
-    fn bye_announces_once_and_closes() {
-        let (mut state, mut out) = room(&["alice", "bob"]);
-        state.request(1, Request::Bye { id: 4 }, 0, &mut out);
-        state.request(1, message(5, "*", "ignored after bye"), 0, &mut out);
-        state.disconnect(1, "connection closed", &mut out);
-        state.flush_presence(&mut out);
-        assert_eq!(
-            out.take(),
-            [
-                (1, ServerFrame::Ack { id: 4 }),
-                (2, presence(&[], &[("alice", "quit")])),
-            ]
-        );
-        assert_eq!(out.closed, [1]);
-        assert_eq!(state.online(), ["bob"]);
-    }
-
-    #[test]
-    fn dropped_connection_is_announced_with_its_reason() {
-        let (mut state, mut out) = room(&["alice", "bob"]);
-        state.disconnect(2, "send queue exceeded", &mut out);
-        state.flush_presence(&mut out);
-        assert_eq!(
-            out.take(),
-            [(1, presence(&[], &[("bob", "send queue exceeded")]))]
-        );
-        // The nickname is free again.
-        state.connect(info(3), 0);
-        let login = Request::Login {
-            id: 1,
-            nick: "bob".into(),
-        };
-        state.request(3, login, 0, &mut out);
-        assert_eq!(state.online(), ["alice", "bob"]);
-    }
-
-    #[test]
-    fn kick_tells_everyone_and_frees_the_nick() {
-        let (mut state, mut out) = room(&["alice", "bob"]);
-        assert!(state.kick("nobody", "x", &mut out).is_err());
-        assert_eq!(state.kick("Bob", "spam", &mut out).unwrap(), "bob");
-        let sent = out.take();
-        assert_eq!(sent.len(), 2);
-        assert!(sent.iter().all(|(_, f)| *f
-            == ServerFrame::Kicked {
-                nick: "bob".into(),
-                reason: "spam".into()
-            }));
-        assert_eq!(out.closed, [2]);
-        state.disconnect(2, "closed by server", &mut out);
-        state.flush_presence(&mut out);
-        assert!(out.take().is_empty(), "no `left` after a kick");
-        // A kick before the join was announced: the join is never announced.
-        state.connect(info(3), 0);
-        state.request(
-            3,
-            Request::Login {
-                id: 1,
-                nick: "dave".into(),
-            },
-            0,
-            &mut out,
-        );
-        state.kick("dave", "bye", &mut out).unwrap();
-        assert!(!state.has_presence());
-        assert_eq!(state.online(), ["alice"]);
-    }
-
-    #[test]
-    fn login_timeout_closes_only_silent_connections() {
-        let (mut state, mut out) = room(&["alice"]);
-        state.connect(info(2), 1_000);
-        state.expire_logins(30_999, 30_000, &mut out);
-        assert!(out.closed.is_empty());
-        state.expire_logins(31_000, 30_000, &mut out);
-        assert_eq!(out.closed, [2]);
-        assert_eq!(error_code(&out.take()), Some(ErrorCode::Timeout));
-        state.expire_logins(60_000, 30_000, &mut out);
-        assert_eq!(out.closed, [2], "expired once");
-    }
-
-    #[test]
-    fn list_and_stats() {
-        let (mut state, mut out) = room(&["bob", "alice"]);
-        state.connect(info(3), 0);
-        state.request(1, message(1, "*", "a"), 10_000, &mut out);
-        state.request(1, message(2, "alice", "b"), 10_500, &mut out);
-        let rows = state.list();
-        assert_eq!(rows.len(), 2);
-        assert_eq!((rows[0].nick.as_str(), rows[0].tls), ("alice", true));
-        assert_eq!((rows[1].nick.as_str(), rows[1].messages_sent), ("bob", 2));
-        let stats = state.stats(11_000);
-        assert_eq!((stats.connections, stats.users), (3, 2));
-        assert_eq!((stats.messages, stats.private_messages), (2, 1));
-        assert!((stats.rate - 0.2).abs() < 1e-9);
-        assert_eq!(state.stats(30_000).rate, 0.0);
-    }
-
-    #[test]
-    fn shutdown_reaches_every_connection() {
-        let (mut state, mut out) = room(&["alice", "bob"]);
-        state.connect(info(3), 0);
-        state.shutdown("bye all", &mut out);
-        let mut to: Vec<ConnId> = out.take().into_iter().map(|(c, _)| c).collect();
-        to.sort();
-        assert_eq!(to, [1, 2, 3]);
+fn store_failed(id: u64, why: &str) -> ServerFrame {
+    ServerFrame::Error {
+        id: Some(id),
+        code: ErrorCode::StoreFailed,
+        reason: format!("the server could not store or read this: {why}"),
     }
 }

@@ -1,0 +1,135 @@
+//! Password hashing off the dispatcher: argon2id takes tens of milliseconds
+//! by design, so it runs on its own threads and the chat never waits for it.
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::{Algorithm, Argon2, Params, Version};
+use crossbeam_channel::{Receiver, Sender};
+
+use crate::store::Origin;
+
+/// The cost of a new hash. Verifying uses the parameters stored in the
+/// hash itself, so changing these affects only accounts created later.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cost {
+    /// Memory in KiB.
+    pub memory: u32,
+    pub iterations: u32,
+}
+
+impl Cost {
+    /// OWASP's recommendation for argon2id: 19 MiB, 2 iterations, 1 lane.
+    pub const OWASP: Cost = Cost {
+        memory: 19 * 1024,
+        iterations: 2,
+    };
+
+    fn hasher(self) -> Result<Argon2<'static>, argon2::Error> {
+        let params = Params::new(self.memory, self.iterations, 1, None)?;
+        Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+    }
+}
+
+/// A login waiting for its password to be checked (or hashed, for a new
+/// account).
+#[derive(Debug)]
+pub struct Job {
+    pub origin: Origin,
+    pub nick: String,
+    pub password: String,
+    /// The account's hash; `None` to create the account.
+    pub hash: Option<String>,
+    pub last_seq: Option<u64>,
+    pub last_public: Option<u64>,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The password matches the account's hash.
+    Verified,
+    /// A hash of the password, for a new account.
+    Hashed(String),
+    WrongPassword,
+    Failed(String),
+}
+
+/// Starts `threads` hashing threads; each verdict goes to `done` with its job.
+pub fn start(
+    threads: usize,
+    cost: Cost,
+    jobs: Receiver<Job>,
+    done: Sender<(Job, Verdict)>,
+) -> std::io::Result<()> {
+    for i in 0..threads.max(1) {
+        let (jobs, done) = (jobs.clone(), done.clone());
+        std::thread::Builder::new()
+            .name(format!("auth-{i}"))
+            .spawn(move || {
+                for job in jobs {
+                    let verdict = judge(cost, &job);
+                    if done.send((job, verdict)).is_err() {
+                        return;
+                    }
+                }
+            })?;
+    }
+    Ok(())
+}
+
+fn judge(cost: Cost, job: &Job) -> Verdict {
+    match &job.hash {
+        Some(hash) => verify(&job.password, hash),
+        None => match hash(cost, &job.password) {
+            Ok(hash) => Verdict::Hashed(hash),
+            Err(err) => Verdict::Failed(err),
+        },
+    }
+}
+
+pub fn hash(cost: Cost, password: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    let hasher = cost.hasher().map_err(|e| e.to_string())?;
+    hasher
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// Compares in constant time (inside argon2's verifier).
+pub fn verify(password: &str, hash: &str) -> Verdict {
+    let parsed = match PasswordHash::new(hash) {
+        Ok(parsed) => parsed,
+        Err(err) => return Verdict::Failed(format!("stored hash unreadable: {err}")),
+    };
+    match Argon2::default().verify_password(password.as_bytes(), &parsed) {
+        Ok(()) => Verdict::Verified,
+        Err(argon2::password_hash::Error::Password) => Verdict::WrongPassword,
+        Err(err) => Verdict::Failed(err.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_argon2id_salted_and_verify() {
+        let cheap = Cost {
+            memory: 64,
+            iterations: 1,
+        };
+        let a = hash(cheap, "secret").unwrap();
+        let b = hash(cheap, "secret").unwrap();
+        assert!(a.starts_with("$argon2id$v=19$m=64,t=1,p=1$"), "{a}");
+        assert_ne!(a, b, "salted");
+        assert_eq!(verify("secret", &a), Verdict::Verified);
+        assert_eq!(verify("Secret", &a), Verdict::WrongPassword);
+        assert!(matches!(verify("secret", "garbage"), Verdict::Failed(_)));
+    }
+
+    #[test]
+    fn owasp_parameters() {
+        let h = hash(Cost::OWASP, "pw").unwrap();
+        assert!(h.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{h}");
+    }
+}

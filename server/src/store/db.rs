@@ -1,0 +1,674 @@
+//! The SQLite database: schema, and one method per [`Op`]. Only the store
+//! thread calls it.
+//!
+//! Tables: `users` (accounts, and how far each has acknowledged its
+//! stream), `messages` (every message, once; `receiver` NULL means public;
+//! the public stream's `seq` is the message's `id`), `inbox` (each private
+//! message's place in its receiver's stream), and `messages_fts` (a
+//! contentless FTS5 index, filled when the store is idle or before a search,
+//! so that indexing never slows a commit).
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+
+use super::{log_batch_failure, Appended, Delivery, Loaded, NewMessage, Op, Reply, To, UserId};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("cannot start the store thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// An account as the dispatcher keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: UserId,
+    pub nick: String,
+    /// The argon2id hash in PHC string form (it carries its own parameters).
+    pub hash: String,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS users (
+    id      INTEGER PRIMARY KEY,
+    nick    TEXT NOT NULL,
+    folded  TEXT NOT NULL UNIQUE,
+    hash    TEXT NOT NULL,
+    created INTEGER NOT NULL,
+    acked   INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id       INTEGER PRIMARY KEY,
+    sender   INTEGER NOT NULL,
+    receiver INTEGER,
+    cid      TEXT,
+    text     TEXT NOT NULL,
+    time     INTEGER NOT NULL
+);
+CREATE UNIQUE INDEX IF NOT EXISTS messages_cid ON messages(sender, cid) WHERE cid IS NOT NULL;
+CREATE INDEX IF NOT EXISTS messages_public ON messages(id) WHERE receiver IS NULL;
+CREATE INDEX IF NOT EXISTS messages_pair ON messages(sender, receiver);
+CREATE TABLE IF NOT EXISTS inbox (
+    user    INTEGER NOT NULL,
+    seq     INTEGER NOT NULL,
+    message INTEGER NOT NULL,
+    away    INTEGER NOT NULL,
+    PRIMARY KEY (user, seq)
+) WITHOUT ROWID;
+CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts
+    USING fts5(text, content='', tokenize='unicode61 remove_diacritics 2');
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+";
+
+/// Rows indexed for search per idle step.
+const INDEX_CHUNK: i64 = 5000;
+
+pub struct Db {
+    conn: Connection,
+    /// The last seq used in each user's stream.
+    last_seq: HashMap<UserId, u64>,
+}
+
+impl Db {
+    pub fn open(path: &Path) -> Result<Db, StoreError> {
+        let conn = Connection::open(path)?;
+        // WAL: readers never block the writer. FULL: the WAL is fsync'd at
+        // every commit, so an acknowledged message survives a power cut.
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.execute_batch(SCHEMA)?;
+        let mut db = Db {
+            conn,
+            last_seq: HashMap::new(),
+        };
+        db.load_counters()?;
+        Ok(db)
+    }
+
+    fn load_counters(&mut self) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT user, max(seq) FROM inbox GROUP BY user")?;
+        self.last_seq = stmt
+            .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?
+            .collect::<Result<_, _>>()?;
+        Ok(())
+    }
+
+    pub fn accounts(&mut self) -> Result<Vec<Account>, StoreError> {
+        let mut stmt = self.conn.prepare("SELECT id, nick, hash FROM users")?;
+        let rows = stmt.query_map([], |row| {
+            Ok(Account {
+                id: row.get(0)?,
+                nick: row.get(1)?,
+                hash: row.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Applies a batch in one transaction and returns the replies, which
+    /// are valid only because the commit succeeded (or say it failed).
+    pub fn apply(&mut self, batch: Vec<Op>) -> Vec<Reply> {
+        let tx = match self.conn.transaction() {
+            Ok(tx) => tx,
+            Err(err) => return fail_all(batch, &err.into()),
+        };
+        let mut replies = Vec::with_capacity(batch.len());
+        let mut ops = Vec::new();
+        for op in batch {
+            replies.extend(apply_one(&tx, &mut self.last_seq, &op));
+            ops.push(op);
+        }
+        if let Err(err) = tx.commit() {
+            let err = StoreError::from(err);
+            log_batch_failure(&err);
+            // The counters may have moved for rows that are not there.
+            if let Err(err) = self.load_counters() {
+                log_batch_failure(&err);
+            }
+            return fail_all(ops, &err);
+        }
+        replies
+    }
+
+    /// Indexes a chunk of messages for search; true when caught up.
+    pub fn index_some(&mut self) -> Result<bool, StoreError> {
+        let tx = self.conn.transaction()?;
+        let done = index_chunk(&tx)?;
+        tx.commit()?;
+        Ok(done)
+    }
+}
+
+fn fail_all(batch: Vec<Op>, err: &StoreError) -> Vec<Reply> {
+    batch
+        .into_iter()
+        .filter_map(|op| match op {
+            Op::Append { origin, message } => Some(Reply::Appended {
+                origin,
+                message,
+                outcome: Appended::Failed(err.to_string()),
+            }),
+            Op::Backlog { origin, user, .. } => Some(Reply::Backlog {
+                origin,
+                user,
+                result: Err(err.to_string()),
+            }),
+            Op::History { origin, .. } | Op::Search { origin, .. } => Some(Reply::Found {
+                origin,
+                result: Err(err.to_string()),
+            }),
+            Op::Echo { origin, frame } => Some(Reply::Echo { origin, frame }),
+            Op::CreateAccount { .. } | Op::Received { .. } => None,
+        })
+        .collect()
+}
+
+fn apply_one(tx: &Transaction, last_seq: &mut HashMap<UserId, u64>, op: &Op) -> Option<Reply> {
+    Some(match op {
+        Op::Echo { origin, frame } => Reply::Echo {
+            origin: *origin,
+            frame: frame.clone(),
+        },
+        Op::CreateAccount {
+            user,
+            nick,
+            hash,
+            time,
+        } => {
+            let result = tx
+                .prepare_cached(
+                    "INSERT INTO users (id, nick, folded, hash, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![user, nick, crate::state::fold(nick), hash, *time as i64])
+                });
+            if let Err(err) = result {
+                tracing::error!("storing the account {nick}: {err}");
+            }
+            return None;
+        }
+        Op::Append { origin, message } => Reply::Appended {
+            origin: *origin,
+            message: message.clone(),
+            outcome: append(tx, last_seq, message)
+                .unwrap_or_else(|err| Appended::Failed(err.to_string())),
+        },
+        Op::Received { user, seq } => {
+            Reply::Delivered(received(tx, last_seq, *user, *seq).unwrap_or_else(|err| {
+                tracing::error!("recording what user {user} received: {err}");
+                Vec::new()
+            }))
+        }
+        Op::Backlog {
+            origin,
+            user,
+            last_seq,
+            last_public,
+        } => Reply::Backlog {
+            origin: *origin,
+            user: *user,
+            result: backlog(tx, *user, *last_seq, *last_public).map_err(|e| e.to_string()),
+        },
+        Op::History {
+            origin,
+            user,
+            with,
+            limit,
+        } => Reply::Found {
+            origin: *origin,
+            result: history(tx, *user, *with, *limit).map_err(|e| e.to_string()),
+        },
+        Op::Search {
+            origin,
+            user,
+            words,
+            from,
+            limit,
+        } => Reply::Found {
+            origin: *origin,
+            result: search(tx, *user, words, *from, *limit).map_err(|e| e.to_string()),
+        },
+    })
+}
+
+fn append(
+    tx: &Transaction,
+    last_seq: &mut HashMap<UserId, u64>,
+    m: &NewMessage,
+) -> rusqlite::Result<Appended> {
+    let receiver = match m.to {
+        To::Public => None,
+        To::User(user) => Some(user),
+    };
+    let id: Option<i64> = tx
+        .prepare_cached(
+            "INSERT INTO messages (sender, receiver, cid, text, time) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT DO NOTHING RETURNING id",
+        )?
+        .query_row(
+            params![m.sender, receiver, m.cid, m.text, m.time as i64],
+            |row| row.get(0),
+        )
+        .optional()?;
+    let Some(id) = id else {
+        return Ok(Appended::Duplicate);
+    };
+    let seq = match m.to {
+        To::Public => id as u64,
+        To::User(user) => {
+            let seq = last_seq.get(&user).copied().unwrap_or(0) + 1;
+            tx.prepare_cached(
+                "INSERT INTO inbox (user, seq, message, away) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![user, seq as i64, id, m.away])?;
+            last_seq.insert(user, seq);
+            seq
+        }
+    };
+    Ok(Appended::New { seq })
+}
+
+/// Moves `user`'s acknowledged mark to `seq` and returns the private
+/// messages that this newly covers, for their senders.
+fn received(
+    tx: &Transaction,
+    last_seq: &HashMap<UserId, u64>,
+    user: UserId,
+    seq: u64,
+) -> rusqlite::Result<Vec<Delivery>> {
+    let seq = seq.min(last_seq.get(&user).copied().unwrap_or(0)) as i64;
+    let acked: i64 = tx
+        .prepare_cached("SELECT acked FROM users WHERE id = ?1")?
+        .query_row([user], |row| row.get(0))?;
+    if seq <= acked {
+        return Ok(Vec::new());
+    }
+    tx.prepare_cached("UPDATE users SET acked = ?2 WHERE id = ?1")?
+        .execute(params![user, seq])?;
+    let mut stmt = tx.prepare_cached(
+        "SELECT m.sender, m.cid, u.nick FROM inbox i
+         JOIN messages m ON m.id = i.message JOIN users u ON u.id = i.user
+         WHERE i.user = ?1 AND i.seq > ?2 AND i.seq <= ?3 AND m.cid IS NOT NULL
+         ORDER BY i.seq",
+    )?;
+    let rows = stmt.query_map(params![user, acked, seq], |row| {
+        Ok(Delivery {
+            sender: row.get(0)?,
+            cid: row.get(1)?,
+            to: row.get(2)?,
+        })
+    })?;
+    rows.collect()
+}
+
+/// A message row as the queries below select it, for [`Loaded`].
+const LOADED_COLUMNS: &str = "s.nick, coalesce(r.nick, '*'), m.text, m.time";
+
+fn loaded(row: &rusqlite::Row, seq: u64, away: bool) -> rusqlite::Result<Loaded> {
+    Ok(Loaded {
+        seq,
+        sender: row.get(0)?,
+        receiver: row.get(1)?,
+        text: row.get(2)?,
+        time: row.get::<_, i64>(3)? as u64,
+        away,
+    })
+}
+
+fn backlog(
+    tx: &Transaction,
+    user: UserId,
+    last_seq: Option<u64>,
+    last_public: Option<u64>,
+) -> rusqlite::Result<Vec<Loaded>> {
+    let since = match last_seq {
+        Some(seq) => seq as i64,
+        None => tx
+            .prepare_cached("SELECT acked FROM users WHERE id = ?1")?
+            .query_row([user], |row| row.get(0))
+            .optional()?
+            .unwrap_or(0),
+    };
+    // (message id, message): the two streams are merged in the order the
+    // server accepted their messages.
+    let mut all: Vec<(i64, Loaded)> = Vec::new();
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {LOADED_COLUMNS}, i.seq, i.away, m.id FROM inbox i
+         JOIN messages m ON m.id = i.message JOIN users s ON s.id = m.sender
+         LEFT JOIN users r ON r.id = m.receiver
+         WHERE i.user = ?1 AND i.seq > ?2 ORDER BY i.seq"
+    ))?;
+    let rows = stmt.query_map(params![user, since], |row| {
+        Ok((
+            row.get(6)?,
+            loaded(row, row.get::<_, i64>(4)? as u64, row.get(5)?)?,
+        ))
+    })?;
+    for row in rows {
+        all.push(row?);
+    }
+    if let Some(after) = last_public {
+        let mut stmt = tx.prepare_cached(&format!(
+            "SELECT {LOADED_COLUMNS}, m.id FROM messages m
+             JOIN users s ON s.id = m.sender LEFT JOIN users r ON r.id = m.receiver
+             WHERE m.receiver IS NULL AND m.id > ?1 ORDER BY m.id DESC LIMIT ?2"
+        ))?;
+        let rows = stmt.query_map(
+            params![after as i64, chat_common::protocol::REPLAY_PUBLIC],
+            |row| {
+                let id: i64 = row.get(4)?;
+                Ok((id, loaded(row, id as u64, false)?))
+            },
+        )?;
+        for row in rows {
+            all.push(row?);
+        }
+    }
+    all.sort_by_key(|(id, _)| *id);
+    Ok(all.into_iter().map(|(_, m)| m).collect())
+}
+
+fn history(
+    tx: &Transaction,
+    user: UserId,
+    with: Option<UserId>,
+    limit: u32,
+) -> rusqlite::Result<Vec<Loaded>> {
+    let sql = match with {
+        None => format!(
+            "SELECT {LOADED_COLUMNS}, m.id FROM messages m
+             JOIN users s ON s.id = m.sender LEFT JOIN users r ON r.id = m.receiver
+             WHERE m.receiver IS NULL ORDER BY m.id DESC LIMIT ?3"
+        ),
+        Some(_) => format!(
+            "SELECT {LOADED_COLUMNS}, m.id FROM messages m
+             JOIN users s ON s.id = m.sender LEFT JOIN users r ON r.id = m.receiver
+             WHERE (m.sender = ?1 AND m.receiver = ?2) OR (m.sender = ?2 AND m.receiver = ?1)
+             ORDER BY m.id DESC LIMIT ?3"
+        ),
+    };
+    let mut stmt = tx.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![user, with.unwrap_or(0), limit], |row| {
+        loaded(row, row.get::<_, i64>(4)? as u64, false)
+    })?;
+    let mut found: Vec<Loaded> = rows.collect::<Result<_, _>>()?;
+    found.reverse();
+    Ok(found)
+}
+
+/// Turns what a user typed into an FTS5 query: each word a quoted phrase,
+/// all required, so FTS5's own syntax (`AND`, `*`, `:` …) is never
+/// interpreted and a stray quote cannot make the query fail.
+pub(crate) fn fts_query(words: &str) -> Option<String> {
+    let terms: Vec<String> = words
+        .split_whitespace()
+        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .collect();
+    (!terms.is_empty()).then(|| terms.join(" "))
+}
+
+fn search(
+    tx: &Transaction,
+    user: UserId,
+    words: &str,
+    from: Option<UserId>,
+    limit: u32,
+) -> rusqlite::Result<Vec<Loaded>> {
+    while !index_chunk(tx)? {}
+    let Some(query) = fts_query(words) else {
+        return Ok(Vec::new());
+    };
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {LOADED_COLUMNS}, m.id FROM messages_fts f
+         JOIN messages m ON m.id = f.rowid
+         JOIN users s ON s.id = m.sender LEFT JOIN users r ON r.id = m.receiver
+         WHERE messages_fts MATCH ?1
+           AND (m.receiver IS NULL OR m.sender = ?2 OR m.receiver = ?2)
+           AND (?3 IS NULL OR m.sender = ?3)
+         ORDER BY m.id DESC LIMIT ?4"
+    ))?;
+    let rows = stmt.query_map(params![query, user, from, limit], |row| {
+        loaded(row, row.get::<_, i64>(4)? as u64, false)
+    })?;
+    rows.collect()
+}
+
+/// Adds the next messages to the search index; true when it is caught up.
+fn index_chunk(tx: &Transaction) -> rusqlite::Result<bool> {
+    let indexed: i64 = tx
+        .prepare_cached("SELECT value FROM meta WHERE key = 'fts_indexed'")?
+        .query_row([], |row| row.get(0))
+        .optional()?
+        .unwrap_or(0);
+    let upto: Option<i64> = tx
+        .prepare_cached(
+            "SELECT max(id) FROM (SELECT id FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2)",
+        )?
+        .query_row(params![indexed, INDEX_CHUNK], |row| row.get(0))?;
+    let Some(upto) = upto else {
+        return Ok(true);
+    };
+    tx.prepare_cached(
+        "INSERT INTO messages_fts (rowid, text) SELECT id, text FROM messages WHERE id > ?1 AND id <= ?2",
+    )?
+    .execute(params![indexed, upto])?;
+    tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('fts_indexed', ?1)")?
+        .execute([upto])?;
+    Ok(false)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Origin;
+
+    fn origin() -> Origin {
+        Origin { conn: 1, id: 1 }
+    }
+
+    fn db() -> (tempfile::TempDir, Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("chat.db")).unwrap();
+        for (id, nick) in [(1, "alice"), (2, "bob")] {
+            db.apply(vec![Op::CreateAccount {
+                user: id,
+                nick: nick.into(),
+                hash: "h".into(),
+                time: 0,
+            }]);
+        }
+        (dir, db)
+    }
+
+    fn send(db: &mut Db, from: UserId, to: To, cid: Option<&str>, text: &str) -> Appended {
+        let message = NewMessage {
+            sender: from,
+            cid: cid.map(str::to_string),
+            to,
+            text: text.into(),
+            time: 7,
+            away: false,
+        };
+        match db
+            .apply(vec![Op::Append {
+                origin: origin(),
+                message,
+            }])
+            .pop()
+        {
+            Some(Reply::Appended { outcome, .. }) => outcome,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn backlog_of(
+        db: &mut Db,
+        user: UserId,
+        last_seq: Option<u64>,
+        last_public: Option<u64>,
+    ) -> Vec<(u64, String)> {
+        match db
+            .apply(vec![Op::Backlog {
+                origin: origin(),
+                user,
+                last_seq,
+                last_public,
+            }])
+            .pop()
+        {
+            Some(Reply::Backlog { result: Ok(m), .. }) => {
+                m.into_iter().map(|m| (m.seq, m.text)).collect()
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn streams_are_numbered_and_resends_dropped() {
+        let (_dir, mut db) = db();
+        assert_eq!(
+            send(&mut db, 1, To::User(2), Some("a"), "one"),
+            Appended::New { seq: 1 }
+        );
+        assert_eq!(
+            send(&mut db, 1, To::User(2), Some("a"), "one again"),
+            Appended::Duplicate
+        );
+        assert_eq!(
+            send(&mut db, 1, To::User(2), Some("b"), "two"),
+            Appended::New { seq: 2 }
+        );
+        // Another sender may use the same cid.
+        assert_eq!(
+            send(&mut db, 2, To::User(1), Some("a"), "hi"),
+            Appended::New { seq: 1 }
+        );
+        let Appended::New { seq: public } = send(&mut db, 1, To::Public, None, "all") else {
+            panic!()
+        };
+        assert_eq!(public, 4, "the public seq is the message's number");
+        assert!(
+            matches!(
+                send(&mut db, 1, To::Public, None, "all"),
+                Appended::New { .. }
+            ),
+            "no cid, no dedup"
+        );
+    }
+
+    #[test]
+    fn backlog_follows_acknowledgements_and_merges_streams() {
+        let (_dir, mut db) = db();
+        send(&mut db, 1, To::User(2), Some("a"), "p1");
+        send(&mut db, 1, To::Public, None, "pub");
+        send(&mut db, 1, To::User(2), Some("b"), "p2");
+        assert_eq!(
+            backlog_of(&mut db, 2, None, None),
+            [(1, "p1".into()), (2, "p2".into())]
+        );
+        let delivered = match db.apply(vec![Op::Received { user: 2, seq: 1 }]).pop() {
+            Some(Reply::Delivered(d)) => d,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            delivered,
+            [Delivery {
+                sender: 1,
+                cid: "a".into(),
+                to: "bob".into()
+            }]
+        );
+        assert_eq!(backlog_of(&mut db, 2, None, None), [(2, "p2".into())]);
+        assert_eq!(
+            backlog_of(&mut db, 2, Some(0), Some(0)),
+            [(1, "p1".into()), (2, "pub".into()), (2, "p2".into())]
+        );
+        // A claim beyond the stream's end changes nothing for later messages.
+        db.apply(vec![Op::Received { user: 2, seq: 99 }]);
+        send(&mut db, 1, To::User(2), Some("c"), "p3");
+        assert_eq!(backlog_of(&mut db, 2, None, None), [(3, "p3".into())]);
+    }
+
+    #[test]
+    fn history_and_search_respect_privacy() {
+        let (_dir, mut db) = db();
+        db.apply(vec![Op::CreateAccount {
+            user: 3,
+            nick: "eve".into(),
+            hash: "h".into(),
+            time: 0,
+        }]);
+        send(&mut db, 1, To::User(2), None, "the exam is on Friday");
+        send(&mut db, 2, To::Public, None, "when is the exam?");
+        send(&mut db, 1, To::Public, None, "café au lait");
+        let found = |db: &mut Db, user, words: &str, from| match db
+            .apply(vec![Op::Search {
+                origin: origin(),
+                user,
+                words: words.into(),
+                from,
+                limit: 10,
+            }])
+            .pop()
+        {
+            Some(Reply::Found { result: Ok(m), .. }) => {
+                m.into_iter().map(|m| m.text).collect::<Vec<_>>()
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            found(&mut db, 2, "exam", None),
+            ["when is the exam?", "the exam is on Friday"]
+        );
+        assert_eq!(
+            found(&mut db, 3, "exam", None),
+            ["when is the exam?"],
+            "eve cannot see the private one"
+        );
+        assert_eq!(
+            found(&mut db, 2, "exam", Some(1)),
+            ["the exam is on Friday"]
+        );
+        assert_eq!(
+            found(&mut db, 2, "cafe", None),
+            ["café au lait"],
+            "diacritics folded"
+        );
+        assert!(
+            found(&mut db, 2, "\"AND* (", None).is_empty(),
+            "FTS syntax is not interpreted"
+        );
+        let history = match db
+            .apply(vec![Op::History {
+                origin: origin(),
+                user: 3,
+                with: Some(1),
+                limit: 10,
+            }])
+            .pop()
+        {
+            Some(Reply::Found { result: Ok(m), .. }) => m,
+            other => panic!("{other:?}"),
+        };
+        assert!(history.is_empty(), "eve has no conversation with alice");
+    }
+
+    #[test]
+    fn counters_survive_reopening() {
+        let (dir, mut db) = db();
+        send(&mut db, 1, To::User(2), None, "one");
+        drop(db);
+        let mut db = Db::open(&dir.path().join("chat.db")).unwrap();
+        assert_eq!(db.accounts().unwrap().len(), 2);
+        assert_eq!(
+            send(&mut db, 1, To::User(2), None, "two"),
+            Appended::New { seq: 2 }
+        );
+    }
+}

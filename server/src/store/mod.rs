@@ -1,0 +1,233 @@
+//! The store thread: the only owner of the database. The dispatcher sends it
+//! [`Op`]s; it applies everything that has arrived meanwhile in one
+//! transaction with one fsync (group commit) and only then sends the
+//! [`Reply`]s back, in order — so nothing is acknowledged or delivered
+//! before it is durable, and durability costs one fsync per batch, not per
+//! message.
+//!
+//! The dispatcher relies on the order: a reply is sent after the replies of
+//! every op queued before it, and a read (`Backlog`, `History`, `Search`)
+//! sees every write queued before it.
+
+mod db;
+
+use std::path::Path;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use chat_common::Frame;
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use tracing::{error, warn};
+
+use crate::framework::ConnId;
+
+pub use db::{Account, Db, StoreError};
+
+/// An account's number in the database.
+pub type UserId = i64;
+
+/// Most ops applied in one transaction: bounds the latency of a batch.
+const MAX_BATCH: usize = 4096;
+
+/// After this long with nothing to do, the store indexes messages for search.
+const IDLE: Duration = Duration::from_millis(500);
+
+/// Where a message goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum To {
+    Public,
+    User(UserId),
+}
+
+/// A message the dispatcher has accepted, to be made durable.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewMessage {
+    pub sender: UserId,
+    pub cid: Option<String>,
+    pub to: To,
+    pub text: String,
+    pub time: u64,
+    /// The receiver was offline when it was sent (shown as "while away").
+    pub away: bool,
+}
+
+/// Which request a reply answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Origin {
+    pub conn: ConnId,
+    pub id: u64,
+}
+
+/// What the dispatcher asks of the store.
+#[derive(Debug)]
+pub enum Op {
+    CreateAccount {
+        user: UserId,
+        nick: String,
+        hash: String,
+        time: u64,
+    },
+    Append {
+        origin: Origin,
+        message: NewMessage,
+    },
+    /// `user`'s client has shown its stream up to `seq`.
+    Received {
+        user: UserId,
+        seq: u64,
+    },
+    /// What `user` missed: its stream after `last_seq` (default: after what
+    /// it acknowledged) and the public stream after `last_public`.
+    Backlog {
+        origin: Origin,
+        user: UserId,
+        last_seq: Option<u64>,
+        last_public: Option<u64>,
+    },
+    History {
+        origin: Origin,
+        user: UserId,
+        with: Option<UserId>,
+        limit: u32,
+    },
+    Search {
+        origin: Origin,
+        user: UserId,
+        words: String,
+        from: Option<UserId>,
+        limit: u32,
+    },
+    /// Hands `frame` back untouched, in order: an answer that must not
+    /// overtake the answers to the connection's earlier requests.
+    Echo {
+        origin: Origin,
+        frame: Frame,
+    },
+}
+
+/// A message read back from the store, ready to become a frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Loaded {
+    /// The public seq (the message's number) or the receiver's stream seq.
+    pub seq: u64,
+    pub sender: String,
+    /// `"*"` or the receiver's nickname.
+    pub receiver: String,
+    pub text: String,
+    pub time: u64,
+    pub away: bool,
+}
+
+/// How an `Append` ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Durable; `seq` is its number in the public stream or the receiver's.
+    New {
+        seq: u64,
+    },
+    /// The sender had sent this `cid` before; nothing was stored.
+    Duplicate,
+    Failed(String),
+}
+
+/// A private message whose receiver's client has shown it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub sender: UserId,
+    pub cid: String,
+    pub to: String,
+}
+
+/// What the store answers, in the order of the ops.
+#[derive(Debug)]
+pub enum Reply {
+    Appended {
+        origin: Origin,
+        message: NewMessage,
+        outcome: Appended,
+    },
+    Delivered(Vec<Delivery>),
+    Backlog {
+        origin: Origin,
+        user: UserId,
+        result: Result<Vec<Loaded>, String>,
+    },
+    Found {
+        origin: Origin,
+        result: Result<Vec<Loaded>, String>,
+    },
+    Echo {
+        origin: Origin,
+        frame: Frame,
+    },
+}
+
+/// The running store thread. Dropping every `Sender<Op>` stops it after it
+/// has committed what it was sent.
+pub struct Store {
+    pub ops: Sender<Op>,
+    pub replies: Receiver<Reply>,
+    thread: JoinHandle<()>,
+}
+
+impl Store {
+    /// Opens (creating if needed) `dir/chat.db` and starts the thread.
+    /// Returns the accounts, for the dispatcher's directory.
+    pub fn open(dir: &Path) -> Result<(Store, Vec<Account>), StoreError> {
+        let mut db = Db::open(&dir.join("chat.db"))?;
+        let accounts = db.accounts()?;
+        let (ops, inbox) = crossbeam_channel::unbounded();
+        let (out, replies) = crossbeam_channel::unbounded();
+        let thread = std::thread::Builder::new()
+            .name("store".into())
+            .spawn(move || run(&mut db, &inbox, &out))
+            .map_err(StoreError::Thread)?;
+        Ok((
+            Store {
+                ops,
+                replies,
+                thread,
+            },
+            accounts,
+        ))
+    }
+
+    /// Waits for the thread to commit what it was sent and stop; the caller
+    /// must have dropped every other `Sender<Op>`.
+    pub fn join(self) {
+        drop(self.ops);
+        let _ = self.thread.join();
+    }
+}
+
+fn run(db: &mut Db, inbox: &Receiver<Op>, out: &Sender<Reply>) {
+    loop {
+        let first = match inbox.recv_timeout(IDLE) {
+            Ok(op) => op,
+            Err(RecvTimeoutError::Timeout) => {
+                if let Err(err) = db.index_some() {
+                    warn!("indexing messages for search: {err}");
+                }
+                continue;
+            }
+            Err(RecvTimeoutError::Disconnected) => return,
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match inbox.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        for reply in db.apply(batch) {
+            if out.send(reply).is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Logs a failed batch once; the ops' replies carry the failure.
+pub(crate) fn log_batch_failure(err: &StoreError) {
+    error!("the store could not commit a batch: {err}");
+}
