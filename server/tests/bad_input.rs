@@ -123,7 +123,7 @@ both! {
             bob.ping();
         }
         let id = bob.id();
-        bob.send(json!({"type": "login", "id": id, "nick": "bobby"}));
+        bob.send(json!({"type": "login", "id": id, "nick": "bobby", "password": "pw"}));
         bob.expect_error(Some(id), "already_logged_in");
 
         // The limits themselves are allowed: exactly 100 bytes.

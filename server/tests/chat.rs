@@ -16,19 +16,26 @@ fn texts_of(frames: &[Value], kind: &str) -> Vec<Value> {
 }
 
 both! {
-    /// Alice logs in and is welcomed with herself online; when Bob logs in,
-    /// his welcome lists both and Alice is told he joined — in a presence
-    /// frame that Bob gets too, since it goes to everyone online.
+    /// Alice's first login creates her account and she is welcomed with
+    /// herself online; when Bob registers, his welcome lists both and Alice
+    /// is told he joined — in a presence frame that Bob gets too, since it
+    /// goes to everyone online.
     fn registration(tls) {
         let server = Server::with_tls(tls);
         let mut alice = server.connect("alice");
         let welcome = alice.try_login("alice");
-        assert_eq!(welcome, json!({"type": "welcome", "id": 1, "nick": "alice", "online": ["alice"]}));
+        assert_eq!(
+            welcome,
+            json!({"type": "welcome", "id": 1, "nick": "alice", "online": ["alice"], "new_account": true})
+        );
         assert_eq!(alice.recv(), json!({"type": "presence", "joined": ["alice"]}));
 
         let mut bob = server.connect("bob");
         let welcome = bob.try_login("bob");
-        assert_eq!(welcome, json!({"type": "welcome", "id": 1, "nick": "bob", "online": ["alice", "bob"]}));
+        assert_eq!(
+            welcome,
+            json!({"type": "welcome", "id": 1, "nick": "bob", "online": ["alice", "bob"], "new_account": true})
+        );
         let joined = json!({"type": "presence", "joined": ["bob"]});
         assert_eq!(alice.recv(), joined);
         assert_eq!(bob.recv(), joined);
@@ -37,19 +44,22 @@ both! {
         alice.expect_nothing_more();
     }
 
-    /// A nickname someone online holds, in any case, is refused with
-    /// `nick_taken`; the same connection then logs in under another name,
-    /// and the name is free again once its holder leaves.
-    fn duplicate_nick(tls) {
+    /// A nickname that has an account, in any case, is refused with
+    /// `bad_password` to anyone without its password — while its owner is
+    /// online, and after she left; the same connection then logs in under
+    /// another name, and only that login is announced. Alice herself gets
+    /// back in with any case: her account keeps the spelling she chose.
+    fn registered_nick_needs_its_password(tls) {
         let server = Server::with_tls(tls);
         let mut alice = server.login("alice");
         let mut other = server.connect("other");
         for taken in ["alice", "ALICE", "Alice"] {
-            let reply = other.try_login(taken);
+            let reply = other.try_login_with(taken, "not alice's password");
             assert_eq!(reply["type"], "error", "{taken}: {reply}");
-            assert_eq!(reply["code"], "nick_taken", "{taken}: {reply}");
+            assert_eq!(reply["code"], "bad_password", "{taken}: {reply}");
         }
-        other.login("bob");
+        let welcome = other.login("bob");
+        assert_eq!(welcome["new_account"], true, "{welcome}");
         // Only the successful login was announced.
         assert_eq!(alice.recv(), json!({"type": "presence", "joined": ["bob"]}));
         alice.expect_nothing_more();
@@ -57,8 +67,13 @@ both! {
         drop(alice);
         other.expect_left("alice");
         let mut again = server.connect("again");
-        again.login("ALICE");
-        assert_eq!(other.expect_joined("ALICE").joined, ["ALICE"]);
+        let reply = again.try_login_with("Alice", "not alice's password");
+        assert_eq!(reply["code"], "bad_password", "{reply}");
+        let welcome = again.try_login("ALICE");
+        assert_eq!(welcome["type"], "welcome", "{welcome}");
+        assert_eq!(welcome["nick"], "alice", "{welcome}");
+        assert_eq!(welcome.get("new_account"), None, "{welcome}");
+        assert_eq!(other.expect_joined("alice").joined, ["alice"]);
     }
 
     /// Each invalid nickname is refused with `nick_invalid` and nobody hears
@@ -168,14 +183,14 @@ both! {
         alice.expect_nothing_more();
     }
 
-    /// A private message to someone not online is refused with `not_online`
-    /// and no ack; the sender can go on chatting.
+    /// A private message to a nickname with no account is refused with
+    /// `no_such_user` and no ack; the sender can go on chatting.
     fn unknown_receiver(tls) {
         let server = Server::with_tls(tls);
         let mut alice = server.login("alice");
         let id = alice.send_message(Some("bob"), "are you there?");
-        let error = alice.expect_error(Some(id), "not_online");
-        assert_eq!(error["reason"], "bob is not online");
+        let error = alice.expect_error(Some(id), "no_such_user");
+        assert!(error["reason"].as_str().unwrap().contains("bob"), "{error}");
         alice.say("anyone?");
         alice.expect_type("message");
         alice.expect_nothing_more();

@@ -127,7 +127,8 @@ impl Console {
 fn login(port: u16, nick: &str) -> BufReader<TcpStream> {
     let mut tcp = TcpStream::connect(("127.0.0.1", port)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let login = format!("{{\"type\":\"login\",\"id\":1,\"nick\":\"{nick}\"}}\n");
+    let login =
+        format!("{{\"type\":\"login\",\"id\":1,\"nick\":\"{nick}\",\"password\":\"pw\"}}\n");
     tcp.write_all(login.as_bytes()).unwrap();
     let mut reader = BufReader::new(tcp);
     let mut welcome = String::new();

@@ -73,7 +73,7 @@ fn a_panicking_handler_costs_only_its_connection() {
 
     let (mut doomed, mut doomed_reader) = connect(addr);
     doomed
-        .write_all(b"{\"type\":\"login\",\"id\":1,\"nick\":\"boom\"}\n")
+        .write_all(b"{\"type\":\"login\",\"id\":1,\"nick\":\"boom\",\"password\":\"pw\"}\n")
         .unwrap();
     assert_eq!(
         line(&mut doomed_reader),

@@ -38,7 +38,7 @@ fn every_request_is_answered_before_the_close() {
     let frames = send_then_half_close(
         &server,
         &[
-            r#"{"type":"login","id":1,"nick":"script"}"#,
+            r#"{"type":"login","id":1,"nick":"script","password":"pw"}"#,
             r#"{"type":"message","id":2,"text":"built"}"#,
             r#"{"type":"bye","id":3}"#,
         ],
@@ -59,13 +59,13 @@ fn a_half_close_without_bye_is_a_departure() {
     let frames = send_then_half_close(
         &server,
         &[
-            r#"{"type":"login","id":1,"nick":"script"}"#,
+            r#"{"type":"login","id":1,"nick":"script","password":"pw"}"#,
             r#"{"type":"online","id":2}"#,
             r#"{"type":"message","id":3,"receiver":"nobody","text":"x"}"#,
         ],
     );
     let answered: Vec<u64> = frames.iter().filter_map(|f| f["id"].as_u64()).collect();
     assert_eq!(answered, [1, 2, 3], "{frames:?}");
-    assert_eq!(frames.last().unwrap()["code"], "not_online", "{frames:?}");
+    assert_eq!(frames.last().unwrap()["code"], "no_such_user", "{frames:?}");
     assert_eq!(bob.expect_left("script"), "connection closed");
 }

@@ -113,7 +113,7 @@ fn plaintext_client_on_the_tls_port() {
     let server = Server::tls();
     let start = Instant::now();
     let mut tcp = TcpStream::connect(server.addr).unwrap();
-    tcp.write_all(b"{\"type\":\"login\",\"id\":1,\"nick\":\"alice\"}\n")
+    tcp.write_all(b"{\"type\":\"login\",\"id\":1,\"nick\":\"alice\",\"password\":\"pw\"}\n")
         .unwrap();
     let elapsed = time_to_close(tcp, start, Duration::from_secs(3));
     assert!(elapsed < Duration::from_secs(1), "closed after {elapsed:?}");

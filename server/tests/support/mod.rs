@@ -35,6 +35,11 @@ pub const FAST_PRESENCE_MS: u64 = 50;
 /// The server's own default `--presence-interval`.
 pub const DEFAULT_PRESENCE_MS: u64 = 1000;
 
+/// The password test users log in with unless a test says otherwise.
+pub fn password_of(nick: &str) -> String {
+    format!("pw-{}", nick.to_lowercase())
+}
+
 /// Options for [`Server::start`].
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -43,7 +48,14 @@ pub struct Options {
     data_dir: Option<PathBuf>,
     /// `--presence-interval`; `None` leaves the server's default.
     presence_ms: Option<u64>,
+    /// Hash passwords at the server's default (OWASP) cost instead of
+    /// [`CHEAP_HASHES`].
+    owasp_hashes: bool,
 }
+
+/// Argon2 settings that make a registration take microseconds: tests log
+/// in hundreds of users and are not about the hash's cost.
+pub const CHEAP_HASHES: [&str; 4] = ["--argon2-memory", "64", "--argon2-iterations", "1"];
 
 impl Default for Options {
     fn default() -> Self {
@@ -52,6 +64,7 @@ impl Default for Options {
             args: Vec::new(),
             data_dir: None,
             presence_ms: Some(FAST_PRESENCE_MS),
+            owasp_hashes: false,
         }
     }
 }
@@ -89,6 +102,12 @@ impl Options {
     pub fn flag(mut self, flag: &str, value: impl ToString) -> Self {
         self.args.push(flag.to_string());
         self.args.push(value.to_string());
+        self
+    }
+
+    /// Hashes passwords at the server's default cost.
+    pub fn owasp_hashes(mut self) -> Self {
+        self.owasp_hashes = true;
         self
     }
 
@@ -155,6 +174,9 @@ impl Server {
             .stderr(Stdio::piped());
         if !options.tls {
             command.arg("--no-tls");
+        }
+        if !options.owasp_hashes {
+            command.args(CHEAP_HASHES);
         }
         if let Some(ms) = options.presence_ms {
             command.arg("--presence-interval").arg(ms.to_string());
@@ -667,10 +689,16 @@ impl Client {
         }
     }
 
-    /// Sends `login` and returns the answer (`welcome` or `error`).
+    /// Sends `login` with [`password_of`] the nick and returns the answer
+    /// (`welcome` or `error`).
     pub fn try_login(&mut self, nick: &str) -> Value {
+        self.try_login_with(nick, &password_of(nick))
+    }
+
+    /// Sends `login` with this password and returns the answer.
+    pub fn try_login_with(&mut self, nick: &str, password: &str) -> Value {
         let id = self.id();
-        self.send(json!({"type": "login", "id": id, "nick": nick}));
+        self.send(json!({"type": "login", "id": id, "nick": nick, "password": password}));
         self.expect_reply(id)
     }
 
