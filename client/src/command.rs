@@ -2,6 +2,7 @@
 //! an [`Action`]; help, completion and parsing all read the same table.
 
 use chat_common::codec::{self, DEFAULT_MAX_FRAME};
+use chat_common::protocol::{MAX_CID, MAX_HISTORY};
 use chat_common::{Request, EVERYONE};
 
 /// What a command does, so the table and the parser cannot drift apart.
@@ -9,6 +10,8 @@ use chat_common::{Request, EVERYONE};
 pub enum Kind {
     Private,
     Online,
+    History,
+    Search,
     Group,
     Send,
     Help,
@@ -55,6 +58,20 @@ pub const COMMANDS: &[Spec] = &[
         help: "list who is online",
         aliases: &[],
         kind: Kind::Online,
+    },
+    Spec {
+        name: "!history",
+        args: "[nick] [N]",
+        help: "the last N messages (20) to everyone, or with nick",
+        aliases: &[],
+        kind: Kind::History,
+    },
+    Spec {
+        name: "!search",
+        args: "<words> [from:nick]",
+        help: "search everything you may read, newest first",
+        aliases: &[],
+        kind: Kind::Search,
     },
     Spec {
         name: "!group",
@@ -107,6 +124,17 @@ pub enum Action {
         text: String,
     },
     Online,
+    /// Stored messages: public, or the conversation `with` someone;
+    /// `limit` as typed (the server's default when `None`).
+    History {
+        with: Option<String>,
+        limit: Option<u32>,
+    },
+    /// A full-text search, optionally only of what `from` wrote.
+    Search {
+        words: String,
+        from: Option<String>,
+    },
     Help,
     Leave,
     /// A command that exists but does nothing yet.
@@ -141,8 +169,8 @@ pub fn parse(line: &str) -> Action {
         _ => return action,
     };
     // Measured encoded, since JSON escaping can make a line of control
-    // characters six times longer; with the largest id, so that the
-    // request number never tips it over.
+    // characters six times longer; with the largest id and client message
+    // id, so that neither tips it over.
     let bytes = codec::encode(&request).len() - 1;
     if bytes > DEFAULT_MAX_FRAME {
         Action::TooLong { bytes }
@@ -156,6 +184,7 @@ fn request(receiver: &str, text: &str) -> Request {
         id: u64::MAX,
         receiver: receiver.to_string(),
         text: text.to_string(),
+        cid: Some("c".repeat(MAX_CID)),
     }
 }
 
@@ -187,10 +216,51 @@ fn parse_line(line: &str) -> Action {
             _ => Action::Usage(spec),
         },
         Kind::Online => Action::Online,
+        Kind::History => history(rest).unwrap_or(Action::Usage(spec)),
+        Kind::Search => search(rest).unwrap_or(Action::Usage(spec)),
         Kind::Group | Kind::Send => Action::Unavailable(spec),
         Kind::Help => Action::Help,
         Kind::Bye => Action::Leave,
     }
+}
+
+/// `[nick] [N]`: a number alone is a count (so the conversation with a
+/// nickname made of digits is `!history 42 20`).
+fn history(rest: &str) -> Option<Action> {
+    let words: Vec<&str> = rest.split_whitespace().collect();
+    let count = |word: &str| {
+        word.parse::<u32>()
+            .ok()
+            .filter(|n| (1..=MAX_HISTORY).contains(n))
+    };
+    let (with, limit) = match words.as_slice() {
+        [] => (None, None),
+        [n] if n.bytes().all(|b| b.is_ascii_digit()) => (None, Some(count(n)?)),
+        [nick] => (Some(nick.to_string()), None),
+        [nick, n] => (Some(nick.to_string()), Some(count(n)?)),
+        _ => return None,
+    };
+    Some(Action::History { with, limit })
+}
+
+/// `<words> [from:nick]`: the `from:` word may stand anywhere, once.
+fn search(rest: &str) -> Option<Action> {
+    let mut from = None;
+    let mut words = Vec::new();
+    for word in rest.split_whitespace() {
+        match word.strip_prefix("from:") {
+            Some(nick) if from.is_none() && !nick.is_empty() => from = Some(nick.to_string()),
+            Some(_) => return None,
+            None => words.push(word),
+        }
+    }
+    if words.is_empty() {
+        return None;
+    }
+    Some(Action::Search {
+        words: words.join(" "),
+        from,
+    })
 }
 
 /// The text `!help` prints, one command per line.
@@ -219,6 +289,20 @@ mod tests {
         }
     }
 
+    fn hist(with: Option<&str>, limit: Option<u32>) -> Action {
+        Action::History {
+            with: with.map(Into::into),
+            limit,
+        }
+    }
+
+    fn find(words: &str, from: Option<&str>) -> Action {
+        Action::Search {
+            words: words.into(),
+            from: from.map(Into::into),
+        }
+    }
+
     #[test]
     fn parses_lines() {
         let cases: Vec<(&str, Action)> = vec![
@@ -235,6 +319,26 @@ mod tests {
             ("!private", Action::Usage(spec(Kind::Private))),
             ("!online", Action::Online),
             ("  !online  ", Action::Online),
+            ("!history", hist(None, None)),
+            ("!history 50", hist(None, Some(50))),
+            ("!history bob", hist(Some("bob"), None)),
+            ("!history  bob  7 ", hist(Some("bob"), Some(7))),
+            ("!history 42 20", hist(Some("42"), Some(20))),
+            ("!history 0", Action::Usage(spec(Kind::History))),
+            ("!history 501", Action::Usage(spec(Kind::History))),
+            ("!history bob x", Action::Usage(spec(Kind::History))),
+            ("!history bob 1 2", Action::Usage(spec(Kind::History))),
+            ("!search exam", find("exam", None)),
+            ("!search  exam   date ", find("exam date", None)),
+            ("!search exam from:prof", find("exam", Some("prof"))),
+            (
+                "!search from:prof exam date",
+                find("exam date", Some("prof")),
+            ),
+            ("!search", Action::Usage(spec(Kind::Search))),
+            ("!search from:prof", Action::Usage(spec(Kind::Search))),
+            ("!search a from:", Action::Usage(spec(Kind::Search))),
+            ("!search a from:x from:y", Action::Usage(spec(Kind::Search))),
             ("!help", Action::Help),
             ("!bye", Action::Leave),
             (".exit", Action::Leave),
@@ -253,7 +357,7 @@ mod tests {
 
     #[test]
     fn a_message_too_long_to_send_is_refused() {
-        let fits = "x".repeat(DEFAULT_MAX_FRAME - 100);
+        let fits = "x".repeat(DEFAULT_MAX_FRAME - 200);
         assert_eq!(parse(&fits), Action::Public(fits.clone()));
         let long = "x".repeat(DEFAULT_MAX_FRAME);
         assert!(matches!(parse(&long), Action::TooLong { bytes } if bytes > DEFAULT_MAX_FRAME));
@@ -275,6 +379,8 @@ mod tests {
         for kind in [
             Kind::Private,
             Kind::Online,
+            Kind::History,
+            Kind::Search,
             Kind::Group,
             Kind::Send,
             Kind::Help,
@@ -290,6 +396,13 @@ mod tests {
         for spec in COMMANDS {
             assert!(help.contains(&spec.usage()), "{help}");
         }
-        assert!(help.contains("  !private <nick> <message>  send a message"));
+        assert!(
+            help.contains("  !private <nick> <message>    send a message"),
+            "{help}"
+        );
+        assert!(
+            help.contains("  !search <words> [from:nick]  search"),
+            "{help}"
+        );
     }
 }

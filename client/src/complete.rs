@@ -1,5 +1,7 @@
 //! Tab completion for the line editor: command names from the command table
-//! at the start of a line, and online nicknames where a command wants one.
+//! at the start of a line, and nicknames (online, or written with) where a
+//! command wants one: `!private`, `!send` and `!history` take one first,
+//! `!search` after `from:`.
 //! A stale roster is refreshed on demand: the Tab that finds it stale offers
 //! what it has and asks the network thread for the list; the next Tab sees it.
 
@@ -51,14 +53,29 @@ impl ChatHelper {
                 .collect();
             return (0, commands);
         };
-        let takes_nick = COMMANDS
+        let kind = COMMANDS
             .iter()
-            .any(|spec| spec.name[1..] == *name && matches!(spec.kind, Kind::Private | Kind::Send));
-        // Only the first argument is a nickname; leading spaces are allowed.
-        let prefix = args.trim_start();
-        if !takes_nick || prefix.contains(char::is_whitespace) {
-            return (0, Vec::new());
-        }
+            .find(|spec| spec.name[1..] == *name)
+            .map(|spec| spec.kind);
+        let prefix = match kind {
+            // Only the first argument is a nickname; leading spaces are allowed.
+            Some(Kind::Private | Kind::Send | Kind::History) => {
+                let first = args.trim_start();
+                if first.contains(char::is_whitespace) {
+                    return (0, Vec::new());
+                }
+                first
+            }
+            // The word being typed, if it is `from:…`.
+            Some(Kind::Search) => {
+                let word = &args[args.rfind(char::is_whitespace).map_or(0, |i| i + 1)..];
+                match word.strip_prefix("from:") {
+                    Some(nick) => nick,
+                    None => return (0, Vec::new()),
+                }
+            }
+            _ => return (0, Vec::new()),
+        };
         let start = before.len() - prefix.len();
         let roster = self.roster.lock();
         // The network thread sends at most one refresh at a time, so a Tab
@@ -69,8 +86,8 @@ impl ChatHelper {
             }
         }
         let nicks = roster
-            .online()
-            .iter()
+            .known()
+            .into_iter()
             .filter(|nick| nick.starts_with(prefix) && roster.me.as_ref() != Some(*nick))
             .map(|nick| Pair {
                 display: nick.clone(),
@@ -115,6 +132,8 @@ mod tests {
             let mut roster = roster.lock();
             roster.me = Some("me".into());
             roster.set(&["alice".into(), "alan".into(), "bob".into(), "me".into()]);
+            // Written with, not online.
+            roster.saw("carol");
         }
         let helper = ChatHelper::new(roster);
         let cases: &[(&str, usize, &[&str])] = &[
@@ -123,14 +142,32 @@ mod tests {
             (
                 "!",
                 0,
-                &["!private ", "!online", "!group ", "!send ", "!help", "!bye"],
+                &[
+                    "!private ",
+                    "!online",
+                    "!history ",
+                    "!search ",
+                    "!group ",
+                    "!send ",
+                    "!help",
+                    "!bye",
+                ],
             ),
+            ("!hi", 0, &["!history "]),
+            ("!se", 0, &["!search ", "!send "]),
+            ("!history a", 9, &["alan ", "alice "]),
+            ("!history bob 5", 0, &[]),
+            ("!search exam", 0, &[]),
+            ("!search exam from:a", 18, &["alan ", "alice "]),
+            ("!search from:b", 13, &["bob "]),
+            ("!search from:bob exam", 0, &[]),
+            ("!private c", 9, &["carol "]),
             ("!x", 0, &[]),
             ("hello", 0, &[]),
             ("", 0, &[]),
             ("!private a", 9, &["alan ", "alice "]),
             ("!private ali", 9, &["alice "]),
-            ("!private ", 9, &["alan ", "alice ", "bob "]),
+            ("!private ", 9, &["alan ", "alice ", "bob ", "carol "]),
             ("!private   b", 11, &["bob "]),
             ("!send b", 6, &["bob "]),
             ("!private m", 9, &[]),

@@ -2,27 +2,35 @@
 //! either runs an interactive line editor or, when stdin is not a terminal,
 //! reads lines from stdin and prints events on stdout (pipe mode).
 //!
-//! Code map: [`tls`] connects; [`net`] is the network thread, with the
-//! protocol state in [`session`]; [`repl`] and [`pipe`] are the two user
-//! interfaces, sharing [`command`] (what can be typed) and [`render`] (how
-//! events look); [`complete`] completes from the [`roster`];
-//! [`known_hosts`] pins self-signed certificates.
+//! Code map: [`tls`] connects; [`net`] is the network thread, which
+//! reconnects by itself ([`reconnect`]), with the protocol state in
+//! [`session`] — the numbered streams ([`streams`]) and the messages not yet
+//! stored ([`outbox`]); [`repl`] and [`pipe`] are the two user interfaces,
+//! sharing [`command`] (what can be typed) and [`render`] (how events
+//! look); [`complete`] completes from the [`roster`]; [`known_hosts`] pins
+//! self-signed certificates.
 
 pub mod command;
 pub mod complete;
 pub mod known_hosts;
 pub mod net;
+pub mod outbox;
 pub mod pipe;
 pub mod platform;
+pub mod reconnect;
 pub mod render;
 pub mod repl;
 pub mod roster;
 pub mod session;
+pub mod streams;
 pub mod tls;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
 
+use crate::net::{Dial, Options};
 use crate::session::Ending;
 pub use crate::tls::Security;
 
@@ -32,9 +40,49 @@ pub struct Config {
     /// `host:port`.
     pub server: String,
     pub nick: Option<String>,
+    /// From `--password-file` or `CHAT_PASSWORD`; `None`: ask (interactive)
+    /// or refuse to start (pipe mode).
+    pub password: Option<Password>,
     pub security: Security,
     /// Pipe mode prints frames as received JSON.
     pub json: bool,
+    /// `--reconnect-for`, in seconds; `None`: the mode's default.
+    pub reconnect_for: Option<u64>,
+}
+
+/// A password and where it came from, which `Debug` does not print.
+#[derive(Clone)]
+pub struct Password {
+    pub text: String,
+    /// `--password-file` or `CHAT_PASSWORD`, for messages.
+    pub source: &'static str,
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Password(<from {}>)", self.source)
+    }
+}
+
+/// How long pipe mode keeps reconnecting unless told: long enough for a
+/// server restart, short enough that a script whose server is gone ends.
+pub const PIPE_RECONNECT_FOR: Duration = Duration::from_secs(60);
+
+impl Config {
+    /// The network thread's options; `default` is the mode's reconnect
+    /// window (`None`: forever).
+    fn options(&self, default: Option<Duration>) -> Options {
+        Options {
+            reconnect_for: self.reconnect_for.map(Duration::from_secs).or(default),
+        }
+    }
+
+    /// Connecting again, the way the first connection was made; `tell`
+    /// receives what the user should know (a newly pinned certificate).
+    fn dial(&self, tell: fn(String)) -> Dial {
+        let (server, security) = (self.server.clone(), self.security.clone());
+        Arc::new(move || tls::connect(&server, &security, &mut |text| tell(text)))
+    }
 }
 
 /// Exit status when the login is refused in pipe mode.
@@ -51,10 +99,11 @@ pub fn run(config: Config) -> anyhow::Result<ExitCode> {
 }
 
 /// 0 when the session ended on purpose (ours or the server's), 1 when the
-/// connection was lost.
+/// connection was lost for good, 2 when logging in again was refused.
 fn exit_code(ending: Ending) -> ExitCode {
     match ending {
-        Ending::Left | Ending::Kicked | Ending::Shutdown => ExitCode::SUCCESS,
+        Ending::Left | Ending::Kicked | Ending::Shutdown | Ending::TakenOver => ExitCode::SUCCESS,
         Ending::Lost => ExitCode::FAILURE,
+        Ending::Refused => ExitCode::from(EXIT_LOGIN_REFUSED),
     }
 }

@@ -1,37 +1,58 @@
 //! `chat-client`: command-line flags in, exit status out; the work is in the
 //! library.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
 use chat_client::known_hosts::KnownHosts;
-use chat_client::{Config, Security};
+use chat_client::{Config, Password, Security};
 use clap::Parser;
 
 /// Terminal client for the chat server.
 ///
 /// With a terminal on stdin it is interactive: it asks for a nickname unless
-/// --nick is given, then reads lines with history and Tab completion. A line
-/// goes to everyone; type !help for the commands (!private, !online, !bye …).
+/// --nick is given and for the password (not shown as typed) unless
+/// --password-file or CHAT_PASSWORD gives it, then reads lines with history
+/// and Tab completion. A line goes to everyone; type !help for the commands
+/// (!private, !online, !history, !search, !bye …). The first login with a
+/// nickname creates its account with that password.
 ///
 /// Otherwise it runs in pipe mode, for scripts: the nickname is --nick or the
-/// first line of stdin, each further line is handled as if typed, and each
-/// event is printed as one line on stdout. At end of input it waits until the
-/// server has answered everything sent, says bye and exits. Refused messages
-/// (say, to someone not online) are printed as `! reason` lines but do not
-/// change the exit status. In pipe mode stdout carries only what the server
-/// said; hints, help and notices go to stderr.
+/// first line of stdin, the password comes from --password-file or
+/// CHAT_PASSWORD (there is no prompt), each further line is handled as if
+/// typed, and each event is printed as one line on stdout. At end of input
+/// it waits until every message is stored by the server and everything
+/// asked is answered, says bye and exits. Refused messages (say, to a
+/// nickname with no account) are printed as `! reason` lines but do not
+/// change the exit status. In pipe mode stdout carries what the server said
+/// and the echo of what was sent; hints, help and connection notices go to
+/// stderr.
+///
+/// Every message gets a number (#1, #2 …) and waits in an outbox until the
+/// server has stored it. A private message is shown `(#N pending)` as sent,
+/// then `* #N stored` (or `stored for bob (offline)`), then
+/// `* #N delivered to bob` when bob's client has it. When the connection is
+/// lost the client reconnects by itself (0.5 s, doubling to 15 s), resumes
+/// where it was without showing anything twice, and sends the outbox again.
+/// It does not reconnect after being taken over by another login, kicked,
+/// or refused.
 #[derive(Debug, Parser)]
 #[command(
     name = "chat-client",
     version,
     after_help = "\
 Exit status:
-  0  left with !bye, .exit or end of input; or kicked; or the server shut down
+  0  left with !bye, .exit or end of input; or kicked; or taken over by a
+     login elsewhere; or the server shut down (with --reconnect-for 0)
   1  could not connect, certificate refused, or the connection was lost
-  2  pipe mode: the login was refused or no nickname was given;
-     or the command line was wrong
+     and could not be re-established within --reconnect-for
+  2  pipe mode: the login was refused or no nickname or password was given;
+     logging in again after a reconnect was refused; or the command line
+     (or --password-file) was wrong
+
+Environment:
+  CHAT_PASSWORD  the password, if --password-file is not given
 
 TLS: the server's certificate is verified against --ca if given, else against
 the system roots; if that fails, its SHA-256 fingerprint is pinned on first
@@ -46,6 +67,18 @@ struct Args {
     /// first line in pipe mode).
     #[arg(long, value_name = "NICK")]
     nick: Option<String>,
+
+    /// File whose first line is the password (instead of the prompt, or of
+    /// CHAT_PASSWORD). There is no flag for the password itself: it would
+    /// show in `ps`.
+    #[arg(long, value_name = "FILE")]
+    password_file: Option<PathBuf>,
+
+    /// Keep trying to reconnect for this long after the connection is lost
+    /// or the server shuts down, then exit 1; 0 never reconnects
+    /// [default: forever interactive, 60 in pipe mode].
+    #[arg(long, value_name = "SECONDS")]
+    reconnect_for: Option<u64>,
 
     /// Connect without TLS (plain TCP).
     #[arg(long, conflicts_with = "ca")]
@@ -70,7 +103,14 @@ struct Args {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    match config(args).and_then(chat_client::run) {
+    let password = match password(args.password_file.as_deref()) {
+        Ok(password) => password,
+        Err(err) => {
+            eprintln!("chat-client: {err:#}");
+            return ExitCode::from(chat_client::EXIT_LOGIN_REFUSED);
+        }
+    };
+    match config(args, password).and_then(chat_client::run) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("chat-client: {err:#}");
@@ -79,7 +119,29 @@ fn main() -> ExitCode {
     }
 }
 
-fn config(args: Args) -> anyhow::Result<Config> {
+/// The password from the file's first line, else from CHAT_PASSWORD.
+fn password(file: Option<&Path>) -> anyhow::Result<Option<Password>> {
+    let (text, source) = match file {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the password file {}", path.display()))?;
+            let first = text.lines().next().unwrap_or_default().to_string();
+            anyhow::ensure!(
+                !first.is_empty(),
+                "the password file {} has an empty first line",
+                path.display()
+            );
+            (first, "--password-file")
+        }
+        None => match std::env::var("CHAT_PASSWORD") {
+            Ok(text) if !text.is_empty() => (text, "CHAT_PASSWORD"),
+            _ => return Ok(None),
+        },
+    };
+    Ok(Some(Password { text, source }))
+}
+
+fn config(args: Args, password: Option<Password>) -> anyhow::Result<Config> {
     let security = if args.no_tls {
         Security::Plain
     } else if let Some(ca) = args.ca {
@@ -98,7 +160,9 @@ fn config(args: Args) -> anyhow::Result<Config> {
     Ok(Config {
         server: args.server,
         nick: args.nick,
+        password,
         security,
         json: args.json,
+        reconnect_for: args.reconnect_for,
     })
 }

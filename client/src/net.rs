@@ -1,17 +1,20 @@
 //! The network thread: owns the connection, writes the requests the user
-//! interface sends it, and reads, decodes and reports the server's frames.
+//! interface sends it, reads, decodes and reports the server's frames, and
+//! when the connection is lost, connects and logs in again by itself.
 //!
 //! ```text
 //!   repl / pipe ──Command──▶ (crossbeam channel + mio Waker) ──▶ net thread ◀──▶ server
-//!        ▲                                                          │
-//!        └────────────Status (logged in, refused, finished)─────────┤
-//!                    Output (lines to print) ◀──────────────────────┘
+//!        ▲                                                          │   ▲
+//!        └────────────Status (logged in, refused, finished)─────────┤   └─ dial thread
+//!                    Output (lines to print) ◀──────────────────────┘     (reconnects)
 //! ```
 //!
 //! The completer holds a [`NetHandle`] too, to ask for a stale roster.
 //!
-//! The thread sleeps in `Poll::poll` until the socket or the waker is ready,
-//! so an idle client uses no CPU.
+//! The thread sleeps in `Poll::poll` until the socket or the waker is ready
+//! (or, while disconnected, until the next try), so an idle client uses no
+//! CPU. A reconnect dials on a thread of its own, since connecting and the
+//! TLS handshake block: meanwhile what is typed goes on into the outbox.
 
 use std::io::{self, Read, Write};
 use std::ops::ControlFlow;
@@ -24,27 +27,58 @@ use chat_common::{ErrorCode, Request, ServerFrame, EVERYONE};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::reconnect::Backoff;
 use crate::render::Notice;
 use crate::roster::SharedRoster;
 use crate::session::{Ending, Session, Update};
 use crate::tls::Stream;
 
 /// What the user interface asks of the network thread.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum Command {
-    Login(String),
+    Login {
+        nick: String,
+        password: String,
+    },
     /// A message; `receiver` is `*` for everyone.
     Say {
         receiver: String,
         text: String,
     },
     Online,
+    History {
+        with: Option<String>,
+        limit: Option<u32>,
+    },
+    Search {
+        words: String,
+        from: Option<String>,
+    },
     /// Fetch who is online quietly, into the roster, if it is stale and no
     /// such request is on its way already (completion needs nicknames).
     RefreshRoster,
-    /// Leave cleanly: once every request has been answered, say bye and wait
+    /// Leave cleanly: once every request has been answered and every
+    /// message stored (reconnecting for it if need be), say bye and wait
     /// for its answer (or the server closing).
     Leave,
+    /// Leave now: list the messages never stored and stop.
+    Abandon,
+}
+
+impl std::fmt::Debug for Command {
+    /// Like the derived one, but never prints a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Login { nick, .. } => write!(f, "Login({nick:?}, <password>)"),
+            Command::Say { receiver, text } => write!(f, "Say({receiver:?}, {text:?})"),
+            Command::Online => write!(f, "Online"),
+            Command::History { with, limit } => write!(f, "History({with:?}, {limit:?})"),
+            Command::Search { words, from } => write!(f, "Search({words:?}, {from:?})"),
+            Command::RefreshRoster => write!(f, "RefreshRoster"),
+            Command::Leave => write!(f, "Leave"),
+            Command::Abandon => write!(f, "Abandon"),
+        }
+    }
 }
 
 impl Command {
@@ -73,10 +107,28 @@ pub enum Status {
 pub trait Output: Send {
     /// A frame arrived: the line as received, and what it means for people.
     fn frame(&mut self, raw: &str, notices: &[Notice]);
-    /// Something about the connection rather than a frame (it broke).
+    /// Something the client did rather than the server said: the echo of a
+    /// message typed, with its number. Shown like a frame's notices.
+    fn local(&mut self, notice: &Notice) {
+        self.frame("", std::slice::from_ref(notice));
+    }
+    /// Something about the connection rather than a frame (it broke, it is
+    /// being re-established).
     fn connection(&mut self, notice: &Notice);
     /// Called once, just before [`Status::Finished`] is sent.
     fn finishing(&mut self) {}
+}
+
+/// Opens a new connection to the same server, the same way; called on the
+/// dial thread.
+pub type Dial = Arc<dyn Fn() -> anyhow::Result<Stream> + Send + Sync>;
+
+/// How the thread behaves when the connection is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Options {
+    /// How long to keep trying to reconnect before giving up: `None`
+    /// forever, zero not at all.
+    pub reconnect_for: Option<Duration>,
 }
 
 /// The handle the user interface keeps.
@@ -120,38 +172,47 @@ const WAKE: Token = Token(0);
 const SERVER: Token = Token(1);
 
 impl Net {
-    /// Starts the thread; `stream` must be non-blocking.
+    /// Starts the thread on `stream` (non-blocking); `dial` opens the next
+    /// connection when this one is lost.
     pub fn spawn(
-        mut stream: Stream,
+        stream: Stream,
+        dial: Dial,
+        options: Options,
         roster: SharedRoster,
+        output: Box<dyn Output>,
+    ) -> io::Result<Net> {
+        Net::spawn_with(stream, dial, options, Session::new(roster), output)
+    }
+
+    /// Like [`Net::spawn`] with a session made by the caller (tests).
+    pub fn spawn_with(
+        stream: Stream,
+        dial: Dial,
+        options: Options,
+        session: Session,
         output: Box<dyn Output>,
     ) -> io::Result<Net> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), WAKE)?);
-        // Readable and writable, edge-triggered: an event comes only when
-        // the socket changes state, so both can stay registered for good.
-        poll.registry().register(
-            stream.source(),
-            SERVER,
-            Interest::READABLE | Interest::WRITABLE,
-        )?;
         let (commands, command_rx) = crossbeam_channel::unbounded();
         let (status_tx, status) = crossbeam_channel::unbounded();
-        let worker = Worker {
-            stream,
-            reader: LineReader::new(SERVER_MAX_FRAME),
-            out: Vec::new(),
-            written: 0,
-            session: Session::new(roster),
+        let mut worker = Worker {
+            poll,
+            waker: waker.clone(),
+            dial,
+            options,
+            link: Link::Closed,
+            session,
             commands: command_rx,
             status: status_tx,
             output,
             leaving: false,
-            bye_sent: false,
+            plaintext: !stream.is_tls(),
         };
+        worker.up(stream)?;
         thread::Builder::new()
             .name("net".into())
-            .spawn(move || worker.run(poll))?;
+            .spawn(move || worker.run())?;
         Ok(Net {
             handle: NetHandle::new(commands, waker),
             status,
@@ -198,121 +259,389 @@ impl Net {
     }
 }
 
-/// The network thread's state.
-struct Worker {
+/// One connection.
+struct Conn {
     stream: Stream,
     reader: LineReader,
     /// Encoded requests not yet written; `written` bytes of it are.
     out: Vec<u8>,
     written: usize,
+    bye_sent: bool,
+}
+
+/// The state of the link to the server.
+enum Link {
+    Up(Box<Conn>),
+    /// Lost; the next try is at `at`. `said` is the last failure shown, so
+    /// the same one is not repeated at every try.
+    Waiting {
+        backoff: Backoff,
+        at: Instant,
+        said: Option<String>,
+    },
+    /// A dial thread is connecting; its result comes on `result`.
+    Dialing {
+        backoff: Backoff,
+        result: Receiver<anyhow::Result<Stream>>,
+        said: Option<String>,
+    },
+    /// Between two states (never seen by the loop).
+    Closed,
+}
+
+/// Why reading stopped.
+enum Stop {
+    /// The connection broke, with the reason for people.
+    Broken(String),
+    /// The session said it ended (or, for lost and shutdown, the connection).
+    Ended(Ending),
+}
+
+/// The network thread's state.
+struct Worker {
+    poll: Poll,
+    waker: Arc<Waker>,
+    dial: Dial,
+    options: Options,
+    link: Link,
     session: Session,
     commands: Receiver<Command>,
     status: Sender<Status>,
     output: Box<dyn Output>,
     leaving: bool,
-    bye_sent: bool,
+    /// The connection is plain TCP (`--no-tls`).
+    plaintext: bool,
 }
 
 impl Worker {
-    fn run(mut self, mut poll: Poll) {
-        let ending = self.serve(&mut poll);
-        self.stream.shutdown();
+    fn run(mut self) {
+        let ending = self.serve();
+        if let Link::Up(conn) = &mut self.link {
+            conn.stream.shutdown();
+        }
         self.output.finishing();
         let _ = self.status.send(Status::Finished(ending));
     }
 
-    fn serve(&mut self, poll: &mut Poll) -> Ending {
+    /// Starts using `stream`.
+    fn up(&mut self, mut stream: Stream) -> io::Result<()> {
+        // Readable and writable, edge-triggered: an event comes only when
+        // the socket changes state, so both can stay registered for good.
+        self.poll.registry().register(
+            stream.source(),
+            SERVER,
+            Interest::READABLE | Interest::WRITABLE,
+        )?;
+        self.link = Link::Up(Box::new(Conn {
+            stream,
+            reader: LineReader::new(SERVER_MAX_FRAME),
+            out: Vec::new(),
+            written: 0,
+            bye_sent: false,
+        }));
+        Ok(())
+    }
+
+    fn serve(&mut self) -> Ending {
         let mut events = Events::with_capacity(8);
         loop {
-            if let Err(err) = poll.poll(&mut events, None) {
+            let timeout = match &self.link {
+                Link::Waiting { at, .. } => Some(at.saturating_duration_since(Instant::now())),
+                _ => None,
+            };
+            if let Err(err) = self.poll.poll(&mut events, timeout) {
                 // A signal (the repl interrupts its own readline) is no error.
-                if err.kind() == io::ErrorKind::Interrupted {
-                    continue;
+                if err.kind() != io::ErrorKind::Interrupted {
+                    return self.lost(format!("cannot wait for the server: {err}"));
                 }
-                return self.lost(format!("cannot wait for the server: {err}"));
             }
             // Both sides are served whichever woke us: trying costs one
             // syscall that would block, and with TLS a read can be needed
             // before a write can go on, or the other way round.
-            self.take_commands();
-            if let Some(ending) = self.read() {
+            if let Some(ending) = self.take_commands() {
                 return ending;
             }
-            if self.leaving && !self.bye_sent && !self.session.is_waiting() {
-                if !self.session.is_logged_in() {
-                    return Ending::Left;
-                }
-                let bye = self.session.bye();
-                self.queue(&bye);
-                self.bye_sent = true;
+            if let Some(ending) = self.step() {
+                return ending;
             }
-            if let Err(err) = self.flush() {
-                return self.lost(err.to_string());
+            if let Some(ending) = self.leave_if_done() {
+                return ending;
+            }
+            if let Link::Up(conn) = &mut self.link {
+                if let Err(err) = flush(conn) {
+                    if let Some(ending) = self.broken(err.to_string()) {
+                        return ending;
+                    }
+                }
             }
         }
     }
 
-    fn take_commands(&mut self) {
+    /// Reads what came, or moves reconnecting along; the ending if the
+    /// session is over.
+    fn step(&mut self) -> Option<Ending> {
+        match std::mem::replace(&mut self.link, Link::Closed) {
+            Link::Up(conn) => {
+                self.link = Link::Up(conn);
+                match self.read() {
+                    None => {
+                        if let Some(received) = self.session.received() {
+                            self.queue(&received);
+                        }
+                        None
+                    }
+                    Some(Stop::Broken(reason)) => self.broken(reason),
+                    Some(Stop::Ended(Ending::Shutdown)) => {
+                        self.reconnect_after(Ending::Shutdown, "the server shut down".into())
+                    }
+                    Some(Stop::Ended(ending)) => Some(ending),
+                }
+            }
+            Link::Waiting { backoff, at, said } => {
+                if Instant::now() < at {
+                    self.link = Link::Waiting { backoff, at, said };
+                } else {
+                    self.link = Link::Dialing {
+                        result: self.start_dial(),
+                        backoff,
+                        said,
+                    };
+                }
+                None
+            }
+            Link::Dialing {
+                backoff,
+                result,
+                said,
+            } => match result.try_recv() {
+                Err(TryRecvError::Empty) => {
+                    self.link = Link::Dialing {
+                        backoff,
+                        result,
+                        said,
+                    };
+                    None
+                }
+                Ok(Ok(stream)) => {
+                    if let Err(err) = self.up(stream) {
+                        return self.retry(backoff, err.to_string(), said);
+                    }
+                    if let Some(login) = self.session.relogin() {
+                        self.queue(&login);
+                    }
+                    // Readiness may have come before registering.
+                    self.step()
+                }
+                Ok(Err(err)) => self.retry(backoff, format!("{err:#}"), said),
+                Err(TryRecvError::Disconnected) => {
+                    self.retry(backoff, "the dial thread failed".into(), said)
+                }
+            },
+            Link::Closed => None,
+        }
+    }
+
+    /// Connects on a thread of its own, which wakes us when done.
+    fn start_dial(&mut self) -> Receiver<anyhow::Result<Stream>> {
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let dial = self.dial.clone();
+        let waker = self.waker.clone();
+        let spawned = thread::Builder::new().name("dial".into()).spawn(move || {
+            let _ = tx.send(dial());
+            let _ = waker.wake();
+        });
+        if spawned.is_err() {
+            // The sender is gone with the closure: the loop sees
+            // `Disconnected` and counts it as a failed try.
+            let _ = self.waker.wake();
+        }
+        rx
+    }
+
+    /// A try failed: wait and try again, or give up.
+    fn retry(
+        &mut self,
+        mut backoff: Backoff,
+        reason: String,
+        said: Option<String>,
+    ) -> Option<Ending> {
+        let now = Instant::now();
+        let Some(at) = backoff.next_try(now) else {
+            return Some(self.give_up(&backoff));
+        };
+        if said.as_deref() != Some(reason.as_str()) {
+            let retry_in = at.saturating_duration_since(now).as_secs_f64().round() as u64;
+            self.output.connection(&Notice::RetryFailed {
+                reason: reason.clone(),
+                retry_in: retry_in.max(1),
+            });
+        }
+        self.link = Link::Waiting {
+            backoff,
+            at,
+            said: Some(reason),
+        };
+        None
+    }
+
+    fn give_up(&mut self, backoff: &Backoff) -> Ending {
+        let after = backoff.elapsed(Instant::now()).as_secs();
+        self.output.connection(&Notice::GaveUp { after });
+        self.list_unsent();
+        Ending::Lost
+    }
+
+    fn list_unsent(&mut self) {
+        for notice in self.session.unsent() {
+            self.output.connection(&notice);
+        }
+    }
+
+    /// The connection broke: reconnect, or end.
+    fn broken(&mut self, reason: String) -> Option<Ending> {
+        if let Link::Up(conn) = &self.link {
+            if conn.bye_sent {
+                return Some(Ending::Left);
+            }
+        }
+        self.reconnect_after(Ending::Lost, reason)
+    }
+
+    /// Closes the connection, which ended as `ending` (lost or shut down),
+    /// and reconnects if that is allowed; else the ending.
+    fn reconnect_after(&mut self, ending: Ending, reason: String) -> Option<Ending> {
+        if let Link::Up(mut conn) = std::mem::replace(&mut self.link, Link::Closed) {
+            let _ = self.poll.registry().deregister(conn.stream.source());
+            conn.stream.shutdown();
+        }
+        let ever = self.session.has_logged_in();
+        self.session.disconnected();
+        let allowed = self.options.reconnect_for != Some(Duration::ZERO);
+        if !ever || !allowed {
+            if ending == Ending::Lost {
+                self.say_lost(reason);
+            }
+            return Some(ending);
+        }
+        if self.leaving && !self.session.has_unacknowledged() {
+            // Nothing left to deliver: no need to come back to say bye.
+            return Some(Ending::Left);
+        }
+        self.output.connection(&Notice::Reconnecting { reason });
+        let now = Instant::now();
+        let mut backoff = Backoff::new(now, self.options.reconnect_for);
+        match backoff.next_try(now) {
+            Some(at) => {
+                self.link = Link::Waiting {
+                    backoff,
+                    at,
+                    said: None,
+                };
+                None
+            }
+            None => Some(self.give_up(&backoff)),
+        }
+    }
+
+    /// Says bye once everything is answered; or, disconnected with nothing
+    /// left to deliver, just goes.
+    fn leave_if_done(&mut self) -> Option<Ending> {
+        if !self.leaving {
+            return None;
+        }
+        if !self.session.has_logged_in() {
+            return Some(Ending::Left);
+        }
+        let waiting = self.session.is_waiting();
+        match &mut self.link {
+            Link::Up(conn) if self.session.is_logged_in() && !waiting && !conn.bye_sent => {
+                conn.bye_sent = true;
+                let bye = self.session.bye();
+                self.queue(&bye);
+                None
+            }
+            Link::Waiting { .. } | Link::Dialing { .. } if !self.session.has_unacknowledged() => {
+                Some(Ending::Left)
+            }
+            _ => None,
+        }
+    }
+
+    /// Hands the UI's commands to the session; the ending if one was to
+    /// leave at once.
+    fn take_commands(&mut self) -> Option<Ending> {
         loop {
             let request = match self.commands.try_recv() {
-                Ok(Command::Login(nick)) => self.session.login(nick),
-                Ok(Command::Say { receiver, text }) => self.session.say(receiver, text),
+                Ok(Command::Login { nick, password }) => Some(self.session.login(nick, password)),
+                Ok(Command::Say { receiver, text }) => {
+                    let updates = self.session.say(receiver, text);
+                    let mut request = None;
+                    for update in updates {
+                        match update {
+                            Update::Show(notice) => self.output.local(&notice),
+                            Update::Send(send) => request = Some(send),
+                            _ => {}
+                        }
+                    }
+                    request
+                }
                 Ok(Command::Online) => self.session.online(),
-                Ok(Command::RefreshRoster) => match self.session.refresh() {
-                    Some(request) => request,
-                    None => continue,
-                },
+                Ok(Command::History { with, limit }) => self.session.history(with, limit),
+                Ok(Command::Search { words, from }) => self.session.search(words, from),
+                Ok(Command::RefreshRoster) => self.session.refresh(),
+                Ok(Command::Abandon) => {
+                    self.list_unsent();
+                    return Some(Ending::Left);
+                }
                 // A user interface that went away without a word leaves too.
                 Ok(Command::Leave) | Err(TryRecvError::Disconnected) => {
                     self.leaving = true;
-                    return;
+                    return None;
                 }
-                Err(TryRecvError::Empty) => return,
+                Err(TryRecvError::Empty) => return None,
             };
-            self.queue(&request);
-        }
-    }
-
-    fn queue(&mut self, request: &Request) {
-        self.out.extend_from_slice(&codec::encode(request));
-    }
-
-    /// Writes queued bytes until done or the socket is full; the rest goes
-    /// when the socket says it is writable again.
-    fn flush(&mut self) -> io::Result<()> {
-        while self.written < self.out.len() {
-            match self.stream.write(&self.out[self.written..]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => self.written += n,
-                Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
-                Err(err) => return Err(err),
+            if let Some(request) = request {
+                self.queue(&request);
             }
         }
-        self.out.clear();
-        self.written = 0;
-        Ok(())
+    }
+
+    /// Queues `request` on the connection, if there is one (the session
+    /// only makes requests for a connection it is on).
+    fn queue(&mut self, request: &Request) {
+        if let Link::Up(conn) = &mut self.link {
+            conn.out.extend_from_slice(&codec::encode(request));
+        }
     }
 
     /// Reads until the socket would block, which edge-triggered polling
     /// requires (and TLS too: OpenSSL may hold decrypted bytes the socket no
-    /// longer signals). Returns how the session ended, if it did.
-    fn read(&mut self) -> Option<Ending> {
+    /// longer signals).
+    fn read(&mut self) -> Option<Stop> {
+        let Link::Up(conn) = &mut self.link else {
+            return None;
+        };
+        let conn = &mut **conn;
         let mut buf = [0; 16 * 1024];
         loop {
-            let n = match self.stream.read(&mut buf) {
-                Ok(0) if self.bye_sent => return Some(Ending::Left),
-                Ok(0) => return Some(self.lost("the server closed the connection".into())),
+            let n = match conn.stream.read(&mut buf) {
+                Ok(0) if conn.bye_sent => return Some(Stop::Ended(Ending::Left)),
+                Ok(0) => return Some(Stop::Broken("the server closed the connection".into())),
                 Ok(n) => n,
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return None,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) if self.bye_sent => return Some(Ending::Left),
-                Err(err) => return Some(self.lost(err.to_string())),
+                Err(_) if conn.bye_sent => return Some(Stop::Ended(Ending::Left)),
+                Err(err) => return Some(Stop::Broken(err.to_string())),
             };
             let mut ended = None;
-            let (session, output, status) = (&mut self.session, &mut self.output, &self.status);
-            let fed = self.reader.feed(&buf[..n], |line| {
-                ended = on_line(line, session, output.as_mut(), status);
+            let (session, output, status, out) = (
+                &mut self.session,
+                &mut self.output,
+                &self.status,
+                &mut conn.out,
+            );
+            let fed = conn.reader.feed(&buf[..n], |line| {
+                ended = on_line(line, session, output.as_mut(), status, out);
                 if ended.is_some() {
                     ControlFlow::Break(())
                 } else {
@@ -320,30 +649,53 @@ impl Worker {
                 }
             });
             if let Err(too_large) = fed {
-                return Some(self.lost(format!("the server sent a {too_large}")));
+                return Some(Stop::Broken(format!("the server sent a {too_large}")));
             }
-            if ended.is_some() {
-                return ended;
+            if let Some(ending) = ended {
+                return Some(Stop::Ended(ending));
             }
         }
     }
 
-    fn lost(&mut self, mut reason: String) -> Ending {
+    /// Says the connection is lost for good.
+    fn say_lost(&mut self, mut reason: String) {
         // A TLS server drops a plaintext client's first line: say so.
-        if !self.session.is_logged_in() && !self.stream.is_tls() {
+        if !self.session.has_logged_in() && self.plaintext {
             reason += " (if the server uses TLS, the default, leave out --no-tls)";
         }
         self.output.connection(&Notice::Lost { reason });
+    }
+
+    fn lost(&mut self, reason: String) -> Ending {
+        self.say_lost(reason);
         Ending::Lost
     }
 }
 
-/// Handles one line from the server.
+/// Writes queued bytes until done or the socket is full; the rest goes
+/// when the socket says it is writable again.
+fn flush(conn: &mut Conn) -> io::Result<()> {
+    while conn.written < conn.out.len() {
+        match conn.stream.write(&conn.out[conn.written..]) {
+            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+            Ok(n) => conn.written += n,
+            Err(err) if err.kind() == io::ErrorKind::WouldBlock => return Ok(()),
+            Err(err) if err.kind() == io::ErrorKind::Interrupted => {}
+            Err(err) => return Err(err),
+        }
+    }
+    conn.out.clear();
+    conn.written = 0;
+    Ok(())
+}
+
+/// Handles one line from the server; requests it calls for go to `out`.
 fn on_line(
     line: &[u8],
     session: &mut Session,
     output: &mut dyn Output,
     status: &Sender<Status>,
+    out: &mut Vec<u8>,
 ) -> Option<Ending> {
     if line.iter().all(u8::is_ascii_whitespace) {
         return None;
@@ -361,6 +713,7 @@ fn on_line(
     let mut notices = Vec::new();
     let mut statuses = Vec::new();
     let mut ended = None;
+    let mut duplicate = false;
     for update in session.on_frame(frame) {
         match update {
             Update::Show(notice) => notices.push(notice),
@@ -368,11 +721,15 @@ fn on_line(
             Update::LoginRefused { code, reason } => {
                 statuses.push(Status::LoginRefused { code, reason })
             }
+            Update::Send(request) => out.extend_from_slice(&codec::encode(&request)),
+            Update::Duplicate => duplicate = true,
             Update::Ended(ending) => ended = Some(ending),
         }
     }
     // Printed first, so the welcome line is up before the prompt.
-    output.frame(&raw, &notices);
+    if !duplicate {
+        output.frame(&raw, &notices);
+    }
     for s in statuses {
         let _ = status.send(s);
     }

@@ -1,10 +1,13 @@
 //! Pipe mode, for scripts and bots: each stdin line is handled as if typed,
-//! each event is one line on stdout; at end of input, wait for every answer,
-//! say bye and exit.
+//! each event is one line on stdout; at end of input, wait until every
+//! message is stored and every question answered (reconnecting if need be,
+//! for at most `--reconnect-for`), say bye and exit.
 //!
-//! stdout carries only what the server said (rendered, or raw with
-//! `--json`); everything local (hints, help, a pinned certificate, a lost
-//! connection) goes to stderr, so stdout stays machine-readable.
+//! stdout carries what the server said (rendered, or raw with `--json`)
+//! and, rendered, the echo of each private message sent with its number;
+//! everything else local (hints, help, a pinned certificate, a lost
+//! connection, reconnecting) goes to stderr, so stdout stays
+//! machine-readable.
 
 use std::io::{self, BufRead, Write};
 use std::process::ExitCode;
@@ -14,12 +17,14 @@ use anyhow::Context;
 use chrono::Local;
 use crossbeam_channel::{select, Receiver};
 
+use chat_common::ErrorCode;
+
 use crate::command::{self, Action};
 use crate::net::{Command, Net, Output, Status};
 use crate::render::{Notice, Renderer};
 use crate::roster::SharedRoster;
 use crate::session::Ending;
-use crate::{exit_code, tls, Config, EXIT_LOGIN_REFUSED};
+use crate::{exit_code, tls, Config, EXIT_LOGIN_REFUSED, PIPE_RECONNECT_FOR};
 
 /// Prints to stdout, one flushed line per event.
 struct PipeOutput {
@@ -41,12 +46,27 @@ impl Output for PipeOutput {
         let _ = out.flush();
     }
 
+    /// The echo of a message sent; nothing with `--json`, where stdout is
+    /// only frames.
+    fn local(&mut self, notice: &Notice) {
+        if !self.json {
+            self.frame("", std::slice::from_ref(notice));
+        }
+    }
+
     fn connection(&mut self, notice: &Notice) {
         eprintln!("{}", self.renderer.line(notice, Local::now()));
     }
 }
 
 pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
+    let Some(password) = config.password.as_ref().map(|p| p.text.clone()) else {
+        eprintln!(
+            "no password: pass --password-file FILE or set CHAT_PASSWORD \
+             (pipe mode does not prompt)"
+        );
+        return Ok(ExitCode::from(EXIT_LOGIN_REFUSED));
+    };
     let stream = tls::connect(&config.server, &config.security, &mut |text| {
         eprintln!("{text}")
     })?;
@@ -54,11 +74,17 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         json: config.json,
         renderer: Renderer { colour: false },
     };
-    let net = Net::spawn(stream, SharedRoster::default(), Box::new(output))
-        .context("cannot start the network thread")?;
+    let net = Net::spawn(
+        stream,
+        config.dial(|text| eprintln!("{text}")),
+        config.options(Some(PIPE_RECONNECT_FOR)),
+        SharedRoster::default(),
+        Box::new(output),
+    )
+    .context("cannot start the network thread")?;
     let lines = read_stdin();
 
-    if let Some(code) = login(config, &net, &lines) {
+    if let Some(code) = login(config, password, &net, &lines) {
         return Ok(code);
     }
 
@@ -80,7 +106,12 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
 }
 
 /// Logs in with --nick or the first line; the exit status if that failed.
-fn login(config: &Config, net: &Net, lines: &Receiver<String>) -> Option<ExitCode> {
+fn login(
+    config: &Config,
+    password: String,
+    net: &Net,
+    lines: &Receiver<String>,
+) -> Option<ExitCode> {
     let nick = match &config.nick {
         Some(nick) => nick.clone(),
         None => select! {
@@ -98,11 +129,18 @@ fn login(config: &Config, net: &Net, lines: &Receiver<String>) -> Option<ExitCod
             })),
         },
     };
-    net.send(Command::Login(nick));
+    net.send(Command::Login {
+        nick: nick.clone(),
+        password,
+    });
     match net.status().recv() {
         Ok(Status::LoggedIn(_)) => None,
-        Ok(Status::LoginRefused { reason, .. }) => {
-            eprintln!("login refused: {reason}");
+        Ok(Status::LoginRefused { code, reason }) => {
+            if code == ErrorCode::BadPassword {
+                eprintln!("login refused: wrong password for {nick}");
+            } else {
+                eprintln!("login refused: {reason}");
+            }
             Some(ExitCode::from(EXIT_LOGIN_REFUSED))
         }
         Ok(Status::Finished(ending)) => Some(exit_code(ending)),
@@ -117,6 +155,8 @@ fn act(action: Action, net: &Net) {
         Action::Public(text) => net.send(Command::public(text)),
         Action::Private { to, text } => net.send(Command::Say { receiver: to, text }),
         Action::Online => net.send(Command::Online),
+        Action::History { with, limit } => net.send(Command::History { with, limit }),
+        Action::Search { words, from } => net.send(Command::Search { words, from }),
         Action::Help => eprintln!("{}", command::help()),
         Action::Unavailable(spec) => eprintln!("{} is not available yet", spec.name),
         Action::Usage(spec) => eprintln!("usage: {}", spec.usage()),

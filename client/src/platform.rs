@@ -37,3 +37,81 @@ pub fn ignore_interrupts() {
 /// ignore.
 #[cfg(not(unix))]
 pub fn ignore_interrupts() {}
+
+/// Reads a password from the terminal on stdin without showing it, after
+/// printing `prompt`: echo and line editing off, so that Backspace and
+/// Ctrl-U are handled here; Ctrl-C and Ctrl-D (on an empty line) cancel
+/// (`None`). The terminal's settings are restored before returning.
+#[cfg(unix)]
+pub fn read_hidden(prompt: &str) -> std::io::Result<Option<String>> {
+    use std::io::Write;
+    let fd = libc::STDIN_FILENO;
+    // SAFETY: termios is plain data; tcgetattr fills it or fails.
+    let mut saved: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: `saved` is a valid termios to write to.
+    if unsafe { libc::tcgetattr(fd, &mut saved) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let mut quiet = saved;
+    // No echo, byte by byte (so Ctrl-C is a byte too, not a signal).
+    quiet.c_lflag &= !(libc::ECHO | libc::ICANON | libc::ISIG);
+    quiet.c_cc[libc::VMIN] = 1;
+    quiet.c_cc[libc::VTIME] = 0;
+    let mut stdout = std::io::stdout();
+    write!(stdout, "{prompt}")?;
+    stdout.flush()?;
+    // SAFETY: `quiet` is a valid termios.
+    if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    let secret = read_secret(fd);
+    // SAFETY: restores the settings read above.
+    unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
+    // The Enter was not echoed either.
+    writeln!(stdout)?;
+    secret
+}
+
+/// The bytes typed up to Enter, with Backspace and Ctrl-U applied.
+#[cfg(unix)]
+fn read_secret(fd: libc::c_int) -> std::io::Result<Option<String>> {
+    let mut typed: Vec<u8> = Vec::new();
+    loop {
+        let mut byte = 0u8;
+        // SAFETY: reads at most one byte into `byte`.
+        let n = unsafe { libc::read(fd, (&mut byte as *mut u8).cast(), 1) };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(err);
+        }
+        match (n, byte) {
+            (0, _) | (_, 0x03) => return Ok(None),
+            (_, 0x04) if typed.is_empty() => return Ok(None),
+            (_, b'\r' | b'\n') => return Ok(Some(String::from_utf8_lossy(&typed).into_owned())),
+            // Backspace removes a whole character, however many bytes.
+            (_, 0x7f | 0x08) => {
+                while let Some(b) = typed.pop() {
+                    if b & 0xC0 != 0x80 {
+                        break;
+                    }
+                }
+            }
+            (_, 0x15) => typed.clear(),
+            (_, 0x04) => {}
+            (_, byte) => typed.push(byte),
+        }
+    }
+}
+
+/// Elsewhere there is no hidden prompt yet: the password comes from
+/// `--password-file` or `CHAT_PASSWORD`.
+#[cfg(not(unix))]
+pub fn read_hidden(_prompt: &str) -> std::io::Result<Option<String>> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "no hidden password prompt on this system",
+    ))
+}

@@ -9,21 +9,55 @@ use chrono::{DateTime, Local};
 /// Something worth showing a person, already matched to its request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
-    /// A message to everyone; `own` when it is the echo of ours.
+    /// A message to everyone; `own` when it is the echo of ours; `away`
+    /// when it arrived while we were offline.
     Public {
         sender: String,
         text: String,
         own: bool,
         time: u64,
+        away: bool,
     },
     /// A private message to us.
     PrivateFrom {
         sender: String,
         text: String,
         time: u64,
+        away: bool,
     },
-    /// Our private message, accepted by the server.
+    /// Our private message, as typed: pending until the server stores it.
     PrivateTo {
+        receiver: String,
+        text: String,
+        number: u64,
+    },
+    /// Our public message, typed while not connected: it waits in the
+    /// outbox (typed while connected, its echo is what shows it).
+    PublicPending {
+        text: String,
+        number: u64,
+    },
+    /// The server stored our message `#number` (`offline`: for someone
+    /// who is not connected, who gets it at their next login).
+    Stored {
+        number: u64,
+        receiver: String,
+        offline: bool,
+    },
+    /// Our private message reached its receiver's client; `number` is
+    /// `None` for one this process did not send (or no longer remembers).
+    Delivered {
+        number: Option<u64>,
+        receiver: String,
+    },
+    /// The server refused our message `#number`.
+    Refused {
+        number: u64,
+        reason: String,
+    },
+    /// A message still in the outbox when we stopped trying.
+    Unsent {
+        number: u64,
         receiver: String,
         text: String,
     },
@@ -32,6 +66,18 @@ pub enum Notice {
         nick: String,
         online: Vec<String>,
         more: u32,
+    },
+    /// This login created the account.
+    AccountCreated {
+        nick: String,
+    },
+    /// `count` messages that came while we were offline follow.
+    CaughtUp {
+        count: u32,
+    },
+    /// Logged in again after a lost connection; `count` messages follow.
+    Reconnected {
+        count: u32,
     },
     /// Arrivals: the names listed, and how many more were only counted.
     Joined {
@@ -57,6 +103,20 @@ pub enum Notice {
     Online {
         users: Vec<String>,
     },
+    /// The start of an answer to `!history` or `!search`: what was asked,
+    /// and how many [`Notice::Past`] lines follow.
+    HistoryStart {
+        query: Query,
+        count: usize,
+    },
+    /// One message of a history or search answer; `me` is our nickname.
+    Past {
+        sender: String,
+        receiver: String,
+        text: String,
+        time: u64,
+        me: String,
+    },
     /// The server refused something; `reason` is its text for people.
     Error {
         reason: String,
@@ -65,6 +125,30 @@ pub enum Notice {
     Lost {
         reason: String,
     },
+    /// The connection ended; trying again.
+    Reconnecting {
+        reason: String,
+    },
+    /// A try to reconnect failed; the next comes in `retry_in` seconds.
+    RetryFailed {
+        reason: String,
+        retry_in: u64,
+    },
+    /// No connection for `after` seconds: giving up.
+    GaveUp {
+        after: u64,
+    },
+}
+
+/// What a history answer was asked for, to title it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Query {
+    /// `!history [N]`.
+    Public,
+    /// `!history <nick> [N]`.
+    With(String),
+    /// `!search <words> [from:nick]`.
+    Search { words: String, from: Option<String> },
 }
 
 impl Notice {
@@ -73,7 +157,8 @@ impl Notice {
         match self {
             Notice::Public { time, .. }
             | Notice::PrivateFrom { time, .. }
-            | Notice::Announce { time, .. } => Some(*time),
+            | Notice::Announce { time, .. }
+            | Notice::Past { time, .. } => Some(*time),
             _ => None,
         }
     }
@@ -111,14 +196,24 @@ impl Renderer {
             .time()
             .and_then(|ms| DateTime::from_timestamp_millis(i64::try_from(ms).ok()?))
             .map_or(now, |utc| utc.with_timezone(&Local));
-        let stamp = at.format("[%H:%M:%S]").to_string();
+        // Messages from another day (caught up, history) carry the date.
+        let format = if at.date_naive() == now.date_naive() {
+            "[%H:%M:%S]"
+        } else {
+            "[%Y-%m-%d %H:%M:%S]"
+        };
+        let stamp = at.format(format).to_string();
         format!("{} {}", self.paint(DIM, &stamp), self.body(notice))
     }
 
     fn body(&self, notice: &Notice) -> String {
         match notice {
             Notice::Public {
-                sender, text, own, ..
+                sender,
+                text,
+                own,
+                away,
+                ..
             } => {
                 let who = if *own {
                     self.paint(BOLD_GREEN, &format!("<{} (you)>", clean(sender)))
@@ -127,15 +222,79 @@ impl Renderer {
                     self.paint(BOLD_CYAN, &format!("<{}>", clean(sender)))
                         .into_owned()
                 };
-                format!("{who} {}", clean(text))
+                format!("{who} {}{}", clean(text), self.away(*away))
             }
-            Notice::PrivateFrom { sender, text, .. } => {
+            Notice::PrivateFrom {
+                sender, text, away, ..
+            } => {
                 let tag = format!("[private from {}]", clean(sender));
-                format!("{} {}", self.paint(MAGENTA, &tag), clean(text))
+                format!(
+                    "{} {}{}",
+                    self.paint(MAGENTA, &tag),
+                    clean(text),
+                    self.away(*away)
+                )
             }
-            Notice::PrivateTo { receiver, text } => {
+            Notice::PrivateTo {
+                receiver,
+                text,
+                number,
+            } => {
                 let tag = format!("[private to {}]", clean(receiver));
-                format!("{} {}", self.paint(MAGENTA, &tag), clean(text))
+                let state = self
+                    .paint(DIM, &format!("(#{number} pending)"))
+                    .into_owned();
+                format!("{} {} {state}", self.paint(MAGENTA, &tag), clean(text))
+            }
+            Notice::PublicPending { text, number } => {
+                let state = self
+                    .paint(DIM, &format!("(#{number} pending)"))
+                    .into_owned();
+                format!(
+                    "{} {} {state}",
+                    self.paint(DIM, "[to everyone]"),
+                    clean(text)
+                )
+            }
+            Notice::Stored {
+                number,
+                receiver,
+                offline,
+            } => {
+                if *offline {
+                    self.system(&format!(
+                        "#{number} stored for {} (offline)",
+                        clean(receiver)
+                    ))
+                } else {
+                    self.system(&format!("#{number} stored"))
+                }
+            }
+            Notice::Delivered { number, receiver } => match number {
+                Some(number) => self.system(&format!("#{number} delivered to {}", clean(receiver))),
+                None => self.system(&format!(
+                    "a message sent earlier was delivered to {}",
+                    clean(receiver)
+                )),
+            },
+            Notice::Refused { number, reason } => self
+                .paint(RED, &format!("! #{number} not sent: {}", clean(reason)))
+                .into(),
+            Notice::Unsent {
+                number,
+                receiver,
+                text,
+            } => {
+                let to = if receiver == chat_common::EVERYONE {
+                    "everyone".into()
+                } else {
+                    clean(receiver)
+                };
+                self.paint(
+                    RED,
+                    &format!("! #{number} to {to} was never stored: {}", clean(text)),
+                )
+                .into()
             }
             Notice::Welcome { nick, online, more } => {
                 let names = online.iter().map(|n| clean(n).into_owned()).collect();
@@ -146,6 +305,18 @@ impl Renderer {
                     enumerate_all(names, *more)
                 ))
             }
+            Notice::AccountCreated { nick } => self.system(&format!(
+                "account {} created: log in with the same password next time",
+                clean(nick)
+            )),
+            Notice::CaughtUp { count } => self.system(&format!(
+                "{} while you were away",
+                plural(*count as usize, "message")
+            )),
+            Notice::Reconnected { count } => self.system(&format!(
+                "reconnected; {} caught up",
+                plural(*count as usize, "message")
+            )),
             Notice::Joined { nicks, more } => {
                 let names = nicks.iter().map(|n| clean(n).into_owned()).collect();
                 self.system(&format!("{} joined", enumerate(names, *more)))
@@ -177,10 +348,62 @@ impl Renderer {
                 self.system(&format!("server is shutting down: {}", clean(reason)))
             }
             Notice::Online { users } => self.system(&who_is_online(users)),
+            Notice::HistoryStart { query, count } => self.system(&history_title(query, *count)),
+            Notice::Past {
+                sender,
+                receiver,
+                text,
+                me,
+                ..
+            } => {
+                let who = |nick: &str| {
+                    if nick == me {
+                        "you".to_string()
+                    } else {
+                        clean(nick).into_owned()
+                    }
+                };
+                let tag = if receiver == chat_common::EVERYONE {
+                    format!("<{}>", who(sender))
+                } else {
+                    format!("[{} → {}]", who(sender), who(receiver))
+                };
+                format!("{} {} {}", self.paint(DIM, "|"), tag, clean(text))
+            }
             Notice::Error { reason } => self.paint(RED, &format!("! {}", clean(reason))).into(),
             Notice::Lost { reason } => self
                 .paint(RED, &format!("! connection lost: {}", clean(reason)))
                 .into(),
+            Notice::Reconnecting { reason } => self
+                .paint(
+                    RED,
+                    &format!("! connection lost — reconnecting… ({})", clean(reason)),
+                )
+                .into(),
+            Notice::RetryFailed { reason, retry_in } => self
+                .paint(
+                    RED,
+                    &format!(
+                        "! cannot reconnect yet: {}; trying again in {retry_in} s",
+                        clean(reason)
+                    ),
+                )
+                .into(),
+            Notice::GaveUp { after } => self
+                .paint(
+                    RED,
+                    &format!("! gave up reconnecting after {after} s without a connection"),
+                )
+                .into(),
+        }
+    }
+
+    /// ` (while you were away)`, dimmed, for a message caught up.
+    fn away(&self, away: bool) -> String {
+        if away {
+            format!(" {}", self.paint(DIM, "(while you were away)"))
+        } else {
+            String::new()
         }
     }
 
@@ -211,6 +434,31 @@ fn enumerate_all(names: Vec<String>, more: u32) -> String {
         names.join(", ")
     } else {
         enumerate(names, more)
+    }
+}
+
+/// `1 message`, `3 messages`.
+fn plural(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// The line above a history answer.
+fn history_title(query: &Query, count: usize) -> String {
+    let found = plural(count, "message");
+    match query {
+        Query::Public => format!("history: last {found} to everyone"),
+        Query::With(nick) => format!("history with {}: last {found}", clean(nick)),
+        Query::Search { words, from } => {
+            let from = match from {
+                Some(nick) => format!(" from {}", clean(nick)),
+                None => String::new(),
+            };
+            format!("search \"{}\"{from}: {found}, newest first", clean(words))
+        }
     }
 }
 
@@ -280,8 +528,112 @@ mod tests {
                 Notice::PrivateTo {
                     receiver: s("bob"),
                     text: s("hi"),
+                    number: 3,
                 },
-                "[12:00:00] [private to bob] hi",
+                "[12:00:00] [private to bob] hi (#3 pending)",
+            ),
+            (
+                Notice::PublicPending {
+                    text: s("all"),
+                    number: 4,
+                },
+                "[12:00:00] [to everyone] all (#4 pending)",
+            ),
+            (
+                Notice::Stored {
+                    number: 3,
+                    receiver: s("bob"),
+                    offline: false,
+                },
+                "[12:00:00] * #3 stored",
+            ),
+            (
+                Notice::Stored {
+                    number: 3,
+                    receiver: s("bob"),
+                    offline: true,
+                },
+                "[12:00:00] * #3 stored for bob (offline)",
+            ),
+            (
+                Notice::Delivered {
+                    number: Some(3),
+                    receiver: s("bob"),
+                },
+                "[12:00:00] * #3 delivered to bob",
+            ),
+            (
+                Notice::Delivered {
+                    number: None,
+                    receiver: s("bob"),
+                },
+                "[12:00:00] * a message sent earlier was delivered to bob",
+            ),
+            (
+                Notice::Refused {
+                    number: 5,
+                    reason: s("no such user: zed"),
+                },
+                "[12:00:00] ! #5 not sent: no such user: zed",
+            ),
+            (
+                Notice::Unsent {
+                    number: 6,
+                    receiver: s("*"),
+                    text: s("lost?"),
+                },
+                "[12:00:00] ! #6 to everyone was never stored: lost?",
+            ),
+            (
+                Notice::AccountCreated { nick: s("bob") },
+                "[12:00:00] * account bob created: log in with the same password next time",
+            ),
+            (
+                Notice::CaughtUp { count: 1 },
+                "[12:00:00] * 1 message while you were away",
+            ),
+            (
+                Notice::Reconnected { count: 3 },
+                "[12:00:00] * reconnected; 3 messages caught up",
+            ),
+            (
+                Notice::Reconnecting { reason: s("reset") },
+                "[12:00:00] ! connection lost — reconnecting… (reset)",
+            ),
+            (
+                Notice::RetryFailed {
+                    reason: s("refused"),
+                    retry_in: 2,
+                },
+                "[12:00:00] ! cannot reconnect yet: refused; trying again in 2 s",
+            ),
+            (
+                Notice::GaveUp { after: 60 },
+                "[12:00:00] ! gave up reconnecting after 60 s without a connection",
+            ),
+            (
+                Notice::HistoryStart {
+                    query: Query::Public,
+                    count: 2,
+                },
+                "[12:00:00] * history: last 2 messages to everyone",
+            ),
+            (
+                Notice::HistoryStart {
+                    query: Query::With(s("bob")),
+                    count: 1,
+                },
+                "[12:00:00] * history with bob: last 1 message",
+            ),
+            (
+                Notice::HistoryStart {
+                    query: Query::Search {
+                        words: s("exam date"),
+                        from: Some(s("prof")),
+                    },
+                    count: 0,
+                },
+                "[12:00:00] * search \"exam date\" from prof: 0 messages, newest first",
             ),
             (
                 Notice::Welcome {
@@ -382,6 +734,7 @@ mod tests {
                     text: s("hello"),
                     own: false,
                     time,
+                    away: false,
                 },
                 "[09:30:05] <alice> hello",
             ),
@@ -391,6 +744,7 @@ mod tests {
                     text: s("hello"),
                     own: true,
                     time,
+                    away: false,
                 },
                 "[09:30:05] <alice (you)> hello",
             ),
@@ -399,8 +753,38 @@ mod tests {
                     sender: s("alice"),
                     text: s("hi"),
                     time,
+                    away: false,
                 },
                 "[09:30:05] [private from alice] hi",
+            ),
+            (
+                Notice::PrivateFrom {
+                    sender: s("alice"),
+                    text: s("hi"),
+                    time,
+                    away: true,
+                },
+                "[09:30:05] [private from alice] hi (while you were away)",
+            ),
+            (
+                Notice::Past {
+                    sender: s("alice"),
+                    receiver: s("*"),
+                    text: s("old"),
+                    time,
+                    me: s("bob"),
+                },
+                "[09:30:05] | <alice> old",
+            ),
+            (
+                Notice::Past {
+                    sender: s("bob"),
+                    receiver: s("alice"),
+                    text: s("psst"),
+                    time,
+                    me: s("bob"),
+                },
+                "[09:30:05] | [you → alice] psst",
             ),
             (
                 Notice::Announce {
@@ -413,6 +797,26 @@ mod tests {
         for (notice, want) in cases {
             assert_eq!(plain.line(&notice, noon()), want);
         }
+    }
+
+    /// A message from another day is stamped with its date.
+    #[test]
+    fn older_messages_carry_their_date() {
+        let plain = Renderer { colour: false };
+        let before = Local.with_ymd_and_hms(2024, 4, 30, 23, 59, 58).unwrap();
+        let line = plain.line(
+            &Notice::PrivateFrom {
+                sender: s("alice"),
+                text: s("late"),
+                time: before.timestamp_millis() as u64,
+                away: true,
+            },
+            noon(),
+        );
+        assert_eq!(
+            line,
+            "[2024-04-30 23:59:58] [private from alice] late (while you were away)"
+        );
     }
 
     #[test]
@@ -469,7 +873,8 @@ mod tests {
                 sender: "bob\u{200B}".into(),
                 text: "\u{202E}olleh".into(),
                 own: false,
-                time: 0,
+                time: noon().timestamp_millis() as u64,
+                away: false,
             },
             noon(),
         );

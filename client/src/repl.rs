@@ -1,5 +1,6 @@
-//! Interactive mode: a nickname prompt, then a line editor (`>> `) with
-//! history and Tab completion, while events are printed above the prompt.
+//! Interactive mode: a nickname prompt and a hidden password prompt, then a
+//! line editor (`>> `) with history and Tab completion, while events are
+//! printed above the prompt.
 
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
@@ -14,6 +15,8 @@ use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{Editor, ExternalPrinter};
 
+use chat_common::ErrorCode;
+
 use crate::command::{self, Action};
 use crate::complete::ChatHelper;
 use crate::net::{Command, Net, Output, Status};
@@ -23,7 +26,8 @@ use crate::roster::SharedRoster;
 use crate::session::Ending;
 use crate::{exit_code, tls, Config};
 
-/// How long to wait for the server to acknowledge our bye.
+/// How long to wait for the outbox to empty and the server to acknowledge
+/// our bye.
 const LEAVE_PATIENCE: Duration = Duration::from_secs(5);
 
 /// What the user interface and the network thread both need to know about
@@ -127,8 +131,14 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     // answer): it must not kill us there. Connecting, before, can still be
     // interrupted with Ctrl-C.
     platform::ignore_interrupts();
-    let net =
-        Net::spawn(stream, roster, Box::new(output)).context("cannot start the network thread")?;
+    let net = Net::spawn(
+        stream,
+        config.dial(|text| println!("{text}")),
+        config.options(None),
+        roster,
+        Box::new(output),
+    )
+    .context("cannot start the network thread")?;
     if let Some(helper) = editor.helper_mut() {
         helper.set_net(net.handle());
     }
@@ -138,7 +148,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         flags,
         renderer,
     };
-    if let Some(ending) = repl.login(config.nick.clone())? {
+    if let Some(ending) = repl.login(config)? {
         return Ok(exit_code(ending));
     }
     let ending = repl.chat()?;
@@ -162,11 +172,14 @@ impl Repl {
         }
     }
 
-    /// Logs in, asking for a nickname until one is accepted. Returns the
+    /// Logs in, asking for a nickname and a password until they are
+    /// accepted (a wrong password asks for the password again). Returns the
     /// ending if the session ended instead.
-    fn login(&mut self, mut nick: Option<String>) -> anyhow::Result<Option<Ending>> {
+    fn login(&mut self, config: &Config) -> anyhow::Result<Option<Ending>> {
+        let mut nick = config.nick.clone();
+        let mut password = config.password.as_ref().map(|p| p.text.clone());
         loop {
-            let nick = match nick.take() {
+            let name = match nick.clone() {
                 Some(nick) => nick,
                 None => match self.read("nickname: ")? {
                     Input::Line(line) if line.trim().is_empty() => continue,
@@ -175,17 +188,53 @@ impl Repl {
                     Input::Ended => return Ok(Some(self.net.wait())),
                 },
             };
-            self.net.send(Command::Login(nick));
+            let secret = match password.take() {
+                Some(secret) => secret,
+                None => match platform::read_hidden(&format!("password for {name}: ")) {
+                    Ok(Some(secret)) if secret.is_empty() => {
+                        self.say("a password cannot be empty");
+                        nick = Some(name);
+                        continue;
+                    }
+                    Ok(Some(secret)) => secret,
+                    Ok(None) => return Ok(Some(self.leave())),
+                    Err(err) => return Err(err).context(
+                        "cannot read the password (pass --password-file FILE or set CHAT_PASSWORD)",
+                    ),
+                },
+            };
+            self.net.send(Command::Login {
+                nick: name.clone(),
+                password: secret,
+            });
             match self.net.status().recv() {
                 Ok(Status::LoggedIn(_)) => return Ok(None),
-                Ok(Status::LoginRefused { reason, .. }) => {
-                    let refused = Notice::Error { reason };
-                    println!("{}", self.renderer.line(&refused, Local::now()));
-                }
+                Ok(Status::LoginRefused { code, reason }) => match code {
+                    ErrorCode::BadPassword => {
+                        self.say(&format!("wrong password for {name}; try again"));
+                        nick = Some(name);
+                    }
+                    ErrorCode::PasswordInvalid => {
+                        self.say(&reason);
+                        nick = Some(name);
+                    }
+                    _ => {
+                        self.say(&reason);
+                        nick = None;
+                    }
+                },
                 Ok(Status::Finished(ending)) => return Ok(Some(ending)),
                 Err(_) => return Ok(Some(Ending::Lost)),
             }
         }
+    }
+
+    /// Prints a refusal as an error line.
+    fn say(&self, reason: &str) {
+        let refused = Notice::Error {
+            reason: reason.to_string(),
+        };
+        println!("{}", self.renderer.line(&refused, Local::now()));
     }
 
     /// Reads and acts on lines until the session ends.
@@ -204,6 +253,8 @@ impl Repl {
                 Action::Public(text) => self.net.send(Command::public(text)),
                 Action::Private { to, text } => self.net.send(Command::Say { receiver: to, text }),
                 Action::Online => self.net.send(Command::Online),
+                Action::History { with, limit } => self.net.send(Command::History { with, limit }),
+                Action::Search { words, from } => self.net.send(Command::Search { words, from }),
                 Action::Help => println!("{}", command::help()),
                 Action::Leave => return Ok(self.leave()),
                 Action::Unavailable(spec) => println!("{} is not available yet", spec.name),
@@ -216,13 +267,17 @@ impl Repl {
         }
     }
 
-    /// Says bye and waits for the end, but not forever: a person who asked
-    /// to leave should not be held by a server that stopped answering.
+    /// Says bye once the outbox is empty and waits for the end, but not
+    /// forever: a person who asked to leave should not be held by a server
+    /// that stopped answering, or is not there. What was never stored is
+    /// listed as the client goes.
     fn leave(&mut self) -> Ending {
         self.flags.waiting.store(true, Ordering::SeqCst);
         self.net.send(Command::Leave);
         self.net.wait_for(LEAVE_PATIENCE).unwrap_or_else(|| {
-            println!("the server did not answer the goodbye; leaving anyway");
+            println!("the server did not answer in time; leaving anyway");
+            self.net.send(Command::Abandon);
+            self.net.wait_for(Duration::from_secs(1));
             Ending::Left
         })
     }

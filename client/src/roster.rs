@@ -1,5 +1,5 @@
-//! Who is online, as last told by the server: written by the network thread,
-//! read by the completer.
+//! Who is online, as last told by the server, and whom we have written
+//! with: written by the network thread, read by the completer.
 
 use std::sync::Arc;
 
@@ -19,6 +19,10 @@ pub struct Roster {
     /// refreshing after every crowd would cost the server an `online`
     /// answer per person per presence frame.
     pub stale: bool,
+    /// People we exchanged private messages with in this process, online
+    /// or not (sorted): `!history <nick>` and `!private` are often about
+    /// someone who is away.
+    seen: Vec<String>,
 }
 
 impl Roster {
@@ -36,6 +40,21 @@ impl Roster {
         if let Err(at) = self.online.binary_search_by(|n| n.as_str().cmp(nick)) {
             self.online.insert(at, nick.to_string());
         }
+    }
+
+    /// Remembers a correspondent.
+    pub fn saw(&mut self, nick: &str) {
+        if let Err(at) = self.seen.binary_search_by(|n| n.as_str().cmp(nick)) {
+            self.seen.insert(at, nick.to_string());
+        }
+    }
+
+    /// Everyone online and everyone seen, sorted, once each.
+    pub fn known(&self) -> Vec<&String> {
+        let mut all: Vec<&String> = self.online.iter().chain(&self.seen).collect();
+        all.sort();
+        all.dedup();
+        all
     }
 
     pub fn remove(&mut self, nick: &str) {
@@ -58,6 +77,11 @@ mod tests {
         assert_eq!(r.online(), ["alice", "bob", "carol"]);
         r.remove("bob");
         r.remove("nobody");
+        assert_eq!(r.online(), ["alice", "carol"]);
+        r.saw("bob");
+        r.saw("carol");
+        r.saw("bob");
+        assert_eq!(r.known(), ["alice", "bob", "carol"]);
         assert_eq!(r.online(), ["alice", "carol"]);
     }
 }

@@ -1,55 +1,104 @@
 //! The client's side of the conversation, without I/O: numbering requests,
-//! remembering what each was for, and turning server frames into notices.
+//! remembering what each was for, turning server frames into notices, and
+//! what must survive a lost connection — the credentials, the last `seq`
+//! shown in each stream ([`Streams`]) and the messages not yet acknowledged
+//! ([`Outbox`]).
 //!
-//! The network thread owns one [`Session`]; keeping it free of sockets lets
-//! the tests below play both sides.
+//! The network thread owns one [`Session`] for the whole process, across
+//! connections; keeping it free of sockets lets the tests below play both
+//! sides.
 
 use std::collections::HashMap;
 
-use chat_common::{Departure, ErrorCode, Request, ServerFrame, EVERYONE};
+use chat_common::{Departure, ErrorCode, Request, ServerFrame, Stored, EVERYONE};
 
-use crate::render::Notice;
+use crate::outbox::Outbox;
+use crate::render::{Notice, Query};
 use crate::roster::SharedRoster;
+use crate::streams::Streams;
 
 /// Why the session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Ending {
-    /// We said bye and the server agreed (or closed).
+    /// We said bye and the server agreed (or closed), or we left while
+    /// disconnected.
     Left,
     /// The operator removed us.
     Kicked,
-    /// The server is going down.
+    /// The server is going down (ends the session only when reconnecting
+    /// is off).
     Shutdown,
-    /// The connection broke or the server closed it unasked.
+    /// The connection broke or the server closed it unasked, and it could
+    /// not be (or may not be) established again.
     Lost,
+    /// Someone logged in to this account elsewhere; never reconnected, or
+    /// the two clients would take turns forever.
+    TakenOver,
+    /// Logging in again after a lost connection was refused (the password
+    /// no longer matches, say).
+    Refused,
 }
 
-/// What a frame meant for the user interface.
+/// What a frame meant for the user interface and the network thread.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Update {
     /// Something to show.
     Show(Notice),
-    /// Our login was accepted under this nickname.
+    /// The login the user asked for was accepted under this nickname.
     LoggedIn(String),
-    /// Our login was refused; the server's reason.
+    /// The login the user asked for was refused; the server's reason.
     LoginRefused { code: ErrorCode, reason: String },
-    /// The session is over.
+    /// A request to write now: what waited for the welcome of a new
+    /// connection (the outbox, questions not yet answered).
+    Send(Request),
+    /// The frame repeats a message already shown: show nothing, not even
+    /// the raw line.
+    Duplicate,
+    /// The session is over, or (for [`Ending::Lost`] and
+    /// [`Ending::Shutdown`]) this connection is.
     Ended(Ending),
+}
+
+/// A nickname and password, kept to log in again after a lost connection.
+#[derive(Clone, PartialEq, Eq)]
+struct Credentials {
+    nick: String,
+    password: String,
+}
+
+impl std::fmt::Debug for Credentials {
+    /// Never prints the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Credentials({:?}, <password>)", self.nick)
+    }
 }
 
 /// What a request was, kept until its answer arrives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Pending {
-    Login,
-    Public,
-    Private {
-        to: String,
-        text: String,
+    /// `again`: an automatic login after a lost connection, not the user's.
+    Login {
+        again: bool,
+    },
+    /// A message in the outbox, by its `cid`.
+    Message {
+        cid: String,
     },
     Online,
     /// `online` asked for the roster, not by the user: answered silently.
     Refresh,
+    History {
+        query: Query,
+        limit: Option<u32>,
+    },
     Bye,
+}
+
+impl Pending {
+    /// A question asked again after a reconnect if it was not answered.
+    fn is_question(&self) -> bool {
+        matches!(self, Pending::Online | Pending::History { .. })
+    }
 }
 
 /// Request numbering and the state the answers need.
@@ -57,27 +106,63 @@ enum Pending {
 pub struct Session {
     next_id: u64,
     pending: HashMap<u64, Pending>,
+    /// Questions asked while disconnected, or lost with a connection: asked
+    /// after the next welcome, in order.
+    questions: Vec<Pending>,
+    /// Our nickname as the server spells it.
     me: Option<String>,
+    /// The last login accepted: a lost connection logs in with these.
+    credentials: Option<Credentials>,
+    /// The login on its way.
+    trying: Option<Credentials>,
+    /// Logged in on the current connection.
+    online: bool,
     roster: SharedRoster,
+    streams: Streams,
+    outbox: Outbox,
 }
 
 impl Session {
     pub fn new(roster: SharedRoster) -> Self {
+        Session::with_outbox(roster, Outbox::random())
+    }
+
+    /// A session whose message ids are predictable, for tests.
+    pub fn with_outbox(roster: SharedRoster, outbox: Outbox) -> Self {
         Session {
             next_id: 1,
             pending: HashMap::new(),
+            questions: Vec::new(),
             me: None,
+            credentials: None,
+            trying: None,
+            online: false,
             roster,
+            streams: Streams::default(),
+            outbox,
         }
     }
 
+    /// Logged in on the current connection.
     pub fn is_logged_in(&self) -> bool {
-        self.me.is_some()
+        self.online
     }
 
-    /// Whether some request has not been answered yet.
+    /// A login was accepted once in this process, so a lost connection is
+    /// worth reconnecting.
+    pub fn has_logged_in(&self) -> bool {
+        self.credentials.is_some()
+    }
+
+    /// Whether something has not been answered yet: a request on its way,
+    /// a message not acknowledged, a question waiting for a connection.
     pub fn is_waiting(&self) -> bool {
-        !self.pending.is_empty()
+        !self.pending.is_empty() || !self.outbox.is_empty() || !self.questions.is_empty()
+    }
+
+    /// Whether some typed message has not been stored by the server yet.
+    pub fn has_unacknowledged(&self) -> bool {
+        !self.outbox.is_empty()
     }
 
     fn track(&mut self, what: Pending) -> u64 {
@@ -87,41 +172,143 @@ impl Session {
         id
     }
 
-    pub fn login(&mut self, nick: String) -> Request {
+    /// The user's login.
+    pub fn login(&mut self, nick: String, password: String) -> Request {
+        let (last_seq, last_public) = self.streams.resume();
+        self.trying = Some(Credentials {
+            nick: nick.clone(),
+            password: password.clone(),
+        });
         Request::Login {
-            id: self.track(Pending::Login),
+            id: self.track(Pending::Login { again: false }),
             nick,
+            password,
+            last_seq,
+            last_public,
         }
     }
 
-    /// A message to everyone (`receiver` is `*`) or to one person.
-    pub fn say(&mut self, receiver: String, text: String) -> Request {
-        let what = if receiver == EVERYONE {
-            Pending::Public
-        } else {
-            Pending::Private {
-                to: receiver.clone(),
-                text: text.clone(),
-            }
-        };
+    /// Logging in again on a new connection, resuming each stream after
+    /// the last message shown; `None` if no login was ever accepted.
+    pub fn relogin(&mut self) -> Option<Request> {
+        let Credentials { nick, password } = self.credentials.clone()?;
+        let (last_seq, last_public) = self.streams.resume();
+        Some(Request::Login {
+            id: self.track(Pending::Login { again: true }),
+            nick,
+            password,
+            last_seq,
+            last_public,
+        })
+    }
+
+    /// A message to everyone (`receiver` is `*`) or to one person. It goes
+    /// into the outbox; it is sent at once if logged in (the returned
+    /// [`Update::Send`]), else after the next welcome.
+    pub fn say(&mut self, receiver: String, text: String) -> Vec<Update> {
+        let entry = self.outbox.push(receiver, text).clone();
+        let mut updates = Vec::new();
+        if entry.receiver != EVERYONE {
+            self.roster.lock().saw(&entry.receiver);
+            updates.push(Update::Show(Notice::PrivateTo {
+                receiver: entry.receiver.clone(),
+                text: entry.text.clone(),
+                number: entry.number,
+            }));
+        } else if !self.online {
+            // Typed while connected, a public message is shown by its echo.
+            updates.push(Update::Show(Notice::PublicPending {
+                text: entry.text.clone(),
+                number: entry.number,
+            }));
+        }
+        if self.online {
+            updates.push(Update::Send(self.send_entry(&entry.cid)));
+        }
+        updates
+    }
+
+    /// The request carrying the outbox entry `cid`, tracked.
+    fn send_entry(&mut self, cid: &str) -> Request {
+        let entry = self
+            .outbox
+            .entries()
+            .find(|e| e.cid == cid)
+            .expect("an entry of the outbox")
+            .clone();
+        let id = self.track(Pending::Message {
+            cid: entry.cid.clone(),
+        });
+        self.outbox.sent(&entry.cid, id);
         Request::Message {
-            id: self.track(what),
-            receiver,
-            text,
+            id,
+            receiver: entry.receiver,
+            text: entry.text,
+            cid: Some(entry.cid),
         }
     }
 
-    pub fn online(&mut self) -> Request {
-        Request::Online {
-            id: self.track(Pending::Online),
+    /// A question (`online`, `history`, `search`): asked now if logged in,
+    /// else after the next welcome.
+    fn ask(&mut self, what: Pending) -> Option<Request> {
+        if !self.online {
+            self.questions.push(what);
+            return None;
         }
+        Some(self.question(what))
+    }
+
+    fn question(&mut self, what: Pending) -> Request {
+        let request = |id| match &what {
+            Pending::History {
+                query: Query::Search { words, from },
+                limit,
+            } => Request::Search {
+                id,
+                words: words.clone(),
+                from: from.clone(),
+                limit: limit.unwrap_or(chat_common::protocol::DEFAULT_HISTORY),
+            },
+            Pending::History { query, limit } => Request::History {
+                id,
+                with: match query {
+                    Query::With(nick) => Some(nick.clone()),
+                    _ => None,
+                },
+                limit: limit.unwrap_or(chat_common::protocol::DEFAULT_HISTORY),
+            },
+            _ => Request::Online { id },
+        };
+        let id = self.track(what.clone());
+        request(id)
+    }
+
+    pub fn online(&mut self) -> Option<Request> {
+        self.ask(Pending::Online)
+    }
+
+    /// `!history [nick] [N]`.
+    pub fn history(&mut self, with: Option<String>, limit: Option<u32>) -> Option<Request> {
+        if let Some(nick) = &with {
+            self.roster.lock().saw(nick);
+        }
+        let query = with.map_or(Query::Public, Query::With);
+        self.ask(Pending::History { query, limit })
+    }
+
+    /// `!search <words> [from:nick]`.
+    pub fn search(&mut self, words: String, from: Option<String>) -> Option<Request> {
+        self.ask(Pending::History {
+            query: Query::Search { words, from },
+            limit: None,
+        })
     }
 
     /// A quiet `online` request, answered silently into the roster, if the
     /// roster is stale and no such request is already on its way.
     pub fn refresh(&mut self) -> Option<Request> {
         let refreshing = self.pending.values().any(|p| *p == Pending::Refresh);
-        if !self.is_logged_in() || refreshing || !self.roster.lock().stale {
+        if !self.online || refreshing || !self.roster.lock().stale {
             return None;
         }
         Some(Request::Online {
@@ -133,6 +320,44 @@ impl Session {
         Request::Bye {
             id: self.track(Pending::Bye),
         }
+    }
+
+    /// The `received` to send after a batch of frames, if private messages
+    /// were shown since the last one.
+    pub fn received(&mut self) -> Option<Request> {
+        if !self.online {
+            return None;
+        }
+        self.streams.received().map(|seq| Request::Received { seq })
+    }
+
+    /// The connection is gone: nothing pending on it will be answered.
+    /// Messages stay in the outbox and questions are asked again after the
+    /// next welcome; the rest is forgotten.
+    pub fn disconnected(&mut self) {
+        self.online = false;
+        let mut lost: Vec<(u64, Pending)> = self.pending.drain().collect();
+        lost.sort_by_key(|(id, _)| *id);
+        let mut questions: Vec<Pending> = lost
+            .into_iter()
+            .map(|(_, what)| what)
+            .filter(Pending::is_question)
+            .collect();
+        questions.append(&mut self.questions);
+        self.questions = questions;
+        self.outbox.disconnected();
+    }
+
+    /// The messages never stored, for when we stop trying.
+    pub fn unsent(&self) -> Vec<Notice> {
+        self.outbox
+            .entries()
+            .map(|e| Notice::Unsent {
+                number: e.number,
+                receiver: e.receiver.clone(),
+                text: e.text.clone(),
+            })
+            .collect()
     }
 
     /// Who came and went: keeps the roster current and says it.
@@ -174,6 +399,144 @@ impl Session {
         updates
     }
 
+    /// Logged in on this connection: say so, then send what waited for it —
+    /// the outbox first, in the order typed, then the questions.
+    #[allow(clippy::too_many_arguments)]
+    fn on_welcome(
+        &mut self,
+        again: bool,
+        nick: String,
+        online: Vec<String>,
+        online_more: u32,
+        new_account: bool,
+        replay: u32,
+    ) -> Vec<Update> {
+        use Update::Show;
+        self.online = true;
+        self.me = Some(nick.clone());
+        if let Some(credentials) = self.trying.take() {
+            self.credentials = Some(credentials);
+        }
+        {
+            let mut roster = self.roster.lock();
+            roster.me = Some(nick.clone());
+            roster.set(&online);
+            roster.stale = online_more > 0;
+        }
+        let mut updates = Vec::new();
+        if new_account {
+            updates.push(Show(Notice::AccountCreated { nick: nick.clone() }));
+        }
+        if again {
+            updates.push(Show(Notice::Reconnected { count: replay }));
+        } else {
+            updates.push(Show(Notice::Welcome {
+                nick: nick.clone(),
+                online,
+                more: online_more,
+            }));
+            if replay > 0 {
+                updates.push(Show(Notice::CaughtUp { count: replay }));
+            }
+            updates.push(Update::LoggedIn(nick));
+        }
+        for entry in self.outbox.unsent() {
+            updates.push(Update::Send(self.send_entry(&entry.cid)));
+        }
+        for question in std::mem::take(&mut self.questions) {
+            updates.push(Update::Send(self.question(question)));
+        }
+        updates
+    }
+
+    /// A chat message, unless its `seq` was shown already.
+    fn on_message(
+        &mut self,
+        seq: u64,
+        sender: String,
+        receiver: String,
+        text: String,
+        time: u64,
+        away: bool,
+    ) -> Vec<Update> {
+        let public = receiver == EVERYONE;
+        if !self.streams.fresh(public, seq) {
+            return vec![Update::Duplicate];
+        }
+        let own = self.me.as_deref() == Some(sender.as_str());
+        if public {
+            return vec![Update::Show(Notice::Public {
+                sender,
+                text,
+                own,
+                time,
+                away,
+            })];
+        }
+        if own && self.me.as_deref() != Some(receiver.as_str()) {
+            // A copy of our own private message: it was shown as typed.
+            return vec![];
+        }
+        self.roster.lock().saw(&sender);
+        vec![Update::Show(Notice::PrivateFrom {
+            sender,
+            text,
+            time,
+            away,
+        })]
+    }
+
+    /// The answer to `!history` or `!search`: a title, then one line each.
+    fn on_history(&mut self, what: Option<Pending>, messages: Vec<Stored>) -> Vec<Update> {
+        let query = match what {
+            Some(Pending::History { query, .. }) => query,
+            _ => Query::Public,
+        };
+        let me = self.me.clone().unwrap_or_default();
+        let mut updates = vec![Update::Show(Notice::HistoryStart {
+            query,
+            count: messages.len(),
+        })];
+        updates.extend(messages.into_iter().map(|m| {
+            Update::Show(Notice::Past {
+                sender: m.sender,
+                receiver: m.receiver,
+                text: m.text,
+                time: m.time,
+                me: me.clone(),
+            })
+        }));
+        updates
+    }
+
+    fn on_error(&mut self, id: Option<u64>, code: ErrorCode, reason: String) -> Vec<Update> {
+        use Update::Show;
+        match id.and_then(|id| self.pending.remove(&id)) {
+            Some(Pending::Login { again: false }) => {
+                self.trying = None;
+                vec![Update::LoginRefused { code, reason }]
+            }
+            Some(Pending::Login { again: true }) => vec![
+                Show(Notice::Error { reason }),
+                Update::Ended(Ending::Refused),
+            ],
+            // The server will close anyway; nothing is lost by going.
+            Some(Pending::Bye) => vec![Update::Ended(Ending::Left)],
+            Some(Pending::Message { cid }) => match self.outbox.refused(&cid) {
+                Some(entry) => vec![Show(Notice::Refused {
+                    number: entry.number,
+                    reason,
+                })],
+                None => vec![Show(Notice::Error { reason })],
+            },
+            _ if code == ErrorCode::TakenOver => vec![
+                Show(Notice::Error { reason }),
+                Update::Ended(Ending::TakenOver),
+            ],
+            _ => vec![Show(Notice::Error { reason })],
+        }
+    }
+
     /// Reads one frame from the server.
     pub fn on_frame(&mut self, frame: ServerFrame) -> Vec<Update> {
         use Update::Show;
@@ -183,28 +546,24 @@ impl Session {
                 nick,
                 online,
                 online_more,
+                new_account,
+                replay,
             } => {
-                self.pending.remove(&id);
-                self.me = Some(nick.clone());
-                {
-                    let mut roster = self.roster.lock();
-                    roster.me = Some(nick.clone());
-                    roster.set(&online);
-                    roster.stale = online_more > 0;
-                }
-                vec![
-                    Show(Notice::Welcome {
-                        nick: nick.clone(),
-                        online,
-                        more: online_more,
-                    }),
-                    Update::LoggedIn(nick),
-                ]
+                let again = self.pending.remove(&id) == Some(Pending::Login { again: true });
+                self.on_welcome(again, nick, online, online_more, new_account, replay)
             }
-            ServerFrame::Ack { id } => match self.pending.remove(&id) {
-                Some(Pending::Private { to, text }) => {
-                    vec![Show(Notice::PrivateTo { receiver: to, text })]
-                }
+            ServerFrame::Ack { id, offline, .. } => match self.pending.remove(&id) {
+                // A duplicate is stored too: the first ack was lost.
+                Some(Pending::Message { cid }) => match self.outbox.acked(&cid) {
+                    Some(entry) if entry.receiver != EVERYONE && !entry.delivered => {
+                        vec![Show(Notice::Stored {
+                            number: entry.number,
+                            receiver: entry.receiver,
+                            offline,
+                        })]
+                    }
+                    _ => vec![],
+                },
                 Some(Pending::Bye) => vec![Update::Ended(Ending::Left)],
                 _ => vec![],
             },
@@ -222,38 +581,29 @@ impl Session {
                     vec![Show(Notice::Online { users })]
                 }
             }
+            ServerFrame::History { id, messages } => {
+                let what = self.pending.remove(&id);
+                self.on_history(what, messages)
+            }
             ServerFrame::Pong { id } => {
                 self.pending.remove(&id);
                 vec![]
             }
-            ServerFrame::Error { id, code, reason } => {
-                match id.and_then(|id| self.pending.remove(&id)) {
-                    Some(Pending::Login) => vec![Update::LoginRefused { code, reason }],
-                    // The server will close anyway; nothing is lost by going.
-                    Some(Pending::Bye) => vec![Update::Ended(Ending::Left)],
-                    _ => vec![Show(Notice::Error { reason })],
-                }
-            }
+            ServerFrame::Error { id, code, reason } => self.on_error(id, code, reason),
             ServerFrame::Message {
+                seq,
                 sender,
                 receiver,
                 text,
                 time,
-            } => {
-                let own = self.me.as_deref() == Some(sender.as_str());
-                if receiver == EVERYONE {
-                    vec![Show(Notice::Public {
-                        sender,
-                        text,
-                        own,
-                        time,
-                    })]
-                } else if own {
-                    // Our own private message: shown when it is acked.
-                    vec![]
-                } else {
-                    vec![Show(Notice::PrivateFrom { sender, text, time })]
-                }
+                away,
+            } => self.on_message(seq, sender, receiver, text, time, away),
+            ServerFrame::Delivered { cid, to } => {
+                let number = self.outbox.delivered(&cid).map(|s| s.number);
+                vec![Show(Notice::Delivered {
+                    number,
+                    receiver: to,
+                })]
             }
             ServerFrame::Presence {
                 joined,
@@ -288,110 +638,539 @@ mod tests {
         text.to_string()
     }
 
-    fn logged_in(nick: &str, online: &[&str]) -> (Session, SharedRoster) {
+    fn session() -> (Session, SharedRoster) {
         let roster = SharedRoster::default();
-        let mut session = Session::new(roster.clone());
-        let Request::Login { id, .. } = session.login(s(nick)) else {
-            unreachable!()
-        };
-        let online: Vec<String> = online.iter().map(|n| s(n)).collect();
-        let updates = session.on_frame(ServerFrame::Welcome {
+        let session = Session::with_outbox(roster.clone(), Outbox::new("t"));
+        (session, roster)
+    }
+
+    fn welcome(id: u64, nick: &str, online: &[&str]) -> ServerFrame {
+        ServerFrame::Welcome {
             id,
             nick: s(nick),
-            online: online.clone(),
+            online: online.iter().map(|n| s(n)).collect(),
             online_more: 0,
-        });
-        assert_eq!(updates[1], Update::LoggedIn(s(nick)));
+            new_account: false,
+            replay: 0,
+        }
+    }
+
+    fn logged_in(nick: &str, online: &[&str]) -> (Session, SharedRoster) {
+        let (mut session, roster) = session();
+        let id = session.login(s(nick), s("pw")).id().unwrap();
+        let updates = session.on_frame(welcome(id, nick, online));
+        assert_eq!(updates.last(), Some(&Update::LoggedIn(s(nick))));
         assert!(!session.is_waiting());
         (session, roster)
     }
 
+    fn message(seq: u64, sender: &str, receiver: &str, text: &str) -> ServerFrame {
+        ServerFrame::Message {
+            seq,
+            sender: s(sender),
+            receiver: s(receiver),
+            text: s(text),
+            time: 5,
+            away: false,
+        }
+    }
+
+    fn ack(id: u64) -> ServerFrame {
+        ServerFrame::Ack {
+            id,
+            offline: false,
+            duplicate: false,
+        }
+    }
+
+    /// The requests among `updates`.
+    fn sent(updates: &[Update]) -> Vec<Request> {
+        updates
+            .iter()
+            .filter_map(|u| match u {
+                Update::Send(request) => Some(request.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The one request `say` made.
+    fn say(session: &mut Session, to: &str, text: &str) -> Request {
+        let requests = sent(&session.say(s(to), s(text)));
+        assert_eq!(requests.len(), 1, "{requests:?}");
+        requests[0].clone()
+    }
+
     #[test]
     fn login_refused_then_accepted() {
-        let mut session = Session::new(SharedRoster::default());
-        let first = session.login(s("bob"));
-        let second_id = first.id() + 1;
+        let (mut session, _) = session();
+        let first = session.login(s("bob"), s("wrong"));
+        assert_eq!(
+            first,
+            Request::Login {
+                id: 1,
+                nick: s("bob"),
+                password: s("wrong"),
+                last_seq: None,
+                last_public: None
+            }
+        );
         let updates = session.on_frame(ServerFrame::Error {
-            id: Some(first.id()),
-            code: ErrorCode::NickTaken,
-            reason: s("bob is taken"),
+            id: Some(1),
+            code: ErrorCode::BadPassword,
+            reason: s("wrong password"),
         });
         assert_eq!(
             updates,
             [Update::LoginRefused {
-                code: ErrorCode::NickTaken,
-                reason: s("bob is taken")
+                code: ErrorCode::BadPassword,
+                reason: s("wrong password")
             }]
         );
-        assert_eq!(session.login(s("bob2")).id(), second_id);
-        assert!(!session.is_logged_in());
+        assert!(!session.has_logged_in());
+        assert_eq!(session.relogin(), None, "nothing accepted to log in with");
+        let id = session.login(s("bob"), s("right")).id().unwrap();
+        session.on_frame(welcome(id, "bob", &["bob"]));
+        assert!(session.is_logged_in() && session.has_logged_in());
+        let Some(Request::Login { nick, password, .. }) = session.relogin() else {
+            panic!("a relogin")
+        };
+        assert_eq!((nick, password), (s("bob"), s("right")));
     }
 
+    /// A new account and messages that came while away are both said.
     #[test]
-    fn private_is_shown_when_acked_or_refused() {
-        let (mut session, _) = logged_in("alice", &["alice", "bob"]);
-        let sent = session.say(s("bob"), s("hi"));
-        assert!(session.is_waiting());
+    fn welcome_says_new_account_and_what_was_missed() {
+        let (mut session, _) = session();
+        let id = session.login(s("bob"), s("pw")).id().unwrap();
+        let updates = session.on_frame(ServerFrame::Welcome {
+            id,
+            nick: s("bob"),
+            online: vec![s("bob")],
+            online_more: 0,
+            new_account: true,
+            replay: 2,
+        });
         assert_eq!(
-            session.on_frame(ServerFrame::Ack { id: sent.id() }),
-            [Update::Show(Notice::PrivateTo {
-                receiver: s("bob"),
-                text: s("hi")
+            updates,
+            [
+                Update::Show(Notice::AccountCreated { nick: s("bob") }),
+                Update::Show(Notice::Welcome {
+                    nick: s("bob"),
+                    online: vec![s("bob")],
+                    more: 0
+                }),
+                Update::Show(Notice::CaughtUp { count: 2 }),
+                Update::LoggedIn(s("bob")),
+            ]
+        );
+        let away = ServerFrame::Message {
+            seq: 4,
+            sender: s("alice"),
+            receiver: s("bob"),
+            text: s("hi"),
+            time: 7,
+            away: true,
+        };
+        assert_eq!(
+            session.on_frame(away),
+            [Update::Show(Notice::PrivateFrom {
+                sender: s("alice"),
+                text: s("hi"),
+                time: 7,
+                away: true
             })]
         );
-        let sent = session.say(s("zed"), s("hi"));
+        assert_eq!(session.received(), Some(Request::Received { seq: 4 }));
+    }
+
+    /// A message whose `seq` was shown is not shown again, in either
+    /// stream; one `received` covers a batch of private messages.
+    #[test]
+    fn each_seq_is_shown_once_and_received_once() {
+        let (mut session, _) = logged_in("bob", &["alice", "bob"]);
+        for seq in 1..=3 {
+            let updates = session.on_frame(message(seq, "alice", "bob", "p"));
+            assert!(matches!(
+                updates[..],
+                [Update::Show(Notice::PrivateFrom { .. })]
+            ));
+        }
+        let public = session.on_frame(message(10, "alice", "*", "all"));
+        assert!(matches!(public[..], [Update::Show(Notice::Public { .. })]));
+        assert_eq!(session.received(), Some(Request::Received { seq: 3 }));
+        assert_eq!(session.received(), None);
+        // A reconnect whose `received` was lost replays some of them.
+        session.disconnected();
+        let Some(Request::Login {
+            id,
+            last_seq,
+            last_public,
+            ..
+        }) = session.relogin()
+        else {
+            panic!("a relogin")
+        };
+        assert_eq!((last_seq, last_public), (Some(3), Some(10)));
+        session.on_frame(welcome(id, "bob", &["bob"]));
+        for frame in [
+            message(2, "alice", "bob", "p"),
+            message(3, "alice", "bob", "p"),
+            message(9, "alice", "*", "old"),
+            message(10, "alice", "*", "all"),
+        ] {
+            assert_eq!(session.on_frame(frame), [Update::Duplicate]);
+        }
+        assert_eq!(session.received(), None, "nothing new");
+        assert!(matches!(
+            session.on_frame(message(4, "alice", "bob", "new"))[..],
+            [Update::Show(_)]
+        ));
+        assert!(matches!(
+            session.on_frame(message(11, "alice", "*", "new"))[..],
+            [Update::Show(_)]
+        ));
+        assert_eq!(session.received(), Some(Request::Received { seq: 4 }));
+    }
+
+    /// Disconnected, nothing is acknowledged or asked: no `received`.
+    #[test]
+    fn no_received_while_disconnected() {
+        let (mut session, _) = logged_in("bob", &["bob"]);
+        session.on_frame(message(1, "alice", "bob", "p"));
+        session.disconnected();
+        assert_eq!(session.received(), None);
+    }
+
+    /// Private: pending as typed, stored at the ack (for someone offline),
+    /// delivered when the receiver's client has it.
+    #[test]
+    fn private_message_states() {
+        let (mut session, roster) = logged_in("alice", &["alice"]);
+        let updates = session.say(s("bob"), s("hi"));
         assert_eq!(
-            session.on_frame(ServerFrame::Error {
-                id: Some(sent.id()),
-                code: ErrorCode::NotOnline,
-                reason: s("zed is not online")
-            }),
-            [Update::Show(Notice::Error {
-                reason: s("zed is not online")
+            updates[0],
+            Update::Show(Notice::PrivateTo {
+                receiver: s("bob"),
+                text: s("hi"),
+                number: 1
+            })
+        );
+        let Request::Message { id, cid, .. } = sent(&updates)[0].clone() else {
+            panic!("a message")
+        };
+        assert_eq!(cid.as_deref(), Some("t-1"));
+        assert!(session.is_waiting() && session.has_unacknowledged());
+        let stored = session.on_frame(ServerFrame::Ack {
+            id,
+            offline: true,
+            duplicate: false,
+        });
+        assert_eq!(
+            stored,
+            [Update::Show(Notice::Stored {
+                number: 1,
+                receiver: s("bob"),
+                offline: true
             })]
         );
         assert!(!session.is_waiting());
+        let delivered = ServerFrame::Delivered {
+            cid: s("t-1"),
+            to: s("bob"),
+        };
+        assert_eq!(
+            session.on_frame(delivered.clone()),
+            [Update::Show(Notice::Delivered {
+                number: Some(1),
+                receiver: s("bob")
+            })]
+        );
+        // Told again (another session's), it is no longer ours to number.
+        assert_eq!(
+            session.on_frame(delivered),
+            [Update::Show(Notice::Delivered {
+                number: None,
+                receiver: s("bob")
+            })]
+        );
+        assert!(roster.lock().known().contains(&&s("bob")), "completable");
+    }
+
+    /// Public messages typed while connected show by their echo; an ack
+    /// says nothing.
+    #[test]
+    fn public_messages_show_by_their_echo() {
+        let (mut session, _) = logged_in("alice", &["alice"]);
+        let updates = session.say(s("*"), s("hello"));
+        assert_eq!(updates.len(), 1, "only the request: {updates:?}");
+        let id = sent(&updates)[0].id().unwrap();
+        assert_eq!(session.on_frame(ack(id)), []);
+        assert_eq!(
+            session.on_frame(message(1, "alice", "*", "hello")),
+            [Update::Show(Notice::Public {
+                sender: s("alice"),
+                text: s("hello"),
+                own: true,
+                time: 5,
+                away: false
+            })]
+        );
+    }
+
+    /// Everything not acknowledged when the connection drops is sent again
+    /// after the next welcome, in the order typed, with the same ids;
+    /// what is typed while disconnected waits, shown as pending.
+    #[test]
+    fn the_outbox_is_resent_in_order_after_a_reconnect() {
+        let (mut session, _) = logged_in("alice", &["alice"]);
+        let first = say(&mut session, "*", "one");
+        say(&mut session, "bob", "two");
+        say(&mut session, "*", "three");
+        session.on_frame(ack(first.id().unwrap()));
+        session.disconnected();
+        assert!(!session.is_logged_in());
+        let waiting = session.say(s("*"), s("four"));
+        assert_eq!(
+            waiting,
+            [Update::Show(Notice::PublicPending {
+                text: s("four"),
+                number: 4
+            })],
+            "nothing is sent while disconnected"
+        );
+        let private = session.say(s("bob"), s("five"));
+        assert_eq!(private.len(), 1);
+        assert!(session.is_waiting());
+        let login = session.relogin().unwrap();
+        let updates = session.on_frame(ServerFrame::Welcome {
+            id: login.id().unwrap(),
+            nick: s("alice"),
+            online: vec![s("alice")],
+            online_more: 0,
+            new_account: false,
+            replay: 3,
+        });
+        assert_eq!(
+            updates[0],
+            Update::Show(Notice::Reconnected { count: 3 }),
+            "no welcome line, no LoggedIn status: {updates:?}"
+        );
+        assert!(!updates.iter().any(|u| matches!(u, Update::LoggedIn(_))));
+        let resent: Vec<(Option<String>, String)> = sent(&updates)
+            .into_iter()
+            .map(|r| match r {
+                Request::Message { cid, text, .. } => (cid, text),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        let want = [
+            ("t-2", "two"),
+            ("t-3", "three"),
+            ("t-4", "four"),
+            ("t-5", "five"),
+        ]
+        .map(|(cid, text)| (Some(s(cid)), s(text)));
+        assert_eq!(resent, want);
+        // Lost again during the resend: the same ones, again in order.
+        session.disconnected();
+        let login = session.relogin().unwrap();
+        let updates = session.on_frame(welcome(login.id().unwrap(), "alice", &["alice"]));
+        let cids: Vec<_> = sent(&updates)
+            .into_iter()
+            .map(|r| match r {
+                Request::Message { cid, .. } => cid.unwrap(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(cids, ["t-2", "t-3", "t-4", "t-5"]);
+    }
+
+    /// A resend the server already had is acknowledged as a duplicate:
+    /// stored all the same, and shown once.
+    #[test]
+    fn a_duplicate_ack_marks_it_stored() {
+        let (mut session, _) = logged_in("alice", &["alice"]);
+        say(&mut session, "bob", "hi");
+        session.disconnected();
+        let login = session.relogin().unwrap();
+        let updates = session.on_frame(welcome(login.id().unwrap(), "alice", &["alice"]));
+        let resend = sent(&updates)[0].id().unwrap();
+        let stored = session.on_frame(ServerFrame::Ack {
+            id: resend,
+            offline: false,
+            duplicate: true,
+        });
+        assert_eq!(
+            stored,
+            [Update::Show(Notice::Stored {
+                number: 1,
+                receiver: s("bob"),
+                offline: false
+            })]
+        );
+        assert!(!session.is_waiting());
+    }
+
+    /// States only move forward: a `delivered` before the resend's ack
+    /// leaves that ack nothing to say.
+    #[test]
+    fn delivered_before_the_resend_ack() {
+        let (mut session, _) = logged_in("alice", &["alice"]);
+        say(&mut session, "bob", "hi");
+        session.disconnected();
+        let login = session.relogin().unwrap();
+        let updates = session.on_frame(welcome(login.id().unwrap(), "alice", &["alice"]));
+        let resend = sent(&updates)[0].id().unwrap();
+        let delivered = session.on_frame(ServerFrame::Delivered {
+            cid: s("t-1"),
+            to: s("bob"),
+        });
+        assert_eq!(
+            delivered,
+            [Update::Show(Notice::Delivered {
+                number: Some(1),
+                receiver: s("bob")
+            })]
+        );
+        assert_eq!(session.on_frame(ack(resend)), []);
+        assert!(!session.is_waiting());
+    }
+
+    #[test]
+    fn a_refused_message_leaves_the_outbox() {
+        let (mut session, _) = logged_in("alice", &["alice"]);
+        let sent = say(&mut session, "zed", "hi");
+        assert_eq!(
+            session.on_frame(ServerFrame::Error {
+                id: sent.id(),
+                code: ErrorCode::NoSuchUser,
+                reason: s("no such user: zed")
+            }),
+            [Update::Show(Notice::Refused {
+                number: 1,
+                reason: s("no such user: zed")
+            })]
+        );
+        assert!(!session.is_waiting());
+        assert!(session.unsent().is_empty());
+    }
+
+    /// Questions lost with a connection, or asked without one, are asked
+    /// after the next welcome, after the outbox.
+    #[test]
+    fn questions_are_asked_again_after_a_reconnect() {
+        let (mut session, _) = logged_in("alice", &["alice"]);
+        assert!(session.history(Some(s("bob")), Some(5)).is_some());
+        say(&mut session, "*", "hi");
+        session.disconnected();
+        assert_eq!(session.search(s("exam"), Some(s("prof"))), None);
+        assert_eq!(session.online(), None);
+        let login = session.relogin().unwrap();
+        let updates = session.on_frame(welcome(login.id().unwrap(), "alice", &["alice"]));
+        let requests = sent(&updates);
+        assert!(
+            matches!(requests[0], Request::Message { .. }),
+            "{requests:?}"
+        );
+        assert!(
+            matches!(&requests[1], Request::History { with: Some(w), limit: 5, .. } if w == "bob"),
+            "{requests:?}"
+        );
+        assert!(
+            matches!(&requests[2], Request::Search { words, from: Some(f), limit: 20, .. } if words == "exam" && f == "prof"),
+            "{requests:?}"
+        );
+        assert!(matches!(requests[3], Request::Online { .. }));
+        assert_eq!(requests.len(), 4);
+    }
+
+    #[test]
+    fn history_answers_are_titled_and_listed() {
+        let (mut session, _) = logged_in("alice", &["alice"]);
+        let id = session.search(s("exam"), None).unwrap().id().unwrap();
+        let stored = Stored {
+            sender: s("prof"),
+            receiver: s("*"),
+            text: s("exam on monday"),
+            time: 9,
+        };
+        let updates = session.on_frame(ServerFrame::History {
+            id,
+            messages: vec![stored],
+        });
+        assert_eq!(
+            updates,
+            [
+                Update::Show(Notice::HistoryStart {
+                    query: Query::Search {
+                        words: s("exam"),
+                        from: None
+                    },
+                    count: 1
+                }),
+                Update::Show(Notice::Past {
+                    sender: s("prof"),
+                    receiver: s("*"),
+                    text: s("exam on monday"),
+                    time: 9,
+                    me: s("alice")
+                })
+            ]
+        );
+        assert!(!session.is_waiting());
+    }
+
+    /// After a lost connection, a refused login ends the session; being
+    /// taken over too. Neither is reconnected.
+    #[test]
+    fn endings_that_are_not_reconnected() {
+        let (mut session, _) = logged_in("alice", &["alice"]);
+        session.disconnected();
+        let login = session.relogin().unwrap();
+        let updates = session.on_frame(ServerFrame::Error {
+            id: login.id(),
+            code: ErrorCode::BadPassword,
+            reason: s("wrong password"),
+        });
+        assert_eq!(updates.last(), Some(&Update::Ended(Ending::Refused)));
+        let (mut session, _) = logged_in("alice", &["alice"]);
+        let updates = session.on_frame(ServerFrame::Error {
+            id: None,
+            code: ErrorCode::TakenOver,
+            reason: s("logged in elsewhere"),
+        });
+        assert_eq!(updates.last(), Some(&Update::Ended(Ending::TakenOver)));
     }
 
     #[test]
     fn messages_are_told_apart() {
         let (mut session, _) = logged_in("alice", &["alice"]);
-        let public = session.say(s("*"), s("hello"));
-        assert_eq!(session.on_frame(ServerFrame::Ack { id: public.id() }), []);
-        let message = |sender: &str, receiver: &str| ServerFrame::Message {
-            sender: s(sender),
-            receiver: s(receiver),
-            text: s("t"),
-            time: 5,
+        let public = |sender: &str, own| {
+            vec![Update::Show(Notice::Public {
+                sender: s(sender),
+                text: s("t"),
+                own,
+                time: 5,
+                away: false,
+            })]
         };
         let cases = vec![
+            (message(1, "alice", "*", "t"), public("alice", true)),
+            (message(2, "bob", "*", "t"), public("bob", false)),
             (
-                message("alice", "*"),
-                vec![Update::Show(Notice::Public {
-                    sender: s("alice"),
-                    text: s("t"),
-                    own: true,
-                    time: 5,
-                })],
-            ),
-            (
-                message("bob", "*"),
-                vec![Update::Show(Notice::Public {
-                    sender: s("bob"),
-                    text: s("t"),
-                    own: false,
-                    time: 5,
-                })],
-            ),
-            (
-                message("bob", "alice"),
+                message(1, "bob", "alice", "t"),
                 vec![Update::Show(Notice::PrivateFrom {
                     sender: s("bob"),
                     text: s("t"),
                     time: 5,
+                    away: false,
                 })],
             ),
-            (message("alice", "bob"), vec![]),
+            (message(2, "alice", "bob", "t"), vec![]),
+            // No seq (an older server): shown, never deduplicated.
+            (message(0, "bob", "*", "t"), public("bob", false)),
+            (message(0, "bob", "*", "t"), public("bob", false)),
         ];
         for (frame, want) in cases {
             assert_eq!(session.on_frame(frame.clone()), want, "{frame:?}");
@@ -463,14 +1242,15 @@ mod tests {
 
     #[test]
     fn a_big_room_welcome_makes_the_roster_stale() {
-        let roster = SharedRoster::default();
-        let mut session = Session::new(roster.clone());
-        let id = session.login(s("alice")).id();
+        let (mut session, roster) = session();
+        let id = session.login(s("alice"), s("pw")).id().unwrap();
         let updates = session.on_frame(ServerFrame::Welcome {
             id,
             nick: s("alice"),
             online: vec![s("alice")],
             online_more: 9_999,
+            new_account: false,
+            replay: 0,
         });
         assert_eq!(updates.len(), 2, "no request of its own: {updates:?}");
         assert!(roster.lock().stale);
@@ -489,8 +1269,15 @@ mod tests {
         assert_eq!(down.last(), Some(&Update::Ended(Ending::Shutdown)));
         let bye = session.bye();
         assert_eq!(
-            session.on_frame(ServerFrame::Ack { id: bye.id() }),
+            session.on_frame(ack(bye.id().unwrap())),
             [Update::Ended(Ending::Left)]
         );
+    }
+
+    #[test]
+    fn debug_never_shows_the_password() {
+        let (mut session, _) = session();
+        session.login(s("bob"), s("hunter2"));
+        assert!(!format!("{session:?}").contains("hunter2"));
     }
 }

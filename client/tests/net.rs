@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use chat_client::net::{Command, Net, Output, Status};
+use chat_client::net::{Command, Dial, Net, Options, Output, Status};
+use chat_client::outbox::Outbox;
 use chat_client::render::Notice;
 use chat_client::roster::SharedRoster;
-use chat_client::session::Ending;
+use chat_client::session::{Ending, Session};
 use chat_client::tls::{self, Security};
 use parking_lot::Mutex;
 
@@ -67,34 +68,60 @@ impl Peer {
     }
 }
 
-/// Starts a client connected to a fake server running `script`.
+/// The server's end of the next connection to `listener`.
+fn accept(listener: &TcpListener) -> Peer {
+    let (stream, _) = listener.accept().unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    Peer {
+        reader: BufReader::new(stream.try_clone().unwrap()),
+        writer: stream,
+    }
+}
+
+/// Starts a client connected to a fake server running `script` on its
+/// first connection; the client does not reconnect.
 fn start(script: impl FnOnce(Peer) + Send + 'static) -> (Net, Recorder, thread::JoinHandle<()>) {
+    start_serving(None, move |listener| script(accept(&listener)))
+}
+
+/// Starts a client whose fake server runs `script` with the listening
+/// socket, so it can take the reconnections too; the client reconnects for
+/// `reconnect_for` (`None`: not at all). Message ids are `t-1`, `t-2` …
+fn start_serving(
+    reconnect_for: Option<Duration>,
+    script: impl FnOnce(TcpListener) + Send + 'static,
+) -> (Net, Recorder, thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let server = listener.local_addr().unwrap().to_string();
-    let fake = thread::spawn(move || {
-        let (stream, _) = listener.accept().unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(5)))
-            .unwrap();
-        script(Peer {
-            reader: BufReader::new(stream.try_clone().unwrap()),
-            writer: stream,
-        });
-    });
+    let fake = thread::spawn(move || script(listener));
     let stream = tls::connect(&server, &Security::Plain, &mut |_| {}).unwrap();
     let recorder = Recorder::default();
-    let net = Net::spawn(stream, SharedRoster::default(), Box::new(recorder.clone())).unwrap();
+    let dial: Dial = Arc::new(move || tls::connect(&server, &Security::Plain, &mut |_| {}));
+    let options = Options {
+        reconnect_for: Some(reconnect_for.unwrap_or(Duration::ZERO)),
+    };
+    let session = Session::with_outbox(SharedRoster::default(), Outbox::new("t"));
+    let net = Net::spawn_with(stream, dial, options, session, Box::new(recorder.clone())).unwrap();
     (net, recorder, fake)
 }
 
 fn login(peer: &mut Peer, nick: &str) {
     assert_eq!(
         peer.line(),
-        format!(r#"{{"type":"login","id":1,"nick":"{nick}"}}"#)
+        format!(r#"{{"type":"login","id":1,"nick":"{nick}","password":"pw"}}"#)
     );
     peer.send(&format!(
         r#"{{"type":"welcome","id":1,"nick":"{nick}","online":["{nick}","bob"]}}"#
     ));
+}
+
+fn log_in(net: &Net, nick: &str) {
+    net.send(Command::Login {
+        nick: nick.into(),
+        password: "pw".into(),
+    });
 }
 
 /// Leaving waits for every answer before saying bye, then for bye's ack.
@@ -104,14 +131,14 @@ fn leave_waits_for_answers_then_says_bye() {
         login(&mut peer, "alice");
         assert_eq!(
             peer.line(),
-            r#"{"type":"message","id":2,"receiver":"bob","text":"hi"}"#
+            r#"{"type":"message","id":2,"receiver":"bob","text":"hi","cid":"t-1"}"#
         );
         peer.quiet();
         peer.send(r#"{"type":"ack","id":2}"#);
         assert_eq!(peer.line(), r#"{"type":"bye","id":3}"#);
         peer.send(r#"{"type":"ack","id":3}"#);
     });
-    net.send(Command::Login("alice".into()));
+    log_in(&net, "alice");
     assert_eq!(
         net.status().recv().unwrap(),
         Status::LoggedIn("alice".into())
@@ -124,13 +151,21 @@ fn leave_waits_for_answers_then_says_bye() {
     assert_eq!(net.wait(), Ending::Left);
     fake.join().unwrap();
     let notices = recorder.0.lock().clone();
-    assert_eq!(notices.len(), 2, "{notices:?}");
     assert_eq!(
-        notices[1],
-        Notice::PrivateTo {
-            receiver: "bob".into(),
-            text: "hi".into()
-        }
+        notices[1..],
+        [
+            Notice::PrivateTo {
+                receiver: "bob".into(),
+                text: "hi".into(),
+                number: 1
+            },
+            Notice::Stored {
+                number: 1,
+                receiver: "bob".into(),
+                offline: false
+            }
+        ],
+        "{notices:?}"
     );
 }
 
@@ -139,17 +174,20 @@ fn leave_waits_for_answers_then_says_bye() {
 fn refused_login_can_be_retried() {
     let (net, _, fake) = start(|mut peer| {
         peer.line();
-        peer.send(r#"{"type":"error","id":1,"code":"nick_taken","reason":"bob is taken"}"#);
-        assert_eq!(peer.line(), r#"{"type":"login","id":2,"nick":"bob2"}"#);
+        peer.send(r#"{"type":"error","id":1,"code":"bad_password","reason":"wrong password"}"#);
+        assert_eq!(
+            peer.line(),
+            r#"{"type":"login","id":2,"nick":"bob2","password":"pw"}"#
+        );
         peer.send(r#"{"type":"welcome","id":2,"nick":"bob2","online":["bob2"]}"#);
         peer.send(r#"{"type":"shutdown","reason":"maintenance"}"#);
     });
-    net.send(Command::Login("bob".into()));
+    log_in(&net, "bob");
     assert!(matches!(
         net.status().recv().unwrap(),
-        Status::LoginRefused { reason, .. } if reason == "bob is taken"
+        Status::LoginRefused { reason, .. } if reason == "wrong password"
     ));
-    net.send(Command::Login("bob2".into()));
+    log_in(&net, "bob2");
     assert_eq!(
         net.status().recv().unwrap(),
         Status::LoggedIn("bob2".into())
@@ -162,7 +200,7 @@ fn refused_login_can_be_retried() {
 #[test]
 fn hang_up_is_lost() {
     let (net, recorder, fake) = start(|mut peer| login(&mut peer, "alice"));
-    net.send(Command::Login("alice".into()));
+    log_in(&net, "alice");
     assert_eq!(net.wait(), Ending::Lost);
     fake.join().unwrap();
     assert!(matches!(
@@ -185,7 +223,7 @@ fn a_long_online_answer_is_read() {
         assert_eq!(peer.line(), r#"{"type":"bye","id":3}"#);
         peer.send(r#"{"type":"ack","id":3}"#);
     });
-    net.send(Command::Login("alice".into()));
+    log_in(&net, "alice");
     assert_eq!(
         net.status().recv().unwrap(),
         Status::LoggedIn("alice".into())
@@ -224,7 +262,7 @@ fn the_roster_is_refreshed_on_demand_once_at_a_time() {
         // Nothing on the crowd's account: the message comes first.
         assert_eq!(
             peer.line(),
-            r#"{"type":"message","id":2,"receiver":"bob","text":"hi"}"#
+            r#"{"type":"message","id":2,"receiver":"bob","text":"hi","cid":"t-1"}"#
         );
         assert_eq!(peer.line(), r#"{"type":"online","id":3}"#);
         peer.quiet();
@@ -234,7 +272,7 @@ fn the_roster_is_refreshed_on_demand_once_at_a_time() {
         assert_eq!(peer.line(), r#"{"type":"bye","id":4}"#);
         peer.send(r#"{"type":"ack","id":4}"#);
     });
-    net.send(Command::Login("alice".into()));
+    log_in(&net, "alice");
     assert_eq!(
         net.status().recv().unwrap(),
         Status::LoggedIn("alice".into())
@@ -248,7 +286,7 @@ fn the_roster_is_refreshed_on_demand_once_at_a_time() {
     for _ in 0..3 {
         net.send(Command::RefreshRoster);
     }
-    shown(&recorder, |n| matches!(n, Notice::PrivateTo { .. }));
+    shown(&recorder, |n| matches!(n, Notice::Stored { .. }));
     net.send(Command::RefreshRoster);
     net.send(Command::Leave);
     assert_eq!(net.wait(), Ending::Left);
@@ -257,5 +295,196 @@ fn the_roster_is_refreshed_on_demand_once_at_a_time() {
     assert!(
         !notices.iter().any(|n| matches!(n, Notice::Online { .. })),
         "the refresh is quiet: {notices:?}"
+    );
+}
+
+/// A connection lost mid-conversation: the client reconnects by itself,
+/// logs in again resuming after the last `seq` it showed in each stream,
+/// shows nothing twice, acknowledges what is new, and sends again, in
+/// order and under the same ids, every message not acknowledged —
+/// including one typed while it was disconnected. Leaving then waits for
+/// the outbox before saying bye.
+#[test]
+fn reconnects_resumes_and_resends_the_outbox() {
+    let (net, recorder, fake) = start_serving(Some(Duration::from_secs(10)), |listener| {
+        let mut peer = accept(&listener);
+        login(&mut peer, "alice");
+        peer.send(
+            r#"{"type":"message","seq":1,"sender":"bob","receiver":"alice","text":"p1","time":1}"#,
+        );
+        peer.send(
+            r#"{"type":"message","seq":5,"sender":"bob","receiver":"*","text":"all","time":1}"#,
+        );
+        assert_eq!(peer.line(), r#"{"type":"received","seq":1}"#);
+        assert_eq!(
+            peer.line(),
+            r#"{"type":"message","id":2,"receiver":"bob","text":"one","cid":"t-1"}"#
+        );
+        assert_eq!(
+            peer.line(),
+            r#"{"type":"message","id":3,"receiver":"*","text":"two","cid":"t-2"}"#
+        );
+        // t-2 is stored, but its ack is lost with the connection.
+        peer.send(r#"{"type":"ack","id":2}"#);
+        drop(peer);
+
+        let mut peer = accept(&listener);
+        assert_eq!(
+            peer.line(),
+            r#"{"type":"login","id":4,"nick":"alice","password":"pw","last_seq":1,"last_public":5}"#
+        );
+        peer.send(r#"{"type":"welcome","id":4,"nick":"alice","online":["alice"],"replay":3}"#);
+        peer.send(
+            r#"{"type":"message","seq":1,"sender":"bob","receiver":"alice","text":"p1","time":1}"#,
+        );
+        peer.send(
+            r#"{"type":"message","seq":5,"sender":"bob","receiver":"*","text":"all","time":1}"#,
+        );
+        peer.send(
+            r#"{"type":"message","seq":2,"sender":"bob","receiver":"alice","text":"p2","time":2}"#,
+        );
+        assert_eq!(
+            peer.line(),
+            r#"{"type":"message","id":5,"receiver":"*","text":"two","cid":"t-2"}"#
+        );
+        assert_eq!(
+            peer.line(),
+            r#"{"type":"message","id":6,"receiver":"*","text":"three","cid":"t-3"}"#
+        );
+        assert_eq!(peer.line(), r#"{"type":"received","seq":2}"#);
+        peer.send(r#"{"type":"ack","id":5,"duplicate":true}"#);
+        peer.send(r#"{"type":"delivered","cid":"t-1","to":"bob"}"#);
+        peer.quiet();
+        peer.send(r#"{"type":"ack","id":6}"#);
+        assert_eq!(peer.line(), r#"{"type":"bye","id":7}"#);
+        peer.send(r#"{"type":"ack","id":7}"#);
+    });
+    log_in(&net, "alice");
+    assert_eq!(
+        net.status().recv().unwrap(),
+        Status::LoggedIn("alice".into())
+    );
+    shown(&recorder, |n| matches!(n, Notice::PrivateFrom { .. }));
+    shown(&recorder, |n| matches!(n, Notice::Public { .. }));
+    net.send(Command::Say {
+        receiver: "bob".into(),
+        text: "one".into(),
+    });
+    net.send(Command::public("two".into()));
+    shown(&recorder, |n| matches!(n, Notice::Reconnecting { .. }));
+    net.send(Command::public("three".into()));
+    net.send(Command::Leave);
+    assert_eq!(net.wait(), Ending::Left);
+    fake.join().unwrap();
+    let notices = recorder.0.lock().clone();
+    let texts: Vec<&str> = notices
+        .iter()
+        .filter_map(|n| match n {
+            Notice::PrivateFrom { text, .. } | Notice::Public { text, .. } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(texts, ["p1", "all", "p2"], "{notices:?}");
+    for want in [
+        Notice::Stored {
+            number: 1,
+            receiver: "bob".into(),
+            offline: false,
+        },
+        Notice::PublicPending {
+            text: "three".into(),
+            number: 3,
+        },
+        Notice::Reconnected { count: 3 },
+        Notice::Delivered {
+            number: Some(1),
+            receiver: "bob".into(),
+        },
+    ] {
+        assert_eq!(
+            notices.iter().filter(|n| **n == want).count(),
+            1,
+            "{want:?} once in {notices:?}"
+        );
+    }
+    let welcomes = notices
+        .iter()
+        .filter(|n| matches!(n, Notice::Welcome { .. }))
+        .count();
+    assert_eq!(welcomes, 1, "a reconnect is no new welcome: {notices:?}");
+}
+
+/// Taken over by a login elsewhere, the client ends and does not come
+/// back (two clients would take turns forever).
+#[test]
+fn taken_over_is_not_reconnected() {
+    let (net, recorder, fake) = start_serving(Some(Duration::from_secs(10)), |listener| {
+        let mut peer = accept(&listener);
+        login(&mut peer, "alice");
+        peer.send(r#"{"type":"error","code":"taken_over","reason":"you logged in elsewhere"}"#);
+        drop(peer);
+        listener.set_nonblocking(true).unwrap();
+        thread::sleep(Duration::from_millis(1500));
+        assert!(listener.accept().is_err(), "the client came back");
+    });
+    log_in(&net, "alice");
+    assert_eq!(net.wait(), Ending::TakenOver);
+    fake.join().unwrap();
+    let notices = recorder.0.lock().clone();
+    assert!(
+        notices.contains(&Notice::Error {
+            reason: "you logged in elsewhere".into()
+        }),
+        "{notices:?}"
+    );
+    assert!(
+        !notices
+            .iter()
+            .any(|n| matches!(n, Notice::Reconnecting { .. })),
+        "{notices:?}"
+    );
+}
+
+/// A server that does not come back: the client tries for
+/// `reconnect_for`, then gives up, listing what was never stored.
+#[test]
+fn gives_up_after_reconnect_for() {
+    let (net, recorder, fake) = start_serving(Some(Duration::from_secs(1)), |listener| {
+        let mut peer = accept(&listener);
+        login(&mut peer, "alice");
+        assert_eq!(
+            peer.line(),
+            r#"{"type":"message","id":2,"receiver":"*","text":"lost?","cid":"t-1"}"#
+        );
+        // Gone for good: the port refuses from now on.
+        drop(listener);
+        drop(peer);
+    });
+    log_in(&net, "alice");
+    assert_eq!(
+        net.status().recv().unwrap(),
+        Status::LoggedIn("alice".into())
+    );
+    net.send(Command::public("lost?".into()));
+    let started = std::time::Instant::now();
+    assert_eq!(net.wait(), Ending::Lost);
+    assert!(started.elapsed() < Duration::from_secs(3));
+    fake.join().unwrap();
+    let notices = recorder.0.lock().clone();
+    let tail: Vec<_> = notices.iter().rev().take(2).rev().cloned().collect();
+    assert!(matches!(tail[0], Notice::GaveUp { .. }), "{notices:?}");
+    assert_eq!(
+        tail[1],
+        Notice::Unsent {
+            number: 1,
+            receiver: "*".into(),
+            text: "lost?".into()
+        }
+    );
+    assert!(
+        notices
+            .iter()
+            .any(|n| matches!(n, Notice::RetryFailed { .. })),
+        "{notices:?}"
     );
 }
