@@ -50,9 +50,10 @@ pub enum Notice {
         number: Option<u64>,
         receiver: String,
     },
-    /// The server refused our message `#number`.
+    /// The server refused our message `#number` (to `receiver`).
     Refused {
         number: u64,
+        receiver: String,
         reason: String,
     },
     /// A message still in the outbox when we stopped trying.
@@ -277,25 +278,34 @@ impl Renderer {
                     clean(receiver)
                 )),
             },
-            Notice::Refused { number, reason } => self
-                .paint(RED, &format!("! #{number} not sent: {}", clean(reason)))
+            Notice::Refused {
+                number,
+                receiver,
+                reason,
+            } => self
+                .paint(
+                    RED,
+                    &format!(
+                        "! #{number} to {} not sent: {}",
+                        to(receiver),
+                        clean(reason)
+                    ),
+                )
                 .into(),
             Notice::Unsent {
                 number,
                 receiver,
                 text,
-            } => {
-                let to = if receiver == chat_common::EVERYONE {
-                    "everyone".into()
-                } else {
-                    clean(receiver)
-                };
-                self.paint(
+            } => self
+                .paint(
                     RED,
-                    &format!("! #{number} to {to} was never stored: {}", clean(text)),
+                    &format!(
+                        "! #{number} to {} was never stored: {}",
+                        to(receiver),
+                        clean(text)
+                    ),
                 )
-                .into()
-            }
+                .into(),
             Notice::Welcome { nick, online, more } => {
                 let names = online.iter().map(|n| clean(n).into_owned()).collect();
                 self.system(&format!(
@@ -437,6 +447,15 @@ fn enumerate_all(names: Vec<String>, more: u32) -> String {
     }
 }
 
+/// `everyone` for `*`, else the nickname.
+fn to(receiver: &str) -> Cow<'_, str> {
+    if receiver == chat_common::EVERYONE {
+        Cow::Borrowed("everyone")
+    } else {
+        clean(receiver)
+    }
+}
+
 /// `1 message`, `3 messages`.
 fn plural(n: usize, noun: &str) -> String {
     if n == 1 {
@@ -572,9 +591,10 @@ mod tests {
             (
                 Notice::Refused {
                     number: 5,
+                    receiver: s("zed"),
                     reason: s("no such user: zed"),
                 },
-                "[12:00:00] ! #5 not sent: no such user: zed",
+                "[12:00:00] ! #5 to zed not sent: no such user: zed",
             ),
             (
                 Notice::Unsent {

@@ -525,6 +525,7 @@ impl Session {
             Some(Pending::Message { cid }) => match self.outbox.refused(&cid) {
                 Some(entry) => vec![Show(Notice::Refused {
                     number: entry.number,
+                    receiver: entry.receiver,
                     reason,
                 })],
                 None => vec![Show(Notice::Error { reason })],
@@ -1049,6 +1050,7 @@ mod tests {
             }),
             [Update::Show(Notice::Refused {
                 number: 1,
+                receiver: s("zed"),
                 reason: s("no such user: zed")
             })]
         );

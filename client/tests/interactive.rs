@@ -34,6 +34,16 @@ fn bob(server: &Server, no_color: bool) -> Term {
     term
 }
 
+/// `bob` without colours and with `args`, logged in, at his first prompt.
+fn bob_with(server: &Server, args: &[&str]) -> Term {
+    let mut client = server.client();
+    client.nick("bob").args(args).env("NO_COLOR", Some("1"));
+    let term = Term::spawn(&client);
+    term.expect("* welcome, bob — 2 online: alice, bob");
+    term.expect_editing(">> ");
+    term
+}
+
 /// Bob chats with alice: public lines both ways, a half-typed line that
 /// survives an incoming message, Tab completion of a command and a nickname,
 /// a private message, and `!bye`.
@@ -90,11 +100,13 @@ fn local_commands() {
         ("!group class hi", "!group is not available yet"),
         ("!send alice notes.txt", "!send is not available yet"),
         ("!private alice", "usage: !private <nick> <message>"),
+        ("!history 0", "usage: !history [nick] [N]"),
+        ("!search from:alice", "usage: !search <words> [from:nick]"),
         (
             "!help",
-            "  !private <nick> <message>  send a message to one person only",
+            "  !private <nick> <message>    send a message to one person only",
         ),
-        ("!private zed hi", "! zed is not online"),
+        ("!private zed hi", "! #1 to zed not sent: no such user: zed"),
         ("!online", "* 2 online: alice, bob"),
     ];
     for (line, answer) in cases {
@@ -130,28 +142,61 @@ fn every_way_out_says_goodbye() {
     }
 }
 
-/// Without --nick the client asks; a taken nickname shows the reason and
-/// asks again; a free one logs in.
+/// Without --nick and a password from elsewhere the client asks for both;
+/// the password is never shown as typed (Backspace edits it all the same).
+/// A wrong one says so and asks again; Ctrl-D there leaves. The password
+/// typed is the account's: a later login with it takes the terminal's
+/// session over, which ends without reconnecting.
 #[test]
-fn asks_for_a_nickname_until_one_is_free() {
+fn hidden_password_prompt() {
     let server = Server::start(false);
     let mut alice = join(&server, "alice");
     let mut client = server.client();
-    client.env("NO_COLOR", Some("1"));
+    client.env("NO_COLOR", Some("1")).env("CHAT_PASSWORD", None);
     let mut term = Term::spawn(&client);
     term.expect_editing("nickname: ");
     term.type_keys("ALICE\r");
-    term.expect("! ALICE is taken by someone online; choose another nickname");
-    term.wait_until("a second nickname prompt", |s| {
-        s.editing("nickname: ") && s.text().matches("nickname:").count() == 2
+    term.expect_editing("password for ALICE: ");
+    term.type_keys("wrong-guess\r");
+    term.expect("! wrong password for ALICE; try again");
+    term.wait_until("a second password prompt", |s| {
+        s.editing("password for ALICE: ")
+            && s.text()
+                .lines()
+                .filter(|l| l.starts_with("password for"))
+                .count()
+                == 2
     });
+    term.type_keys("\x04");
+    term.assert_exit(0);
+    assert!(!term.text().contains("wrong-guess"), "{}", term.text());
+    assert!(!String::from_utf8_lossy(&term.raw()).contains("wrong-guess"));
+
+    let mut term = Term::spawn(&client);
+    term.expect_editing("nickname: ");
     term.type_keys("bob\r");
+    term.expect_editing("password for bob: ");
+    term.type_keys("s3cret-typedX\x7f\r");
+    term.expect("* account bob created");
     term.expect("* welcome, bob — 2 online: alice, bob");
     term.expect_editing(">> ");
     alice.expect("* bob joined");
-    term.type_keys("\x04");
+    let raw = String::from_utf8_lossy(&term.raw()).into_owned();
+    assert!(!raw.contains("s3cret"), "{raw:?}");
+
+    // Logging in elsewhere with what was typed takes the session over.
+    let mut elsewhere = server.client();
+    elsewhere
+        .nick("bob")
+        .env("CHAT_PASSWORD", Some("s3cret-typed"));
+    let mut elsewhere = elsewhere.spawn();
+    elsewhere.expect_that("the welcome", |l| l.starts_with("* welcome, bob"));
+    term.expect("! ");
     term.assert_exit(0);
-    alice.expect("* bob left (quit)");
+    assert!(!term.text().contains("reconnecting"), "{}", term.text());
+    elsewhere.send("still bob");
+    elsewhere.expect("<bob (you)> still bob");
+    alice.expect("<bob> still bob");
 }
 
 /// Lines are coloured on a terminal, and not with NO_COLOR set.
@@ -185,7 +230,8 @@ fn colours_unless_no_color() {
     }
 }
 
-/// Endings the server decides: kicked and shut down exit 0, a dead server 1;
+/// Endings the server decides, when the client does not reconnect
+/// (`--reconnect-for 0`): kicked and shut down exit 0, a dead server 1;
 /// each is shown on the terminal first.
 #[test]
 fn the_server_ends_the_session() {
@@ -203,7 +249,7 @@ fn the_server_ends_the_session() {
     for (end, shown, code) in cases {
         let mut server = Server::start(true);
         let _alice = join(&server, "alice");
-        let mut term = bob(&server, true);
+        let mut term = bob_with(&server, &["--reconnect-for", "0"]);
         term.type_keys("half a li");
         term.expect_editing(">> half a li");
         match end {
@@ -310,7 +356,11 @@ fn server_lost_at_the_nickname_prompt() {
 fn raw_login(server: &Server, nick: &str) -> BufReader<TcpStream> {
     let mut tcp = TcpStream::connect(&server.addr).expect("connecting to the server");
     tcp.set_read_timeout(Some(TIMEOUT)).unwrap();
-    writeln!(tcp, r#"{{"type":"login","id":1,"nick":"{nick}"}}"#).unwrap();
+    writeln!(
+        tcp,
+        r#"{{"type":"login","id":1,"nick":"{nick}","password":"pw"}}"#
+    )
+    .unwrap();
     let mut reader = BufReader::new(tcp);
     let mut line = String::new();
     reader.read_line(&mut line).expect("reading the welcome");

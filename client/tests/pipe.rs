@@ -77,7 +77,9 @@ fn many_lines_arrive_in_order() {
     }
 }
 
-/// `!private` reaches only its receiver; an absent receiver is an error line.
+/// `!private` reaches only its receiver; a nickname with no account is an
+/// error line. Each private message is shown as sent, with its number and
+/// `pending`, then `stored`, then `delivered` once the receiver has it.
 #[test]
 fn private_messages() {
     let server = Server::start(true);
@@ -87,8 +89,11 @@ fn private_messages() {
         "!private listener psst, 5 minutes\n!private nobody x\n!private LISTENER case\nafter\n",
     );
     bot.assert_code(0)
-        .assert_stdout_has("[private to listener] psst, 5 minutes")
-        .assert_stdout_has("! nobody is not online");
+        .assert_stdout_has("[private to listener] psst, 5 minutes (#1 pending)")
+        .assert_stdout_has("[private to nobody] x (#2 pending)")
+        .assert_stdout_has("* #1 stored")
+        .assert_stdout_has("! #2 to nobody not sent: no such user: nobody")
+        .assert_stdout_has("* #3 stored");
     listener.expect("[private from bot] psst, 5 minutes");
     // Nicknames are case-insensitive, so LISTENER is listener.
     listener.expect("[private from bot] case");
@@ -215,6 +220,7 @@ fn local_commands_are_not_sent() {
     assert_eq!(
         bot.bodies(),
         [
+            "* account bot created: log in with the same password next time",
             "* welcome, bot — 2 online: bot, listener",
             "<bot (you)> done"
         ],
@@ -253,22 +259,82 @@ fn nick_from_the_first_line() {
         .assert_stderr_contains("no nickname");
 }
 
-/// A refused login exits 2 with the server's reason on stderr.
+/// A refused login exits 2 with the reason on stderr: a wrong password
+/// (for the account, whatever the case of its nickname), a bad nickname,
+/// or no password at all (pipe mode has no prompt).
 #[test]
 fn a_refused_login_exits_2() {
     let server = Server::start(false);
-    let _listener = join(&server, "listener");
+    let mut listener = join(&server, "listener");
     let cases = [
-        ("listener", "listener is taken by someone online"),
-        ("LISTENER", "LISTENER is taken by someone online"),
-        ("#class", "login refused: "),
-        ("two words", "login refused: "),
+        (
+            "listener",
+            Some("guess"),
+            "login refused: wrong password for listener",
+        ),
+        (
+            "LISTENER",
+            Some("guess"),
+            "login refused: wrong password for LISTENER",
+        ),
+        ("#class", None, "login refused: "),
+        ("two words", None, "login refused: "),
+        (
+            "bot",
+            Some(""),
+            "no password: pass --password-file FILE or set CHAT_PASSWORD",
+        ),
     ];
-    for (nick, reason) in cases {
-        let bot = server.client().nick(nick).run("never sent\n");
+    for (nick, password, reason) in cases {
+        let mut client = server.client();
+        client.nick(nick);
+        if let Some(password) = password {
+            client.env("CHAT_PASSWORD", Some(password));
+        }
+        let bot = client.run("never sent\n");
         bot.assert_code(2).assert_stderr_contains(reason);
         assert!(bot.stdout.is_empty(), "{nick:?}\n{bot}");
     }
+    // The listener was not taken over by the wrong passwords.
+    listener.send("still here");
+    listener.expect("<listener (you)> still here");
+}
+
+/// The password may come from the first line of a file instead.
+#[test]
+fn password_from_a_file() {
+    let server = Server::start(false);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("pw");
+    std::fs::write(&file, format!("{}\nignored\n", support::PASSWORD)).unwrap();
+    let _listener = join(&server, "listener");
+    server
+        .client()
+        .nick("listener2")
+        .env("CHAT_PASSWORD", None)
+        .arg("--password-file")
+        .arg(&file)
+        .run("hi\n")
+        .assert_code(0)
+        .assert_stdout_has("<listener2 (you)> hi");
+    // It is the same password: the account made with CHAT_PASSWORD takes it.
+    std::fs::write(&file, "another\n").unwrap();
+    server
+        .client()
+        .nick("listener2")
+        .arg("--password-file")
+        .arg(&file)
+        .run("hi\n")
+        .assert_code(2)
+        .assert_stderr_contains("wrong password");
+    server
+        .client()
+        .nick("bot")
+        .arg("--password-file")
+        .arg(dir.path().join("missing"))
+        .run("hi\n")
+        .assert_code(2)
+        .assert_stderr_contains("cannot read the password file");
 }
 
 /// `--json` prints each frame as the raw JSON line received.
@@ -289,19 +355,22 @@ fn json_prints_raw_frames() {
         .collect();
     let types: Vec<_> = frames.iter().map(|f| f["type"].as_str().unwrap()).collect();
     // The server announces the bot's own arrival to it, at once since it
-    // is the first.
+    // is the first. The echo of the private message sent is not a frame:
+    // it is not printed.
     assert_eq!(
         types,
         ["welcome", "presence", "ack", "message", "error", "ack"],
         "{bot}"
     );
+    assert_eq!(frames[0]["new_account"], true);
     assert_eq!(
         frames[1],
         serde_json::json!({"type": "presence", "joined": ["bot"]})
     );
     assert_eq!(frames[3]["text"], "hello");
     assert_eq!(frames[3]["sender"], "bot");
-    assert_eq!(frames[4]["code"], "not_online");
+    assert!(frames[3]["seq"].as_u64().is_some(), "{bot}");
+    assert_eq!(frames[4]["code"], "no_such_user");
 }
 
 /// The operator's `/kick` ends the kicked client with 0 and tells the others.
@@ -328,25 +397,47 @@ fn announce_from_the_console() {
     bot.expect("[server] hi all");
 }
 
-/// A server that dies leaves its clients with 1 and `connection lost`.
+/// A server that dies and does not come back leaves its clients with 1:
+/// at once without reconnecting, or after trying for `--reconnect-for`.
 #[test]
 fn a_killed_server_means_exit_1() {
     for tls in [false, true] {
         let mut server = Server::start(tls);
-        let listener = join(&server, "listener");
+        let mut never = server.client();
+        never.nick("never").args(["--reconnect-for", "0"]);
+        let mut never = never.spawn();
+        never.expect_that("the welcome", |l| l.starts_with("* welcome, never"));
+        let mut briefly = server.client();
+        briefly.nick("briefly").args(["--reconnect-for", "1"]);
+        let mut briefly = briefly.spawn();
+        briefly.expect_that("the welcome", |l| l.starts_with("* welcome, briefly"));
         server.kill();
-        let finished = listener.wait();
+        let finished = never.wait();
         finished
             .assert_code(1)
             .assert_stderr_contains("connection lost");
+        assert!(!finished.stderr.contains("reconnecting"), "{finished}");
+        let finished = briefly.wait();
+        finished
+            .assert_code(1)
+            .assert_stderr_contains("! connection lost — reconnecting…")
+            .assert_stderr_contains("! gave up reconnecting after 1 s");
     }
 }
 
-/// `/quit` on the console tells every client, which exit 0.
+/// `/quit` on the console tells every client; told not to reconnect, they
+/// exit 0.
 #[test]
 fn a_server_shutdown_means_exit_0() {
     let mut server = Server::start(true);
-    let mut listeners = [join(&server, "ann"), join(&server, "ben")];
+    let client = |nick: &str| {
+        let mut client = server.client();
+        client.nick(nick).args(["--reconnect-for", "0"]);
+        let mut pipe = client.spawn();
+        pipe.expect_that("the welcome", |l| l.starts_with("* welcome, "));
+        pipe
+    };
+    let mut listeners = [client("ann"), client("ben")];
     listeners[0].expect("* ben joined");
     server.admin("/quit");
     for mut listener in listeners {
@@ -396,7 +487,10 @@ fn refused_messages_keep_exit_0() {
         .nick("bot")
         .run(&format!("{long}\n!private nobody hi\nfine\n"));
     bot.assert_code(0)
-        .assert_stdout_has("! nobody is not online")
+        .assert_stdout_has(
+            "! #1 to everyone not sent: message too long: 5000 bytes, the limit is 4096",
+        )
+        .assert_stdout_has("! #2 to nobody not sent: no such user: nobody")
         .assert_stdout_has("<bot (you)> fine");
     let errors = bot.bodies().iter().filter(|l| l.starts_with("! ")).count();
     assert_eq!(errors, 2, "{bot}");

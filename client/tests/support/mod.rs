@@ -31,6 +31,13 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// take a second.
 const FAST_PRESENCE: [&str; 2] = ["--presence-interval", "100"];
 
+/// Cheap password hashes: the default argon2 cost is meant to be slow.
+const CHEAP_HASHES: [&str; 4] = ["--argon2-memory", "64", "--argon2-iterations", "1"];
+
+/// The password every test client has unless a test says otherwise
+/// (`CHAT_PASSWORD`; the first login of a nickname creates its account).
+pub const PASSWORD: &str = "correct horse";
+
 /// The client under test.
 pub const CLIENT: &str = env!("CARGO_BIN_EXE_chat-client");
 
@@ -140,9 +147,19 @@ impl Lines {
     }
 }
 
-/// A display line without its `[HH:MM:SS] ` stamp.
+/// A display line without its `[HH:MM:SS] ` stamp (or
+/// `[YYYY-MM-DD HH:MM:SS] `, for a message from another day).
 pub fn body(line: &str) -> &str {
     let b = line.as_bytes();
+    let dated = b.len() >= 22
+        && b[0] == b'['
+        && b[5] == b'-'
+        && b[8] == b'-'
+        && b[11] == b' '
+        && b[20] == b']';
+    if dated {
+        return &line[22..];
+    }
     let stamped = b.len() >= 11
         && b[0] == b'['
         && b[3] == b':'
@@ -157,11 +174,81 @@ pub fn body(line: &str) -> &str {
     }
 }
 
+/// One `chat-server` process, started and listening.
+struct Process {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    addr: String,
+    fingerprint: Option<String>,
+    stdout: Lines,
+    stderr: Lines,
+}
+
+impl Process {
+    fn start(tls: bool, bind: &str, data_dir: &Path, args: &[String]) -> Result<Process, String> {
+        let mut command = Command::new(server_bin());
+        command
+            .args(["--bind", bind, "--data-dir"])
+            .arg(data_dir)
+            .args(CHEAP_HASHES)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if !tls {
+            command.arg("--no-tls");
+        }
+        let mut child = command.spawn().expect("starting chat-server");
+        let stdin = child.stdin.take();
+        let stdout = Lines::collect(child.stdout.take().unwrap());
+        let stderr = Lines::collect(child.stderr.take().unwrap());
+        let transcript = |stdout: &Lines, stderr: &Lines| {
+            format!(
+                "--- server stdout ---\n{}--- server stderr ---\n{}",
+                stdout.text(),
+                stderr.text()
+            )
+        };
+        let Some((_, banner)) =
+            stdout.find_from(0, TIMEOUT, |l| l.starts_with("chat-server listening on "))
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!(
+                "no listening banner\n{}",
+                transcript(&stdout, &stderr)
+            ));
+        };
+        let rest = &banner["chat-server listening on ".len()..];
+        let (addr, mode) = rest.split_once(' ').expect("address and mode");
+        assert!(addr.starts_with("127.0.0.1:"), "{banner}");
+        assert_eq!(mode, if tls { "(TLS)" } else { "(plaintext)" }, "{banner}");
+        let mut fingerprint = None;
+        if tls {
+            let prefix = "certificate fingerprint: SHA-256 ";
+            let (_, line) = stdout
+                .find_from(0, TIMEOUT, |l| l.starts_with(prefix))
+                .unwrap_or_else(|| panic!("no fingerprint\n{}", transcript(&stdout, &stderr)));
+            fingerprint = Some(line[prefix.len()..].to_string());
+        }
+        Ok(Process {
+            child,
+            stdin,
+            addr: addr.to_string(),
+            fingerprint,
+            stdout,
+            stderr,
+        })
+    }
+}
+
 /// A running `chat-server`; killed on drop. It owns a scratch directory
 /// holding its data directory and a known_hosts file for its clients.
 pub struct Server {
     child: Child,
     stdin: Option<ChildStdin>,
+    /// The flags it was started with, for a restart.
+    args: Vec<String>,
     /// `127.0.0.1:PORT`.
     pub addr: String,
     pub tls: bool,
@@ -208,53 +295,50 @@ impl Server {
         scratch: TempDir,
         args: &[&str],
     ) -> Result<Server, String> {
-        let mut command = Command::new(server_bin());
-        command
-            .args(["--bind", bind, "--data-dir"])
-            .arg(data_dir)
-            .args(args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        if !tls {
-            command.arg("--no-tls");
-        }
-        let mut child = command.spawn().expect("starting chat-server");
-        let stdout = Lines::collect(child.stdout.take().unwrap());
-        let stderr = Lines::collect(child.stderr.take().unwrap());
-        let known_hosts = scratch.path().join("known_hosts");
-        let mut server = Server {
-            stdin: child.stdin.take(),
-            child,
-            addr: String::new(),
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        let process = Process::start(tls, bind, data_dir, &args)?;
+        Ok(Server {
+            child: process.child,
+            stdin: process.stdin,
+            args,
+            addr: process.addr,
             tls,
-            fingerprint: None,
+            fingerprint: process.fingerprint,
             data_dir: data_dir.to_path_buf(),
-            known_hosts,
-            stdout,
-            stderr,
+            known_hosts: scratch.path().join("known_hosts"),
+            stdout: process.stdout,
+            stderr: process.stderr,
             _scratch: scratch,
+        })
+    }
+
+    /// Kills the server (SIGKILL) and starts it again with the same data
+    /// directory and flags, on the same address (`same_port`, retrying
+    /// while the port is still held) or a new one.
+    pub fn restart(&mut self, same_port: bool) {
+        self.kill();
+        let bind = if same_port {
+            self.addr.clone()
+        } else {
+            "127.0.0.1:0".to_string()
         };
-        let Some((_, banner)) = server
-            .stdout
-            .find_from(0, TIMEOUT, |l| l.starts_with("chat-server listening on "))
-        else {
-            return Err(format!("no listening banner\n{}", server.transcript()));
+        let deadline = Instant::now() + TIMEOUT;
+        let process = loop {
+            match Process::start(self.tls, &bind, &self.data_dir, &self.args) {
+                Ok(process) => break process,
+                Err(err) if Instant::now() < deadline => {
+                    eprintln!("retrying the restart: {err}");
+                    thread::sleep(Duration::from_millis(100));
+                }
+                Err(err) => panic!("cannot restart the server on {bind}: {err}"),
+            }
         };
-        let rest = &banner["chat-server listening on ".len()..];
-        let (addr, mode) = rest.split_once(' ').expect("address and mode");
-        assert!(addr.starts_with("127.0.0.1:"), "{banner}");
-        assert_eq!(mode, if tls { "(TLS)" } else { "(plaintext)" }, "{banner}");
-        server.addr = addr.to_string();
-        if tls {
-            let prefix = "certificate fingerprint: SHA-256 ";
-            let (_, line) = server
-                .stdout
-                .find_from(0, TIMEOUT, |l| l.starts_with(prefix))
-                .unwrap_or_else(|| panic!("no fingerprint\n{}", server.transcript()));
-            server.fingerprint = Some(line[prefix.len()..].to_string());
-        }
-        Ok(server)
+        self.child = process.child;
+        self.stdin = process.stdin;
+        self.addr = process.addr;
+        self.fingerprint = process.fingerprint;
+        self.stdout = process.stdout;
+        self.stderr = process.stderr;
     }
 
     pub fn port(&self) -> u16 {
@@ -327,11 +411,12 @@ pub struct Client {
 }
 
 impl Client {
-    /// `chat-client --server ADDR`, nothing else.
+    /// `chat-client --server ADDR` with `CHAT_PASSWORD` set to [`PASSWORD`],
+    /// nothing else.
     pub fn new(server: &str) -> Client {
         Client {
             args: vec!["--server".into(), server.into()],
-            env: Vec::new(),
+            env: vec![("CHAT_PASSWORD".into(), Some(PASSWORD.into()))],
         }
     }
 
