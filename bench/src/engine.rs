@@ -454,7 +454,10 @@ impl Worker {
                 Ok(conn::Progress::Ready) => {
                     conn.phase = Phase::LoggingIn;
                     let nick = &self.nicks[i];
-                    let _ = writeln!(conn.out, r#"{{"type":"login","id":1,"nick":"{nick}"}}"#);
+                    let _ = writeln!(
+                        conn.out,
+                        r#"{{"type":"login","id":1,"nick":"{nick}","password":"bench"}}"#
+                    );
                 }
                 Err(e) => return self.fail(i, Some(format!("connecting {}: {e}", self.nicks[i]))),
             }

@@ -80,6 +80,10 @@ impl Db {
         // every commit, so an acknowledged message survives a power cut.
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Checkpoints (copying the WAL into the database, with fsyncs of
+        // their own) run on the checkpointer's connection, not in a commit
+        // that someone's ack is waiting for.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.execute_batch(SCHEMA)?;
         let mut db = Db {
             conn,
@@ -134,6 +138,29 @@ impl Db {
             return fail_all(ops, &err);
         }
         replies
+    }
+
+    /// Opens a second connection that copies the WAL into the database every
+    /// `every` until `stop` is dropped (a PASSIVE checkpoint never blocks
+    /// the writer).
+    pub fn checkpointer(
+        path: &Path,
+        every: std::time::Duration,
+        stop: crossbeam_channel::Receiver<()>,
+    ) -> Result<std::thread::JoinHandle<()>, StoreError> {
+        let conn = Connection::open(path)?;
+        std::thread::Builder::new()
+            .name("checkpoint".into())
+            .spawn(move || loop {
+                let last = stop.recv_timeout(every).is_err_and(|e| e.is_disconnected());
+                if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!("checkpointing the database: {err}");
+                }
+                if last {
+                    return;
+                }
+            })
+            .map_err(StoreError::Thread)
     }
 
     /// Indexes a chunk of messages for search; true when caught up.

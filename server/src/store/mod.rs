@@ -29,6 +29,9 @@ pub type UserId = i64;
 /// Most ops applied in one transaction: bounds the latency of a batch.
 const MAX_BATCH: usize = 4096;
 
+/// How often the WAL is copied into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+
 /// After this long with nothing to do, the store indexes messages for search.
 const IDLE: Duration = Duration::from_millis(500);
 
@@ -174,13 +177,20 @@ impl Store {
     /// Opens (creating if needed) `dir/chat.db` and starts the thread.
     /// Returns the accounts, for the dispatcher's directory.
     pub fn open(dir: &Path) -> Result<(Store, Vec<Account>), StoreError> {
-        let mut db = Db::open(&dir.join("chat.db"))?;
+        let path = dir.join("chat.db");
+        let mut db = Db::open(&path)?;
         let accounts = db.accounts()?;
+        let (stop_checkpoints, stop) = crossbeam_channel::bounded(0);
+        let checkpointer = Db::checkpointer(&path, CHECKPOINT_EVERY, stop)?;
         let (ops, inbox) = crossbeam_channel::unbounded();
         let (out, replies) = crossbeam_channel::unbounded();
         let thread = std::thread::Builder::new()
             .name("store".into())
-            .spawn(move || run(&mut db, &inbox, &out))
+            .spawn(move || {
+                run(&mut db, &inbox, &out);
+                drop(stop_checkpoints);
+                let _ = checkpointer.join();
+            })
             .map_err(StoreError::Thread)?;
         Ok((
             Store {
