@@ -51,7 +51,7 @@ CREATE TABLE IF NOT EXISTS messages (
 );
 CREATE UNIQUE INDEX IF NOT EXISTS messages_cid ON messages(sender, cid) WHERE cid IS NOT NULL;
 CREATE INDEX IF NOT EXISTS messages_public ON messages(id) WHERE receiver IS NULL;
-CREATE INDEX IF NOT EXISTS messages_pair ON messages(sender, receiver);
+CREATE INDEX IF NOT EXISTS messages_pair ON messages(sender, receiver) WHERE receiver IS NOT NULL;
 CREATE TABLE IF NOT EXISTS inbox (
     user    INTEGER NOT NULL,
     seq     INTEGER NOT NULL,
@@ -273,19 +273,17 @@ fn append(
         To::Public => None,
         To::User(user) => Some(user),
     };
-    let id: Option<i64> = tx
+    // OR IGNORE: a second (sender, cid) is a resend, not an error.
+    let inserted = tx
         .prepare_cached(
-            "INSERT INTO messages (sender, receiver, cid, text, time) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT DO NOTHING RETURNING id",
+            "INSERT OR IGNORE INTO messages (sender, receiver, cid, text, time)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
         )?
-        .query_row(
-            params![m.sender, receiver, m.cid, m.text, m.time as i64],
-            |row| row.get(0),
-        )
-        .optional()?;
-    let Some(id) = id else {
+        .execute(params![m.sender, receiver, m.cid, m.text, m.time as i64])?;
+    if inserted == 0 {
         return Ok(Appended::Duplicate);
-    };
+    }
+    let id = tx.last_insert_rowid();
     let seq = match m.to {
         To::Public => id as u64,
         To::User(user) => {
