@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use tempfile::TempDir;
 
+pub mod proxy;
 #[cfg(unix)]
 pub mod term;
 
