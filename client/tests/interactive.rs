@@ -8,6 +8,7 @@ use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 
+use support::proxy::Proxy;
 use support::term::Term;
 use support::{body, Pipe, Server, TIMEOUT};
 
@@ -285,6 +286,10 @@ fn completion_and_history() {
         ("!private b\t", ">> !private b"),
         ("!send alb\t", ">> !send albert "),
         ("hello ali\t", ">> hello ali"),
+        ("!hi\t", ">> !history "),
+        ("!history ali\t", ">> !history alice "),
+        ("!sea\t", ">> !search "),
+        ("!search exam from:alb\t", ">> !search exam from:albert "),
     ];
     for (keys, line) in cases {
         term.type_keys(keys);
@@ -440,4 +445,55 @@ fn plaintext_against_tls_exits_1() {
     let mut term = Term::spawn(&client);
     term.expect("leave out --no-tls");
     term.assert_exit(1);
+}
+
+/// A terminal whose connection drops: it says so, keeps what is typed
+/// meanwhile (shown pending), reconnects by itself, says how much it caught
+/// up and sends what waited; a server killed and restarted on the same
+/// address is reconnected to as well. `!history` shows the store.
+#[test]
+fn reconnects_by_itself() {
+    let mut server = Server::start(false);
+    let proxy = Proxy::start(&server.addr);
+    let mut alice = join(&server, "alice");
+    let mut client = support::Client::new(&proxy.addr);
+    client
+        .args(["--no-tls", "--nick", "bob"])
+        .env("NO_COLOR", Some("1"));
+    let mut term = Term::spawn(&client);
+    term.expect("* welcome, bob — 2 online: alice, bob");
+    term.expect_editing(">> ");
+    alice.send("before");
+    term.expect("<alice> before");
+
+    proxy.hold();
+    proxy.cut();
+    term.expect("! connection lost — reconnecting…");
+    term.type_keys("typed offline\r");
+    term.expect("[to everyone] typed offline (#1 pending)");
+    term.expect_editing(">> ");
+    alice.send("meanwhile");
+    alice.expect("<alice (you)> meanwhile");
+    proxy.release();
+    term.expect("* reconnected; 1 message caught up");
+    term.expect("<alice> meanwhile");
+    term.expect("<bob (you)> typed offline");
+    alice.expect("<bob> typed offline");
+    term.expect_editing(">> ");
+
+    // The proxy forwards to the same address, where the server comes back.
+    server.restart(true);
+    term.wait_until("a second reconnect", |s| {
+        s.text().matches("* reconnected; ").count() == 2
+    });
+    term.type_keys("!history 3\r");
+    term.expect("* history: last 3 messages to everyone");
+    term.expect("| <you> typed offline");
+    term.expect_editing(">> ");
+    // Shown once each as they came (the history lines are `| <alice> …`).
+    let text = term.text();
+    assert_eq!(text.matches("] <alice> before").count(), 1, "{text}");
+    assert_eq!(text.matches("] <alice> meanwhile").count(), 1, "{text}");
+    term.type_keys("\x04");
+    term.assert_exit(0);
 }
