@@ -346,6 +346,7 @@ impl Session {
         questions.append(&mut self.questions);
         self.questions = questions;
         self.outbox.disconnected();
+        self.streams.disconnected();
     }
 
     /// The messages never stored, for when we stop trying.
@@ -425,6 +426,9 @@ impl Session {
         }
         let mut updates = Vec::new();
         if new_account {
+            // Logging in again, a new account means a server that lost
+            // its store: its numbers start again, so ours must too.
+            self.streams = Streams::default();
             updates.push(Show(Notice::AccountCreated { nick: nick.clone() }));
         }
         if again {
@@ -822,7 +826,12 @@ mod tests {
         ] {
             assert_eq!(session.on_frame(frame), [Update::Duplicate]);
         }
-        assert_eq!(session.received(), None, "nothing new");
+        assert_eq!(
+            session.received(),
+            Some(Request::Received { seq: 3 }),
+            "the last received may have been lost with the connection"
+        );
+        assert_eq!(session.received(), None);
         assert!(matches!(
             session.on_frame(message(4, "alice", "bob", "new"))[..],
             [Update::Show(_)]
@@ -832,6 +841,32 @@ mod tests {
             [Update::Show(_)]
         ));
         assert_eq!(session.received(), Some(Request::Received { seq: 4 }));
+    }
+
+    /// A server that lost its store numbers from 1 again: after a welcome
+    /// that says the account is new, its messages are not taken for ones
+    /// already shown.
+    #[test]
+    fn a_new_account_on_a_reconnect_starts_the_numbers_again() {
+        let (mut session, _) = logged_in("bob", &["bob"]);
+        session.on_frame(message(7, "alice", "bob", "old"));
+        session.on_frame(message(9, "alice", "*", "old"));
+        session.disconnected();
+        let login = session.relogin().unwrap();
+        session.on_frame(ServerFrame::Welcome {
+            id: login.id().unwrap(),
+            nick: s("bob"),
+            online: vec![s("bob")],
+            online_more: 0,
+            new_account: true,
+            replay: 0,
+        });
+        for frame in [
+            message(1, "alice", "bob", "new"),
+            message(1, "alice", "*", "new"),
+        ] {
+            assert!(matches!(session.on_frame(frame)[..], [Update::Show(_)]));
+        }
     }
 
     /// Disconnected, nothing is acknowledged or asked: no `received`.

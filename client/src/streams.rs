@@ -52,6 +52,15 @@ impl Streams {
     }
 }
 
+impl Streams {
+    /// The connection is gone, and the last `received` may have gone with
+    /// it: the next batch acknowledges again, or the server would send
+    /// those messages to this account's next new client as unread.
+    pub fn disconnected(&mut self) {
+        self.received = None;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,5 +108,9 @@ mod tests {
         assert_eq!(streams.received(), None, "a duplicate is not news");
         streams.fresh(false, 8);
         assert_eq!(streams.received(), Some(8));
+        // A `received` lost with a connection is sent again after it.
+        streams.disconnected();
+        assert_eq!(streams.received(), Some(8));
+        assert_eq!(streams.received(), None);
     }
 }

@@ -252,6 +252,11 @@ fn a_receiver_cut_mid_stream_loses_nothing_and_shows_nothing_twice() {
         difference(&private, &want_private)
     );
     alice.finish().assert_code(0);
+    // Everything shown was acknowledged (`received`), across the cuts: a
+    // new client process of bob's gets nothing again.
+    let again = server.client().nick("bob").run("");
+    again.assert_code(0);
+    assert!(!again.stdout.contains("[private from"), "{again}");
 }
 
 /// What is missing from `got` and what it has twice, for a failure message.
