@@ -47,9 +47,10 @@ Exit status:
      login elsewhere; or the server shut down (with --reconnect-for 0)
   1  could not connect, certificate refused, or the connection was lost
      and could not be re-established within --reconnect-for
-  2  pipe mode: the login was refused or no nickname or password was given;
-     logging in again after a reconnect was refused; or the command line
-     (or --password-file) was wrong
+  2  the login was refused (pipe mode; interactive mode asks again), or
+     logging in again after a reconnect was refused; no nickname or no
+     password in pipe mode; or the command line (or --password-file) was
+     wrong
 
 Environment:
   CHAT_PASSWORD  the password, if --password-file is not given
