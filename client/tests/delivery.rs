@@ -185,6 +185,10 @@ fn takeover() {
     second.expect("* 2 online: bob, listener");
     second.send("still here");
     listener.expect("<bob> still here");
+    // Nobody saw bob leave and come back.
+    let seen = listener.stdout.text();
+    assert!(!seen.contains("bob left"), "{}", listener.transcript());
+    assert_eq!(seen.matches("* bob joined").count(), 1, "{seen}");
 }
 
 /// The number in `<alice> m17` or `[private from alice] p17`, caught up
@@ -291,6 +295,18 @@ fn a_sender_cut_mid_stream_and_during_its_resend() {
         alice.stderr.matches("reconnecting…").count() >= 2,
         "{alice}"
     );
+    // Enough was waiting at the first cut that the resend was longer than
+    // the 1,000 bytes after which the second connection was cut.
+    let bodies = alice.bodies();
+    let first_reconnect = bodies
+        .iter()
+        .position(|l| l.starts_with("* reconnected; "))
+        .unwrap_or_else(|| panic!("no reconnect\n{alice}"));
+    let stored_before = bodies[..first_reconnect]
+        .iter()
+        .filter(|l| l.ends_with(" stored"))
+        .count();
+    assert!(N - stored_before > 20, "{stored_before}\n{alice}");
     let stored = counts_in(&alice.stdout, |l| {
         l.starts_with("* #") && l.ends_with(" stored")
     });
