@@ -350,6 +350,13 @@ impl Server {
         }
     }
 
+    /// Stops the server at once with SIGKILL, as a crash would: nothing is
+    /// flushed or closed cleanly. A data directory given with
+    /// [`Options::data_dir`] stays, for a server started on it again.
+    pub fn kill(self) {
+        drop(self);
+    }
+
     /// Connects a raw client (TLS when the server serves TLS).
     pub fn connect(&self, name: &str) -> Client {
         Client::connect(self, name)
@@ -387,6 +394,14 @@ impl Drop for Server {
             );
         }
     }
+}
+
+/// The wall clock in Unix milliseconds, as the server stamps messages.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("a clock after 1970")
+        .as_millis() as u64
 }
 
 /// Whether `fp` looks like `AA:BB:…`: 32 uppercase hex pairs.
@@ -702,6 +717,24 @@ impl Client {
         self.expect_reply(id)
     }
 
+    /// Sends `login` with [`password_of`] the nick and, when given,
+    /// `last_seq` and `last_public`; returns the answer.
+    pub fn try_resume(
+        &mut self,
+        nick: &str,
+        last_seq: Option<u64>,
+        last_public: Option<u64>,
+    ) -> Value {
+        let mut frame = json!({"type": "login", "nick": nick, "password": password_of(nick)});
+        if let Some(seq) = last_seq {
+            frame["last_seq"] = json!(seq);
+        }
+        if let Some(seq) = last_public {
+            frame["last_public"] = json!(seq);
+        }
+        self.ask(frame)
+    }
+
     /// Logs in as `nick`; fails unless welcomed. Returns the `welcome`.
     pub fn login(&mut self, nick: &str) -> Value {
         let reply = self.try_login(nick);
@@ -769,6 +802,42 @@ impl Client {
         }
         self.send(frame);
         id
+    }
+
+    /// Sends `frame` (a request without its `id`) with a fresh id, which is
+    /// returned; the answer is not awaited.
+    pub fn request(&mut self, mut frame: Value) -> u64 {
+        let id = self.id();
+        frame["id"] = json!(id);
+        self.send(frame);
+        id
+    }
+
+    /// Sends `frame` with a fresh id and returns the answer; frames that
+    /// arrive before it are skipped.
+    pub fn ask(&mut self, frame: Value) -> Value {
+        let id = self.request(frame);
+        self.expect_reply(id)
+    }
+
+    /// Says bye: the ack comes, then the server closes the connection.
+    pub fn bye(&mut self) {
+        let id = self.request(json!({"type": "bye"}));
+        let ack = self.expect_reply(id);
+        if ack != json!({"type": "ack", "id": id}) {
+            self.fail(&format!("expected the bye's ack, got {ack}"));
+        }
+        self.expect_eof();
+    }
+
+    /// Sends a message with a client-chosen `cid` (`to` = None: everyone)
+    /// and returns its id, without waiting for the answer.
+    pub fn send_with_cid(&mut self, to: Option<&str>, text: &str, cid: &str) -> u64 {
+        let mut frame = json!({"type": "message", "text": text, "cid": cid});
+        if let Some(to) = to {
+            frame["receiver"] = json!(to);
+        }
+        self.request(frame)
     }
 
     /// Says `text` to everyone and waits for the ack.
