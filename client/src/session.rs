@@ -553,9 +553,13 @@ impl Session {
                 online_more,
                 new_account,
                 replay,
+                public_seq,
             } => {
                 let again = self.pending.remove(&id) == Some(Pending::Login { again: true });
-                self.on_welcome(again, nick, online, online_more, new_account, replay)
+                let updates =
+                    self.on_welcome(again, nick, online, online_more, new_account, replay);
+                self.streams.public_from(public_seq);
+                updates
             }
             ServerFrame::Ack { id, offline, .. } => match self.pending.remove(&id) {
                 // A duplicate is stored too: the first ack was lost.
@@ -657,6 +661,7 @@ mod tests {
             online_more: 0,
             new_account: false,
             replay: 0,
+            public_seq: 0,
         }
     }
 
@@ -755,6 +760,7 @@ mod tests {
             online_more: 0,
             new_account: true,
             replay: 2,
+            public_seq: 0,
         });
         assert_eq!(
             updates,
@@ -860,6 +866,7 @@ mod tests {
             online_more: 0,
             new_account: true,
             replay: 0,
+            public_seq: 0,
         });
         for frame in [
             message(1, "alice", "bob", "new"),
@@ -986,6 +993,7 @@ mod tests {
             online_more: 0,
             new_account: false,
             replay: 3,
+            public_seq: 0,
         });
         assert_eq!(
             updates[0],
@@ -1288,6 +1296,7 @@ mod tests {
             online_more: 9_999,
             new_account: false,
             replay: 0,
+            public_seq: 0,
         });
         assert_eq!(updates.len(), 2, "no request of its own: {updates:?}");
         assert!(roster.lock().stale);

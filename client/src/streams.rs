@@ -34,6 +34,16 @@ impl Streams {
         true
     }
 
+    /// The welcome said where the public stream stands: a client that has
+    /// shown no public message yet resumes from there after a drop, so it
+    /// misses nothing said while it was away. (When it has shown one, it
+    /// asked for the replay after it, which follows the welcome.)
+    pub fn public_from(&mut self, head: u64) {
+        if self.public.is_none() && head > 0 {
+            self.public = Some(head);
+        }
+    }
+
     /// `last_seq` and `last_public` for the next login: what to resume after.
     pub fn resume(&self) -> (Option<u64>, Option<u64>) {
         (self.own, self.public)
@@ -64,6 +74,26 @@ impl Streams {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_welcome_gives_a_public_starting_point_only_to_who_has_none() {
+        let mut fresh_client = Streams::default();
+        fresh_client.public_from(7);
+        assert_eq!(fresh_client.resume(), (None, Some(7)));
+        assert!(!fresh_client.fresh(true, 7));
+        assert!(fresh_client.fresh(true, 8));
+        let mut resuming = Streams::default();
+        assert!(resuming.fresh(true, 3));
+        resuming.public_from(7);
+        assert_eq!(
+            resuming.resume(),
+            (None, Some(3)),
+            "its replay from 3 follows"
+        );
+        let mut empty_room = Streams::default();
+        empty_room.public_from(0);
+        assert_eq!(empty_room.resume(), (None, None));
+    }
 
     #[test]
     fn each_seq_is_shown_once_per_stream() {

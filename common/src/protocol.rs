@@ -143,6 +143,10 @@ pub enum ServerFrame {
         /// How many `message` frames follow at once: what you missed.
         #[serde(default, skip_serializing_if = "is_zero")]
         replay: u32,
+        /// The last `seq` of the public stream when you logged in: where a
+        /// client that has shown no public message yet resumes from.
+        #[serde(default, skip_serializing_if = "is_zero64")]
+        public_seq: u64,
     },
     /// Answer to `message` and `bye`: the server has accepted the request.
     /// For a message, it is durable: on disk, and it will reach its

@@ -625,7 +625,7 @@ impl ChatState {
         &mut self,
         origin: Origin,
         user: UserId,
-        result: Result<Vec<Loaded>, String>,
+        result: Result<(Vec<Loaded>, u64), String>,
         out: &mut impl Deliver,
     ) {
         let conn = origin.conn;
@@ -643,8 +643,8 @@ impl ChatState {
         if session.user != Some(user) {
             return;
         }
-        let backlog = match result {
-            Ok(backlog) => backlog,
+        let (backlog, public_seq) = match result {
+            Ok(found) => found,
             Err(why) => {
                 tracing::error!("reading the backlog of {:?}: {why}", session.nick);
                 out.send(conn, encode(&store_failed(id, &why)));
@@ -667,6 +667,7 @@ impl ChatState {
             online_more,
             new_account,
             replay: backlog.len() as u32,
+            public_seq,
         };
         out.send(conn, encode(&welcome));
         self.redelivered += backlog.len() as u64;
@@ -1093,7 +1094,7 @@ mod tests {
                         Op::Backlog { origin, user, .. } => Reply::Backlog {
                             origin,
                             user,
-                            result: Ok(Vec::new()),
+                            result: Ok((Vec::new(), self.seq)),
                         },
                         Op::Echo { origin, frame } => Reply::Echo { origin, frame },
                         Op::History { origin, .. } | Op::Search { origin, .. } => Reply::Found {

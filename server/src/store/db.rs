@@ -351,7 +351,7 @@ fn backlog(
     user: UserId,
     last_seq: Option<u64>,
     last_public: Option<u64>,
-) -> rusqlite::Result<Vec<Loaded>> {
+) -> rusqlite::Result<(Vec<Loaded>, u64)> {
     let since = match last_seq {
         Some(seq) => seq as i64,
         None => tx
@@ -396,7 +396,13 @@ fn backlog(
         }
     }
     all.sort_by_key(|(id, _)| *id);
-    Ok(all.into_iter().map(|(_, m)| m).collect())
+    let head: Option<i64> = tx
+        .prepare_cached("SELECT max(id) FROM messages WHERE receiver IS NULL")?
+        .query_row([], |row| row.get(0))?;
+    Ok((
+        all.into_iter().map(|(_, m)| m).collect(),
+        head.unwrap_or(0) as u64,
+    ))
 }
 
 fn history(
@@ -547,9 +553,9 @@ mod tests {
             }])
             .pop()
         {
-            Some(Reply::Backlog { result: Ok(m), .. }) => {
-                m.into_iter().map(|m| (m.seq, m.text)).collect()
-            }
+            Some(Reply::Backlog {
+                result: Ok((m, _)), ..
+            }) => m.into_iter().map(|m| (m.seq, m.text)).collect(),
             other => panic!("{other:?}"),
         }
     }

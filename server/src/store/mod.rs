@@ -153,7 +153,8 @@ pub enum Reply {
     Backlog {
         origin: Origin,
         user: UserId,
-        result: Result<Vec<Loaded>, String>,
+        /// The messages missed, and the public stream's last `seq` now.
+        result: Result<(Vec<Loaded>, u64), String>,
     },
     Found {
         origin: Origin,
