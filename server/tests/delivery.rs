@@ -170,6 +170,71 @@ fn received_moves_the_mark_and_tells_the_sender() {
     assert!(alice.sync().iter().all(|f| f["type"] != "delivered"));
 }
 
+/// Alice and Carol both write to Bob, with cids of their own. One
+/// `received` from Bob covers both messages: each sender is told about
+/// her own message, and neither learns the other's cid.
+#[test]
+fn delivered_goes_to_each_sender_alone() {
+    let server = Server::plain();
+    let mut bob = server.login("bob");
+    let mut alice = server.login("alice");
+    let mut carol = server.login("carol");
+    for (client, cid) in [(&mut alice, "alice-1"), (&mut carol, "carol-1")] {
+        let id = client.send_with_cid(Some("bob"), "hello", cid);
+        client.expect_ack(id);
+    }
+    bob.expect_type("message");
+    let last = bob.expect_type("message");
+    bob.send(json!({"type": "received", "seq": seq_of(&bob, &last)}));
+    for (client, cid) in [(&mut alice, "alice-1"), (&mut carol, "carol-1")] {
+        assert_eq!(
+            client.expect_type("delivered"),
+            json!({"type": "delivered", "cid": cid, "to": "bob"})
+        );
+        let more: Vec<Value> = client
+            .sync()
+            .into_iter()
+            .filter(|f| f["type"] == "delivered")
+            .collect();
+        assert!(more.is_empty(), "{}: {more:?}", client.name);
+    }
+    bob.expect_nothing_more();
+}
+
+/// The welcome says where the public stream stands (`public_seq`, absent
+/// while nothing was said in public; private messages do not move it).
+/// Dan, who has shown no public message yet, drops right after logging in
+/// while Alice goes on talking; resuming with `last_public` = that
+/// `public_seq`, he gets exactly what was said since, and nothing before.
+#[test]
+fn the_welcome_says_where_the_public_stream_stands() {
+    let server = Server::plain();
+    let mut alice = server.login("alice");
+    let mut dan = server.connect("dan");
+    assert_eq!(dan.try_login("dan").get("public_seq"), None);
+    dan.bye();
+
+    alice.say("before");
+    let before = alice.expect_type("message");
+    let id = alice.send_message(Some("dan"), "private, not public");
+    assert_eq!(alice.expect_reply(id)["offline"], true);
+    let mut dan = server.connect("dan");
+    let welcome = dan.try_login("dan");
+    assert_eq!(welcome["public_seq"], seq_of(&dan, &before), "{welcome}");
+    drop(dan);
+    alice.expect_left("dan");
+
+    alice.say("after");
+    let after = alice.expect_type("message");
+    let mut dan = server.connect("dan");
+    let welcome = dan.try_resume("dan", None, welcome["public_seq"].as_u64());
+    assert_eq!(welcome["replay"], 2, "{welcome}");
+    assert_eq!(welcome["public_seq"], seq_of(&dan, &after), "{welcome}");
+    expect_message(&mut dan, "alice", "dan", "private, not public");
+    assert_eq!(dan.recv(), after);
+    assert!(messages(dan.sync()).is_empty());
+}
+
 both! {
     /// Bob has shown private message p1 and public message m1 when his
     /// connection drops. Meanwhile Alice sends p2, m2, p3, m3. Bob logs in
@@ -438,6 +503,20 @@ fn search_finds_only_what_the_user_may_see() {
         ["exam room is 101"]
     );
 
+    // What a user types is words, not query syntax: nothing makes it fail.
+    for words in [
+        "\"",
+        "exam OR",
+        "AND",
+        "(exam",
+        "exam*",
+        "NEAR(exam",
+        "from:alice",
+        "-exam",
+    ] {
+        let found = bob.ask(json!({"type": "search", "words": words}));
+        assert_eq!(found["type"], "history", "{words:?}: {found}");
+    }
     for words in ["", "   "] {
         let id = bob.request(json!({"type": "search", "words": words}));
         bob.expect_error(Some(id), "bad_request");
@@ -460,7 +539,7 @@ fn everything_survives_a_restart() {
     alice.say("the exam is on Friday");
     let id = alice.send_with_cid(Some("bob"), "exam room 101", "r-1");
     alice.expect_ack(id);
-    bob.expect_type("message");
+    let said = bob.expect_type("message");
     let live = expect_message(&mut bob, "alice", "bob", "exam room 101");
     bob.bye();
     let id = alice.send_with_cid(Some("bob"), "bring a pencil", "r-2");
@@ -479,8 +558,9 @@ fn everything_survives_a_restart() {
     let welcome = bob.try_login("bob");
     assert_eq!(
         welcome,
-        json!({"type": "welcome", "id": 2, "nick": "bob", "online": ["bob"], "replay": 2}),
-        "not a new account; two private messages not acknowledged"
+        json!({"type": "welcome", "id": 2, "nick": "bob", "online": ["bob"], "replay": 2,
+               "public_seq": seq_of(&bob, &said)}),
+        "not a new account; two private messages not acknowledged; the public stream's head"
     );
     assert_eq!(bob.recv(), live, "the one he saw but did not acknowledge");
     let away = expect_message(&mut bob, "alice", "bob", "bring a pencil");
