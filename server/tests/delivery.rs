@@ -791,4 +791,38 @@ both! {
         assert_eq!(mallory.recv(), json!({"type": "pong", "id": 3}));
         assert!(messages(bob.sync()).is_empty());
     }
+
+    /// However many requests come behind a login in one write (here 300
+    /// pings, while the password is checked at the default cost), the
+    /// welcome is the first answer and every request is answered once, in
+    /// the order sent.
+    fn a_long_pipeline_behind_a_login_is_answered_in_order(tls) {
+        let server = Options::with_tls(tls).owasp_hashes().start();
+        let mut alice = server.connect("alice");
+        let mut batch = serde_json::to_vec(
+            &json!({"type": "login", "id": 1, "nick": "alice", "password": "pw-alice"}),
+        )
+        .unwrap();
+        batch.push(b'\n');
+        for id in 2..=301 {
+            batch.extend(serde_json::to_vec(&json!({"type": "ping", "id": id})).unwrap());
+            batch.push(b'\n');
+        }
+        alice.send_raw(&batch);
+        let mut answered = Vec::new();
+        while answered.last() != Some(&301) {
+            let frame = alice.recv();
+            if let Some(id) = frame["id"].as_u64() {
+                if answered.is_empty() && frame["type"] != "welcome" {
+                    alice.fail(&format!("the first answer is not the welcome: {frame}"));
+                }
+                answered.push(id);
+            }
+        }
+        let expected: Vec<u64> = (1..=301).collect();
+        if answered != expected {
+            let out_of_order: Vec<_> = answered.windows(2).filter(|w| w[0] + 1 != w[1]).collect();
+            alice.fail(&format!("answers out of order or missing: {out_of_order:?}"));
+        }
+    }
 }
