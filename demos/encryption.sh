@@ -16,7 +16,7 @@ through_tap() {
     sleep 2 | client "$@" --nick bob >"$WORK/bob" 2>&1 &
     local bob=$!
     sleep 0.3
-    echo "$SECRET" | "$BIN/chat-client" --server "127.0.0.1:$(cat "$WORK/tap.port")" \
+    echo "$SECRET" | CHAT_PASSWORD=pw-alice "$BIN/chat-client" --server "127.0.0.1:$(cat "$WORK/tap.port")" \
         --known-hosts "$WORK/known_hosts" "$@" --nick alice >"$WORK/alice" 2>&1
     wait $bob
     kill $tap 2>/dev/null || true

@@ -19,11 +19,13 @@ trap cleanup EXIT
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-# start_server [flags…]: a server on 127.0.0.1 with a fresh data directory;
-# sets PORT. Its stdin is a FIFO so `admin` can type console commands.
+# start_server [flags…]: a server on 127.0.0.1 (port $BIND_PORT, or any free
+# one) with its data directory in $WORK/data (kept across restarts); sets
+# PORT. Its stdin is a FIFO so `admin` can type console commands.
 start_server() {
+    rm -f "$WORK/console"
     mkfifo "$WORK/console"
-    "$BIN/chat-server" --bind 127.0.0.1:0 --data-dir "$WORK/data" "$@" \
+    "$BIN/chat-server" --bind "127.0.0.1:${BIND_PORT:-0}" --data-dir "$WORK/data" "$@" \
         <"$WORK/console" >"$WORK/server.out" 2>"$WORK/server.log" &
     SERVER_PID=$!
     exec 9>"$WORK/console"
@@ -36,12 +38,32 @@ start_server() {
     sed 's/^/  server │ /' "$WORK/server.out"
 }
 
+# kill9_server: SIGKILL, as a crash or a power cut would stop it.
+kill9_server() {
+    kill -KILL "$SERVER_PID"
+    wait "$SERVER_PID" 2>/dev/null || true
+    exec 9>&-
+}
+
+# free_port: a TCP port nobody listens on now, for a server that must come
+# back on the same port.
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
 # admin COMMAND: type a command at the server's console.
 admin() { echo "$*" >&9; }
 
-# client [flags…]: the chat client, talking to the demo server.
+# client [flags…]: the chat client, talking to the demo server. Every demo
+# user's password is "pw-" and their nickname, given as CHAT_PASSWORD.
 client() {
-    "$BIN/chat-client" --server "127.0.0.1:$PORT" --known-hosts "$WORK/known_hosts" "$@"
+    local nick= prev=
+    for arg in "$@"; do
+        [ "$prev" = --nick ] && nick=$arg
+        prev=$arg
+    done
+    CHAT_PASSWORD="pw-$nick" "$BIN/chat-client" --server "127.0.0.1:$PORT" \
+        --known-hosts "$WORK/known_hosts" "$@"
 }
 
 # show NAME FILE: print a client's transcript.
