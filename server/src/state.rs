@@ -43,8 +43,20 @@ pub trait Deliver {
     fn auth(&mut self, job: Job);
 }
 
-/// Requests a session may queue while its login completes.
+/// Requests a session may queue while its login completes; the ones beyond
+/// are refused (in their turn, after the welcome)…
 const MAX_QUEUED: usize = 256;
+/// …up to this many; a client that sends even more before its welcome is
+/// disconnected, so a flood cannot grow the queue without bound.
+const MAX_REFUSED: usize = 64 * 1024;
+
+/// A request that arrived while logging in: to run, or (over
+/// [`MAX_QUEUED`]) to refuse when its turn comes.
+#[derive(Debug)]
+enum Queued {
+    Run(Request),
+    Refuse(u64),
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
@@ -85,7 +97,7 @@ struct Session {
     /// answers after them must wait their turn.
     in_flight: u32,
     /// Requests that arrived while logging in.
-    queued: VecDeque<Request>,
+    queued: VecDeque<Queued>,
     ending: Option<Ending>,
 }
 
@@ -255,15 +267,29 @@ impl ChatState {
         let Some(session) = self.sessions.get_mut(&conn) else {
             return;
         };
-        if session.phase == Phase::Leaving || session.ending.is_some() {
+        // After a bye nothing more is answered. (A half-close stops new
+        // requests by itself; those queued before it still run.)
+        if session.phase == Phase::Leaving || matches!(session.ending, Some(Ending::Bye(_))) {
             return;
         }
         if session.logging_in() {
-            if session.queued.len() < MAX_QUEUED {
-                session.queued.push_back(request);
-            } else if let Some(id) = request.id() {
-                let reason = "too many requests before the login finished".to_string();
-                self.answer(conn, id, Err((ErrorCode::BadRequest, reason)), out);
+            let queued = session.queued.len();
+            if queued < MAX_QUEUED {
+                session.queued.push_back(Queued::Run(request));
+            } else if queued < MAX_REFUSED {
+                if let Some(id) = request.id() {
+                    session.queued.push_back(Queued::Refuse(id));
+                }
+            } else {
+                let frame = ServerFrame::Error {
+                    id: request.id(),
+                    code: ErrorCode::BadRequest,
+                    reason: format!(
+                        "more than {MAX_REFUSED} requests before the login finished; closing"
+                    ),
+                };
+                out.send(conn, encode(&frame));
+                self.leave(conn, "too many requests", out);
             }
             return;
         }
@@ -704,12 +730,21 @@ impl ChatState {
             if session.logging_in() {
                 return;
             }
-            let Some(request) = session.queued.pop_front() else {
-                break;
-            };
-            // The time of a queued message is when it is accepted.
-            let now = crate::dispatcher::now_ms();
-            self.request(conn, request, now, out);
+            match session.queued.pop_front() {
+                None => break,
+                Some(Queued::Run(request)) => {
+                    // The time of a queued message is when it is accepted.
+                    let now = crate::dispatcher::now_ms();
+                    self.request(conn, request, now, out);
+                }
+                Some(Queued::Refuse(_)) if matches!(session.ending, Some(Ending::Bye(_))) => {}
+                Some(Queued::Refuse(id)) => {
+                    let reason = format!(
+                        "more than {MAX_QUEUED} requests before the login finished; send fewer at once"
+                    );
+                    self.answer(conn, id, Err((ErrorCode::BadRequest, reason)), out);
+                }
+            }
         }
         self.settle(conn, out);
     }
@@ -1284,6 +1319,47 @@ mod tests {
             ServerFrame::Ack { id: 3, .. }
         ));
         assert_eq!(w.out.closed, [1]);
+    }
+
+    #[test]
+    fn a_half_close_behind_a_login_still_gets_every_answer() {
+        let mut w = World::new(&["alice"]);
+        w.connect(1);
+        w.request(1, login("alice", "pw-alice"));
+        w.request(1, message(2, "*", "built"));
+        w.request(1, Request::Bye { id: 3 });
+        w.state.peer_closed(1, &mut w.out);
+        w.settle();
+        assert_eq!(
+            kinds(&w.out.take(), 1),
+            ["welcome", "ack", "message", "ack"]
+        );
+        assert_eq!(w.out.closed, [1]);
+    }
+
+    #[test]
+    fn too_many_requests_before_the_welcome_are_refused_in_their_turn() {
+        let mut w = World::new(&["alice"]);
+        w.connect(1);
+        w.request(1, login("alice", "pw-alice"));
+        for id in 2..(MAX_QUEUED as u64 + 4) {
+            w.request(1, Request::Ping { id });
+        }
+        assert!(w.out.take().is_empty(), "nothing before the welcome");
+        w.settle();
+        let kinds = kinds(&w.out.take(), 1);
+        assert_eq!(kinds[0], "welcome");
+        assert_eq!(
+            kinds[1..=MAX_QUEUED]
+                .iter()
+                .filter(|k| *k == "pong")
+                .count(),
+            MAX_QUEUED
+        );
+        assert_eq!(
+            kinds[MAX_QUEUED + 1..],
+            ["error:BadRequest", "error:BadRequest"]
+        );
     }
 
     #[test]
