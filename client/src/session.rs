@@ -91,6 +91,8 @@ enum Pending {
         query: Query,
         limit: Option<u32>,
     },
+    /// The next page of what we missed.
+    More,
     Bye,
 }
 
@@ -120,6 +122,11 @@ pub struct Session {
     roster: SharedRoster,
     streams: Streams,
     outbox: Outbox,
+    /// Catching up page by page (`docs/protocol.md`, "Reliable delivery"):
+    /// the missed messages still to read in this page, and how many wait
+    /// after it (asked for with `more` once this page is read).
+    page_frames: u32,
+    page_left: u32,
 }
 
 impl Session {
@@ -140,6 +147,8 @@ impl Session {
             roster,
             streams: Streams::default(),
             outbox,
+            page_frames: 0,
+            page_left: 0,
         }
     }
 
@@ -347,6 +356,29 @@ impl Session {
         self.questions = questions;
         self.outbox.disconnected();
         self.streams.disconnected();
+        // The next welcome says afresh what is missed.
+        self.page_frames = 0;
+        self.page_left = 0;
+    }
+
+    /// Starts a page of `frames` missed messages with `left` after it; asks
+    /// for the next page at once if this one is empty.
+    fn start_page(&mut self, frames: u32, left: u32) -> Vec<Update> {
+        self.page_frames = frames;
+        self.page_left = left;
+        self.next_page_if_due()
+    }
+
+    /// After each missed message read: at the end of a page with more
+    /// after it, ask for the next (so no more than one page waits in the
+    /// server's send queue).
+    fn next_page_if_due(&mut self) -> Vec<Update> {
+        if self.page_frames > 0 || self.page_left == 0 {
+            return Vec::new();
+        }
+        self.page_left = 0;
+        let id = self.track(Pending::More);
+        vec![Update::Send(Request::More { id })]
     }
 
     /// The messages never stored, for when we stop trying.
@@ -553,12 +585,15 @@ impl Session {
                 online_more,
                 new_account,
                 replay,
+                replay_left,
                 public_seq,
             } => {
                 let again = self.pending.remove(&id) == Some(Pending::Login { again: true });
-                let updates =
-                    self.on_welcome(again, nick, online, online_more, new_account, replay);
+                let missed = replay.saturating_add(replay_left);
+                let mut updates =
+                    self.on_welcome(again, nick, online, online_more, new_account, missed);
                 self.streams.public_from(public_seq);
+                updates.extend(self.start_page(replay, replay_left));
                 updates
             }
             ServerFrame::Ack { id, offline, .. } => match self.pending.remove(&id) {
@@ -606,7 +641,18 @@ impl Session {
                 text,
                 time,
                 away,
-            } => self.on_message(seq, sender, receiver, text, time, away),
+            } => {
+                let mut updates = self.on_message(seq, sender, receiver, text, time, away);
+                if self.page_frames > 0 {
+                    self.page_frames -= 1;
+                    updates.extend(self.next_page_if_due());
+                }
+                updates
+            }
+            ServerFrame::Replay { id, count, left } => {
+                self.pending.remove(&id);
+                self.start_page(count, left)
+            }
             ServerFrame::Delivered { cid, to } => {
                 let number = self.outbox.delivered(&cid).map(|s| s.number);
                 vec![Show(Notice::Delivered {
@@ -662,6 +708,7 @@ mod tests {
             new_account: false,
             replay: 0,
             public_seq: 0,
+            replay_left: 0,
         }
     }
 
@@ -761,6 +808,7 @@ mod tests {
             new_account: true,
             replay: 2,
             public_seq: 0,
+            replay_left: 0,
         });
         assert_eq!(
             updates,
@@ -867,6 +915,7 @@ mod tests {
             new_account: true,
             replay: 0,
             public_seq: 0,
+            replay_left: 0,
         });
         for frame in [
             message(1, "alice", "bob", "new"),
@@ -994,6 +1043,7 @@ mod tests {
             new_account: false,
             replay: 3,
             public_seq: 0,
+            replay_left: 0,
         });
         assert_eq!(
             updates[0],
@@ -1297,6 +1347,7 @@ mod tests {
             new_account: false,
             replay: 0,
             public_seq: 0,
+            replay_left: 0,
         });
         assert_eq!(updates.len(), 2, "no request of its own: {updates:?}");
         assert!(roster.lock().stale);
@@ -1325,5 +1376,74 @@ mod tests {
         let (mut session, _) = session();
         session.login(s("bob"), s("hunter2"));
         assert!(!format!("{session:?}").contains("hunter2"));
+    }
+}
+
+#[cfg(test)]
+mod paging_tests {
+    use super::*;
+    use crate::roster::Roster;
+
+    fn sends(updates: &[Update]) -> Vec<Request> {
+        updates
+            .iter()
+            .filter_map(|u| match u {
+                Update::Send(r) => Some(r.clone()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn private(seq: u64) -> ServerFrame {
+        ServerFrame::Message {
+            seq,
+            sender: "alice".into(),
+            receiver: "bob".into(),
+            text: format!("m{seq}"),
+            time: 0,
+            away: true,
+        }
+    }
+
+    /// A long absence comes in pages: `more` goes out only once the page
+    /// has been read, and not after the last one.
+    #[test]
+    fn the_next_page_is_asked_for_when_this_one_is_read() {
+        let roster = SharedRoster::new(parking_lot::Mutex::new(Roster::default()));
+        let mut session = Session::new(roster);
+        let id = session.login("bob".into(), "pw".into()).id().unwrap();
+        let welcome = ServerFrame::Welcome {
+            id,
+            nick: "bob".into(),
+            online: vec!["bob".into()],
+            online_more: 0,
+            new_account: false,
+            replay: 2,
+            replay_left: 3,
+            public_seq: 0,
+        };
+        let updates = session.on_frame(welcome);
+        assert!(
+            updates.contains(&Update::Show(Notice::CaughtUp { count: 5 })),
+            "{updates:?}"
+        );
+        assert!(sends(&updates).is_empty(), "not before the page is read");
+        assert!(sends(&session.on_frame(private(1))).is_empty());
+        let more = sends(&session.on_frame(private(2)));
+        let [Request::More { id }] = more[..] else {
+            panic!("{more:?}");
+        };
+        let updates = session.on_frame(ServerFrame::Replay {
+            id,
+            count: 3,
+            left: 0,
+        });
+        assert!(sends(&updates).is_empty());
+        for seq in 3..=5 {
+            assert!(
+                sends(&session.on_frame(private(seq))).is_empty(),
+                "last page"
+            );
+        }
     }
 }

@@ -54,6 +54,9 @@ pub enum Request {
     },
     /// Ask who is online. Answered by `online`.
     Online { id: u64 },
+    /// The next page of what you missed, after the `welcome` (or a
+    /// `replay`) said more wait. Answered by `replay` and its messages.
+    More { id: u64 },
     /// The client has shown everything in its stream up to `seq`. Not
     /// answered; the server stops resending those and tells their senders
     /// they were delivered.
@@ -114,6 +117,7 @@ impl Request {
             Request::Login { id, .. }
             | Request::Message { id, .. }
             | Request::Online { id }
+            | Request::More { id }
             | Request::History { id, .. }
             | Request::Search { id, .. }
             | Request::Bye { id }
@@ -140,9 +144,14 @@ pub enum ServerFrame {
         /// This login created the account.
         #[serde(default, skip_serializing_if = "is_false")]
         new_account: bool,
-        /// How many `message` frames follow at once: what you missed.
+        /// How many `message` frames follow at once: what you missed (the
+        /// first page of it).
         #[serde(default, skip_serializing_if = "is_zero")]
         replay: u32,
+        /// How many more missed messages wait after those: ask with `more`
+        /// once you have read them. Live messages wait until you have all.
+        #[serde(default, skip_serializing_if = "is_zero")]
+        replay_left: u32,
         /// The last `seq` of the public stream when you logged in: where a
         /// client that has shown no public message yet resumes from.
         #[serde(default, skip_serializing_if = "is_zero64")]
@@ -164,6 +173,9 @@ pub enum ServerFrame {
     },
     /// Answer to `online`.
     Online { id: u64, users: Vec<String> },
+    /// Answer to `more`: `count` `message` frames follow, and `left` more
+    /// wait after them (0: you have everything; live messages follow).
+    Replay { id: u64, count: u32, left: u32 },
     /// Answer to `history` and `search`.
     History { id: u64, messages: Vec<Stored> },
     /// Answer to `ping`.

@@ -92,7 +92,9 @@ impl Server {
         let data_dir = config.data_dir();
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
-        let (store, accounts) = store::Store::open(&data_dir)
+        // A page of a backlog must fit the send queue with room to spare.
+        let page_bytes = (config.queue_limit / 4).clamp(1024, 64 * 1024);
+        let (store, accounts) = store::Store::open(&data_dir, page_bytes)
             .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
         let (jobs, job_queue) = crossbeam_channel::unbounded();
         let (verdicts_tx, verdicts) = crossbeam_channel::unbounded();

@@ -22,7 +22,7 @@ use crate::accounts::Accounts;
 use crate::auth::{Job, Verdict};
 use crate::framework::{ConnId, ConnInfo};
 use crate::presence::Presence;
-use crate::store::{Appended, Delivery, Loaded, NewMessage, Op, Origin, Reply, To, UserId};
+use crate::store::{Appended, Delivery, Loaded, NewMessage, Op, Origin, Page, Reply, To, UserId};
 
 /// Where the state's output goes: the dispatcher's router and queues, or a
 /// recorder in tests.
@@ -41,6 +41,18 @@ pub trait Deliver {
     /// A password to check; the verdict comes back through
     /// [`ChatState::authenticated`].
     fn auth(&mut self, job: Job);
+}
+
+/// `history` and `search` requests of one connection at the store at once:
+/// each reads up to 500 messages, so more wait in the session (and the
+/// requests behind them, to keep the answers in order); one client cannot
+/// keep the store reading for everyone else. Messages are not limited here:
+/// appending is cheap, and the dispatcher stops reading from everyone when
+/// the store falls far behind.
+const MAX_READS: u32 = 4;
+
+fn is_read(request: &Request) -> bool {
+    matches!(request, Request::History { .. } | Request::Search { .. })
 }
 
 /// Requests a session may queue while its login completes; the ones beyond
@@ -71,6 +83,13 @@ enum Phase {
         new_account: bool,
         quiet: bool,
     },
+    /// Welcomed, with more missed messages than one page: the client asks
+    /// for each next page with `more`; live messages wait until the last.
+    CatchingUp {
+        quiet: bool,
+        last_seq: u64,
+        last_public: Option<u64>,
+    },
     Online,
     /// Said bye, was kicked, taken over or timed out: further requests are
     /// ignored and its departure has been announced already.
@@ -96,6 +115,8 @@ struct Session {
     /// Requests sent to the store or the hashers and not answered yet:
     /// answers after them must wait their turn.
     in_flight: u32,
+    /// Of those, `history` and `search` (see [`MAX_READS`]).
+    reads: u32,
     /// Requests that arrived while logging in.
     queued: VecDeque<Queued>,
     ending: Option<Ending>,
@@ -103,7 +124,21 @@ struct Session {
 
 impl Session {
     fn logging_in(&self) -> bool {
-        matches!(self.phase, Phase::Authenticating | Phase::Resuming { .. })
+        matches!(
+            self.phase,
+            Phase::Authenticating | Phase::Resuming { .. } | Phase::CatchingUp { .. }
+        )
+    }
+
+    /// Whether everyone else believes this user is online: they were told
+    /// of the arrival, or it took over from a connection they were told of.
+    fn announced(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Online
+                | Phase::Resuming { quiet: true, .. }
+                | Phase::CatchingUp { quiet: true, .. }
+        )
     }
 }
 
@@ -220,6 +255,7 @@ impl ChatState {
                 nick: None,
                 messages_sent: 0,
                 in_flight: 0,
+                reads: 0,
                 queued: VecDeque::new(),
                 ending: None,
             },
@@ -236,7 +272,7 @@ impl ChatState {
             return;
         }
         self.forget(conn, &session, out);
-        if let (Phase::Online, Some(nick)) = (session.phase, session.nick) {
+        if let (true, Some(nick)) = (session.announced(), session.nick.clone()) {
             self.presence.left(nick, reason);
         }
     }
@@ -267,12 +303,27 @@ impl ChatState {
         let Some(session) = self.sessions.get_mut(&conn) else {
             return;
         };
+        // `received` is idempotent and unanswered: recorded whenever the
+        // connection has a user, even after its bye.
+        if let Request::Received { seq } = request {
+            if let Some(user) = session.user {
+                out.store(Op::Received { user, seq });
+            }
+            return;
+        }
         // After a bye nothing more is answered. (A half-close stops new
         // requests by itself; those queued before it still run.)
         if session.phase == Phase::Leaving || matches!(session.ending, Some(Ending::Bye(_))) {
             return;
         }
-        if session.logging_in() {
+        if let (Request::More { id }, Phase::CatchingUp { .. }) = (&request, session.phase) {
+            let id = *id;
+            return self.more(conn, id, out);
+        }
+        if session.logging_in()
+            || !session.queued.is_empty()
+            || (is_read(&request) && session.reads >= MAX_READS)
+        {
             let queued = session.queued.len();
             if queued < MAX_QUEUED {
                 session.queued.push_back(Queued::Run(request));
@@ -293,12 +344,19 @@ impl ChatState {
             }
             return;
         }
+        self.handle(conn, request, now, out);
+    }
+
+    /// Handles a request whose turn has come.
+    fn handle(&mut self, conn: ConnId, request: Request, now: u64, out: &mut impl Deliver) {
+        let Some(session) = self.sessions.get(&conn) else {
+            return;
+        };
+        if session.phase == Phase::Leaving || matches!(session.ending, Some(Ending::Bye(_))) {
+            return;
+        }
         let online = session.phase == Phase::Online;
         let Some(id) = request.id() else {
-            if let (Request::Received { seq }, Some(user), true) = (&request, session.user, online)
-            {
-                out.store(Op::Received { user, seq: *seq });
-            }
             return;
         };
         let result = match request {
@@ -341,6 +399,12 @@ impl ChatState {
             Request::Online { id } => Ok(ServerFrame::Online {
                 id,
                 users: self.online(),
+            }),
+            // Nothing more to catch up on.
+            Request::More { id } => Ok(ServerFrame::Replay {
+                id,
+                count: 0,
+                left: 0,
             }),
             Request::History { with, limit, .. } => {
                 let op = |user, with, limit| Op::History {
@@ -484,7 +548,11 @@ impl ChatState {
     /// need be) and ask the store for what the user missed.
     fn attach(&mut self, job: Job, user: UserId, new_account: bool, out: &mut impl Deliver) {
         let conn = job.origin.conn;
-        let quiet = self.online.contains_key(&user);
+        let quiet = self
+            .online
+            .get(&user)
+            .and_then(|old| self.sessions.get(old))
+            .is_some_and(Session::announced);
         if let Some(&old) = self.online.get(&user) {
             self.take_over(old, out);
         }
@@ -505,6 +573,33 @@ impl ChatState {
             user,
             last_seq: job.last_seq,
             last_public: job.last_public,
+            first: true,
+        });
+    }
+
+    /// The client asks for the next page of what it missed.
+    fn more(&mut self, conn: ConnId, id: u64, out: &mut impl Deliver) {
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        let (
+            Phase::CatchingUp {
+                last_seq,
+                last_public,
+                ..
+            },
+            Some(user),
+        ) = (session.phase, session.user)
+        else {
+            return;
+        };
+        session.in_flight += 1;
+        out.store(Op::Backlog {
+            origin: Origin { conn, id },
+            user,
+            last_seq: Some(last_seq),
+            last_public,
+            first: false,
         });
     }
 
@@ -556,6 +651,9 @@ impl ChatState {
                 origin
             }
             Reply::Found { origin, result } => {
+                if let Some(session) = self.sessions.get_mut(&origin.conn) {
+                    session.reads -= 1;
+                }
                 let frame = match result {
                     Ok(found) => ServerFrame::History {
                         id: origin.id,
@@ -569,7 +667,7 @@ impl ChatState {
         };
         if let Some(session) = self.sessions.get_mut(&origin.conn) {
             session.in_flight -= 1;
-            self.settle(origin.conn, out);
+            self.run_queued(origin.conn, out);
         }
     }
 
@@ -645,59 +743,66 @@ impl ChatState {
         }
     }
 
-    /// The store has read what the user missed: welcome, then the backlog,
-    /// then live messages.
+    /// The store has read a page of what the user missed: the first comes
+    /// after the welcome, the others after the `replay` answering `more`.
+    /// Live messages start once the last page is out.
     fn resumed(
         &mut self,
         origin: Origin,
         user: UserId,
-        result: Result<(Vec<Loaded>, u64), String>,
+        result: Result<Page, String>,
         out: &mut impl Deliver,
     ) {
         let conn = origin.conn;
         let Some(session) = self.sessions.get_mut(&conn) else {
             return;
         };
-        let Phase::Resuming {
-            id,
-            new_account,
-            quiet,
-        } = session.phase
-        else {
-            return;
-        };
         if session.user != Some(user) {
             return;
         }
-        let (backlog, public_seq) = match result {
-            Ok(found) => found,
+        let page = match result {
+            Ok(page) => page,
             Err(why) => {
                 tracing::error!("reading the backlog of {:?}: {why}", session.nick);
-                out.send(conn, encode(&store_failed(id, &why)));
+                out.send(conn, encode(&store_failed(origin.id, &why)));
                 self.leave(conn, "internal error", out);
                 return;
             }
         };
-        session.phase = Phase::Online;
-        let nick = session.nick.clone().expect("resuming has a nick");
-        out.subscribe(conn);
-        if !quiet {
-            self.presence.joined(&nick);
-        }
-        let online: Vec<String> = self.online_iter().take(WELCOME_NAMES).collect();
-        let online_more = (self.nicks.len() - online.len()) as u32;
-        let welcome = ServerFrame::Welcome {
-            id,
-            nick,
-            online,
-            online_more,
-            new_account,
-            replay: backlog.len() as u32,
-            public_seq,
+        let quiet = match session.phase {
+            Phase::Resuming {
+                id,
+                new_account,
+                quiet,
+            } => {
+                let nick = session.nick.clone().expect("resuming has a nick");
+                let online: Vec<String> = self.online_iter().take(WELCOME_NAMES).collect();
+                let welcome = ServerFrame::Welcome {
+                    id,
+                    nick,
+                    online_more: (self.nicks.len() - online.len()) as u32,
+                    online,
+                    new_account,
+                    replay: page.messages.len() as u32,
+                    replay_left: page.left,
+                    public_seq: page.public_head,
+                };
+                out.send(conn, encode(&welcome));
+                quiet
+            }
+            Phase::CatchingUp { quiet, .. } => {
+                let replay = ServerFrame::Replay {
+                    id: origin.id,
+                    count: page.messages.len() as u32,
+                    left: page.left,
+                };
+                out.send(conn, encode(&replay));
+                quiet
+            }
+            _ => return,
         };
-        out.send(conn, encode(&welcome));
-        self.redelivered += backlog.len() as u64;
-        for m in backlog {
+        self.redelivered += page.messages.len() as u64;
+        for m in page.messages {
             let frame = ServerFrame::Message {
                 seq: m.seq,
                 sender: m.sender,
@@ -708,13 +813,36 @@ impl ChatState {
             };
             out.send(conn, encode(&frame));
         }
+        let session = self.sessions.get_mut(&conn).expect("present");
+        if page.left > 0 {
+            session.phase = Phase::CatchingUp {
+                quiet,
+                last_seq: page.last_seq,
+                last_public: page.last_public,
+            };
+            return;
+        }
+        session.phase = Phase::Online;
+        let nick = session.nick.clone().expect("resuming has a nick");
+        out.subscribe(conn);
+        if !quiet {
+            self.presence.joined(&nick);
+        }
         self.run_queued(conn, out);
     }
 
     /// Tells the senders of private messages that their receiver has them.
     fn delivered(&mut self, deliveries: Vec<Delivery>, out: &mut impl Deliver) {
         for d in deliveries {
-            if let Some(&conn) = self.online.get(&d.sender) {
+            let Some(&conn) = self.online.get(&d.sender) else {
+                continue;
+            };
+            // Not before the welcome: a session still resuming misses it.
+            let welcomed = self
+                .sessions
+                .get(&conn)
+                .is_some_and(|s| matches!(s.phase, Phase::Online | Phase::CatchingUp { .. }));
+            if welcomed {
                 let frame = ServerFrame::Delivered {
                     cid: d.cid,
                     to: d.to,
@@ -724,10 +852,13 @@ impl ChatState {
         }
     }
 
-    /// Runs the requests that waited for the login to finish.
+    /// Runs the requests that waited for the login to finish, or for the
+    /// connection's reads at the store to drop under [`MAX_READS`].
     fn run_queued(&mut self, conn: ConnId, out: &mut impl Deliver) {
         while let Some(session) = self.sessions.get_mut(&conn) {
-            if session.logging_in() {
+            let read_waits = matches!(session.queued.front(), Some(Queued::Run(r)) if is_read(r))
+                && session.reads >= MAX_READS;
+            if session.logging_in() || read_waits {
                 return;
             }
             match session.queued.pop_front() {
@@ -735,7 +866,7 @@ impl ChatState {
                 Some(Queued::Run(request)) => {
                     // The time of a queued message is when it is accepted.
                     let now = crate::dispatcher::now_ms();
-                    self.request(conn, request, now, out);
+                    self.handle(conn, request, now, out);
                 }
                 Some(Queued::Refuse(_)) if matches!(session.ending, Some(Ending::Bye(_))) => {}
                 Some(Queued::Refuse(id)) => {
@@ -847,6 +978,7 @@ impl ChatState {
         let other = nick.map(|n| self.user_named(&n)).transpose()?;
         let session = self.sessions.get_mut(&conn).expect("checked by request");
         session.in_flight += 1;
+        session.reads += 1;
         let user = session.user.expect("online");
         out.store(op(user, other, limit.clamp(1, MAX_HISTORY)));
         Ok(())
@@ -871,7 +1003,7 @@ impl ChatState {
             return;
         };
         self.forget(conn, &session, out);
-        if let (Phase::Online, Some(nick)) = (session.phase, &session.nick) {
+        if let (true, Some(nick)) = (session.announced(), &session.nick) {
             self.presence.left(nick.clone(), reason);
         }
         out.close(conn);
@@ -1129,7 +1261,13 @@ mod tests {
                         Op::Backlog { origin, user, .. } => Reply::Backlog {
                             origin,
                             user,
-                            result: Ok((Vec::new(), self.seq)),
+                            result: Ok(Page {
+                                messages: Vec::new(),
+                                public_head: self.seq,
+                                last_seq: 0,
+                                last_public: None,
+                                left: 0,
+                            }),
                         },
                         Op::Echo { origin, frame } => Reply::Echo { origin, frame },
                         Op::History { origin, .. } | Op::Search { origin, .. } => Reply::Found {
@@ -1359,6 +1497,50 @@ mod tests {
         assert_eq!(
             kinds[MAX_QUEUED + 1..],
             ["error:BadRequest", "error:BadRequest"]
+        );
+    }
+
+    #[test]
+    fn one_connection_has_at_most_4_reads_at_the_store() {
+        let mut w = World::new(&["alice"]);
+        w.login(1, "alice", "pw-alice");
+        w.out.take();
+        for id in 1..=100 {
+            let history = Request::History {
+                id,
+                with: None,
+                limit: 500,
+            };
+            w.request(1, history);
+        }
+        w.request(1, Request::Ping { id: 101 });
+        assert_eq!(w.out.ops.len(), MAX_READS as usize, "the rest wait");
+        w.settle();
+        let ids: Vec<u64> = w
+            .out
+            .take()
+            .into_iter()
+            .map(|(_, f)| match f {
+                ServerFrame::History { id, .. } | ServerFrame::Pong { id } => id,
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(ids, (1..=101).collect::<Vec<_>>(), "all answered, in order");
+    }
+
+    #[test]
+    fn received_counts_even_after_bye() {
+        let mut w = World::new(&["alice"]);
+        w.login(1, "alice", "pw-alice");
+        w.request(1, Request::Bye { id: 5 });
+        w.request(1, Request::Received { seq: 3 });
+        assert!(
+            w.out
+                .ops
+                .iter()
+                .any(|op| matches!(op, Op::Received { seq: 3, .. })),
+            "{:?}",
+            w.out.ops
         );
     }
 

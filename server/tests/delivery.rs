@@ -629,10 +629,26 @@ fn a_long_absence_replays_the_last_1000_public_messages() {
 
     let mut bob = server.connect("bob");
     let welcome = bob.try_resume("bob", None, Some(0));
-    assert_eq!(welcome["replay"], 1000, "{welcome}");
-    for copy in &copies[5..] {
-        assert_eq!(&bob.recv(), copy);
+    let count = |frame: &Value, key: &str| frame[key].as_u64().unwrap_or(0) as usize;
+    assert_eq!(
+        count(&welcome, "replay") + count(&welcome, "replay_left"),
+        1000,
+        "{welcome}"
+    );
+    // In pages: read one, ask for the next with `more`.
+    let (mut page, mut left) = (count(&welcome, "replay"), count(&welcome, "replay_left"));
+    let mut replayed = Vec::new();
+    loop {
+        for _ in 0..page {
+            replayed.push(bob.recv());
+        }
+        if left == 0 {
+            break;
+        }
+        let replay = bob.ask(json!({"type": "more"}));
+        (page, left) = (count(&replay, "count"), count(&replay, "left"));
     }
+    assert!(replayed == copies[5..], "the newest 1,000, oldest first, once");
     assert!(messages(bob.sync()).is_empty());
 
     let history = bob.ask(json!({"type": "history", "limit": 1000}));
@@ -825,4 +841,65 @@ both! {
             alice.fail(&format!("answers out of order or missing: {out_of_order:?}"));
         }
     }
+}
+
+/// A long absence does not lock anyone out: 3,000 messages (about 400 KiB,
+/// more than the 256 KiB send queue) wait for bob; his login gets them in
+/// pages, each asked for with `more` once the one before is read, all of
+/// them once and in order, and only then live messages.
+#[test]
+fn a_huge_backlog_comes_in_pages() {
+    let server = Server::plain();
+    let mut bob = server.connect("bob");
+    bob.login("bob");
+    bob.bye();
+    let mut alice = server.connect("alice");
+    alice.login("alice");
+    const N: usize = 3000;
+    let pad = "x".repeat(120);
+    let mut ids = Vec::new();
+    for i in 0..N {
+        ids.push(alice.send_message(Some("bob"), &format!("{i:04} {pad}")));
+    }
+    for id in ids {
+        let ack = alice.expect_reply(id);
+        assert_eq!(ack["type"], "ack", "{ack}");
+    }
+
+    let mut bob = server.connect("bob");
+    let welcome = bob.try_login("bob");
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    let mut page = welcome["replay"].as_u64().unwrap() as usize;
+    let mut left = welcome["replay_left"].as_u64().unwrap_or(0) as usize;
+    assert_eq!(page + left, N, "{welcome}");
+    assert!(left > 0, "one page cannot hold it all: {welcome}");
+    let mut seen = Vec::new();
+    let mut pages = 1;
+    loop {
+        for _ in 0..page {
+            let m = bob.expect_type("message");
+            seen.push(m["text"].as_str().unwrap()[..4].to_string());
+        }
+        if left == 0 {
+            break;
+        }
+        let replay = bob.ask(json!({"type": "more"}));
+        assert_eq!(replay["type"], "replay", "{replay}");
+        page = replay["count"].as_u64().unwrap() as usize;
+        left = replay["left"].as_u64().unwrap() as usize;
+        pages += 1;
+    }
+    let expected: Vec<String> = (0..N).map(|i| format!("{i:04}")).collect();
+    assert!(
+        seen == expected,
+        "{} messages, not all in order",
+        seen.len()
+    );
+    assert!(pages > 2, "{pages} pages");
+    // Caught up: live messages flow again.
+    alice.send_message(Some("bob"), "live again");
+    let live = bob.expect("the live message", |f| f["type"] == "message");
+    assert_eq!(live["text"], "live again", "{live}");
+    let done = bob.ask(json!({"type": "more"}));
+    assert_eq!(done["count"], 0, "{done}");
 }

@@ -13,7 +13,9 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
-use super::{log_batch_failure, Appended, Delivery, Loaded, NewMessage, Op, Reply, To, UserId};
+use super::{
+    log_batch_failure, Appended, Delivery, Loaded, NewMessage, Op, Page, Reply, To, UserId,
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -71,12 +73,23 @@ const INDEX_CHUNK: i64 = 5000;
 
 pub struct Db {
     conn: Connection,
+    counters: Counters,
+    /// About how much text one page of a backlog may hold.
+    page_bytes: usize,
+}
+
+/// Where each stream ends, kept in memory so that appending and logging in
+/// never search for it.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
     /// The last seq used in each user's stream.
-    last_seq: HashMap<UserId, u64>,
+    streams: HashMap<UserId, u64>,
+    /// The last public message's id (its seq).
+    public_head: u64,
 }
 
 impl Db {
-    pub fn open(path: &Path) -> Result<Db, StoreError> {
+    pub fn open(path: &Path, page_bytes: usize) -> Result<Db, StoreError> {
         let conn = Connection::open(path)?;
         // WAL: readers never block the writer. FULL: the WAL is fsync'd at
         // every commit, so an acknowledged message survives a power cut.
@@ -89,7 +102,8 @@ impl Db {
         conn.execute_batch(SCHEMA)?;
         let mut db = Db {
             conn,
-            last_seq: HashMap::new(),
+            counters: Counters::default(),
+            page_bytes,
         };
         db.load_counters()?;
         Ok(db)
@@ -99,9 +113,20 @@ impl Db {
         let mut stmt = self
             .conn
             .prepare("SELECT user, max(seq) FROM inbox GROUP BY user")?;
-        self.last_seq = stmt
+        self.counters.streams = stmt
             .query_map([], |row| Ok((row.get(0)?, row.get::<_, i64>(1)? as u64)))?
             .collect::<Result<_, _>>()?;
+        // Walks back from the end once, at start (public messages have no
+        // index of their own).
+        let head: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT id FROM messages WHERE receiver IS NULL ORDER BY id DESC LIMIT 1",
+                [],
+                |row| row.get(0),
+            )
+            .optional()?;
+        self.counters.public_head = head.unwrap_or(0) as u64;
         Ok(())
     }
 
@@ -127,7 +152,7 @@ impl Db {
         let mut replies = Vec::with_capacity(batch.len());
         let mut ops = Vec::new();
         for op in batch {
-            replies.extend(apply_one(&tx, &mut self.last_seq, &op));
+            replies.extend(apply_one(&tx, &mut self.counters, self.page_bytes, &op));
             ops.push(op);
         }
         if let Err(err) = tx.commit() {
@@ -198,7 +223,12 @@ fn fail_all(batch: Vec<Op>, err: &StoreError) -> Vec<Reply> {
         .collect()
 }
 
-fn apply_one(tx: &Transaction, last_seq: &mut HashMap<UserId, u64>, op: &Op) -> Option<Reply> {
+fn apply_one(
+    tx: &Transaction,
+    counters: &mut Counters,
+    page_bytes: usize,
+    op: &Op,
+) -> Option<Reply> {
     Some(match op {
         Op::Echo { origin, frame } => Reply::Echo {
             origin: *origin,
@@ -225,11 +255,11 @@ fn apply_one(tx: &Transaction, last_seq: &mut HashMap<UserId, u64>, op: &Op) -> 
         Op::Append { origin, message } => Reply::Appended {
             origin: *origin,
             message: message.clone(),
-            outcome: append(tx, last_seq, message)
+            outcome: append(tx, counters, message)
                 .unwrap_or_else(|err| Appended::Failed(err.to_string())),
         },
         Op::Received { user, seq } => {
-            Reply::Delivered(received(tx, last_seq, *user, *seq).unwrap_or_else(|err| {
+            Reply::Delivered(received(tx, counters, *user, *seq).unwrap_or_else(|err| {
                 tracing::error!("recording what user {user} received: {err}");
                 Vec::new()
             }))
@@ -239,10 +269,20 @@ fn apply_one(tx: &Transaction, last_seq: &mut HashMap<UserId, u64>, op: &Op) -> 
             user,
             last_seq,
             last_public,
+            first,
         } => Reply::Backlog {
             origin: *origin,
             user: *user,
-            result: backlog(tx, *user, *last_seq, *last_public).map_err(|e| e.to_string()),
+            result: backlog(
+                tx,
+                counters,
+                page_bytes,
+                *user,
+                *last_seq,
+                *last_public,
+                *first,
+            )
+            .map_err(|e| e.to_string()),
         },
         Op::History {
             origin,
@@ -266,9 +306,24 @@ fn apply_one(tx: &Transaction, last_seq: &mut HashMap<UserId, u64>, op: &Op) -> 
     })
 }
 
-fn append(
+fn append(tx: &Transaction, counters: &mut Counters, m: &NewMessage) -> rusqlite::Result<Appended> {
+    if matches!(m.to, To::Public) {
+        return append_rows(tx, counters, m);
+    }
+    // A private message is two rows: both or neither, whatever else the
+    // batch holds.
+    tx.execute_batch("SAVEPOINT append")?;
+    let result = append_rows(tx, counters, m);
+    match &result {
+        Ok(_) => tx.execute_batch("RELEASE append")?,
+        Err(_) => tx.execute_batch("ROLLBACK TO append; RELEASE append")?,
+    }
+    result
+}
+
+fn append_rows(
     tx: &Transaction,
-    last_seq: &mut HashMap<UserId, u64>,
+    counters: &mut Counters,
     m: &NewMessage,
 ) -> rusqlite::Result<Appended> {
     let receiver = match m.to {
@@ -287,14 +342,17 @@ fn append(
     }
     let id = tx.last_insert_rowid();
     let seq = match m.to {
-        To::Public => id as u64,
+        To::Public => {
+            counters.public_head = id as u64;
+            id as u64
+        }
         To::User(user) => {
-            let seq = last_seq.get(&user).copied().unwrap_or(0) + 1;
+            let seq = counters.streams.get(&user).copied().unwrap_or(0) + 1;
             tx.prepare_cached(
                 "INSERT INTO inbox (user, seq, message, away) VALUES (?1, ?2, ?3, ?4)",
             )?
             .execute(params![user, seq as i64, id, m.away])?;
-            last_seq.insert(user, seq);
+            counters.streams.insert(user, seq);
             seq
         }
     };
@@ -305,11 +363,11 @@ fn append(
 /// messages that this newly covers, for their senders.
 fn received(
     tx: &Transaction,
-    last_seq: &HashMap<UserId, u64>,
+    counters: &Counters,
     user: UserId,
     seq: u64,
 ) -> rusqlite::Result<Vec<Delivery>> {
-    let seq = seq.min(last_seq.get(&user).copied().unwrap_or(0)) as i64;
+    let seq = seq.min(counters.streams.get(&user).copied().unwrap_or(0)) as i64;
     let acked: i64 = tx
         .prepare_cached("SELECT acked FROM users WHERE id = ?1")?
         .query_row([user], |row| row.get(0))?;
@@ -348,64 +406,118 @@ fn loaded(row: &rusqlite::Row, seq: u64, away: bool) -> rusqlite::Result<Loaded>
     })
 }
 
+/// Most messages in one page of a backlog.
+const PAGE_MESSAGES: usize = 256;
+
+/// Reads the next page of what `user` missed: its stream after `last_seq`
+/// (default: after what it acknowledged) merged, in the order the server
+/// accepted them, with the public stream after `last_public` (on the first
+/// page, at most the [`REPLAY_PUBLIC`] newest). A page holds at most
+/// [`PAGE_MESSAGES`] messages and about `page_bytes` of text, so that it
+/// fits the connection's send queue; `left` says how many more wait.
+///
+/// [`REPLAY_PUBLIC`]: chat_common::protocol::REPLAY_PUBLIC
 fn backlog(
     tx: &Transaction,
+    counters: &Counters,
+    page_bytes: usize,
     user: UserId,
     last_seq: Option<u64>,
     last_public: Option<u64>,
-) -> rusqlite::Result<(Vec<Loaded>, u64)> {
+    first: bool,
+) -> rusqlite::Result<Page> {
     let since = match last_seq {
-        Some(seq) => seq as i64,
+        Some(seq) => clamp(seq),
         None => tx
             .prepare_cached("SELECT acked FROM users WHERE id = ?1")?
             .query_row([user], |row| row.get(0))
             .optional()?
             .unwrap_or(0),
     };
-    // (message id, message): the two streams are merged in the order the
-    // server accepted their messages.
-    let mut all: Vec<(i64, Loaded)> = Vec::new();
+    let mut public_after = last_public.map(clamp);
+    if let (Some(after), true) = (public_after, first) {
+        // Replay at most the newest REPLAY_PUBLIC public messages.
+        let oldest_kept: Option<i64> = tx
+            .prepare_cached(
+                "SELECT id FROM messages WHERE receiver IS NULL AND id > ?1
+                 ORDER BY id DESC LIMIT 1 OFFSET ?2",
+            )?
+            .query_row(
+                params![after, chat_common::protocol::REPLAY_PUBLIC - 1],
+                |row| row.get(0),
+            )
+            .optional()?;
+        if let Some(oldest) = oldest_kept {
+            public_after = Some(after.max(oldest - 1));
+        }
+    }
+    let limit = PAGE_MESSAGES as i64 + 1;
+    // (message id, is public, message), merged by message id.
+    let mut candidates: Vec<(i64, bool, Loaded)> = Vec::new();
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {LOADED_COLUMNS}, i.seq, i.away, m.id FROM inbox i
          JOIN messages m ON m.id = i.message JOIN users s ON s.id = m.sender
          LEFT JOIN users r ON r.id = m.receiver
-         WHERE i.user = ?1 AND i.seq > ?2 ORDER BY i.seq"
+         WHERE i.user = ?1 AND i.seq > ?2 ORDER BY i.seq LIMIT ?3"
     ))?;
-    let rows = stmt.query_map(params![user, since], |row| {
-        Ok((
-            row.get(6)?,
-            loaded(row, row.get::<_, i64>(4)? as u64, row.get(5)?)?,
-        ))
+    let rows = stmt.query_map(params![user, since, limit], |row| {
+        let m = loaded(row, row.get::<_, i64>(4)? as u64, row.get(5)?)?;
+        Ok((row.get(6)?, false, m))
     })?;
     for row in rows {
-        all.push(row?);
+        candidates.push(row?);
     }
-    if let Some(after) = last_public {
+    if let Some(after) = public_after {
         let mut stmt = tx.prepare_cached(&format!(
             "SELECT {LOADED_COLUMNS}, m.id FROM messages m
              JOIN users s ON s.id = m.sender LEFT JOIN users r ON r.id = m.receiver
-             WHERE m.receiver IS NULL AND m.id > ?1 ORDER BY m.id DESC LIMIT ?2"
+             WHERE m.receiver IS NULL AND m.id > ?1 ORDER BY m.id LIMIT ?2"
         ))?;
-        let rows = stmt.query_map(
-            params![after as i64, chat_common::protocol::REPLAY_PUBLIC],
-            |row| {
-                let id: i64 = row.get(4)?;
-                Ok((id, loaded(row, id as u64, false)?))
-            },
-        )?;
+        let rows = stmt.query_map(params![after, limit], |row| {
+            let id: i64 = row.get(4)?;
+            Ok((id, true, loaded(row, id as u64, false)?))
+        })?;
         for row in rows {
-            all.push(row?);
+            candidates.push(row?);
         }
     }
-    all.sort_by_key(|(id, _)| *id);
-    let head: Option<i64> = tx
-        .prepare_cached("SELECT id FROM messages WHERE receiver IS NULL ORDER BY id DESC LIMIT 1")?
-        .query_row([], |row| row.get(0))
-        .optional()?;
-    Ok((
-        all.into_iter().map(|(_, m)| m).collect(),
-        head.unwrap_or(0) as u64,
-    ))
+    candidates.sort_by_key(|(id, _, _)| *id);
+    let (mut cursor_seq, mut cursor_public) = (since, public_after);
+    let (mut messages, mut bytes) = (Vec::new(), 0);
+    for (id, public, m) in candidates {
+        if messages.len() == PAGE_MESSAGES || (bytes > 0 && bytes + m.text.len() > page_bytes) {
+            break;
+        }
+        bytes += m.text.len();
+        if public {
+            cursor_public = Some(id);
+        } else {
+            cursor_seq = m.seq as i64;
+        }
+        messages.push(m);
+    }
+    let own_left: i64 = tx
+        .prepare_cached("SELECT count(*) FROM inbox WHERE user = ?1 AND seq > ?2")?
+        .query_row(params![user, cursor_seq], |row| row.get(0))?;
+    let public_left: i64 = match cursor_public {
+        Some(after) => tx
+            .prepare_cached("SELECT count(*) FROM messages WHERE receiver IS NULL AND id > ?1")?
+            .query_row([after], |row| row.get(0))?,
+        None => 0,
+    };
+    Ok(Page {
+        messages,
+        public_head: counters.public_head,
+        last_seq: cursor_seq as u64,
+        last_public: cursor_public.map(|p| p as u64),
+        left: (own_left + public_left).min(u32::MAX as i64) as u32,
+    })
+}
+
+/// A position a client sent, as SQLite's signed integer: anything beyond
+/// the largest is "after everything".
+fn clamp(seq: u64) -> i64 {
+    seq.min(i64::MAX as u64) as i64
 }
 
 fn history(
@@ -440,8 +552,10 @@ fn history(
 /// all required, so FTS5's own syntax (`AND`, `*`, `:` …) is never
 /// interpreted and a stray quote cannot make the query fail.
 pub(crate) fn fts_query(words: &str) -> Option<String> {
+    // A NUL ends a C string: SQLite would see a cut-off query.
     let terms: Vec<String> = words
-        .split_whitespace()
+        .split(|c: char| c.is_whitespace() || c == '\0')
+        .filter(|w| !w.is_empty())
         .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
         .collect();
     (!terms.is_empty()).then(|| terms.join(" "))
@@ -508,7 +622,7 @@ mod tests {
 
     fn db() -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
-        let mut db = Db::open(&dir.path().join("chat.db")).unwrap();
+        let mut db = Db::open(&dir.path().join("chat.db"), 64 * 1024).unwrap();
         for (id, nick) in [(1, "alice"), (2, "bob")] {
             db.apply(vec![Op::CreateAccount {
                 user: id,
@@ -541,26 +655,75 @@ mod tests {
         }
     }
 
-    fn backlog_of(
+    fn page(
         db: &mut Db,
         user: UserId,
         last_seq: Option<u64>,
         last_public: Option<u64>,
-    ) -> Vec<(u64, String)> {
+        first: bool,
+    ) -> Page {
         match db
             .apply(vec![Op::Backlog {
                 origin: origin(),
                 user,
                 last_seq,
                 last_public,
+                first,
             }])
             .pop()
         {
-            Some(Reply::Backlog {
-                result: Ok((m, _)), ..
-            }) => m.into_iter().map(|m| (m.seq, m.text)).collect(),
+            Some(Reply::Backlog { result: Ok(p), .. }) => p,
             other => panic!("{other:?}"),
         }
+    }
+
+    fn backlog_of(
+        db: &mut Db,
+        user: UserId,
+        last_seq: Option<u64>,
+        last_public: Option<u64>,
+    ) -> Vec<(u64, String)> {
+        let p = page(db, user, last_seq, last_public, true);
+        assert_eq!(p.left, 0, "one page");
+        p.messages.into_iter().map(|m| (m.seq, m.text)).collect()
+    }
+
+    #[test]
+    fn a_long_backlog_comes_in_pages_that_fit_the_send_queue() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = Db::open(&dir.path().join("chat.db"), 8 * 1024).unwrap();
+        for (id, nick) in [(1, "alice"), (2, "bob")] {
+            db.apply(vec![Op::CreateAccount {
+                user: id,
+                nick: nick.into(),
+                hash: "h".into(),
+                time: 0,
+            }]);
+        }
+        let text = "x".repeat(100);
+        for i in 0..300 {
+            let to = if i % 3 == 0 { To::Public } else { To::User(2) };
+            send(&mut db, 1, to, None, &format!("{i:03}{text}"));
+        }
+        let mut seen = Vec::new();
+        let mut p = page(&mut db, 2, None, Some(0), true);
+        assert_eq!(p.public_head, 298, "the last public message's number");
+        assert_eq!(
+            p.left as usize + p.messages.len(),
+            300,
+            "everything, counted"
+        );
+        loop {
+            let bytes: usize = p.messages.iter().map(|m| m.text.len()).sum();
+            assert!(bytes <= 8 * 1024, "{bytes} bytes in a page");
+            seen.extend(p.messages.iter().map(|m| m.text[..3].to_string()));
+            if p.left == 0 {
+                break;
+            }
+            p = page(&mut db, 2, Some(p.last_seq), p.last_public, false);
+        }
+        let expected: Vec<String> = (0..300).map(|i| format!("{i:03}")).collect();
+        assert_eq!(seen, expected, "all of both streams, once, in order");
     }
 
     #[test]
@@ -698,7 +861,7 @@ mod tests {
         let (dir, mut db) = db();
         send(&mut db, 1, To::User(2), None, "one");
         drop(db);
-        let mut db = Db::open(&dir.path().join("chat.db")).unwrap();
+        let mut db = Db::open(&dir.path().join("chat.db"), 64 * 1024).unwrap();
         assert_eq!(db.accounts().unwrap().len(), 2);
         assert_eq!(
             send(&mut db, 1, To::User(2), None, "two"),

@@ -79,13 +79,15 @@ pub enum Op {
         user: UserId,
         seq: u64,
     },
-    /// What `user` missed: its stream after `last_seq` (default: after what
-    /// it acknowledged) and the public stream after `last_public`.
+    /// A page of what `user` missed: its stream after `last_seq` (default:
+    /// after what it acknowledged) and the public stream after
+    /// `last_public`. `first`: the page sent with the welcome.
     Backlog {
         origin: Origin,
         user: UserId,
         last_seq: Option<u64>,
         last_public: Option<u64>,
+        first: bool,
     },
     History {
         origin: Origin,
@@ -121,6 +123,20 @@ pub struct Loaded {
     pub away: bool,
 }
 
+/// One page of a backlog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub messages: Vec<Loaded>,
+    /// The public stream's last `seq` now.
+    pub public_head: u64,
+    /// Where the next page starts: the last own-stream seq and the last
+    /// public seq in this page (or where this one started).
+    pub last_seq: u64,
+    pub last_public: Option<u64>,
+    /// Messages missed after this page.
+    pub left: u32,
+}
+
 /// How an `Append` ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Appended {
@@ -153,8 +169,7 @@ pub enum Reply {
     Backlog {
         origin: Origin,
         user: UserId,
-        /// The messages missed, and the public stream's last `seq` now.
-        result: Result<(Vec<Loaded>, u64), String>,
+        result: Result<Page, String>,
     },
     Found {
         origin: Origin,
@@ -177,9 +192,10 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) `dir/chat.db` and starts the thread.
     /// Returns the accounts, for the dispatcher's directory.
-    pub fn open(dir: &Path) -> Result<(Store, Vec<Account>), StoreError> {
+    /// `page_bytes` bounds the text in one page of a backlog (see `Op::Backlog`).
+    pub fn open(dir: &Path, page_bytes: usize) -> Result<(Store, Vec<Account>), StoreError> {
         let path = dir.join("chat.db");
-        let mut db = Db::open(&path)?;
+        let mut db = Db::open(&path, page_bytes)?;
         let accounts = db.accounts()?;
         let (stop_checkpoints, stop) = crossbeam_channel::bounded(0);
         let checkpointer = Db::checkpointer(&path, CHECKPOINT_EVERY, stop)?;
