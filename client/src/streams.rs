@@ -39,7 +39,9 @@ impl Streams {
     /// misses nothing said while it was away. (When it has shown one, it
     /// asked for the replay after it, which follows the welcome.)
     pub fn public_from(&mut self, head: u64) {
-        if self.public.is_none() && head > 0 {
+        // 0 is a position too: the room was empty, so everything said from
+        // now on must be replayed after a drop.
+        if self.public.is_none() {
             self.public = Some(head);
         }
     }
@@ -92,7 +94,11 @@ mod tests {
         );
         let mut empty_room = Streams::default();
         empty_room.public_from(0);
-        assert_eq!(empty_room.resume(), (None, None));
+        assert_eq!(
+            empty_room.resume(),
+            (None, Some(0)),
+            "replay from the start"
+        );
     }
 
     #[test]

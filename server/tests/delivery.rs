@@ -648,7 +648,10 @@ fn a_long_absence_replays_the_last_1000_public_messages() {
         let replay = bob.ask(json!({"type": "more"}));
         (page, left) = (count(&replay, "count"), count(&replay, "left"));
     }
-    assert!(replayed == copies[5..], "the newest 1,000, oldest first, once");
+    assert!(
+        replayed == copies[5..],
+        "the newest 1,000, oldest first, once"
+    );
     assert!(messages(bob.sync()).is_empty());
 
     let history = bob.ask(json!({"type": "history", "limit": 1000}));
