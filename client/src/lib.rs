@@ -48,6 +48,8 @@ pub struct Config {
     pub json: bool,
     /// `--reconnect-for`, in seconds; `None`: the mode's default.
     pub reconnect_for: Option<u64>,
+    /// `--keepalive`, in seconds.
+    pub keepalive: u64,
 }
 
 /// A password and where it came from, which `Debug` does not print.
@@ -74,6 +76,7 @@ impl Config {
     fn options(&self, default: Option<Duration>) -> Options {
         Options {
             reconnect_for: self.reconnect_for.map(Duration::from_secs).or(default),
+            keepalive: Duration::from_secs(self.keepalive.max(1)),
         }
     }
 

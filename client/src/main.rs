@@ -81,6 +81,12 @@ struct Args {
     #[arg(long, value_name = "SECONDS")]
     reconnect_for: Option<u64>,
 
+    /// After this many seconds without hearing from the server, check it is
+    /// still there (a ping); with no answer within half as long again, the
+    /// connection is taken as lost, and the client reconnects.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    keepalive: u64,
+
     /// Connect without TLS (plain TCP).
     #[arg(long, conflicts_with = "ca")]
     no_tls: bool,
@@ -165,5 +171,6 @@ fn config(args: Args, password: Option<Password>) -> anyhow::Result<Config> {
         security,
         json: args.json,
         reconnect_for: args.reconnect_for,
+        keepalive: args.keepalive,
     })
 }

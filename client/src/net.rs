@@ -129,7 +129,14 @@ pub struct Options {
     /// How long to keep trying to reconnect before giving up: `None`
     /// forever, zero not at all.
     pub reconnect_for: Option<Duration>,
+    /// After this long without a byte from the server, send a `ping`; with
+    /// no byte for half as long again, the connection is dead (a network
+    /// that dropped without a word): reconnect.
+    pub keepalive: Duration,
 }
+
+/// The default of [`Options::keepalive`].
+pub const KEEPALIVE: Duration = Duration::from_secs(30);
 
 /// The handle the user interface keeps.
 pub struct Net {
@@ -267,6 +274,10 @@ struct Conn {
     out: Vec<u8>,
     written: usize,
     bye_sent: bool,
+    /// When the server was last heard from, and when a keepalive `ping`
+    /// went out unanswered (nothing heard since).
+    heard: Instant,
+    probed: Option<Instant>,
 }
 
 /// The state of the link to the server.
@@ -338,6 +349,8 @@ impl Worker {
             out: Vec::new(),
             written: 0,
             bye_sent: false,
+            heard: Instant::now(),
+            probed: None,
         }));
         Ok(())
     }
@@ -347,6 +360,10 @@ impl Worker {
         loop {
             let timeout = match &self.link {
                 Link::Waiting { at, .. } => Some(at.saturating_duration_since(Instant::now())),
+                Link::Up(conn) => Some(
+                    self.keepalive_due(conn)
+                        .saturating_duration_since(Instant::now()),
+                ),
                 _ => None,
             };
             if let Err(err) = self.poll.poll(&mut events, timeout) {
@@ -362,6 +379,9 @@ impl Worker {
                 return ending;
             }
             if let Some(ending) = self.step() {
+                return ending;
+            }
+            if let Some(ending) = self.keep_alive() {
                 return ending;
             }
             if let Some(ending) = self.leave_if_done() {
@@ -439,6 +459,37 @@ impl Worker {
             },
             Link::Closed => None,
         }
+    }
+
+    /// When the keepalive must act next: send a ping, or give up on one.
+    fn keepalive_due(&self, conn: &Conn) -> Instant {
+        match conn.probed {
+            Some(sent) => sent + self.options.keepalive / 2,
+            None => conn.heard + self.options.keepalive,
+        }
+    }
+
+    /// Pings a silent server, and treats one that stays silent as a lost
+    /// connection: without this a network that dropped without a word
+    /// (no FIN, no RST) would leave the client waiting for ever.
+    fn keep_alive(&mut self) -> Option<Ending> {
+        let Link::Up(conn) = &self.link else {
+            return None;
+        };
+        let now = Instant::now();
+        if now < self.keepalive_due(conn) {
+            return None;
+        }
+        if conn.probed.is_some() {
+            let silent = now.duration_since(conn.heard).as_secs_f64();
+            return self.broken(format!("no answer from the server for {silent:.0} s"));
+        }
+        let ping = self.session.ping();
+        self.queue(&ping);
+        if let Link::Up(conn) = &mut self.link {
+            conn.probed = Some(now);
+        }
+        None
     }
 
     /// Connects on a thread of its own, which wakes us when done.
@@ -627,7 +678,11 @@ impl Worker {
             let n = match conn.stream.read(&mut buf) {
                 Ok(0) if conn.bye_sent => return Some(Stop::Ended(Ending::Left)),
                 Ok(0) => return Some(Stop::Broken("the server closed the connection".into())),
-                Ok(n) => n,
+                Ok(n) => {
+                    conn.heard = Instant::now();
+                    conn.probed = None;
+                    n
+                }
                 Err(err) if err.kind() == io::ErrorKind::WouldBlock => return None,
                 Err(err) if err.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) if conn.bye_sent => return Some(Stop::Ended(Ending::Left)),

@@ -93,6 +93,8 @@ enum Pending {
     },
     /// The next page of what we missed.
     More,
+    /// A keepalive.
+    Ping,
     Bye,
 }
 
@@ -290,6 +292,13 @@ impl Session {
         };
         let id = self.track(what.clone());
         request(id)
+    }
+
+    /// A keepalive `ping` (answered by a `pong`, shown nowhere).
+    pub fn ping(&mut self) -> Request {
+        Request::Ping {
+            id: self.track(Pending::Ping),
+        }
     }
 
     pub fn online(&mut self) -> Option<Request> {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use chat_client::net::{Command, Dial, Net, Options, Output, Status};
+use chat_client::net::{Command, Dial, Net, Options, Output, Status, KEEPALIVE};
 use chat_client::outbox::Outbox;
 use chat_client::render::Notice;
 use chat_client::roster::SharedRoster;
@@ -93,15 +93,24 @@ fn start_serving(
     reconnect_for: Option<Duration>,
     script: impl FnOnce(TcpListener) + Send + 'static,
 ) -> (Net, Recorder, thread::JoinHandle<()>) {
+    let options = Options {
+        reconnect_for: Some(reconnect_for.unwrap_or(Duration::ZERO)),
+        keepalive: KEEPALIVE,
+    };
+    start_with(options, script)
+}
+
+/// [`start_serving`] with these options.
+fn start_with(
+    options: Options,
+    script: impl FnOnce(TcpListener) + Send + 'static,
+) -> (Net, Recorder, thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let server = listener.local_addr().unwrap().to_string();
     let fake = thread::spawn(move || script(listener));
     let stream = tls::connect(&server, &Security::Plain, &mut |_| {}).unwrap();
     let recorder = Recorder::default();
     let dial: Dial = Arc::new(move || tls::connect(&server, &Security::Plain, &mut |_| {}));
-    let options = Options {
-        reconnect_for: Some(reconnect_for.unwrap_or(Duration::ZERO)),
-    };
     let session = Session::with_outbox(SharedRoster::default(), Outbox::new("t"));
     let net = Net::spawn_with(stream, dial, options, session, Box::new(recorder.clone())).unwrap();
     (net, recorder, fake)
@@ -194,6 +203,45 @@ fn refused_login_can_be_retried() {
     );
     assert_eq!(net.wait(), Ending::Shutdown);
     fake.join().unwrap();
+}
+
+/// A server that goes silent without closing anything (a network that
+/// dropped without a FIN or RST) is noticed: after `keepalive` of silence
+/// the client pings, and with no answer it gives the connection up and
+/// logs in again on a new one.
+#[test]
+fn a_silent_server_is_noticed_by_the_keepalive() {
+    let options = Options {
+        reconnect_for: Some(Duration::from_secs(10)),
+        keepalive: Duration::from_millis(600),
+    };
+    let (net, recorder, fake) = start_with(options, |listener| {
+        let mut peer = accept(&listener);
+        login(&mut peer, "alice");
+        let started = std::time::Instant::now();
+        let ping = peer.line();
+        assert!(ping.starts_with(r#"{"type":"ping","id":"#), "{ping}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(500),
+            "not before the silence"
+        );
+        // No answer, and the socket stays open: only the keepalive can tell.
+        let mut again = accept(&listener);
+        let relogin = again.line();
+        assert!(relogin.contains(r#""type":"login""#), "{relogin}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(800),
+            "{:?}",
+            started.elapsed()
+        );
+        drop(peer);
+    });
+    log_in(&net, "alice");
+    fake.join().unwrap();
+    let lost = recorder.0.lock().iter().any(
+        |n| matches!(n, Notice::Reconnecting { reason } if reason.contains("no answer from the server for 1 s")),
+    );
+    assert!(lost, "{:?}", recorder.0.lock());
 }
 
 /// A server that hangs up without a word is a lost connection.
