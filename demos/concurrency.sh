@@ -10,8 +10,12 @@ start_server --workers 2
 client --nick pin </dev/null >/dev/null 2>&1 # pin the certificate once
 
 say "an observer joins, then $N clients connect, post, and stay until all are in"
-sleep 120 | client --nick observer >"$WORK/observer" 2>&1 &
+# The observer reads its input from a FIFO held open by fd 8: closing it
+# later is its end of input, and it leaves.
+mkfifo "$WORK/observer.in"
+client --nick observer <"$WORK/observer.in" >"$WORK/observer" 2>&1 &
 OBS=$!
+exec 8>"$WORK/observer.in"
 sleep 0.5
 start=$(date +%s%N)
 pids=()
@@ -34,7 +38,7 @@ touch "$WORK/go"
 failed=0
 for pid in "${pids[@]}"; do wait "$pid" || failed=$((failed + 1)); done
 sleep 0.5
-kill $OBS 2>/dev/null || true
+exec 8>&-
 wait $OBS 2>/dev/null || true
 grep -A3 '^connections' "$WORK/server.out" | sed 's/^/  admin    │ /' || true
 grep ' joined$\| left' "$WORK/observer" | cut -c1-110 | head -6 | sed 's/^/  observer │ /'

@@ -13,6 +13,9 @@ cleanup() {
         wait "$SERVER_PID" 2>/dev/null || true
     fi
     jobs -p | xargs -r kill 2>/dev/null || true
+    # Also the `sleep`s that fed listening clients: they hold our stderr
+    # open, and whoever reads it would wait for them.
+    pkill -P $$ 2>/dev/null || true
     rm -rf "$WORK"
 }
 trap cleanup EXIT
