@@ -57,14 +57,16 @@ pub fn read_hidden(prompt: &str) -> std::io::Result<Option<String>> {
     quiet.c_lflag &= !(libc::ECHO | libc::ICANON | libc::ISIG);
     quiet.c_cc[libc::VMIN] = 1;
     quiet.c_cc[libc::VTIME] = 0;
-    let mut stdout = std::io::stdout();
-    write!(stdout, "{prompt}")?;
-    stdout.flush()?;
+    // Echo goes off before the prompt shows: whatever is typed once it can
+    // be seen must not appear (a fast typist, or a script, answers at once).
     // SAFETY: `quiet` is a valid termios.
     if unsafe { libc::tcsetattr(fd, libc::TCSANOW, &quiet) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
-    let secret = read_secret(fd);
+    let mut stdout = std::io::stdout();
+    let secret = write!(stdout, "{prompt}")
+        .and_then(|()| stdout.flush())
+        .and_then(|()| read_secret(fd));
     // SAFETY: restores the settings read above.
     unsafe { libc::tcsetattr(fd, libc::TCSANOW, &saved) };
     // The Enter was not echoed either.
