@@ -307,18 +307,7 @@ fn apply_one(
 }
 
 fn append(tx: &Transaction, counters: &mut Counters, m: &NewMessage) -> rusqlite::Result<Appended> {
-    if matches!(m.to, To::Public) {
-        return append_rows(tx, counters, m);
-    }
-    // A private message is two rows: both or neither, whatever else the
-    // batch holds.
-    tx.execute_batch("SAVEPOINT append")?;
-    let result = append_rows(tx, counters, m);
-    match &result {
-        Ok(_) => tx.execute_batch("RELEASE append")?,
-        Err(_) => tx.execute_batch("ROLLBACK TO append; RELEASE append")?,
-    }
-    result
+    append_rows(tx, counters, m)
 }
 
 fn append_rows(
@@ -348,10 +337,20 @@ fn append_rows(
         }
         To::User(user) => {
             let seq = counters.streams.get(&user).copied().unwrap_or(0) + 1;
-            tx.prepare_cached(
-                "INSERT INTO inbox (user, seq, message, away) VALUES (?1, ?2, ?3, ?4)",
-            )?
-            .execute(params![user, seq as i64, id, m.away])?;
+            let placed = tx
+                .prepare_cached(
+                    "INSERT INTO inbox (user, seq, message, away) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .and_then(|mut s| s.execute(params![user, seq as i64, id, m.away]));
+            if let Err(err) = placed {
+                // A private message is two rows, both or neither: without
+                // its place in a stream the message must not stay (its cid
+                // would make the sender's retry look like a duplicate).
+                // Cheaper than a savepoint around every append.
+                tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?
+                    .execute([id])?;
+                return Err(err);
+            }
             counters.streams.insert(user, seq);
             seq
         }
