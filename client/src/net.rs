@@ -414,7 +414,14 @@ impl Worker {
                     Some(Stop::Ended(Ending::Shutdown)) => {
                         self.reconnect_after(Ending::Shutdown, "the server shut down".into())
                     }
-                    Some(Stop::Ended(ending)) => Some(ending),
+                    Some(Stop::Ended(ending)) => {
+                        // Kicked or taken over: no reconnect will send what
+                        // waits in the outbox, so say what was not stored.
+                        if matches!(ending, Ending::Kicked | Ending::TakenOver) {
+                            self.list_unsent();
+                        }
+                        Some(ending)
+                    }
                 }
             }
             Link::Waiting { backoff, at, said } => {

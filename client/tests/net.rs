@@ -475,6 +475,9 @@ fn taken_over_is_not_reconnected() {
     let (net, recorder, fake) = start_serving(Some(Duration::from_secs(10)), |listener| {
         let mut peer = accept(&listener);
         login(&mut peer, "alice");
+        // A message on its way, never acknowledged: the user must learn
+        // it was not stored, since no reconnect will send it.
+        assert!(peer.line().contains(r#""text":"lost in the takeover""#));
         peer.send(r#"{"type":"error","code":"taken_over","reason":"you logged in elsewhere"}"#);
         drop(peer);
         listener.set_nonblocking(true).unwrap();
@@ -482,9 +485,19 @@ fn taken_over_is_not_reconnected() {
         assert!(listener.accept().is_err(), "the client came back");
     });
     log_in(&net, "alice");
+    net.send(Command::Say {
+        receiver: "*".into(),
+        text: "lost in the takeover".into(),
+    });
     assert_eq!(net.wait(), Ending::TakenOver);
     fake.join().unwrap();
     let notices = recorder.0.lock().clone();
+    assert!(
+        notices
+            .iter()
+            .any(|n| matches!(n, Notice::Unsent { text, .. } if text == "lost in the takeover")),
+        "{notices:?}"
+    );
     assert!(
         notices.contains(&Notice::Error {
             reason: "you logged in elsewhere".into()
