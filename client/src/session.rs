@@ -1386,12 +1386,6 @@ mod tests {
         session.login(s("bob"), s("hunter2"));
         assert!(!format!("{session:?}").contains("hunter2"));
     }
-}
-
-#[cfg(test)]
-mod paging_tests {
-    use super::*;
-    use crate::roster::Roster;
 
     fn sends(updates: &[Update]) -> Vec<Request> {
         updates
@@ -1418,8 +1412,7 @@ mod paging_tests {
     /// has been read, and not after the last one.
     #[test]
     fn the_next_page_is_asked_for_when_this_one_is_read() {
-        let roster = SharedRoster::new(parking_lot::Mutex::new(Roster::default()));
-        let mut session = Session::new(roster);
+        let (mut session, _) = session();
         let id = session.login("bob".into(), "pw".into()).id().unwrap();
         let welcome = ServerFrame::Welcome {
             id,

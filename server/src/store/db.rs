@@ -620,8 +620,14 @@ mod tests {
     }
 
     fn db() -> (tempfile::TempDir, Db) {
+        db_paging(64 * 1024)
+    }
+
+    /// A database with alice (1) and bob (2), whose backlog pages hold
+    /// about `page_bytes` of text.
+    fn db_paging(page_bytes: usize) -> (tempfile::TempDir, Db) {
         let dir = tempfile::tempdir().unwrap();
-        let mut db = Db::open(&dir.path().join("chat.db"), 64 * 1024).unwrap();
+        let mut db = Db::open(&dir.path().join("chat.db"), page_bytes).unwrap();
         for (id, nick) in [(1, "alice"), (2, "bob")] {
             db.apply(vec![Op::CreateAccount {
                 user: id,
@@ -689,16 +695,7 @@ mod tests {
 
     #[test]
     fn a_long_backlog_comes_in_pages_that_fit_the_send_queue() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut db = Db::open(&dir.path().join("chat.db"), 8 * 1024).unwrap();
-        for (id, nick) in [(1, "alice"), (2, "bob")] {
-            db.apply(vec![Op::CreateAccount {
-                user: id,
-                nick: nick.into(),
-                hash: "h".into(),
-                time: 0,
-            }]);
-        }
+        let (_dir, mut db) = db_paging(8 * 1024);
         let text = "x".repeat(100);
         for i in 0..300 {
             let to = if i % 3 == 0 { To::Public } else { To::User(2) };
