@@ -1,0 +1,238 @@
+//! Messages through the store: accepted by [`ChatState::message`], then
+//! acknowledged and delivered by [`ChatState::stored`] once durable;
+//! `history`/`search` answers and `delivered` notices come back the same way.
+
+use chat_common::codec::encode;
+use chat_common::protocol::{MAX_CID, MAX_HISTORY};
+use chat_common::{ErrorCode, ServerFrame, Stored, EVERYONE};
+
+use super::{ChatState, Deliver, Phase, Refusal};
+use crate::framework::ConnId;
+use crate::store::{Appended, Delivery, Loaded, NewMessage, Op, Origin, Reply, To, UserId};
+
+impl ChatState {
+    /// A reply from the store.
+    pub fn stored(&mut self, reply: Reply, now: u64, out: &mut impl Deliver) {
+        let origin = match reply {
+            Reply::Delivered(deliveries) => return self.delivered(deliveries, out),
+            Reply::Echo { origin, frame } => {
+                out.send(origin.conn, frame);
+                origin
+            }
+            Reply::Appended {
+                origin,
+                message,
+                outcome,
+            } => {
+                self.appended(origin, message, outcome, now, out);
+                origin
+            }
+            Reply::Backlog {
+                origin,
+                user,
+                result,
+            } => {
+                self.resumed(origin, user, result, out);
+                origin
+            }
+            Reply::Found { origin, result } => {
+                if let Some(session) = self.sessions.get_mut(&origin.conn) {
+                    session.reads -= 1;
+                }
+                let frame = match result {
+                    Ok(found) => ServerFrame::History {
+                        id: origin.id,
+                        messages: found.into_iter().map(stored_of).collect(),
+                    },
+                    Err(why) => store_failed(origin.id, &why),
+                };
+                out.send(origin.conn, encode(&frame));
+                origin
+            }
+        };
+        if let Some(session) = self.sessions.get_mut(&origin.conn) {
+            session.in_flight -= 1;
+            self.run_queued(origin.conn, out);
+        }
+    }
+
+    pub(super) fn appended(
+        &mut self,
+        origin: Origin,
+        message: NewMessage,
+        outcome: Appended,
+        now: u64,
+        out: &mut impl Deliver,
+    ) {
+        let seq = match outcome {
+            Appended::New { seq } => seq,
+            Appended::Duplicate => {
+                self.duplicates += 1;
+                let ack = ServerFrame::Ack {
+                    id: origin.id,
+                    offline: false,
+                    duplicate: true,
+                };
+                return out.send(origin.conn, encode(&ack));
+            }
+            Appended::Failed(why) => {
+                tracing::error!("storing a message: {why}");
+                return out.send(origin.conn, encode(&store_failed(origin.id, &why)));
+            }
+        };
+        self.messages += 1;
+        self.rate.record(now);
+        if let Some(session) = self.sessions.get_mut(&origin.conn) {
+            session.messages_sent += 1;
+        }
+        // Acknowledge first, so a sender's ack never waits behind the fan-out.
+        let ack = ServerFrame::Ack {
+            id: origin.id,
+            offline: message.away,
+            duplicate: false,
+        };
+        out.send(origin.conn, encode(&ack));
+        let sender = self.accounts.nick(message.sender).to_string();
+        match message.to {
+            To::Public => out.broadcast(encode(&ServerFrame::Message {
+                seq,
+                sender,
+                receiver: EVERYONE.into(),
+                text: message.text,
+                time: message.time,
+                away: false,
+            })),
+            To::User(to) => {
+                self.private_messages += 1;
+                if message.away {
+                    self.stored_offline += 1;
+                }
+                // Someone still resuming gets it with their backlog, which
+                // the store reads after this commit.
+                let Some(&conn) = self.online.get(&to) else {
+                    return;
+                };
+                if self.sessions.get(&conn).map(|s| s.phase) != Some(Phase::Online) {
+                    return;
+                }
+                let frame = ServerFrame::Message {
+                    seq,
+                    sender,
+                    receiver: self.accounts.nick(to).to_string(),
+                    text: message.text,
+                    time: message.time,
+                    away: false,
+                };
+                out.send(conn, encode(&frame));
+            }
+        }
+    }
+
+    /// Tells the senders of private messages that their receiver has them.
+    pub(super) fn delivered(&mut self, deliveries: Vec<Delivery>, out: &mut impl Deliver) {
+        for d in deliveries {
+            let Some(&conn) = self.online.get(&d.sender) else {
+                continue;
+            };
+            // Not before the welcome: a session still resuming misses it.
+            let welcomed = self
+                .sessions
+                .get(&conn)
+                .is_some_and(|s| matches!(s.phase, Phase::Online | Phase::CatchingUp { .. }));
+            if welcomed {
+                let frame = ServerFrame::Delivered {
+                    cid: d.cid,
+                    to: d.to,
+                };
+                out.send(conn, encode(&frame));
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn message(
+        &mut self,
+        conn: ConnId,
+        id: u64,
+        receiver: String,
+        text: String,
+        cid: Option<String>,
+        now: u64,
+        out: &mut impl Deliver,
+    ) -> Result<(), Refusal> {
+        if text.trim().is_empty() {
+            return Err((ErrorCode::BadText, "empty message".into()));
+        }
+        if text.len() > self.max_text {
+            return Err((
+                ErrorCode::BadText,
+                format!(
+                    "message too long: {} bytes, the limit is {}",
+                    text.len(),
+                    self.max_text
+                ),
+            ));
+        }
+        if cid.as_ref().is_some_and(|c| c.len() > MAX_CID) {
+            return Err((
+                ErrorCode::BadRequest,
+                format!("a cid has at most {MAX_CID} bytes"),
+            ));
+        }
+        let to = if receiver == EVERYONE {
+            To::Public
+        } else {
+            To::User(self.user_named(&receiver)?)
+        };
+        let away = matches!(to, To::User(user) if !self.online.contains_key(&user));
+        let session = self.sessions.get_mut(&conn).expect("checked by request");
+        session.in_flight += 1;
+        out.store(Op::Append {
+            origin: Origin { conn, id },
+            message: NewMessage {
+                sender: session.user.expect("online"),
+                cid,
+                to,
+                text,
+                time: now,
+                away,
+            },
+        });
+        Ok(())
+    }
+
+    /// Sends a `history` or `search` to the store, naming someone or not.
+    pub(super) fn query(
+        &mut self,
+        conn: ConnId,
+        nick: Option<String>,
+        limit: u32,
+        op: impl FnOnce(UserId, Option<UserId>, u32) -> Op,
+        out: &mut impl Deliver,
+    ) -> Result<(), Refusal> {
+        let other = nick.map(|n| self.user_named(&n)).transpose()?;
+        let session = self.sessions.get_mut(&conn).expect("checked by request");
+        session.in_flight += 1;
+        session.reads += 1;
+        let user = session.user.expect("online");
+        out.store(op(user, other, limit.clamp(1, MAX_HISTORY)));
+        Ok(())
+    }
+}
+
+pub(super) fn stored_of(m: Loaded) -> Stored {
+    Stored {
+        sender: m.sender,
+        receiver: m.receiver,
+        text: m.text,
+        time: m.time,
+    }
+}
+
+pub(super) fn store_failed(id: u64, why: &str) -> ServerFrame {
+    ServerFrame::Error {
+        id: Some(id),
+        code: ErrorCode::StoreFailed,
+        reason: format!("the server could not store or read this: {why}"),
+    }
+}

@@ -1,0 +1,652 @@
+//! The chat state: who is connected, under which account, and what each
+//! request, store reply or admin command produces. Pure: no I/O, no locks,
+//! no clock — the dispatcher owns it, passes the time in, and carries out
+//! what it asks through [`Deliver`] (frames for connections, ops for the
+//! store, jobs for the password hashers).
+//!
+//! Here: sessions, requests and their order, departures, kicks. A login
+//! goes New → Authenticating → Resuming → (CatchingUp →) Online
+//! (`login.rs`); requests that arrive meanwhile wait in the session and run,
+//! in order, once it is online. A message is accepted in two steps
+//! (`delivery.rs`): [`ChatState::request`] sends it to the store, and
+//! [`ChatState::stored`] acknowledges and delivers it once it is durable.
+//! `stats.rs` holds what the console shows.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use chat_common::codec::encode;
+use chat_common::{ErrorCode, Frame, Request, ServerFrame};
+
+use crate::accounts::Accounts;
+use crate::auth::Job;
+use crate::framework::{ConnId, ConnInfo};
+use crate::presence::Presence;
+use crate::store::{Op, Origin, UserId};
+
+mod delivery;
+mod login;
+mod stats;
+#[cfg(test)]
+mod tests;
+
+use stats::RateWindow;
+pub use stats::{SessionRow, Stats, RATE_WINDOW_SECS};
+
+/// Where the state's output goes: the dispatcher's router and queues, or a
+/// recorder in tests.
+pub trait Deliver {
+    fn send(&mut self, conn: ConnId, frame: Frame);
+    /// Close `conn` once what was sent to it is written.
+    fn close(&mut self, conn: ConnId);
+    /// `conn` is in the room: broadcasts reach it from now on.
+    fn subscribe(&mut self, conn: ConnId);
+    fn unsubscribe(&mut self, conn: ConnId);
+    /// `frame` for everyone subscribed.
+    fn broadcast(&mut self, frame: Frame);
+    /// Work for the store thread; its reply comes back through
+    /// [`ChatState::stored`], after the replies to every earlier op.
+    fn store(&mut self, op: Op);
+    /// A password to check; the verdict comes back through
+    /// [`ChatState::authenticated`].
+    fn auth(&mut self, job: Job);
+}
+
+/// `history` and `search` requests of one connection at the store at once:
+/// each reads up to 500 messages, so more wait in the session (and the
+/// requests behind them, to keep the answers in order); one client cannot
+/// keep the store reading for everyone else. Messages are not limited here:
+/// appending is cheap, and the dispatcher stops reading from everyone when
+/// the store falls far behind.
+const MAX_READS: u32 = 4;
+
+fn is_read(request: &Request) -> bool {
+    matches!(request, Request::History { .. } | Request::Search { .. })
+}
+
+/// Requests a session may queue while its login completes; the ones beyond
+/// are refused (in their turn, after the welcome)…
+const MAX_QUEUED: usize = 256;
+/// …up to this many; a client that sends even more before its welcome is
+/// disconnected, so a flood cannot grow the queue without bound.
+const MAX_REFUSED: usize = 64 * 1024;
+
+/// A request that arrived while logging in: to run, or (over
+/// [`MAX_QUEUED`]) to refuse when its turn comes.
+#[derive(Debug)]
+enum Queued {
+    Run(Request),
+    Refuse(u64),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// Connected, not logged in.
+    New,
+    /// The password is being checked.
+    Authenticating,
+    /// Logged in; the store is reading what the user missed. `quiet`: it
+    /// took over another connection, so nobody is told it arrived.
+    Resuming {
+        id: u64,
+        new_account: bool,
+        quiet: bool,
+    },
+    /// Welcomed, with more missed messages than one page: the client asks
+    /// for each next page with `more`; live messages wait until the last.
+    CatchingUp {
+        quiet: bool,
+        last_seq: u64,
+        last_public: Option<u64>,
+    },
+    Online,
+    /// Said bye, was kicked, taken over or timed out: further requests are
+    /// ignored and its departure has been announced already.
+    Leaving,
+}
+
+/// How a session ends once its requests in flight are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Bye(u64),
+    PeerClosed,
+}
+
+/// One connection, logged in or not.
+#[derive(Debug)]
+struct Session {
+    info: ConnInfo,
+    connected_at: u64,
+    phase: Phase,
+    user: Option<UserId>,
+    nick: Option<String>,
+    messages_sent: u64,
+    /// Requests sent to the store or the hashers and not answered yet:
+    /// answers after them must wait their turn.
+    in_flight: u32,
+    /// Of those, `history` and `search` (see [`MAX_READS`]).
+    reads: u32,
+    /// Requests that arrived while logging in.
+    queued: VecDeque<Queued>,
+    ending: Option<Ending>,
+}
+
+impl Session {
+    fn logging_in(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Authenticating | Phase::Resuming { .. } | Phase::CatchingUp { .. }
+        )
+    }
+
+    /// Whether everyone else believes this user is online: they were told
+    /// of the arrival, or it took over from a connection they were told of.
+    fn announced(&self) -> bool {
+        matches!(
+            self.phase,
+            Phase::Online
+                | Phase::Resuming { quiet: true, .. }
+                | Phase::CatchingUp { quiet: true, .. }
+        )
+    }
+}
+
+/// Nicknames are unique regardless of case: "Alice" and "alice" are one person.
+pub(crate) fn fold(nick: &str) -> String {
+    nick.to_lowercase()
+}
+
+/// A failed request: its error code and a reason for people.
+type Refusal = (ErrorCode, String);
+
+pub struct ChatState {
+    sessions: HashMap<ConnId, Session>,
+    accounts: Accounts,
+    /// Joins and departures not yet announced.
+    presence: Presence,
+    /// Folded nickname → the session logged in with it (resuming or online).
+    nicks: BTreeMap<String, ConnId>,
+    /// The same, by account.
+    online: HashMap<UserId, ConnId>,
+    max_text: usize,
+    messages: u64,
+    private_messages: u64,
+    stored_offline: u64,
+    redelivered: u64,
+    duplicates: u64,
+    rate: RateWindow,
+}
+
+impl ChatState {
+    pub fn new(max_text: usize, accounts: Accounts) -> Self {
+        ChatState {
+            sessions: HashMap::new(),
+            accounts,
+            presence: Presence::default(),
+            nicks: BTreeMap::new(),
+            online: HashMap::new(),
+            max_text,
+            messages: 0,
+            private_messages: 0,
+            stored_offline: 0,
+            redelivered: 0,
+            duplicates: 0,
+            rate: RateWindow::default(),
+        }
+    }
+
+    pub fn connect(&mut self, info: ConnInfo, now: u64) {
+        self.sessions.insert(
+            info.id,
+            Session {
+                info,
+                connected_at: now,
+                phase: Phase::New,
+                user: None,
+                nick: None,
+                messages_sent: 0,
+                in_flight: 0,
+                reads: 0,
+                queued: VecDeque::new(),
+                ending: None,
+            },
+        );
+    }
+
+    /// The connection is gone; if it was a user who had not left yet,
+    /// everyone is told why.
+    pub fn disconnect(&mut self, conn: ConnId, reason: &str, out: &mut impl Deliver) {
+        let Some(session) = self.sessions.remove(&conn) else {
+            return;
+        };
+        if session.phase == Phase::Leaving {
+            return;
+        }
+        self.forget(conn, &session, out);
+        if let (true, Some(nick)) = (session.announced(), session.nick.clone()) {
+            self.presence.left(nick, reason);
+        }
+    }
+
+    /// Removes a session's user from who is online (not from `sessions`).
+    fn forget(&mut self, conn: ConnId, session: &Session, out: &mut impl Deliver) {
+        if let (Some(user), Some(nick)) = (session.user, &session.nick) {
+            if self.online.get(&user) == Some(&conn) {
+                self.online.remove(&user);
+                self.nicks.remove(&fold(nick));
+            }
+            out.unsubscribe(conn);
+        }
+    }
+
+    /// The peer will send nothing more: it leaves once everything it sent
+    /// is answered.
+    pub fn peer_closed(&mut self, conn: ConnId, out: &mut impl Deliver) {
+        if let Some(session) = self.sessions.get_mut(&conn) {
+            if session.phase != Phase::Leaving && session.ending.is_none() {
+                session.ending = Some(Ending::PeerClosed);
+                self.settle(conn, out);
+            }
+        }
+    }
+
+    pub fn request(&mut self, conn: ConnId, request: Request, now: u64, out: &mut impl Deliver) {
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        // `received` is idempotent and unanswered: recorded whenever the
+        // connection has a user, even after its bye.
+        if let Request::Received { seq } = request {
+            if let Some(user) = session.user {
+                out.store(Op::Received { user, seq });
+            }
+            return;
+        }
+        // After a bye nothing more is answered. (A half-close stops new
+        // requests by itself; those queued before it still run.)
+        if session.phase == Phase::Leaving || matches!(session.ending, Some(Ending::Bye(_))) {
+            return;
+        }
+        if let (Request::More { id }, Phase::CatchingUp { .. }) = (&request, session.phase) {
+            let id = *id;
+            return self.more(conn, id, out);
+        }
+        if session.logging_in()
+            || !session.queued.is_empty()
+            || (is_read(&request) && session.reads >= MAX_READS)
+        {
+            let queued = session.queued.len();
+            if queued < MAX_QUEUED {
+                session.queued.push_back(Queued::Run(request));
+            } else if queued < MAX_REFUSED {
+                if let Some(id) = request.id() {
+                    session.queued.push_back(Queued::Refuse(id));
+                }
+            } else {
+                let frame = ServerFrame::Error {
+                    id: request.id(),
+                    code: ErrorCode::BadRequest,
+                    reason: format!(
+                        "more than {MAX_REFUSED} requests before the login finished; closing"
+                    ),
+                };
+                out.send(conn, encode(&frame));
+                self.leave(conn, "too many requests", out);
+            }
+            return;
+        }
+        self.handle(conn, request, now, out);
+    }
+
+    /// Handles a request whose turn has come.
+    fn handle(&mut self, conn: ConnId, request: Request, now: u64, out: &mut impl Deliver) {
+        let Some(session) = self.sessions.get(&conn) else {
+            return;
+        };
+        if session.phase == Phase::Leaving || matches!(session.ending, Some(Ending::Bye(_))) {
+            return;
+        }
+        let online = session.phase == Phase::Online;
+        let Some(id) = request.id() else {
+            return;
+        };
+        let result = match request {
+            Request::Ping { id } => Ok(ServerFrame::Pong { id }),
+            Request::Login { .. } if online => Err((
+                ErrorCode::AlreadyLoggedIn,
+                "you are already logged in".to_string(),
+            )),
+            Request::Login {
+                nick,
+                password,
+                last_seq,
+                last_public,
+                ..
+            } => {
+                let job = Job {
+                    origin: Origin { conn, id },
+                    nick,
+                    password,
+                    hash: None,
+                    last_seq,
+                    last_public,
+                };
+                match self.login(job, out) {
+                    Ok(()) => return,
+                    Err(refusal) => Err(refusal),
+                }
+            }
+            _ if !online => Err((
+                ErrorCode::NotLoggedIn,
+                "log in first: {\"type\":\"login\",\"id\":1,\"nick\":\"yourname\",\"password\":\"…\"}"
+                    .to_string(),
+            )),
+            Request::Message {
+                receiver, text, cid, ..
+            } => match self.message(conn, id, receiver, text, cid, now, out) {
+                Ok(()) => return,
+                Err(refusal) => Err(refusal),
+            },
+            Request::Online { id } => Ok(ServerFrame::Online {
+                id,
+                users: self.online(),
+            }),
+            // Nothing more to catch up on.
+            Request::More { id } => Ok(ServerFrame::Replay {
+                id,
+                count: 0,
+                left: 0,
+            }),
+            Request::History { with, limit, .. } => {
+                let op = |user, with, limit| Op::History {
+                    origin: Origin { conn, id },
+                    user,
+                    with,
+                    limit,
+                };
+                match self.query(conn, with, limit, op, out) {
+                    Ok(()) => return,
+                    Err(refusal) => Err(refusal),
+                }
+            }
+            Request::Search {
+                words, from, limit, ..
+            } => {
+                if words.split_whitespace().next().is_none() {
+                    Err((ErrorCode::BadRequest, "search for what? give some words".into()))
+                } else {
+                    let op = |user, from, limit| Op::Search {
+                        origin: Origin { conn, id },
+                        user,
+                        words,
+                        from,
+                        limit,
+                    };
+                    match self.query(conn, from, limit, op, out) {
+                        Ok(()) => return,
+                        Err(refusal) => Err(refusal),
+                    }
+                }
+            }
+            Request::Bye { id } => {
+                if let Some(session) = self.sessions.get_mut(&conn) {
+                    session.ending = Some(Ending::Bye(id));
+                }
+                self.settle(conn, out);
+                return;
+            }
+            Request::Received { .. } => return,
+        };
+        self.answer(conn, id, result, out);
+    }
+
+    /// Sends an answer, after the answers still in flight for this
+    /// connection (through the store, which replies in order).
+    fn answer(
+        &mut self,
+        conn: ConnId,
+        id: u64,
+        result: Result<ServerFrame, Refusal>,
+        out: &mut impl Deliver,
+    ) {
+        let frame = encode(&result.unwrap_or_else(|(code, reason)| ServerFrame::Error {
+            id: Some(id),
+            code,
+            reason,
+        }));
+        let Some(session) = self.sessions.get_mut(&conn) else {
+            return;
+        };
+        if session.in_flight == 0 {
+            out.send(conn, frame);
+        } else {
+            session.in_flight += 1;
+            out.store(Op::Echo {
+                origin: Origin { conn, id },
+                frame,
+            });
+        }
+    }
+
+    /// Runs the requests that waited for the login to finish, or for the
+    /// connection's reads at the store to drop under [`MAX_READS`].
+    fn run_queued(&mut self, conn: ConnId, out: &mut impl Deliver) {
+        while let Some(session) = self.sessions.get_mut(&conn) {
+            let read_waits = matches!(session.queued.front(), Some(Queued::Run(r)) if is_read(r))
+                && session.reads >= MAX_READS;
+            if session.logging_in() || read_waits {
+                return;
+            }
+            match session.queued.pop_front() {
+                None => break,
+                Some(Queued::Run(request)) => {
+                    // The time of a queued message is when it is accepted.
+                    let now = crate::dispatcher::now_ms();
+                    self.handle(conn, request, now, out);
+                }
+                Some(Queued::Refuse(_)) if matches!(session.ending, Some(Ending::Bye(_))) => {}
+                Some(Queued::Refuse(id)) => {
+                    let reason = format!(
+                        "more than {MAX_QUEUED} requests before the login finished; send fewer at once"
+                    );
+                    self.answer(conn, id, Err((ErrorCode::BadRequest, reason)), out);
+                }
+            }
+        }
+        self.settle(conn, out);
+    }
+
+    /// Ends a session that asked to (bye, half-close) once nothing it sent
+    /// waits for an answer.
+    fn settle(&mut self, conn: ConnId, out: &mut impl Deliver) {
+        let Some(session) = self.sessions.get(&conn) else {
+            return;
+        };
+        if session.in_flight > 0 || !session.queued.is_empty() || session.logging_in() {
+            return;
+        }
+        match session.ending {
+            Some(Ending::Bye(id)) => {
+                let ack = ServerFrame::Ack {
+                    id,
+                    offline: false,
+                    duplicate: false,
+                };
+                out.send(conn, encode(&ack));
+                self.leave(conn, "quit", out);
+            }
+            Some(Ending::PeerClosed) if session.phase != Phase::Leaving => {
+                self.leave(conn, "connection closed", out)
+            }
+            _ => {}
+        }
+    }
+
+    /// Resolves a nickname given in a request to an account.
+    fn user_named(&self, nick: &str) -> Result<UserId, Refusal> {
+        self.accounts
+            .find(nick)
+            .map(|a| a.id)
+            .ok_or_else(|| (ErrorCode::NoSuchUser, format!("no such user: {nick}")))
+    }
+
+    /// Whether joins or departures wait to be announced.
+    pub fn has_presence(&self) -> bool {
+        !self.presence.is_empty()
+    }
+
+    /// Announces, in one frame to everyone online, who came and went since
+    /// the last call; the dispatcher calls it at most once per interval.
+    pub fn flush_presence(&mut self, out: &mut impl Deliver) {
+        if let Some(frame) = self.presence.take_frame() {
+            out.broadcast(encode(&frame));
+        }
+    }
+
+    /// Marks a user as gone, tells everyone, and closes the connection.
+    fn leave(&mut self, conn: ConnId, reason: &str, out: &mut impl Deliver) {
+        let Some(session) = self.sessions.remove(&conn) else {
+            return;
+        };
+        self.forget(conn, &session, out);
+        if let (true, Some(nick)) = (session.announced(), &session.nick) {
+            self.presence.left(nick.clone(), reason);
+        }
+        out.close(conn);
+        self.sessions.insert(
+            conn,
+            Session {
+                phase: Phase::Leaving,
+                ..session
+            },
+        );
+    }
+
+    /// The nickname a connection logged in with.
+    pub fn nick_of(&self, conn: ConnId) -> Option<&str> {
+        self.sessions.get(&conn)?.nick.as_deref()
+    }
+
+    /// Nicknames online, sorted without regard to case.
+    pub fn online(&self) -> Vec<String> {
+        self.online_iter().collect()
+    }
+
+    /// Nicknames online as their users spelled them, in folded order: the
+    /// map is kept sorted, so nothing is sorted per request.
+    fn online_iter(&self) -> impl Iterator<Item = String> + '_ {
+        self.nicks
+            .values()
+            .filter_map(|c| self.sessions.get(c)?.nick.clone())
+    }
+
+    /// The operator removes `nick`; everyone, the user included, is told why.
+    /// Returns the nickname as the user spelled it.
+    pub fn kick(
+        &mut self,
+        nick: &str,
+        reason: &str,
+        out: &mut impl Deliver,
+    ) -> Result<String, String> {
+        let conn = *self
+            .nicks
+            .get(&fold(nick))
+            .ok_or_else(|| format!("{nick} is not online"))?;
+        let session = self.sessions.remove(&conn).expect("session of a nick");
+        let nick = session.nick.clone().expect("logged in");
+        out.broadcast(encode(&ServerFrame::Kicked {
+            nick: nick.clone(),
+            reason: reason.to_string(),
+        }));
+        if session.phase != Phase::Online {
+            // Still resuming: not subscribed, so the broadcast missed it.
+            out.send(
+                conn,
+                encode(&ServerFrame::Kicked {
+                    nick: nick.clone(),
+                    reason: reason.to_string(),
+                }),
+            );
+        }
+        self.forget(conn, &session, out);
+        self.presence.kicked(&nick);
+        out.close(conn);
+        self.sessions.insert(
+            conn,
+            Session {
+                phase: Phase::Leaving,
+                ..session
+            },
+        );
+        Ok(nick)
+    }
+
+    /// A message from the operator to everyone; returns how many received it.
+    pub fn announce(&mut self, text: &str, now: u64, out: &mut impl Deliver) -> usize {
+        out.broadcast(encode(&ServerFrame::Announce {
+            text: text.to_string(),
+            time: now,
+        }));
+        self.nicks.len()
+    }
+
+    /// Drops connections that have not logged in within `timeout_ms`.
+    pub fn expire_logins(&mut self, now: u64, timeout_ms: u64, out: &mut impl Deliver) {
+        let frame = encode(&ServerFrame::Error {
+            id: None,
+            code: ErrorCode::Timeout,
+            reason: format!("no login within {} s; closing", timeout_ms / 1000),
+        });
+        for (&conn, session) in self.sessions.iter_mut() {
+            if matches!(session.phase, Phase::New | Phase::Authenticating)
+                && now.saturating_sub(session.connected_at) >= timeout_ms
+            {
+                session.phase = Phase::Leaving;
+                out.send(conn, frame.clone());
+                out.close(conn);
+            }
+        }
+    }
+
+    /// Tells every connection the server is going down.
+    pub fn shutdown(&mut self, reason: &str, out: &mut impl Deliver) {
+        let frame = encode(&ServerFrame::Shutdown {
+            reason: reason.to_string(),
+        });
+        for (&conn, session) in self.sessions.iter_mut() {
+            session.phase = Phase::Leaving;
+            out.send(conn, frame.clone());
+        }
+    }
+
+    pub fn list(&self) -> Vec<SessionRow> {
+        let mut rows: Vec<SessionRow> = self
+            .sessions
+            .values()
+            .filter_map(|s| {
+                Some(SessionRow {
+                    nick: s.nick.clone().filter(|_| s.phase == Phase::Online)?,
+                    peer: s.info.peer,
+                    connected_at: s.connected_at,
+                    tls: s.info.tls,
+                    messages_sent: s.messages_sent,
+                })
+            })
+            .collect();
+        rows.sort_by_key(|r| fold(&r.nick));
+        rows
+    }
+
+    pub fn stats(&self, now: u64) -> Stats {
+        Stats {
+            connections: self.sessions.len(),
+            users: self.nicks.len(),
+            accounts: self.accounts.len(),
+            messages: self.messages,
+            private_messages: self.private_messages,
+            stored_offline: self.stored_offline,
+            redelivered: self.redelivered,
+            duplicates: self.duplicates,
+            rate: self.rate.per_second(now),
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! What the admin console shows: `/list` rows and `/stats` figures.
+
+use std::net::SocketAddr;
+
+/// A row of the admin console's `/list`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    pub nick: String,
+    pub peer: SocketAddr,
+    pub connected_at: u64,
+    pub tls: bool,
+    pub messages_sent: u64,
+}
+
+/// The figures behind `/stats`; counts are since the server started.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stats {
+    pub connections: usize,
+    pub users: usize,
+    pub accounts: usize,
+    pub messages: u64,
+    pub private_messages: u64,
+    /// Private messages stored for a receiver who was offline.
+    pub stored_offline: u64,
+    /// Messages sent again at a login: missed while away or disconnected.
+    pub redelivered: u64,
+    /// Resends dropped because their `cid` had been accepted before.
+    pub duplicates: u64,
+    /// Messages per second over the last [`RATE_WINDOW_SECS`] seconds.
+    pub rate: f64,
+}
+
+pub const RATE_WINDOW_SECS: u64 = 10;
+
+/// Counts messages per second over a sliding window of whole seconds.
+#[derive(Debug, Default)]
+pub(super) struct RateWindow {
+    buckets: [(u64, u64); RATE_WINDOW_SECS as usize],
+}
+
+impl RateWindow {
+    pub(super) fn record(&mut self, now_ms: u64) {
+        let sec = now_ms / 1000;
+        let bucket = &mut self.buckets[(sec % RATE_WINDOW_SECS) as usize];
+        if bucket.0 != sec {
+            *bucket = (sec, 0);
+        }
+        bucket.1 += 1;
+    }
+
+    pub(super) fn per_second(&self, now_ms: u64) -> f64 {
+        let sec = now_ms / 1000;
+        let total: u64 = self
+            .buckets
+            .iter()
+            .filter(|(s, _)| *s + RATE_WINDOW_SECS > sec && *s <= sec)
+            .map(|(_, n)| n)
+            .sum();
+        total as f64 / RATE_WINDOW_SECS as f64
+    }
+}

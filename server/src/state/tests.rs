@@ -1,0 +1,407 @@
+//! Unit tests of the chat state, against a fake store and fake hashers.
+
+use super::*;
+use crate::auth::Verdict;
+use crate::store::Account;
+use crate::store::{Appended, Page, Reply};
+use chat_common::protocol::MAX_PASSWORD;
+
+/// Records what the state asks for; a broadcast reaches the
+/// connections subscribed at that moment, as the workers do it.
+#[derive(Default)]
+struct Recorder {
+    sent: Vec<(ConnId, ServerFrame)>,
+    closed: Vec<ConnId>,
+    subscribed: std::collections::BTreeSet<ConnId>,
+    ops: VecDeque<Op>,
+    jobs: VecDeque<Job>,
+}
+
+impl Deliver for Recorder {
+    fn send(&mut self, conn: ConnId, frame: Frame) {
+        let frame = chat_common::codec::decode(&frame[..frame.len() - 1]).unwrap();
+        self.sent.push((conn, frame));
+    }
+    fn close(&mut self, conn: ConnId) {
+        self.closed.push(conn);
+    }
+    fn subscribe(&mut self, conn: ConnId) {
+        self.subscribed.insert(conn);
+    }
+    fn unsubscribe(&mut self, conn: ConnId) {
+        self.subscribed.remove(&conn);
+    }
+    fn broadcast(&mut self, frame: Frame) {
+        for conn in self.subscribed.clone() {
+            self.send(conn, frame.clone());
+        }
+    }
+    fn store(&mut self, op: Op) {
+        self.ops.push_back(op);
+    }
+    fn auth(&mut self, job: Job) {
+        self.jobs.push_back(job);
+    }
+}
+
+impl Recorder {
+    fn take(&mut self) -> Vec<(ConnId, ServerFrame)> {
+        std::mem::take(&mut self.sent)
+    }
+}
+
+/// A fake store and hashers: passwords are "pw-" + nick; messages get
+/// consecutive numbers; backlogs are empty unless `backlog` says.
+struct World {
+    state: ChatState,
+    out: Recorder,
+    seq: u64,
+}
+
+impl World {
+    fn new(accounts: &[&str]) -> World {
+        let accounts = accounts
+            .iter()
+            .enumerate()
+            .map(|(i, nick)| Account {
+                id: i as UserId + 1,
+                nick: nick.to_string(),
+                hash: format!("pw-{nick}"),
+            })
+            .collect();
+        World {
+            state: ChatState::new(100, Accounts::new(accounts)),
+            out: Recorder::default(),
+            seq: 0,
+        }
+    }
+
+    /// Answers every pending job and op, in order, until none is left.
+    fn settle(&mut self) {
+        loop {
+            if let Some(job) = self.out.jobs.pop_front() {
+                let verdict = match &job.hash {
+                    None => Verdict::Hashed(job.password.clone()),
+                    Some(hash) if *hash == job.password => Verdict::Verified,
+                    Some(_) => Verdict::WrongPassword,
+                };
+                self.state.authenticated(job, verdict, 0, &mut self.out);
+            } else if let Some(op) = self.out.ops.pop_front() {
+                let reply = match op {
+                    Op::Append { origin, message } => {
+                        self.seq += 1;
+                        Reply::Appended {
+                            origin,
+                            message,
+                            outcome: Appended::New { seq: self.seq },
+                        }
+                    }
+                    Op::Backlog { origin, user, .. } => Reply::Backlog {
+                        origin,
+                        user,
+                        result: Ok(Page {
+                            messages: Vec::new(),
+                            public_head: self.seq,
+                            last_seq: 0,
+                            last_public: None,
+                            left: 0,
+                        }),
+                    },
+                    Op::Echo { origin, frame } => Reply::Echo { origin, frame },
+                    Op::History { origin, .. } | Op::Search { origin, .. } => Reply::Found {
+                        origin,
+                        result: Ok(Vec::new()),
+                    },
+                    Op::CreateAccount { .. } | Op::Received { .. } => continue,
+                };
+                self.state.stored(reply, 0, &mut self.out);
+            } else {
+                return;
+            }
+        }
+    }
+
+    fn connect(&mut self, conn: ConnId) {
+        let info = ConnInfo {
+            id: conn,
+            peer: format!("127.0.0.1:{}", 1000 + conn).parse().unwrap(),
+            tls: false,
+        };
+        self.state.connect(info, 0);
+    }
+
+    fn request(&mut self, conn: ConnId, request: Request) {
+        self.state.request(conn, request, 0, &mut self.out);
+    }
+
+    fn login(&mut self, conn: ConnId, nick: &str, password: &str) {
+        self.connect(conn);
+        self.request(conn, login(nick, password));
+        self.settle();
+    }
+}
+
+fn login(nick: &str, password: &str) -> Request {
+    Request::Login {
+        id: 1,
+        nick: nick.into(),
+        password: password.into(),
+        last_seq: None,
+        last_public: None,
+    }
+}
+
+fn message(id: u64, receiver: &str, text: &str) -> Request {
+    Request::Message {
+        id,
+        receiver: receiver.into(),
+        text: text.into(),
+        cid: None,
+    }
+}
+
+fn kinds(frames: &[(ConnId, ServerFrame)], conn: ConnId) -> Vec<String> {
+    frames
+        .iter()
+        .filter(|(c, _)| *c == conn)
+        .map(|(_, f)| match f {
+            ServerFrame::Error { code, .. } => format!("error:{code:?}"),
+            other => serde_json::to_value(other).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        })
+        .collect()
+}
+
+#[test]
+fn first_login_registers_and_later_ones_need_the_password() {
+    let mut w = World::new(&["alice"]);
+    w.login(1, "newbie", "secret");
+    let sent = w.out.take();
+    assert!(matches!(
+        &sent[0].1,
+        ServerFrame::Welcome { new_account: true, nick, .. } if nick == "newbie"
+    ));
+    assert!(w.state.stats(0).accounts == 2);
+    w.login(2, "ALICE", "wrong");
+    assert_eq!(kinds(&w.out.take(), 2), ["error:BadPassword"]);
+    w.request(2, login("ALICE", "pw-alice"));
+    w.settle();
+    let sent = w.out.take();
+    assert!(
+        matches!(&sent[0].1, ServerFrame::Welcome { nick, new_account: false, .. } if nick == "alice"),
+        "the account's spelling: {sent:?}"
+    );
+}
+
+#[test]
+fn requests_sent_with_the_login_wait_for_it_and_keep_their_order() {
+    let mut w = World::new(&["alice"]);
+    w.connect(1);
+    w.request(1, login("alice", "pw-alice"));
+    w.request(1, message(2, "*", "hi"));
+    w.request(1, Request::Ping { id: 3 });
+    w.settle();
+    assert_eq!(
+        kinds(&w.out.take(), 1),
+        ["welcome", "ack", "message", "pong"],
+        "not refused as not_logged_in, and the pong after the ack"
+    );
+}
+
+#[test]
+fn private_messages_are_acked_when_stored_and_offline_ones_say_so() {
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    w.login(1, "alice", "pw-alice");
+    w.login(2, "bob", "pw-bob");
+    w.out.take();
+    w.request(1, message(5, "bob", "psst"));
+    assert!(w.out.take().is_empty(), "nothing before the store replies");
+    w.settle();
+    let sent = w.out.take();
+    assert_eq!(kinds(&sent, 1), ["ack"]);
+    assert_eq!(kinds(&sent, 2), ["message"]);
+    w.request(1, message(6, "carol", "later"));
+    w.request(1, message(7, "nobody", "x"));
+    w.settle();
+    let sent = w.out.take();
+    assert!(
+        matches!(
+            sent[0].1,
+            ServerFrame::Ack {
+                id: 6,
+                offline: true,
+                ..
+            }
+        ),
+        "{sent:?}"
+    );
+    assert!(
+        matches!(
+            sent[1].1,
+            ServerFrame::Error {
+                code: ErrorCode::NoSuchUser,
+                ..
+            }
+        ),
+        "{sent:?}"
+    );
+    assert_eq!(w.state.stats(0).stored_offline, 1);
+}
+
+#[test]
+fn a_second_login_takes_over_quietly() {
+    let mut w = World::new(&["alice", "bob"]);
+    w.login(1, "alice", "pw-alice");
+    w.login(2, "bob", "pw-bob");
+    w.state.flush_presence(&mut w.out);
+    w.out.take();
+    w.login(3, "bob", "pw-bob");
+    let sent = w.out.take();
+    assert_eq!(kinds(&sent, 2), ["error:TakenOver"]);
+    assert!(w.out.closed.contains(&2));
+    assert_eq!(kinds(&sent, 3)[0], "welcome");
+    assert!(
+        !w.state.has_presence(),
+        "nobody is told bob left and came back"
+    );
+    w.request(1, message(9, "bob", "still there?"));
+    w.settle();
+    assert_eq!(
+        kinds(&w.out.take(), 3),
+        ["message"],
+        "the new connection gets it"
+    );
+}
+
+#[test]
+fn bye_is_answered_after_what_is_in_flight() {
+    let mut w = World::new(&["alice"]);
+    w.login(1, "alice", "pw-alice");
+    w.out.take();
+    w.request(1, message(2, "*", "last words"));
+    w.request(1, Request::Bye { id: 3 });
+    w.request(1, Request::Ping { id: 4 });
+    w.settle();
+    let sent = w.out.take();
+    assert_eq!(
+        kinds(&sent, 1),
+        ["ack", "message", "ack"],
+        "no pong after bye"
+    );
+    assert!(matches!(
+        sent.last().unwrap().1,
+        ServerFrame::Ack { id: 3, .. }
+    ));
+    assert_eq!(w.out.closed, [1]);
+}
+
+#[test]
+fn a_half_close_behind_a_login_still_gets_every_answer() {
+    let mut w = World::new(&["alice"]);
+    w.connect(1);
+    w.request(1, login("alice", "pw-alice"));
+    w.request(1, message(2, "*", "built"));
+    w.request(1, Request::Bye { id: 3 });
+    w.state.peer_closed(1, &mut w.out);
+    w.settle();
+    assert_eq!(
+        kinds(&w.out.take(), 1),
+        ["welcome", "ack", "message", "ack"]
+    );
+    assert_eq!(w.out.closed, [1]);
+}
+
+#[test]
+fn too_many_requests_before_the_welcome_are_refused_in_their_turn() {
+    let mut w = World::new(&["alice"]);
+    w.connect(1);
+    w.request(1, login("alice", "pw-alice"));
+    for id in 2..(MAX_QUEUED as u64 + 4) {
+        w.request(1, Request::Ping { id });
+    }
+    assert!(w.out.take().is_empty(), "nothing before the welcome");
+    w.settle();
+    let kinds = kinds(&w.out.take(), 1);
+    assert_eq!(kinds[0], "welcome");
+    assert_eq!(
+        kinds[1..=MAX_QUEUED]
+            .iter()
+            .filter(|k| *k == "pong")
+            .count(),
+        MAX_QUEUED
+    );
+    assert_eq!(
+        kinds[MAX_QUEUED + 1..],
+        ["error:BadRequest", "error:BadRequest"]
+    );
+}
+
+#[test]
+fn one_connection_has_at_most_4_reads_at_the_store() {
+    let mut w = World::new(&["alice"]);
+    w.login(1, "alice", "pw-alice");
+    w.out.take();
+    for id in 1..=100 {
+        let history = Request::History {
+            id,
+            with: None,
+            limit: 500,
+        };
+        w.request(1, history);
+    }
+    w.request(1, Request::Ping { id: 101 });
+    assert_eq!(w.out.ops.len(), MAX_READS as usize, "the rest wait");
+    w.settle();
+    let ids: Vec<u64> = w
+        .out
+        .take()
+        .into_iter()
+        .map(|(_, f)| match f {
+            ServerFrame::History { id, .. } | ServerFrame::Pong { id } => id,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(ids, (1..=101).collect::<Vec<_>>(), "all answered, in order");
+}
+
+#[test]
+fn received_counts_even_after_bye() {
+    let mut w = World::new(&["alice"]);
+    w.login(1, "alice", "pw-alice");
+    w.request(1, Request::Bye { id: 5 });
+    w.request(1, Request::Received { seq: 3 });
+    assert!(
+        w.out
+            .ops
+            .iter()
+            .any(|op| matches!(op, Op::Received { seq: 3, .. })),
+        "{:?}",
+        w.out.ops
+    );
+}
+
+#[test]
+fn refusals_keep_the_connection_usable() {
+    let cases = [
+        (login("", "pw"), ErrorCode::NickInvalid),
+        (login("two words", "pw"), ErrorCode::NickInvalid),
+        (login("zed", ""), ErrorCode::PasswordInvalid),
+        (
+            login("zed", &"x".repeat(MAX_PASSWORD + 1)),
+            ErrorCode::PasswordInvalid,
+        ),
+        (message(1, "*", "before login"), ErrorCode::NotLoggedIn),
+    ];
+    for (request, code) in cases {
+        let mut w = World::new(&[]);
+        w.connect(1);
+        w.request(1, request);
+        w.settle();
+        assert_eq!(kinds(&w.out.take(), 1), [format!("error:{code:?}")]);
+        w.request(1, login("zed", "pw"));
+        w.settle();
+        assert_eq!(kinds(&w.out.take(), 1)[0], "welcome");
+    }
+}
