@@ -57,6 +57,12 @@ pub struct Config {
     #[arg(long, default_value_t = 256 * 1024)]
     pub queue_limit: usize,
 
+    /// Seconds a client's socket may accept nothing while messages wait for
+    /// it; then it is disconnected ("send queue exceeded"), like one whose
+    /// queue passed --queue-limit. What it missed stays stored for its account.
+    #[arg(long, default_value_t = 10)]
+    pub stall_timeout: u64,
+
     /// Seconds a new connection has to finish its TLS handshake.
     #[arg(long, default_value_t = 10)]
     pub handshake_timeout: u64,

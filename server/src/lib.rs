@@ -108,6 +108,7 @@ impl Server {
             queue_limit: config.queue_limit,
             handshake_timeout: config.handshake_timeout(),
             close_grace: Duration::from_secs(5),
+            stall_timeout: Duration::from_secs(config.stall_timeout),
         };
         let to_dispatcher = events.clone();
         let (router, running) =

@@ -58,6 +58,7 @@ fn a_panicking_handler_costs_only_its_connection() {
         queue_limit: 64 * 1024,
         handshake_timeout: Duration::from_secs(5),
         close_grace: Duration::from_secs(1),
+        stall_timeout: Duration::from_secs(10),
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let (mut router, running) =

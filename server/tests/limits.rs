@@ -139,3 +139,58 @@ both! {
         assert_eq!(sender.expect_reply(id)["users"], json!(["sender", "third"]));
     }
 }
+
+/// A client that stops reading is cut by the stall timer even when far
+/// less than --queue-limit waits for it: its socket took nothing for
+/// --stall-timeout while messages waited. Everyone is told it left ("send
+/// queue exceeded"), and at its next login every message it had not read
+/// is there.
+#[test]
+fn a_reader_that_stops_is_cut_by_the_stall_timer() {
+    let server = Options::plain()
+        .flag("--queue-limit", 64 * 1024 * 1024)
+        .flag("--stall-timeout", 1)
+        .start();
+    let mut sender = server.login("sender");
+    let stuck = server.login("stuck");
+    sender.sync();
+    let text = "y".repeat(3 * 1024);
+    let started = Instant::now();
+    let mut sent = 0;
+    let reason = 'sending: loop {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "stuck was never cut ({sent} messages sent)"
+        );
+        let id = sender.send_message(Some("stuck"), &text);
+        sent += 1;
+        loop {
+            let frame = sender.recv();
+            match frame["type"].as_str() {
+                Some("ack") if frame["id"] == id => break,
+                Some("presence") => {
+                    if let Some(left) = frame["left"].as_array().and_then(|l| l.first()) {
+                        assert_eq!(left["nick"], "stuck", "{frame}");
+                        break 'sending left["reason"].as_str().unwrap().to_string();
+                    }
+                }
+                _ => {}
+            }
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
+    assert_eq!(reason, "send queue exceeded");
+    drop(stuck);
+    // Let the acks of the last messages in flight arrive.
+    sender.sync();
+
+    // Everything stuck did not read waits for it.
+    let mut again = server.connect("stuck again");
+    let welcome = again.try_login("stuck");
+    let count = |f: &Value, k: &str| f[k].as_u64().unwrap_or(0) as usize;
+    assert_eq!(
+        count(&welcome, "replay") + count(&welcome, "replay_left"),
+        sent,
+        "{welcome}"
+    );
+}

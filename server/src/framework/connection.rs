@@ -190,6 +190,10 @@ pub struct Conn<H: RequestHandler> {
     /// The peer closed its side: nothing more to read, but answers may
     /// still be on their way to it.
     pub read_closed: bool,
+    /// Since when frames have waited without the socket taking a byte: a
+    /// peer that stops reading is cut after `Limits::stall_timeout`, even
+    /// if too little is queued to reach the queue limit.
+    pub stalled_since: Option<Instant>,
 }
 
 impl<H: RequestHandler> Conn<H> {
@@ -210,6 +214,7 @@ impl<H: RequestHandler> Conn<H> {
             closing_since: None,
             subscribed: false,
             read_closed: false,
+            stalled_since: None,
         }
     }
 
@@ -264,9 +269,16 @@ impl<H: RequestHandler> Conn<H> {
         if !self.stream.is_ready() {
             return Status::Open;
         }
+        let before = self.outbox.queued;
         if self.outbox.flush_to(&mut self.stream).is_err() {
             return Status::Closed("connection lost".into());
         }
+        self.stalled_since = match self.outbox.queued {
+            0 => None,
+            // Some bytes went: the clock starts again.
+            left if left < before => Some(Instant::now()),
+            _ => self.stalled_since.or_else(|| Some(Instant::now())),
+        };
         if let Some(reason) = self
             .outbox
             .closing

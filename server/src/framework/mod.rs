@@ -48,6 +48,8 @@ pub struct Limits {
     pub handshake_timeout: Duration,
     /// Time allowed to write out what is queued once a close is requested.
     pub close_grace: Duration,
+    /// Time a connection's socket may take nothing while frames wait for it.
+    pub stall_timeout: Duration,
 }
 
 /// One operation routed to a worker.

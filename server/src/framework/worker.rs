@@ -237,6 +237,8 @@ where
                 if conn.outbox.is_closing() || conn.read_closed {
                     conn.closing_since.get_or_insert_with(Instant::now);
                     self.watched.insert(id);
+                } else if conn.stalled_since.is_some() {
+                    self.watched.insert(id);
                 } else if conn.is_ready() && conn.closing_since.is_none() {
                     self.watched.remove(&id);
                 }
@@ -257,6 +259,8 @@ where
             };
             if let Status::Closed(why) = conn.flush() {
                 self.close(id, &why);
+            } else if conn.stalled_since.is_some() {
+                self.watched.insert(id);
             }
         }
         self.dirty = dirty;
@@ -281,8 +285,14 @@ where
                 expired.push((*id, "TLS handshake timed out"));
             } else if c.closing_since.is_some_and(|t| t.elapsed() > grace) {
                 expired.push((*id, "closed by server"));
+            } else if c
+                .stalled_since
+                .is_some_and(|t| t.elapsed() > limits.stall_timeout)
+            {
+                // Its unread messages stay stored for its account.
+                expired.push((*id, "send queue exceeded"));
             }
-            !c.is_ready() || c.closing_since.is_some()
+            !c.is_ready() || c.closing_since.is_some() || c.stalled_since.is_some()
         });
         for (id, why) in expired {
             self.close(id, why);
