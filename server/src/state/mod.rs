@@ -63,6 +63,10 @@ fn is_read(request: &Request) -> bool {
     matches!(request, Request::History { .. } | Request::Search { .. })
 }
 
+/// Words in one search: each is a term FTS5 must intersect, and thousands
+/// of them keep the store (and so everyone's acks) busy for seconds.
+const MAX_SEARCH_WORDS: usize = 16;
+
 /// Requests a session may queue while its login completes; the ones beyond
 /// are refused (in their turn, after the welcome)…
 const MAX_QUEUED: usize = 256;
@@ -371,8 +375,14 @@ impl ChatState {
             Request::Search {
                 words, from, limit, ..
             } => {
-                if words.split_whitespace().next().is_none() {
+                let count = words.split_whitespace().count();
+                if count == 0 {
                     Err((ErrorCode::BadRequest, "search for what? give some words".into()))
+                } else if count > MAX_SEARCH_WORDS {
+                    Err((
+                        ErrorCode::BadRequest,
+                        format!("a search has at most {MAX_SEARCH_WORDS} words"),
+                    ))
                 } else {
                     let op = |user, from, limit| Op::Search {
                         origin: Origin { conn, id },
