@@ -3,13 +3,14 @@ CARGO ?= cargo
 ARGS ?=
 BIN := target/debug
 
-.PHONY: help build release test run-server run-client bench clean demo \
+.PHONY: help build release test fuzz run-server run-client bench clean demo \
         demo-basic demo-multiplex demo-concurrency demo-private demo-encryption demo-offline demo-reliability
 
 help:
 	@echo "make run-server [ARGS=...]   start a server on 0.0.0.0:50445 (TLS) with an admin console"
 	@echo "make run-client [ARGS=...]   start a client for 127.0.0.1:50445"
 	@echo "make test                    fmt check, clippy -D warnings, all tests"
+	@echo "make fuzz                    libFuzzer targets (FUZZ_SECONDS=300 each) + property tests (PROP_SECONDS=60 each); docs/security.md"
 	@echo "make bench                   chat-bench scenarios against a release server; writes docs/performance.md"
 	@echo "make demo                    every demo below (each exits non-zero on failure)"
 	@echo "make demo-basic | demo-multiplex | demo-concurrency | demo-private | demo-encryption"
@@ -26,6 +27,9 @@ test:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
+
+fuzz:
+	bash fuzz/run.sh
 
 run-server:
 	$(CARGO) run --release -q -p chat-server -- $(ARGS)

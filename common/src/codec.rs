@@ -36,10 +36,16 @@ pub struct TooLarge {
 ///
 /// Complete lines in the input are handed out without copying; only a
 /// trailing partial line is kept, and never more than `limit` bytes of it.
+///
+/// Once it has reported [`TooLarge`] the reader is spent: it lets go of what
+/// it held and ignores everything fed to it later, so a caller that goes on
+/// reading can never be handed a "line" spliced together from both sides of
+/// the bytes that were dropped.
 #[derive(Debug)]
 pub struct LineReader {
     partial: Vec<u8>,
     limit: usize,
+    spent: bool,
 }
 
 impl LineReader {
@@ -47,17 +53,39 @@ impl LineReader {
         LineReader {
             partial: Vec::new(),
             limit,
+            spent: false,
         }
     }
 
-    /// Bytes of an unfinished line held back.
+    /// Bytes of an unfinished line held back: at most the limit, or one
+    /// more if it is a `\r` (which a `\n` may follow).
     pub fn buffered(&self) -> usize {
         self.partial.len()
     }
 
     /// Feeds `input` and calls `on_line` for each complete line (without its
-    /// `\n` or a `\r` before it), until it returns `Break`.
+    /// `\n` or a `\r` before it), until it returns `Break`; the rest of
+    /// `input` is then dropped (the caller is done reading).
+    ///
+    /// A line over the limit is reported once, as `Err`; after that the
+    /// reader is spent and every later call returns `Ok(Break)` at once.
     pub fn feed(
+        &mut self,
+        input: &[u8],
+        on_line: impl FnMut(&[u8]) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<()>, TooLarge> {
+        if self.spent {
+            return Ok(ControlFlow::Break(()));
+        }
+        let result = self.split(input, on_line);
+        if result.is_err() {
+            self.spent = true;
+            self.partial = Vec::new();
+        }
+        result
+    }
+
+    fn split(
         &mut self,
         mut input: &[u8],
         mut on_line: impl FnMut(&[u8]) -> ControlFlow<()>,
@@ -65,13 +93,15 @@ impl LineReader {
         let too_large = TooLarge { limit: self.limit };
         if !self.partial.is_empty() {
             let Some(end) = memchr::memchr(b'\n', input) else {
-                if self.partial.len() + input.len() > self.limit {
+                let last = input.last().or(self.partial.last());
+                if !self.fits(self.partial.len() + input.len(), last) {
                     return Err(too_large);
                 }
                 self.partial.extend_from_slice(input);
                 return Ok(ControlFlow::Continue(()));
             };
-            if self.partial.len() + end > self.limit {
+            let last = input[..end].last().or(self.partial.last());
+            if !self.fits(self.partial.len() + end, last) {
                 return Err(too_large);
             }
             self.partial.extend_from_slice(&input[..end]);
@@ -86,19 +116,28 @@ impl LineReader {
             }
         }
         while let Some(end) = memchr::memchr(b'\n', input) {
-            if end > self.limit {
+            let line = &input[..end];
+            if !self.fits(line.len(), line.last()) {
                 return Err(too_large);
             }
-            if on_line(trim_cr(&input[..end])).is_break() {
+            if on_line(trim_cr(line)).is_break() {
                 return Ok(ControlFlow::Break(()));
             }
             input = &input[end + 1..];
         }
-        if input.len() > self.limit {
+        if !self.fits(input.len(), input.last()) {
             return Err(too_large);
         }
         self.partial.extend_from_slice(input);
         Ok(ControlFlow::Continue(()))
+    }
+
+    /// Whether `len` bytes of one line, ending in `last`, are within the
+    /// limit. A `\r` before the newline belongs to the newline, so a line
+    /// of exactly `limit` bytes sent with CRLF fits (and one byte more than
+    /// the limit may be held, if it is a `\r`).
+    fn fits(&self, len: usize, last: Option<&u8>) -> bool {
+        len <= self.limit || (len == self.limit + 1 && last == Some(&b'\r'))
     }
 }
 
@@ -116,7 +155,10 @@ pub struct FrameError {
     pub reason: String,
 }
 
-/// Parses one line as a frame, classifying what went wrong for the peer.
+/// Parses one line as a frame, classifying what went wrong for the peer:
+/// `invalid_utf8`; `bad_json` (not JSON at all); `bad_frame` (JSON, but not
+/// an object, or a known type with a missing or mistyped field); or
+/// `unknown_type` (an object with no `type`, or a type nobody knows).
 pub fn decode<T: DeserializeOwned>(line: &[u8]) -> Result<T, FrameError> {
     if std::str::from_utf8(line).is_err() {
         return Err(FrameError {
@@ -125,26 +167,61 @@ pub fn decode<T: DeserializeOwned>(line: &[u8]) -> Result<T, FrameError> {
             reason: "frame is not valid UTF-8".into(),
         });
     }
+    // Only objects: serde would also take `["ping",1]` for a tagged enum,
+    // which the protocol does not allow.
+    if !line.trim_ascii_start().starts_with(b"{") {
+        return Err(match is_json(line) {
+            Ok(()) => FrameError {
+                id: None,
+                code: ErrorCode::BadFrame,
+                reason: "invalid frame: not a JSON object".into(),
+            },
+            Err(err) => bad_json(&err),
+        });
+    }
     serde_json::from_slice(line).map_err(|err| {
-        let (code, what) = if err.is_data() {
-            let message = err.to_string();
-            if message.starts_with("unknown variant") || message.contains("missing field `type`") {
-                (ErrorCode::UnknownType, "unknown frame type")
-            } else {
-                (ErrorCode::BadFrame, "invalid frame")
-            }
+        if !err.is_data() {
+            return bad_json(&err);
+        }
+        // A data error may come before a syntax error further on (an
+        // unknown `type` stops the reading; what trails the object is read
+        // last): such a line is not JSON.
+        if let Err(syntax) = is_json(line) {
+            return bad_json(&syntax);
+        }
+        // serde's messages start with a fixed text; only what follows it
+        // may quote the peer's input, so only the start is looked at.
+        let message = err.to_string();
+        let (code, what) = if message.starts_with("unknown variant")
+            || message.starts_with("missing field `type`")
+        {
+            (ErrorCode::UnknownType, "unknown frame type")
         } else {
-            (ErrorCode::BadJson, "not a JSON object")
+            (ErrorCode::BadFrame, "invalid frame")
         };
         FrameError {
             id: recover_id(line),
             code,
-            reason: format!("{what}: {err}"),
+            reason: format!("{what}: {message}"),
         }
     })
 }
 
-/// Reads just the `id` of a line that failed to parse as a whole, so the
+/// Whether `line` is one JSON value, strings and all (skipping a value
+/// with `IgnoredAny` would not check its escapes, such as a lone surrogate).
+fn is_json(line: &[u8]) -> Result<(), serde_json::Error> {
+    serde_json::from_slice::<serde_json::Value>(line).map(drop)
+}
+
+fn bad_json(err: &serde_json::Error) -> FrameError {
+    FrameError {
+        id: None,
+        code: ErrorCode::BadJson,
+        reason: format!("not a JSON object: {err}"),
+    }
+}
+
+/// Reads just the `id` of an object that failed to parse as a frame, so the
 /// error can still be matched to its request.
 fn recover_id(line: &[u8]) -> Option<u64> {
     #[derive(Deserialize)]
@@ -189,6 +266,35 @@ mod tests {
         let mut r = LineReader::new(4);
         assert_eq!(lines(&mut r, &[b'x'; 1000]), Err(TooLarge { limit: 4 }));
         assert!(r.buffered() <= 4);
+    }
+
+    /// Found by the attack suite (server/tests/attack_malformed.rs): the
+    /// `\r` of a CRLF counted towards the limit, so a line of exactly the
+    /// limit sent with CRLF was refused (docs/protocol.md: the limit is
+    /// "without the newline", and a `\r` before it is ignored).
+    #[test]
+    fn the_cr_of_a_crlf_is_not_counted() {
+        for cuts in [&[6][..], &[4, 2], &[5, 1], &[1, 1, 1, 1, 1, 1]] {
+            let mut r = LineReader::new(4);
+            let mut got = Vec::new();
+            let mut rest = &b"abcd\r\n"[..];
+            for &cut in cuts {
+                let (chunk, tail) = rest.split_at(cut);
+                got.extend(lines(&mut r, chunk).unwrap());
+                assert!(r.buffered() <= 5);
+                rest = tail;
+            }
+            assert_eq!(got, ["abcd"], "{cuts:?}");
+        }
+        let mut r = LineReader::new(4);
+        assert_eq!(lines(&mut r, b"abcde\n"), Err(TooLarge { limit: 4 }));
+        for stream in [&b"abcd\rx\n"[..], b"abcd\r\r\n", b"abcd\rx"] {
+            let mut r = LineReader::new(4);
+            assert_eq!(lines(&mut r, stream), Err(TooLarge { limit: 4 }));
+            let mut r = LineReader::new(4);
+            assert_eq!(lines(&mut r, &stream[..5]).unwrap(), Vec::<String>::new());
+            assert_eq!(lines(&mut r, &stream[5..]), Err(TooLarge { limit: 4 }));
+        }
     }
 
     #[test]
@@ -248,6 +354,57 @@ mod tests {
             );
             assert!(!err.reason.is_empty());
         }
+    }
+
+    /// Found while writing the fuzz properties (docs/security.md): serde's
+    /// message quotes the peer's string, and a `contains` on it let a field
+    /// value decide the error code.
+    #[test]
+    fn a_field_value_cannot_change_the_error_code() {
+        for line in [
+            r#"{"type":"ping","id":"missing field `type`"}"#,
+            r#"{"type":"login","id":1,"nick":"unknown variant","password":7}"#,
+        ] {
+            let err = decode::<Request>(line.as_bytes()).unwrap_err();
+            assert_eq!(err.code, ErrorCode::BadFrame, "{line}");
+        }
+    }
+
+    /// Found by the fuzz properties: serde takes `["ping",1]` for a tagged
+    /// enum, and an object followed by junk was judged by the object alone.
+    #[test]
+    fn only_a_json_object_alone_on_its_line_is_a_frame() {
+        let cases: &[(&str, ErrorCode)] = &[
+            (r#"["ping",5]"#, ErrorCode::BadFrame),
+            (r#"["login",1,"nick","pw"]"#, ErrorCode::BadFrame),
+            (r#" [7]"#, ErrorCode::BadFrame),
+            (r#""ping""#, ErrorCode::BadFrame),
+            (r#"{"id":1} xyz"#, ErrorCode::BadJson),
+            (r#"{"type":"dance","id":2}}"#, ErrorCode::BadJson),
+            (r#"{"type":"ping","id":"x"} {"#, ErrorCode::BadJson),
+        ];
+        for (line, code) in cases {
+            let err = decode::<Request>(line.as_bytes()).unwrap_err();
+            assert_eq!((err.code, err.id), (*code, None), "{line}");
+        }
+        assert_eq!(
+            decode::<Request>(b" \t{\"type\":\"ping\",\"id\":1} ").unwrap(),
+            Request::Ping { id: 1 }
+        );
+    }
+
+    /// Found by the fuzz properties: fed on after a `TooLarge`, the reader
+    /// joined the bytes before and after the ones it had dropped into one
+    /// line that was never sent.
+    #[test]
+    fn a_spent_reader_hands_out_nothing() {
+        let mut r = LineReader::new(4);
+        assert_eq!(lines(&mut r, b"abc").unwrap(), Vec::<String>::new());
+        assert_eq!(lines(&mut r, b"defgh"), Err(TooLarge { limit: 4 }));
+        assert_eq!(r.buffered(), 0);
+        assert_eq!(lines(&mut r, b"i\nok\n").unwrap(), Vec::<String>::new());
+        let flow = r.feed(b"j\n", |_| ControlFlow::Continue(())).unwrap();
+        assert!(flow.is_break());
     }
 
     #[test]

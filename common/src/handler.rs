@@ -92,6 +92,12 @@ impl<H: RequestHandler> Driver<H> {
         &self.handler
     }
 
+    /// Bytes of an unfinished line held back (at most the limit, one more
+    /// if the last is the `\r` of a CRLF).
+    pub fn buffered(&self) -> usize {
+        self.reader.buffered()
+    }
+
     pub fn setup(&mut self, conn: &mut dyn Connection) {
         self.handler.setup(conn);
     }
@@ -126,6 +132,11 @@ impl<H: RequestHandler> Driver<H> {
                 },
                 conn,
             );
+            // The rest of the line was never buffered, so the stream cannot
+            // be read on: close even if the handler's `handle_error` did not.
+            if !conn.is_closing() {
+                conn.close("frame too large");
+            }
         }
     }
 
@@ -206,6 +217,34 @@ mod tests {
         driver.finish("quit");
         driver.finish("again");
         assert_eq!(driver.handler().finished, ["quit"]);
+    }
+
+    /// A handler whose `handle_error` neither answers nor closes.
+    #[derive(Default)]
+    struct Quiet(Echo, Vec<ErrorCode>);
+
+    impl RequestHandler for Quiet {
+        type Request = Request;
+        fn handle(&mut self, request: Request, conn: &mut dyn Connection) {
+            self.0.handle(request, conn);
+        }
+        fn handle_error(&mut self, error: FrameError, _conn: &mut dyn Connection) {
+            self.1.push(error.code);
+        }
+    }
+
+    #[test]
+    fn oversized_frame_closes_even_when_the_handler_does_not() {
+        let mut conn = Recorder::default();
+        let mut driver = Driver::new(Quiet::default(), 16);
+        driver.feed(b"{\"type\":\"ping\",", &mut conn);
+        driver.feed(&[b' '; 100], &mut conn);
+        assert!(conn.closing);
+        assert_eq!(driver.buffered(), 0);
+        conn.closing = false; // a framework that went on reading anyway
+        driver.feed(b"\"id\":1}\n{\"type\":\"ping\",\"id\":2}\n", &mut conn);
+        assert_eq!(driver.handler().1, [ErrorCode::TooLarge]);
+        assert!(driver.handler().0.requests.is_empty());
     }
 
     #[test]
