@@ -92,8 +92,7 @@ impl<H: RequestHandler> Driver<H> {
         &self.handler
     }
 
-    /// Bytes of an unfinished line held back (at most the limit, one more
-    /// if the last is the `\r` of a CRLF).
+    /// Bytes of an unfinished line held back (never more than the limit).
     pub fn buffered(&self) -> usize {
         self.reader.buffered()
     }

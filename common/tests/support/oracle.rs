@@ -239,11 +239,9 @@ pub struct Lines<'a> {
 }
 
 pub fn expected_lines(stream: &[u8], limit: usize) -> Lines<'_> {
-    // The limit counts the bytes before the newline, a `\r` before the
-    // `\n` not included (it belongs to the newline): an unfinished line
-    // that ends in `\r` may reach `limit + 1`.
-    let fits =
-        |line: &[u8]| line.len() <= limit || (line.len() == limit + 1 && line.ends_with(b"\r"));
+    // The limit counts the bytes before the `\n`, a `\r` among them
+    // (docs/protocol.md).
+    let fits = |line: &[u8]| line.len() <= limit;
     let mut lines = Vec::new();
     let mut rest = stream;
     while let Some(end) = rest.iter().position(|&b| b == b'\n') {
@@ -286,8 +284,7 @@ pub fn chunks<'a>(stream: &'a [u8], sizes: &[usize]) -> Vec<&'a [u8]> {
 }
 
 /// A `LineReader` fed `stream` in chunks yields the same lines as the whole
-/// stream would, never holds more than `limit` bytes (one more if it is
-/// the `\r` of a CRLF), reports a line over
+/// stream would, never holds more than `limit` bytes, reports a line over
 /// the limit exactly once, and after that hands out nothing.
 pub fn check_lines(limit: usize, stream: &[u8], sizes: &[usize]) {
     let expected = expected_lines(stream, limit);
@@ -311,11 +308,7 @@ pub fn check_lines(limit: usize, stream: &[u8], sizes: &[usize]) {
                 errors += 1;
             }
         }
-        assert!(
-            reader.buffered() <= limit + 1,
-            "holds {}",
-            reader.buffered()
-        );
+        assert!(reader.buffered() <= limit, "holds {}", reader.buffered());
     }
     assert_eq!(lines, expected.lines, "limit {limit}");
     assert_eq!(errors, usize::from(expected.too_large), "too-large reports");
@@ -490,8 +483,7 @@ pub fn expected_events(limit: usize, stream: &[u8], quiet: bool) -> Vec<Event> {
 /// after a close, as a careless framework might; eof unless closing; finish,
 /// twice): never panics; every request and every error reaches the handler
 /// or the peer, in order; nothing happens after the close; `finish` runs
-/// exactly once; the driver never holds more than `limit` bytes (one more
-/// for the `\r` of a CRLF).
+/// exactly once; the driver never holds more than `limit` bytes.
 pub fn check_driver(limit: usize, stream: &[u8], sizes: &[usize], quiet: bool) {
     let log = Log::default();
     let mut conn = FakeConn {
@@ -511,11 +503,7 @@ pub fn check_driver(limit: usize, stream: &[u8], sizes: &[usize], quiet: bool) {
         if closing {
             assert_eq!(log.borrow().len(), before, "fed after close");
         }
-        assert!(
-            driver.buffered() <= limit + 1,
-            "holds {}",
-            driver.buffered()
-        );
+        assert!(driver.buffered() <= limit, "holds {}", driver.buffered());
     }
     if !conn.is_closing() {
         driver.eof(&mut conn);
