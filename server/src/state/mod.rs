@@ -313,8 +313,9 @@ impl ChatState {
         let Some(id) = request.id() else {
             return;
         };
-        let result = match request {
-            Request::Ping { id } => Ok(ServerFrame::Pong { id }),
+        // `Ok(None)`: handed to the store or the hashers, answered later.
+        let result: Result<Option<ServerFrame>, Refusal> = match request {
+            Request::Ping { id } => Ok(Some(ServerFrame::Pong { id })),
             Request::Login { .. } if online => Err((
                 ErrorCode::AlreadyLoggedIn,
                 "you are already logged in".to_string(),
@@ -334,10 +335,7 @@ impl ChatState {
                     last_seq,
                     last_public,
                 };
-                match self.login(job, out) {
-                    Ok(()) => return,
-                    Err(refusal) => Err(refusal),
-                }
+                self.login(job, out).map(|()| None)
             }
             _ if !online => Err((
                 ErrorCode::NotLoggedIn,
@@ -346,20 +344,19 @@ impl ChatState {
             )),
             Request::Message {
                 receiver, text, cid, ..
-            } => match self.message(conn, id, receiver, text, cid, now, out) {
-                Ok(()) => return,
-                Err(refusal) => Err(refusal),
-            },
-            Request::Online { id } => Ok(ServerFrame::Online {
+            } => self
+                .message(conn, id, receiver, text, cid, now, out)
+                .map(|()| None),
+            Request::Online { id } => Ok(Some(ServerFrame::Online {
                 id,
                 users: self.online(),
-            }),
+            })),
             // Nothing more to catch up on.
-            Request::More { id } => Ok(ServerFrame::Replay {
+            Request::More { id } => Ok(Some(ServerFrame::Replay {
                 id,
                 count: 0,
                 left: 0,
-            }),
+            })),
             Request::History { with, limit, .. } => {
                 let op = |user, with, limit| Op::History {
                     origin: Origin { conn, id },
@@ -367,10 +364,7 @@ impl ChatState {
                     with,
                     limit,
                 };
-                match self.query(conn, with, limit, op, out) {
-                    Ok(()) => return,
-                    Err(refusal) => Err(refusal),
-                }
+                self.query(conn, with, limit, op, out).map(|()| None)
             }
             Request::Search {
                 words, from, limit, ..
@@ -391,10 +385,7 @@ impl ChatState {
                         from,
                         limit,
                     };
-                    match self.query(conn, from, limit, op, out) {
-                        Ok(()) => return,
-                        Err(refusal) => Err(refusal),
-                    }
+                    self.query(conn, from, limit, op, out).map(|()| None)
                 }
             }
             Request::Bye { id } => {
@@ -406,7 +397,11 @@ impl ChatState {
             }
             Request::Received { .. } => return,
         };
-        self.answer(conn, id, result, out);
+        match result {
+            Ok(None) => {}
+            Ok(Some(frame)) => self.answer(conn, id, Ok(frame), out),
+            Err(refusal) => self.answer(conn, id, Err(refusal), out),
+        }
     }
 
     /// Sends an answer, after the answers still in flight for this
