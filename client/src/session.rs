@@ -23,7 +23,7 @@ pub enum Ending {
     /// We said bye and the server agreed (or closed), or we left while
     /// disconnected.
     Left,
-    /// The operator removed us.
+    /// The operator removed us, or flood control did; never reconnected.
     Kicked,
     /// The server is going down (ends the session only when reconnecting
     /// is off).
@@ -556,6 +556,17 @@ impl Session {
 
     fn on_error(&mut self, id: Option<u64>, code: ErrorCode, reason: String) -> Vec<Update> {
         use Update::Show;
+        if code == ErrorCode::Flooding {
+            // Cut off by flood control: reconnecting would only resend the
+            // flood. What was not stored is listed, as after a kick.
+            if let Some(id) = id {
+                self.pending.remove(&id);
+            }
+            return vec![
+                Show(Notice::Error { reason }),
+                Update::Ended(Ending::Kicked),
+            ];
+        }
         match id.and_then(|id| self.pending.remove(&id)) {
             Some(Pending::Login { again: false }) => {
                 self.trying = None;
@@ -1245,6 +1256,13 @@ mod tests {
             reason: s("logged in elsewhere"),
         });
         assert_eq!(updates.last(), Some(&Update::Ended(Ending::TakenOver)));
+        let (mut session, _) = logged_in("alice", &["alice"]);
+        let updates = session.on_frame(ServerFrame::Error {
+            id: Some(42),
+            code: ErrorCode::Flooding,
+            reason: s("disconnected for flooding"),
+        });
+        assert_eq!(updates.last(), Some(&Update::Ended(Ending::Kicked)));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use std::thread;
 use std::time::Duration;
 
 use support::proxy::Proxy;
-use support::{body, Client, Pipe, Server, TIMEOUT};
+use support::{body, Client, Pipe, Server, TIMEOUT, UNTHROTTLED};
 
 /// Starts a pipe-mode client `nick` straight to the server that stays
 /// (stdin open) and waits for its welcome.
@@ -203,7 +203,7 @@ fn number(line: &str, prefix: &str) -> Option<usize> {
 /// message exactly once, each stream in order.
 #[test]
 fn a_receiver_cut_mid_stream_loses_nothing_and_shows_nothing_twice() {
-    let server = Server::start(false);
+    let server = Server::start_with(false, UNTHROTTLED);
     let proxy = Proxy::start(&server.addr);
     let mut bob = join_via(&proxy, "bob");
     let mut alice = join(&server, "alice");
@@ -277,7 +277,7 @@ fn difference(got: &[usize], want: &[usize]) -> String {
 /// order, and the sender sees each stored exactly once before it leaves.
 #[test]
 fn a_sender_cut_mid_stream_and_during_its_resend() {
-    let server = Server::start(false);
+    let server = Server::start_with(false, UNTHROTTLED);
     let proxy = Proxy::start(&server.addr);
     let mut bob = join(&server, "bob");
     let mut alice = join_via(&proxy, "alice");

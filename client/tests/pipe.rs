@@ -6,7 +6,7 @@ mod support;
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use support::{body, Server};
+use support::{body, Server, UNTHROTTLED};
 
 /// Starts a pipe-mode client `nick` that stays (stdin open) and waits for
 /// its welcome.
@@ -53,7 +53,7 @@ fn a_piped_line_is_posted() {
 #[test]
 fn many_lines_arrive_in_order() {
     for tls in [false, true] {
-        let server = Server::start(tls);
+        let server = Server::start_with(tls, UNTHROTTLED);
         let mut listener = join(&server, "listener");
         let input: String = (1..=200).map(|i| format!("line {i}\n")).collect();
         let mut bot = arrive(&server, "bot", &mut listener);

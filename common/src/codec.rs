@@ -73,8 +73,23 @@ impl LineReader {
         input: &[u8],
         on_line: impl FnMut(&[u8]) -> ControlFlow<()>,
     ) -> Result<ControlFlow<()>, TooLarge> {
+        Ok(match self.feed_until(input, on_line)? {
+            ControlFlow::Continue(()) => ControlFlow::Continue(()),
+            ControlFlow::Break(_) => ControlFlow::Break(()),
+        })
+    }
+
+    /// Like [`feed`](Self::feed), but a `Break` says how many bytes of
+    /// `input` were used (up to the end of the line it stopped at), so a
+    /// caller that only pauses can feed the rest later. Nothing is held
+    /// back after a `Break`.
+    pub fn feed_until(
+        &mut self,
+        input: &[u8],
+        on_line: impl FnMut(&[u8]) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<usize>, TooLarge> {
         if self.spent {
-            return Ok(ControlFlow::Break(()));
+            return Ok(ControlFlow::Break(input.len()));
         }
         let result = self.split(input, on_line);
         if result.is_err() {
@@ -86,10 +101,11 @@ impl LineReader {
 
     fn split(
         &mut self,
-        mut input: &[u8],
+        whole: &[u8],
         mut on_line: impl FnMut(&[u8]) -> ControlFlow<()>,
-    ) -> Result<ControlFlow<()>, TooLarge> {
+    ) -> Result<ControlFlow<usize>, TooLarge> {
         let too_large = TooLarge { limit: self.limit };
+        let mut input = whole;
         if !self.partial.is_empty() {
             let Some(end) = memchr::memchr(b'\n', input) else {
                 if self.partial.len() + input.len() > self.limit {
@@ -109,17 +125,18 @@ impl LineReader {
             self.partial = line;
             self.partial.clear();
             if flow.is_break() {
-                return Ok(flow);
+                return Ok(ControlFlow::Break(whole.len() - input.len()));
             }
         }
         while let Some(end) = memchr::memchr(b'\n', input) {
             if end > self.limit {
                 return Err(too_large);
             }
-            if on_line(trim_cr(&input[..end])).is_break() {
-                return Ok(ControlFlow::Break(()));
-            }
+            let flow = on_line(trim_cr(&input[..end]));
             input = &input[end + 1..];
+            if flow.is_break() {
+                return Ok(ControlFlow::Break(whole.len() - input.len()));
+            }
         }
         if input.len() > self.limit {
             return Err(too_large);

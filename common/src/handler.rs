@@ -14,6 +14,7 @@
 
 use std::net::SocketAddr;
 use std::ops::ControlFlow;
+use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 
@@ -40,6 +41,19 @@ pub trait RequestHandler {
 
     /// Called once, when the connection is ready (after the TLS handshake).
     fn setup(&mut self, _conn: &mut dyn Connection) {}
+
+    /// Called before `handle` with each request. A handler that limits its
+    /// peer's rate returns when the request may be handled: the driver holds
+    /// it and everything after it, and the framework reads nothing more from
+    /// the peer until then (so TCP slows the peer down) and calls
+    /// [`Driver::resume`]. A handler may also `close` here instead.
+    fn ready_at(
+        &mut self,
+        _request: &Self::Request,
+        _conn: &mut dyn Connection,
+    ) -> Option<Instant> {
+        None
+    }
 
     /// Called for each request, in order.
     fn handle(&mut self, request: Self::Request, conn: &mut dyn Connection);
@@ -77,6 +91,12 @@ pub struct Driver<H: RequestHandler> {
     reader: LineReader,
     handler: H,
     finished: bool,
+    /// A request the handler is not ready for yet (see `ready_at`)...
+    held: Option<H::Request>,
+    /// ...the time it will be,...
+    paused_until: Option<Instant>,
+    /// ...and the bytes read after it (at most one read's worth).
+    unread: Vec<u8>,
 }
 
 impl<H: RequestHandler> Driver<H> {
@@ -85,6 +105,9 @@ impl<H: RequestHandler> Driver<H> {
             reader: LineReader::new(max_frame),
             handler,
             finished: false,
+            held: None,
+            paused_until: None,
+            unread: Vec::new(),
         }
     }
 
@@ -92,9 +115,16 @@ impl<H: RequestHandler> Driver<H> {
         &self.handler
     }
 
-    /// Bytes of an unfinished line held back (never more than the limit).
+    /// Bytes held back: an unfinished line (never more than the limit) and,
+    /// while paused, what was read after the held request.
     pub fn buffered(&self) -> usize {
-        self.reader.buffered()
+        self.reader.buffered() + self.unread.len()
+    }
+
+    /// While `Some`, the handler is not ready for the next request: read
+    /// nothing from the peer, and call [`resume`](Self::resume) at that time.
+    pub fn paused_until(&self) -> Option<Instant> {
+        self.paused_until
     }
 
     pub fn setup(&mut self, conn: &mut dyn Connection) {
@@ -108,11 +138,35 @@ impl<H: RequestHandler> Driver<H> {
         if conn.is_closing() {
             return;
         }
-        let handler = &mut self.handler;
-        let result = self.reader.feed(bytes, |line| {
+        if self.paused_until.is_some() {
+            // The framework should not have read: keep the bytes in order.
+            self.unread.extend_from_slice(bytes);
+            return;
+        }
+        let Driver {
+            reader,
+            handler,
+            held,
+            paused_until,
+            ..
+        } = self;
+        let result = reader.feed_until(bytes, |line| {
             if !line.iter().all(u8::is_ascii_whitespace) {
                 match codec::decode::<H::Request>(line) {
-                    Ok(request) => handler.handle(request, conn),
+                    Ok(request) => {
+                        let wait = handler.ready_at(&request, conn);
+                        if conn.is_closing() {
+                            return ControlFlow::Break(());
+                        }
+                        match wait {
+                            Some(at) => {
+                                *held = Some(request);
+                                *paused_until = Some(at);
+                                return ControlFlow::Break(());
+                            }
+                            None => handler.handle(request, conn),
+                        }
+                    }
                     Err(error) => handler.handle_error(error, conn),
                 }
             }
@@ -122,21 +176,52 @@ impl<H: RequestHandler> Driver<H> {
                 ControlFlow::Continue(())
             }
         });
-        if let Err(too_large) = result {
-            handler.handle_error(
-                FrameError {
-                    id: None,
-                    code: ErrorCode::TooLarge,
-                    reason: too_large.to_string(),
-                },
-                conn,
-            );
-            // The rest of the line was never buffered, so the stream cannot
-            // be read on: close even if the handler's `handle_error` did not.
-            if !conn.is_closing() {
-                conn.close("frame too large");
+        match result {
+            Ok(ControlFlow::Break(used)) if self.paused_until.is_some() => {
+                self.unread.extend_from_slice(&bytes[used..]);
+            }
+            Ok(_) => {}
+            Err(too_large) => {
+                self.handler.handle_error(
+                    FrameError {
+                        id: None,
+                        code: ErrorCode::TooLarge,
+                        reason: too_large.to_string(),
+                    },
+                    conn,
+                );
+                // The rest of the line was never buffered, so the stream cannot
+                // be read on: close even if the handler's `handle_error` did not.
+                if !conn.is_closing() {
+                    conn.close("frame too large");
+                }
             }
         }
+    }
+
+    /// The pause is over: offers the held request again, then goes on with
+    /// what was read after it (which may pause again).
+    pub fn resume(&mut self, conn: &mut dyn Connection) {
+        let Some(request) = self.held.take() else {
+            self.paused_until = None;
+            return;
+        };
+        self.paused_until = None;
+        if conn.is_closing() {
+            return;
+        }
+        let wait = self.handler.ready_at(&request, conn);
+        if conn.is_closing() {
+            return;
+        }
+        if let Some(at) = wait {
+            self.held = Some(request);
+            self.paused_until = Some(at);
+            return;
+        }
+        self.handler.handle(request, conn);
+        let unread = std::mem::take(&mut self.unread);
+        self.feed(&unread, conn);
     }
 
     /// The peer closed its side: no more bytes will come.
@@ -253,5 +338,101 @@ mod tests {
         driver.feed(&[b'x'; 100], &mut conn);
         assert!(conn.closing);
         assert!(conn.sent[0].contains("\"code\":\"too_large\""));
+    }
+
+    /// Lets `tokens` requests through, then asks to wait until refilled.
+    struct Rationed {
+        echo: Echo,
+        tokens: usize,
+        refill_at: Instant,
+        asked: usize,
+    }
+
+    impl RequestHandler for Rationed {
+        type Request = Request;
+        fn ready_at(&mut self, _request: &Request, _conn: &mut dyn Connection) -> Option<Instant> {
+            self.asked += 1;
+            if self.tokens == 0 {
+                return Some(self.refill_at);
+            }
+            self.tokens -= 1;
+            None
+        }
+        fn handle(&mut self, request: Request, conn: &mut dyn Connection) {
+            self.echo.handle(request, conn);
+        }
+    }
+
+    fn pings(ids: std::ops::Range<u64>) -> Vec<u8> {
+        ids.flat_map(|id| format!("{{\"type\":\"ping\",\"id\":{id}}}\n").into_bytes())
+            .collect()
+    }
+
+    fn ids(driver: &Driver<Rationed>) -> Vec<u64> {
+        let requests = &driver.handler().echo.requests;
+        requests
+            .iter()
+            .map(|r| match r {
+                Request::Ping { id } => *id,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_handler_that_is_not_ready_pauses_the_stream_in_order() {
+        let mut conn = Recorder::default();
+        let at = Instant::now();
+        let rationed = Rationed {
+            echo: Echo::default(),
+            tokens: 2,
+            refill_at: at,
+            asked: 0,
+        };
+        let mut driver = Driver::new(rationed, 128);
+        let mut bytes = pings(1..6);
+        bytes.extend_from_slice(b"{\"type\":\"pi"); // and half a line
+        driver.feed(&bytes, &mut conn);
+        assert_eq!(ids(&driver), [1, 2]);
+        assert_eq!(driver.paused_until(), Some(at));
+        let held_back = driver.buffered();
+        assert!(held_back > 0, "the rest of the read is kept");
+
+        // Bytes fed while paused (a framework that read anyway) queue up.
+        driver.feed(b"ng\",\"id\":6}\n", &mut conn);
+        assert_eq!(ids(&driver), [1, 2]);
+
+        driver.resume(&mut conn);
+        assert_eq!(ids(&driver), [1, 2], "still no tokens: still paused");
+        assert!(driver.paused_until().is_some());
+
+        driver.handler.tokens = 10;
+        driver.resume(&mut conn);
+        assert_eq!(ids(&driver), [1, 2, 3, 4, 5, 6]);
+        assert_eq!(driver.paused_until(), None);
+        assert_eq!(driver.buffered(), 0);
+        driver.feed(&pings(7..8), &mut conn);
+        assert_eq!(ids(&driver), [1, 2, 3, 4, 5, 6, 7]);
+        assert!(conn.sent.is_empty(), "no errors: nothing was spliced");
+    }
+
+    #[test]
+    fn a_handler_may_close_instead_of_waiting() {
+        struct Strict;
+        impl RequestHandler for Strict {
+            type Request = Request;
+            fn ready_at(&mut self, _: &Request, conn: &mut dyn Connection) -> Option<Instant> {
+                conn.close("flooding");
+                None
+            }
+            fn handle(&mut self, request: Request, _: &mut dyn Connection) {
+                panic!("handled {request:?} after close");
+            }
+        }
+        let mut conn = Recorder::default();
+        let mut driver = Driver::new(Strict, 128);
+        driver.feed(&pings(1..3), &mut conn);
+        assert!(conn.closing);
+        assert_eq!(driver.paused_until(), None);
     }
 }

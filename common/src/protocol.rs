@@ -309,6 +309,10 @@ pub enum ErrorCode {
     BadText,
     /// The connection took too long to log in.
     Timeout,
+    /// Kept sending messages faster than the server's flood limit (by
+    /// default 10 a second after a burst of 20) for too long (30 s); the
+    /// connection is closed. Slower floods are only slowed down.
+    Flooding,
     /// A code this version does not know (sent by a newer peer).
     #[serde(other)]
     Other,

@@ -57,11 +57,34 @@ pub struct Config {
     #[arg(long, default_value_t = 256 * 1024)]
     pub queue_limit: usize,
 
+    /// The kernel's send buffer per connection in bytes (SO_SNDBUF; Linux
+    /// reserves twice this). Bounded so that a client that stops reading
+    /// reaches --queue-limit in seconds, not after megabytes; 0 leaves it
+    /// to the OS.
+    #[arg(long, default_value_t = 128 * 1024)]
+    pub send_buffer: usize,
+
     /// Seconds a client's socket may accept nothing while messages wait for
     /// it; then it is disconnected ("send queue exceeded"), like one whose
     /// queue passed --queue-limit. What it missed stays stored for its account.
     #[arg(long, default_value_t = 10)]
     pub stall_timeout: u64,
+
+    /// Flood control: chat messages a client may send at once after a
+    /// quiet spell; past it, --flood-rate applies.
+    #[arg(long, default_value_t = 20)]
+    pub flood_burst: u32,
+
+    /// Flood control: chat messages per second a client may keep sending.
+    /// Faster ones wait (the client is slowed, not dropped); 0 turns flood
+    /// control off. The console's /announce is never limited.
+    #[arg(long, default_value_t = 10.0)]
+    pub flood_rate: f64,
+
+    /// Seconds a client may keep sending faster than --flood-rate before it
+    /// is disconnected ("flooding").
+    #[arg(long, default_value_t = 30)]
+    pub flood_cut: u64,
 
     /// Seconds a new connection has to finish its TLS handshake.
     #[arg(long, default_value_t = 10)]
@@ -112,6 +135,14 @@ impl Config {
         crate::auth::Cost {
             memory: self.argon2_memory,
             iterations: self.argon2_iterations,
+        }
+    }
+
+    pub fn flood_policy(&self) -> crate::flood::Policy {
+        crate::flood::Policy {
+            burst: self.flood_burst,
+            per_second: self.flood_rate,
+            cut_after: Duration::from_secs(self.flood_cut),
         }
     }
 

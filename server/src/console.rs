@@ -36,7 +36,7 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     (
         "/stats",
         "",
-        "connections, messages, offline/redelivered/duplicates, rate, uptime",
+        "connections, messages, offline/redelivered/duplicates, floods, slow clients cut, rate, uptime",
     ),
     ("/help", "", "this list"),
     ("/quit", "", "tell everyone, close all connections, stop"),
@@ -200,7 +200,7 @@ fn format_reply(reply: AdminReply) -> String {
         AdminReply::Stats { stats, uptime } => {
             let secs = uptime.as_secs();
             format!(
-                "connections: {} ({} logged in, {} accounts)\nmessages: {} ({} private)\nstored for offline users: {}\nredelivered at login: {}\nduplicates dropped: {}\nrate: {:.1} msg/s over the last {} s\nuptime: {}h {:02}m {:02}s",
+                "connections: {} ({} logged in, {} accounts)\nmessages: {} ({} private)\nstored for offline users: {}\nredelivered at login: {}\nduplicates dropped: {}\nfloods throttled: {} ({} flooders disconnected)\nslow clients cut: {}\nrate: {:.1} msg/s over the last {} s\nuptime: {}h {:02}m {:02}s",
                 stats.connections,
                 stats.users,
                 stats.accounts,
@@ -209,6 +209,9 @@ fn format_reply(reply: AdminReply) -> String {
                 stats.stored_offline,
                 stats.redelivered,
                 stats.duplicates,
+                stats.floods_throttled,
+                stats.flooders_cut,
+                stats.slow_consumers_cut,
                 stats.rate,
                 crate::state::RATE_WINDOW_SECS,
                 secs / 3600,

@@ -30,6 +30,11 @@ pub enum Event {
         conn: ConnId,
         reason: String,
     },
+    /// Flood control began slowing a connection down, or cut it off.
+    Flood {
+        conn: ConnId,
+        cut: bool,
+    },
     Admin(Admin, Sender<AdminReply>),
     Shutdown {
         reason: String,
@@ -269,6 +274,7 @@ impl Dispatcher {
             }
             Event::PeerClosed { conn } => self.state.peer_closed(conn, out),
             Event::Disconnected { conn, reason } => self.state.disconnect(conn, &reason, out),
+            Event::Flood { conn, cut } => self.state.flood(conn, cut),
             Event::Admin(command, reply) => {
                 let answer = self.admin(command);
                 let _ = reply.send(answer);

@@ -1,20 +1,32 @@
 //! The chat's per-connection handler: it runs on an I/O worker and passes
 //! each decoded request to the dispatcher, which owns the chat state.
 
-use chat_common::{Connection, Request, RequestHandler};
+use std::time::Instant;
+
+use chat_common::protocol::{ErrorCode, ServerFrame};
+use chat_common::{codec, Connection, Request, RequestHandler};
 use crossbeam_channel::Sender;
 
 use crate::dispatcher::Event;
+use crate::flood::{self, Bucket, Verdict};
 use crate::framework::ConnInfo;
 
 pub struct ChatHandler {
     info: ConnInfo,
     events: Sender<Event>,
+    flood: flood::Policy,
+    bucket: Bucket,
 }
 
 impl ChatHandler {
-    pub fn new(info: ConnInfo, events: Sender<Event>) -> Self {
-        ChatHandler { info, events }
+    pub fn new(info: ConnInfo, events: Sender<Event>, flood: flood::Policy) -> Self {
+        let bucket = Bucket::new(&flood, Instant::now());
+        ChatHandler {
+            info,
+            events,
+            flood,
+            bucket,
+        }
     }
 }
 
@@ -25,6 +37,45 @@ impl RequestHandler for ChatHandler {
         tracing::info!(conn = self.info.id, peer = %self.info.peer, tls = self.info.tls, "connected");
         // A send fails only when the dispatcher is gone (shutdown): nothing to do then.
         let _ = self.events.send(Event::Connected(self.info));
+    }
+
+    /// Flood control, here on the worker so that a flooder's frames wait in
+    /// its own socket rather than in the dispatcher's queue.
+    fn ready_at(&mut self, request: &Request, conn: &mut dyn Connection) -> Option<Instant> {
+        let Request::Message { id, .. } = request else {
+            return None;
+        };
+        match self.bucket.take(&self.flood, Instant::now()) {
+            Verdict::Go => None,
+            Verdict::Wait { until, started } => {
+                if started {
+                    tracing::info!(conn = self.info.id, peer = %self.info.peer, "flood throttled");
+                    let _ = self.events.send(Event::Flood {
+                        conn: self.info.id,
+                        cut: false,
+                    });
+                }
+                Some(until)
+            }
+            Verdict::Cut => {
+                let reason = format!(
+                    "disconnected for flooding: over {} messages a second for {} s",
+                    self.flood.per_second,
+                    self.flood.cut_after.as_secs()
+                );
+                conn.send(codec::encode(&ServerFrame::Error {
+                    id: Some(*id),
+                    code: ErrorCode::Flooding,
+                    reason,
+                }));
+                conn.close("flooding");
+                let _ = self.events.send(Event::Flood {
+                    conn: self.info.id,
+                    cut: true,
+                });
+                None
+            }
+        }
     }
 
     fn handle(&mut self, request: Request, _conn: &mut dyn Connection) {

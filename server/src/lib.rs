@@ -20,6 +20,7 @@ pub mod certs;
 pub mod config;
 pub mod console;
 pub mod dispatcher;
+pub mod flood;
 pub mod framework;
 pub mod handler;
 pub mod logging;
@@ -109,11 +110,13 @@ impl Server {
             handshake_timeout: config.handshake_timeout(),
             close_grace: Duration::from_secs(5),
             stall_timeout: Duration::from_secs(config.stall_timeout),
+            send_buffer: (config.send_buffer > 0).then_some(config.send_buffer),
         };
         let to_dispatcher = events.clone();
+        let flood = config.flood_policy();
         let (router, running) =
             framework::start(listener, tls, config.workers(), limits, move |info| {
-                handler::ChatHandler::new(info, to_dispatcher.clone())
+                handler::ChatHandler::new(info, to_dispatcher.clone(), flood)
             })?;
         let state = state::ChatState::new(config.max_text, accounts::Accounts::new(accounts));
         let queues = dispatcher::Queues {

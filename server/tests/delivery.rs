@@ -605,7 +605,7 @@ fn everything_survives_a_restart() {
 /// the rest, at most 500 per request.
 #[test]
 fn a_long_absence_replays_the_last_1000_public_messages() {
-    let server = Server::plain();
+    let server = Options::plain().unthrottled().start();
     server.login("bob").bye();
     let mut alice = server.login("alice");
     const SENT: u64 = 1005;
@@ -852,7 +852,7 @@ both! {
 /// them once and in order, and only then live messages.
 #[test]
 fn a_huge_backlog_comes_in_pages() {
-    let server = Server::plain();
+    let server = Options::plain().unthrottled().start();
     let mut bob = server.connect("bob");
     bob.login("bob");
     bob.bye();

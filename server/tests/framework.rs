@@ -59,6 +59,7 @@ fn a_panicking_handler_costs_only_its_connection() {
         handshake_timeout: Duration::from_secs(5),
         close_grace: Duration::from_secs(1),
         stall_timeout: Duration::from_secs(10),
+        send_buffer: None,
     };
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let (mut router, running) =

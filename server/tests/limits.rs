@@ -44,7 +44,10 @@ both! {
     fn slow_consumer(tls) {
         const MESSAGES: usize = 3000;
         const BATCH: usize = 10;
-        let server = Options::with_tls(tls).flag("--queue-limit", 65536).start();
+        let server = Options::with_tls(tls)
+            .flag("--queue-limit", 65536)
+            .unthrottled()
+            .start();
         let mut sender = server.login("sender");
         let mut third = server.login("third");
         let slow = server.login("slow");
@@ -150,6 +153,7 @@ fn a_reader_that_stops_is_cut_by_the_stall_timer() {
     let server = Options::plain()
         .flag("--queue-limit", 64 * 1024 * 1024)
         .flag("--stall-timeout", 1)
+        .unthrottled()
         .start();
     let mut sender = server.login("sender");
     let stuck = server.login("stuck");

@@ -37,6 +37,10 @@ const CHEAP_HASHES: [&str; 4] = ["--argon2-memory", "64", "--argon2-iterations",
 
 /// The password every test client has unless a test says otherwise
 /// (`CHAT_PASSWORD`; the first login of a nickname creates its account).
+/// Server flags that turn flood control off, for tests that send thousands
+/// of messages from one client.
+pub const UNTHROTTLED: &[&str] = &["--flood-rate", "0"];
+
 pub const PASSWORD: &str = "correct horse";
 
 /// The client under test.

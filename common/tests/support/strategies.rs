@@ -130,6 +130,7 @@ pub fn all_codes() -> Vec<ErrorCode> {
         NotOnline,
         BadText,
         Timeout,
+        Flooding,
         Other,
     ];
     for code in &codes {
@@ -137,7 +138,7 @@ pub fn all_codes() -> Vec<ErrorCode> {
             BadJson | InvalidUtf8 | UnknownType | BadFrame | TooLarge | NotLoggedIn
             | AlreadyLoggedIn | NickTaken | BadPassword | PasswordInvalid | NoSuchUser
             | TakenOver | StoreFailed | BadRequest | NickInvalid | NotOnline | BadText
-            | Timeout | Other => {}
+            | Timeout | Flooding | Other => {}
         }
     }
     codes

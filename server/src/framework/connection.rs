@@ -233,13 +233,27 @@ impl<H: RequestHandler> Conn<H> {
         Ok(())
     }
 
+    /// Until when the handler asked not to be given requests (flood
+    /// control): nothing is read meanwhile, so TCP pushes back on the peer.
+    pub fn paused_until(&self) -> Option<Instant> {
+        self.driver.as_ref().and_then(Driver::paused_until)
+    }
+
+    /// Ends a pause: the handler gets what it held back. Reading goes on at
+    /// the next `read`.
+    pub fn resume(&mut self) {
+        if let Some(driver) = self.driver.as_mut() {
+            driver.resume(&mut self.outbox);
+        }
+    }
+
     /// Reads until the socket is drained, handing lines to the handler.
     pub fn read(&mut self, buf: &mut [u8]) -> Status {
         let Some(driver) = self.driver.as_mut() else {
             return Status::Open;
         };
         loop {
-            if self.outbox.is_closing() || self.read_closed {
+            if self.outbox.is_closing() || self.read_closed || driver.paused_until().is_some() {
                 return Status::Open;
             }
             match self.stream.read(buf) {
@@ -264,7 +278,7 @@ impl<H: RequestHandler> Conn<H> {
     /// Writes what is queued; reports whether the connection should end now.
     pub fn flush(&mut self) -> Status {
         if self.outbox.overflowed {
-            return Status::Closed("send queue exceeded".into());
+            return Status::Closed(super::SLOW_CONSUMER.into());
         }
         if !self.stream.is_ready() {
             return Status::Open;

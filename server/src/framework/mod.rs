@@ -28,6 +28,10 @@ pub use tls::TlsAcceptor;
 /// late frame for a closed connection cannot reach a new one.
 pub type ConnId = u64;
 
+/// Why a connection that does not read is dropped (its queue passed
+/// `Limits::queue_limit`, or its socket took nothing for `stall_timeout`).
+pub const SLOW_CONSUMER: &str = "send queue exceeded";
+
 /// What a handler factory learns about a new connection.
 #[derive(Debug, Clone, Copy)]
 pub struct ConnInfo {
@@ -50,6 +54,11 @@ pub struct Limits {
     pub close_grace: Duration,
     /// Time a connection's socket may take nothing while frames wait for it.
     pub stall_timeout: Duration,
+    /// The kernel's send buffer per connection (`SO_SNDBUF`), or `None` to
+    /// leave it to the OS. On Linux it grows to 4 MiB on its own, which
+    /// would hide a peer that stopped reading behind megabytes the queue
+    /// limit never sees.
+    pub send_buffer: Option<usize>,
 }
 
 /// One operation routed to a worker.

@@ -38,7 +38,8 @@ pub struct Worker<H: RequestHandler, F> {
     /// Connections with new frames or a new close request, flushed once per
     /// poll round so that frames arriving together leave in one write.
     dirty: Vec<ConnId>,
-    /// Connections with a deadline (handshaking or closing), so that timers
+    /// Connections with a deadline (handshaking, closing, stalled or paused
+    /// by flood control), so that timers
     /// cost nothing for the thousands of connections that have none.
     watched: HashSet<ConnId>,
     read_buf: Vec<u8>,
@@ -171,6 +172,11 @@ where
         if self.shutting_down {
             return;
         }
+        if let Some(size) = self.limits.send_buffer {
+            if let Err(err) = socket2::SockRef::from(&tcp).set_send_buffer_size(size) {
+                debug!(%peer, "cannot set the send buffer: {err}");
+            }
+        }
         let token = Token(id as usize);
         if let Err(err) =
             self.poll
@@ -237,7 +243,7 @@ where
                 if conn.outbox.is_closing() || conn.read_closed {
                     conn.closing_since.get_or_insert_with(Instant::now);
                     self.watched.insert(id);
-                } else if conn.stalled_since.is_some() {
+                } else if conn.stalled_since.is_some() || conn.paused_until().is_some() {
                     self.watched.insert(id);
                 } else if conn.is_ready() && conn.closing_since.is_none() {
                     self.watched.remove(&id);
@@ -276,6 +282,8 @@ where
         };
         let conns = &self.conns;
         let mut expired = Vec::new();
+        let mut resumed = Vec::new();
+        let now = Instant::now();
         // Forget connections whose deadline no longer applies.
         self.watched.retain(|id| {
             let Some(c) = conns.get(id) else {
@@ -290,12 +298,29 @@ where
                 .is_some_and(|t| t.elapsed() > limits.stall_timeout)
             {
                 // Its unread messages stay stored for its account.
-                expired.push((*id, "send queue exceeded"));
+                expired.push((*id, super::SLOW_CONSUMER));
+            } else if c.paused_until().is_some_and(|t| t <= now) {
+                resumed.push(*id);
             }
-            !c.is_ready() || c.closing_since.is_some() || c.stalled_since.is_some()
+            !c.is_ready()
+                || c.closing_since.is_some()
+                || c.stalled_since.is_some()
+                || c.paused_until().is_some()
         });
         for (id, why) in expired {
             self.close(id, why);
+        }
+        for id in resumed {
+            if let Some(conn) = self.conns.get_mut(&id) {
+                if catch_unwind(AssertUnwindSafe(|| conn.resume())).is_err() {
+                    error!(conn = id, "handler panicked; closing its connection");
+                    self.close(id, "internal error");
+                    continue;
+                }
+            }
+            // Then read what waited in the socket (its readiness event was
+            // used up while paused) and write the answers.
+            self.on_ready(id);
         }
     }
 

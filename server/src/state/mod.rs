@@ -177,6 +177,9 @@ pub struct ChatState {
     stored_offline: u64,
     redelivered: u64,
     duplicates: u64,
+    floods_throttled: u64,
+    flooders_cut: u64,
+    slow_consumers_cut: u64,
     rate: RateWindow,
 }
 
@@ -194,6 +197,9 @@ impl ChatState {
             stored_offline: 0,
             redelivered: 0,
             duplicates: 0,
+            floods_throttled: 0,
+            flooders_cut: 0,
+            slow_consumers_cut: 0,
             rate: RateWindow::default(),
         }
     }
@@ -222,6 +228,9 @@ impl ChatState {
         let Some(session) = self.sessions.remove(&conn) else {
             return;
         };
+        if reason == crate::framework::SLOW_CONSUMER {
+            self.slow_consumers_cut += 1;
+        }
         if session.phase == Phase::Leaving {
             return;
         }
@@ -239,6 +248,16 @@ impl ChatState {
                 self.nicks.remove(&fold(nick));
             }
             out.unsubscribe(conn);
+        }
+    }
+
+    /// Flood control slowed a connection down (`cut`: disconnected it). The
+    /// worker acted already; this is for `/stats`.
+    pub fn flood(&mut self, _conn: ConnId, cut: bool) {
+        if cut {
+            self.flooders_cut += 1;
+        } else {
+            self.floods_throttled += 1;
         }
     }
 
@@ -651,6 +670,9 @@ impl ChatState {
             stored_offline: self.stored_offline,
             redelivered: self.redelivered,
             duplicates: self.duplicates,
+            floods_throttled: self.floods_throttled,
+            flooders_cut: self.flooders_cut,
+            slow_consumers_cut: self.slow_consumers_cut,
             rate: self.rate.per_second(now),
         }
     }

@@ -26,6 +26,12 @@ pub struct Stats {
     pub redelivered: u64,
     /// Resends dropped because their `cid` had been accepted before.
     pub duplicates: u64,
+    /// Times flood control began slowing a client down.
+    pub floods_throttled: u64,
+    /// Clients disconnected for flooding.
+    pub flooders_cut: u64,
+    /// Clients disconnected for not reading ("send queue exceeded").
+    pub slow_consumers_cut: u64,
     /// Messages per second over the last [`RATE_WINDOW_SECS`] seconds.
     pub rate: f64,
 }

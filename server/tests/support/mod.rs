@@ -17,6 +17,8 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+pub mod room;
+
 use chat_common::protocol::PRESENCE_NAMES;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -103,6 +105,12 @@ impl Options {
         self.args.push(flag.to_string());
         self.args.push(value.to_string());
         self
+    }
+
+    /// Turns flood control off (`--flood-rate 0`), for tests that send
+    /// thousands of messages from one client to load something else.
+    pub fn unthrottled(self) -> Self {
+        self.flag("--flood-rate", 0)
     }
 
     /// Hashes passwords at the server's default cost.

@@ -1,0 +1,180 @@
+//! Flood control: a token bucket per connection for chat messages.
+//!
+//! A client over its rate is slowed, not cut: its next message waits (and
+//! the worker stops reading its socket, so TCP pushes back) until a token
+//! is due. Only one that keeps at it for `cut_after` is disconnected.
+//! Other requests are bounded elsewhere (reads per connection, the send
+//! queue, the login throttle), and the console's `/announce` never passes
+//! through a bucket.
+
+use std::time::{Duration, Instant};
+
+/// The limits, the same for every connection.
+#[derive(Debug, Clone, Copy)]
+pub struct Policy {
+    /// Messages that may be sent at once after a quiet spell.
+    pub burst: u32,
+    /// Messages per second after that; 0 turns flood control off.
+    pub per_second: f64,
+    /// How long a client may stay over its rate before it is disconnected.
+    pub cut_after: Duration,
+}
+
+impl Policy {
+    pub fn is_off(&self) -> bool {
+        self.per_second <= 0.0
+    }
+}
+
+/// What to do with one message.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Verdict {
+    /// Send it now.
+    Go,
+    /// Hold it until then. `started` is true for the first wait of a flood.
+    Wait { until: Instant, started: bool },
+    /// Over the rate for longer than `cut_after`: disconnect.
+    Cut,
+}
+
+/// One connection's bucket.
+#[derive(Debug)]
+pub struct Bucket {
+    tokens: f64,
+    refilled: Instant,
+    /// Since when the client has been over its rate without a pause long
+    /// enough to fill the bucket again.
+    flooding_since: Option<Instant>,
+}
+
+impl Bucket {
+    pub fn new(policy: &Policy, now: Instant) -> Self {
+        Bucket {
+            tokens: f64::from(policy.burst),
+            refilled: now,
+            flooding_since: None,
+        }
+    }
+
+    /// Takes a token for one message, or says how long to wait for one.
+    pub fn take(&mut self, policy: &Policy, now: Instant) -> Verdict {
+        if policy.is_off() {
+            return Verdict::Go;
+        }
+        let burst = f64::from(policy.burst.max(1));
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * policy.per_second).min(burst);
+        self.refilled = now;
+        if self.tokens >= burst {
+            // A full bucket means the client paused: whatever it did
+            // before is forgiven.
+            self.flooding_since = None;
+        }
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            return Verdict::Go;
+        }
+        let started = self.flooding_since.is_none();
+        let since = *self.flooding_since.get_or_insert(now);
+        if now.saturating_duration_since(since) >= policy.cut_after {
+            return Verdict::Cut;
+        }
+        let wait = (1.0 - self.tokens) / policy.per_second;
+        Verdict::Wait {
+            until: now + Duration::from_secs_f64(wait),
+            started,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const POLICY: Policy = Policy {
+        burst: 20,
+        per_second: 10.0,
+        cut_after: Duration::from_secs(30),
+    };
+
+    /// Sends as fast as allowed for `secs`, waiting whenever told to;
+    /// returns how many went and the first cut, if any.
+    fn flood(bucket: &mut Bucket, start: Instant, secs: u64) -> (u32, Option<Instant>) {
+        let mut now = start;
+        let mut sent = 0;
+        while now < start + Duration::from_secs(secs) {
+            match bucket.take(&POLICY, now) {
+                Verdict::Go => sent += 1,
+                Verdict::Wait { until, .. } => now = until,
+                Verdict::Cut => return (sent, Some(now)),
+            }
+        }
+        (sent, None)
+    }
+
+    #[test]
+    fn a_burst_then_the_rate() {
+        let start = Instant::now();
+        let mut bucket = Bucket::new(&POLICY, start);
+        let (sent, cut) = flood(&mut bucket, start, 10);
+        assert_eq!(cut, None);
+        // 20 at once, then 10 a second for 10 s (give or take the last).
+        assert!((118..=121).contains(&sent), "sent {sent}");
+    }
+
+    #[test]
+    fn the_first_wait_says_a_flood_started() {
+        let start = Instant::now();
+        let mut bucket = Bucket::new(&POLICY, start);
+        for _ in 0..20 {
+            assert_eq!(bucket.take(&POLICY, start), Verdict::Go);
+        }
+        let Verdict::Wait { until, started } = bucket.take(&POLICY, start) else {
+            panic!("the 21st message must wait");
+        };
+        assert!(started);
+        assert_eq!(until - start, Duration::from_millis(100));
+        assert!(matches!(
+            bucket.take(&POLICY, start),
+            Verdict::Wait { started: false, .. }
+        ));
+    }
+
+    #[test]
+    fn flooding_for_30_s_is_cut_and_a_pause_forgives() {
+        let start = Instant::now();
+        let mut bucket = Bucket::new(&POLICY, start);
+        let (_, cut) = flood(&mut bucket, start, 60);
+        let cut = cut.expect("a 60 s flood is cut");
+        assert!(cut - start >= Duration::from_secs(30) && cut - start < Duration::from_secs(31));
+
+        // Flood 20 s, pause 2 s (the bucket fills), flood 20 s: never cut.
+        let mut bucket = Bucket::new(&POLICY, start);
+        assert_eq!(flood(&mut bucket, start, 20).1, None);
+        let later = start + Duration::from_secs(22);
+        assert_eq!(flood(&mut bucket, later, 20).1, None);
+    }
+
+    #[test]
+    fn a_client_within_its_rate_never_waits() {
+        let start = Instant::now();
+        let mut bucket = Bucket::new(&POLICY, start);
+        for i in 0..1_000 {
+            let now = start + Duration::from_millis(200 * i);
+            assert_eq!(bucket.take(&POLICY, now), Verdict::Go);
+        }
+    }
+
+    #[test]
+    fn off_means_off() {
+        let policy = Policy {
+            per_second: 0.0,
+            ..POLICY
+        };
+        let start = Instant::now();
+        let mut bucket = Bucket::new(&policy, start);
+        for _ in 0..10_000 {
+            assert_eq!(bucket.take(&policy, start), Verdict::Go);
+        }
+    }
+}
