@@ -313,6 +313,12 @@ pub enum ErrorCode {
     /// default 10 a second after a burst of 20) for too long (30 s); the
     /// connection is closed. Slower floods are only slowed down.
     Flooding,
+    /// The operator banned this account (for a time, or until lifted); the
+    /// reason says which.
+    Banned,
+    /// The operator muted you: your messages are refused (for a time, or
+    /// until lifted).
+    Muted,
     /// A code this version does not know (sent by a newer peer).
     #[serde(other)]
     Other,

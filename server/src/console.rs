@@ -15,6 +15,7 @@ use rustyline::{Context, Editor, Helper, Highlighter, Hinter, Validator};
 
 use crate::dispatcher::{Admin, AdminReply, Event};
 use crate::logging;
+use crate::store::SanctionKind;
 
 /// Every console command: name, arguments, what it does.
 pub const COMMANDS: &[(&str, &str, &str)] = &[
@@ -38,6 +39,18 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "",
         "connections, messages, offline/redelivered/duplicates, floods, slow clients cut, rate, uptime",
     ),
+    (
+        "/ban",
+        "<nick> [duration]",
+        "refuse a user's logins (and kick them) for a time (30s, 10m, 2h, 7d) or until /unban",
+    ),
+    ("/unban", "<nick>", "lift a ban"),
+    (
+        "/mute",
+        "<nick> [duration]",
+        "refuse a user's messages for a time (30s, 10m, 2h, 7d) or until /unmute",
+    ),
+    ("/unmute", "<nick>", "lift a mute"),
     ("/help", "", "this list"),
     ("/quit", "", "tell everyone, close all connections, stop"),
 ];
@@ -77,8 +90,61 @@ pub fn parse(line: &str) -> Result<Line, String> {
                 reason: reason.to_string(),
             }))
         }
+        "/ban" | "/mute" | "/unban" | "/unmute" => sanction(word, rest),
         other => Err(format!("unknown command {other:?}; type /help")),
     }
+}
+
+/// `/ban`, `/mute` (with an optional duration) and `/unban`, `/unmute`.
+fn sanction(word: &str, rest: &str) -> Result<Line, String> {
+    let kind = match word {
+        "/ban" | "/unban" => SanctionKind::Ban,
+        _ => SanctionKind::Mute,
+    };
+    let lifting = word.starts_with("/un");
+    let mut args = rest.split_whitespace();
+    let (nick, duration, extra) = (args.next(), args.next(), args.next());
+    let usage = || {
+        if lifting {
+            format!("usage: {word} <nick>")
+        } else {
+            format!("usage: {word} <nick> [duration: 30s, 10m, 2h, 7d]")
+        }
+    };
+    let Some(nick) = nick.filter(|_| extra.is_none()) else {
+        return Err(usage());
+    };
+    let nick = nick.to_string();
+    if lifting {
+        return match duration {
+            None => Ok(Line::Command(Admin::Lift { kind, nick })),
+            Some(_) => Err(usage()),
+        };
+    }
+    let duration = match duration {
+        None => None,
+        Some(text) => Some(parse_duration(text).ok_or_else(usage)?),
+    };
+    Ok(Line::Command(Admin::Sanction {
+        kind,
+        nick,
+        duration,
+    }))
+}
+
+/// `30s`, `10m`, `2h`, `7d`.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let split = text.find(|c: char| !c.is_ascii_digit())?;
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().ok().filter(|&n| n > 0)?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return None,
+    };
+    number.checked_mul(secs).map(Duration::from_secs)
 }
 
 pub fn help() -> String {
@@ -232,7 +298,7 @@ fn clock(unix_ms: u64) -> String {
         .map_or_else(|| "?".into(), |t| t.format("%H:%M:%S").to_string())
 }
 
-/// Completes command names, and nicknames after `/kick `.
+/// Completes command names, and nicknames after `/kick`, `/ban` and the like.
 #[derive(Helper, Hinter, Highlighter, Validator)]
 struct ConsoleHelper {
     console: Console,
@@ -256,7 +322,9 @@ impl Completer for ConsoleHelper {
                 .collect();
             return Ok((0, names));
         }
-        if let Some(prefix) = line.strip_prefix("/kick ").filter(|p| !p.contains(' ')) {
+        let takes_nick = ["/kick ", "/ban ", "/unban ", "/mute ", "/unmute "];
+        let prefix = takes_nick.iter().find_map(|c| line.strip_prefix(c));
+        if let Some(prefix) = prefix.filter(|p| !p.contains(' ')) {
             let nicks = match self.console.ask(Admin::Nicks, Duration::from_millis(300)) {
                 Some(AdminReply::Nicks(nicks)) => nicks,
                 _ => Vec::new(),
@@ -275,6 +343,47 @@ impl Completer for ConsoleHelper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sanctions_parse() {
+        let ban = |nick: &str, secs: Option<u64>| {
+            Ok(Line::Command(Admin::Sanction {
+                kind: SanctionKind::Ban,
+                nick: nick.into(),
+                duration: secs.map(Duration::from_secs),
+            }))
+        };
+        assert_eq!(parse("/ban bob"), ban("bob", None));
+        assert_eq!(parse("/ban bob 10m"), ban("bob", Some(600)));
+        assert_eq!(parse("/ban  bob  2h "), ban("bob", Some(7200)));
+        assert_eq!(parse("/ban bob 7d"), ban("bob", Some(7 * 86_400)));
+        assert_eq!(
+            parse("/mute bob 30s"),
+            Ok(Line::Command(Admin::Sanction {
+                kind: SanctionKind::Mute,
+                nick: "bob".into(),
+                duration: Some(Duration::from_secs(30)),
+            }))
+        );
+        assert_eq!(
+            parse("/unmute bob"),
+            Ok(Line::Command(Admin::Lift {
+                kind: SanctionKind::Mute,
+                nick: "bob".into()
+            }))
+        );
+        for bad in [
+            "/ban",
+            "/ban bob 10",
+            "/ban bob 0m",
+            "/ban bob 5y",
+            "/ban bob 1m x",
+            "/unban bob 1m",
+        ] {
+            let err = parse(bad).unwrap_err();
+            assert!(err.starts_with("usage: /"), "{bad}: {err}");
+        }
+    }
 
     #[test]
     fn parses_commands() {

@@ -13,7 +13,7 @@ use tracing::{error, info, warn};
 use crate::auth::{Job, Verdict};
 use crate::framework::{ConnId, ConnInfo, Router};
 use crate::state::{ChatState, Deliver, SessionRow, Stats};
-use crate::store::{Op, Reply};
+use crate::store::{Op, Reply, SanctionKind};
 
 /// Everything the dispatcher reacts to. Closed: this is the whole list.
 pub enum Event {
@@ -54,6 +54,16 @@ pub enum Admin {
         reason: String,
     },
     Announce(String),
+    /// Ban or mute an account, for `duration` or until lifted.
+    Sanction {
+        kind: SanctionKind,
+        nick: String,
+        duration: Option<Duration>,
+    },
+    Lift {
+        kind: SanctionKind,
+        nick: String,
+    },
     Stats,
     /// Nicknames online, for the console's completion.
     Nicks,
@@ -302,6 +312,28 @@ impl Dispatcher {
                 info!("announced to {n} users: {text}");
                 AdminReply::Done(format!("announced to {n} users"))
             }
+            Admin::Sanction {
+                kind,
+                nick,
+                duration,
+            } => {
+                let now = now_ms();
+                let until = duration.map(|d| now + d.as_millis() as u64);
+                match self.state.sanction(kind, &nick, until, now, out) {
+                    Ok(done) => {
+                        warn!("{done}");
+                        AdminReply::Done(done)
+                    }
+                    Err(why) => AdminReply::Failed(why),
+                }
+            }
+            Admin::Lift { kind, nick } => match self.state.lift(kind, &nick, out) {
+                Ok(done) => {
+                    warn!("{done}");
+                    AdminReply::Done(done)
+                }
+                Err(why) => AdminReply::Failed(why),
+            },
             Admin::Kick { nick, reason } => match self.state.kick(&nick, &reason, out) {
                 Ok(nick) => {
                     warn!("kicked {nick}: {reason}");

@@ -95,7 +95,7 @@ impl Server {
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
         // A page of a backlog must fit the send queue with room to spare.
         let page_bytes = (config.queue_limit / 4).clamp(1024, 64 * 1024);
-        let (store, accounts) = store::Store::open(&data_dir, page_bytes)
+        let (store, accounts, sanctions) = store::Store::open(&data_dir, page_bytes)
             .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
         let (jobs, job_queue) = crossbeam_channel::unbounded();
         let (verdicts_tx, verdicts) = crossbeam_channel::unbounded();
@@ -118,7 +118,8 @@ impl Server {
             framework::start(listener, tls, config.workers(), limits, move |info| {
                 handler::ChatHandler::new(info, to_dispatcher.clone(), flood)
             })?;
-        let state = state::ChatState::new(config.max_text, accounts::Accounts::new(accounts));
+        let state = state::ChatState::new(config.max_text, accounts::Accounts::new(accounts))
+            .with_sanctions(sanctions);
         let queues = dispatcher::Queues {
             events: inbox,
             store: store.ops.clone(),

@@ -131,6 +131,8 @@ pub fn all_codes() -> Vec<ErrorCode> {
         BadText,
         Timeout,
         Flooding,
+        Banned,
+        Muted,
         Other,
     ];
     for code in &codes {
@@ -138,7 +140,7 @@ pub fn all_codes() -> Vec<ErrorCode> {
             BadJson | InvalidUtf8 | UnknownType | BadFrame | TooLarge | NotLoggedIn
             | AlreadyLoggedIn | NickTaken | BadPassword | PasswordInvalid | NoSuchUser
             | TakenOver | StoreFailed | BadRequest | NickInvalid | NotOnline | BadText
-            | Timeout | Flooding | Other => {}
+            | Timeout | Flooding | Banned | Muted | Other => {}
         }
     }
     codes

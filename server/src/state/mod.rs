@@ -25,10 +25,12 @@ use crate::store::{Op, Origin, UserId};
 
 mod delivery;
 mod login;
+mod moderation;
 mod stats;
 #[cfg(test)]
 mod tests;
 
+use moderation::Sanctions;
 use stats::RateWindow;
 pub use stats::{SessionRow, Stats, RATE_WINDOW_SECS};
 
@@ -181,6 +183,7 @@ pub struct ChatState {
     flooders_cut: u64,
     slow_consumers_cut: u64,
     rate: RateWindow,
+    sanctions: Sanctions,
 }
 
 impl ChatState {
@@ -201,7 +204,14 @@ impl ChatState {
             flooders_cut: 0,
             slow_consumers_cut: 0,
             rate: RateWindow::default(),
+            sanctions: Sanctions::default(),
         }
+    }
+
+    /// Starts with the bans and mutes the store kept.
+    pub fn with_sanctions(mut self, list: Vec<crate::store::Sanction>) -> Self {
+        self.sanctions = Sanctions::new(list);
+        self
     }
 
     pub fn connect(&mut self, info: ConnInfo, now: u64) {
@@ -339,6 +349,9 @@ impl ChatState {
                 ErrorCode::AlreadyLoggedIn,
                 "you are already logged in".to_string(),
             )),
+            Request::Login { ref nick, .. } if self.ban_refusal(nick, now).is_some() => {
+                Err(self.ban_refusal(nick, now).expect("just checked"))
+            }
             Request::Login {
                 nick,
                 password,
@@ -361,6 +374,9 @@ impl ChatState {
                 "log in first: {\"type\":\"login\",\"id\":1,\"nick\":\"yourname\",\"password\":\"…\"}"
                     .to_string(),
             )),
+            Request::Message { .. } if self.muted(conn, now).is_some() => {
+                Err(self.muted(conn, now).expect("just checked"))
+            }
             Request::Message {
                 receiver, text, cid, ..
             } => self

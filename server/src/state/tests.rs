@@ -112,7 +112,7 @@ impl World {
                         origin,
                         result: Ok(Vec::new()),
                     },
-                    Op::CreateAccount { .. } | Op::Received { .. } => continue,
+                    Op::CreateAccount { .. } | Op::Received { .. } | Op::Sanction(..) => continue,
                 };
                 self.state.stored(reply, 0, &mut self.out);
             } else {

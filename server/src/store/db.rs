@@ -34,6 +34,31 @@ pub struct Account {
     pub hash: String,
 }
 
+/// What the operator forbade an account: logging in, or sending messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SanctionKind {
+    Ban,
+    Mute,
+}
+
+impl SanctionKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            SanctionKind::Ban => "ban",
+            SanctionKind::Mute => "mute",
+        }
+    }
+}
+
+/// A ban or mute in force (or expired, until it is next lifted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sanction {
+    pub user: UserId,
+    pub kind: SanctionKind,
+    /// Unix ms when it ends; `None`: until lifted.
+    pub until: Option<u64>,
+}
+
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS users (
     id      INTEGER PRIMARY KEY,
@@ -66,6 +91,14 @@ CREATE TABLE IF NOT EXISTS inbox (
 CREATE VIRTUAL TABLE IF NOT EXISTS messages_fts
     USING fts5(text, content='', tokenize='unicode61 remove_diacritics 2');
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+-- Bans and mutes set by the operator; `until` in ms since the epoch, NULL
+-- for good.
+CREATE TABLE IF NOT EXISTS sanctions (
+    user  INTEGER NOT NULL,
+    kind  TEXT NOT NULL,
+    until INTEGER,
+    PRIMARY KEY (user, kind)
+) WITHOUT ROWID;
 ";
 
 /// Rows indexed for search per idle step.
@@ -128,6 +161,26 @@ impl Db {
             .optional()?;
         self.counters.public_head = head.unwrap_or(0) as u64;
         Ok(())
+    }
+
+    pub fn sanctions(&mut self) -> Result<Vec<Sanction>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT user, kind, until FROM sanctions")?;
+        let rows = stmt.query_map([], |row| {
+            let kind: String = row.get(1)?;
+            let until: Option<i64> = row.get(2)?;
+            Ok(Sanction {
+                user: row.get(0)?,
+                kind: if kind == "mute" {
+                    SanctionKind::Mute
+                } else {
+                    SanctionKind::Ban
+                },
+                until: until.map(|t| t as u64),
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     pub fn accounts(&mut self) -> Result<Vec<Account>, StoreError> {
@@ -218,7 +271,7 @@ fn fail_all(batch: Vec<Op>, err: &StoreError) -> Vec<Reply> {
                 result: Err(err.to_string()),
             }),
             Op::Echo { origin, frame } => Some(Reply::Echo { origin, frame }),
-            Op::CreateAccount { .. } | Op::Received { .. } => None,
+            Op::CreateAccount { .. } | Op::Received { .. } | Op::Sanction(..) => None,
         })
         .collect()
 }
@@ -249,6 +302,28 @@ fn apply_one(
                 });
             if let Err(err) = result {
                 tracing::error!("storing the account {nick}: {err}");
+            }
+            return None;
+        }
+        Op::Sanction(sanction, lift) => {
+            let kind = sanction.kind.as_str();
+            let result = if *lift {
+                tx.prepare_cached("DELETE FROM sanctions WHERE user = ?1 AND kind = ?2")
+                    .and_then(|mut s| s.execute(params![sanction.user, kind]))
+            } else {
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO sanctions (user, kind, until) VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        sanction.user,
+                        kind,
+                        sanction.until.map(|t| t as i64)
+                    ])
+                })
+            };
+            if let Err(err) = result {
+                tracing::error!("storing a {kind} of user {}: {err}", sanction.user);
             }
             return None;
         }

@@ -21,7 +21,7 @@ use tracing::{error, warn};
 
 use crate::framework::ConnId;
 
-pub use db::{Account, Db, StoreError};
+pub use db::{Account, Db, Sanction, SanctionKind, StoreError};
 
 /// An account's number in the database.
 pub type UserId = i64;
@@ -74,6 +74,8 @@ pub enum Op {
         origin: Origin,
         message: NewMessage,
     },
+    /// Sets a ban or mute (`true`: lifts it).
+    Sanction(Sanction, bool),
     /// `user`'s client has shown its stream up to `seq`.
     Received {
         user: UserId,
@@ -193,10 +195,16 @@ impl Store {
     /// Opens (creating if needed) `dir/chat.db` and starts the thread.
     /// Returns the accounts, for the dispatcher's directory.
     /// `page_bytes` bounds the text in one page of a backlog (see `Op::Backlog`).
-    pub fn open(dir: &Path, page_bytes: usize) -> Result<(Store, Vec<Account>), StoreError> {
+    /// Opens the database; returns the store thread and what the dispatcher
+    /// keeps in memory: the accounts and the sanctions.
+    pub fn open(
+        dir: &Path,
+        page_bytes: usize,
+    ) -> Result<(Store, Vec<Account>, Vec<Sanction>), StoreError> {
         let path = dir.join("chat.db");
         let mut db = Db::open(&path, page_bytes)?;
         let accounts = db.accounts()?;
+        let sanctions = db.sanctions()?;
         let (stop_checkpoints, stop) = crossbeam_channel::bounded(0);
         let checkpointer = Db::checkpointer(&path, CHECKPOINT_EVERY, stop)?;
         let (ops, inbox) = crossbeam_channel::unbounded();
@@ -216,6 +224,7 @@ impl Store {
                 thread,
             },
             accounts,
+            sanctions,
         ))
     }
 

@@ -1,0 +1,146 @@
+//! The operator's sanctions: a ban keeps an account from logging in, a mute
+//! keeps it from sending messages; each for a time or until lifted. Kept in
+//! memory for the checks and in the store so they survive a restart.
+
+use std::collections::HashMap;
+
+use chat_common::codec::encode;
+use chat_common::{ErrorCode, ServerFrame};
+
+use super::{fold, ChatState, Deliver, Refusal};
+use crate::store::{Op, Sanction, SanctionKind, UserId};
+
+#[derive(Debug, Default)]
+pub struct Sanctions {
+    /// (account, kind) → until (Unix ms), `None` for good.
+    active: HashMap<(UserId, SanctionKind), Option<u64>>,
+}
+
+impl Sanctions {
+    pub fn new(list: Vec<Sanction>) -> Self {
+        Sanctions {
+            active: list
+                .into_iter()
+                .map(|s| ((s.user, s.kind), s.until))
+                .collect(),
+        }
+    }
+
+    /// `Some(until)` if `user` is under `kind` at `now`.
+    fn get(&self, user: UserId, kind: SanctionKind, now: u64) -> Option<Option<u64>> {
+        self.active
+            .get(&(user, kind))
+            .copied()
+            .filter(|until| until.is_none_or(|t| t > now))
+    }
+}
+
+/// "for good" or "for another 9 min", for people.
+fn remaining(until: Option<u64>, now: u64) -> String {
+    match until {
+        None => "until the operator lifts it".into(),
+        Some(t) => {
+            let secs = t.saturating_sub(now).div_ceil(1000);
+            match secs {
+                0..=59 => format!("for another {secs} s"),
+                60..=7199 => format!("for another {} min", secs.div_ceil(60)),
+                _ => format!("for another {} h", secs.div_ceil(3600)),
+            }
+        }
+    }
+}
+
+impl ChatState {
+    /// Why `nick` may not log in now, if it is banned.
+    pub(super) fn ban_refusal(&self, nick: &str, now: u64) -> Option<Refusal> {
+        let user = self.accounts.find(nick)?.id;
+        let until = self.sanctions.get(user, SanctionKind::Ban, now)?;
+        Some((
+            ErrorCode::Banned,
+            format!("{nick} is banned {}", remaining(until, now)),
+        ))
+    }
+
+    /// Why `user` may not send a message now, if it is muted.
+    pub(super) fn mute_refusal(&self, user: UserId, now: u64) -> Option<Refusal> {
+        let until = self.sanctions.get(user, SanctionKind::Mute, now)?;
+        Some((
+            ErrorCode::Muted,
+            format!("you are muted {}", remaining(until, now)),
+        ))
+    }
+
+    /// Why the user on `conn` may not send a message now, if muted.
+    pub(super) fn muted(&self, conn: super::ConnId, now: u64) -> Option<Refusal> {
+        let user = self.sessions.get(&conn)?.user?;
+        self.mute_refusal(user, now)
+    }
+
+    /// Bans or mutes `nick` (registered, online or not) until `until`
+    /// (Unix ms; `None`: until lifted). A banned user online is kicked.
+    pub fn sanction(
+        &mut self,
+        kind: SanctionKind,
+        nick: &str,
+        until: Option<u64>,
+        now: u64,
+        out: &mut impl Deliver,
+    ) -> Result<String, String> {
+        let account = self
+            .accounts
+            .find(nick)
+            .ok_or_else(|| format!("no account is called {nick}"))?;
+        let (user, nick) = (account.id, account.nick.clone());
+        self.sanctions.active.insert((user, kind), until);
+        out.store(Op::Sanction(Sanction { user, kind, until }, false));
+        let how = remaining(until, now);
+        match kind {
+            SanctionKind::Ban => {
+                if self.nicks.contains_key(&fold(&nick)) {
+                    let _ = self.kick(&nick, &format!("banned {how}"), out);
+                }
+                Ok(format!("banned {nick} {how}"))
+            }
+            SanctionKind::Mute => {
+                if let Some(&conn) = self.nicks.get(&fold(&nick)) {
+                    let frame = ServerFrame::Announce {
+                        text: format!("the operator muted you {how}"),
+                        time: now,
+                    };
+                    out.send(conn, encode(&frame));
+                }
+                Ok(format!("muted {nick} {how}"))
+            }
+        }
+    }
+
+    /// Lifts a ban or mute.
+    pub fn lift(
+        &mut self,
+        kind: SanctionKind,
+        nick: &str,
+        out: &mut impl Deliver,
+    ) -> Result<String, String> {
+        let account = self
+            .accounts
+            .find(nick)
+            .ok_or_else(|| format!("no account is called {nick}"))?;
+        let (user, nick) = (account.id, account.nick.clone());
+        let what = match kind {
+            SanctionKind::Ban => "banned",
+            SanctionKind::Mute => "muted",
+        };
+        if self.sanctions.active.remove(&(user, kind)).is_none() {
+            return Err(format!("{nick} is not {what}"));
+        }
+        out.store(Op::Sanction(
+            Sanction {
+                user,
+                kind,
+                until: None,
+            },
+            true,
+        ));
+        Ok(format!("{nick} is no longer {what}"))
+    }
+}

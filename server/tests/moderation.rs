@@ -1,0 +1,108 @@
+//! The operator's sanctions from the console: `/ban` (kicks, refuses
+//! logins, survives a restart, may expire) and `/mute` (refuses messages).
+
+mod support;
+
+use std::time::Duration;
+
+use support::{Options, Server};
+
+fn done(line: &str) -> bool {
+    !line.is_empty()
+}
+
+#[test]
+fn a_ban_kicks_refuses_logins_survives_a_restart_and_lifts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Options::plain().data_dir(dir.path()).start();
+    let mut alice = server.login("alice");
+    let mut bob = server.login("bob");
+    alice.expect_joined("bob");
+
+    let output = server.admin_output("/ban BOB", done);
+    assert_eq!(output, "banned bob until the operator lifts it");
+    let kicked = bob.expect_type("kicked");
+    assert_eq!(kicked["reason"], "banned until the operator lifts it");
+    bob.expect_eof();
+    assert_eq!(alice.expect_type("kicked")["nick"], "bob");
+
+    let mut again = server.connect("bob again");
+    let refusal = again.try_login("bob");
+    assert_eq!(refusal["code"], "banned", "{refusal}");
+    assert_eq!(
+        refusal["reason"],
+        "bob is banned until the operator lifts it"
+    );
+    // The ban is checked before the password: a guess learns nothing more.
+    let refusal = again.try_login_with("bob", "wrong");
+    assert_eq!(refusal["code"], "banned", "{refusal}");
+
+    drop(server);
+    let mut server = Options::plain().data_dir(dir.path()).start();
+    let refusal = server.connect("bob").try_login("bob");
+    assert_eq!(
+        refusal["code"], "banned",
+        "the ban outlives a restart: {refusal}"
+    );
+    assert_eq!(
+        server.admin_output("/unban bob", done),
+        "bob is no longer banned"
+    );
+    server.login("bob");
+    assert_eq!(
+        server.admin_output("/unban bob", done),
+        "error: bob is not banned"
+    );
+    assert_eq!(
+        server.admin_output("/ban nobody", done),
+        "error: no account is called nobody"
+    );
+}
+
+#[test]
+fn a_timed_ban_expires() {
+    let mut server = Server::plain();
+    server.login("bob").bye();
+    assert_eq!(
+        server.admin_output("/ban bob 2s", done),
+        "banned bob for another 2 s"
+    );
+    let refusal = server.connect("bob").try_login("bob");
+    assert_eq!(refusal["code"], "banned", "{refusal}");
+    std::thread::sleep(Duration::from_millis(2100));
+    server.login("bob");
+}
+
+#[test]
+fn a_muted_user_may_read_but_not_send() {
+    let mut server = Server::plain();
+    let mut alice = server.login("alice");
+    let mut bob = server.login("bob");
+    alice.expect_joined("bob");
+
+    assert_eq!(
+        server.admin_output("/mute bob 10m", done),
+        "muted bob for another 10 min"
+    );
+    assert_eq!(
+        bob.expect_type("announce")["text"],
+        "the operator muted you for another 10 min"
+    );
+    let id = bob.send_message(None, "can anyone hear me?");
+    let refusal = bob.expect_error(Some(id), "muted");
+    assert_eq!(refusal["reason"], "you are muted for another 10 min");
+    let id = bob.send_message(Some("alice"), "psst");
+    bob.expect_error(Some(id), "muted");
+
+    // Bob still reads; Alice still talks.
+    let id = alice.send_message(None, "hello room");
+    alice.expect_reply(id);
+    assert_eq!(bob.expect_type("message")["text"], "hello room");
+
+    assert_eq!(
+        server.admin_output("/unmute bob", done),
+        "bob is no longer muted"
+    );
+    let id = bob.send_message(None, "back");
+    bob.expect_reply(id);
+}
