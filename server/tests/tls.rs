@@ -54,6 +54,69 @@ fn restart_keeps_the_fingerprint() {
     assert_ne!(other.fingerprint.as_deref(), Some(fp.as_str()));
 }
 
+/// A certificate and key given with --tls-cert/--tls-key are what clients
+/// see; a key that belongs to another certificate stops the server at start
+/// with a clear error, rather than failing every handshake later (where
+/// the server configures OpenSSL itself; native-tls has no such check).
+#[test]
+fn given_certificate_and_key() {
+    let first = Server::tls();
+    let cert = first.data_dir.join("cert.pem");
+    let given = Options::tls()
+        .flag("--tls-cert", cert.display())
+        .flag("--tls-key", first.data_dir.join("key.pem").display())
+        .start();
+    assert_eq!(given.fingerprint, first.fingerprint);
+    // `login` checks the certificate it is shown against the fingerprint.
+    given.login("alice").ping();
+    #[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+    refuses_a_key_of_another_certificate(&cert);
+}
+
+#[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+fn refuses_a_key_of_another_certificate(cert: &std::path::Path) {
+    use std::process::{Command, Stdio};
+
+    let other = Server::tls();
+    let key = other.data_dir.join("key.pem");
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .args(["--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(dir.path())
+        .arg("--tls-cert")
+        .arg(cert)
+        .arg("--tls-key")
+        .arg(&key)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("the server started with a key that does not match its certificate");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(!status.success());
+    assert!(
+        stderr.contains("the private key does not match the certificate"),
+        "{stderr}"
+    );
+}
+
 /// Reads from `tcp` until the server closes it; returns the time from
 /// `start` (when it connected) until then.
 fn time_to_close(mut tcp: TcpStream, start: Instant, limit: Duration) -> Duration {
@@ -107,10 +170,12 @@ fn handshake_timeout() {
 }
 
 /// Plaintext JSON sent to the TLS port fails the handshake and is closed
-/// at once; the server goes on serving TLS clients.
+/// at once; the server goes on serving TLS clients, those connected before
+/// and new ones.
 #[test]
 fn plaintext_client_on_the_tls_port() {
     let server = Server::tls();
+    let mut bystander = server.login("bob");
     let start = Instant::now();
     let mut tcp = TcpStream::connect(server.addr).unwrap();
     tcp.write_all(b"{\"type\":\"login\",\"id\":1,\"nick\":\"alice\",\"password\":\"pw\"}\n")
@@ -118,6 +183,8 @@ fn plaintext_client_on_the_tls_port() {
     let elapsed = time_to_close(tcp, start, Duration::from_secs(3));
     assert!(elapsed < Duration::from_secs(1), "closed after {elapsed:?}");
     server.login("alice").ping();
+    bystander.expect_joined("alice");
+    bystander.ping();
 }
 
 /// A TLS client on the plaintext port fails its handshake; the server

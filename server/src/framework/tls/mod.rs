@@ -1,6 +1,15 @@
 //! TLS for the framework: loading the server identity and a non-blocking
-//! stream that is plain TCP, a TLS handshake in progress, or TLS. This is
-//! the only server module that names native-tls.
+//! stream that is plain TCP, a TLS handshake in progress, or TLS. The only
+//! server module that names a TLS library; the rest of the framework sees
+//! [`TlsAcceptor`] and [`Stream`] whatever the platform.
+//!
+//! The policy (docs/security.md, "TLS policy"): TLS 1.2 at least, set
+//! explicitly, and TLS 1.3 wherever the platform's library offers it. Where
+//! native-tls would use OpenSSL (Linux, the BSDs) the acceptor is built with
+//! the `openssl` crate directly, because native-tls builds it from Mozilla's
+//! "intermediate v4" profile, which switches TLS 1.3 off with no way back
+//! (`openssl.rs`). Elsewhere native-tls serves, its floor set to 1.2
+//! (`native.rs`).
 
 use std::io::{self, IoSlice, Read, Write};
 use std::net::Shutdown;
@@ -8,32 +17,35 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use mio::net::TcpStream;
-use native_tls::{HandshakeError, Identity, MidHandshakeTlsStream, Protocol, TlsStream};
 use sha2::{Digest, Sha256};
+
+#[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+mod openssl;
+#[cfg(not(any(target_os = "windows", target_vendor = "apple")))]
+use self::openssl as backend;
+
+#[cfg(any(target_os = "windows", target_vendor = "apple"))]
+mod native;
+#[cfg(any(target_os = "windows", target_vendor = "apple"))]
+use self::native as backend;
+
+use backend::{Handshake, Mid, Tls};
 
 /// Accepts TLS connections with the server's certificate.
 #[derive(Clone)]
-pub struct TlsAcceptor(native_tls::TlsAcceptor);
+pub struct TlsAcceptor(backend::Acceptor);
 
 impl TlsAcceptor {
-    /// Loads a PEM certificate (chain) and PEM private key. Returns the
-    /// acceptor and the SHA-256 fingerprint of the leaf certificate.
+    /// Loads a PEM certificate (chain, leaf first) and PEM private key.
+    /// Returns the acceptor and the SHA-256 fingerprint of the leaf.
     pub fn from_pem_files(cert: &Path, key: &Path) -> anyhow::Result<(Self, String)> {
         let cert_pem = std::fs::read(cert)
             .with_context(|| format!("reading certificate {}", cert.display()))?;
         let key_pem =
             std::fs::read(key).with_context(|| format!("reading private key {}", key.display()))?;
-        let leaf = native_tls::Certificate::from_pem(&cert_pem)
-            .with_context(|| format!("parsing certificate {}", cert.display()))?;
-        let fingerprint = fingerprint(&leaf.to_der()?);
-        let identity = Identity::from_pkcs8(&cert_pem, &key_pem)
+        let (acceptor, leaf_der) = backend::Acceptor::new(&cert_pem, &key_pem)
             .with_context(|| format!("loading {} with {}", cert.display(), key.display()))?;
-        // native-tls would otherwise accept TLS 1.0; 1.2 is the floor we promise.
-        let acceptor = native_tls::TlsAcceptor::builder(identity)
-            .min_protocol_version(Some(Protocol::Tlsv12))
-            .build()
-            .context("configuring TLS")?;
-        Ok((TlsAcceptor(acceptor), fingerprint))
+        Ok((TlsAcceptor(acceptor), fingerprint(&leaf_der)))
     }
 }
 
@@ -48,8 +60,8 @@ pub fn fingerprint(der: &[u8]) -> String {
 /// A connection's byte stream, whatever its security.
 pub enum Stream {
     Plain(TcpStream),
-    Handshaking(MidHandshakeTlsStream<TcpStream>),
-    Tls(Box<TlsStream<TcpStream>>),
+    Handshaking(Mid),
+    Tls(Box<Tls>),
     /// Left behind while a handshake step owns the stream, or after it failed.
     Gone,
 }
@@ -63,11 +75,18 @@ impl Stream {
         }
     }
 
-    fn step(result: Result<TlsStream<TcpStream>, HandshakeError<TcpStream>>) -> io::Result<Stream> {
-        match result {
-            Ok(tls) => Ok(Stream::Tls(Box::new(tls))),
-            Err(HandshakeError::WouldBlock(mid)) => Ok(Stream::Handshaking(mid)),
-            Err(HandshakeError::Failure(err)) => Err(io::Error::other(err)),
+    fn step(handshake: Handshake) -> io::Result<Stream> {
+        match handshake {
+            Handshake::Done(tls) => {
+                tracing::debug!(
+                    version = backend::version(&tls),
+                    cipher = backend::cipher(&tls),
+                    "TLS handshake done"
+                );
+                Ok(Stream::Tls(Box::new(tls)))
+            }
+            Handshake::Pending(mid) => Ok(Stream::Handshaking(mid)),
+            Handshake::Failed(err) => Err(err),
         }
     }
 
@@ -77,7 +96,7 @@ impl Stream {
             let Stream::Handshaking(mid) = std::mem::replace(self, Stream::Gone) else {
                 unreachable!()
             };
-            *self = Self::step(mid.handshake())?;
+            *self = Self::step(backend::resume(mid))?;
         }
         Ok(self.is_ready())
     }
@@ -110,7 +129,7 @@ impl Stream {
     /// peer sees a clean end rather than a reset.
     pub fn shutdown(&mut self) {
         if let Stream::Tls(tls) = self {
-            let _ = tls.shutdown();
+            backend::close_notify(tls);
         }
         if let Some(tcp) = self.tcp() {
             let _ = tcp.shutdown(Shutdown::Both);
