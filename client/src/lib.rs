@@ -18,6 +18,7 @@ pub mod outbox;
 pub mod pipe;
 pub mod platform;
 pub mod reconnect;
+pub mod refusal;
 pub mod render;
 pub mod repl;
 pub mod roster;

@@ -17,10 +17,9 @@ use anyhow::Context;
 use chrono::Local;
 use crossbeam_channel::{select, Receiver};
 
-use chat_common::ErrorCode;
-
 use crate::command::{self, Action};
 use crate::net::{Command, Net, Output, Status};
+use crate::refusal::refusal;
 use crate::render::{Notice, Renderer};
 use crate::roster::SharedRoster;
 use crate::session::Ending;
@@ -136,11 +135,8 @@ fn login(
     match net.status().recv() {
         Ok(Status::LoggedIn(_)) => None,
         Ok(Status::LoginRefused { code, reason }) => {
-            if code == ErrorCode::BadPassword {
-                eprintln!("login refused: wrong password for {nick}");
-            } else {
-                eprintln!("login refused: {reason}");
-            }
+            // Pipe mode never tries again: a script decides.
+            eprintln!("login refused: {}", refusal(code, &nick, &reason).0);
             Some(ExitCode::from(EXIT_LOGIN_REFUSED))
         }
         Ok(Status::Finished(ending)) => Some(exit_code(ending)),

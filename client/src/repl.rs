@@ -21,6 +21,7 @@ use crate::command::{self, Action};
 use crate::complete::ChatHelper;
 use crate::net::{Command, Net, Output, Status};
 use crate::platform;
+use crate::refusal::{refusal, Next};
 use crate::render::{Notice, Renderer};
 use crate::roster::SharedRoster;
 use crate::session::Ending;
@@ -209,20 +210,27 @@ impl Repl {
             });
             match self.net.status().recv() {
                 Ok(Status::LoggedIn(_)) => return Ok(None),
-                Ok(Status::LoginRefused { code, reason }) => match code {
-                    ErrorCode::BadPassword => {
-                        self.say(&format!("wrong password for {name}; try again"));
-                        nick = Some(name);
+                Ok(Status::LoginRefused { code, reason }) => {
+                    let (text, next) = refusal(code, &name, &reason);
+                    match next {
+                        Next::Password if code == ErrorCode::BadPassword => {
+                            self.say(&format!("{text}; try again"));
+                            nick = Some(name);
+                        }
+                        Next::Password => {
+                            self.say(&text);
+                            nick = Some(name);
+                        }
+                        Next::Nickname => {
+                            self.say(&text);
+                            nick = None;
+                        }
+                        Next::Stop => {
+                            self.say(&text);
+                            return Ok(Some(Ending::Refused));
+                        }
                     }
-                    ErrorCode::PasswordInvalid => {
-                        self.say(&reason);
-                        nick = Some(name);
-                    }
-                    _ => {
-                        self.say(&reason);
-                        nick = None;
-                    }
-                },
+                }
                 Ok(Status::Finished(ending)) => return Ok(Some(ending)),
                 Err(_) => return Ok(Some(Ending::Lost)),
             }

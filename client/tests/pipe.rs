@@ -300,6 +300,49 @@ fn a_refused_login_exits_2() {
     listener.expect("<listener (you)> still here");
 }
 
+/// The login refusals of issue 5 are told plainly and end pipe mode at
+/// once (exit 2), never retried: passwords over plaintext where the server
+/// refuses them, a reserved name, and — after three wrong passwords — the
+/// throttle, which refuses even the right one for the rest of the minute.
+#[test]
+fn login_policy_refusals_exit_2() {
+    let server = Server::start_with(false, &["--plaintext-login", "refuse"]);
+    server
+        .client()
+        .nick("bot")
+        .run("never sent\n")
+        .assert_code(2)
+        .assert_stderr_contains("login refused: the server takes passwords only over TLS from here; connect without --no-tls");
+
+    let server = Server::start(false);
+    server
+        .client()
+        .nick("Admin")
+        .run("")
+        .assert_code(2)
+        .assert_stderr_contains("login refused: Admin is reserved");
+    let _owner = join(&server, "owner");
+    for _ in 0..3 {
+        server
+            .client()
+            .nick("owner")
+            .env("CHAT_PASSWORD", Some("guess"))
+            .run("")
+            .assert_code(2)
+            .assert_stderr_contains("login refused: wrong password for owner");
+    }
+    let started = std::time::Instant::now();
+    let throttled = server.client().nick("owner").run("never sent\n");
+    throttled
+        .assert_code(2)
+        .assert_stderr_contains("login refused: too many failed logins")
+        .assert_stderr_contains("(nothing is retried by itself)");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "{throttled}"
+    );
+}
+
 /// The password may come from the first line of a file instead.
 #[test]
 fn password_from_a_file() {

@@ -284,9 +284,23 @@ pub enum ErrorCode {
     NotLoggedIn,
     /// A second `login` on a connection that is logged in.
     AlreadyLoggedIn,
-    /// Someone online already has this nickname (kept for older servers;
-    /// this one takes over instead, see `taken_over`).
+    /// No account has this nickname, but one has a name that looks like
+    /// it (`aIice` with a capital I next to `alice`): choose another.
+    /// (Older servers sent it when someone online had the nickname.)
     NickTaken,
+    /// The nickname is, or looks like, a reserved name (`server`,
+    /// `admin`, …): choose another.
+    NickReserved,
+    /// Too many failed logins for this account or from this address:
+    /// refused without checking the password; the reason says when to try
+    /// again. A client must not retry by itself.
+    TooManyAttempts,
+    /// The server has too many logins waiting for their passwords to be
+    /// checked; try again in a few seconds.
+    Busy,
+    /// This server does not take passwords over a plaintext connection
+    /// from your address: connect with TLS.
+    PlaintextRefused,
     /// Wrong password for this account.
     BadPassword,
     /// The password is empty or longer than 1,024 bytes.

@@ -1,17 +1,24 @@
 //! The dispatcher's directory of accounts: every nickname ever registered,
 //! with its password hash, loaded from the store at start and kept in step
 //! with it (the dispatcher is the only one who creates accounts).
+//!
+//! Names are found by identity key ([`crate::identity`]): `ALICE`, `аlice`
+//! (Cyrillic `а`) and `ａｌｉｃｅ` all find alice's account.
 
 use std::collections::HashMap;
 
-use crate::state::fold;
+use crate::identity;
 use crate::store::{Account, UserId};
 
 #[derive(Debug, Default)]
 pub struct Accounts {
     by_id: HashMap<UserId, Account>,
-    /// Folded nickname → id: one account per nickname, whatever the case.
-    by_name: HashMap<String, UserId>,
+    /// Identity key → id: one account per key.
+    by_key: HashMap<String, UserId>,
+    /// Glyph key → id ([`identity::glyph_key`]): what each name looks like
+    /// when a capital I is read as an l, so that `aIice` cannot be
+    /// registered next to `alice`.
+    by_glyph: HashMap<String, UserId>,
     last_id: UserId,
 }
 
@@ -26,12 +33,30 @@ impl Accounts {
 
     fn insert(&mut self, account: Account) {
         self.last_id = self.last_id.max(account.id);
-        self.by_name.insert(fold(&account.nick), account.id);
+        if let Some(key) = &account.key {
+            self.by_key.insert(key.clone(), account.id);
+            self.by_glyph
+                .entry(identity::glyph_key(&account.nick))
+                .or_insert(account.id);
+        }
         self.by_id.insert(account.id, account);
     }
 
+    /// The account `nick` names, however it is spelled.
     pub fn find(&self, nick: &str) -> Option<&Account> {
-        self.by_id.get(self.by_name.get(&fold(nick))?)
+        self.by_id.get(self.by_key.get(&identity::key(nick))?)
+    }
+
+    /// An account whose name looks like `nick` although it is not the one
+    /// `nick` names: a new account must not be created under `nick`.
+    pub fn lookalike(&self, nick: &str) -> Option<&Account> {
+        let (key, glyph) = (identity::key(nick), identity::glyph_key(nick));
+        let id = self
+            .by_glyph
+            .get(&glyph)
+            .or_else(|| self.by_glyph.get(&key))
+            .or_else(|| self.by_key.get(&glyph))?;
+        self.by_id.get(id)
     }
 
     /// The nickname as its owner registered it.
@@ -39,12 +64,15 @@ impl Accounts {
         self.by_id.get(&id).map_or("?", |a| a.nick.as_str())
     }
 
-    /// Adds an account and returns its new id; the caller stores it.
+    /// Adds an account under the NFKC form of `nick` and returns its new
+    /// id; the caller stores it.
     pub fn create(&mut self, nick: &str, hash: String) -> UserId {
         let id = self.last_id + 1;
+        let nick = identity::display(nick);
         self.insert(Account {
             id,
-            nick: nick.to_string(),
+            key: Some(identity::key(&nick)),
+            nick,
             hash,
         });
         id
@@ -63,21 +91,60 @@ impl Accounts {
 mod tests {
     use super::*;
 
+    fn account(id: UserId, nick: &str, key: Option<&str>) -> Account {
+        Account {
+            id,
+            nick: nick.into(),
+            hash: format!("h{id}"),
+            key: key.map(str::to_string),
+        }
+    }
+
     #[test]
-    fn one_account_per_nickname_whatever_the_case() {
-        let mut accounts = Accounts::new(vec![Account {
-            id: 7,
-            nick: "Alice".into(),
-            hash: "h".into(),
-        }]);
-        assert_eq!(accounts.find("ALICE").map(|a| a.id), Some(7));
+    fn one_account_per_nickname_whatever_the_spelling() {
+        let mut accounts = Accounts::new(vec![account(7, "Alice", Some("alice"))]);
+        for spelling in [
+            "ALICE",
+            "alice",
+            "аlice",
+            "ａｌｉｃｅ",
+            "alİce",
+            "a\u{301}lice",
+        ] {
+            assert_eq!(accounts.find(spelling).map(|a| a.id), Some(7), "{spelling}");
+        }
         assert_eq!(
-            accounts.create("bob", "h2".into()),
+            accounts.create("ｂｏｂ", "h2".into()),
             8,
             "ids continue after the stored ones"
         );
-        assert_eq!(accounts.nick(8), "bob");
+        assert_eq!(accounts.nick(8), "bob", "registered in NFKC form");
+        assert_eq!(accounts.find("BOB").map(|a| a.id), Some(8));
         assert!(accounts.find("carol").is_none());
+        assert_eq!(accounts.len(), 2);
+    }
+
+    #[test]
+    fn a_capital_i_for_an_l_is_a_lookalike() {
+        let accounts = Accounts::new(vec![account(1, "alice", Some("alice"))]);
+        assert!(accounts.find("aIice").is_none(), "by case it reads aiice");
+        assert_eq!(accounts.lookalike("aIice").map(|a| a.id), Some(1));
+        assert!(accounts.lookalike("carol").is_none());
+
+        let accounts = Accounts::new(vec![account(1, "aIice", Some("aiice"))]);
+        assert_eq!(accounts.lookalike("alice").map(|a| a.id), Some(1));
+    }
+
+    /// An account that lost its key when an older database was opened
+    /// cannot be found by name.
+    #[test]
+    fn an_account_without_a_key_is_not_found() {
+        let accounts = Accounts::new(vec![
+            account(1, "alice", Some("alice")),
+            account(2, "аlice", None),
+        ]);
+        assert_eq!(accounts.find("аlice").map(|a| a.id), Some(1));
+        assert_eq!(accounts.nick(2), "аlice", "its messages still name it");
         assert_eq!(accounts.len(), 2);
     }
 }

@@ -6,7 +6,10 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use crossbeam_channel::{Receiver, Sender};
 
-use crate::store::Origin;
+use std::net::IpAddr;
+
+use crate::store::{Origin, UserId};
+use crate::throttle::Attempt;
 
 /// The cost of a new hash. Verifying uses the parameters stored in the
 /// hash itself, so changing these affects only accounts created later.
@@ -35,12 +38,26 @@ impl Cost {
 #[derive(Debug)]
 pub struct Job {
     pub origin: Origin,
+    /// Where the login comes from, for the throttle.
+    pub peer: IpAddr,
     pub nick: String,
     pub password: String,
-    /// The account's hash; `None` to create the account.
+    /// The account whose password this is and its hash; `None` to create
+    /// the account.
+    pub account: Option<UserId>,
     pub hash: Option<String>,
     pub last_seq: Option<u64>,
     pub last_public: Option<u64>,
+}
+
+impl Job {
+    /// The job as the login throttle counts it.
+    pub fn attempt(&self) -> Attempt {
+        Attempt {
+            account: self.account,
+            peer: self.peer,
+        }
+    }
 }
 
 #[derive(Debug, PartialEq, Eq)]
@@ -95,7 +112,11 @@ pub fn hash(cost: Cost, password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Compares in constant time (inside argon2's verifier).
+/// Compares in constant time: the verifier (password-hash 0.5's
+/// `PasswordVerifier`, which argon2 0.5 uses) hashes the guess with the
+/// stored salt and parameters and compares the two outputs with `subtle`'s
+/// `ConstantTimeEq` (`Output`'s `PartialEq`), so how much of a guess is
+/// right does not show in the time taken.
 pub fn verify(password: &str, hash: &str) -> Verdict {
     let parsed = match PasswordHash::new(hash) {
         Ok(parsed) => parsed,

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::policy::{LoginPolicy, PlaintextLogin};
+
 /// A chat server: public and private messages over TLS, with an admin console.
 ///
 /// Clients connect with `chat-client --server HOST:PORT`. Type `/help` at
@@ -107,6 +109,30 @@ pub struct Config {
     /// Iterations of new password hashes (argon2id); see --argon2-memory.
     #[arg(long, default_value_t = crate::auth::Cost::OWASP.iterations)]
     pub argon2_iterations: u32,
+
+    /// Whether a password may be sent over a plaintext (--no-tls)
+    /// connection. Over TLS it always may.
+    #[arg(long, value_enum, default_value_t = PlaintextLogin::Auto)]
+    pub plaintext_login: PlaintextLogin,
+
+    /// Failed logins allowed per account and per address (IPv6: per /64)
+    /// within --login-failure-window; further logins there are refused
+    /// (too_many_attempts) without checking their password.
+    #[arg(long, default_value_t = LoginPolicy::default().max_failures as u32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_login_failures: u32,
+
+    /// Seconds over which --max-login-failures counts.
+    #[arg(long, default_value_t = LoginPolicy::default().failure_window_ms / 1000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub login_failure_window: u64,
+
+    /// Logins that may wait for their password to be hashed; more are
+    /// refused (busy) instead of queueing. At OWASP's cost one hash takes
+    /// ~30 ms on one core.
+    #[arg(long, default_value_t = LoginPolicy::default().max_pending as u32,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub auth_queue: u32,
 }
 
 impl Config {
@@ -143,6 +169,15 @@ impl Config {
             burst: self.flood_burst,
             per_second: self.flood_rate,
             cut_after: Duration::from_secs(self.flood_cut),
+        }
+    }
+
+    pub fn login_policy(&self) -> LoginPolicy {
+        LoginPolicy {
+            plaintext: self.plaintext_login,
+            max_failures: self.max_login_failures as usize,
+            failure_window_ms: self.login_failure_window.saturating_mul(1000),
+            max_pending: self.auth_queue as usize,
         }
     }
 

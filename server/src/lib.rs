@@ -23,11 +23,14 @@ pub mod dispatcher;
 pub mod flood;
 pub mod framework;
 pub mod handler;
+pub mod identity;
 pub mod logging;
 pub mod platform;
+pub mod policy;
 pub mod presence;
 pub mod state;
 pub mod store;
+pub mod throttle;
 
 use std::net::SocketAddr;
 use std::thread::JoinHandle;
@@ -97,6 +100,8 @@ impl Server {
         let page_bytes = (config.queue_limit / 4).clamp(1024, 64 * 1024);
         let (store, accounts, sanctions) = store::Store::open(&data_dir, page_bytes)
             .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
+        // Unbounded, yet never longer than --auth-queue: the chat state
+        // refuses logins (busy) beyond it rather than queueing them.
         let (jobs, job_queue) = crossbeam_channel::unbounded();
         let (verdicts_tx, verdicts) = crossbeam_channel::unbounded();
         // Hashing is meant to be slow: leave a core for the chat.
@@ -119,7 +124,18 @@ impl Server {
                 handler::ChatHandler::new(info, to_dispatcher.clone(), flood)
             })?;
         let state = state::ChatState::new(config.max_text, accounts::Accounts::new(accounts))
-            .with_sanctions(sanctions);
+            .with_sanctions(sanctions)
+            .with_login_policy(config.login_policy());
+        if config.no_tls
+            && config.plaintext_login == policy::PlaintextLogin::Auto
+            && !config.bind.ip().is_loopback()
+        {
+            tracing::warn!(
+                "plaintext on {}: logins are refused except from this machine \
+                 (--plaintext-login allow to take passwords in clear from anywhere)",
+                config.bind
+            );
+        }
         let queues = dispatcher::Queues {
             events: inbox,
             store: store.ops.clone(),

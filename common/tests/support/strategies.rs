@@ -120,6 +120,10 @@ pub fn all_codes() -> Vec<ErrorCode> {
         NotLoggedIn,
         AlreadyLoggedIn,
         NickTaken,
+        NickReserved,
+        TooManyAttempts,
+        Busy,
+        PlaintextRefused,
         BadPassword,
         PasswordInvalid,
         NoSuchUser,
@@ -138,9 +142,10 @@ pub fn all_codes() -> Vec<ErrorCode> {
     for code in &codes {
         match code {
             BadJson | InvalidUtf8 | UnknownType | BadFrame | TooLarge | NotLoggedIn
-            | AlreadyLoggedIn | NickTaken | BadPassword | PasswordInvalid | NoSuchUser
-            | TakenOver | StoreFailed | BadRequest | NickInvalid | NotOnline | BadText
-            | Timeout | Flooding | Banned | Muted | Other => {}
+            | AlreadyLoggedIn | NickTaken | NickReserved | TooManyAttempts | Busy
+            | PlaintextRefused | BadPassword | PasswordInvalid | NoSuchUser | TakenOver
+            | StoreFailed | BadRequest | NickInvalid | NotOnline | BadText | Timeout | Flooding
+            | Banned | Muted | Other => {}
         }
     }
     codes

@@ -10,60 +10,205 @@ use super::delivery::store_failed;
 use super::{fold, ChatState, Deliver, Phase, Refusal, Session};
 use crate::auth::{Job, Verdict};
 use crate::framework::ConnId;
+use crate::identity;
 use crate::store::{Op, Origin, Page, UserId};
+use crate::throttle::{Gate, Unparked};
 
 impl ChatState {
-    pub(super) fn login(&mut self, mut job: Job, out: &mut impl Deliver) -> Result<(), Refusal> {
+    /// A login request: checked against the rules (nickname, password
+    /// length, reserved names, plaintext, look-alikes, the throttle, the
+    /// hashers' queue) before its password goes to be hashed.
+    pub(super) fn login(
+        &mut self,
+        mut job: Job,
+        now: u64,
+        out: &mut impl Deliver,
+    ) -> Result<(), Refusal> {
         validate_nick(&job.nick).map_err(|why| (ErrorCode::NickInvalid, why))?;
+        let shown = identity::display(&job.nick);
+        validate_nick(&shown).map_err(|why| {
+            (
+                ErrorCode::NickInvalid,
+                format!("{why}, once normalised (NFKC) to {shown:?}"),
+            )
+        })?;
         if job.password.is_empty() || job.password.len() > MAX_PASSWORD {
             return Err((
                 ErrorCode::PasswordInvalid,
                 format!("a password has 1 to {MAX_PASSWORD} bytes"),
             ));
         }
+        if identity::is_reserved(&job.nick) {
+            return Err((
+                ErrorCode::NickReserved,
+                format!(
+                    "{} is reserved (it would pass for the server or its operator); \
+                     choose another nickname",
+                    job.nick
+                ),
+            ));
+        }
         let session = self
             .sessions
-            .get_mut(&job.origin.conn)
+            .get(&job.origin.conn)
             .expect("checked by request");
+        if !self.policy.plaintext.allows(session.info.tls, job.peer) {
+            return Err((
+                ErrorCode::PlaintextRefused,
+                "this server takes passwords only over TLS from your address; \
+                 connect with TLS (without --no-tls)"
+                    .into(),
+            ));
+        }
+        match self.accounts.find(&job.nick) {
+            Some(account) => {
+                job.account = Some(account.id);
+                job.hash = Some(account.hash.clone());
+            }
+            None => self.refuse_lookalike(&job.nick)?,
+        }
+        if self.pending_logins >= self.policy.max_pending {
+            // Unless the throttle would refuse it anyway, which costs nothing.
+            if let Gate::Shut { retry_at } = self.throttle.gate(job.attempt(), now) {
+                return Err(too_many_attempts(retry_at, now));
+            }
+            return Err((
+                ErrorCode::Busy,
+                format!(
+                    "the server is checking {} logins already; try again in a few seconds",
+                    self.pending_logins
+                ),
+            ));
+        }
+        let conn = job.origin.conn;
+        self.admit(job, now, out)?;
+        let session = self.sessions.get_mut(&conn).expect("checked by request");
         session.phase = Phase::Authenticating;
         session.in_flight += 1;
-        job.hash = self.accounts.find(&job.nick).map(|a| a.hash.clone());
-        out.auth(job);
         Ok(())
+    }
+
+    /// A new account may not take a name that looks like an existing one.
+    fn refuse_lookalike(&self, nick: &str) -> Result<(), Refusal> {
+        match self.accounts.lookalike(nick) {
+            Some(other) => Err((
+                ErrorCode::NickTaken,
+                format!(
+                    "{nick} looks too much like {}, which is taken; choose another nickname",
+                    other.nick
+                ),
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends a login's password to the hashers, parks it until checks in
+    /// progress are decided, or refuses it, as the throttle says.
+    fn admit(&mut self, job: Job, now: u64, out: &mut impl Deliver) -> Result<(), Refusal> {
+        let attempt = job.attempt();
+        match self.throttle.gate(attempt, now) {
+            Gate::Shut { retry_at } => return Err(too_many_attempts(retry_at, now)),
+            Gate::Wait => self.throttle.park(attempt, job),
+            Gate::Go => {
+                self.throttle.begin(attempt);
+                out.auth(job);
+            }
+        }
+        self.pending_logins += 1;
+        Ok(())
+    }
+
+    /// Lets go the parked logins whose turn has come: to the hashers, or
+    /// refused if the checks they waited for used up the limit.
+    pub(super) fn unpark(&mut self, now: u64, out: &mut impl Deliver) {
+        let sessions = &self.sessions;
+        let waiting = |job: &Job| {
+            sessions
+                .get(&job.origin.conn)
+                .is_some_and(|s| s.phase == Phase::Authenticating)
+        };
+        for unparked in self.throttle.unpark(now, waiting) {
+            match unparked {
+                Unparked::Go(job) => out.auth(job),
+                Unparked::Dropped(_) => self.pending_logins -= 1,
+                Unparked::Shut(job, retry_at) => {
+                    self.pending_logins -= 1;
+                    let refusal = too_many_attempts(retry_at, now);
+                    self.refuse_login(job.origin, refusal, out);
+                }
+            }
+        }
+    }
+
+    /// Answers a login that was under way with an error; the connection
+    /// may try again.
+    fn refuse_login(&mut self, origin: Origin, refusal: Refusal, out: &mut impl Deliver) {
+        let Some(session) = self.sessions.get_mut(&origin.conn) else {
+            return;
+        };
+        session.in_flight -= 1;
+        session.phase = Phase::New;
+        self.answer(origin.conn, origin.id, Err(refusal), out);
+        self.run_queued(origin.conn, out);
     }
 
     /// The hashers' verdict on a login.
     pub fn authenticated(&mut self, job: Job, verdict: Verdict, now: u64, out: &mut impl Deliver) {
-        let conn = job.origin.conn;
+        self.pending_logins -= 1;
+        let failed = verdict == Verdict::WrongPassword;
+        if self.throttle.end(job.attempt(), failed, now) {
+            tracing::warn!(
+                "{} failed logins within {} s for {} or from {}: refusing more for a while",
+                self.policy.max_failures,
+                self.policy.failure_window_ms / 1000,
+                job.nick,
+                job.peer
+            );
+        }
+        self.judged(job, verdict, now, out);
+        self.unpark(now, out);
+    }
+
+    fn judged(&mut self, mut job: Job, verdict: Verdict, now: u64, out: &mut impl Deliver) {
+        let (conn, origin) = (job.origin.conn, job.origin);
         let Some(session) = self.sessions.get_mut(&conn) else {
             return;
         };
-        session.in_flight -= 1;
         if session.phase != Phase::Authenticating {
+            session.in_flight -= 1;
             return self.settle(conn, out);
         }
         let refusal = match verdict {
-            Verdict::Verified => match self.accounts.find(&job.nick) {
-                Some(account) => return self.attach(job, account.id, false, out),
+            Verdict::Verified => match job.account {
+                Some(user) => {
+                    self.checked(conn);
+                    return self.attach(job, user, false, out);
+                }
                 None => (ErrorCode::Other, "the account vanished; try again".into()),
             },
             Verdict::Hashed(hash) => {
                 if let Some(account) = self.accounts.find(&job.nick) {
                     // Someone registered this nickname while we hashed:
                     // the password must now match theirs.
-                    let hash = Some(account.hash.clone());
-                    let session = self.sessions.get_mut(&conn).expect("present");
-                    session.in_flight += 1;
-                    return out.auth(Job { hash, ..job });
+                    job.account = Some(account.id);
+                    job.hash = Some(account.hash.clone());
+                    match self.admit(job, now, out) {
+                        Ok(()) => return,
+                        Err(refusal) => refusal,
+                    }
+                } else if let Err(refusal) = self.refuse_lookalike(&job.nick) {
+                    refusal
+                } else {
+                    self.checked(conn);
+                    let user = self.accounts.create(&job.nick, hash.clone());
+                    out.store(Op::CreateAccount {
+                        user,
+                        nick: self.accounts.nick(user).to_string(),
+                        hash,
+                        time: now,
+                    });
+                    return self.attach(job, user, true, out);
                 }
-                let user = self.accounts.create(&job.nick, hash.clone());
-                out.store(Op::CreateAccount {
-                    user,
-                    nick: job.nick.clone(),
-                    hash,
-                    time: now,
-                });
-                return self.attach(job, user, true, out);
             }
             Verdict::WrongPassword => (
                 ErrorCode::BadPassword,
@@ -74,10 +219,14 @@ impl ChatState {
                 (ErrorCode::Other, "could not check the password".into())
             }
         };
-        let session = self.sessions.get_mut(&conn).expect("present");
-        session.phase = Phase::New;
-        self.answer(conn, job.origin.id, Err(refusal), out);
-        self.run_queued(conn, out);
+        self.refuse_login(origin, refusal, out);
+    }
+
+    /// A login's check is over: it no longer holds the answers behind it.
+    fn checked(&mut self, conn: ConnId) {
+        if let Some(session) = self.sessions.get_mut(&conn) {
+            session.in_flight -= 1;
+        }
     }
 
     /// The login succeeded: take the nickname (from another connection if
@@ -255,4 +404,15 @@ impl ChatState {
         }
         self.run_queued(conn, out);
     }
+}
+
+/// The refusal of a login over the throttle's limit.
+fn too_many_attempts(retry_at: u64, now: u64) -> Refusal {
+    let secs = retry_at.saturating_sub(now).div_ceil(1000).max(1);
+    (
+        ErrorCode::TooManyAttempts,
+        format!(
+            "too many failed logins for this account or from your address; try again in {secs} s"
+        ),
+    )
 }

@@ -20,8 +20,10 @@ use chat_common::{ErrorCode, Frame, Request, ServerFrame};
 use crate::accounts::Accounts;
 use crate::auth::Job;
 use crate::framework::{ConnId, ConnInfo};
+use crate::policy::LoginPolicy;
 use crate::presence::Presence;
 use crate::store::{Op, Origin, UserId};
+use crate::throttle::Throttle;
 
 mod delivery;
 mod login;
@@ -156,7 +158,8 @@ impl Session {
     }
 }
 
-/// Nicknames are unique regardless of case: "Alice" and "alice" are one person.
+/// Nicknames in lower case: the order of lists of names, and the database's
+/// older uniqueness column. (Who a name *is* goes by [`crate::identity`].)
 pub(crate) fn fold(nick: &str) -> String {
     nick.to_lowercase()
 }
@@ -184,6 +187,13 @@ pub struct ChatState {
     slow_consumers_cut: u64,
     rate: RateWindow,
     sanctions: Sanctions,
+    /// What a login must pass before its password is hashed.
+    policy: LoginPolicy,
+    /// Failed logins per account and address; logins waiting for a slot.
+    throttle: Throttle<Job>,
+    /// Logins at the hashers or parked in the throttle: at most
+    /// `policy.max_pending`, so the hashers' queue is bounded.
+    pending_logins: usize,
 }
 
 impl ChatState {
@@ -205,12 +215,22 @@ impl ChatState {
             slow_consumers_cut: 0,
             rate: RateWindow::default(),
             sanctions: Sanctions::default(),
+            policy: LoginPolicy::default(),
+            throttle: Throttle::new(3, 60_000),
+            pending_logins: 0,
         }
     }
 
     /// Starts with the bans and mutes the store kept.
     pub fn with_sanctions(mut self, list: Vec<crate::store::Sanction>) -> Self {
         self.sanctions = Sanctions::new(list);
+        self
+    }
+
+    /// Logins follow `policy` instead of the defaults.
+    pub fn with_login_policy(mut self, policy: LoginPolicy) -> Self {
+        self.throttle = Throttle::new(policy.max_failures, policy.failure_window_ms);
+        self.policy = policy;
         self
     }
 
@@ -339,6 +359,7 @@ impl ChatState {
             return;
         }
         let online = session.phase == Phase::Online;
+        let peer = session.info.peer.ip();
         let Some(id) = request.id() else {
             return;
         };
@@ -361,13 +382,15 @@ impl ChatState {
             } => {
                 let job = Job {
                     origin: Origin { conn, id },
+                    peer,
                     nick,
                     password,
+                    account: None,
                     hash: None,
                     last_seq,
                     last_public,
                 };
-                self.login(job, out).map(|()| None)
+                self.login(job, now, out).map(|()| None)
             }
             _ if !online => Err((
                 ErrorCode::NotLoggedIn,
@@ -587,9 +610,11 @@ impl ChatState {
         reason: &str,
         out: &mut impl Deliver,
     ) -> Result<String, String> {
-        let conn = *self
-            .nicks
-            .get(&fold(nick))
+        let conn = self
+            .accounts
+            .find(nick)
+            .and_then(|account| self.online.get(&account.id))
+            .copied()
             .ok_or_else(|| format!("{nick} is not online"))?;
         let session = self.sessions.remove(&conn).expect("session of a nick");
         let nick = session.nick.clone().expect("logged in");
@@ -629,8 +654,11 @@ impl ChatState {
         self.nicks.len()
     }
 
-    /// Drops connections that have not logged in within `timeout_ms`.
+    /// Drops connections that have not logged in within `timeout_ms`, and
+    /// login failures older than the throttle's window.
     pub fn expire_logins(&mut self, now: u64, timeout_ms: u64, out: &mut impl Deliver) {
+        self.throttle.prune(now);
+        self.unpark(now, out);
         let frame = encode(&ServerFrame::Error {
             id: None,
             code: ErrorCode::Timeout,

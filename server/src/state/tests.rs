@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::auth::Verdict;
+use crate::policy::LoginPolicy;
 use crate::store::Account;
 use crate::store::{Appended, Page, Reply};
 use chat_common::protocol::MAX_PASSWORD;
@@ -56,6 +57,8 @@ struct World {
     state: ChatState,
     out: Recorder,
     seq: u64,
+    /// The time given to the state, in ms.
+    now: u64,
 }
 
 impl World {
@@ -67,13 +70,20 @@ impl World {
                 id: i as UserId + 1,
                 nick: nick.to_string(),
                 hash: format!("pw-{nick}"),
+                key: Some(crate::identity::key(nick)),
             })
             .collect();
         World {
             state: ChatState::new(100, Accounts::new(accounts)),
             out: Recorder::default(),
             seq: 0,
+            now: 0,
         }
+    }
+
+    fn with_policy(mut self, policy: LoginPolicy) -> World {
+        self.state = self.state.with_login_policy(policy);
+        self
     }
 
     /// Answers every pending job and op, in order, until none is left.
@@ -85,7 +95,8 @@ impl World {
                     Some(hash) if *hash == job.password => Verdict::Verified,
                     Some(_) => Verdict::WrongPassword,
                 };
-                self.state.authenticated(job, verdict, 0, &mut self.out);
+                self.state
+                    .authenticated(job, verdict, self.now, &mut self.out);
             } else if let Some(op) = self.out.ops.pop_front() {
                 let reply = match op {
                     Op::Append { origin, message } => {
@@ -114,7 +125,7 @@ impl World {
                     },
                     Op::CreateAccount { .. } | Op::Received { .. } | Op::Sanction(..) => continue,
                 };
-                self.state.stored(reply, 0, &mut self.out);
+                self.state.stored(reply, self.now, &mut self.out);
             } else {
                 return;
             }
@@ -122,16 +133,20 @@ impl World {
     }
 
     fn connect(&mut self, conn: ConnId) {
+        self.connect_from(conn, "127.0.0.1", false);
+    }
+
+    fn connect_from(&mut self, conn: ConnId, ip: &str, tls: bool) {
         let info = ConnInfo {
             id: conn,
-            peer: format!("127.0.0.1:{}", 1000 + conn).parse().unwrap(),
-            tls: false,
+            peer: std::net::SocketAddr::new(ip.parse().unwrap(), 1000 + conn as u16),
+            tls,
         };
-        self.state.connect(info, 0);
+        self.state.connect(info, self.now);
     }
 
     fn request(&mut self, conn: ConnId, request: Request) {
-        self.state.request(conn, request, 0, &mut self.out);
+        self.state.request(conn, request, self.now, &mut self.out);
     }
 
     fn login(&mut self, conn: ConnId, nick: &str, password: &str) {
@@ -403,5 +418,238 @@ fn refusals_keep_the_connection_usable() {
         w.request(1, login("zed", "pw"));
         w.settle();
         assert_eq!(kinds(&w.out.take(), 1)[0], "welcome");
+    }
+}
+
+// Identity, the login throttle and the plaintext policy.
+
+/// The default policy but for the throttle, which these tests do not meet.
+fn lenient() -> LoginPolicy {
+    LoginPolicy {
+        max_failures: 1000,
+        ..LoginPolicy::default()
+    }
+}
+
+/// Every look-alike of a registered name logs in to that account: with
+/// the wrong password it is refused, with the right one it is the account
+/// (shown as registered); none becomes a second account.
+#[test]
+fn lookalikes_of_a_name_are_that_account() {
+    let mut w = World::new(&["alice"]).with_policy(lenient());
+    let spellings = [
+        "ALICE",
+        "аlice",
+        "ａｌｉｃｅ",
+        "alİce",
+        "a\u{301}lice",
+        "\u{1d41a}lice",
+    ];
+    for (i, spelling) in spellings.iter().enumerate() {
+        w.login(i as ConnId + 1, spelling, "guess");
+        assert_eq!(
+            kinds(&w.out.take(), i as ConnId + 1),
+            ["error:BadPassword"],
+            "{spelling}"
+        );
+    }
+    w.login(99, "ａｌｉｃｅ", "pw-alice");
+    let sent = w.out.take();
+    assert!(
+        matches!(&sent[0].1, ServerFrame::Welcome { nick, new_account: false, .. } if nick == "alice"),
+        "{sent:?}"
+    );
+    assert_eq!(w.state.stats(0).accounts, 1);
+}
+
+/// A private message, a kick, a history request find the account under
+/// any look-alike of its name.
+#[test]
+fn requests_naming_a_lookalike_reach_the_account() {
+    let mut w = World::new(&["alice", "bob"]);
+    w.login(1, "alice", "pw-alice");
+    w.login(2, "bob", "pw-bob");
+    w.out.take();
+    w.request(2, message(5, "АLICE", "hi"));
+    w.settle();
+    let sent = w.out.take();
+    assert!(
+        matches!(&sent.iter().find(|(c, _)| *c == 1).unwrap().1,
+            ServerFrame::Message { receiver, text, .. } if receiver == "alice" && text == "hi"),
+        "{sent:?}"
+    );
+    let history = Request::History {
+        id: 6,
+        with: Some("ａｌｉｃｅ".into()),
+        limit: 5,
+    };
+    w.request(2, history);
+    assert!(
+        matches!(w.out.ops.back(), Some(Op::History { with: Some(1), .. })),
+        "{:?}",
+        w.out.ops
+    );
+    w.settle();
+    assert_eq!(
+        w.state.kick("ALİCE", "test", &mut w.out),
+        Ok("alice".into())
+    );
+}
+
+#[test]
+fn reserved_names_are_refused_before_hashing() {
+    let mut w = World::new(&[]);
+    for (conn, nick) in [(1, "admin"), (2, "ＳＥＲＶＥＲ"), (3, "аdmin"), (4, "Root")] {
+        w.connect(conn);
+        w.request(conn, login(nick, "pw"));
+        assert_eq!(kinds(&w.out.take(), conn), ["error:NickReserved"], "{nick}");
+    }
+    assert!(w.out.jobs.is_empty(), "no hashing");
+    assert_eq!(w.state.stats(0).accounts, 0);
+}
+
+/// A capital I for an l cannot register next to the name it imitates,
+/// and a name is registered in its NFKC form.
+#[test]
+fn new_names_are_normalised_and_may_not_imitate() {
+    let mut w = World::new(&["alice"]);
+    w.login(1, "aIice", "pw");
+    assert_eq!(kinds(&w.out.take(), 1), ["error:NickTaken"]);
+    assert!(w.out.jobs.is_empty());
+    w.request(1, login("ｂｏｂ", "pw"));
+    w.settle();
+    let sent = w.out.take();
+    assert!(
+        matches!(&sent[0].1, ServerFrame::Welcome { nick, new_account: true, .. } if nick == "bob"),
+        "{sent:?}"
+    );
+    w.connect(2);
+    w.request(2, login("a\u{a8}", "pw"));
+    assert_eq!(
+        kinds(&w.out.take(), 2),
+        ["error:NickInvalid"],
+        "a diaeresis is a space and a mark once normalised"
+    );
+}
+
+/// Three wrong passwords in the window; the fourth try, even with the
+/// right password, is refused at once without hashing, until the first
+/// failure is a window old.
+#[test]
+fn the_fourth_failure_in_a_minute_is_not_hashed() {
+    let mut w = World::new(&["alice"]);
+    for conn in 1..=3 {
+        w.now = conn * 1000;
+        w.login(conn, "alice", "guess");
+        assert_eq!(kinds(&w.out.take(), conn), ["error:BadPassword"]);
+    }
+    w.now = 60_999;
+    w.connect(4);
+    w.request(4, login("alice", "pw-alice"));
+    assert!(w.out.jobs.is_empty(), "nothing to hash");
+    let sent = w.out.take();
+    assert!(
+        matches!(&sent[0].1, ServerFrame::Error { code: ErrorCode::TooManyAttempts, reason, .. }
+            if reason.contains("try again in 1 s")),
+        "{sent:?}"
+    );
+    w.now = 61_000;
+    w.request(4, login("alice", "pw-alice"));
+    w.settle();
+    assert_eq!(kinds(&w.out.take(), 4)[0], "welcome");
+}
+
+/// A burst of guesses sent at once: three are hashed, the others wait for
+/// them and are then refused.
+#[test]
+fn a_burst_of_guesses_gets_three_hashed() {
+    let mut w = World::new(&["alice"]);
+    for conn in 1..=20 {
+        w.connect_from(conn, &format!("10.0.0.{conn}"), true);
+        w.request(conn, login("alice", "guess"));
+    }
+    assert_eq!(w.out.jobs.len(), 3);
+    w.settle();
+    let sent = w.out.take();
+    let count = |code: ErrorCode| {
+        sent.iter()
+            .filter(|(_, f)| matches!(f, ServerFrame::Error { code: c, .. } if *c == code))
+            .count()
+    };
+    assert_eq!(count(ErrorCode::BadPassword), 3);
+    assert_eq!(count(ErrorCode::TooManyAttempts), 17);
+}
+
+/// One address: after three failures, on any accounts, it may not even
+/// register; a connection that leaves while waiting is forgotten.
+#[test]
+fn failures_count_per_address_too() {
+    let mut w = World::new(&["a", "b", "c", "d"]);
+    for (conn, nick) in [(1, "a"), (2, "b"), (3, "c")] {
+        w.login(conn, nick, "guess");
+    }
+    w.out.take();
+    w.login(4, "d", "pw-d");
+    w.login(5, "newbie", "pw");
+    let sent = w.out.take();
+    assert_eq!(kinds(&sent, 4), ["error:TooManyAttempts"]);
+    assert_eq!(kinds(&sent, 5), ["error:TooManyAttempts"]);
+    w.connect_from(6, "10.9.9.9", true);
+    w.request(6, login("d", "pw-d"));
+    w.settle();
+    assert_eq!(kinds(&w.out.take(), 6)[0], "welcome", "another address");
+}
+
+#[test]
+fn logins_beyond_the_queue_are_busy() {
+    let mut w = World::new(&[]).with_policy(LoginPolicy {
+        max_pending: 2,
+        ..LoginPolicy::default()
+    });
+    for conn in 1..=3 {
+        w.connect(conn);
+        w.request(conn, login(&format!("user{conn}"), "pw"));
+    }
+    assert_eq!(w.out.jobs.len(), 2);
+    assert_eq!(kinds(&w.out.take(), 3), ["error:Busy"]);
+    w.settle();
+    w.request(3, login("user3", "pw"));
+    w.settle();
+    assert_eq!(
+        kinds(&w.out.take(), 3)[0],
+        "welcome",
+        "once the queue emptied"
+    );
+}
+
+#[test]
+fn plaintext_passwords_follow_the_policy() {
+    use crate::policy::PlaintextLogin;
+    let cases = [
+        (PlaintextLogin::Auto, "127.0.0.1", false, true),
+        (PlaintextLogin::Auto, "192.168.1.5", false, false),
+        (PlaintextLogin::Auto, "192.168.1.5", true, true),
+        (PlaintextLogin::Allow, "192.168.1.5", false, true),
+        (PlaintextLogin::Refuse, "127.0.0.1", false, false),
+        (PlaintextLogin::Refuse, "192.168.1.5", true, true),
+    ];
+    for (plaintext, ip, tls, allowed) in cases {
+        let mut w = World::new(&[]).with_policy(LoginPolicy {
+            plaintext,
+            ..LoginPolicy::default()
+        });
+        w.connect_from(1, ip, tls);
+        w.request(1, login("zed", "pw"));
+        w.settle();
+        let expected = if allowed {
+            "welcome"
+        } else {
+            "error:PlaintextRefused"
+        };
+        assert_eq!(
+            kinds(&w.out.take(), 1)[0],
+            expected,
+            "{plaintext:?} {ip} tls {tls}"
+        );
     }
 }

@@ -32,6 +32,10 @@ pub struct Account {
     pub nick: String,
     /// The argon2id hash in PHC string form (it carries its own parameters).
     pub hash: String,
+    /// Its identity key ([`crate::identity::key`]); `None` for an account
+    /// from an older database whose name looks like an earlier account's:
+    /// nobody can log in to it or name it any more.
+    pub key: Option<String>,
 }
 
 /// What the operator forbade an account: logging in, or sending messages.
@@ -66,7 +70,8 @@ CREATE TABLE IF NOT EXISTS users (
     folded  TEXT NOT NULL UNIQUE,
     hash    TEXT NOT NULL,
     created INTEGER NOT NULL,
-    acked   INTEGER NOT NULL DEFAULT 0
+    acked   INTEGER NOT NULL DEFAULT 0,
+    ident   TEXT
 );
 CREATE TABLE IF NOT EXISTS messages (
     id       INTEGER PRIMARY KEY,
@@ -123,7 +128,7 @@ pub(crate) struct Counters {
 
 impl Db {
     pub fn open(path: &Path, page_bytes: usize) -> Result<Db, StoreError> {
-        let conn = Connection::open(path)?;
+        let mut conn = Connection::open(path)?;
         // WAL: readers never block the writer. FULL: the WAL is fsync'd at
         // every commit, so an acknowledged message survives a power cut.
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -133,6 +138,7 @@ impl Db {
         // that someone's ack is waiting for.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.execute_batch(SCHEMA)?;
+        super::identities::index(&mut conn)?;
         let mut db = Db {
             conn,
             counters: Counters::default(),
@@ -184,12 +190,15 @@ impl Db {
     }
 
     pub fn accounts(&mut self) -> Result<Vec<Account>, StoreError> {
-        let mut stmt = self.conn.prepare("SELECT id, nick, hash FROM users")?;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT id, nick, hash, ident FROM users")?;
         let rows = stmt.query_map([], |row| {
             Ok(Account {
                 id: row.get(0)?,
                 nick: row.get(1)?,
                 hash: row.get(2)?,
+                key: row.get(3)?,
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
@@ -295,10 +304,12 @@ fn apply_one(
         } => {
             let result = tx
                 .prepare_cached(
-                    "INSERT INTO users (id, nick, folded, hash, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO users (id, nick, folded, ident, hash, created)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                 )
                 .and_then(|mut s| {
-                    s.execute(params![user, nick, crate::state::fold(nick), hash, *time as i64])
+                    let (folded, key) = (crate::state::fold(nick), crate::identity::key(nick));
+                    s.execute(params![user, nick, folded, key, hash, *time as i64])
                 });
             if let Err(err) = result {
                 tracing::error!("storing the account {nick}: {err}");

@@ -10,6 +10,7 @@
 //! sees every write queued before it.
 
 mod db;
+mod identities;
 
 use std::path::Path;
 use std::thread::JoinHandle;

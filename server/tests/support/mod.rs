@@ -53,11 +53,20 @@ pub struct Options {
     /// Hash passwords at the server's default (OWASP) cost instead of
     /// [`CHEAP_HASHES`].
     owasp_hashes: bool,
+    /// Keep the server's default login throttle and hashing queue instead
+    /// of [`LENIENT_LOGINS`].
+    default_logins: bool,
 }
 
 /// Argon2 settings that make a registration take microseconds: tests log
 /// in hundreds of users and are not about the hash's cost.
 pub const CHEAP_HASHES: [&str; 4] = ["--argon2-memory", "64", "--argon2-iterations", "1"];
+
+/// A login throttle and hashing queue no test meets by accident: every
+/// test connects from 127.0.0.1, so the default 3 failures a minute per
+/// address would be shared by a whole test.
+pub const LENIENT_LOGINS: [&str; 4] =
+    ["--max-login-failures", "1000000", "--auth-queue", "1000000"];
 
 impl Default for Options {
     fn default() -> Self {
@@ -67,6 +76,7 @@ impl Default for Options {
             data_dir: None,
             presence_ms: Some(FAST_PRESENCE_MS),
             owasp_hashes: false,
+            default_logins: false,
         }
     }
 }
@@ -116,6 +126,12 @@ impl Options {
     /// Hashes passwords at the server's default cost.
     pub fn owasp_hashes(mut self) -> Self {
         self.owasp_hashes = true;
+        self
+    }
+
+    /// Keeps the server's default login throttle and hashing queue.
+    pub fn default_logins(mut self) -> Self {
+        self.default_logins = true;
         self
     }
 
@@ -185,6 +201,9 @@ impl Server {
         }
         if !options.owasp_hashes {
             command.args(CHEAP_HASHES);
+        }
+        if !options.default_logins {
+            command.args(LENIENT_LOGINS);
         }
         if let Some(ms) = options.presence_ms {
             command.arg("--presence-interval").arg(ms.to_string());

@@ -1,0 +1,200 @@
+//! Who a nickname names: the key under which two spellings are one account
+//! because a reader could take one for the other.
+//!
+//! `аlice` with a Cyrillic `а`, `ALICE`, fullwidth `ａｌｉｃｅ`, `alİce` and
+//! `alicé` all look like `alice` in a chat window, so they all are alice:
+//! logging in with any of them checks alice's password, and none can become
+//! a second account. The key is built, in this order, by lower-casing;
+//! the confusable skeleton of Unicode TR39 (`а` → `a`, `0` → `O`, `1` →
+//! `l`); NFKC (fullwidth and mathematical letters become plain ones);
+//! lower-casing again and dropping combining marks (accents, the dot of
+//! `İ`); the skeleton again, lower-cased, without marks — repeated until
+//! nothing changes. Lower-casing first means names equal but for case
+//! always share a key, as the database's older `folded` column requires.
+//!
+//! Case and shape disagree on one letter: in `ALICE` a capital `I` is an
+//! `i`, in `aIice` it passes for an `l`. The key reads it as `i` (so
+//! `ALICE` is alice and `aIice` is the name `aiice`); [`glyph_key`] reads
+//! it by its shape, and a new account is refused when that matches an
+//! existing one, so `aIice` cannot be registered next to `alice`.
+//!
+//! The key is never shown: a nickname is displayed in the NFKC form its
+//! owner registered ([`display`]).
+
+use unicode_normalization::char::is_combining_mark;
+use unicode_normalization::UnicodeNormalization;
+use unicode_security::confusable_detection::skeleton;
+
+/// Names nobody may log in with, nor anything that looks like them: they
+/// would pass for the server or its operator.
+pub const RESERVED: [&str; 7] = [
+    "server",
+    "admin",
+    "administrator",
+    "root",
+    "system",
+    "operator",
+    "moderator",
+];
+
+/// Rounds of [`step`]: a skeleton can produce text that normalises or
+/// lower-cases further; two rounds reach a fixed point for every name
+/// tried, the third is a margin.
+const ROUNDS: usize = 3;
+
+/// The identity key of `nick`: equal for every spelling that looks alike.
+pub fn key(nick: &str) -> String {
+    let mut key = nick.to_lowercase();
+    for _ in 0..ROUNDS {
+        let next = step(&key);
+        if next == key {
+            break;
+        }
+        key = next;
+    }
+    key
+}
+
+fn step(text: &str) -> String {
+    // A skeleton before NFKC too: NFKC turns some look-alikes into letters
+    // that no longer look alike (a lunate sigma `ϲ` into a final `ς`).
+    let plain: String = skeleton(text)
+        .nfkc()
+        .collect::<String>()
+        .to_lowercase()
+        .nfd()
+        .filter(|&c| !is_combining_mark(c))
+        .collect();
+    skeleton(&plain)
+        .collect::<String>()
+        .to_lowercase()
+        .chars()
+        .filter(|&c| !is_combining_mark(c))
+        .collect()
+}
+
+/// The key of `nick` read by the shapes of its letters before their case
+/// is folded (a capital `I` becomes an `l`); differs from [`key`] only for
+/// such letters.
+pub fn glyph_key(nick: &str) -> String {
+    let nfkc: String = nick.nfkc().collect();
+    key(&skeleton(&nfkc).collect::<String>())
+}
+
+/// The nickname as shown and stored: its NFKC form, so that a fullwidth
+/// or ligature spelling is displayed as the plain letters it stands for.
+pub fn display(nick: &str) -> String {
+    nick.nfkc().collect()
+}
+
+/// Whether `nick` is, or looks like, a reserved name.
+pub fn is_reserved(nick: &str) -> bool {
+    let key = key(nick);
+    RESERVED.iter().any(|name| self::key(name) == key)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every spelling here reads as `alice` and must be alice.
+    const ALICES: &[&str] = &[
+        "alice",
+        "ALICE",
+        "Alice",
+        "аlice",         // Cyrillic а
+        "alicе",         // Cyrillic е
+        "аliсе",         // Cyrillic а, с, е
+        "ａｌｉｃｅ",    // fullwidth
+        "ＡＬＩＣＥ",    // fullwidth capitals
+        "alİce",         // capital I with dot above
+        "alıce",         // dotless i
+        "alіce",         // Cyrillic і
+        "a1ice",         // digit one
+        "a\u{2113}ice",  // script small l
+        "\u{1d41a}lice", // mathematical bold a
+        "álice",         // precomposed acute
+        "a\u{301}lice",  // combining acute
+        "ali\u{308}ce",  // combining diaeresis
+        "ålice",
+        "ALİCE",
+    ];
+
+    #[test]
+    fn spellings_that_look_alike_share_a_key() {
+        let alice = key("alice");
+        for spelling in ALICES {
+            assert_eq!(key(spelling), alice, "{spelling:?}");
+        }
+    }
+
+    /// A capital I is an i by case and an l by shape: the key takes the
+    /// first reading, the glyph key the second.
+    #[test]
+    fn a_capital_i_is_read_both_ways() {
+        assert_eq!(key("aIice"), key("aiice"));
+        assert_eq!(glyph_key("aIice"), key("alice"));
+        assert_eq!(glyph_key("alice"), key("alice"));
+        assert_eq!(key("ALICE"), key("alice"));
+        assert_eq!(glyph_key("аlicе"), key("alice"), "Cyrillic а and е");
+        assert_eq!(glyph_key("ａIｉｃｅ"), key("alice"), "fullwidth");
+    }
+
+    #[test]
+    fn different_names_keep_different_keys() {
+        let names = ["alice", "alicia", "bob", "bobby", "carol", "alice2", "al"];
+        for (i, a) in names.iter().enumerate() {
+            for b in &names[i + 1..] {
+                assert_ne!(key(a), key(b), "{a} and {b}");
+            }
+        }
+        assert_ne!(key("日本"), key("中国"));
+        assert_ne!(key("Ωmega"), key("omega"));
+    }
+
+    #[test]
+    fn the_key_is_stable() {
+        for spelling in ALICES.iter().chain(&["ﷺ", "ǅemal", "Straße", "ꜰᴀᴋᴇ"]) {
+            let once = key(spelling);
+            assert_eq!(key(&once), once, "{spelling:?}");
+        }
+    }
+
+    #[test]
+    fn case_alone_never_separates_two_names() {
+        for name in ["Ǆ", "ΣΊΣΥΦΟΣ", "İstanbul", "ẞig", "K", "Å"] {
+            assert_eq!(key(name), key(&name.to_lowercase()), "{name}");
+        }
+    }
+
+    #[test]
+    fn reserved_names_and_their_look_alikes() {
+        for nick in [
+            "server",
+            "SERVER",
+            "ѕerver",
+            "Admin",
+            "аdmin",
+            "ＡＤＭＩＮ",
+            "root",
+            "r00t",
+            "System",
+            "operator",
+            "moderator",
+            "Administrator",
+        ] {
+            assert!(is_reserved(nick), "{nick}");
+        }
+        for nick in ["alice", "servers", "admins", "rooted", "sys"] {
+            assert!(!is_reserved(nick), "{nick}");
+        }
+    }
+
+    #[test]
+    fn display_is_nfkc() {
+        assert_eq!(display("ａｌｉｃｅ"), "alice");
+        assert_eq!(display("Alice"), "Alice");
+        assert_eq!(display("a\u{301}lice"), "álice");
+        assert_eq!(display("\u{1d41a}lice"), "alice");
+    }
+}
