@@ -13,8 +13,15 @@ use crate::policy::{LoginPolicy, PlaintextLogin};
 /// Clients connect with `chat-client --server HOST:PORT`. Type `/help` at
 /// the `admin>` prompt for the console commands.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "chat-server", version)]
+#[command(name = "chat-server", version, args_override_self = true)]
 pub struct Config {
+    /// Read settings from this TOML file first, one key per flag
+    /// (`queue-limit = 262144`, `no-tls = true`); flags given here win.
+    /// Default: server.toml in the per-user config directory (e.g.
+    /// ~/.config/chat/server.toml), if it exists.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
     /// Address and port to listen on.
     #[arg(long, default_value = "0.0.0.0:50445")]
     pub bind: SocketAddr,

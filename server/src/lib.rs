@@ -18,6 +18,7 @@ pub mod accounts;
 pub mod auth;
 pub mod certs;
 pub mod config;
+pub mod config_file;
 pub mod console;
 pub mod dispatcher;
 pub mod flood;

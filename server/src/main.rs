@@ -12,7 +12,8 @@ fn main() {
 }
 
 fn run() -> anyhow::Result<()> {
-    let config = Config::parse();
+    let args = chat_server::config_file::args_with_file(std::env::args_os().collect())?;
+    let config = Config::parse_from(args);
     logging::init(&config.log_level)?;
     let server = Server::start(&config)?;
     // Installed before the banner: a script that sees the banner may signal at once.
