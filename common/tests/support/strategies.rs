@@ -130,6 +130,7 @@ pub fn all_codes() -> Vec<ErrorCode> {
         NotOnline,
         BadText,
         Timeout,
+        TooManyConnections,
         Other,
     ];
     for code in &codes {
@@ -137,7 +138,7 @@ pub fn all_codes() -> Vec<ErrorCode> {
             BadJson | InvalidUtf8 | UnknownType | BadFrame | TooLarge | NotLoggedIn
             | AlreadyLoggedIn | NickTaken | BadPassword | PasswordInvalid | NoSuchUser
             | TakenOver | StoreFailed | BadRequest | NickInvalid | NotOnline | BadText
-            | Timeout | Other => {}
+            | Timeout | TooManyConnections | Other => {}
         }
     }
     codes
@@ -160,9 +161,10 @@ pub fn request_kind(request: &Request) -> usize {
         Request::Search { .. } => 6,
         Request::Bye { .. } => 7,
         Request::Ping { .. } => 8,
+        Request::Pong => 9,
     }
 }
-pub const REQUEST_KINDS: usize = 9;
+pub const REQUEST_KINDS: usize = 10;
 
 pub fn request() -> BoxedStrategy<Request> {
     prop_oneof![
@@ -208,6 +210,7 @@ pub fn request() -> BoxedStrategy<Request> {
         }),
         number().prop_map(|id| Request::Bye { id }),
         number().prop_map(|id| Request::Ping { id }),
+        Just(Request::Pong),
     ]
     .boxed()
 }
@@ -228,9 +231,10 @@ pub fn server_kind(frame: &ServerFrame) -> usize {
         ServerFrame::Kicked { .. } => 10,
         ServerFrame::Announce { .. } => 11,
         ServerFrame::Shutdown { .. } => 12,
+        ServerFrame::Ping => 13,
     }
 }
-pub const SERVER_KINDS: usize = 13;
+pub const SERVER_KINDS: usize = 14;
 
 fn stored() -> impl Strategy<Value = Stored> {
     (text(), text(), text(), number()).prop_map(|(sender, receiver, text, time)| Stored {
@@ -314,6 +318,7 @@ pub fn server_frame() -> BoxedStrategy<ServerFrame> {
         (text(), text()).prop_map(|(nick, reason)| ServerFrame::Kicked { nick, reason }),
         (text(), number()).prop_map(|(text, time)| ServerFrame::Announce { text, time }),
         text().prop_map(|reason| ServerFrame::Shutdown { reason }),
+        Just(ServerFrame::Ping),
     ]
     .boxed()
 }
