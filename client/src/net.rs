@@ -274,8 +274,9 @@ struct Conn {
     out: Vec<u8>,
     written: usize,
     bye_sent: bool,
-    /// When the server was last heard from, and when a keepalive `ping`
-    /// went out unanswered (nothing heard since).
+    /// When the server was last heard from (any bytes: the server's own
+    /// keepalive `ping` too, which the session answers with `pong` at once),
+    /// and when our keepalive `ping` went out unanswered (nothing heard since).
     heard: Instant,
     probed: Option<Instant>,
 }

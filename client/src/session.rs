@@ -653,6 +653,9 @@ impl Session {
                 self.pending.remove(&id);
                 vec![]
             }
+            // The server has not heard from us for a while: answer at once,
+            // whatever else is going on (a page of backlog, a login).
+            ServerFrame::Ping => vec![Update::Send(Request::Pong)],
             ServerFrame::Error { id, code, reason } => self.on_error(id, code, reason),
             ServerFrame::Message {
                 seq,

@@ -379,7 +379,7 @@ fn raw_login(server: &Server, nick: &str) -> BufReader<TcpStream> {
 /// `online` line — so the next one completes the nickname only counted.
 #[test]
 fn a_crowd_is_counted_and_completion_still_knows_everyone() {
-    let server = Server::start_with(false, &[]);
+    let server = Server::start_with(false, &support::CROWD);
     let mut client = server.client();
     client.nick("bob").env("NO_COLOR", Some("1"));
     let mut term = Term::spawn(&client);

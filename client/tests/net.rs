@@ -555,3 +555,51 @@ fn gives_up_after_reconnect_for() {
         "{notices:?}"
     );
 }
+
+/// The server's keepalive `ping` is answered with `pong` at once, also in
+/// the middle of a page of missed messages (before the client asks for the
+/// next page), and it counts as hearing from the server: while the server
+/// pings every 250 ms, the client's own keepalive (due after 600 ms of
+/// silence) never sends a ping of its own.
+#[test]
+fn a_server_ping_is_answered_at_once_even_while_catching_up() {
+    let options = Options {
+        reconnect_for: Some(Duration::ZERO),
+        keepalive: Duration::from_millis(600),
+    };
+    let (net, recorder, fake) = start_with(options, |listener| {
+        let mut peer = accept(&listener);
+        assert_eq!(
+            peer.line(),
+            r#"{"type":"login","id":1,"nick":"alice","password":"pw"}"#
+        );
+        peer.send(
+            r#"{"type":"welcome","id":1,"nick":"alice","online":["alice"],"replay":2,"replay_left":5}"#,
+        );
+        peer.send(
+            r#"{"type":"message","seq":1,"sender":"bob","receiver":"*","text":"m1","time":1}"#,
+        );
+        peer.send(r#"{"type":"ping"}"#);
+        assert_eq!(peer.line(), r#"{"type":"pong"}"#, "before the page is read");
+        peer.send(
+            r#"{"type":"message","seq":2,"sender":"bob","receiver":"*","text":"m2","time":2}"#,
+        );
+        assert_eq!(peer.line(), r#"{"type":"more","id":2}"#);
+        for _ in 0..6 {
+            thread::sleep(Duration::from_millis(250));
+            peer.send(r#"{"type":"ping"}"#);
+            assert_eq!(peer.line(), r#"{"type":"pong"}"#, "and no ping of its own");
+        }
+        peer.send(r#"{"type":"shutdown","reason":"maintenance"}"#);
+    });
+    log_in(&net, "alice");
+    assert_eq!(net.wait(), Ending::Shutdown);
+    fake.join().unwrap();
+    let notices = recorder.0.lock().clone();
+    assert!(
+        !notices
+            .iter()
+            .any(|n| matches!(n, Notice::Error { .. } | Notice::Reconnecting { .. })),
+        "a ping shows nothing: {notices:?}"
+    );
+}

@@ -12,8 +12,8 @@ pub const MAX_NICK_CHARS: usize = 32;
 /// Longest chat text, in bytes, by default.
 pub const DEFAULT_MAX_TEXT: usize = 4096;
 
-/// A frame a client sends. Every request but `received` carries a
-/// client-chosen `id`; the server answers each with exactly one frame
+/// A frame a client sends. Every request but `received` and `pong` carries
+/// a client-chosen `id`; the server answers each with exactly one frame
 /// carrying the same `id`: `welcome`, `ack`, `online`, `history`, `pong` or
 /// `error`.
 ///
@@ -84,6 +84,9 @@ pub enum Request {
     Bye { id: u64 },
     /// Check that the server is alive and has read everything sent before.
     Ping { id: u64 },
+    /// The answer to the server's `ping`: this client is still there. Not
+    /// answered. Any request shows that, so a client that talks needs none.
+    Pong,
 }
 
 fn everyone() -> String {
@@ -111,7 +114,7 @@ pub const MAX_CID: usize = 64;
 pub const MAX_PASSWORD: usize = 1024;
 
 impl Request {
-    /// The id the server echoes in its answer; `received` has none.
+    /// The id the server echoes in its answer; `received` and `pong` have none.
     pub fn id(&self) -> Option<u64> {
         match self {
             Request::Login { id, .. }
@@ -122,7 +125,7 @@ impl Request {
             | Request::Search { id, .. }
             | Request::Bye { id }
             | Request::Ping { id } => Some(*id),
-            Request::Received { .. } => None,
+            Request::Received { .. } | Request::Pong => None,
         }
     }
 }
@@ -228,6 +231,9 @@ pub enum ServerFrame {
     Announce { text: String, time: u64 },
     /// The server is going down; the connection closes after this frame.
     Shutdown { reason: String },
+    /// The server has heard nothing from you for a while (90 s by default)
+    /// and asks for a `pong`; silence until 150 s closes the connection.
+    Ping,
 }
 
 /// A message from the store, as `history` and `search` return it.
@@ -247,7 +253,7 @@ pub const WELCOME_NAMES: usize = 100;
 pub const PRESENCE_NAMES: usize = 20;
 
 /// Someone who left, and why: `quit`, `connection closed`, `connection
-/// lost`, `send queue exceeded`, `frame too large`.
+/// lost`, `keepalive timeout`, `send queue exceeded`, `frame too large`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Departure {
     pub nick: String,
@@ -321,7 +327,8 @@ pub enum ErrorCode {
     NotOnline,
     /// An empty or over-long text.
     BadText,
-    /// The connection took too long to log in.
+    /// The connection took too long to log in, or was silent too long
+    /// (the keepalive); it is closed.
     Timeout,
     /// Kept sending messages faster than the server's flood limit (by
     /// default 10 a second after a burst of 20) for too long (30 s); the
@@ -333,6 +340,9 @@ pub enum ErrorCode {
     /// The operator muted you: your messages are refused (for a time, or
     /// until lifted).
     Muted,
+    /// The server refused the connection: too many at once from your
+    /// address, or in all. Sent once, then the connection is closed.
+    TooManyConnections,
     /// A code this version does not know (sent by a newer peer).
     #[serde(other)]
     Other,
@@ -471,6 +481,7 @@ mod tests {
                 Request::Received { seq: 9 },
                 r#"{"type":"received","seq":9}"#,
             ),
+            (Request::Pong, r#"{"type":"pong"}"#),
             (
                 Request::History {
                     id: 2,
@@ -505,6 +516,15 @@ mod tests {
             }
         );
         assert_eq!(Request::Received { seq: 1 }.id(), None);
+        assert_eq!(Request::Pong.id(), None);
+        assert_eq!(
+            serde_json::to_string(&ServerFrame::Ping).unwrap(),
+            r#"{"type":"ping"}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<ServerFrame>(r#"{"type":"ping"}"#).unwrap(),
+            ServerFrame::Ping
+        );
     }
 
     #[test]

@@ -103,6 +103,25 @@ pub struct Config {
     #[arg(long, default_value_t = 30)]
     pub login_timeout: u64,
 
+    /// Seconds of silence from a client (no request) after which the server
+    /// sends it a `ping`; a `pong`, or any request, shows it is still there.
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ping_after: u64,
+
+    /// Seconds of silence from a client after which it is disconnected
+    /// ("keepalive timeout"); more than --ping-after.
+    #[arg(long, default_value_t = 150, value_parser = clap::value_parser!(u64).range(2..))]
+    pub idle_timeout: u64,
+
+    /// Most connections open at once from one IP address (an IPv6 /64);
+    /// more are refused at once ("too_many_connections").
+    #[arg(long, default_value_t = 16, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections_per_ip: u64,
+
+    /// Most connections open at once in all; more are refused at once.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+
     /// Least milliseconds between two presence frames ("alice, bob and 412
     /// others joined"): arrivals and departures in between are combined.
     #[arg(long, default_value_t = 1000)]
@@ -162,6 +181,27 @@ impl Config {
 
     pub fn login_timeout(&self) -> Duration {
         Duration::from_secs(self.login_timeout)
+    }
+
+    /// When a silent client is pinged, and when it is cut.
+    pub fn keepalive(&self) -> anyhow::Result<crate::state::Keepalive> {
+        anyhow::ensure!(
+            self.ping_after < self.idle_timeout,
+            "--ping-after ({} s) must be less than --idle-timeout ({} s)",
+            self.ping_after,
+            self.idle_timeout
+        );
+        Ok(crate::state::Keepalive {
+            ping_after: Duration::from_secs(self.ping_after),
+            idle_timeout: Duration::from_secs(self.idle_timeout),
+        })
+    }
+
+    pub fn connection_caps(&self) -> crate::framework::Caps {
+        crate::framework::Caps {
+            per_address: self.max_connections_per_ip as usize,
+            total: self.max_connections as usize,
+        }
     }
 
     pub fn hash_cost(&self) -> crate::auth::Cost {

@@ -12,7 +12,7 @@ use tracing::{error, info, warn};
 
 use crate::auth::{Job, Verdict};
 use crate::framework::{ConnId, ConnInfo, Router};
-use crate::state::{ChatState, Deliver, SessionRow, Stats};
+use crate::state::{ChatState, Deliver, Keepalive, SessionRow, Stats};
 use crate::store::{Op, Reply, SanctionKind};
 
 /// Everything the dispatcher reacts to. Closed: this is the whole list.
@@ -135,6 +135,7 @@ pub struct Dispatcher {
     replies: Receiver<Reply>,
     verdicts: Receiver<(Job, Verdict)>,
     login_timeout: Duration,
+    keepalive: Keepalive,
     /// Least time between two presence frames.
     presence_interval: Duration,
     last_presence: Option<Instant>,
@@ -153,6 +154,7 @@ impl Dispatcher {
         router: Router,
         queues: Queues,
         login_timeout: Duration,
+        keepalive: Keepalive,
         presence_interval: Duration,
     ) -> Self {
         Dispatcher {
@@ -166,6 +168,7 @@ impl Dispatcher {
             replies: queues.replies,
             verdicts: queues.verdicts,
             login_timeout,
+            keepalive,
             presence_interval,
             last_presence: None,
             started: Instant::now(),
@@ -238,10 +241,7 @@ impl Dispatcher {
                     }
                     Err(_) => running = false,
                 },
-                recv(ticker) -> _ => {
-                    let timeout = self.login_timeout.as_millis() as u64;
-                    self.state.expire_logins(now_ms(), timeout, &mut self.out);
-                }
+                recv(ticker) -> _ => self.tick(),
                 recv(presence) -> _ => {}
             }
             if running {
@@ -250,6 +250,21 @@ impl Dispatcher {
             self.out.router.flush();
         }
         self.out.router.shutdown();
+    }
+
+    /// Once a second: the login and keepalive deadlines.
+    fn tick(&mut self) {
+        let timeout = self.login_timeout.as_millis() as u64;
+        self.state.expire_logins(now_ms(), timeout, &mut self.out);
+        for conn in self
+            .state
+            .keep_alive(now_ms(), self.keepalive, &mut self.out)
+        {
+            info!(
+                conn,
+                "cut by the keepalive: nothing heard for {:?}", self.keepalive.idle_timeout
+            );
+        }
     }
 
     /// Runs `f`; a panic is logged and the server goes on.

@@ -34,15 +34,18 @@ pub mod store;
 pub mod throttle;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use chat_common::codec::encode;
+use chat_common::{ErrorCode, Frame, ServerFrame};
 use crossbeam_channel::Sender;
 
 pub use config::Config;
 use dispatcher::{Dispatcher, Event};
-use framework::{Limits, Running, TlsAcceptor};
+use framework::{Admission, Limits, Refusal, Running, TlsAcceptor};
 
 /// Room for this many events between the workers and the dispatcher before
 /// the workers wait (and so stop reading from their sockets).
@@ -51,6 +54,37 @@ const EVENT_QUEUE: usize = 64 * 1024;
 /// Connections the kernel may hold for the acceptor: a class arriving at
 /// once, or a benchmark's 10,000, should queue rather than be refused.
 const BACKLOG: i32 = 4096;
+
+/// Descriptors the server needs besides its connections' (the listener,
+/// pollers, wakers, the database and its WAL, logs).
+const SPARE_FDS: u64 = 64;
+
+/// What a plaintext peer refused at accept reads before the connection
+/// closes. A banned address is told nothing.
+fn refusal_notice(refusal: Refusal) -> Option<Frame> {
+    let reason = match refusal {
+        Refusal::Banned => return None,
+        Refusal::PerAddress => "too many connections from your address; close one and try again",
+        Refusal::Total => "the server has as many connections as it takes; try again later",
+    };
+    Some(encode(&ServerFrame::Error {
+        id: None,
+        code: ErrorCode::TooManyConnections,
+        reason: reason.to_string(),
+    }))
+}
+
+/// Checks the open-file limit against `--max-connections`, raising it if it
+/// can: running out of descriptors fails accepts, and worse, the database.
+fn check_fd_limit(max_connections: u64) {
+    match platform::raise_fd_limit() {
+        Some(limit) if limit < max_connections.saturating_add(SPARE_FDS) => tracing::warn!(
+            "the open-file limit ({limit}) is below --max-connections ({max_connections}) \
+             plus {SPARE_FDS}: raise it (ulimit -n) or lower --max-connections"
+        ),
+        _ => {}
+    }
+}
 
 fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
     use socket2::{Domain, Socket, Type};
@@ -75,6 +109,8 @@ pub struct Server {
 impl Server {
     /// Binds, loads or creates the TLS identity, and starts every thread.
     pub fn start(config: &Config) -> anyhow::Result<Server> {
+        let keepalive = config.keepalive()?;
+        check_fd_limit(config.max_connections);
         let (tls, fingerprint) = if config.no_tls {
             (None, None)
         } else {
@@ -120,10 +156,15 @@ impl Server {
         };
         let to_dispatcher = events.clone();
         let flood = config.flood_policy();
-        let (router, running) =
-            framework::start(listener, tls, config.workers(), limits, move |info| {
-                handler::ChatHandler::new(info, to_dispatcher.clone(), flood)
-            })?;
+        let admission = Admission::new(config.connection_caps(), refusal_notice);
+        let (router, running) = framework::start(
+            listener,
+            tls,
+            config.workers(),
+            limits,
+            admission,
+            move |info| handler::ChatHandler::new(info, to_dispatcher.clone(), flood),
+        )?;
         let state = state::ChatState::new(config.max_text, accounts::Accounts::new(accounts))
             .with_sanctions(sanctions)
             .with_login_policy(config.login_policy());
@@ -149,6 +190,7 @@ impl Server {
             router,
             queues,
             config.login_timeout(),
+            keepalive,
             config.presence_interval(),
         );
         let dispatcher = std::thread::Builder::new()
@@ -162,6 +204,12 @@ impl Server {
             running,
             store,
         })
+    }
+
+    /// The connection caps, their refusal counters and the ban list (for
+    /// the console's `/ban`, `/unban` and `/stats`).
+    pub fn admission(&self) -> Arc<Admission> {
+        self.running.admission()
     }
 
     /// Where the console and signal handlers send their events.

@@ -47,3 +47,33 @@ pub fn stdin_is_terminal() -> bool {
     use std::io::IsTerminal;
     std::io::stdin().is_terminal()
 }
+
+/// Raises the soft limit on open files to the hard limit, since each
+/// connection is a descriptor and the usual soft limit (1,024) is far below
+/// `--max-connections`. Returns the limit in force, if known.
+#[cfg(unix)]
+pub fn raise_fd_limit() -> Option<u64> {
+    // SAFETY: getrlimit/setrlimit only read and write the struct we pass.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return None;
+        }
+        if lim.rlim_cur < lim.rlim_max {
+            let wanted = libc::rlimit {
+                rlim_cur: lim.rlim_max,
+                rlim_max: lim.rlim_max,
+            };
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &wanted) == 0 {
+                lim = wanted;
+            }
+        }
+        Some(lim.rlim_cur as u64)
+    }
+}
+
+/// Elsewhere the OS decides.
+#[cfg(not(unix))]
+pub fn raise_fd_limit() -> Option<u64> {
+    None
+}

@@ -208,7 +208,7 @@ fn cpu_time(server: &Server) -> Option<Duration> {
 /// sees her messages; then she logs in and reads them all.
 #[test]
 fn every_lookalike_is_checked_against_the_victims_password() {
-    let mut server = Options::plain().start();
+    let mut server = Options::plain().crowd().start();
     alice_has_mail(&server);
     let attempts = attempts();
     let spellings: std::collections::BTreeSet<&str> =
@@ -245,6 +245,7 @@ fn the_throttle_hashes_three_of_a_thousand() {
     let server = Options::plain()
         .owasp_hashes()
         .default_logins()
+        .crowd()
         .data_dir(dir.path())
         .start();
     let before = cpu_time(&server);
@@ -298,6 +299,7 @@ fn the_throttle_hashes_three_of_a_thousand() {
     let server = Options::plain()
         .owasp_hashes()
         .default_logins()
+        .crowd()
         .data_dir(dir.path())
         .start();
     alice_reads_her_mail(&server);

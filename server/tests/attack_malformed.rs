@@ -1033,7 +1033,7 @@ fn build() -> Table {
         "ping ",
         "login2",
         "logout",
-        "pong",
+        "PONG",
         "ack",
         "welcome",
         "error",
@@ -1106,12 +1106,14 @@ fn build() -> Table {
         (Guest, "search without words before login", request("search", &[("words", s(""))]), Error("not_logged_in")),
         (Guest, "received before login (never answered)", r#"{"type":"received","seq":1}"#.into(), Nothing),
         (Guest, "ping before login", PING.into(), PONG),
+        (Guest, "pong before login, unasked (never answered)", r#"{"type":"pong"}"#.into(), Nothing),
         (Guest, "login with a wrong password (stays open)", login(SINK, "wrong"), Error("bad_password")),
         (Member, "a second login, the same nick", login(MEMBER, "pw"), Error("already_logged_in")),
         (Member, "a second login, another nick", login("someoneelse", "pw"), Error("already_logged_in")),
         (Member, "a second login, an invalid nick", login("", "pw"), Error("already_logged_in")),
         (Member, "more with nothing to catch up on", request("more", &[]), Replay),
         (Member, "received with an id (received has none)", r#"{"type":"received","seq":1,"id":$ID}"#.into(), Nothing),
+        (Member, "pong with an id (pong has none; never answered)", r#"{"type":"pong","id":$ID}"#.into(), Nothing),
     ] {
         t.line(on, name, line, want);
     }
@@ -1721,7 +1723,10 @@ fn status_kib(pid: u32, key: &str) -> u64 {
 fn malformed_input_table() {
     let started = Instant::now();
     let table = build();
-    let server = Options::plain().flag("--login-timeout", 600).start();
+    let server = Options::plain()
+        .flag("--login-timeout", 600)
+        .crowd()
+        .start();
     let mut sink = server.login(SINK);
     sink.bye();
     let mut by = Bystanders::new(&server);

@@ -30,7 +30,7 @@ fn stuck_login(addr: SocketAddr, nick: &str) -> TcpStream {
 
 #[test]
 fn a_stuck_reader_is_cut_and_the_room_does_not_notice() {
-    let server = Options::plain().flag("--stall-timeout", 3).start();
+    let server = Options::plain().crowd().flag("--stall-timeout", 3).start();
     let mut friend = server.login("friend");
     // The stuck one has an account already, so its messages are stored.
     server.login("stuck").bye();

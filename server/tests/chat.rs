@@ -115,7 +115,7 @@ both! {
     /// Fifty users each say hello once: every user receives every hello
     /// exactly once, their own included, and each sender gets its ack.
     fn broadcast_to_fifty(tls) {
-        let server = Options::with_tls(tls).flag("--workers", 3).start();
+        let server = Options::with_tls(tls).flag("--workers", 3).crowd().start();
         // Logged in without waiting for each arrival to be announced: the
         // presence frames come whenever they come, among the messages.
         let mut clients: Vec<_> = (0..50)

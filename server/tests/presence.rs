@@ -20,7 +20,7 @@ const AT_ONCE: Duration = Duration::from_millis(300);
 
 /// A server with the default presence interval.
 fn server() -> Server {
-    Options::plain().presence_interval(None).start()
+    Options::plain().presence_interval(None).crowd().start()
 }
 
 /// Connects and logs in as `nick` without waiting for the announcement.

@@ -32,6 +32,10 @@ pub const TIMEOUT: Duration = Duration::from_secs(10);
 /// take a second.
 const FAST_PRESENCE: [&str; 2] = ["--presence-interval", "100"];
 
+/// For a test that holds more connections from 127.0.0.1 at once than the
+/// server's per-address cap (16) allows.
+pub const CROWD: [&str; 2] = ["--max-connections-per-ip", "1000"];
+
 /// Cheap password hashes: the default argon2 cost is meant to be slow.
 const CHEAP_HASHES: [&str; 4] = ["--argon2-memory", "64", "--argon2-iterations", "1"];
 

@@ -22,7 +22,7 @@ use serde_json::Value;
 
 /// Every `type` a client may send.
 pub const REQUEST_TYPES: &[&str] = &[
-    "login", "message", "online", "more", "received", "history", "search", "bye", "ping",
+    "login", "message", "online", "more", "received", "history", "search", "bye", "ping", "pong",
 ];
 
 /// Every `type` a server may send.
@@ -40,6 +40,7 @@ pub const SERVER_TYPES: &[&str] = &[
     "kicked",
     "announce",
     "shutdown",
+    "ping",
 ];
 
 /// The four codes `decode` may answer with.

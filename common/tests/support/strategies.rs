@@ -137,6 +137,7 @@ pub fn all_codes() -> Vec<ErrorCode> {
         Flooding,
         Banned,
         Muted,
+        TooManyConnections,
         Other,
     ];
     for code in &codes {
@@ -145,7 +146,7 @@ pub fn all_codes() -> Vec<ErrorCode> {
             | AlreadyLoggedIn | NickTaken | NickReserved | TooManyAttempts | Busy
             | PlaintextRefused | BadPassword | PasswordInvalid | NoSuchUser | TakenOver
             | StoreFailed | BadRequest | NickInvalid | NotOnline | BadText | Timeout | Flooding
-            | Banned | Muted | Other => {}
+            | Banned | Muted | TooManyConnections | Other => {}
         }
     }
     codes
@@ -168,9 +169,10 @@ pub fn request_kind(request: &Request) -> usize {
         Request::Search { .. } => 6,
         Request::Bye { .. } => 7,
         Request::Ping { .. } => 8,
+        Request::Pong => 9,
     }
 }
-pub const REQUEST_KINDS: usize = 9;
+pub const REQUEST_KINDS: usize = 10;
 
 pub fn request() -> BoxedStrategy<Request> {
     prop_oneof![
@@ -216,6 +218,7 @@ pub fn request() -> BoxedStrategy<Request> {
         }),
         number().prop_map(|id| Request::Bye { id }),
         number().prop_map(|id| Request::Ping { id }),
+        Just(Request::Pong),
     ]
     .boxed()
 }
@@ -236,9 +239,10 @@ pub fn server_kind(frame: &ServerFrame) -> usize {
         ServerFrame::Kicked { .. } => 10,
         ServerFrame::Announce { .. } => 11,
         ServerFrame::Shutdown { .. } => 12,
+        ServerFrame::Ping => 13,
     }
 }
-pub const SERVER_KINDS: usize = 13;
+pub const SERVER_KINDS: usize = 14;
 
 fn stored() -> impl Strategy<Value = Stored> {
     (text(), text(), text(), number()).prop_map(|(sender, receiver, text, time)| Stored {
@@ -322,6 +326,7 @@ pub fn server_frame() -> BoxedStrategy<ServerFrame> {
         (text(), text()).prop_map(|(nick, reason)| ServerFrame::Kicked { nick, reason }),
         (text(), number()).prop_map(|(text, time)| ServerFrame::Announce { text, time }),
         text().prop_map(|reason| ServerFrame::Shutdown { reason }),
+        Just(ServerFrame::Ping),
     ]
     .boxed()
 }

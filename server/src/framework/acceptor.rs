@@ -1,14 +1,17 @@
-//! The acceptor: takes new TCP connections off the listening socket and
-//! deals them out to the workers in turn.
+//! The acceptor: takes new TCP connections off the listening socket, turns
+//! away those over a cap or from a banned address ([`Admission`]), and
+//! deals the rest out to the workers in turn.
 
-use std::io;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use mio::net::TcpListener;
+use mio::net::{TcpListener, TcpStream};
 use mio::{Events, Interest, Poll, Token, Waker};
 use tracing::{debug, warn};
 
+use super::admission::{Admission, Refusal};
 use super::{ConnId, ToWorker, WorkerHandle};
 
 const LISTENER: Token = Token(0);
@@ -19,6 +22,10 @@ pub struct Acceptor {
     listener: TcpListener,
     workers: Vec<WorkerHandle>,
     next_id: ConnId,
+    admission: Arc<Admission>,
+    /// Plain TCP: a refused peer can be told why in one line. A TLS peer
+    /// cannot without a handshake, which is what a refusal must not cost.
+    plaintext: bool,
 }
 
 impl Acceptor {
@@ -26,6 +33,8 @@ impl Acceptor {
     pub fn new(
         mut listener: TcpListener,
         workers: Vec<WorkerHandle>,
+        admission: Arc<Admission>,
+        plaintext: bool,
     ) -> io::Result<(Self, Arc<Waker>)> {
         let poll = Poll::new()?;
         poll.registry()
@@ -36,6 +45,8 @@ impl Acceptor {
             listener,
             workers,
             next_id: 1,
+            admission,
+            plaintext,
         };
         Ok((acceptor, stop))
     }
@@ -65,6 +76,13 @@ impl Acceptor {
         loop {
             match self.listener.accept() {
                 Ok((tcp, peer)) => {
+                    let slot = match self.admission.admit(peer.ip()) {
+                        Ok(slot) => slot,
+                        Err(refusal) => {
+                            self.refuse(tcp, peer, refusal);
+                            continue;
+                        }
+                    };
                     // Chat frames are small and latency matters more than
                     // packet count: do not let Nagle hold them back.
                     if let Err(err) = tcp.set_nodelay(true) {
@@ -73,7 +91,16 @@ impl Acceptor {
                     let id = self.next_id;
                     self.next_id += 1;
                     let worker = &self.workers[(id % self.workers.len() as u64) as usize];
-                    if worker.tx.send(ToWorker::Accept { id, tcp, peer }).is_ok() {
+                    if worker
+                        .tx
+                        .send(ToWorker::Accept {
+                            id,
+                            tcp,
+                            peer,
+                            slot,
+                        })
+                        .is_ok()
+                    {
                         let _ = worker.waker.wake();
                     }
                 }
@@ -87,6 +114,26 @@ impl Acceptor {
                     return;
                 }
             }
+        }
+    }
+
+    /// Closes a connection turned away, telling a plaintext peer why (best
+    /// effort: one write to a fresh socket, which has room for it).
+    fn refuse(&self, mut tcp: TcpStream, peer: SocketAddr, refusal: Refusal) {
+        debug!(%peer, ?refusal, "connection refused");
+        let notice = self.admission.notice(refusal).filter(|_| self.plaintext);
+        if let Some(line) = notice {
+            // What the peer sent already is read first: closing a socket
+            // with unread bytes sends a reset, which can destroy the line
+            // before the peer reads it.
+            let mut scratch = [0; 4096];
+            for _ in 0..16 {
+                if !matches!(tcp.read(&mut scratch), Ok(n) if n > 0) {
+                    break;
+                }
+            }
+            let _ = tcp.write(&line);
+            let _ = tcp.shutdown(Shutdown::Write);
         }
     }
 }

@@ -6,6 +6,7 @@
 //! It knows nothing about chat: the application supplies a handler factory.
 
 mod acceptor;
+pub mod admission;
 mod connection;
 mod router;
 pub mod tls;
@@ -21,6 +22,7 @@ use chat_common::{Frame, RequestHandler};
 use crossbeam_channel::Sender;
 use mio::Waker;
 
+pub use admission::{Admission, AdmissionStats, Ban, Caps, Refusal};
 pub use router::Router;
 pub use tls::TlsAcceptor;
 
@@ -79,6 +81,8 @@ pub enum ToWorker {
         id: ConnId,
         tcp: mio::net::TcpStream,
         peer: SocketAddr,
+        /// Its place under the connection caps, held until it closes.
+        slot: admission::Slot,
     },
     Batch(Vec<Op>),
     Shutdown,
@@ -94,12 +98,18 @@ pub struct WorkerHandle {
 /// The running framework threads.
 pub struct Running {
     pub local_addr: SocketAddr,
+    admission: Arc<Admission>,
     stop_accepting: Arc<Waker>,
     acceptor: Option<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
 }
 
 impl Running {
+    /// The connection caps, their counters and the ban list.
+    pub fn admission(&self) -> Arc<Admission> {
+        self.admission.clone()
+    }
+
     /// Stops taking new connections.
     pub fn stop_accepting(&mut self) {
         if let Some(acceptor) = self.acceptor.take() {
@@ -117,13 +127,15 @@ impl Running {
     }
 }
 
-/// Starts the acceptor and `workers` I/O threads on `listener`. Returns the
-/// router for the application's dispatcher and the threads' handle.
+/// Starts the acceptor and `workers` I/O threads on `listener`, admitting
+/// connections as `admission` allows. Returns the router for the
+/// application's dispatcher and the threads' handle.
 pub fn start<H, F>(
     listener: std::net::TcpListener,
     tls: Option<TlsAcceptor>,
     workers: usize,
     limits: Limits,
+    admission: Arc<Admission>,
     make_handler: F,
 ) -> anyhow::Result<(Router, Running)>
 where
@@ -151,13 +163,19 @@ where
                 })?,
         );
     }
-    let (acceptor, stop_accepting) =
-        acceptor::Acceptor::new(mio::net::TcpListener::from_std(listener), handles.clone())?;
+    let plaintext = tls.is_none();
+    let (acceptor, stop_accepting) = acceptor::Acceptor::new(
+        mio::net::TcpListener::from_std(listener),
+        handles.clone(),
+        admission.clone(),
+        plaintext,
+    )?;
     let acceptor = std::thread::Builder::new()
         .name("acceptor".into())
         .spawn(move || acceptor.run())?;
     let running = Running {
         local_addr,
+        admission,
         stop_accepting,
         acceptor: Some(acceptor),
         workers: threads,

@@ -13,6 +13,7 @@ use crossbeam_channel::Receiver;
 use mio::{Events, Interest, Poll, Token, Waker};
 use tracing::{debug, error, info, warn};
 
+use super::admission::Slot;
 use super::connection::{Conn, Status};
 use super::tls::{Stream, TlsAcceptor};
 use super::{ConnId, ConnInfo, Limits, Op, ToWorker};
@@ -32,6 +33,9 @@ pub struct Worker<H: RequestHandler, F> {
     _waker: Arc<Waker>,
     inbox: Receiver<ToWorker>,
     conns: HashMap<ConnId, Conn<H>>,
+    /// Each connection's place under the caps: dropped, it frees the place
+    /// (also when `accept` gives up on a connection, or the worker ends).
+    slots: HashMap<ConnId, Slot>,
     make_handler: Arc<F>,
     tls: Option<TlsAcceptor>,
     limits: Limits,
@@ -66,6 +70,7 @@ where
             _waker: waker,
             inbox,
             conns: HashMap::new(),
+            slots: HashMap::new(),
             make_handler,
             tls,
             limits,
@@ -118,7 +123,12 @@ where
     fn drain_inbox(&mut self) {
         while let Ok(msg) = self.inbox.try_recv() {
             match msg {
-                ToWorker::Accept { id, tcp, peer } => self.accept(id, tcp, peer),
+                ToWorker::Accept {
+                    id,
+                    tcp,
+                    peer,
+                    slot,
+                } => self.accept(id, tcp, peer, slot),
                 ToWorker::Batch(ops) => {
                     for op in ops {
                         match op {
@@ -168,7 +178,14 @@ where
         }
     }
 
-    fn accept(&mut self, id: ConnId, mut tcp: mio::net::TcpStream, peer: std::net::SocketAddr) {
+    /// Takes a new connection on. Dropped here, `slot` frees its place.
+    fn accept(
+        &mut self,
+        id: ConnId,
+        mut tcp: mio::net::TcpStream,
+        peer: std::net::SocketAddr,
+        slot: Slot,
+    ) {
         if self.shutting_down {
             return;
         }
@@ -207,6 +224,7 @@ where
             self.limits.queue_limit,
         );
         self.conns.insert(id, conn);
+        self.slots.insert(id, slot);
         self.watched.insert(id);
         // A plain stream is ready at once; a TLS one may already have bytes.
         self.on_ready(id);
@@ -327,6 +345,9 @@ where
     /// Removes a connection: deregisters, shuts the socket, tells the handler.
     fn close(&mut self, id: ConnId, why: &str) {
         self.watched.remove(&id);
+        // Freed before the socket closes: a peer that sees the close may
+        // connect again at once.
+        self.slots.remove(&id);
         let Some(mut conn) = self.conns.remove(&id) else {
             return;
         };

@@ -10,7 +10,8 @@
 //! in order, once it is online. A message is accepted in two steps
 //! (`delivery.rs`): [`ChatState::request`] sends it to the store, and
 //! [`ChatState::stored`] acknowledges and delivers it once it is durable.
-//! `stats.rs` holds what the console shows.
+//! `stats.rs` holds what the console shows; `keepalive.rs` pings the silent
+//! and cuts the lost.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -26,12 +27,14 @@ use crate::store::{Op, Origin, UserId};
 use crate::throttle::Throttle;
 
 mod delivery;
+mod keepalive;
 mod login;
 mod moderation;
 mod stats;
 #[cfg(test)]
 mod tests;
 
+pub use keepalive::Keepalive;
 use moderation::Sanctions;
 use stats::RateWindow;
 pub use stats::{SessionRow, Stats, RATE_WINDOW_SECS};
@@ -124,6 +127,10 @@ enum Ending {
 struct Session {
     info: ConnInfo,
     connected_at: u64,
+    /// When the peer's last request arrived (the keepalive's clock), and
+    /// whether it has been pinged since.
+    heard: u64,
+    pinged: bool,
     phase: Phase,
     user: Option<UserId>,
     nick: Option<String>,
@@ -240,6 +247,8 @@ impl ChatState {
             Session {
                 info,
                 connected_at: now,
+                heard: now,
+                pinged: false,
                 phase: Phase::New,
                 user: None,
                 nick: None,
@@ -306,6 +315,12 @@ impl ChatState {
         let Some(session) = self.sessions.get_mut(&conn) else {
             return;
         };
+        // Any request shows the peer is there; `pong` says only that.
+        session.heard = now;
+        session.pinged = false;
+        if request == Request::Pong {
+            return;
+        }
         // `received` is idempotent and unanswered: recorded whenever the
         // connection has a user, even after its bye.
         if let Request::Received { seq } = request {
@@ -453,7 +468,7 @@ impl ChatState {
                 self.settle(conn, out);
                 return;
             }
-            Request::Received { .. } => return,
+            Request::Received { .. } | Request::Pong => return,
         };
         match result {
             Ok(None) => {}

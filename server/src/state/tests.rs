@@ -653,3 +653,51 @@ fn plaintext_passwords_follow_the_policy() {
         );
     }
 }
+
+/// The keepalive pings a silent connection once per silence, cuts it at the
+/// idle timeout with a `timeout` error and tells the others it left; a
+/// `pong` (or any request) restarts the clock and is not answered.
+#[test]
+fn the_keepalive_pings_the_silent_and_cuts_the_lost() {
+    let keepalive = Keepalive {
+        ping_after: std::time::Duration::from_secs(90),
+        idle_timeout: std::time::Duration::from_secs(150),
+    };
+    let mut w = World::new(&["alice", "bob"]);
+    w.login(1, "alice", "pw-alice");
+    w.login(2, "bob", "pw-bob");
+    w.state.flush_presence(&mut w.out);
+    w.out.take();
+    let tick = |w: &mut World, at_s: u64| {
+        let cut = w.state.keep_alive(at_s * 1000, keepalive, &mut w.out);
+        w.state.flush_presence(&mut w.out);
+        (cut, w.out.take())
+    };
+    assert_eq!(tick(&mut w, 89), (vec![], vec![]));
+    let (cut, sent) = tick(&mut w, 90);
+    assert!(cut.is_empty());
+    assert_eq!(
+        (kinds(&sent, 1), kinds(&sent, 2)),
+        (vec!["ping".into()], vec!["ping".into()])
+    );
+    w.state.request(2, Request::Pong, 100_000, &mut w.out);
+    assert_eq!(w.out.take(), vec![], "a pong is not answered");
+    assert_eq!(tick(&mut w, 120), (vec![], vec![]), "one ping per silence");
+    let (cut, sent) = tick(&mut w, 150);
+    assert_eq!(cut, vec![1]);
+    assert_eq!(kinds(&sent, 1), ["error:Timeout"]);
+    assert_eq!(w.out.closed, [1]);
+    assert!(
+        sent.iter().any(|(c, f)| *c == 2
+            && matches!(f, ServerFrame::Presence { left, .. }
+                if left[0].nick == "alice" && left[0].reason == "keepalive timeout")),
+        "{sent:?}"
+    );
+    assert_eq!(w.state.online(), ["bob"]);
+    // Bob was heard at 100 s: pinged again at 190, not before.
+    assert_eq!(tick(&mut w, 189), (vec![], vec![]));
+    assert_eq!(kinds(&tick(&mut w, 190).1, 2), ["ping"]);
+    // A closing connection is neither pinged nor cut again.
+    assert_eq!(tick(&mut w, 400).0, vec![2]);
+    assert_eq!(tick(&mut w, 600), (vec![], vec![]));
+}

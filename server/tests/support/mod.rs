@@ -58,6 +58,9 @@ pub struct Options {
     default_logins: bool,
 }
 
+/// The per-address connection cap of [`Options::crowd`].
+pub const CROWD_CAP: usize = 10_000;
+
 /// Argon2 settings that make a registration take microseconds: tests log
 /// in hundreds of users and are not about the hash's cost.
 pub const CHEAP_HASHES: [&str; 4] = ["--argon2-memory", "64", "--argon2-iterations", "1"];
@@ -121,6 +124,12 @@ impl Options {
     /// thousands of messages from one client to load something else.
     pub fn unthrottled(self) -> Self {
         self.flag("--flood-rate", 0)
+    }
+
+    /// Raises the per-address connection cap (16 by default) for a test
+    /// that holds more connections from 127.0.0.1 at once.
+    pub fn crowd(self) -> Self {
+        self.flag("--max-connections-per-ip", CROWD_CAP)
     }
 
     /// Hashes passwords at the server's default cost.
