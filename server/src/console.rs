@@ -4,6 +4,7 @@
 //! stdin, and EOF only ends the console, not the server.
 
 use std::io::BufRead;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use chrono::{Local, TimeZone};
@@ -41,10 +42,10 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
     ),
     (
         "/ban",
-        "<nick> [duration]",
-        "refuse a user's logins (and kick them) for a time (30s, 10m, 2h, 7d) or until /unban",
+        "<nick|ip> [duration]",
+        "refuse a user's logins, or an address's connections (IPv6: its /64), and close them, for a time (30s, 10m, 2h, 7d) or until /unban",
     ),
-    ("/unban", "<nick>", "lift a ban"),
+    ("/unban", "<nick|ip>", "lift a ban"),
     (
         "/mute",
         "<nick> [duration]",
@@ -114,21 +115,29 @@ fn sanction(word: &str, rest: &str) -> Result<Line, String> {
     let Some(nick) = nick.filter(|_| extra.is_none()) else {
         return Err(usage());
     };
+    let ip = nick
+        .parse::<IpAddr>()
+        .ok()
+        .filter(|_| kind == SanctionKind::Ban);
     let nick = nick.to_string();
     if lifting {
-        return match duration {
-            None => Ok(Line::Command(Admin::Lift { kind, nick })),
-            Some(_) => Err(usage()),
+        return match (duration, ip) {
+            (Some(_), _) => Err(usage()),
+            (None, Some(ip)) => Ok(Line::Command(Admin::UnbanAddress(ip))),
+            (None, None) => Ok(Line::Command(Admin::Lift { kind, nick })),
         };
     }
     let duration = match duration {
         None => None,
         Some(text) => Some(parse_duration(text).ok_or_else(usage)?),
     };
-    Ok(Line::Command(Admin::Sanction {
-        kind,
-        nick,
-        duration,
+    Ok(Line::Command(match ip {
+        Some(ip) => Admin::BanAddress { ip, duration },
+        None => Admin::Sanction {
+            kind,
+            nick,
+            duration,
+        },
     }))
 }
 
@@ -263,10 +272,14 @@ fn format_reply(reply: AdminReply) -> String {
             }
             out + &format!("{} online", rows.len())
         }
-        AdminReply::Stats { stats, uptime } => {
+        AdminReply::Stats {
+            stats,
+            connections,
+            uptime,
+        } => {
             let secs = uptime.as_secs();
             format!(
-                "connections: {} ({} logged in, {} accounts)\nmessages: {} ({} private)\nstored for offline users: {}\nredelivered at login: {}\nduplicates dropped: {}\nfloods throttled: {} ({} flooders disconnected)\nslow clients cut: {}\nrate: {:.1} msg/s over the last {} s\nuptime: {}h {:02}m {:02}s",
+                "connections: {} ({} logged in, {} accounts)\nmessages: {} ({} private)\nstored for offline users: {}\nredelivered at login: {}\nduplicates dropped: {}\nfloods throttled: {} ({} flooders disconnected)\nslow clients cut: {}\nconnections refused: {} banned, {} over the per-address cap, {} over the total cap\nrate: {:.1} msg/s over the last {} s\nuptime: {}h {:02}m {:02}s",
                 stats.connections,
                 stats.users,
                 stats.accounts,
@@ -278,6 +291,9 @@ fn format_reply(reply: AdminReply) -> String {
                 stats.floods_throttled,
                 stats.flooders_cut,
                 stats.slow_consumers_cut,
+                connections.refused_banned,
+                connections.refused_per_address,
+                connections.refused_total,
                 stats.rate,
                 crate::state::RATE_WINDOW_SECS,
                 secs / 3600,
@@ -364,6 +380,18 @@ mod tests {
                 nick: "bob".into(),
                 duration: Some(Duration::from_secs(30)),
             }))
+        );
+        let ip: IpAddr = "2001:db8::1".parse().unwrap();
+        assert_eq!(
+            parse("/ban 2001:db8::1 1h"),
+            Ok(Line::Command(Admin::BanAddress {
+                ip,
+                duration: Some(Duration::from_secs(3600)),
+            }))
+        );
+        assert_eq!(
+            parse("/unban 2001:db8::1"),
+            Ok(Line::Command(Admin::UnbanAddress(ip)))
         );
         assert_eq!(
             parse("/unmute bob"),

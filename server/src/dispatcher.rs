@@ -3,7 +3,9 @@
 //! password hashers their verdicts; it applies each to [`ChatState`] and
 //! routes the resulting frames to connections in per-worker batches.
 
+use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chat_common::{Frame, Request};
@@ -11,7 +13,7 @@ use crossbeam_channel::{select, Receiver, Sender};
 use tracing::{error, info, warn};
 
 use crate::auth::{Job, Verdict};
-use crate::framework::{ConnId, ConnInfo, Router};
+use crate::framework::{Admission, AdmissionStats, ConnId, ConnInfo, Router};
 use crate::state::{ChatState, Deliver, Keepalive, SessionRow, Stats};
 use crate::store::{Op, Reply, SanctionKind};
 
@@ -64,6 +66,12 @@ pub enum Admin {
         kind: SanctionKind,
         nick: String,
     },
+    /// Refuse an address's connections (and close those open).
+    BanAddress {
+        ip: IpAddr,
+        duration: Option<Duration>,
+    },
+    UnbanAddress(IpAddr),
     Stats,
     /// Nicknames online, for the console's completion.
     Nicks,
@@ -72,7 +80,11 @@ pub enum Admin {
 #[derive(Debug)]
 pub enum AdminReply {
     List(Vec<SessionRow>),
-    Stats { stats: Stats, uptime: Duration },
+    Stats {
+        stats: Stats,
+        connections: AdmissionStats,
+        uptime: Duration,
+    },
     Nicks(Vec<String>),
     Done(String),
     Failed(String),
@@ -140,6 +152,8 @@ pub struct Dispatcher {
     presence_interval: Duration,
     last_presence: Option<Instant>,
     started: Instant,
+    /// The framework's caps and address bans: `/ban <ip>`, `/stats`.
+    admission: Arc<Admission>,
 }
 
 pub fn now_ms() -> u64 {
@@ -156,6 +170,7 @@ impl Dispatcher {
         login_timeout: Duration,
         keepalive: Keepalive,
         presence_interval: Duration,
+        admission: Arc<Admission>,
     ) -> Self {
         Dispatcher {
             state,
@@ -172,6 +187,7 @@ impl Dispatcher {
             presence_interval,
             last_presence: None,
             started: Instant::now(),
+            admission,
         }
     }
 
@@ -320,6 +336,7 @@ impl Dispatcher {
             Admin::Nicks => AdminReply::Nicks(self.state.online()),
             Admin::Stats => AdminReply::Stats {
                 stats: self.state.stats(now_ms()),
+                connections: self.admission.stats(),
                 uptime: self.started.elapsed(),
             },
             Admin::Announce(text) => {
@@ -340,6 +357,29 @@ impl Dispatcher {
                         AdminReply::Done(done)
                     }
                     Err(why) => AdminReply::Failed(why),
+                }
+            }
+            Admin::BanAddress { ip, duration } => {
+                self.admission.ban(ip, duration.map(|d| Instant::now() + d));
+                let how = match duration {
+                    Some(d) => format!("for {} s", d.as_secs()),
+                    None => "until /unban".into(),
+                };
+                let closed = self.state.drop_address(
+                    |peer| Admission::same_address(peer, ip),
+                    &format!("address banned {how}"),
+                    out,
+                );
+                let done = format!("banned {ip} {how}; {closed} connections closed");
+                warn!("{done}");
+                AdminReply::Done(done)
+            }
+            Admin::UnbanAddress(ip) => {
+                if self.admission.unban(ip) {
+                    warn!("unbanned {ip}");
+                    AdminReply::Done(format!("{ip} is no longer banned"))
+                } else {
+                    AdminReply::Failed(format!("{ip} is not banned"))
                 }
             }
             Admin::Lift { kind, nick } => match self.state.lift(kind, &nick, out) {

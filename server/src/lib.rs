@@ -192,6 +192,7 @@ impl Server {
             config.login_timeout(),
             keepalive,
             config.presence_interval(),
+            running.admission(),
         );
         let dispatcher = std::thread::Builder::new()
             .name("dispatcher".into())

@@ -106,3 +106,43 @@ fn a_muted_user_may_read_but_not_send() {
     let id = bob.send_message(None, "back");
     bob.expect_reply(id);
 }
+
+#[test]
+fn an_address_ban_closes_and_refuses_its_connections_until_lifted() {
+    let mut server = Server::plain();
+    let mut bob = server.login("bob");
+    let mut guest = server.connect("guest"); // connected, not logged in
+    let id = guest.id();
+    guest.send(serde_json::json!({"type": "ping", "id": id}));
+    guest.expect_reply(id);
+    let output = server.admin_output("/ban 127.0.0.1", done);
+    assert_eq!(
+        output,
+        "banned 127.0.0.1 until /unban; 2 connections closed"
+    );
+    assert_eq!(
+        bob.expect_type("kicked")["reason"],
+        "address banned until /unban"
+    );
+    bob.expect_eof();
+    guest.expect_closed_within(Duration::from_secs(5));
+
+    // New connections from it are closed without a word.
+    let mut refused = server.connect("refused");
+    refused.expect_closed_within(Duration::from_secs(5));
+    let stats = server.admin_output("/stats", |l| l.starts_with("uptime"));
+    assert!(
+        stats.contains("connections refused: 1 banned, 0 over the per-address cap"),
+        "{stats}"
+    );
+
+    assert_eq!(
+        server.admin_output("/unban 127.0.0.1", done),
+        "127.0.0.1 is no longer banned"
+    );
+    server.login("bob");
+    assert_eq!(
+        server.admin_output("/unban 127.0.0.1", done),
+        "error: 127.0.0.1 is not banned"
+    );
+}

@@ -205,6 +205,11 @@ impl Admission {
             .unwrap_or(0)
     }
 
+    /// Whether `a` and `b` count as one address (the same IPv6 /64).
+    pub fn same_address(a: IpAddr, b: IpAddr) -> bool {
+        Key::of(a) == Key::of(b)
+    }
+
     pub fn stats(&self) -> AdmissionStats {
         let open = self.books.lock().total;
         let refused = |r: Refusal| self.refused[r as usize].load(Relaxed);

@@ -617,6 +617,31 @@ impl ChatState {
             .filter_map(|c| self.sessions.get(c)?.nick.clone())
     }
 
+    /// Closes every connection from addresses `matches` (a ban): users are
+    /// kicked with `reason`, the others just closed. Returns how many.
+    pub fn drop_address(
+        &mut self,
+        matches: impl Fn(std::net::IpAddr) -> bool,
+        reason: &str,
+        out: &mut impl Deliver,
+    ) -> usize {
+        let hit: Vec<(ConnId, Option<String>)> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.phase != Phase::Leaving && matches(s.info.peer.ip()))
+            .map(|(&c, s)| (c, s.nick.clone().filter(|_| s.user.is_some())))
+            .collect();
+        for (conn, nick) in &hit {
+            let kicked = nick
+                .as_ref()
+                .is_some_and(|nick| self.kick(nick, reason, out).is_ok());
+            if !kicked {
+                self.leave(*conn, reason, out);
+            }
+        }
+        hit.len()
+    }
+
     /// The operator removes `nick`; everyone, the user included, is told why.
     /// Returns the nickname as the user spelled it.
     pub fn kick(
