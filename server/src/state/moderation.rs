@@ -76,6 +76,16 @@ impl ChatState {
         self.mute_refusal(user, now)
     }
 
+    /// The account `nick` names (under any look-alike spelling): its id and
+    /// its name as registered.
+    fn account_named(&self, nick: &str) -> Result<(UserId, String), String> {
+        let account = self
+            .accounts
+            .find(nick)
+            .ok_or_else(|| format!("no account is called {nick}"))?;
+        Ok((account.id, account.nick.clone()))
+    }
+
     /// Bans or mutes `nick` (registered, online or not) until `until`
     /// (Unix ms; `None`: until lifted). A banned user online is kicked.
     pub fn sanction(
@@ -86,11 +96,7 @@ impl ChatState {
         now: u64,
         out: &mut impl Deliver,
     ) -> Result<String, String> {
-        let account = self
-            .accounts
-            .find(nick)
-            .ok_or_else(|| format!("no account is called {nick}"))?;
-        let (user, nick) = (account.id, account.nick.clone());
+        let (user, nick) = self.account_named(nick)?;
         self.sanctions.active.insert((user, kind), until);
         out.store(Op::Sanction(Sanction { user, kind, until }, false));
         let how = remaining(until, now);
@@ -121,11 +127,7 @@ impl ChatState {
         nick: &str,
         out: &mut impl Deliver,
     ) -> Result<String, String> {
-        let account = self
-            .accounts
-            .find(nick)
-            .ok_or_else(|| format!("no account is called {nick}"))?;
-        let (user, nick) = (account.id, account.nick.clone());
+        let (user, nick) = self.account_named(nick)?;
         let what = match kind {
             SanctionKind::Ban => "banned",
             SanctionKind::Mute => "muted",
