@@ -184,8 +184,9 @@ pub enum GroupOp {
 
 /// The words after `!group` that are subcommands (any other word names the
 /// group to post to), in the order completion offers them.
-pub const GROUP_SUBCOMMANDS: &[&str] =
-    &["create", "add", "remove", "join", "leave", "list", "members"];
+pub const GROUP_SUBCOMMANDS: &[&str] = &[
+    "create", "add", "remove", "join", "leave", "list", "members",
+];
 
 /// The option of `!group create` that makes a group anyone may join.
 pub const PUBLIC_FLAG: &str = "--public";
@@ -462,7 +463,10 @@ mod tests {
             (".exits", Action::Public(".exits".into())),
             ("!group g hi there", private("#g", "hi there")),
             ("!group #g hi", private("#g", "hi")),
-            ("#class when is the exam?", private("#class", "when is the exam?")),
+            (
+                "#class when is the exam?",
+                private("#class", "when is the exam?"),
+            ),
             ("#class", Action::Public("#class".into())),
             ("# hi", Action::Public("# hi".into())),
             ("!group list", Action::Group(GroupOp::List)),

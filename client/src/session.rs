@@ -667,8 +667,15 @@ impl Session {
             } => {
                 let again = self.pending.remove(&id) == Some(Pending::Login { again: true });
                 let missed = replay.saturating_add(replay_left);
-                let mut updates =
-                    self.on_welcome(again, nick, online, online_more, new_account, missed, groups);
+                let mut updates = self.on_welcome(
+                    again,
+                    nick,
+                    online,
+                    online_more,
+                    new_account,
+                    missed,
+                    groups,
+                );
                 self.streams.public_from(public_seq);
                 updates.extend(self.start_page(replay, replay_left));
                 updates

@@ -169,7 +169,7 @@ impl Server {
             state::ChatState::new(config.max_text, accounts::Accounts::new(startup.accounts))
                 .with_sanctions(startup.sanctions)
                 .with_groups(startup.groups)
-            .with_login_policy(config.login_policy());
+                .with_login_policy(config.login_policy());
         if config.no_tls
             && config.plaintext_login == policy::PlaintextLogin::Auto
             && !config.bind.ip().is_loopback()

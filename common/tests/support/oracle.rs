@@ -22,8 +22,22 @@ use serde_json::Value;
 
 /// Every `type` a client may send.
 pub const REQUEST_TYPES: &[&str] = &[
-    "login", "message", "online", "more", "received", "history", "search", "bye", "ping", "pong",
-    "group_create", "group_add", "group_remove", "group_join", "group_leave", "group_list",
+    "login",
+    "message",
+    "online",
+    "more",
+    "received",
+    "history",
+    "search",
+    "bye",
+    "ping",
+    "pong",
+    "group_create",
+    "group_add",
+    "group_remove",
+    "group_join",
+    "group_leave",
+    "group_list",
     "group_members",
 ];
 

@@ -16,8 +16,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
 use super::groups;
 use super::{
-    log_batch_failure, Appended, Delivery, GroupId, Loaded, NewMessage, Op, Page, Reply, To,
-    UserId,
+    log_batch_failure, Appended, Delivery, GroupId, Loaded, NewMessage, Op, Page, Reply, To, UserId,
 };
 
 #[derive(Debug, thiserror::Error)]
