@@ -98,7 +98,10 @@ fn local_commands() {
     let mut term = bob(&server, true);
     let cases = [
         ("!dance", "unknown command !dance — type !help for the list"),
-        ("!group class hi", "! #1 to #class not sent: no such group: #class"),
+        (
+            "!group class hi",
+            "! #1 to #class not sent: no such group: #class",
+        ),
         ("!send alice notes.txt", "!send is not available yet"),
         ("!private alice", "usage: !private <nick> <message>"),
         ("!history 0", "usage: !history [nick] [N]"),
