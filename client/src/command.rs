@@ -2,7 +2,7 @@
 //! an [`Action`]; help, completion and parsing all read the same table.
 
 use chat_common::codec::{self, DEFAULT_MAX_FRAME};
-use chat_common::protocol::{MAX_CID, MAX_HISTORY};
+use chat_common::protocol::{GROUP_PREFIX, MAX_CID, MAX_HISTORY};
 use chat_common::{Request, EVERYONE};
 
 /// What a command does, so the table and the parser cannot drift apart.
@@ -75,8 +75,8 @@ pub const COMMANDS: &[Spec] = &[
     },
     Spec {
         name: "!group",
-        args: "<group> <message>",
-        help: "send a message to a group (not available yet)",
+        args: "<subcommand|group> …",
+        help: "groups: create <name> [--public] [nick…], add <name> <nick…>, remove <name> <nick…>, join|leave|members <name>, list; or <name> <message> (also #name message)",
         aliases: &[],
         kind: Kind::Group,
     },
@@ -118,12 +118,14 @@ pub enum Action {
     Nothing,
     /// A message to everyone.
     Public(String),
-    /// A message to one person.
+    /// A message to one person, or to a group (`to` is `#name`).
     Private {
         to: String,
         text: String,
     },
     Online,
+    /// A `!group` subcommand.
+    Group(GroupOp),
     /// Stored messages: public, or the conversation `with` someone;
     /// `limit` as typed (the server's default when `None`).
     History {
@@ -150,6 +152,76 @@ pub enum Action {
     TooLong {
         bytes: usize,
     },
+}
+
+/// What `!group` does, besides posting.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GroupOp {
+    Create {
+        name: String,
+        members: Vec<String>,
+        public: bool,
+    },
+    Add {
+        name: String,
+        members: Vec<String>,
+    },
+    Remove {
+        name: String,
+        members: Vec<String>,
+    },
+    Join {
+        name: String,
+    },
+    Leave {
+        name: String,
+    },
+    List,
+    Members {
+        name: String,
+    },
+}
+
+/// The words after `!group` that are subcommands (any other word names the
+/// group to post to), in the order completion offers them.
+pub const GROUP_SUBCOMMANDS: &[&str] = &[
+    "create", "add", "remove", "join", "leave", "list", "members",
+];
+
+/// The option of `!group create` that makes a group anyone may join.
+pub const PUBLIC_FLAG: &str = "--public";
+
+impl GroupOp {
+    /// The request for this operation, numbered `id`.
+    pub fn request(&self, id: u64) -> Request {
+        match self.clone() {
+            GroupOp::Create {
+                name,
+                members,
+                public,
+            } => Request::GroupCreate {
+                id,
+                name,
+                members,
+                public,
+            },
+            GroupOp::Add { name, members } => Request::GroupAdd { id, name, members },
+            GroupOp::Remove { name, members } => Request::GroupRemove { id, name, members },
+            GroupOp::Join { name } => Request::GroupJoin { id, name },
+            GroupOp::Leave { name } => Request::GroupLeave { id, name },
+            GroupOp::List => Request::GroupList { id },
+            GroupOp::Members { name } => Request::GroupMembers { id, name },
+        }
+    }
+}
+
+/// `#name`, whether typed with its `#` or not.
+pub fn group_tag(name: &str) -> String {
+    if name.starts_with(GROUP_PREFIX) {
+        name.to_string()
+    } else {
+        format!("{GROUP_PREFIX}{name}")
+    }
 }
 
 /// What to tell the person for [`Action::TooLong`].
@@ -197,6 +269,13 @@ fn parse_line(line: &str) -> Action {
         Some((word, rest)) => (word, rest.trim_start()),
         None => (trimmed, ""),
     };
+    // `#name message` posts to a group.
+    if word.len() > 1 && word.starts_with(GROUP_PREFIX) && !rest.trim().is_empty() {
+        return Action::Private {
+            to: word.to_string(),
+            text: rest.to_string(),
+        };
+    }
     if !word.starts_with('!') && word != ".exit" {
         // Sent as typed: leading spaces may be part of ASCII art.
         return Action::Public(line.trim_end_matches(['\r', '\n']).to_string());
@@ -218,10 +297,49 @@ fn parse_line(line: &str) -> Action {
         Kind::Online => Action::Online,
         Kind::History => history(rest).unwrap_or(Action::Usage(spec)),
         Kind::Search => search(rest).unwrap_or(Action::Usage(spec)),
-        Kind::Group | Kind::Send => Action::Unavailable(spec),
+        Kind::Group => group(rest).unwrap_or(Action::Usage(spec)),
+        Kind::Send => Action::Unavailable(spec),
         Kind::Help => Action::Help,
         Kind::Bye => Action::Leave,
     }
+}
+
+/// `!group <subcommand> …` or `!group <name> <message>`.
+fn group(rest: &str) -> Option<Action> {
+    let (first, tail) = match rest.split_once(char::is_whitespace) {
+        Some((first, tail)) => (first, tail.trim_start()),
+        None => (rest, ""),
+    };
+    let words: Vec<String> = tail.split_whitespace().map(str::to_string).collect();
+    let op = match (first, words.as_slice()) {
+        ("", _) => return None,
+        ("list", []) => GroupOp::List,
+        ("create", [name, rest @ ..]) => GroupOp::Create {
+            name: name.clone(),
+            public: rest.iter().any(|w| w == PUBLIC_FLAG),
+            members: rest.iter().filter(|w| *w != PUBLIC_FLAG).cloned().collect(),
+        },
+        ("add", [name, members @ ..]) if !members.is_empty() => GroupOp::Add {
+            name: name.clone(),
+            members: members.to_vec(),
+        },
+        ("remove", [name, members @ ..]) if !members.is_empty() => GroupOp::Remove {
+            name: name.clone(),
+            members: members.to_vec(),
+        },
+        ("join", [name]) => GroupOp::Join { name: name.clone() },
+        ("leave", [name]) => GroupOp::Leave { name: name.clone() },
+        ("members", [name]) => GroupOp::Members { name: name.clone() },
+        (sub, _) if GROUP_SUBCOMMANDS.contains(&sub) => return None,
+        (name, _) if !tail.trim().is_empty() => {
+            return Some(Action::Private {
+                to: group_tag(name),
+                text: tail.to_string(),
+            })
+        }
+        _ => return None,
+    };
+    Some(Action::Group(op))
 }
 
 /// `[nick] [N]`: a number alone is a count (so the conversation with a
@@ -343,7 +461,67 @@ mod tests {
             ("!bye", Action::Leave),
             (".exit", Action::Leave),
             (".exits", Action::Public(".exits".into())),
-            ("!group g hi", Action::Unavailable(spec(Kind::Group))),
+            ("!group g hi there", private("#g", "hi there")),
+            ("!group #g hi", private("#g", "hi")),
+            (
+                "#class when is the exam?",
+                private("#class", "when is the exam?"),
+            ),
+            ("#class", Action::Public("#class".into())),
+            ("# hi", Action::Public("# hi".into())),
+            ("!group list", Action::Group(GroupOp::List)),
+            (
+                "!group create class --public bob carol",
+                Action::Group(GroupOp::Create {
+                    name: "class".into(),
+                    members: vec!["bob".into(), "carol".into()],
+                    public: true,
+                }),
+            ),
+            (
+                "!group create #class",
+                Action::Group(GroupOp::Create {
+                    name: "#class".into(),
+                    members: vec![],
+                    public: false,
+                }),
+            ),
+            (
+                "!group add class bob",
+                Action::Group(GroupOp::Add {
+                    name: "class".into(),
+                    members: vec!["bob".into()],
+                }),
+            ),
+            (
+                "!group remove class bob",
+                Action::Group(GroupOp::Remove {
+                    name: "class".into(),
+                    members: vec!["bob".into()],
+                }),
+            ),
+            (
+                "!group join class",
+                Action::Group(GroupOp::Join {
+                    name: "class".into(),
+                }),
+            ),
+            (
+                "!group leave class",
+                Action::Group(GroupOp::Leave {
+                    name: "class".into(),
+                }),
+            ),
+            (
+                "!group members class",
+                Action::Group(GroupOp::Members {
+                    name: "class".into(),
+                }),
+            ),
+            ("!group", Action::Usage(spec(Kind::Group))),
+            ("!group add class", Action::Usage(spec(Kind::Group))),
+            ("!group join", Action::Usage(spec(Kind::Group))),
+            ("!group class", Action::Usage(spec(Kind::Group))),
             ("!send bob f", Action::Unavailable(spec(Kind::Send))),
             ("!dance", Action::Unknown("!dance".into())),
             ("!privat bob hi", Action::Unknown("!privat".into())),
@@ -396,13 +574,7 @@ mod tests {
         for spec in COMMANDS {
             assert!(help.contains(&spec.usage()), "{help}");
         }
-        assert!(
-            help.contains("  !private <nick> <message>    send a message"),
-            "{help}"
-        );
-        assert!(
-            help.contains("  !search <words> [from:nick]  search"),
-            "{help}"
-        );
+        assert!(help.contains("  !private <nick> <message>"), "{help}");
+        assert!(help.contains("  !search <words> [from:nick]"), "{help}");
     }
 }

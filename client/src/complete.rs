@@ -1,14 +1,15 @@
 //! Tab completion for the line editor: command names from the command table
 //! at the start of a line, and nicknames (online, or written with) where a
 //! command wants one: `!private`, `!send` and `!history` take one first,
-//! `!search` after `from:`.
+//! `!search` after `from:`. `!group ` completes its subcommands, then group
+//! names (the groups we are in, from the roster), then nicknames.
 //! A stale roster is refreshed on demand: the Tab that finds it stale offers
 //! what it has and asks the network thread for the list; the next Tab sees it.
 
 use rustyline::completion::{Completer, Pair};
 use rustyline::{Context, Helper, Highlighter, Hinter, Validator};
 
-use crate::command::{Kind, COMMANDS};
+use crate::command::{Kind, COMMANDS, GROUP_SUBCOMMANDS};
 use crate::net::{Command, NetHandle};
 use crate::roster::SharedRoster;
 
@@ -66,6 +67,7 @@ impl ChatHelper {
                 }
                 first
             }
+            Some(Kind::Group) => return self.group_candidates(before, args),
             // The word being typed, if it is `from:…`.
             Some(Kind::Search) => {
                 let word = &args[args.rfind(char::is_whitespace).map_or(0, |i| i + 1)..];
@@ -76,6 +78,55 @@ impl ChatHelper {
             }
             _ => return (0, Vec::new()),
         };
+        self.nicknames(before, prefix)
+    }
+
+    /// `!group <sub>`, then `<group>`, then nicknames (for `create`, `add`
+    /// and `remove`).
+    fn group_candidates(&self, before: &str, args: &str) -> (usize, Vec<Pair>) {
+        let words: Vec<&str> = args.split_whitespace().collect();
+        let typing = !args.is_empty() && !args.ends_with(char::is_whitespace);
+        let done = if typing { words.len() - 1 } else { words.len() };
+        let prefix = if typing { words[words.len() - 1] } else { "" };
+        let start = before.len() - prefix.len();
+        let offer = |items: Vec<String>| {
+            let pairs = items
+                .into_iter()
+                .filter(|item| item.starts_with(prefix))
+                .map(|item| Pair {
+                    display: item.clone(),
+                    replacement: format!("{item} "),
+                })
+                .collect();
+            (start, pairs)
+        };
+        let groups = || {
+            let roster = self.roster.lock();
+            let bare = prefix.strip_prefix('#').is_none();
+            roster
+                .groups()
+                .iter()
+                // Offered as typed: with its `#` or without.
+                .map(|g| if bare { g[1..].to_string() } else { g.clone() })
+                .collect::<Vec<_>>()
+        };
+        match (done, words.first().copied()) {
+            (0, _) => {
+                let mut items: Vec<String> =
+                    GROUP_SUBCOMMANDS.iter().map(|s| s.to_string()).collect();
+                items.extend(groups());
+                offer(items)
+            }
+            (1, Some(sub)) if sub != "create" && GROUP_SUBCOMMANDS.contains(&sub) => {
+                offer(groups())
+            }
+            (n, Some("create" | "add" | "remove")) if n >= 2 => self.nicknames(before, prefix),
+            _ => (0, Vec::new()),
+        }
+    }
+
+    /// Nicknames starting with `prefix`, which ends `before`.
+    fn nicknames(&self, before: &str, prefix: &str) -> (usize, Vec<Pair>) {
         let start = before.len() - prefix.len();
         let roster = self.roster.lock();
         // The network thread sends at most one refresh at a time, so a Tab
@@ -134,6 +185,7 @@ mod tests {
             roster.set(&["alice".into(), "alan".into(), "bob".into(), "me".into()]);
             // Written with, not online.
             roster.saw("carol");
+            roster.set_groups(&["#class".into(), "#chess".into()]);
         }
         let helper = ChatHelper::new(roster);
         let cases: &[(&str, usize, &[&str])] = &[
@@ -173,7 +225,25 @@ mod tests {
             ("!private m", 9, &[]),
             ("!private alice h", 0, &[]),
             ("!online a", 0, &[]),
-            ("!group a", 0, &[]),
+            ("!gr", 0, &["!group "]),
+            (
+                "!group ",
+                7,
+                &[
+                    "create ", "add ", "remove ", "join ", "leave ", "list ", "members ", "chess ",
+                    "class ",
+                ],
+            ),
+            ("!group l", 7, &["leave ", "list "]),
+            ("!group c", 7, &["create ", "chess ", "class "]),
+            ("!group add ", 11, &["chess ", "class "]),
+            ("!group add #cl", 11, &["#class "]),
+            ("!group members ch", 15, &["chess "]),
+            ("!group create ", 0, &[]),
+            ("!group add class a", 17, &["alan ", "alice "]),
+            ("!group create lab b", 18, &["bob "]),
+            ("!group join class b", 0, &[]),
+            ("!group class hello", 0, &[]),
         ];
         for (line, start, want) in cases {
             assert_eq!(

@@ -54,6 +54,8 @@ pub enum Command {
         words: String,
         from: Option<String>,
     },
+    /// A `!group` subcommand.
+    Group(crate::command::GroupOp),
     /// Fetch who is online quietly, into the roster, if it is stale and no
     /// such request is on its way already (completion needs nicknames).
     RefreshRoster,
@@ -74,6 +76,7 @@ impl std::fmt::Debug for Command {
             Command::Online => write!(f, "Online"),
             Command::History { with, limit } => write!(f, "History({with:?}, {limit:?})"),
             Command::Search { words, from } => write!(f, "Search({words:?}, {from:?})"),
+            Command::Group(op) => write!(f, "Group({op:?})"),
             Command::RefreshRoster => write!(f, "RefreshRoster"),
             Command::Leave => write!(f, "Leave"),
             Command::Abandon => write!(f, "Abandon"),
@@ -647,6 +650,7 @@ impl Worker {
                 Ok(Command::Online) => self.session.online(),
                 Ok(Command::History { with, limit }) => self.session.history(with, limit),
                 Ok(Command::Search { words, from }) => self.session.search(words, from),
+                Ok(Command::Group(op)) => self.session.group(op),
                 Ok(Command::RefreshRoster) => self.session.refresh(),
                 Ok(Command::Abandon) => {
                     self.list_unsent();

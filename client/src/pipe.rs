@@ -151,6 +151,7 @@ fn act(action: Action, net: &Net) {
         Action::Public(text) => net.send(Command::public(text)),
         Action::Private { to, text } => net.send(Command::Say { receiver: to, text }),
         Action::Online => net.send(Command::Online),
+        Action::Group(op) => net.send(Command::Group(op)),
         Action::History { with, limit } => net.send(Command::History { with, limit }),
         Action::Search { words, from } => net.send(Command::Search { words, from }),
         Action::Help => eprintln!("{}", command::help()),

@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use chat_common::protocol::GroupInfo;
 use chat_common::Departure;
 use chrono::{DateTime, Local};
 
@@ -17,6 +18,32 @@ pub enum Notice {
         own: bool,
         time: u64,
         away: bool,
+    },
+    /// A message to a group we are in (`group` is `#name`); `own` when it
+    /// is the echo of ours.
+    Group {
+        group: String,
+        sender: String,
+        text: String,
+        own: bool,
+        time: u64,
+        away: bool,
+    },
+    /// The answer to a `!group` subcommand: what happened (`created`,
+    /// `joined`, `changed`, `members of`) and the group as it is now.
+    GroupInfo {
+        verb: String,
+        group: GroupInfo,
+        members: Vec<String>,
+        online: Vec<String>,
+    },
+    /// The answer to `!group list`.
+    GroupList {
+        groups: Vec<GroupInfo>,
+    },
+    /// We left the group.
+    GroupLeft {
+        group: String,
     },
     /// A private message to us.
     PrivateFrom {
@@ -157,6 +184,7 @@ impl Notice {
     fn time(&self) -> Option<u64> {
         match self {
             Notice::Public { time, .. }
+            | Notice::Group { time, .. }
             | Notice::PrivateFrom { time, .. }
             | Notice::Announce { time, .. }
             | Notice::Past { time, .. } => Some(*time),
@@ -225,6 +253,63 @@ impl Renderer {
                 };
                 format!("{who} {}{}", clean(text), self.away(*away))
             }
+            Notice::Group {
+                group,
+                sender,
+                text,
+                own,
+                away,
+                ..
+            } => {
+                let who = if *own {
+                    format!("{} (you)", clean(sender))
+                } else {
+                    clean(sender).into_owned()
+                };
+                format!(
+                    "{} {who}: {}{}",
+                    self.paint(BOLD_CYAN, &format!("[{}]", clean(group))),
+                    clean(text),
+                    self.away(*away)
+                )
+            }
+            Notice::GroupInfo {
+                verb,
+                group,
+                members,
+                online,
+            } => self.system(&format!(
+                "{verb} {} ({}): {}; online: {}",
+                clean(&group.name),
+                describe(group),
+                clean(&members.join(", ")),
+                if online.is_empty() {
+                    "nobody".to_string()
+                } else {
+                    clean(&online.join(", ")).into_owned()
+                }
+            )),
+            Notice::GroupList { groups } if groups.is_empty() => {
+                self.system("no groups yet: !group create <name> [--public] [nick…]")
+            }
+            Notice::GroupList { groups } => {
+                let line = |g: &GroupInfo| format!("{} ({})", clean(&g.name), describe(g));
+                let mine: Vec<String> = groups.iter().filter(|g| g.member).map(line).collect();
+                let other: Vec<String> = groups.iter().filter(|g| !g.member).map(line).collect();
+                let mut text = format!(
+                    "your groups: {}",
+                    if mine.is_empty() {
+                        "none".to_string()
+                    } else {
+                        mine.join(", ")
+                    }
+                );
+                if !other.is_empty() {
+                    text += &format!("; public groups to join: {}", other.join(", "));
+                }
+                self.system(&text)
+            }
+            Notice::GroupLeft { group } => self.system(&format!("you left {}", clean(group))),
             Notice::PrivateFrom {
                 sender, text, away, ..
             } => {
@@ -375,6 +460,8 @@ impl Renderer {
                 };
                 let tag = if receiver == chat_common::EVERYONE {
                     format!("<{}>", who(sender))
+                } else if receiver.starts_with(chat_common::protocol::GROUP_PREFIX) {
+                    format!("[{}] {}:", clean(receiver), who(sender))
                 } else {
                     format!("[{} → {}]", who(sender), who(receiver))
                 };
@@ -454,6 +541,16 @@ fn to(receiver: &str) -> Cow<'_, str> {
     } else {
         clean(receiver)
     }
+}
+
+/// `public, 3 members, owner alice`.
+fn describe(group: &GroupInfo) -> String {
+    format!(
+        "{}, {}, owner {}",
+        if group.public { "public" } else { "private" },
+        plural(group.size as usize, "member"),
+        clean(&group.owner)
+    )
 }
 
 /// `1 message`, `3 messages`.

@@ -261,6 +261,7 @@ impl Repl {
                 Action::Public(text) => self.net.send(Command::public(text)),
                 Action::Private { to, text } => self.net.send(Command::Say { receiver: to, text }),
                 Action::Online => self.net.send(Command::Online),
+                Action::Group(op) => self.net.send(Command::Group(op)),
                 Action::History { with, limit } => self.net.send(Command::History { with, limit }),
                 Action::Search { words, from } => self.net.send(Command::Search { words, from }),
                 Action::Help => println!("{}", command::help()),

@@ -23,6 +23,9 @@ pub struct Roster {
     /// or not (sorted): `!history <nick>` and `!private` are often about
     /// someone who is away.
     seen: Vec<String>,
+    /// The groups we are in (`#name`, sorted), as the welcome, `!group`
+    /// answers and group messages told: completion offers them.
+    groups: Vec<String>,
 }
 
 impl Roster {
@@ -40,6 +43,26 @@ impl Roster {
         if let Err(at) = self.online.binary_search_by(|n| n.as_str().cmp(nick)) {
             self.online.insert(at, nick.to_string());
         }
+    }
+
+    pub fn groups(&self) -> &[String] {
+        &self.groups
+    }
+
+    pub fn set_groups(&mut self, groups: &[String]) {
+        self.groups = groups.to_vec();
+        self.groups.sort();
+        self.groups.dedup();
+    }
+
+    pub fn add_group(&mut self, group: &str) {
+        if let Err(at) = self.groups.binary_search_by(|g| g.as_str().cmp(group)) {
+            self.groups.insert(at, group.to_string());
+        }
+    }
+
+    pub fn remove_group(&mut self, group: &str) {
+        self.groups.retain(|g| g != group);
     }
 
     /// Remembers a correspondent.

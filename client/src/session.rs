@@ -10,7 +10,10 @@
 
 use std::collections::HashMap;
 
+use chat_common::protocol::GROUP_PREFIX;
 use chat_common::{Departure, ErrorCode, Request, ServerFrame, Stored, EVERYONE};
+
+use crate::command::GroupOp;
 
 use crate::outbox::Outbox;
 use crate::render::{Notice, Query};
@@ -91,6 +94,8 @@ enum Pending {
         query: Query,
         limit: Option<u32>,
     },
+    /// A `!group` subcommand.
+    Group(GroupOp),
     /// The next page of what we missed.
     More,
     /// A keepalive.
@@ -101,7 +106,12 @@ enum Pending {
 impl Pending {
     /// A question asked again after a reconnect if it was not answered.
     fn is_question(&self) -> bool {
-        matches!(self, Pending::Online | Pending::History { .. })
+        matches!(
+            self,
+            Pending::Online
+                | Pending::History { .. }
+                | Pending::Group(GroupOp::List | GroupOp::Members { .. })
+        )
     }
 }
 
@@ -219,7 +229,8 @@ impl Session {
     pub fn say(&mut self, receiver: String, text: String) -> Vec<Update> {
         let entry = self.outbox.push(receiver, text).clone();
         let mut updates = Vec::new();
-        if entry.receiver != EVERYONE {
+        let group = entry.receiver.starts_with(GROUP_PREFIX);
+        if entry.receiver != EVERYONE && !group {
             self.roster.lock().saw(&entry.receiver);
             updates.push(Update::Show(Notice::PrivateTo {
                 receiver: entry.receiver.clone(),
@@ -227,7 +238,8 @@ impl Session {
                 number: entry.number,
             }));
         } else if !self.online {
-            // Typed while connected, a public message is shown by its echo.
+            // Typed while connected, a public or group message is shown by
+            // its echo.
             updates.push(Update::Show(Notice::PublicPending {
                 text: entry.text.clone(),
                 number: entry.number,
@@ -288,6 +300,7 @@ impl Session {
                 },
                 limit: limit.unwrap_or(chat_common::protocol::DEFAULT_HISTORY),
             },
+            Pending::Group(op) => op.request(id),
             _ => Request::Online { id },
         };
         let id = self.track(what.clone());
@@ -320,6 +333,36 @@ impl Session {
             query: Query::Search { words, from },
             limit: None,
         })
+    }
+
+    /// `!group …` (posting goes through [`Session::say`]).
+    pub fn group(&mut self, op: GroupOp) -> Option<Request> {
+        self.ask(Pending::Group(op))
+    }
+
+    /// The answer to a `!group` subcommand: the group as it is now.
+    fn on_group(
+        &mut self,
+        what: Option<Pending>,
+        group: chat_common::protocol::GroupInfo,
+        members: Vec<String>,
+        online: Vec<String>,
+    ) -> Vec<Update> {
+        if group.member {
+            self.roster.lock().add_group(&group.name);
+        }
+        let verb = match what {
+            Some(Pending::Group(GroupOp::Create { .. })) => "created",
+            Some(Pending::Group(GroupOp::Add { .. } | GroupOp::Remove { .. })) => "changed",
+            Some(Pending::Group(GroupOp::Join { .. })) => "joined",
+            _ => "members of",
+        };
+        vec![Update::Show(Notice::GroupInfo {
+            verb: verb.to_string(),
+            group,
+            members,
+            online,
+        })]
     }
 
     /// A quiet `online` request, answered silently into the roster, if the
@@ -452,6 +495,7 @@ impl Session {
         online_more: u32,
         new_account: bool,
         replay: u32,
+        groups: Vec<String>,
     ) -> Vec<Update> {
         use Update::Show;
         self.online = true;
@@ -461,6 +505,7 @@ impl Session {
         }
         {
             let mut roster = self.roster.lock();
+            roster.set_groups(&groups);
             roster.me = Some(nick.clone());
             roster.set(&online);
             roster.stale = online_more > 0;
@@ -509,6 +554,17 @@ impl Session {
             return vec![Update::Duplicate];
         }
         let own = self.me.as_deref() == Some(sender.as_str());
+        if receiver.starts_with(GROUP_PREFIX) {
+            self.roster.lock().add_group(&receiver);
+            return vec![Update::Show(Notice::Group {
+                group: receiver,
+                sender,
+                text,
+                own,
+                time,
+                away,
+            })];
+        }
         if public {
             return vec![Update::Show(Notice::Public {
                 sender,
@@ -607,11 +663,19 @@ impl Session {
                 replay,
                 replay_left,
                 public_seq,
+                groups,
             } => {
                 let again = self.pending.remove(&id) == Some(Pending::Login { again: true });
                 let missed = replay.saturating_add(replay_left);
-                let mut updates =
-                    self.on_welcome(again, nick, online, online_more, new_account, missed);
+                let mut updates = self.on_welcome(
+                    again,
+                    nick,
+                    online,
+                    online_more,
+                    new_account,
+                    missed,
+                    groups,
+                );
                 self.streams.public_from(public_seq);
                 updates.extend(self.start_page(replay, replay_left));
                 updates
@@ -619,7 +683,12 @@ impl Session {
             ServerFrame::Ack { id, offline, .. } => match self.pending.remove(&id) {
                 // A duplicate is stored too: the first ack was lost.
                 Some(Pending::Message { cid }) => match self.outbox.acked(&cid) {
-                    Some(entry) if entry.receiver != EVERYONE && !entry.delivered => {
+                    // A group message, like a public one, shows by its echo.
+                    Some(entry)
+                        if entry.receiver != EVERYONE
+                            && !entry.receiver.starts_with(GROUP_PREFIX)
+                            && !entry.delivered =>
+                    {
                         vec![Show(Notice::Stored {
                             number: entry.number,
                             receiver: entry.receiver,
@@ -629,8 +698,32 @@ impl Session {
                     _ => vec![],
                 },
                 Some(Pending::Bye) => vec![Update::Ended(Ending::Left)],
+                Some(Pending::Group(GroupOp::Leave { name })) => {
+                    let group = crate::command::group_tag(&name);
+                    self.roster.lock().remove_group(&group);
+                    vec![Show(Notice::GroupLeft { group })]
+                }
                 _ => vec![],
             },
+            ServerFrame::Group {
+                id,
+                group,
+                members,
+                online,
+            } => {
+                let what = self.pending.remove(&id);
+                self.on_group(what, group, members, online)
+            }
+            ServerFrame::Groups { id, groups } => {
+                self.pending.remove(&id);
+                let mine: Vec<String> = groups
+                    .iter()
+                    .filter(|g| g.member)
+                    .map(|g| g.name.clone())
+                    .collect();
+                self.roster.lock().set_groups(&mine);
+                vec![Show(Notice::GroupList { groups })]
+            }
             ServerFrame::Online { id, users } => {
                 let silent = self.pending.remove(&id) == Some(Pending::Refresh);
                 {
@@ -731,6 +824,7 @@ mod tests {
             new_account: false,
             replay: 0,
             public_seq: 0,
+            groups: vec![],
             replay_left: 0,
         }
     }
@@ -831,6 +925,7 @@ mod tests {
             new_account: true,
             replay: 2,
             public_seq: 0,
+            groups: vec![],
             replay_left: 0,
         });
         assert_eq!(
@@ -938,6 +1033,7 @@ mod tests {
             new_account: true,
             replay: 0,
             public_seq: 0,
+            groups: vec![],
             replay_left: 0,
         });
         for frame in [
@@ -1066,6 +1162,7 @@ mod tests {
             new_account: false,
             replay: 3,
             public_seq: 0,
+            groups: vec![],
             replay_left: 0,
         });
         assert_eq!(
@@ -1377,6 +1474,7 @@ mod tests {
             new_account: false,
             replay: 0,
             public_seq: 0,
+            groups: vec![],
             replay_left: 0,
         });
         assert_eq!(updates.len(), 2, "no request of its own: {updates:?}");
@@ -1444,6 +1542,7 @@ mod tests {
             replay: 2,
             replay_left: 3,
             public_seq: 0,
+            groups: vec![],
         };
         let updates = session.on_frame(welcome);
         assert!(

@@ -98,7 +98,10 @@ fn local_commands() {
     let mut term = bob(&server, true);
     let cases = [
         ("!dance", "unknown command !dance — type !help for the list"),
-        ("!group class hi", "!group is not available yet"),
+        (
+            "!group class hi",
+            "! #1 to #class not sent: no such group: #class",
+        ),
         ("!send alice notes.txt", "!send is not available yet"),
         ("!private alice", "usage: !private <nick> <message>"),
         ("!history 0", "usage: !history [nick] [N]"),
@@ -107,7 +110,7 @@ fn local_commands() {
             "!help",
             "  !private <nick> <message>    send a message to one person only",
         ),
-        ("!private zed hi", "! #1 to zed not sent: no such user: zed"),
+        ("!private zed hi", "! #2 to zed not sent: no such user: zed"),
         ("!online", "* 2 online: alice, bob"),
     ];
     for (line, answer) in cases {

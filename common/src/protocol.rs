@@ -80,6 +80,36 @@ pub enum Request {
         #[serde(default = "default_limit")]
         limit: u32,
     },
+    /// Create a group you own, with these members (nicknames) and you.
+    /// `public`: anyone may join it. Answered by `group`.
+    GroupCreate {
+        id: u64,
+        name: String,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        members: Vec<String>,
+        #[serde(default, skip_serializing_if = "is_false")]
+        public: bool,
+    },
+    /// Add members to a group you own. Answered by `group`.
+    GroupAdd {
+        id: u64,
+        name: String,
+        members: Vec<String>,
+    },
+    /// Remove members from a group you own. Answered by `group`.
+    GroupRemove {
+        id: u64,
+        name: String,
+        members: Vec<String>,
+    },
+    /// Join a public group. Answered by `group`.
+    GroupJoin { id: u64, name: String },
+    /// Leave a group. Answered by `ack`.
+    GroupLeave { id: u64, name: String },
+    /// Your groups and the public ones. Answered by `groups`.
+    GroupList { id: u64 },
+    /// Who is in a group you are in (or a public one). Answered by `group`.
+    GroupMembers { id: u64, name: String },
     /// Leave cleanly. Answered by `ack`; then the server closes the connection.
     Bye { id: u64 },
     /// Check that the server is alive and has read everything sent before.
@@ -123,6 +153,13 @@ impl Request {
             | Request::More { id }
             | Request::History { id, .. }
             | Request::Search { id, .. }
+            | Request::GroupCreate { id, .. }
+            | Request::GroupAdd { id, .. }
+            | Request::GroupRemove { id, .. }
+            | Request::GroupJoin { id, .. }
+            | Request::GroupLeave { id, .. }
+            | Request::GroupList { id }
+            | Request::GroupMembers { id, .. }
             | Request::Bye { id }
             | Request::Ping { id } => Some(*id),
             Request::Received { .. } | Request::Pong => None,
@@ -159,6 +196,9 @@ pub enum ServerFrame {
         /// client that has shown no public message yet resumes from.
         #[serde(default, skip_serializing_if = "is_zero64")]
         public_seq: u64,
+        /// The groups you are a member of (`#name`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        groups: Vec<String>,
     },
     /// Answer to `message` and `bye`: the server has accepted the request.
     /// For a message, it is durable: on disk, and it will reach its
@@ -183,6 +223,19 @@ pub enum ServerFrame {
     History { id: u64, messages: Vec<Stored> },
     /// Answer to `ping`.
     Pong { id: u64 },
+    /// Answer to `group_create`, `group_add`, `group_remove`, `group_join`
+    /// and `group_members`: the group as it is now.
+    Group {
+        id: u64,
+        group: GroupInfo,
+        /// Its members, sorted.
+        members: Vec<String>,
+        /// Those of them online now.
+        online: Vec<String>,
+    },
+    /// Answer to `group_list`: your groups, then the public ones you are
+    /// not in, each sorted by name.
+    Groups { id: u64, groups: Vec<GroupInfo> },
     /// A request failed, or a line could not be read as a request (then `id`
     /// is absent when it could not be recovered).
     Error {
@@ -243,6 +296,54 @@ pub struct Stored {
     pub receiver: String,
     pub text: String,
     pub time: u64,
+}
+
+/// A group as `group` and `groups` describe it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupInfo {
+    /// `#name`, as its owner spelled it.
+    pub name: String,
+    pub owner: String,
+    /// Anyone may join it (else only its owner adds members).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub public: bool,
+    /// How many members it has.
+    pub size: u32,
+    /// You are one of them.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub member: bool,
+}
+
+/// The first character of a group's name, in `receiver`, `history.with`
+/// and every frame that names a group.
+pub const GROUP_PREFIX: char = '#';
+
+/// Longest group name, in characters, without the `#`.
+pub const MAX_GROUP_CHARS: usize = 32;
+
+/// Whether `name` (with or without its `#`) is a valid group name; the
+/// error says why not, for people. Rules: 1–32 characters after the `#`,
+/// no whitespace, control or invisible characters.
+pub fn validate_group(name: &str) -> Result<(), String> {
+    let bare = name.strip_prefix(GROUP_PREFIX).unwrap_or(name);
+    let chars = bare.chars().count();
+    if chars == 0 || chars > MAX_GROUP_CHARS {
+        return Err(format!(
+            "a group name has 1 to {MAX_GROUP_CHARS} characters after the '#'"
+        ));
+    }
+    if let Some(c) = bare
+        .chars()
+        .find(|&c| c.is_whitespace() || c.is_control() || is_invisible(c))
+    {
+        return Err(format!(
+            "a group name cannot contain whitespace, control or invisible characters (found {c:?})"
+        ));
+    }
+    if bare.starts_with(GROUP_PREFIX) {
+        return Err("a group name has one '#'".into());
+    }
+    Ok(())
 }
 
 /// Most names listed in a welcome: 10,000 names per login would make a
@@ -340,6 +441,20 @@ pub enum ErrorCode {
     /// The operator muted you: your messages are refused (for a time, or
     /// until lifted).
     Muted,
+    /// No group has this name (or it is private and you are not in it,
+    /// for `group_join`: see `not_a_member`).
+    NoSuchGroup,
+    /// You are not a member of this group: you cannot post to it, read it,
+    /// or join it when it is private (its owner adds members).
+    NotAMember,
+    /// Only the group's owner may add and remove members.
+    NotOwner,
+    /// The group name breaks the rules (`#` and 1–32 characters, no
+    /// whitespace), or is taken.
+    GroupInvalid,
+    /// A limit on groups was reached: members in a group, groups one user
+    /// owns.
+    GroupFull,
     /// The server refused the connection: too many at once from your
     /// address, or in all. Sent once, then the connection is closed.
     TooManyConnections,

@@ -1,4 +1,4 @@
-//! The admin console: `/list`, `/kick`, `/announce`, `/stats`, `/help`,
+//! The admin console: `/list`, `/groups`, `/kick`, `/announce`, `/stats`, `/help`,
 //! `/quit`. On a terminal it is a rustyline prompt with completion and log
 //! lines printed above it; otherwise commands are read line by line from
 //! stdin, and EOF only ends the console, not the server.
@@ -24,6 +24,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "/list",
         "",
         "users online: nick, address, connected since, TLS, messages sent",
+    ),
+    (
+        "/groups",
+        "",
+        "groups: name, owner, public or private, members (online)",
     ),
     (
         "/kick",
@@ -74,6 +79,7 @@ pub fn parse(line: &str) -> Result<Line, String> {
     let rest = rest.trim();
     match word {
         "/list" => Ok(Line::Command(Admin::List)),
+        "/groups" => Ok(Line::Command(Admin::Groups)),
         "/stats" => Ok(Line::Command(Admin::Stats)),
         "/help" => Ok(Line::Help),
         "/quit" => Ok(Line::Quit),
@@ -301,6 +307,24 @@ fn format_reply(reply: AdminReply) -> String {
                 secs % 60
             )
         }
+        AdminReply::Groups(groups) if groups.is_empty() => "no groups".into(),
+        AdminReply::Groups(groups) => {
+            let mut out = format!(
+                "{:<34} {:<20} {:<8} {:>7} {:>6}\n",
+                "GROUP", "OWNER", "KIND", "MEMBERS", "ONLINE"
+            );
+            for g in &groups {
+                out += &format!(
+                    "{:<34} {:<20} {:<8} {:>7} {:>6}\n",
+                    g.name,
+                    g.owner,
+                    if g.public { "public" } else { "private" },
+                    g.members,
+                    g.online
+                );
+            }
+            out + &format!("{} groups", groups.len())
+        }
         AdminReply::Nicks(nicks) => nicks.join(" "),
         AdminReply::Done(text) => text,
         AdminReply::Failed(text) => format!("error: {text}"),
@@ -424,6 +448,7 @@ mod tests {
         let cases: Vec<(&str, Result<Line, String>)> = vec![
             ("", Ok(Line::Empty)),
             ("  /list ", Ok(Line::Command(Admin::List))),
+            ("/groups", Ok(Line::Command(Admin::Groups))),
             ("/stats", Ok(Line::Command(Admin::Stats))),
             ("/help", Ok(Line::Help)),
             ("/quit", Ok(Line::Quit)),

@@ -14,7 +14,7 @@ use tracing::{error, info, warn};
 
 use crate::auth::{Job, Verdict};
 use crate::framework::{Admission, AdmissionStats, ConnId, ConnInfo, Router};
-use crate::state::{ChatState, Deliver, Keepalive, SessionRow, Stats};
+use crate::state::{ChatState, Deliver, GroupSummary, Keepalive, SessionRow, Stats};
 use crate::store::{Op, Reply, SanctionKind};
 
 /// Everything the dispatcher reacts to. Closed: this is the whole list.
@@ -51,6 +51,8 @@ pub const SHUTDOWN_REASON: &str = "stopped by the operator";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Admin {
     List,
+    /// Every group with its owner and member counts.
+    Groups,
     Kick {
         nick: String,
         reason: String,
@@ -80,6 +82,7 @@ pub enum Admin {
 #[derive(Debug)]
 pub enum AdminReply {
     List(Vec<SessionRow>),
+    Groups(Vec<GroupSummary>),
     Stats {
         stats: Stats,
         connections: AdmissionStats,
@@ -333,6 +336,7 @@ impl Dispatcher {
         let out = &mut self.out;
         match command {
             Admin::List => AdminReply::List(self.state.list()),
+            Admin::Groups => AdminReply::Groups(self.state.group_summaries()),
             Admin::Nicks => AdminReply::Nicks(self.state.online()),
             Admin::Stats => AdminReply::Stats {
                 stats: self.state.stats(now_ms()),

@@ -135,7 +135,7 @@ impl Server {
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
         // A page of a backlog must fit the send queue with room to spare.
         let page_bytes = (config.queue_limit / 4).clamp(1024, 64 * 1024);
-        let (store, accounts, sanctions) = store::Store::open(&data_dir, page_bytes)
+        let (store, startup) = store::Store::open(&data_dir, page_bytes)
             .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
         // Unbounded, yet never longer than --auth-queue: the chat state
         // refuses logins (busy) beyond it rather than queueing them.
@@ -165,9 +165,11 @@ impl Server {
             admission,
             move |info| handler::ChatHandler::new(info, to_dispatcher.clone(), flood),
         )?;
-        let state = state::ChatState::new(config.max_text, accounts::Accounts::new(accounts))
-            .with_sanctions(sanctions)
-            .with_login_policy(config.login_policy());
+        let state =
+            state::ChatState::new(config.max_text, accounts::Accounts::new(startup.accounts))
+                .with_sanctions(startup.sanctions)
+                .with_groups(startup.groups)
+                .with_login_policy(config.login_policy());
         if config.no_tls
             && config.plaintext_login == policy::PlaintextLogin::Auto
             && !config.bind.ip().is_loopback()

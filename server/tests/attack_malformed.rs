@@ -1256,7 +1256,6 @@ fn build() -> Table {
         ("../etc/passwd", "../etc/passwd".into()),
         ("/etc/passwd", "/etc/passwd".into()),
         ("..", "..".into()),
-        ("#general", "#general".into()),
         ("**", "**".into()),
         ("of 60,000 bytes", "r".repeat(60_000)),
     ] {
@@ -1267,6 +1266,13 @@ fn build() -> Table {
             Error("no_such_user"),
         );
     }
+    // `#name` names a group: none exists here.
+    t.line(
+        Member,
+        "a receiver #general",
+        message(Some("#general"), "hi", None),
+        Error("no_such_group"),
+    );
     t.line(
         Member,
         "the receiver in capitals (one account)",

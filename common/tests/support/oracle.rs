@@ -22,7 +22,23 @@ use serde_json::Value;
 
 /// Every `type` a client may send.
 pub const REQUEST_TYPES: &[&str] = &[
-    "login", "message", "online", "more", "received", "history", "search", "bye", "ping", "pong",
+    "login",
+    "message",
+    "online",
+    "more",
+    "received",
+    "history",
+    "search",
+    "bye",
+    "ping",
+    "pong",
+    "group_create",
+    "group_add",
+    "group_remove",
+    "group_join",
+    "group_leave",
+    "group_list",
+    "group_members",
 ];
 
 /// Every `type` a server may send.
@@ -41,6 +57,8 @@ pub const SERVER_TYPES: &[&str] = &[
     "announce",
     "shutdown",
     "ping",
+    "group",
+    "groups",
 ];
 
 /// The four codes `decode` may answer with.

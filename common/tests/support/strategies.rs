@@ -6,7 +6,7 @@
 //! and around the size limit.
 
 use chat_common::codec::DEFAULT_MAX_FRAME;
-use chat_common::protocol::{Departure, ErrorCode, Request, ServerFrame, Stored};
+use chat_common::protocol::{Departure, ErrorCode, GroupInfo, Request, ServerFrame, Stored};
 use proptest::collection::vec;
 use proptest::option;
 use proptest::prelude::*;
@@ -138,6 +138,11 @@ pub fn all_codes() -> Vec<ErrorCode> {
         Banned,
         Muted,
         TooManyConnections,
+        NoSuchGroup,
+        NotAMember,
+        NotOwner,
+        GroupInvalid,
+        GroupFull,
         Other,
     ];
     for code in &codes {
@@ -146,7 +151,8 @@ pub fn all_codes() -> Vec<ErrorCode> {
             | AlreadyLoggedIn | NickTaken | NickReserved | TooManyAttempts | Busy
             | PlaintextRefused | BadPassword | PasswordInvalid | NoSuchUser | TakenOver
             | StoreFailed | BadRequest | NickInvalid | NotOnline | BadText | Timeout | Flooding
-            | Banned | Muted | TooManyConnections | Other => {}
+            | Banned | Muted | TooManyConnections | NoSuchGroup | NotAMember | NotOwner
+            | GroupInvalid | GroupFull | Other => {}
         }
     }
     codes
@@ -170,9 +176,16 @@ pub fn request_kind(request: &Request) -> usize {
         Request::Bye { .. } => 7,
         Request::Ping { .. } => 8,
         Request::Pong => 9,
+        Request::GroupCreate { .. } => 10,
+        Request::GroupAdd { .. } => 11,
+        Request::GroupRemove { .. } => 12,
+        Request::GroupJoin { .. } => 13,
+        Request::GroupLeave { .. } => 14,
+        Request::GroupList { .. } => 15,
+        Request::GroupMembers { .. } => 16,
     }
 }
-pub const REQUEST_KINDS: usize = 10;
+pub const REQUEST_KINDS: usize = 17;
 
 pub fn request() -> BoxedStrategy<Request> {
     prop_oneof![
@@ -219,6 +232,28 @@ pub fn request() -> BoxedStrategy<Request> {
         number().prop_map(|id| Request::Bye { id }),
         number().prop_map(|id| Request::Ping { id }),
         Just(Request::Pong),
+        (number(), text(), texts(), any::<bool>()).prop_map(|(id, name, members, public)| {
+            Request::GroupCreate {
+                id,
+                name,
+                members,
+                public,
+            }
+        }),
+        (number(), text(), texts()).prop_map(|(id, name, members)| Request::GroupAdd {
+            id,
+            name,
+            members
+        }),
+        (number(), text(), texts()).prop_map(|(id, name, members)| Request::GroupRemove {
+            id,
+            name,
+            members
+        }),
+        (number(), text()).prop_map(|(id, name)| Request::GroupJoin { id, name }),
+        (number(), text()).prop_map(|(id, name)| Request::GroupLeave { id, name }),
+        number().prop_map(|id| Request::GroupList { id }),
+        (number(), text()).prop_map(|(id, name)| Request::GroupMembers { id, name }),
     ]
     .boxed()
 }
@@ -240,9 +275,23 @@ pub fn server_kind(frame: &ServerFrame) -> usize {
         ServerFrame::Announce { .. } => 11,
         ServerFrame::Shutdown { .. } => 12,
         ServerFrame::Ping => 13,
+        ServerFrame::Group { .. } => 14,
+        ServerFrame::Groups { .. } => 15,
     }
 }
-pub const SERVER_KINDS: usize = 14;
+pub const SERVER_KINDS: usize = 16;
+
+fn group_info() -> impl Strategy<Value = GroupInfo> {
+    (text(), text(), any::<bool>(), count(), any::<bool>()).prop_map(
+        |(name, owner, public, size, member)| GroupInfo {
+            name,
+            owner,
+            public,
+            size,
+            member,
+        },
+    )
+}
 
 fn stored() -> impl Strategy<Value = Stored> {
     (text(), text(), text(), number()).prop_map(|(sender, receiver, text, time)| Stored {
@@ -267,10 +316,19 @@ pub fn server_frame() -> BoxedStrategy<ServerFrame> {
             any::<bool>(),
             count(),
             count(),
-            number()
+            (number(), texts())
         )
             .prop_map(
-                |(id, nick, online, online_more, new_account, replay, replay_left, public_seq)| {
+                |(
+                    id,
+                    nick,
+                    online,
+                    online_more,
+                    new_account,
+                    replay,
+                    replay_left,
+                    (public_seq, groups),
+                )| {
                     ServerFrame::Welcome {
                         id,
                         nick,
@@ -280,6 +338,7 @@ pub fn server_frame() -> BoxedStrategy<ServerFrame> {
                         replay,
                         replay_left,
                         public_seq,
+                        groups,
                     }
                 }
             ),
@@ -327,6 +386,16 @@ pub fn server_frame() -> BoxedStrategy<ServerFrame> {
         (text(), number()).prop_map(|(text, time)| ServerFrame::Announce { text, time }),
         text().prop_map(|reason| ServerFrame::Shutdown { reason }),
         Just(ServerFrame::Ping),
+        (number(), group_info(), texts(), texts()).prop_map(|(id, group, members, online)| {
+            ServerFrame::Group {
+                id,
+                group,
+                members,
+                online,
+            }
+        }),
+        (number(), vec(group_info(), 0..4))
+            .prop_map(|(id, groups)| ServerFrame::Groups { id, groups }),
     ]
     .boxed()
 }

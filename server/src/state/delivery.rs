@@ -3,7 +3,7 @@
 //! `history`/`search` answers and `delivered` notices come back the same way.
 
 use chat_common::codec::encode;
-use chat_common::protocol::{MAX_CID, MAX_HISTORY};
+use chat_common::protocol::{GROUP_PREFIX, MAX_CID, MAX_HISTORY};
 use chat_common::{ErrorCode, ServerFrame, Stored, EVERYONE};
 
 use super::{ChatState, Deliver, Phase, Refusal};
@@ -66,6 +66,7 @@ impl ChatState {
     ) {
         let seq = match outcome {
             Appended::New { seq } => seq,
+            Appended::Fanned(seqs) => return self.fanned(origin, message, seqs, now, out),
             Appended::Duplicate => {
                 self.duplicates += 1;
                 let ack = ServerFrame::Ack {
@@ -94,6 +95,7 @@ impl ChatState {
         out.send(origin.conn, encode(&ack));
         let sender = self.accounts.nick(message.sender).to_string();
         match message.to {
+            To::Group(_) => {}
             To::Public => out.broadcast(encode(&ServerFrame::Message {
                 seq,
                 sender,
@@ -179,8 +181,17 @@ impl ChatState {
                 format!("a cid has at most {MAX_CID} bytes"),
             ));
         }
+        let sender = self.sessions[&conn].user.expect("online");
+        let mut fanout = Vec::new();
         let to = if receiver == EVERYONE {
             To::Public
+        } else if receiver.starts_with(GROUP_PREFIX) {
+            let (group, members) = self.group_members(sender, &receiver)?;
+            fanout = members
+                .iter()
+                .map(|u| (*u, !self.online.contains_key(u)))
+                .collect();
+            To::Group(group)
         } else {
             To::User(self.user_named(&receiver)?)
         };
@@ -196,7 +207,78 @@ impl ChatState {
                 text,
                 time: now,
                 away,
+                fanout,
             },
+        });
+        Ok(())
+    }
+
+    /// A group message is durable: acknowledged, then sent to each member
+    /// online with its place in that member's stream (the others get it
+    /// with their backlog at their next login).
+    fn fanned(
+        &mut self,
+        origin: Origin,
+        message: NewMessage,
+        seqs: Vec<u64>,
+        now: u64,
+        out: &mut impl Deliver,
+    ) {
+        self.messages += 1;
+        self.rate.record(now);
+        if let Some(session) = self.sessions.get_mut(&origin.conn) {
+            session.messages_sent += 1;
+        }
+        let ack = ServerFrame::Ack {
+            id: origin.id,
+            offline: false,
+            duplicate: false,
+        };
+        out.send(origin.conn, encode(&ack));
+        let To::Group(group) = message.to else {
+            return;
+        };
+        let receiver = self.groups.get(group).map_or_else(String::new, |g| g.tag());
+        let sender = self.accounts.nick(message.sender).to_string();
+        for (&(member, _), seq) in message.fanout.iter().zip(seqs) {
+            let Some(&conn) = self.online.get(&member) else {
+                continue;
+            };
+            if self.sessions.get(&conn).map(|s| s.phase) != Some(Phase::Online) {
+                continue;
+            }
+            // Each member's copy carries that member's own seq, so it is
+            // serialized once per member.
+            let frame = ServerFrame::Message {
+                seq,
+                sender: sender.clone(),
+                receiver: receiver.clone(),
+                text: message.text.clone(),
+                time: message.time,
+                away: false,
+            };
+            out.send(conn, encode(&frame));
+        }
+    }
+
+    /// Sends `history` with `#name` to the store, for a member.
+    pub(super) fn group_query(
+        &mut self,
+        origin: Origin,
+        name: &str,
+        limit: u32,
+        out: &mut impl Deliver,
+    ) -> Result<(), Refusal> {
+        let conn = origin.conn;
+        let user = self.sessions[&conn].user.expect("online");
+        let (group, _) = self.group_members(user, name)?;
+        let session = self.sessions.get_mut(&conn).expect("checked by request");
+        session.in_flight += 1;
+        session.reads += 1;
+        out.store(Op::GroupHistory {
+            origin,
+            group,
+            limit: limit.clamp(1, MAX_HISTORY),
         });
         Ok(())
     }
@@ -229,7 +311,7 @@ pub(super) fn stored_of(m: Loaded) -> Stored {
     }
 }
 
-pub(super) fn store_failed(id: u64, why: &str) -> ServerFrame {
+pub(crate) fn store_failed(id: u64, why: &str) -> ServerFrame {
     ServerFrame::Error {
         id: Some(id),
         code: ErrorCode::StoreFailed,

@@ -351,6 +351,7 @@ impl ChatState {
             } => {
                 let nick = session.nick.clone().expect("resuming has a nick");
                 let online: Vec<String> = self.online_iter().take(WELCOME_NAMES).collect();
+                let groups = self.group_tags(user);
                 let welcome = ServerFrame::Welcome {
                     id,
                     nick,
@@ -360,6 +361,7 @@ impl ChatState {
                     replay: page.messages.len() as u32,
                     replay_left: page.left,
                     public_seq: page.public_head,
+                    groups,
                 };
                 out.send(conn, encode(&welcome));
                 quiet

@@ -27,6 +27,7 @@ use crate::store::{Op, Origin, UserId};
 use crate::throttle::Throttle;
 
 mod delivery;
+mod groups;
 mod keepalive;
 mod login;
 mod moderation;
@@ -34,6 +35,9 @@ mod stats;
 #[cfg(test)]
 mod tests;
 
+pub(crate) use delivery::store_failed;
+pub use groups::GroupSummary;
+use groups::Groups;
 pub use keepalive::Keepalive;
 use moderation::Sanctions;
 use stats::RateWindow;
@@ -177,6 +181,7 @@ type Refusal = (ErrorCode, String);
 pub struct ChatState {
     sessions: HashMap<ConnId, Session>,
     accounts: Accounts,
+    groups: Groups,
     /// Joins and departures not yet announced.
     presence: Presence,
     /// Folded nickname → the session logged in with it (resuming or online).
@@ -208,6 +213,7 @@ impl ChatState {
         ChatState {
             sessions: HashMap::new(),
             accounts,
+            groups: Groups::default(),
             presence: Presence::default(),
             nicks: BTreeMap::new(),
             online: HashMap::new(),
@@ -430,6 +436,20 @@ impl ChatState {
                 count: 0,
                 left: 0,
             })),
+            Request::GroupCreate { .. }
+            | Request::GroupAdd { .. }
+            | Request::GroupRemove { .. }
+            | Request::GroupJoin { .. }
+            | Request::GroupLeave { .. }
+            | Request::GroupList { .. }
+            | Request::GroupMembers { .. } => self.group_request(conn, request, now, out),
+            Request::History {
+                with: Some(name),
+                limit,
+                ..
+            } if name.starts_with(chat_common::protocol::GROUP_PREFIX) => self
+                .group_query(Origin { conn, id }, &name, limit, out)
+                .map(|()| None),
             Request::History { with, limit, .. } => {
                 let op = |user, with, limit| Op::History {
                     origin: Origin { conn, id },

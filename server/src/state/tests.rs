@@ -99,6 +99,21 @@ impl World {
                     .authenticated(job, verdict, self.now, &mut self.out);
             } else if let Some(op) = self.out.ops.pop_front() {
                 let reply = match op {
+                    Op::Append { origin, message } if !message.fanout.is_empty() => {
+                        let seqs = message
+                            .fanout
+                            .iter()
+                            .map(|_| {
+                                self.seq += 1;
+                                self.seq
+                            })
+                            .collect();
+                        Reply::Appended {
+                            origin,
+                            message,
+                            outcome: Appended::Fanned(seqs),
+                        }
+                    }
                     Op::Append { origin, message } => {
                         self.seq += 1;
                         Reply::Appended {
@@ -107,6 +122,10 @@ impl World {
                             outcome: Appended::New { seq: self.seq },
                         }
                     }
+                    Op::Group { origin, answer, .. } => Reply::Echo {
+                        origin,
+                        frame: answer,
+                    },
                     Op::Backlog { origin, user, .. } => Reply::Backlog {
                         origin,
                         user,
@@ -119,7 +138,9 @@ impl World {
                         }),
                     },
                     Op::Echo { origin, frame } => Reply::Echo { origin, frame },
-                    Op::History { origin, .. } | Op::Search { origin, .. } => Reply::Found {
+                    Op::History { origin, .. }
+                    | Op::Search { origin, .. }
+                    | Op::GroupHistory { origin, .. } => Reply::Found {
                         origin,
                         result: Ok(Vec::new()),
                     },

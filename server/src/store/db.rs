@@ -2,9 +2,10 @@
 //! thread calls it.
 //!
 //! Tables: `users` (accounts, and how far each has acknowledged its
-//! stream), `messages` (every message, once; `receiver` NULL means public;
-//! the public stream's `seq` is the message's `id`), `inbox` (each private
-//! message's place in its receiver's stream), and `messages_fts` (a
+//! stream), `messages` (every message, once; `receiver` NULL means public,
+//! negative the group `-receiver`; the public stream's `seq` is the
+//! message's `id`), `inbox` (each private or group message's place in its
+//! receivers' streams), `groups` and `members` (`groups.rs`), and `messages_fts` (a
 //! contentless FTS5 index, filled when the store is idle or before a search,
 //! so that indexing never slows a commit).
 
@@ -13,8 +14,9 @@ use std::path::Path;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
+use super::groups;
 use super::{
-    log_batch_failure, Appended, Delivery, Loaded, NewMessage, Op, Page, Reply, To, UserId,
+    log_batch_failure, Appended, Delivery, GroupId, Loaded, NewMessage, Op, Page, Reply, To, UserId,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -138,6 +140,7 @@ impl Db {
         // that someone's ack is waiting for.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.execute_batch(SCHEMA)?;
+        conn.execute_batch(groups::SCHEMA)?;
         super::identities::index(&mut conn)?;
         let mut db = Db {
             conn,
@@ -167,6 +170,11 @@ impl Db {
             .optional()?;
         self.counters.public_head = head.unwrap_or(0) as u64;
         Ok(())
+    }
+
+    /// The connection, for reading what the dispatcher loads at start.
+    pub(super) fn conn(&self) -> &Connection {
+        &self.conn
     }
 
     pub fn sanctions(&mut self) -> Result<Vec<Sanction>, StoreError> {
@@ -275,9 +283,18 @@ fn fail_all(batch: Vec<Op>, err: &StoreError) -> Vec<Reply> {
                 user,
                 result: Err(err.to_string()),
             }),
-            Op::History { origin, .. } | Op::Search { origin, .. } => Some(Reply::Found {
+            Op::History { origin, .. }
+            | Op::Search { origin, .. }
+            | Op::GroupHistory { origin, .. } => Some(Reply::Found {
                 origin,
                 result: Err(err.to_string()),
+            }),
+            Op::Group { origin, .. } => Some(Reply::Echo {
+                origin,
+                frame: chat_common::codec::encode(&crate::state::store_failed(
+                    origin.id,
+                    &err.to_string(),
+                )),
             }),
             Op::Echo { origin, frame } => Some(Reply::Echo { origin, frame }),
             Op::CreateAccount { .. } | Op::Received { .. } | Op::Sanction(..) => None,
@@ -379,6 +396,44 @@ fn apply_one(
             origin: *origin,
             result: history(tx, *user, *with, *limit).map_err(|e| e.to_string()),
         },
+        Op::Group {
+            origin,
+            changes,
+            answer,
+        } => {
+            // All of a request's changes or none of them.
+            let result = tx.execute_batch("SAVEPOINT grp").and_then(|()| {
+                for change in changes {
+                    if let Err(err) = groups::apply(tx, change) {
+                        tx.execute_batch("ROLLBACK TO grp; RELEASE grp")?;
+                        return Err(err);
+                    }
+                }
+                tx.execute_batch("RELEASE grp")
+            });
+            let frame = match result {
+                Ok(()) => answer.clone(),
+                Err(err) => {
+                    tracing::error!("storing a change of groups: {err}");
+                    chat_common::codec::encode(&crate::state::store_failed(
+                        origin.id,
+                        &err.to_string(),
+                    ))
+                }
+            };
+            Reply::Echo {
+                origin: *origin,
+                frame,
+            }
+        }
+        Op::GroupHistory {
+            origin,
+            group,
+            limit,
+        } => Reply::Found {
+            origin: *origin,
+            result: group_history(tx, *group, *limit).map_err(|e| e.to_string()),
+        },
         Op::Search {
             origin,
             user,
@@ -404,6 +459,7 @@ fn append_rows(
     let receiver = match m.to {
         To::Public => None,
         To::User(user) => Some(user),
+        To::Group(group) => Some(groups::receiver(group)),
     };
     // OR IGNORE: a second (sender, cid) is a resend, not an error.
     let inserted = tx
@@ -440,8 +496,46 @@ fn append_rows(
             counters.streams.insert(user, seq);
             seq
         }
+        To::Group(_) => return fan_out(tx, counters, id, &m.fanout),
     };
     Ok(Appended::New { seq })
+}
+
+/// Gives group message `id` a place in every member's stream: one inbox row
+/// each, in this transaction, so the commit that makes it durable makes it
+/// everyone's. All or nothing, like a private message's two rows.
+fn fan_out(
+    tx: &Transaction,
+    counters: &mut Counters,
+    id: i64,
+    fanout: &[(UserId, bool)],
+) -> rusqlite::Result<Appended> {
+    let mut seqs = Vec::with_capacity(fanout.len());
+    let placed = (|| {
+        let mut stmt = tx.prepare_cached(
+            "INSERT INTO inbox (user, seq, message, away) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        for &(user, away) in fanout {
+            let seq = counters.streams.get(&user).copied().unwrap_or(0) + 1;
+            stmt.execute(params![user, seq as i64, id, away])?;
+            seqs.push(seq);
+        }
+        Ok(())
+    })();
+    if let Err(err) = placed {
+        let placed: Vec<(UserId, u64)> = fanout.iter().map(|f| f.0).zip(seqs).collect();
+        let mut undo = tx.prepare_cached("DELETE FROM inbox WHERE user = ?1 AND seq = ?2")?;
+        for (user, seq) in placed {
+            undo.execute(params![user, seq as i64])?;
+        }
+        tx.prepare_cached("DELETE FROM messages WHERE id = ?1")?
+            .execute([id])?;
+        return Err(err);
+    }
+    for (&(user, _), &seq) in fanout.iter().zip(&seqs) {
+        counters.streams.insert(user, seq);
+    }
+    Ok(Appended::Fanned(seqs))
 }
 
 /// Moves `user`'s acknowledged mark to `seq` and returns the private
@@ -465,6 +559,7 @@ fn received(
         "SELECT m.sender, m.cid, u.nick FROM inbox i
          JOIN messages m ON m.id = i.message JOIN users u ON u.id = i.user
          WHERE i.user = ?1 AND i.seq > ?2 AND i.seq <= ?3 AND m.cid IS NOT NULL
+           AND m.receiver > 0
          ORDER BY i.seq",
     )?;
     let rows = stmt.query_map(params![user, acked, seq], |row| {
@@ -477,8 +572,13 @@ fn received(
     rows.collect()
 }
 
-/// A message row as the queries below select it, for [`Loaded`].
-const LOADED_COLUMNS: &str = "s.nick, coalesce(r.nick, '*'), m.text, m.time";
+/// A message row as the queries below select it, for [`Loaded`]; they join
+/// [`LOADED_JOINS`].
+const LOADED_COLUMNS: &str = "s.nick, coalesce('#' || g.name, r.nick, '*'), m.text, m.time";
+
+/// The sender, and the user or group a message went to.
+const LOADED_JOINS: &str = "JOIN users s ON s.id = m.sender LEFT JOIN users r ON r.id = m.receiver
+     LEFT JOIN groups g ON g.id = -m.receiver";
 
 fn loaded(row: &rusqlite::Row, seq: u64, away: bool) -> rusqlite::Result<Loaded> {
     Ok(Loaded {
@@ -541,8 +641,7 @@ fn backlog(
     let mut candidates: Vec<(i64, bool, Loaded)> = Vec::new();
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {LOADED_COLUMNS}, i.seq, i.away, m.id FROM inbox i
-         JOIN messages m ON m.id = i.message JOIN users s ON s.id = m.sender
-         LEFT JOIN users r ON r.id = m.receiver
+         JOIN messages m ON m.id = i.message {LOADED_JOINS}
          WHERE i.user = ?1 AND i.seq > ?2 ORDER BY i.seq LIMIT ?3"
     ))?;
     let rows = stmt.query_map(params![user, since, limit], |row| {
@@ -555,7 +654,7 @@ fn backlog(
     if let Some(after) = public_after {
         let mut stmt = tx.prepare_cached(&format!(
             "SELECT {LOADED_COLUMNS}, m.id FROM messages m
-             JOIN users s ON s.id = m.sender LEFT JOIN users r ON r.id = m.receiver
+             {LOADED_JOINS}
              WHERE m.receiver IS NULL AND m.id > ?1 ORDER BY m.id LIMIT ?2"
         ))?;
         let rows = stmt.query_map(params![after, limit], |row| {
@@ -614,18 +713,32 @@ fn history(
     let sql = match with {
         None => format!(
             "SELECT {LOADED_COLUMNS}, m.id FROM messages m
-             JOIN users s ON s.id = m.sender LEFT JOIN users r ON r.id = m.receiver
+             {LOADED_JOINS}
              WHERE m.receiver IS NULL ORDER BY m.id DESC LIMIT ?3"
         ),
         Some(_) => format!(
             "SELECT {LOADED_COLUMNS}, m.id FROM messages m
-             JOIN users s ON s.id = m.sender LEFT JOIN users r ON r.id = m.receiver
+             {LOADED_JOINS}
              WHERE (m.sender = ?1 AND m.receiver = ?2) OR (m.sender = ?2 AND m.receiver = ?1)
              ORDER BY m.id DESC LIMIT ?3"
         ),
     };
     let mut stmt = tx.prepare_cached(&sql)?;
     let rows = stmt.query_map(params![user, with.unwrap_or(0), limit], |row| {
+        loaded(row, row.get::<_, i64>(4)? as u64, false)
+    })?;
+    let mut found: Vec<Loaded> = rows.collect::<Result<_, _>>()?;
+    found.reverse();
+    Ok(found)
+}
+
+/// The last `limit` messages to `group`, oldest first.
+fn group_history(tx: &Transaction, group: GroupId, limit: u32) -> rusqlite::Result<Vec<Loaded>> {
+    let mut stmt = tx.prepare_cached(&format!(
+        "SELECT {LOADED_COLUMNS}, m.id FROM messages m {LOADED_JOINS}
+         WHERE m.receiver = ?1 ORDER BY m.id DESC LIMIT ?2"
+    ))?;
+    let rows = stmt.query_map(params![groups::receiver(group), limit], |row| {
         loaded(row, row.get::<_, i64>(4)? as u64, false)
     })?;
     let mut found: Vec<Loaded> = rows.collect::<Result<_, _>>()?;
@@ -660,9 +773,11 @@ fn search(
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {LOADED_COLUMNS}, m.id FROM messages_fts f
          JOIN messages m ON m.id = f.rowid
-         JOIN users s ON s.id = m.sender LEFT JOIN users r ON r.id = m.receiver
+         {LOADED_JOINS}
          WHERE messages_fts MATCH ?1
-           AND (m.receiver IS NULL OR m.sender = ?2 OR m.receiver = ?2)
+           AND (m.receiver IS NULL OR m.sender = ?2 OR m.receiver = ?2
+                OR (m.receiver < 0 AND EXISTS
+                    (SELECT 1 FROM members WHERE grp = -m.receiver AND user = ?2)))
            AND (?3 IS NULL OR m.sender = ?3)
          ORDER BY m.id DESC LIMIT ?4"
     ))?;
@@ -733,6 +848,7 @@ mod tests {
             text: text.into(),
             time: 7,
             away: false,
+            fanout: Vec::new(),
         };
         match db
             .apply(vec![Op::Append {

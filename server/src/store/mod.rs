@@ -10,6 +10,7 @@
 //! sees every write queued before it.
 
 mod db;
+mod groups;
 mod identities;
 
 use std::path::Path;
@@ -23,9 +24,13 @@ use tracing::{error, warn};
 use crate::framework::ConnId;
 
 pub use db::{Account, Db, Sanction, SanctionKind, StoreError};
+pub use groups::{GroupChange, GroupRow};
 
 /// An account's number in the database.
 pub type UserId = i64;
+
+/// A group's number in the database.
+pub type GroupId = i64;
 
 /// Most ops applied in one transaction: bounds the latency of a batch.
 const MAX_BATCH: usize = 4096;
@@ -41,6 +46,9 @@ const IDLE: Duration = Duration::from_millis(500);
 pub enum To {
     Public,
     User(UserId),
+    /// Every member of the group: a place in each member's stream
+    /// ([`NewMessage::fanout`]).
+    Group(GroupId),
 }
 
 /// A message the dispatcher has accepted, to be made durable.
@@ -53,6 +61,8 @@ pub struct NewMessage {
     pub time: u64,
     /// The receiver was offline when it was sent (shown as "while away").
     pub away: bool,
+    /// For a group message: its members, and whether each was offline.
+    pub fanout: Vec<(UserId, bool)>,
 }
 
 /// Which request a reply answers.
@@ -105,6 +115,19 @@ pub enum Op {
         from: Option<UserId>,
         limit: u32,
     },
+    /// Changes groups and memberships, then answers `answer` (or
+    /// `store_failed`) to `origin`, as [`Reply::Echo`].
+    Group {
+        origin: Origin,
+        changes: Vec<GroupChange>,
+        answer: Frame,
+    },
+    /// A group's last `limit` messages, for `history` with `#name`.
+    GroupHistory {
+        origin: Origin,
+        group: GroupId,
+        limit: u32,
+    },
     /// Hands `frame` back untouched, in order: an answer that must not
     /// overtake the answers to the connection's earlier requests.
     Echo {
@@ -147,6 +170,9 @@ pub enum Appended {
     New {
         seq: u64,
     },
+    /// A group message, durable: its `seq` in each member's stream, in the
+    /// order of [`NewMessage::fanout`].
+    Fanned(Vec<u64>),
     /// The sender had sent this `cid` before; nothing was stored.
     Duplicate,
     Failed(String),
@@ -184,6 +210,13 @@ pub enum Reply {
     },
 }
 
+/// What the dispatcher keeps in memory, read from the database at start.
+pub struct Startup {
+    pub accounts: Vec<Account>,
+    pub sanctions: Vec<Sanction>,
+    pub groups: Vec<GroupRow>,
+}
+
 /// The running store thread. Dropping every `Sender<Op>` stops it after it
 /// has committed what it was sent.
 pub struct Store {
@@ -197,15 +230,15 @@ impl Store {
     /// Returns the accounts, for the dispatcher's directory.
     /// `page_bytes` bounds the text in one page of a backlog (see `Op::Backlog`).
     /// Opens the database; returns the store thread and what the dispatcher
-    /// keeps in memory: the accounts and the sanctions.
-    pub fn open(
-        dir: &Path,
-        page_bytes: usize,
-    ) -> Result<(Store, Vec<Account>, Vec<Sanction>), StoreError> {
+    /// keeps in memory: the accounts, the sanctions and the groups.
+    pub fn open(dir: &Path, page_bytes: usize) -> Result<(Store, Startup), StoreError> {
         let path = dir.join("chat.db");
         let mut db = Db::open(&path, page_bytes)?;
-        let accounts = db.accounts()?;
-        let sanctions = db.sanctions()?;
+        let loaded = Startup {
+            accounts: db.accounts()?,
+            sanctions: db.sanctions()?,
+            groups: groups::load(db.conn())?,
+        };
         let (stop_checkpoints, stop) = crossbeam_channel::bounded(0);
         let checkpointer = Db::checkpointer(&path, CHECKPOINT_EVERY, stop)?;
         let (ops, inbox) = crossbeam_channel::unbounded();
@@ -224,8 +257,7 @@ impl Store {
                 replies,
                 thread,
             },
-            accounts,
-            sanctions,
+            loaded,
         ))
     }
 
