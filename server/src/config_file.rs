@@ -10,6 +10,7 @@ use std::ffi::OsString;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context as _};
+use clap::CommandFactory as _;
 
 /// The command line with the config file's settings put in front.
 pub fn args_with_file(args: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
@@ -23,7 +24,13 @@ pub fn args_with_file(args: Vec<OsString>) -> anyhow::Result<Vec<OsString>> {
     };
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading the config file {}", path.display()))?;
-    let flags = flags_from(&text).with_context(|| format!("in {}", path.display()))?;
+    let given = long_flags(&rest);
+    let flags: Vec<String> = flags_from(&text)
+        .with_context(|| format!("in {}", path.display()))?
+        .into_iter()
+        .filter(|(key, _)| !overridden(key, &given))
+        .flat_map(|(_, flag)| flag)
+        .collect();
     let mut out = Vec::with_capacity(rest.len() + flags.len());
     let mut rest = rest.into_iter();
     out.extend(rest.next()); // the program's name
@@ -62,23 +69,57 @@ fn take_config_flag(args: Vec<OsString>) -> anyhow::Result<(Option<PathBuf>, Vec
     Ok((path, rest))
 }
 
-/// `key = value` lines → `--key value` flags.
-fn flags_from(text: &str) -> anyhow::Result<Vec<String>> {
+/// The long flags on the command line, without their dashes or values.
+fn long_flags(args: &[OsString]) -> Vec<String> {
+    args.iter()
+        .skip(1)
+        .map(|arg| arg.to_string_lossy())
+        .take_while(|arg| arg != "--")
+        .filter_map(|arg| {
+            let name = arg.strip_prefix("--")?;
+            Some(name.split('=').next().unwrap_or(name).to_string())
+        })
+        .collect()
+}
+
+/// Whether the command line overrides the file's `key`: it gives the same
+/// flag, or one clap refuses next to it (`--no-tls` and `--tls-cert`).
+fn overridden(key: &str, given: &[String]) -> bool {
+    let command = crate::Config::command();
+    let find = |long: &str| command.get_arguments().find(|a| a.get_long() == Some(long));
+    // An unknown key is left for clap to name.
+    let Some(arg) = find(key) else {
+        return false;
+    };
+    let conflict = |a: &clap::Arg, b: &clap::Arg| {
+        command
+            .get_arg_conflicts_with(a)
+            .iter()
+            .any(|c| c.get_id() == b.get_id())
+    };
+    given.iter().any(|name| {
+        name == key || find(name).is_some_and(|other| conflict(arg, other) || conflict(other, arg))
+    })
+}
+
+/// `key = value` lines → `--key=value` flags (one word, so that a value
+/// may begin with a dash), with the key they came from.
+fn flags_from(text: &str) -> anyhow::Result<Vec<(String, Option<String>)>> {
     let table: toml::Table = text.parse().context("not valid TOML")?;
     let mut flags = Vec::new();
     for (key, value) in table {
         if key == "config" || key.starts_with('-') {
             bail!("{key:?} cannot be set in a config file");
         }
-        let flag = format!("--{key}");
-        match value {
-            toml::Value::Boolean(true) => flags.push(flag),
-            toml::Value::Boolean(false) => {}
-            toml::Value::String(s) => flags.extend([flag, s]),
-            toml::Value::Integer(n) => flags.extend([flag, n.to_string()]),
-            toml::Value::Float(x) => flags.extend([flag, x.to_string()]),
+        let flag = match value {
+            toml::Value::Boolean(true) => Some(format!("--{key}")),
+            toml::Value::Boolean(false) => None,
+            toml::Value::String(s) => Some(format!("--{key}={s}")),
+            toml::Value::Integer(n) => Some(format!("--{key}={n}")),
+            toml::Value::Float(x) => Some(format!("--{key}={x}")),
             other => bail!("{key}: expected a string, number or boolean, not {other}"),
-        }
+        };
+        flags.push((key, flag));
     }
     Ok(flags)
 }
@@ -117,6 +158,37 @@ mod tests {
         assert!(config.no_tls);
         assert_eq!(config.flood_rate, 2.5);
         assert_eq!(config.log_level, "warn");
+    }
+
+    /// The command line wins over the file also when the two would
+    /// conflict (TLS on one side, `--no-tls` on the other), and a value may
+    /// begin with a dash.
+    #[test]
+    fn the_command_line_wins_over_a_conflicting_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("server.toml");
+        let file_arg = file.to_str().unwrap();
+        std::fs::write(&file, "no-tls = true\ndata-dir = \"-odd\"\n").unwrap();
+        let args = args_with_file(os(&[
+            "chat-server",
+            "--config",
+            file_arg,
+            "--tls-cert",
+            "c.pem",
+            "--tls-key",
+            "k.pem",
+        ]))
+        .unwrap();
+        let config = Config::try_parse_from(args).unwrap();
+        assert!(!config.no_tls);
+        assert_eq!(config.tls_cert.unwrap().to_str(), Some("c.pem"));
+        assert_eq!(config.data_dir.unwrap().to_str(), Some("-odd"));
+
+        std::fs::write(&file, "tls-cert = \"c.pem\"\ntls-key = \"k.pem\"\n").unwrap();
+        let args = args_with_file(os(&["chat-server", "--config", file_arg, "--no-tls"])).unwrap();
+        let config = Config::try_parse_from(args).unwrap();
+        assert!(config.no_tls);
+        assert_eq!((config.tls_cert, config.tls_key), (None, None));
     }
 
     #[test]

@@ -327,6 +327,12 @@ fn format_reply(reply: AdminReply) -> String {
         }
         AdminReply::Nicks(nicks) => nicks.join(" "),
         AdminReply::Done(text) => text,
+        // Said once the store has it on disk.
+        AdminReply::Saved { text, saved } => match saved.recv_timeout(Duration::from_secs(5)) {
+            Ok(true) => text,
+            Ok(false) => format!("error: {text} in memory, but saving it failed (see the log)"),
+            Err(_) => format!("{text} (not yet confirmed on disk)"),
+        },
         AdminReply::Failed(text) => format!("error: {text}"),
     }
 }

@@ -90,6 +90,11 @@ pub enum AdminReply {
     },
     Nicks(Vec<String>),
     Done(String),
+    /// Done, and to be said once the store has committed it.
+    Saved {
+        text: String,
+        saved: Receiver<bool>,
+    },
     Failed(String),
 }
 
@@ -157,6 +162,20 @@ pub struct Dispatcher {
     started: Instant,
     /// The framework's caps and address bans: `/ban <ip>`, `/stats`.
     admission: Arc<Admission>,
+}
+
+/// The answer to a console command whose change the store must keep: the
+/// console says it once it is committed.
+fn saved(result: Result<String, String>, out: &mut Output) -> AdminReply {
+    match result {
+        Ok(text) => {
+            warn!("{text}");
+            let (tx, saved) = crossbeam_channel::bounded(1);
+            out.store(Op::Notify(tx));
+            AdminReply::Saved { text, saved }
+        }
+        Err(why) => AdminReply::Failed(why),
+    }
 }
 
 pub fn now_ms() -> u64 {
@@ -355,13 +374,8 @@ impl Dispatcher {
             } => {
                 let now = now_ms();
                 let until = duration.map(|d| now + d.as_millis() as u64);
-                match self.state.sanction(kind, &nick, until, now, out) {
-                    Ok(done) => {
-                        warn!("{done}");
-                        AdminReply::Done(done)
-                    }
-                    Err(why) => AdminReply::Failed(why),
-                }
+                let result = self.state.sanction(kind, &nick, until, now, out);
+                saved(result, out)
             }
             Admin::BanAddress { ip, duration } => {
                 self.admission.ban(ip, duration.map(|d| Instant::now() + d));
@@ -386,13 +400,10 @@ impl Dispatcher {
                     AdminReply::Failed(format!("{ip} is not banned"))
                 }
             }
-            Admin::Lift { kind, nick } => match self.state.lift(kind, &nick, out) {
-                Ok(done) => {
-                    warn!("{done}");
-                    AdminReply::Done(done)
-                }
-                Err(why) => AdminReply::Failed(why),
-            },
+            Admin::Lift { kind, nick } => {
+                let result = self.state.lift(kind, &nick, out);
+                saved(result, out)
+            }
             Admin::Kick { nick, reason } => match self.state.kick(&nick, &reason, out) {
                 Ok(nick) => {
                     warn!("kicked {nick}: {reason}");

@@ -146,3 +146,34 @@ fn an_address_ban_closes_and_refuses_its_connections_until_lifted() {
         "error: 127.0.0.1 is not banned"
     );
 }
+
+/// A TLS connection accepted before the ban but still in its handshake
+/// when the ban came is not set up afterwards: the ban would otherwise
+/// miss it (the chat does not know it yet), and it could chat on.
+#[test]
+fn an_address_ban_also_stops_a_connection_still_in_its_tls_handshake() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut server = Server::tls();
+    let tcp = std::net::TcpStream::connect(server.addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    // Accepted (the server has it) but no handshake yet.
+    std::thread::sleep(Duration::from_millis(200));
+    let output = server.admin_output("/ban 127.0.0.1", done);
+    assert_eq!(
+        output,
+        "banned 127.0.0.1 until /unban; 0 connections closed"
+    );
+    let outcome = std::panic::catch_unwind(move || {
+        let mut tls = support::tls_handshake(tcp);
+        let _ = tls.write_all(b"{\"type\":\"ping\",\"id\":1}\n");
+        let mut line = String::new();
+        let _ = BufReader::new(tls).read_line(&mut line);
+        line
+    });
+    if let Ok(line) = outcome {
+        assert!(
+            !line.contains("pong"),
+            "a banned address finished its handshake and was answered: {line}"
+        );
+    }
+}

@@ -229,6 +229,19 @@ pub struct Slot {
     key: Key,
 }
 
+impl Slot {
+    /// Whether its address was banned since it was admitted: a connection
+    /// still in its TLS handshake is unknown to the application, so the
+    /// ban's sweep of open connections cannot reach it.
+    pub fn is_banned(&self) -> bool {
+        let books = self.admission.books.lock();
+        books
+            .bans
+            .get(&self.key)
+            .is_some_and(|ban| ban.until.is_none_or(|t| t > Instant::now()))
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         self.admission.release(self.key);
@@ -331,5 +344,21 @@ mod tests {
         assert!(!a.unban(ip("10.0.0.1")), "already lifted");
         assert!(a.admit(ip("10.0.0.1")).is_ok());
         assert_eq!(a.stats().refused_banned, 2);
+    }
+
+    #[test]
+    fn a_slot_learns_of_a_later_ban_on_its_address() {
+        let a = caps(10, 100);
+        let slot = a.admit(ip("2001:db8::1")).unwrap();
+        let other = a.admit(ip("10.0.0.1")).unwrap();
+        assert!(!slot.is_banned());
+        a.ban(ip("2001:db8::2"), None);
+        assert!(slot.is_banned(), "the same /64");
+        assert!(!other.is_banned());
+        a.ban(
+            ip("10.0.0.1"),
+            Some(Instant::now() - Duration::from_millis(1)),
+        );
+        assert!(!other.is_banned(), "an expired ban");
     }
 }

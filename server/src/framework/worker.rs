@@ -235,6 +235,11 @@ where
         let Some(conn) = self.conns.get_mut(&id) else {
             return;
         };
+        // Banned while it shook hands: it must not be set up now.
+        if !conn.is_ready() && self.slots.get(&id).is_some_and(Slot::is_banned) {
+            self.close(id, "address banned");
+            return;
+        }
         let buf = &mut self.read_buf;
         // A panic in a handler ends its connection, never the worker.
         let outcome = catch_unwind(AssertUnwindSafe(|| {

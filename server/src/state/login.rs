@@ -180,6 +180,10 @@ impl ChatState {
         }
         let refusal = match verdict {
             Verdict::Verified => match job.account {
+                // Banned while its password was checked (or while parked).
+                Some(_) if self.ban_refusal(&job.nick, now).is_some() => {
+                    self.ban_refusal(&job.nick, now).expect("just checked")
+                }
                 Some(user) => {
                     self.checked(conn);
                     return self.attach(job, user, false, out);

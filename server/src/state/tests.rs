@@ -138,6 +138,7 @@ impl World {
                         }),
                     },
                     Op::Echo { origin, frame } => Reply::Echo { origin, frame },
+                    Op::Notify(tx) => Reply::Notify(tx, true),
                     Op::History { origin, .. }
                     | Op::Search { origin, .. }
                     | Op::GroupHistory { origin, .. } => Reply::Found {
@@ -721,4 +722,27 @@ fn the_keepalive_pings_the_silent_and_cuts_the_lost() {
     // A closing connection is neither pinged nor cut again.
     assert_eq!(tick(&mut w, 400).0, vec![2]);
     assert_eq!(tick(&mut w, 600), (vec![], vec![]));
+}
+
+/// A ban the operator gives while the password is being checked holds:
+/// the check passing must not let the banned user in.
+#[test]
+fn a_ban_given_while_the_password_is_checked_holds() {
+    let mut w = World::new(&["alice"]);
+    w.connect(1);
+    w.request(1, login("alice", "pw-alice"));
+    assert_eq!(w.out.jobs.len(), 1, "the password is being checked");
+    let now = w.now;
+    w.state
+        .sanction(
+            crate::store::SanctionKind::Ban,
+            "alice",
+            None,
+            now,
+            &mut w.out,
+        )
+        .unwrap();
+    w.settle();
+    assert_eq!(kinds(&w.out.take(), 1), ["error:Banned"]);
+    assert!(w.state.online().is_empty(), "alice is not online");
 }

@@ -297,6 +297,7 @@ fn fail_all(batch: Vec<Op>, err: &StoreError) -> Vec<Reply> {
                 )),
             }),
             Op::Echo { origin, frame } => Some(Reply::Echo { origin, frame }),
+            Op::Notify(tx) => Some(Reply::Notify(tx, false)),
             Op::CreateAccount { .. } | Op::Received { .. } | Op::Sanction(..) => None,
         })
         .collect()
@@ -309,6 +310,7 @@ fn apply_one(
     op: &Op,
 ) -> Option<Reply> {
     Some(match op {
+        Op::Notify(tx) => Reply::Notify(tx.clone(), true),
         Op::Echo { origin, frame } => Reply::Echo {
             origin: *origin,
             frame: frame.clone(),

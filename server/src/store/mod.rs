@@ -75,6 +75,10 @@ pub struct Origin {
 /// What the dispatcher asks of the store.
 #[derive(Debug)]
 pub enum Op {
+    /// Says (`true`) once everything before it is committed, or `false` if
+    /// that failed: the console waits on it so that "banned bob" means the
+    /// ban is on disk.
+    Notify(Sender<bool>),
     CreateAccount {
         user: UserId,
         nick: String,
@@ -189,6 +193,9 @@ pub struct Delivery {
 /// What the store answers, in the order of the ops.
 #[derive(Debug)]
 pub enum Reply {
+    /// Handled by the store thread itself, after the commit (see
+    /// `Op::Notify`); never reaches the dispatcher.
+    Notify(Sender<bool>, bool),
     Appended {
         origin: Origin,
         message: NewMessage,
@@ -289,7 +296,9 @@ fn run(db: &mut Db, inbox: &Receiver<Op>, out: &Sender<Reply>) {
             }
         }
         for reply in db.apply(batch) {
-            if out.send(reply).is_err() {
+            if let Reply::Notify(tx, saved) = reply {
+                let _ = tx.send(saved);
+            } else if out.send(reply).is_err() {
                 return;
             }
         }
