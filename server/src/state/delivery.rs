@@ -11,6 +11,14 @@ use crate::framework::ConnId;
 use crate::store::{Appended, Delivery, Loaded, NewMessage, Op, Origin, Reply, To, UserId};
 
 impl ChatState {
+    /// The connection of `user` if it is online and caught up: someone still
+    /// resuming gets a new message with their backlog, which the store reads
+    /// after this commit.
+    fn live_conn(&self, user: UserId) -> Option<ConnId> {
+        let conn = *self.online.get(&user)?;
+        (self.sessions.get(&conn)?.phase == Phase::Online).then_some(conn)
+    }
+
     /// A reply from the store.
     pub fn stored(&mut self, reply: Reply, now: u64, out: &mut impl Deliver) {
         let origin = match reply {
@@ -114,14 +122,9 @@ impl ChatState {
                 if message.away {
                     self.stored_offline += 1;
                 }
-                // Someone still resuming gets it with their backlog, which
-                // the store reads after this commit.
-                let Some(&conn) = self.online.get(&to) else {
+                let Some(conn) = self.live_conn(to) else {
                     return;
                 };
-                if self.sessions.get(&conn).map(|s| s.phase) != Some(Phase::Online) {
-                    return;
-                }
                 let frame = ServerFrame::Message {
                     seq,
                     sender,
@@ -246,12 +249,9 @@ impl ChatState {
         let receiver = self.groups.get(group).map_or_else(String::new, |g| g.tag());
         let sender = self.accounts.nick(message.sender).to_string();
         for (&(member, _), seq) in message.fanout.iter().zip(seqs) {
-            let Some(&conn) = self.online.get(&member) else {
+            let Some(conn) = self.live_conn(member) else {
                 continue;
             };
-            if self.sessions.get(&conn).map(|s| s.phase) != Some(Phase::Online) {
-                continue;
-            }
             // Each member's copy carries that member's own seq, so it is
             // serialized once per member.
             let frame = ServerFrame::Message {
