@@ -42,6 +42,12 @@ pub enum Notice {
         groups: Vec<GroupInfo>,
     },
     /// We left the group.
+    /// The owner added or removed us.
+    GroupChanged {
+        group: String,
+        by: String,
+        added: bool,
+    },
     GroupLeft {
         group: String,
     },
@@ -310,6 +316,14 @@ impl Renderer {
                 self.system(&text)
             }
             Notice::GroupLeft { group } => self.system(&format!("you left {}", clean(group))),
+            Notice::GroupChanged {
+                group,
+                by,
+                added: true,
+            } => self.system(&format!("{} added you to {}", clean(by), clean(group))),
+            Notice::GroupChanged { group, by, .. } => {
+                self.system(&format!("{} removed you from {}", clean(by), clean(group)))
+            }
             Notice::PrivateFrom {
                 sender, text, away, ..
             } => {
@@ -934,6 +948,22 @@ mod tests {
             line,
             "[2024-04-30 23:59:58] [private from alice] late (while you were away)"
         );
+    }
+
+    #[test]
+    fn being_added_to_or_removed_from_a_group_is_shown() {
+        let plain = Renderer { colour: false };
+        let changed = |added| Notice::GroupChanged {
+            group: s("#class"),
+            by: s("prof"),
+            added,
+        };
+        assert!(plain
+            .line(&changed(true), noon())
+            .ends_with("* prof added you to #class"));
+        assert!(plain
+            .line(&changed(false), noon())
+            .ends_with("* prof removed you from #class"));
     }
 
     #[test]

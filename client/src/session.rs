@@ -714,6 +714,17 @@ impl Session {
                 let what = self.pending.remove(&id);
                 self.on_group(what, group, members, online)
             }
+            ServerFrame::GroupChanged { group, by, added } => {
+                {
+                    let mut roster = self.roster.lock();
+                    if added {
+                        roster.add_group(&group);
+                    } else {
+                        roster.remove_group(&group);
+                    }
+                }
+                vec![Show(Notice::GroupChanged { group, by, added })]
+            }
             ServerFrame::Groups { id, groups } => {
                 self.pending.remove(&id);
                 let mine: Vec<String> = groups

@@ -236,6 +236,14 @@ pub enum ServerFrame {
     /// Answer to `group_list`: your groups, then the public ones you are
     /// not in, each sorted by name.
     Groups { id: u64, groups: Vec<GroupInfo> },
+    /// Unasked: the group's owner (`by`) added you to `group` (`added`), or
+    /// removed you from it. Sent to the member if online; one who is not
+    /// finds the group in (or gone from) `welcome.groups` at next login.
+    GroupChanged {
+        group: String,
+        by: String,
+        added: bool,
+    },
     /// A request failed, or a line could not be read as a request (then `id`
     /// is absent when it could not be recovered).
     Error {

@@ -55,6 +55,11 @@ fn lifecycle_and_permissions() {
     assert_eq!(created["group"].get("public"), None, "private by default");
     assert_eq!(names(&created["members"]), ["ann", "ben", "prof"]);
     assert_eq!(names(&created["online"]), ["ann", "ben", "prof"]);
+    // Those added are told, and by whom; the owner is not told of himself.
+    let told = json!({"type": "group_changed", "group": "#Class", "by": "prof", "added": true});
+    for member in [&mut ann, &mut ben] {
+        assert_eq!(member.expect_type("group_changed"), told);
+    }
 
     // Names follow the nickname identity rules: `#class`, `#CLASS`, `#сlass`
     // (Cyrillic с) are the same group.
@@ -96,8 +101,13 @@ fn lifecycle_and_permissions() {
 
     let added = prof.ask(json!({"type": "group_add", "name": "class", "members": ["eve"]}));
     assert_eq!(names(&added["members"]), ["ann", "ben", "eve", "prof"]);
+    assert_eq!(eve.expect_type("group_changed"), told);
     let removed = prof.ask(json!({"type": "group_remove", "name": "class", "members": ["ben"]}));
     assert_eq!(names(&removed["members"]), ["ann", "eve", "prof"]);
+    assert_eq!(
+        ben.expect_type("group_changed"),
+        json!({"type": "group_changed", "group": "#Class", "by": "prof", "added": false})
+    );
     let refused = post(&mut ben, "#class", "still here?", "b1");
     assert_eq!(refused["code"], "not_a_member", "removed: {refused}");
 

@@ -277,9 +277,10 @@ pub fn server_kind(frame: &ServerFrame) -> usize {
         ServerFrame::Ping => 13,
         ServerFrame::Group { .. } => 14,
         ServerFrame::Groups { .. } => 15,
+        ServerFrame::GroupChanged { .. } => 16,
     }
 }
-pub const SERVER_KINDS: usize = 16;
+pub const SERVER_KINDS: usize = 17;
 
 fn group_info() -> impl Strategy<Value = GroupInfo> {
     (text(), text(), any::<bool>(), count(), any::<bool>()).prop_map(
@@ -396,6 +397,11 @@ pub fn server_frame() -> BoxedStrategy<ServerFrame> {
         }),
         (number(), vec(group_info(), 0..4))
             .prop_map(|(id, groups)| ServerFrame::Groups { id, groups }),
+        (text(), text(), any::<bool>()).prop_map(|(group, by, added)| ServerFrame::GroupChanged {
+            group,
+            by,
+            added
+        }),
     ]
     .boxed()
 }

@@ -14,7 +14,7 @@ impl ChatState {
     /// The connection of `user` if it is online and caught up: someone still
     /// resuming gets a new message with their backlog, which the store reads
     /// after this commit.
-    fn live_conn(&self, user: UserId) -> Option<ConnId> {
+    pub(super) fn live_conn(&self, user: UserId) -> Option<ConnId> {
         let conn = *self.online.get(&user)?;
         (self.sessions.get(&conn)?.phase == Phase::Online).then_some(conn)
     }

@@ -286,6 +286,7 @@ impl ChatState {
             }
             _ => unreachable!("only group requests come here"),
         };
+        self.tell_changed(user, &changes, out);
         let session = self.sessions.get_mut(&conn).expect("online");
         session.in_flight += 1;
         out.store(Op::Group {
@@ -384,6 +385,32 @@ impl ChatState {
     /// `user` leaves group `gid`; when the owner leaves, the member who
     /// joined first becomes the owner (an empty group keeps its owner, who
     /// may rejoin).
+    /// Tells the members `by` added or removed (not `by` itself), if they
+    /// are online, so that nobody is in a group unawares. Those offline see
+    /// it in `welcome.groups`.
+    fn tell_changed(&self, by: UserId, changes: &[GroupChange], out: &mut impl Deliver) {
+        for change in changes {
+            let (gid, users, added) = match change {
+                GroupChange::Join { group, users, .. } => (*group, users, true),
+                GroupChange::Leave { group, users } => (*group, users, false),
+                _ => continue,
+            };
+            let Some(group) = self.groups.get(gid) else {
+                continue;
+            };
+            let frame = encode(&ServerFrame::GroupChanged {
+                group: group.tag(),
+                by: self.accounts.nick(by).to_string(),
+                added,
+            });
+            for &member in users.iter().filter(|&&u| u != by) {
+                if let Some(conn) = self.live_conn(member) {
+                    out.send(conn, frame.clone());
+                }
+            }
+        }
+    }
+
     fn depart(&mut self, gid: GroupId, user: UserId) -> Vec<GroupChange> {
         let group = self.groups.get_mut(gid);
         group.members.retain(|u| *u != user);
