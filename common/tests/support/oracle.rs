@@ -59,6 +59,7 @@ pub const SERVER_TYPES: &[&str] = &[
     "ping",
     "group",
     "groups",
+    "group_changed",
 ];
 
 /// The four codes `decode` may answer with.
