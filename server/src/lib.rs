@@ -21,6 +21,7 @@ pub mod config;
 pub mod config_file;
 pub mod console;
 pub mod dispatcher;
+pub mod files;
 pub mod flood;
 pub mod framework;
 pub mod handler;
@@ -104,6 +105,7 @@ pub struct Server {
     dispatcher: JoinHandle<()>,
     running: Running,
     store: store::Store,
+    files: files::FileThread,
 }
 
 impl Server {
@@ -135,7 +137,7 @@ impl Server {
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
         // A page of a backlog must fit the send queue with room to spare.
         let page_bytes = (config.queue_limit / 4).clamp(1024, 64 * 1024);
-        let (store, accounts, sanctions) = store::Store::open(&data_dir, page_bytes)
+        let (store, accounts, sanctions, offers) = store::Store::open(&data_dir, page_bytes)
             .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
         // Unbounded, yet never longer than --auth-queue: the chat state
         // refuses logins (busy) beyond it rather than queueing them.
@@ -167,7 +169,11 @@ impl Server {
         )?;
         let state = state::ChatState::new(config.max_text, accounts::Accounts::new(accounts))
             .with_sanctions(sanctions)
-            .with_login_policy(config.login_policy());
+            .with_login_policy(config.login_policy())
+            .with_files(offers, config.file_limits());
+        let spool = data_dir.join("spool");
+        let files = files::FileThread::start(spool.clone(), &state.file_ids())
+            .with_context(|| format!("cannot open the spool in {}", spool.display()))?;
         if config.no_tls
             && config.plaintext_login == policy::PlaintextLogin::Auto
             && !config.bind.ip().is_loopback()
@@ -184,6 +190,8 @@ impl Server {
             replies: store.replies.clone(),
             jobs,
             verdicts,
+            files: files.jobs.clone(),
+            files_done: files.done.clone(),
         };
         let dispatcher = Dispatcher::new(
             state,
@@ -203,6 +211,7 @@ impl Server {
             dispatcher,
             running,
             store,
+            files,
         })
     }
 
@@ -231,6 +240,7 @@ impl Server {
             dispatcher,
             running,
             store,
+            files,
             ..
         } = self;
         drop(events);
@@ -238,5 +248,6 @@ impl Server {
         running.join();
         // What reached the store is committed before the process ends.
         store.join();
+        files.join();
     }
 }

@@ -22,7 +22,22 @@ use serde_json::Value;
 
 /// Every `type` a client may send.
 pub const REQUEST_TYPES: &[&str] = &[
-    "login", "message", "online", "more", "received", "history", "search", "bye", "ping", "pong",
+    "login",
+    "message",
+    "online",
+    "more",
+    "received",
+    "history",
+    "search",
+    "bye",
+    "ping",
+    "pong",
+    "offer",
+    "chunk",
+    "accept",
+    "reject",
+    "file_ack",
+    "downloaded",
 ];
 
 /// Every `type` a server may send.
@@ -41,6 +56,12 @@ pub const SERVER_TYPES: &[&str] = &[
     "announce",
     "shutdown",
     "ping",
+    "upload",
+    "file_ack",
+    "file_offer",
+    "download",
+    "chunk",
+    "file_answer",
 ];
 
 /// The four codes `decode` may answer with.

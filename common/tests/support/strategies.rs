@@ -138,6 +138,11 @@ pub fn all_codes() -> Vec<ErrorCode> {
         Banned,
         Muted,
         TooManyConnections,
+        BadFileName,
+        FileTooLarge,
+        QuotaExceeded,
+        NoSuchFile,
+        HashMismatch,
         Other,
     ];
     for code in &codes {
@@ -146,7 +151,8 @@ pub fn all_codes() -> Vec<ErrorCode> {
             | AlreadyLoggedIn | NickTaken | NickReserved | TooManyAttempts | Busy
             | PlaintextRefused | BadPassword | PasswordInvalid | NoSuchUser | TakenOver
             | StoreFailed | BadRequest | NickInvalid | NotOnline | BadText | Timeout | Flooding
-            | Banned | Muted | TooManyConnections | Other => {}
+            | Banned | Muted | TooManyConnections | BadFileName | FileTooLarge | QuotaExceeded
+            | NoSuchFile | HashMismatch | Other => {}
         }
     }
     codes
@@ -170,9 +176,15 @@ pub fn request_kind(request: &Request) -> usize {
         Request::Bye { .. } => 7,
         Request::Ping { .. } => 8,
         Request::Pong => 9,
+        Request::Offer { .. } => 10,
+        Request::Chunk { .. } => 11,
+        Request::Accept { .. } => 12,
+        Request::Reject { .. } => 13,
+        Request::FileAck { .. } => 14,
+        Request::Downloaded { .. } => 15,
     }
 }
-pub const REQUEST_KINDS: usize = 10;
+pub const REQUEST_KINDS: usize = 16;
 
 pub fn request() -> BoxedStrategy<Request> {
     prop_oneof![
@@ -219,6 +231,28 @@ pub fn request() -> BoxedStrategy<Request> {
         number().prop_map(|id| Request::Bye { id }),
         number().prop_map(|id| Request::Ping { id }),
         Just(Request::Pong),
+        (number(), text(), text(), number(), text()).prop_map(|(id, to, name, size, sha256)| {
+            Request::Offer {
+                id,
+                to,
+                name,
+                size,
+                sha256,
+            }
+        }),
+        (number(), number(), text()).prop_map(|(file, offset, data)| Request::Chunk {
+            file,
+            offset,
+            data
+        }),
+        (number(), number(), number()).prop_map(|(id, file, offset)| Request::Accept {
+            id,
+            file,
+            offset
+        }),
+        (number(), number()).prop_map(|(id, file)| Request::Reject { id, file }),
+        (number(), number()).prop_map(|(file, bytes)| Request::FileAck { file, bytes }),
+        (number(), number()).prop_map(|(id, file)| Request::Downloaded { id, file }),
     ]
     .boxed()
 }
@@ -240,9 +274,15 @@ pub fn server_kind(frame: &ServerFrame) -> usize {
         ServerFrame::Announce { .. } => 11,
         ServerFrame::Shutdown { .. } => 12,
         ServerFrame::Ping => 13,
+        ServerFrame::Upload { .. } => 14,
+        ServerFrame::FileAck { .. } => 15,
+        ServerFrame::FileOffer { .. } => 16,
+        ServerFrame::Download { .. } => 17,
+        ServerFrame::Chunk { .. } => 18,
+        ServerFrame::FileAnswer { .. } => 19,
     }
 }
-pub const SERVER_KINDS: usize = 14;
+pub const SERVER_KINDS: usize = 20;
 
 fn stored() -> impl Strategy<Value = Stored> {
     (text(), text(), text(), number()).prop_map(|(sender, receiver, text, time)| Stored {
@@ -327,6 +367,51 @@ pub fn server_frame() -> BoxedStrategy<ServerFrame> {
         (text(), number()).prop_map(|(text, time)| ServerFrame::Announce { text, time }),
         text().prop_map(|reason| ServerFrame::Shutdown { reason }),
         Just(ServerFrame::Ping),
+        (number(), number(), number()).prop_map(|(id, file, offset)| ServerFrame::Upload {
+            id,
+            file,
+            offset
+        }),
+        (number(), number(), any::<bool>()).prop_map(|(file, bytes, complete)| {
+            ServerFrame::FileAck {
+                file,
+                bytes,
+                complete,
+            }
+        }),
+        (number(), text(), text(), number(), text(), number()).prop_map(
+            |(file, sender, name, size, sha256, time)| ServerFrame::FileOffer {
+                file,
+                sender,
+                name,
+                size,
+                sha256,
+                time,
+            }
+        ),
+        (number(), number(), text(), number(), text(), number()).prop_map(
+            |(id, file, name, size, sha256, offset)| ServerFrame::Download {
+                id,
+                file,
+                name,
+                size,
+                sha256,
+                offset,
+            }
+        ),
+        (number(), number(), text()).prop_map(|(file, offset, data)| ServerFrame::Chunk {
+            file,
+            offset,
+            data
+        }),
+        (number(), text(), text(), any::<bool>()).prop_map(|(file, name, to, accepted)| {
+            ServerFrame::FileAnswer {
+                file,
+                name,
+                to,
+                accepted,
+            }
+        }),
     ]
     .boxed()
 }

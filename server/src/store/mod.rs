@@ -10,6 +10,7 @@
 //! sees every write queued before it.
 
 mod db;
+mod files;
 mod identities;
 
 use std::path::Path;
@@ -23,6 +24,7 @@ use tracing::{error, warn};
 use crate::framework::ConnId;
 
 pub use db::{Account, Db, Sanction, SanctionKind, StoreError};
+pub use files::{Answer, FileOp, FileRow, Receiver as FileReceiver};
 
 /// An account's number in the database.
 pub type UserId = i64;
@@ -75,6 +77,8 @@ pub enum Op {
         origin: Origin,
         message: NewMessage,
     },
+    /// A change to the file offers (not answered).
+    File(FileOp),
     /// Sets a ban or mute (`true`: lifts it).
     Sanction(Sanction, bool),
     /// `user`'s client has shown its stream up to `seq`.
@@ -201,11 +205,12 @@ impl Store {
     pub fn open(
         dir: &Path,
         page_bytes: usize,
-    ) -> Result<(Store, Vec<Account>, Vec<Sanction>), StoreError> {
+    ) -> Result<(Store, Vec<Account>, Vec<Sanction>, Vec<FileRow>), StoreError> {
         let path = dir.join("chat.db");
         let mut db = Db::open(&path, page_bytes)?;
         let accounts = db.accounts()?;
         let sanctions = db.sanctions()?;
+        let files = db.files()?;
         let (stop_checkpoints, stop) = crossbeam_channel::bounded(0);
         let checkpointer = Db::checkpointer(&path, CHECKPOINT_EVERY, stop)?;
         let (ops, inbox) = crossbeam_channel::unbounded();
@@ -226,6 +231,7 @@ impl Store {
             },
             accounts,
             sanctions,
+            files,
         ))
     }
 
