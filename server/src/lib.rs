@@ -137,7 +137,7 @@ impl Server {
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
         // A page of a backlog must fit the send queue with room to spare.
         let page_bytes = (config.queue_limit / 4).clamp(1024, 64 * 1024);
-        let (store, accounts, sanctions, offers) = store::Store::open(&data_dir, page_bytes)
+        let (store, (accounts, sanctions, offers)) = store::Store::open(&data_dir, page_bytes)
             .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
         // Unbounded, yet never longer than --auth-queue: the chat state
         // refuses logins (busy) beyond it rather than queueing them.

@@ -188,6 +188,10 @@ pub enum Reply {
     },
 }
 
+/// What the dispatcher keeps in memory from the database: the accounts,
+/// the sanctions and the file offers.
+pub type Kept = (Vec<Account>, Vec<Sanction>, Vec<FileRow>);
+
 /// The running store thread. Dropping every `Sender<Op>` stops it after it
 /// has committed what it was sent.
 pub struct Store {
@@ -202,10 +206,7 @@ impl Store {
     /// `page_bytes` bounds the text in one page of a backlog (see `Op::Backlog`).
     /// Opens the database; returns the store thread and what the dispatcher
     /// keeps in memory: the accounts and the sanctions.
-    pub fn open(
-        dir: &Path,
-        page_bytes: usize,
-    ) -> Result<(Store, Vec<Account>, Vec<Sanction>, Vec<FileRow>), StoreError> {
+    pub fn open(dir: &Path, page_bytes: usize) -> Result<(Store, Kept), StoreError> {
         let path = dir.join("chat.db");
         let mut db = Db::open(&path, page_bytes)?;
         let accounts = db.accounts()?;
@@ -229,9 +230,7 @@ impl Store {
                 replies,
                 thread,
             },
-            accounts,
-            sanctions,
-            files,
+            (accounts, sanctions, files),
         ))
     }
 
