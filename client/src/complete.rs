@@ -149,6 +149,8 @@ mod tests {
                     "!search ",
                     "!group ",
                     "!send ",
+                    "!accept ",
+                    "!reject ",
                     "!help",
                     "!bye",
                 ],
