@@ -99,7 +99,10 @@ fn local_commands() {
     let cases = [
         ("!dance", "unknown command !dance — type !help for the list"),
         ("!group class hi", "!group is not available yet"),
-        ("!send alice notes.txt", "!send is not available yet"),
+        (
+            "!send alice notes.txt",
+            "! cannot open notes.txt: No such file or directory",
+        ),
         ("!private alice", "usage: !private <nick> <message>"),
         ("!history 0", "usage: !history [nick] [N]"),
         ("!search from:alice", "usage: !search <words> [from:nick]"),
