@@ -14,6 +14,8 @@ pub enum Kind {
     Search,
     Group,
     Send,
+    Accept,
+    Reject,
     Help,
     Bye,
 }
@@ -83,9 +85,23 @@ pub const COMMANDS: &[Spec] = &[
     Spec {
         name: "!send",
         args: "<nick> <file>",
-        help: "send a file to one person (not available yet)",
+        help: "offer a file to one person (it waits on the server until answered)",
         aliases: &[],
         kind: Kind::Send,
+    },
+    Spec {
+        name: "!accept",
+        args: "<id> [dir]",
+        help: "download an offered file (into the downloads directory, or dir)",
+        aliases: &[],
+        kind: Kind::Accept,
+    },
+    Spec {
+        name: "!reject",
+        args: "<id>",
+        help: "refuse an offered file; the sender is told",
+        aliases: &[],
+        kind: Kind::Reject,
     },
     Spec {
         name: "!help",
@@ -136,6 +152,19 @@ pub enum Action {
     Search {
         words: String,
         from: Option<String>,
+    },
+    /// Offer the file at `path` to `to`.
+    Send {
+        to: String,
+        path: std::path::PathBuf,
+    },
+    /// Download offer `file`, into `dir` or the downloads directory.
+    Accept {
+        file: u64,
+        dir: Option<std::path::PathBuf>,
+    },
+    Reject {
+        file: u64,
     },
     Help,
     Leave,
@@ -298,7 +327,27 @@ fn parse_line(line: &str) -> Action {
         Kind::History => history(rest).unwrap_or(Action::Usage(spec)),
         Kind::Search => search(rest).unwrap_or(Action::Usage(spec)),
         Kind::Group => group(rest).unwrap_or(Action::Usage(spec)),
-        Kind::Send => Action::Unavailable(spec),
+        Kind::Send => match rest.split_once(char::is_whitespace) {
+            Some((to, path)) if !path.trim().is_empty() => Action::Send {
+                to: to.to_string(),
+                path: path.trim().into(),
+            },
+            _ => Action::Usage(spec),
+        },
+        Kind::Accept => {
+            let (id, dir) = match rest.split_once(char::is_whitespace) {
+                Some((id, dir)) => (id, Some(dir.trim().into())),
+                None => (rest, None),
+            };
+            match id.parse() {
+                Ok(file) => Action::Accept { file, dir },
+                Err(_) => Action::Usage(spec),
+            }
+        }
+        Kind::Reject => match rest.trim().parse() {
+            Ok(file) => Action::Reject { file },
+            Err(_) => Action::Usage(spec),
+        },
         Kind::Help => Action::Help,
         Kind::Bye => Action::Leave,
     }
@@ -522,7 +571,24 @@ mod tests {
             ("!group add class", Action::Usage(spec(Kind::Group))),
             ("!group join", Action::Usage(spec(Kind::Group))),
             ("!group class", Action::Usage(spec(Kind::Group))),
-            ("!send bob f", Action::Unavailable(spec(Kind::Send))),
+            (
+                "!send bob my notes.pdf",
+                Action::Send {
+                    to: "bob".into(),
+                    path: "my notes.pdf".into(),
+                },
+            ),
+            ("!send bob", Action::Usage(spec(Kind::Send))),
+            ("!accept 3", Action::Accept { file: 3, dir: None }),
+            (
+                "!accept 3 /tmp/x",
+                Action::Accept {
+                    file: 3,
+                    dir: Some("/tmp/x".into()),
+                },
+            ),
+            ("!accept x", Action::Usage(spec(Kind::Accept))),
+            ("!reject 4", Action::Reject { file: 4 }),
             ("!dance", Action::Unknown("!dance".into())),
             ("!privat bob hi", Action::Unknown("!privat".into())),
             ("!", Action::Unknown("!".into())),
@@ -561,6 +627,8 @@ mod tests {
             Kind::Search,
             Kind::Group,
             Kind::Send,
+            Kind::Accept,
+            Kind::Reject,
             Kind::Help,
             Kind::Bye,
         ] {

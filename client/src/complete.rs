@@ -201,6 +201,8 @@ mod tests {
                     "!search ",
                     "!group ",
                     "!send ",
+                    "!accept ",
+                    "!reject ",
                     "!help",
                     "!bye",
                 ],

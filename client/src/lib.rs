@@ -12,6 +12,7 @@
 
 pub mod command;
 pub mod complete;
+pub mod files;
 pub mod known_hosts;
 pub mod net;
 pub mod outbox;
@@ -51,6 +52,9 @@ pub struct Config {
     pub reconnect_for: Option<u64>,
     /// `--keepalive`, in seconds.
     pub keepalive: u64,
+    /// `--downloads`: where accepted files land unless `!accept` names a
+    /// directory.
+    pub downloads: std::path::PathBuf,
 }
 
 /// A password and where it came from, which `Debug` does not print.

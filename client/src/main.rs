@@ -106,6 +106,12 @@ struct Args {
     /// human-readable text.
     #[arg(long)]
     json: bool,
+
+    /// Directory where accepted files are saved (`!accept ID [DIR]` may
+    /// name another). A file never overwrites another: `name (1).ext`.
+    /// [default: the user's download directory, e.g. ~/Downloads]
+    #[arg(long, value_name = "DIR")]
+    downloads: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -172,5 +178,10 @@ fn config(args: Args, password: Option<Password>) -> anyhow::Result<Config> {
         json: args.json,
         reconnect_for: args.reconnect_for,
         keepalive: args.keepalive,
+        downloads: args.downloads.unwrap_or_else(|| {
+            directories::UserDirs::new()
+                .and_then(|dirs| dirs.download_dir().map(PathBuf::from))
+                .unwrap_or_else(|| PathBuf::from("."))
+        }),
     })
 }

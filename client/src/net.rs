@@ -27,6 +27,7 @@ use chat_common::{ErrorCode, Request, ServerFrame, EVERYONE};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::files::Transfers;
 use crate::reconnect::Backoff;
 use crate::render::Notice;
 use crate::roster::SharedRoster;
@@ -65,6 +66,19 @@ pub enum Command {
     Leave,
     /// Leave now: list the messages never stored and stop.
     Abandon,
+    /// Offer a file (`!send`).
+    SendFile {
+        to: String,
+        path: std::path::PathBuf,
+    },
+    /// Download an offered file into `dir` (`!accept`).
+    Accept {
+        file: u64,
+        dir: std::path::PathBuf,
+    },
+    Reject {
+        file: u64,
+    },
 }
 
 impl std::fmt::Debug for Command {
@@ -80,6 +94,9 @@ impl std::fmt::Debug for Command {
             Command::RefreshRoster => write!(f, "RefreshRoster"),
             Command::Leave => write!(f, "Leave"),
             Command::Abandon => write!(f, "Abandon"),
+            Command::SendFile { to, path } => write!(f, "SendFile({to:?}, {path:?})"),
+            Command::Accept { file, dir } => write!(f, "Accept({file}, {dir:?})"),
+            Command::Reject { file } => write!(f, "Reject({file})"),
         }
     }
 }
@@ -218,6 +235,7 @@ impl Net {
             output,
             leaving: false,
             plaintext: !stream.is_tls(),
+            transfers: Transfers::new(),
         };
         worker.up(stream)?;
         thread::Builder::new()
@@ -326,6 +344,8 @@ struct Worker {
     leaving: bool,
     /// The connection is plain TCP (`--no-tls`).
     plaintext: bool,
+    /// Uploads and downloads under way.
+    transfers: Transfers,
 }
 
 impl Worker {
@@ -388,6 +408,7 @@ impl Worker {
             if let Some(ending) = self.keep_alive() {
                 return ending;
             }
+            self.pump_files();
             if let Some(ending) = self.leave_if_done() {
                 return ending;
             }
@@ -614,7 +635,7 @@ impl Worker {
         if !self.session.has_logged_in() {
             return Some(Ending::Left);
         }
-        let waiting = self.session.is_waiting();
+        let waiting = self.session.is_waiting() || self.transfers.busy();
         match &mut self.link {
             Link::Up(conn) if self.session.is_logged_in() && !waiting && !conn.bye_sent => {
                 conn.bye_sent = true;
@@ -652,6 +673,17 @@ impl Worker {
                 Ok(Command::Search { words, from }) => self.session.search(words, from),
                 Ok(Command::Group(op)) => self.session.group(op),
                 Ok(Command::RefreshRoster) => self.session.refresh(),
+                Ok(Command::SendFile { to, path }) => match self.transfers.send(to, path) {
+                    Ok(request) if self.session.is_logged_in() => Some(request),
+                    // Offered once logged in again (see `pump_files`).
+                    Ok(_) => None,
+                    Err(reason) => {
+                        self.output.local(&Notice::Error { reason });
+                        None
+                    }
+                },
+                Ok(Command::Accept { file, dir }) => Some(self.transfers.accept(file, dir)),
+                Ok(Command::Reject { file }) => Some(self.transfers.reject(file)),
                 Ok(Command::Abandon) => {
                     self.list_unsent();
                     return Some(Ending::Left);
@@ -701,14 +733,15 @@ impl Worker {
                 Err(err) => return Some(Stop::Broken(err.to_string())),
             };
             let mut ended = None;
-            let (session, output, status, out) = (
+            let (session, output, status, out, transfers) = (
                 &mut self.session,
                 &mut self.output,
                 &self.status,
                 &mut conn.out,
+                &mut self.transfers,
             );
             let fed = conn.reader.feed(&buf[..n], |line| {
-                ended = on_line(line, session, output.as_mut(), status, out);
+                ended = on_line(line, session, transfers, output.as_mut(), status, out);
                 if ended.is_some() {
                     ControlFlow::Break(())
                 } else {
@@ -739,6 +772,22 @@ impl Worker {
     }
 }
 
+impl Worker {
+    /// Queues the chunks the upload window allows, while logged in.
+    fn pump_files(&mut self) {
+        if !self.session.is_logged_in() {
+            return;
+        }
+        let (requests, says) = self.transfers.pump();
+        for text in says {
+            self.output.local(&Notice::File { text });
+        }
+        for request in &requests {
+            self.queue(request);
+        }
+    }
+}
+
 /// Writes queued bytes until done or the socket is full; the rest goes
 /// when the socket says it is writable again.
 fn flush(conn: &mut Conn) -> io::Result<()> {
@@ -760,6 +809,7 @@ fn flush(conn: &mut Conn) -> io::Result<()> {
 fn on_line(
     line: &[u8],
     session: &mut Session,
+    transfers: &mut Transfers,
     output: &mut dyn Output,
     status: &Sender<Status>,
     out: &mut Vec<u8>,
@@ -778,6 +828,13 @@ fn on_line(
         }
     };
     let mut notices = Vec::new();
+    // File frames feed the transfers; a welcome resumes the unfinished ones.
+    let (requests, says) = transfers.on_frame(&frame);
+    let mut file_requests = requests;
+    if matches!(frame, ServerFrame::Welcome { .. }) {
+        file_requests.extend(transfers.resume());
+    }
+    notices.extend(says.into_iter().map(|text| Notice::File { text }));
     let mut statuses = Vec::new();
     let mut ended = None;
     let mut duplicate = false;
@@ -792,6 +849,9 @@ fn on_line(
             Update::Duplicate => duplicate = true,
             Update::Ended(ending) => ended = Some(ending),
         }
+    }
+    for request in &file_requests {
+        out.extend_from_slice(&codec::encode(request));
     }
     // Printed first, so the welcome line is up before the prompt.
     if !duplicate {

@@ -91,7 +91,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         select! {
             recv(lines) -> line => match line.map(|line| command::parse(&line)) {
                 Ok(Action::Leave) | Err(_) => break,
-                Ok(action) => act(action, &net),
+                Ok(action) => act(action, &net, &config.downloads),
             },
             recv(net.status()) -> status => match status {
                 Ok(Status::Finished(ending)) => return Ok(exit_code(ending)),
@@ -145,7 +145,7 @@ fn login(
 }
 
 /// Does what a line asks, except leaving.
-fn act(action: Action, net: &Net) {
+fn act(action: Action, net: &Net, downloads: &std::path::Path) {
     match action {
         Action::Nothing | Action::Leave => {}
         Action::Public(text) => net.send(Command::public(text)),
@@ -154,6 +154,12 @@ fn act(action: Action, net: &Net) {
         Action::Group(op) => net.send(Command::Group(op)),
         Action::History { with, limit } => net.send(Command::History { with, limit }),
         Action::Search { words, from } => net.send(Command::Search { words, from }),
+        Action::Send { to, path } => net.send(Command::SendFile { to, path }),
+        Action::Accept { file, dir } => net.send(Command::Accept {
+            file,
+            dir: dir.unwrap_or_else(|| downloads.to_path_buf()),
+        }),
+        Action::Reject { file } => net.send(Command::Reject { file }),
         Action::Help => eprintln!("{}", command::help()),
         Action::Unavailable(spec) => eprintln!("{} is not available yet", spec.name),
         Action::Usage(spec) => eprintln!("usage: {}", spec.usage()),

@@ -151,6 +151,10 @@ pub enum Notice {
         time: u64,
         me: String,
     },
+    /// A file transfer's news: an offer, progress, an answer, a download saved.
+    File {
+        text: String,
+    },
     /// The server refused something; `reason` is its text for people.
     Error {
         reason: String,
@@ -482,6 +486,7 @@ impl Renderer {
                 format!("{} {} {}", self.paint(DIM, "|"), tag, clean(text))
             }
             Notice::Error { reason } => self.paint(RED, &format!("! {}", clean(reason))).into(),
+            Notice::File { text } => self.paint(DIM, &format!("* {}", clean(text))).into(),
             Notice::Lost { reason } => self
                 .paint(RED, &format!("! connection lost: {}", clean(reason)))
                 .into(),

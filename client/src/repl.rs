@@ -102,6 +102,8 @@ struct Repl {
     net: Net,
     flags: Arc<Flags>,
     renderer: Renderer,
+    /// `--downloads`.
+    downloads: std::path::PathBuf,
 }
 
 pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
@@ -146,6 +148,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let mut repl = Repl {
         editor,
         net,
+        downloads: config.downloads.clone(),
         flags,
         renderer,
     };
@@ -264,6 +267,12 @@ impl Repl {
                 Action::Group(op) => self.net.send(Command::Group(op)),
                 Action::History { with, limit } => self.net.send(Command::History { with, limit }),
                 Action::Search { words, from } => self.net.send(Command::Search { words, from }),
+                Action::Send { to, path } => self.net.send(Command::SendFile { to, path }),
+                Action::Accept { file, dir } => self.net.send(Command::Accept {
+                    file,
+                    dir: dir.unwrap_or_else(|| self.downloads.clone()),
+                }),
+                Action::Reject { file } => self.net.send(Command::Reject { file }),
                 Action::Help => println!("{}", command::help()),
                 Action::Leave => return Ok(self.leave()),
                 Action::Unavailable(spec) => println!("{} is not available yet", spec.name),

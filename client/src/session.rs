@@ -803,6 +803,13 @@ impl Session {
                 updates
             }
             ServerFrame::Announce { text, time } => vec![Show(Notice::Announce { text, time })],
+            // File transfers are the network thread's `Transfers`.
+            ServerFrame::Upload { .. }
+            | ServerFrame::FileAck { .. }
+            | ServerFrame::FileOffer { .. }
+            | ServerFrame::Download { .. }
+            | ServerFrame::Chunk { .. }
+            | ServerFrame::FileAnswer { .. } => vec![],
             ServerFrame::Shutdown { reason } => vec![
                 Show(Notice::Shutdown { reason }),
                 Update::Ended(Ending::Shutdown),

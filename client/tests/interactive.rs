@@ -102,7 +102,10 @@ fn local_commands() {
             "!group class hi",
             "! #1 to #class not sent: no such group: #class",
         ),
-        ("!send alice notes.txt", "!send is not available yet"),
+        (
+            "!send alice notes.txt",
+            "! cannot open notes.txt: No such file or directory",
+        ),
         ("!private alice", "usage: !private <nick> <message>"),
         ("!history 0", "usage: !history [nick] [N]"),
         ("!search from:alice", "usage: !search <words> [from:nick]"),

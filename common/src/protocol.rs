@@ -117,6 +117,82 @@ pub enum Request {
     /// The answer to the server's `ping`: this client is still there. Not
     /// answered. Any request shows that, so a client that talks needs none.
     Pong,
+    /// Offer a file to `to` (a nickname). Answered by `upload` (send the
+    /// bytes from its `offset`) or `error`. The same offer again (same `to`,
+    /// `name` and `sha256`) resumes an unfinished upload.
+    Offer {
+        id: u64,
+        to: String,
+        name: String,
+        size: u64,
+        /// Lowercase hex SHA-256 of the whole file.
+        sha256: String,
+    },
+    /// Bytes of a file being uploaded (at most [`CHUNK`] before base64),
+    /// in order from the `upload` offset. Not answered: the server sends
+    /// `file_ack` as it writes them; at most [`UPLOAD_WINDOW`] chunks may
+    /// be unacknowledged.
+    Chunk {
+        file: u64,
+        offset: u64,
+        /// Base64 (standard alphabet, padded).
+        data: String,
+    },
+    /// Download an offered file from `offset` (the bytes the client already
+    /// has). Answered by `download`, then `chunk` frames.
+    Accept {
+        id: u64,
+        file: u64,
+        #[serde(default, skip_serializing_if = "is_zero64")]
+        offset: u64,
+    },
+    /// Refuse an offered file. Answered by `ack`; the sender is told.
+    Reject { id: u64, file: u64 },
+    /// The client has written a download's bytes up to `bytes`: the server
+    /// sends more (flow control). Not answered.
+    FileAck { file: u64, bytes: u64 },
+    /// The download is complete and its SHA-256 matched. Answered by `ack`.
+    Downloaded { id: u64, file: u64 },
+}
+
+/// Most file bytes in one `chunk` (before base64): 43,692 characters
+/// encoded, well under the 64 KiB line limit.
+pub const CHUNK: usize = 32 * 1024;
+
+/// Chunks a client may send ahead of the server's `file_ack`.
+pub const UPLOAD_WINDOW: u64 = 8;
+
+/// Chunks the server sends ahead of the client's `file_ack` (4 × 44 KB
+/// stays well inside the 256 KiB send queue, with room for chat).
+pub const DOWNLOAD_WINDOW: u64 = 4;
+
+/// Longest file name, in bytes.
+pub const MAX_FILE_NAME: usize = 255;
+
+/// Whether `name` may name a file on both sides: not empty, no path
+/// separator, not `.` or `..`, no control or invisible characters, at most
+/// [`MAX_FILE_NAME`] bytes. The error says why not, for people.
+pub fn validate_file_name(name: &str) -> Result<(), String> {
+    if name.is_empty() {
+        return Err("a file name cannot be empty".into());
+    }
+    if name.len() > MAX_FILE_NAME {
+        return Err(format!("a file name has at most {MAX_FILE_NAME} bytes"));
+    }
+    if name == "." || name == ".." {
+        return Err(format!("{name:?} is not a file name"));
+    }
+    if name.contains(['/', '\\']) {
+        return Err(format!(
+            "a file name cannot contain a path separator: {name:?}"
+        ));
+    }
+    if name.chars().any(|c| c.is_control() || is_invisible(c)) {
+        return Err(format!(
+            "a file name cannot contain control or invisible characters: {name:?}"
+        ));
+    }
+    Ok(())
 }
 
 fn everyone() -> String {
@@ -161,8 +237,15 @@ impl Request {
             | Request::GroupList { id }
             | Request::GroupMembers { id, .. }
             | Request::Bye { id }
-            | Request::Ping { id } => Some(*id),
-            Request::Received { .. } | Request::Pong => None,
+            | Request::Ping { id }
+            | Request::Offer { id, .. }
+            | Request::Accept { id, .. }
+            | Request::Reject { id, .. }
+            | Request::Downloaded { id, .. } => Some(*id),
+            Request::Received { .. }
+            | Request::Pong
+            | Request::Chunk { .. }
+            | Request::FileAck { .. } => None,
         }
     }
 }
@@ -295,6 +378,51 @@ pub enum ServerFrame {
     /// The server has heard nothing from you for a while (90 s by default)
     /// and asks for a `pong`; silence until 150 s closes the connection.
     Ping,
+    /// Answer to `offer`: send the file's bytes from `offset` (equal to the
+    /// size: the server has them all already).
+    Upload { id: u64, file: u64, offset: u64 },
+    /// The server has written an upload's bytes up to `bytes`; `complete`:
+    /// all of them, the SHA-256 matched, and the receivers are offered it.
+    FileAck {
+        file: u64,
+        bytes: u64,
+        #[serde(default, skip_serializing_if = "is_false")]
+        complete: bool,
+    },
+    /// Someone offers you a file (sent when its upload is complete, or at
+    /// login while you have not answered): `accept` or `reject` it.
+    FileOffer {
+        file: u64,
+        sender: String,
+        name: String,
+        size: u64,
+        sha256: String,
+        time: u64,
+    },
+    /// Answer to `accept`: `chunk` frames follow from `offset`.
+    Download {
+        id: u64,
+        file: u64,
+        name: String,
+        size: u64,
+        sha256: String,
+        offset: u64,
+    },
+    /// Bytes of a file being downloaded, in order; at most
+    /// [`DOWNLOAD_WINDOW`] beyond the client's last `file_ack`.
+    Chunk {
+        file: u64,
+        offset: u64,
+        data: String,
+    },
+    /// A receiver answered your offer (at once if you are online, else at
+    /// your next login).
+    FileAnswer {
+        file: u64,
+        name: String,
+        to: String,
+        accepted: bool,
+    },
 }
 
 /// A message from the store, as `history` and `search` return it.
@@ -466,6 +594,19 @@ pub enum ErrorCode {
     /// The server refused the connection: too many at once from your
     /// address, or in all. Sent once, then the connection is closed.
     TooManyConnections,
+    /// A file name that is empty, has a path separator, is `.` or `..`,
+    /// or has control characters.
+    BadFileName,
+    /// The file is larger than the server takes (`--max-file-size`).
+    FileTooLarge,
+    /// Your files waiting on the server would exceed your quota
+    /// (`--spool-quota`): wait until they are downloaded or rejected.
+    QuotaExceeded,
+    /// No such file offer, or not one for you.
+    NoSuchFile,
+    /// The uploaded bytes do not have the SHA-256 of the offer; they were
+    /// thrown away.
+    HashMismatch,
     /// A code this version does not know (sent by a newer peer).
     #[serde(other)]
     Other,

@@ -159,6 +159,21 @@ pub struct Config {
     #[arg(long, default_value_t = LoginPolicy::default().max_pending as u32,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub auth_queue: u32,
+
+    /// Largest file a client may send, in bytes (files are spooled in
+    /// <data-dir>/spool/ until every receiver has answered).
+    #[arg(long, default_value_t = 1 << 30)]
+    pub max_file_size: u64,
+
+    /// Bytes of files one user may have waiting in the spool at once;
+    /// an offer beyond it is refused (quota_exceeded).
+    #[arg(long, default_value_t = 4 << 30)]
+    pub spool_quota: u64,
+
+    /// Seconds a spooled file is kept for receivers who have not answered;
+    /// then it is deleted. Default: 7 days.
+    #[arg(long, default_value_t = 7 * 24 * 3600)]
+    pub spool_retention: u64,
 }
 
 impl Config {
@@ -225,6 +240,15 @@ impl Config {
             max_failures: self.max_login_failures as usize,
             failure_window_ms: self.login_failure_window.saturating_mul(1000),
             max_pending: self.auth_queue as usize,
+        }
+    }
+
+    /// The limits on file transfers.
+    pub fn file_limits(&self) -> crate::state::FileLimits {
+        crate::state::FileLimits {
+            max_size: self.max_file_size,
+            quota: self.spool_quota,
+            retention_ms: self.spool_retention.saturating_mul(1000),
         }
     }
 

@@ -114,6 +114,8 @@ pub struct Queues {
     pub replies: Receiver<Reply>,
     pub jobs: Sender<Job>,
     pub verdicts: Receiver<(Job, Verdict)>,
+    pub files: Sender<crate::files::Job>,
+    pub files_done: Receiver<crate::files::Done>,
 }
 
 /// Everything the chat state's output goes to.
@@ -121,6 +123,7 @@ struct Output {
     router: Router,
     store: Sender<Op>,
     jobs: Sender<Job>,
+    files: Sender<crate::files::Job>,
 }
 
 impl Deliver for Output {
@@ -146,6 +149,9 @@ impl Deliver for Output {
     fn auth(&mut self, job: Job) {
         let _ = self.jobs.send(job);
     }
+    fn files(&mut self, job: crate::files::Job) {
+        let _ = self.files.send(job);
+    }
 }
 
 pub struct Dispatcher {
@@ -154,6 +160,7 @@ pub struct Dispatcher {
     events: Receiver<Event>,
     replies: Receiver<Reply>,
     verdicts: Receiver<(Job, Verdict)>,
+    files_done: Receiver<crate::files::Done>,
     login_timeout: Duration,
     keepalive: Keepalive,
     /// Least time between two presence frames.
@@ -200,10 +207,12 @@ impl Dispatcher {
                 router,
                 store: queues.store,
                 jobs: queues.jobs,
+                files: queues.files,
             },
             events: queues.events,
             replies: queues.replies,
             verdicts: queues.verdicts,
+            files_done: queues.files_done,
             login_timeout,
             keepalive,
             presence_interval,
@@ -259,6 +268,17 @@ impl Dispatcher {
                         }
                     }
                 }
+                recv(self.files_done) -> done => {
+                    if let Ok(done) = done {
+                        self.guarded(|d| d.state.file_done(done, &mut d.out));
+                        for _ in 1..BATCH {
+                            match self.files_done.try_recv() {
+                                Ok(done) => self.guarded(|d| d.state.file_done(done, &mut d.out)),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                }
                 recv(self.verdicts) -> verdict => {
                     if let Ok((job, verdict)) = verdict {
                         self.guarded(|d| d.state.authenticated(job, verdict, now_ms(), &mut d.out));
@@ -294,6 +314,7 @@ impl Dispatcher {
     fn tick(&mut self) {
         let timeout = self.login_timeout.as_millis() as u64;
         self.state.expire_logins(now_ms(), timeout, &mut self.out);
+        self.state.expire_files(now_ms(), &mut self.out);
         for conn in self
             .state
             .keep_alive(now_ms(), self.keepalive, &mut self.out)

@@ -21,6 +21,7 @@ pub mod config;
 pub mod config_file;
 pub mod console;
 pub mod dispatcher;
+pub mod files;
 pub mod flood;
 pub mod framework;
 pub mod handler;
@@ -104,6 +105,7 @@ pub struct Server {
     dispatcher: JoinHandle<()>,
     running: Running,
     store: store::Store,
+    files: files::FileThread,
 }
 
 impl Server {
@@ -169,7 +171,11 @@ impl Server {
             state::ChatState::new(config.max_text, accounts::Accounts::new(startup.accounts))
                 .with_sanctions(startup.sanctions)
                 .with_groups(startup.groups)
-                .with_login_policy(config.login_policy());
+                .with_login_policy(config.login_policy())
+                .with_files(startup.files, config.file_limits());
+        let spool = data_dir.join("spool");
+        let files = files::FileThread::start(spool.clone(), &state.file_ids())
+            .with_context(|| format!("cannot open the spool in {}", spool.display()))?;
         if config.no_tls
             && config.plaintext_login == policy::PlaintextLogin::Auto
             && !config.bind.ip().is_loopback()
@@ -186,6 +192,8 @@ impl Server {
             replies: store.replies.clone(),
             jobs,
             verdicts,
+            files: files.jobs.clone(),
+            files_done: files.done.clone(),
         };
         let dispatcher = Dispatcher::new(
             state,
@@ -206,6 +214,7 @@ impl Server {
             dispatcher,
             running,
             store,
+            files,
         })
     }
 
@@ -234,6 +243,7 @@ impl Server {
             dispatcher,
             running,
             store,
+            files,
             ..
         } = self;
         drop(events);
@@ -241,5 +251,6 @@ impl Server {
         running.join();
         // What reached the store is committed before the process ends.
         store.join();
+        files.join();
     }
 }

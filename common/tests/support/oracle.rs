@@ -39,6 +39,12 @@ pub const REQUEST_TYPES: &[&str] = &[
     "group_leave",
     "group_list",
     "group_members",
+    "offer",
+    "chunk",
+    "accept",
+    "reject",
+    "file_ack",
+    "downloaded",
 ];
 
 /// Every `type` a server may send.
@@ -60,6 +66,12 @@ pub const SERVER_TYPES: &[&str] = &[
     "group",
     "groups",
     "group_changed",
+    "upload",
+    "file_ack",
+    "file_offer",
+    "download",
+    "chunk",
+    "file_answer",
 ];
 
 /// The four codes `decode` may answer with.

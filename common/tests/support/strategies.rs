@@ -143,6 +143,11 @@ pub fn all_codes() -> Vec<ErrorCode> {
         NotOwner,
         GroupInvalid,
         GroupFull,
+        BadFileName,
+        FileTooLarge,
+        QuotaExceeded,
+        NoSuchFile,
+        HashMismatch,
         Other,
     ];
     for code in &codes {
@@ -152,7 +157,8 @@ pub fn all_codes() -> Vec<ErrorCode> {
             | PlaintextRefused | BadPassword | PasswordInvalid | NoSuchUser | TakenOver
             | StoreFailed | BadRequest | NickInvalid | NotOnline | BadText | Timeout | Flooding
             | Banned | Muted | TooManyConnections | NoSuchGroup | NotAMember | NotOwner
-            | GroupInvalid | GroupFull | Other => {}
+            | GroupInvalid | GroupFull | BadFileName | FileTooLarge | QuotaExceeded
+            | NoSuchFile | HashMismatch | Other => {}
         }
     }
     codes
@@ -183,9 +189,15 @@ pub fn request_kind(request: &Request) -> usize {
         Request::GroupLeave { .. } => 14,
         Request::GroupList { .. } => 15,
         Request::GroupMembers { .. } => 16,
+        Request::Offer { .. } => 17,
+        Request::Chunk { .. } => 18,
+        Request::Accept { .. } => 19,
+        Request::Reject { .. } => 20,
+        Request::FileAck { .. } => 21,
+        Request::Downloaded { .. } => 22,
     }
 }
-pub const REQUEST_KINDS: usize = 17;
+pub const REQUEST_KINDS: usize = 23;
 
 pub fn request() -> BoxedStrategy<Request> {
     prop_oneof![
@@ -254,6 +266,28 @@ pub fn request() -> BoxedStrategy<Request> {
         (number(), text()).prop_map(|(id, name)| Request::GroupLeave { id, name }),
         number().prop_map(|id| Request::GroupList { id }),
         (number(), text()).prop_map(|(id, name)| Request::GroupMembers { id, name }),
+        (number(), text(), text(), number(), text()).prop_map(|(id, to, name, size, sha256)| {
+            Request::Offer {
+                id,
+                to,
+                name,
+                size,
+                sha256,
+            }
+        }),
+        (number(), number(), text()).prop_map(|(file, offset, data)| Request::Chunk {
+            file,
+            offset,
+            data
+        }),
+        (number(), number(), number()).prop_map(|(id, file, offset)| Request::Accept {
+            id,
+            file,
+            offset
+        }),
+        (number(), number()).prop_map(|(id, file)| Request::Reject { id, file }),
+        (number(), number()).prop_map(|(file, bytes)| Request::FileAck { file, bytes }),
+        (number(), number()).prop_map(|(id, file)| Request::Downloaded { id, file }),
     ]
     .boxed()
 }
@@ -278,9 +312,15 @@ pub fn server_kind(frame: &ServerFrame) -> usize {
         ServerFrame::Group { .. } => 14,
         ServerFrame::Groups { .. } => 15,
         ServerFrame::GroupChanged { .. } => 16,
+        ServerFrame::Upload { .. } => 17,
+        ServerFrame::FileAck { .. } => 18,
+        ServerFrame::FileOffer { .. } => 19,
+        ServerFrame::Download { .. } => 20,
+        ServerFrame::Chunk { .. } => 21,
+        ServerFrame::FileAnswer { .. } => 22,
     }
 }
-pub const SERVER_KINDS: usize = 17;
+pub const SERVER_KINDS: usize = 23;
 
 fn group_info() -> impl Strategy<Value = GroupInfo> {
     (text(), text(), any::<bool>(), count(), any::<bool>()).prop_map(
@@ -401,6 +441,51 @@ pub fn server_frame() -> BoxedStrategy<ServerFrame> {
             group,
             by,
             added
+        }),
+        (number(), number(), number()).prop_map(|(id, file, offset)| ServerFrame::Upload {
+            id,
+            file,
+            offset
+        }),
+        (number(), number(), any::<bool>()).prop_map(|(file, bytes, complete)| {
+            ServerFrame::FileAck {
+                file,
+                bytes,
+                complete,
+            }
+        }),
+        (number(), text(), text(), number(), text(), number()).prop_map(
+            |(file, sender, name, size, sha256, time)| ServerFrame::FileOffer {
+                file,
+                sender,
+                name,
+                size,
+                sha256,
+                time,
+            }
+        ),
+        (number(), number(), text(), number(), text(), number()).prop_map(
+            |(id, file, name, size, sha256, offset)| ServerFrame::Download {
+                id,
+                file,
+                name,
+                size,
+                sha256,
+                offset,
+            }
+        ),
+        (number(), number(), text()).prop_map(|(file, offset, data)| ServerFrame::Chunk {
+            file,
+            offset,
+            data
+        }),
+        (number(), text(), text(), any::<bool>()).prop_map(|(file, name, to, accepted)| {
+            ServerFrame::FileAnswer {
+                file,
+                name,
+                to,
+                accepted,
+            }
         }),
     ]
     .boxed()

@@ -404,9 +404,13 @@ impl ChatState {
         }
         session.phase = Phase::Online;
         let nick = session.nick.clone().expect("resuming has a nick");
+        let user = session.user;
         out.subscribe(conn);
         if !quiet {
             self.presence.joined(&nick);
+        }
+        if let Some(user) = user {
+            self.files_at_login(conn, user, out);
         }
         self.run_queued(conn, out);
     }

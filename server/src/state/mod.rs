@@ -27,6 +27,7 @@ use crate::store::{Op, Origin, UserId};
 use crate::throttle::Throttle;
 
 mod delivery;
+mod files;
 mod groups;
 mod keepalive;
 mod login;
@@ -36,6 +37,7 @@ mod stats;
 mod tests;
 
 pub(crate) use delivery::store_failed;
+pub use files::FileLimits;
 pub use groups::GroupSummary;
 use groups::Groups;
 pub use keepalive::Keepalive;
@@ -60,6 +62,9 @@ pub trait Deliver {
     /// A password to check; the verdict comes back through
     /// [`ChatState::authenticated`].
     fn auth(&mut self, job: Job);
+    /// Work for the file thread; what it did comes back through
+    /// [`ChatState::file_done`], in order.
+    fn files(&mut self, job: crate::files::Job);
 }
 
 /// `history` and `search` requests of one connection at the store at once:
@@ -206,6 +211,8 @@ pub struct ChatState {
     /// Logins at the hashers or parked in the throttle: at most
     /// `policy.max_pending`, so the hashers' queue is bounded.
     pending_logins: usize,
+    /// File offers and the transfers under way (`files.rs`).
+    files: files::Files,
 }
 
 impl ChatState {
@@ -231,6 +238,7 @@ impl ChatState {
             policy: LoginPolicy::default(),
             throttle: Throttle::new(3, 60_000),
             pending_logins: 0,
+            files: files::Files::default(),
         }
     }
 
@@ -294,6 +302,7 @@ impl ChatState {
             }
             out.unsubscribe(conn);
         }
+        self.files_gone(conn, out);
     }
 
     /// Flood control slowed a connection down (`cut`: disconnected it). The
@@ -334,6 +343,15 @@ impl ChatState {
                 out.store(Op::Received { user, seq });
             }
             return;
+        }
+        // File bytes and their flow control are not answered and keep no
+        // order with other requests: they only feed transfers under way.
+        match request {
+            Request::Chunk { file, offset, data } => {
+                return self.chunk(conn, file, offset, data, out);
+            }
+            Request::FileAck { file, bytes } => return self.file_ack(conn, file, bytes, out),
+            _ => {}
         }
         // After a bye nothing more is answered. (A half-close stops new
         // requests by itself; those queued before it still run.)
@@ -488,7 +506,20 @@ impl ChatState {
                 self.settle(conn, out);
                 return;
             }
-            Request::Received { .. } | Request::Pong => return,
+            Request::Offer {
+                to,
+                name,
+                size,
+                sha256,
+                ..
+            } => self.offer(conn, id, &to, name, size, sha256, now, out),
+            Request::Accept { file, offset, .. } => self.accept(conn, id, file, offset, out),
+            Request::Reject { file, .. } => self.reject(conn, id, file, out),
+            Request::Downloaded { file, .. } => self.downloaded(conn, id, file, out),
+            Request::Received { .. }
+            | Request::Pong
+            | Request::Chunk { .. }
+            | Request::FileAck { .. } => return,
         };
         match result {
             Ok(None) => {}

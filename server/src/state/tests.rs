@@ -16,6 +16,7 @@ struct Recorder {
     subscribed: std::collections::BTreeSet<ConnId>,
     ops: VecDeque<Op>,
     jobs: VecDeque<Job>,
+    files: Vec<crate::files::Job>,
 }
 
 impl Deliver for Recorder {
@@ -42,6 +43,9 @@ impl Deliver for Recorder {
     }
     fn auth(&mut self, job: Job) {
         self.jobs.push_back(job);
+    }
+    fn files(&mut self, job: crate::files::Job) {
+        self.files.push(job);
     }
 }
 
@@ -145,7 +149,10 @@ impl World {
                         origin,
                         result: Ok(Vec::new()),
                     },
-                    Op::CreateAccount { .. } | Op::Received { .. } | Op::Sanction(..) => continue,
+                    Op::CreateAccount { .. }
+                    | Op::Received { .. }
+                    | Op::Sanction(..)
+                    | Op::File(_) => continue,
                 };
                 self.state.stored(reply, self.now, &mut self.out);
             } else {

@@ -141,6 +141,7 @@ impl Db {
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(groups::SCHEMA)?;
+        conn.execute_batch(super::files::SCHEMA)?;
         super::identities::index(&mut conn)?;
         let mut db = Db {
             conn,
@@ -195,6 +196,11 @@ impl Db {
             })
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Every file offer and its receivers.
+    pub fn files(&mut self) -> Result<Vec<super::files::FileRow>, StoreError> {
+        super::files::load(&self.conn)
     }
 
     pub fn accounts(&mut self) -> Result<Vec<Account>, StoreError> {
@@ -298,7 +304,7 @@ fn fail_all(batch: Vec<Op>, err: &StoreError) -> Vec<Reply> {
             }),
             Op::Echo { origin, frame } => Some(Reply::Echo { origin, frame }),
             Op::Notify(tx) => Some(Reply::Notify(tx, false)),
-            Op::CreateAccount { .. } | Op::Received { .. } | Op::Sanction(..) => None,
+            Op::CreateAccount { .. } | Op::Received { .. } | Op::Sanction(..) | Op::File(_) => None,
         })
         .collect()
 }
@@ -332,6 +338,12 @@ fn apply_one(
                 });
             if let Err(err) = result {
                 tracing::error!("storing the account {nick}: {err}");
+            }
+            return None;
+        }
+        Op::File(op) => {
+            if let Err(err) = super::files::apply(tx, op) {
+                tracing::error!("storing a file offer ({op:?}): {err}");
             }
             return None;
         }

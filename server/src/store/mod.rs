@@ -10,6 +10,7 @@
 //! sees every write queued before it.
 
 mod db;
+mod files;
 mod groups;
 mod identities;
 
@@ -24,6 +25,7 @@ use tracing::{error, warn};
 use crate::framework::ConnId;
 
 pub use db::{Account, Db, Sanction, SanctionKind, StoreError};
+pub use files::{Answer, FileOp, FileRow, Receiver as FileReceiver};
 pub use groups::{GroupChange, GroupRow};
 
 /// An account's number in the database.
@@ -89,6 +91,8 @@ pub enum Op {
         origin: Origin,
         message: NewMessage,
     },
+    /// A change to the file offers (not answered).
+    File(FileOp),
     /// Sets a ban or mute (`true`: lifts it).
     Sanction(Sanction, bool),
     /// `user`'s client has shown its stream up to `seq`.
@@ -222,6 +226,7 @@ pub struct Startup {
     pub accounts: Vec<Account>,
     pub sanctions: Vec<Sanction>,
     pub groups: Vec<GroupRow>,
+    pub files: Vec<FileRow>,
 }
 
 /// The running store thread. Dropping every `Sender<Op>` stops it after it
@@ -237,7 +242,8 @@ impl Store {
     /// Returns the accounts, for the dispatcher's directory.
     /// `page_bytes` bounds the text in one page of a backlog (see `Op::Backlog`).
     /// Opens the database; returns the store thread and what the dispatcher
-    /// keeps in memory: the accounts, the sanctions and the groups.
+    /// keeps in memory: the accounts, the sanctions, the groups and the
+    /// file offers.
     pub fn open(dir: &Path, page_bytes: usize) -> Result<(Store, Startup), StoreError> {
         let path = dir.join("chat.db");
         let mut db = Db::open(&path, page_bytes)?;
@@ -245,6 +251,7 @@ impl Store {
             accounts: db.accounts()?,
             sanctions: db.sanctions()?,
             groups: groups::load(db.conn())?,
+            files: db.files()?,
         };
         let (stop_checkpoints, stop) = crossbeam_channel::bounded(0);
         let checkpointer = Db::checkpointer(&path, CHECKPOINT_EVERY, stop)?;

@@ -1,0 +1,77 @@
+//! File transfer between two real `chat-client`s in pipe mode through a
+//! real server: `!send`, `!accept` (the SHA-256 checked, nothing
+//! overwritten), `!reject`, each answer told to the sender.
+
+mod support;
+
+use support::Server;
+
+fn content(len: usize) -> Vec<u8> {
+    let mut x: u32 = 12345;
+    (0..len)
+        .map(|_| {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            (x >> 16) as u8
+        })
+        .collect()
+}
+
+#[test]
+fn send_accept_reject_without_overwriting() {
+    let server = Server::start(false);
+    let temp = tempfile::tempdir().unwrap();
+    let downloads = temp.path().join("downloads");
+    std::fs::create_dir(&downloads).unwrap();
+    // Bob already has a report.pdf: it must survive.
+    std::fs::write(downloads.join("report.pdf"), b"bob's own report").unwrap();
+    let report = temp.path().join("report.pdf");
+    let bytes = content(5_000_000);
+    std::fs::write(&report, &bytes).unwrap();
+    let notes = temp.path().join("notes.txt");
+    std::fs::write(&notes, b"not wanted").unwrap();
+
+    let mut bob = server
+        .client()
+        .nick("bob")
+        .arg("--downloads")
+        .arg(&downloads)
+        .spawn();
+    bob.expect_that("the welcome", |l| l.starts_with("* welcome, bob"));
+    let mut alice = server.client().nick("alice").spawn();
+    alice.expect_that("the welcome", |l| l.starts_with("* welcome, alice"));
+
+    alice.send(&format!("!send bob {}", report.display()));
+    alice.expect("* sending report.pdf (5000000 bytes) to bob as file 1");
+    alice.expect("* report.pdf is on the server; bob is offered it (file 1)");
+    bob.expect("* alice offers you report.pdf (5000000 bytes): !accept 1 [dir] or !reject 1");
+    bob.send("!accept 1");
+    let saved = downloads.join("report (1).pdf");
+    bob.expect(&format!(
+        "* received {} (5000000 bytes, SHA-256 verified)",
+        saved.display()
+    ));
+    assert_eq!(
+        std::fs::read(&saved).unwrap(),
+        bytes,
+        "the bytes arrived intact"
+    );
+    assert_eq!(
+        std::fs::read(downloads.join("report.pdf")).unwrap(),
+        b"bob's own report",
+        "an existing file is never overwritten"
+    );
+    assert!(!downloads.join("report.pdf.part").exists());
+    alice.expect("* bob accepted report.pdf (file 1)");
+
+    alice.send(&format!("!send bob {}", notes.display()));
+    bob.expect("* alice offers you notes.txt (10 bytes): !accept 2 [dir] or !reject 2");
+    bob.send("!reject 2");
+    alice.expect("* bob rejected notes.txt (file 2)");
+    assert!(!downloads.join("notes.txt").exists());
+
+    // Something that is not a file name is refused before anything is sent.
+    alice.send("!send bob /");
+    alice.expect_that("a refusal", |l| l.contains("has no usable file name"));
+    alice.finish().assert_code(0);
+    bob.finish().assert_code(0);
+}
