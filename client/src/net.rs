@@ -27,7 +27,7 @@ use chat_common::{ErrorCode, Request, ServerFrame, EVERYONE};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::files::Transfers;
+use crate::files::{Hashed, Transfers};
 use crate::reconnect::Backoff;
 use crate::render::Notice;
 use crate::roster::SharedRoster;
@@ -233,6 +233,7 @@ impl Net {
             leaving: false,
             plaintext: !stream.is_tls(),
             transfers: Transfers::new(),
+            hashed: crossbeam_channel::unbounded(),
         };
         worker.up(stream)?;
         thread::Builder::new()
@@ -343,6 +344,8 @@ struct Worker {
     plaintext: bool,
     /// Uploads and downloads under way.
     transfers: Transfers,
+    /// Files hashed by their threads, to offer (see `files::hashing`).
+    hashed: (Sender<Hashed>, Receiver<Hashed>),
 }
 
 impl Worker {
@@ -669,10 +672,15 @@ impl Worker {
                 Ok(Command::History { with, limit }) => self.session.history(with, limit),
                 Ok(Command::Search { words, from }) => self.session.search(words, from),
                 Ok(Command::RefreshRoster) => self.session.refresh(),
-                Ok(Command::SendFile { to, path }) => match self.transfers.send(to, path) {
-                    Ok(request) if self.session.is_logged_in() => Some(request),
-                    // Offered once logged in again (see `pump_files`).
-                    Ok(_) => None,
+                Ok(Command::SendFile { to, path }) => match self.transfers.prepare(to, path) {
+                    Ok(job) => {
+                        crate::files::spawn_hashing(
+                            job,
+                            self.hashed.0.clone(),
+                            self.waker.clone(),
+                        );
+                        None
+                    }
                     Err(reason) => {
                         self.output.local(&Notice::Error { reason });
                         None
@@ -771,6 +779,14 @@ impl Worker {
 impl Worker {
     /// Queues the chunks the upload window allows, while logged in.
     fn pump_files(&mut self) {
+        while let Ok(hashed) = self.hashed.1.try_recv() {
+            match self.transfers.hashed(hashed) {
+                Ok(offer) if self.session.is_logged_in() => self.queue(&offer),
+                // Offered after the next welcome (`Transfers::resume`).
+                Ok(_) => {}
+                Err(reason) => self.output.local(&Notice::Error { reason }),
+            }
+        }
         if !self.session.is_logged_in() {
             return;
         }

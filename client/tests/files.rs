@@ -75,3 +75,36 @@ fn send_accept_reject_without_overwriting() {
     alice.finish().assert_code(0);
     bob.finish().assert_code(0);
 }
+
+/// A big file is hashed off the network thread: a private message typed
+/// right after `!send` is delivered before the hash is done and the file
+/// offered (hashing 1 GiB takes the better part of a second).
+#[test]
+fn chat_flows_while_a_big_file_is_hashed() {
+    let server = Server::start(false);
+    let temp = tempfile::tempdir().unwrap();
+    let big = temp.path().join("big.bin");
+    // Sparse: a gigabyte to read and hash, no gigabyte on disk.
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let mut bob = server.client().nick("bob").spawn();
+    bob.expect_that("the welcome", |l| l.starts_with("* welcome, bob"));
+    let mut alice = server.client().nick("alice").spawn();
+    alice.expect_that("the welcome", |l| l.starts_with("* welcome, alice"));
+
+    alice.send(&format!("!send bob {}", big.display()));
+    alice.send("!private bob still here");
+    bob.expect("[private from alice] still here");
+    alice.expect("* #1 delivered to bob");
+    let before: Vec<String> = alice.stdout.all();
+    assert!(
+        !before.iter().any(|l| l.contains("sending big.bin")),
+        "the file was offered before the message went\n{}",
+        alice.transcript()
+    );
+    alice.expect("* sending big.bin (1073741824 bytes) to bob as file 1");
+    drop(alice); // Killed: the upload itself is not this test's.
+    bob.finish().assert_code(0);
+}

@@ -4,6 +4,7 @@
 //! are renamed to a name that overwrites nothing once the SHA-256 matches.
 //! Unfinished transfers are resumed after a reconnect (`resume`).
 
+mod hashing;
 mod names;
 
 use std::collections::{BTreeMap, HashMap};
@@ -16,6 +17,7 @@ use chat_common::protocol::{validate_file_name, CHUNK, UPLOAD_WINDOW};
 use chat_common::{ErrorCode, Request, ServerFrame};
 use sha2::{Digest, Sha256};
 
+pub use hashing::{spawn as spawn_hashing, Hashed, Hashing};
 pub use names::free_name;
 
 /// Request ids for transfers, apart from the session's (which count from 1).
@@ -68,6 +70,8 @@ pub struct Transfers {
     downloads: HashMap<u64, Download>,
     /// `accept`s waiting for `download`: file → directory.
     accepting: HashMap<u64, PathBuf>,
+    /// Files being hashed before they are offered.
+    hashing: usize,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -107,23 +111,45 @@ impl Transfers {
 
     /// Whether a transfer is under way (the client waits for it to leave).
     pub fn busy(&self) -> bool {
-        !self.uploads.is_empty() || !self.downloads.is_empty() || !self.accepting.is_empty()
+        !self.uploads.is_empty()
+            || !self.downloads.is_empty()
+            || !self.accepting.is_empty()
+            || self.hashing > 0
     }
 
-    /// `!send to path`: hashes the file and offers it.
-    pub fn send(&mut self, to: String, path: PathBuf) -> Result<Request, String> {
+    /// `!send to path`, first half: checks the name and opens the file,
+    /// to be hashed off the network thread ([`spawn_hashing`]).
+    pub fn prepare(&mut self, to: String, path: PathBuf) -> Result<Hashing, String> {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| format!("{} has no usable file name", path.display()))?
             .to_string();
         validate_file_name(&name)?;
-        let mut file =
+        let file =
             File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         let size = file.metadata().map_err(|e| e.to_string())?.len();
-        let sha256 = hex(&hash_file(&mut file, None)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-            .finalize());
+        self.hashing += 1;
+        Ok(Hashing {
+            to,
+            path,
+            name,
+            size,
+            file,
+        })
+    }
+
+    /// `!send`, second half: the file is hashed; the `offer` to send.
+    pub fn hashed(&mut self, (job, sha256): Hashed) -> Result<Request, String> {
+        self.hashing -= 1;
+        let sha256 = sha256?;
+        let Hashing {
+            to,
+            path,
+            name,
+            size,
+            ..
+        } = job;
         let id = self.id();
         let upload = Upload {
             path,
