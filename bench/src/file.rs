@@ -118,7 +118,11 @@ impl Content {
             hasher.update(&self.block[..len]);
             at += len as u64;
         }
-        hasher.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        hasher
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 }
 
@@ -141,7 +145,11 @@ fn probe(
         } = from;
         thread::spawn(move || {
             let mut buf = Vec::new();
-            while drain.read_until(b'\n', &mut buf).map(|n| n > 0).unwrap_or(false) {
+            while drain
+                .read_until(b'\n', &mut buf)
+                .map(|n| n > 0)
+                .unwrap_or(false)
+            {
                 buf.clear();
             }
         });
@@ -201,7 +209,9 @@ fn probe(
 /// says it is complete (hash checked, durable).
 fn upload(mut alice: Client, to: &str, size: u64, content: &Content) -> anyhow::Result<u64> {
     let sha256 = content.sha256(size);
-    alice.send(&json!({"type":"offer","id":2,"to":to,"name":"bench.bin","size":size,"sha256":sha256}))?;
+    alice.send(
+        &json!({"type":"offer","id":2,"to":to,"name":"bench.bin","size":size,"sha256":sha256}),
+    )?;
     let file = loop {
         let frame = alice.frame()?;
         match frame["type"].as_str() {
@@ -252,7 +262,8 @@ fn upload(mut alice: Client, to: &str, size: u64, content: &Content) -> anyhow::
         };
         line.clear();
         line.extend_from_slice(
-            format!("{{\"type\":\"chunk\",\"file\":{file},\"offset\":{sent},\"data\":\"").as_bytes(),
+            format!("{{\"type\":\"chunk\",\"file\":{file},\"offset\":{sent},\"data\":\"")
+                .as_bytes(),
         );
         line.extend_from_slice(data.as_bytes());
         line.extend_from_slice(b"\"}\n");
@@ -352,8 +363,18 @@ pub fn run(addr: SocketAddr, tls: bool, load: &FileLoad) -> anyhow::Result<Repor
     let ms = |ns: u64| ns as f64 / 1e6;
     for (phase, h) in [("upload", &up_lat), ("download", &down_lat)] {
         r.add(&format!("{phase}_pm_samples"), h.count(), "");
-        r.add_f(&format!("{phase}_pm_p50_ms"), ms(h.percentile(0.5)), 3, "ms");
-        r.add_f(&format!("{phase}_pm_p99_ms"), ms(h.percentile(0.99)), 3, "ms");
+        r.add_f(
+            &format!("{phase}_pm_p50_ms"),
+            ms(h.percentile(0.5)),
+            3,
+            "ms",
+        );
+        r.add_f(
+            &format!("{phase}_pm_p99_ms"),
+            ms(h.percentile(0.99)),
+            3,
+            "ms",
+        );
         r.add_f(&format!("{phase}_pm_max_ms"), ms(h.max()), 3, "ms");
     }
     Ok(r)

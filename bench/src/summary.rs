@@ -59,10 +59,26 @@ fn rows(scenario: &str, transport: &str) -> Vec<(&'static str, &'static str, Goa
             ("lost", "messages lost", Zero),
         ]),
         ("file", _) => vec![
-            ("upload_mb_s", "file upload into the spool, MB/s", AtLeast(300.0)),
-            ("download_mb_s", "file download out of the spool, MB/s", AtLeast(300.0)),
-            ("upload_pm_p99_ms", "p99 private message during the upload, ms", Below(10.0)),
-            ("download_pm_p99_ms", "p99 private message during the download, ms", Below(10.0)),
+            (
+                "upload_mb_s",
+                "file upload into the spool, MB/s",
+                AtLeast(300.0),
+            ),
+            (
+                "download_mb_s",
+                "file download out of the spool, MB/s",
+                AtLeast(300.0),
+            ),
+            (
+                "upload_pm_p99_ms",
+                "p99 private message during the upload, ms",
+                Below(10.0),
+            ),
+            (
+                "download_pm_p99_ms",
+                "p99 private message during the download, ms",
+                Below(10.0),
+            ),
         ],
         ("connections", transport) => vec![
             ("clients_logged_in", "clients logged in", Equals("clients")),

@@ -134,6 +134,8 @@ pub trait Output: Send {
     fn connection(&mut self, notice: &Notice);
     /// Called once, just before [`Status::Finished`] is sent.
     fn finishing(&mut self) {}
+    /// A transfer moved on (interactive mode draws a bar; pipe mode none).
+    fn progress(&mut self, _progress: &crate::files::Progress) {}
 }
 
 /// Opens a new connection to the same server, the same way; called on the
@@ -674,11 +676,7 @@ impl Worker {
                 Ok(Command::RefreshRoster) => self.session.refresh(),
                 Ok(Command::SendFile { to, path }) => match self.transfers.prepare(to, path) {
                     Ok(job) => {
-                        crate::files::spawn_hashing(
-                            job,
-                            self.hashed.0.clone(),
-                            self.waker.clone(),
-                        );
+                        crate::files::spawn_hashing(job, self.hashed.0.clone(), self.waker.clone());
                         None
                     }
                     Err(reason) => {
@@ -847,6 +845,9 @@ fn on_line(
         file_requests.extend(transfers.resume());
     }
     notices.extend(says.into_iter().map(|text| Notice::File { text }));
+    for progress in transfers.take_progress() {
+        output.progress(&progress);
+    }
     let mut statuses = Vec::new();
     let mut ended = None;
     let mut duplicate = false;

@@ -500,3 +500,37 @@ fn reconnects_by_itself() {
     term.type_keys("\x04");
     term.assert_exit(0);
 }
+
+/// A big download draws a progress bar above the prompt (bytes, rate, time
+/// left) without losing a half-typed line; the pipe-mode sender draws none.
+#[test]
+fn a_big_download_shows_a_progress_bar_above_the_prompt() {
+    let server = Server::start(true);
+    let temp = tempfile::tempdir().unwrap();
+    let big = temp.path().join("big.bin");
+    let bytes: Vec<u8> = (0..24u32 << 20).map(|i| (i * 7 + i / 4099) as u8).collect();
+    std::fs::write(&big, &bytes).unwrap();
+    let downloads = temp.path().join("downloads");
+    let mut alice = join(&server, "alice");
+    let downloads_arg = downloads.display().to_string();
+    let mut term = bob_with(&server, &["--downloads", &downloads_arg]);
+    alice.send(&format!("!send bob {}", big.display()));
+    term.expect("* alice offers you big.bin (25165824 bytes): !accept 1 [dir] or !reject 1");
+    term.type_keys("!accept 1\r");
+    term.type_keys("half typ");
+    term.expect("receiving big.bin [");
+    term.expect("24.00 MiB/24.00 MiB");
+    term.expect(&format!(
+        "* received {} (25165824 bytes, SHA-256 verified)",
+        downloads.join("big.bin").display()
+    ));
+    term.expect_editing(">> half typ");
+    assert_eq!(std::fs::read(downloads.join("big.bin")).unwrap(), bytes);
+    alice.expect("* bob accepted big.bin (file 1)");
+    let alice = alice.finish();
+    alice.assert_code(0);
+    assert!(
+        !alice.stdout.contains("big.bin [") && !alice.stderr.contains("big.bin ["),
+        "no bar in pipe mode\n{alice}"
+    );
+}

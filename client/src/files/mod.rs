@@ -39,6 +39,16 @@ struct Upload {
     acked: u64,
 }
 
+/// How far a transfer has got, for a progress bar.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub upload: bool,
+    pub file: u64,
+    pub name: String,
+    pub done: u64,
+    pub total: u64,
+}
+
 /// An offer someone made us.
 #[derive(Debug, Clone)]
 pub struct Offer {
@@ -72,6 +82,8 @@ pub struct Transfers {
     accepting: HashMap<u64, PathBuf>,
     /// Files being hashed before they are offered.
     hashing: usize,
+    /// Progress since the last [`Transfers::take_progress`].
+    progress: Vec<Progress>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -109,6 +121,10 @@ impl Transfers {
         self.next_id
     }
 
+    pub fn take_progress(&mut self) -> Vec<Progress> {
+        std::mem::take(&mut self.progress)
+    }
+
     /// Whether a transfer is under way (the client waits for it to leave).
     pub fn busy(&self) -> bool {
         !self.uploads.is_empty()
@@ -126,8 +142,7 @@ impl Transfers {
             .ok_or_else(|| format!("{} has no usable file name", path.display()))?
             .to_string();
         validate_file_name(&name)?;
-        let file =
-            File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let file = File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         let size = file.metadata().map_err(|e| e.to_string())?.len();
         self.hashing += 1;
         Ok(Hashing {
@@ -298,6 +313,14 @@ impl Transfers {
                     .find(|(_, u)| u.file == Some(*file))
                     .map(|(&id, _)| id);
                 if let Some(id) = found {
+                    let up = &self.uploads[&id];
+                    self.progress.push(Progress {
+                        upload: true,
+                        file: *file,
+                        name: up.name.clone(),
+                        done: if *complete { up.size } else { *bytes },
+                        total: up.size,
+                    });
                     if *complete {
                         let up = self.uploads.remove(&id).expect("found");
                         says.push(format!(
@@ -457,6 +480,13 @@ impl Transfers {
         }
         d.hasher.update(&bytes);
         d.got += bytes.len() as u64;
+        self.progress.push(Progress {
+            upload: false,
+            file,
+            name: d.name.clone(),
+            done: d.got,
+            total: d.size,
+        });
         let ack = Request::FileAck { file, bytes: d.got };
         if d.got < d.size {
             return (Some(ack), None);
