@@ -685,7 +685,12 @@ impl Worker {
                     }
                 },
                 Ok(Command::Accept { file, dir }) => Some(self.transfers.accept(file, dir)),
-                Ok(Command::Reject { file }) => Some(self.transfers.reject(file)),
+                Ok(Command::Reject { file }) => {
+                    let request = self.transfers.reject(file);
+                    let offers = self.transfers.offers.keys().copied().collect();
+                    self.session.set_offers(offers);
+                    Some(request)
+                }
                 Ok(Command::Abandon) => {
                     self.list_unsent();
                     return Some(Ending::Left);
@@ -848,6 +853,7 @@ fn on_line(
     for progress in transfers.take_progress() {
         output.progress(&progress);
     }
+    session.set_offers(transfers.offers.keys().copied().collect());
     let mut statuses = Vec::new();
     let mut ended = None;
     let mut duplicate = false;

@@ -23,6 +23,9 @@ pub struct Roster {
     /// or not (sorted): `!history <nick>` and `!private` are often about
     /// someone who is away.
     seen: Vec<String>,
+    /// File offers not yet answered (their numbers, sorted), for
+    /// `!accept` and `!reject`.
+    pub offers: Vec<u64>,
 }
 
 impl Roster {

@@ -534,3 +534,33 @@ fn a_big_download_shows_a_progress_bar_above_the_prompt() {
         "no bar in pipe mode\n{alice}"
     );
 }
+
+/// Tab after `!reject ` offers the pending offers' numbers; after `!send `,
+/// nicknames, then the file's path.
+#[test]
+fn completion_of_offers_nicknames_and_paths() {
+    let server = Server::start(true);
+    let temp = tempfile::tempdir().unwrap();
+    let notes = temp.path().join("notes.txt");
+    std::fs::write(&notes, b"the notes").unwrap();
+    std::fs::write(temp.path().join("slides.pdf"), b"the slides").unwrap();
+    let mut alice = join(&server, "alice");
+    let mut term = bob(&server, true);
+    alice.send(&format!("!send bob {}", notes.display()));
+    term.expect("* alice offers you notes.txt (9 bytes): !accept 1 [dir] or !reject 1");
+    // The editor cycles through candidates on Tab: the command is typed out.
+    term.type_keys("!reject \t");
+    term.expect_editing(">> !reject 1 ");
+    term.type_keys("\r");
+    alice.expect("* bob rejected notes.txt (file 1)");
+
+    term.type_keys("!send al\t");
+    term.expect_editing(">> !send alice ");
+    term.type_keys(&format!("{}/sl\t", temp.path().display()));
+    term.expect_editing(&format!(
+        ">> !send alice {}/slides.pdf",
+        temp.path().display()
+    ));
+    term.type_keys("\r");
+    alice.expect("* bob offers you slides.pdf (10 bytes): !accept 2 [dir] or !reject 2");
+}
