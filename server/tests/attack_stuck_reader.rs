@@ -28,8 +28,25 @@ fn stuck_login(addr: SocketAddr, nick: &str) -> TcpStream {
     tcp
 }
 
+/// As in `attack_flood.rs`: the latency comparison gets a few tries (each a
+/// fresh server and a fresh stuck reader) on a noisy shared machine; every
+/// other check must hold in each.
 #[test]
 fn a_stuck_reader_is_cut_and_the_room_does_not_notice() {
+    let mut tries = Vec::new();
+    for _ in 0..3 {
+        let (quiet, stuck) = one_stuck_reader();
+        tries.push((quiet, stuck));
+        // Same tolerance as the flood test.
+        if stuck <= 1.5 * quiet + 2.0 {
+            return;
+        }
+    }
+    panic!("p99 with a stuck reader vs quiet, ms, in 3 tries: {tries:.2?}");
+}
+
+/// Returns the room's p99 (ms) before and while the reader was stuck.
+fn one_stuck_reader() -> (f64, f64) {
     let server = Options::plain().crowd().flag("--stall-timeout", 3).start();
     let mut friend = server.login("friend");
     // The stuck one has an account already, so its messages are stored.
@@ -98,11 +115,6 @@ fn a_stuck_reader_is_cut_and_the_room_does_not_notice() {
         cut_after < Duration::from_secs(20),
         "cut after {cut_after:?}"
     );
-    // Same tolerance as the flood test (noise of a shared 2-core machine).
-    assert!(
-        stuck_p99 <= 1.5 * quiet + 2.0,
-        "p99 {stuck_p99:.2} ms with a stuck reader vs {quiet:.2} ms quiet"
-    );
     // The room lost nothing: every chatter saw every chatter's messages
     // (the last few may have been in flight when the sockets closed).
     assert!(seen + 20 * 20 >= sent * 20, "{seen} of {} seen", sent * 20);
@@ -112,4 +124,5 @@ fn a_stuck_reader_is_cut_and_the_room_does_not_notice() {
     let welcome: Value = again.try_login("stuck");
     let count = |k: &str| welcome[k].as_u64().unwrap_or(0);
     assert_eq!(count("replay") + count("replay_left"), private, "{welcome}");
+    (quiet, stuck_p99)
 }
