@@ -4,7 +4,7 @@ ARGS ?=
 BIN := target/debug
 
 .PHONY: help build release test fuzz run-server run-client bench clean demo \
-        demo-basic demo-multiplex demo-concurrency demo-private demo-encryption demo-offline demo-reliability demo-hardening demo-group
+        demo-basic demo-multiplex demo-concurrency demo-private demo-encryption demo-offline demo-reliability demo-hardening demo-group demo-file
 
 help:
 	@echo "make run-server [ARGS=...]   start a server on 0.0.0.0:50445 (TLS) with an admin console"
@@ -14,7 +14,7 @@ help:
 	@echo "make bench                   chat-bench scenarios against a release server; writes docs/performance.md"
 	@echo "make demo                    every demo below (each exits non-zero on failure)"
 	@echo "make demo-basic | demo-multiplex | demo-concurrency | demo-private | demo-encryption"
-	@echo "make demo-offline | demo-reliability | demo-hardening | demo-group"
+	@echo "make demo-offline | demo-reliability | demo-hardening | demo-group | demo-file"
 	@echo "make build | release | clean"
 
 build:
@@ -43,7 +43,7 @@ bench:
 clean:
 	$(CARGO) clean
 
-demo: demo-basic demo-multiplex demo-concurrency demo-private demo-encryption demo-offline demo-reliability demo-hardening demo-group
+demo: demo-basic demo-multiplex demo-concurrency demo-private demo-encryption demo-offline demo-reliability demo-hardening demo-group demo-file
 
-demo-basic demo-multiplex demo-concurrency demo-private demo-encryption demo-offline demo-reliability demo-hardening demo-group: build
+demo-basic demo-multiplex demo-concurrency demo-private demo-encryption demo-offline demo-reliability demo-hardening demo-group demo-file: build
 	bash demos/$(@:demo-%=%).sh $(BIN)

@@ -122,6 +122,9 @@ run bigroom plaintext bigroom --clients 1000 --senders 5 --rate 200 --duration 1
 run connections plaintext connections --clients 10000 --timeout 90
 run connections-tls tls connections --clients 10000 --timeout 90
 run pairs plaintext pairs --clients 1000 --duration 10 --size 64
+# One 1 GiB file up into the spool and down out of it, private messages
+# timed meanwhile (plaintext: the file path, not TLS, is measured).
+run file plaintext file --size 1GiB --rate 200
 # Registrations at the server's default (OWASP) argon2id cost: the one
 # figure the cheap hashes above leave out. Not in the summary table.
 LOGINS_LINE=

@@ -12,6 +12,7 @@ collects these lines).
 
 mod conn;
 mod engine;
+mod file;
 mod histogram;
 mod platform;
 mod report;
@@ -89,6 +90,10 @@ enum Scenario {
     /// RSS, then send one message and check that every client got it
     /// (default: 10000 clients).
     Connections(ConnArgs),
+    /// One file uploaded into the server's spool and downloaded out of it
+    /// (plaintext), while two other clients exchange private messages
+    /// whose latency is measured (default: 1 GiB, 200 messages/s).
+    File(FileArgs),
     /// Print a markdown table of the `JSON` lines in FILE (`-` for stdin),
     /// each figure beside its target; used by scripts/bench.sh.
     Summary { file: std::path::PathBuf },
@@ -131,6 +136,35 @@ struct ConnArgs {
     /// Seconds to hold the clients idle before reading the server's RSS.
     #[arg(long, default_value_t = 2.0)]
     hold: f64,
+}
+
+#[derive(Args)]
+struct FileArgs {
+    /// The file's size: bytes, or with KiB/MiB/GiB.
+    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    size: u64,
+    /// Private messages a second sent during the transfer.
+    #[arg(long, default_value_t = 200.0)]
+    rate: f64,
+}
+
+/// `1GiB`, `50MiB`, `64KiB` or plain bytes.
+fn parse_size(text: &str) -> Result<u64, String> {
+    let (number, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => text.split_at(at),
+        None => (text, ""),
+    };
+    let scale = match unit {
+        "" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => return Err(format!("unknown unit {unit:?}: use KiB, MiB or GiB")),
+    };
+    number
+        .parse::<u64>()
+        .map(|n| n * scale)
+        .map_err(|e| format!("{text}: {e}"))
 }
 
 fn main() {
@@ -186,6 +220,19 @@ fn run() -> anyhow::Result<()> {
             a.size,
             Duration::try_from_secs_f64(a.hold)?,
         )?,
+        Scenario::File(a) => {
+            if !(a.rate > 0.0 && a.rate.is_finite()) {
+                bail!("--rate must be a positive number");
+            }
+            file::run(
+                t.server,
+                t.tls,
+                &file::FileLoad {
+                    size: a.size,
+                    rate: a.rate,
+                },
+            )?
+        }
         Scenario::Summary { .. } => unreachable!("handled above"),
     };
     print!("{}", report.table());

@@ -58,6 +58,28 @@ fn rows(scenario: &str, transport: &str) -> Vec<(&'static str, &'static str, Goa
             ("p99_ms", "p99 latency, ms (window-bound)", None),
             ("lost", "messages lost", Zero),
         ]),
+        ("file", _) => vec![
+            (
+                "upload_mb_s",
+                "file upload into the spool, MB/s",
+                AtLeast(300.0),
+            ),
+            (
+                "download_mb_s",
+                "file download out of the spool, MB/s",
+                AtLeast(300.0),
+            ),
+            (
+                "upload_pm_p99_ms",
+                "p99 private message during the upload, ms",
+                Below(10.0),
+            ),
+            (
+                "download_pm_p99_ms",
+                "p99 private message during the download, ms",
+                Below(10.0),
+            ),
+        ],
         ("connections", transport) => vec![
             ("clients_logged_in", "clients logged in", Equals("clients")),
             ("connect_s", "s to connect and log in all", Below(2.0)),

@@ -1,12 +1,14 @@
 //! Tab completion for the line editor: command names from the command table
 //! at the start of a line, and nicknames (online, or written with) where a
 //! command wants one: `!private`, `!send` and `!history` take one first,
-//! `!search` after `from:`. `!group ` completes its subcommands, then group
-//! names (the groups we are in, from the roster), then nicknames.
+//! `!search` after `from:`; after `!send <nick> `, file paths; after
+//! `!accept` and `!reject`, the numbers of offers not yet answered.
+//! `!group ` completes its subcommands, then group names (the groups we
+//! are in, from the roster), then nicknames.
 //! A stale roster is refreshed on demand: the Tab that finds it stale offers
 //! what it has and asks the network thread for the list; the next Tab sees it.
 
-use rustyline::completion::{Completer, Pair};
+use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::{Context, Helper, Highlighter, Hinter, Validator};
 
 use crate::command::{Kind, COMMANDS, GROUP_SUBCOMMANDS};
@@ -21,15 +23,38 @@ pub struct ChatHelper {
     /// Where to ask for a stale roster to be refreshed; `None` until the
     /// network thread runs (the editor exists before it).
     net: Option<NetHandle>,
+    files: FilenameCompleter,
 }
 
 impl ChatHelper {
     pub fn new(roster: SharedRoster) -> Self {
-        ChatHelper { roster, net: None }
+        ChatHelper {
+            roster,
+            net: None,
+            files: FilenameCompleter::new(),
+        }
     }
 
     pub fn set_net(&mut self, net: NetHandle) {
         self.net = Some(net);
+    }
+
+    /// Paths for the word before the cursor. `!send` takes the rest of the
+    /// line as the path, as typed, so rustyline's shell-style escapes
+    /// (`my\ notes.pdf`) are taken out again.
+    fn paths(&self, before: &str) -> (usize, Vec<Pair>) {
+        let (start, pairs) = self
+            .files
+            .complete_path(before, before.len())
+            .unwrap_or_default();
+        let pairs = pairs
+            .into_iter()
+            .map(|p| Pair {
+                display: p.display,
+                replacement: unescape(&p.replacement),
+            })
+            .collect();
+        (start, pairs)
     }
 
     /// Where the completed word starts in `before` (the line up to the
@@ -59,6 +84,33 @@ impl ChatHelper {
             .find(|spec| spec.name[1..] == *name)
             .map(|spec| spec.kind);
         let prefix = match kind {
+            // `!send <nick> <path>`: past the nickname, a path.
+            Some(Kind::Send) if args.trim_start().contains(char::is_whitespace) => {
+                return self.paths(before);
+            }
+            // The offer's number, the only argument that is not a directory.
+            Some(Kind::Accept | Kind::Reject) => {
+                let first = args.trim_start();
+                if first.contains(char::is_whitespace) {
+                    return match kind {
+                        Some(Kind::Accept) => self.paths(before),
+                        _ => (0, Vec::new()),
+                    };
+                }
+                let offers = self
+                    .roster
+                    .lock()
+                    .offers
+                    .iter()
+                    .map(u64::to_string)
+                    .filter(|id| id.starts_with(first))
+                    .map(|id| Pair {
+                        replacement: format!("{id} "),
+                        display: id,
+                    })
+                    .collect();
+                return (before.len() - first.len(), offers);
+            }
             // Only the first argument is a nickname; leading spaces are allowed.
             Some(Kind::Private | Kind::Send | Kind::History) => {
                 let first = args.trim_start();
@@ -78,7 +130,23 @@ impl ChatHelper {
             }
             _ => return (0, Vec::new()),
         };
-        self.nicknames(before, prefix)
+        let (start, mut pairs) = self.nicknames(before, prefix);
+        // A file or a history can be a group's too.
+        if matches!(kind, Some(Kind::Send | Kind::History)) {
+            let prefix = prefix.to_lowercase();
+            pairs.extend(
+                self.roster
+                    .lock()
+                    .groups()
+                    .iter()
+                    .filter(|g| g.to_lowercase().starts_with(&prefix))
+                    .map(|g| Pair {
+                        display: g.clone(),
+                        replacement: format!("{g} "),
+                    }),
+            );
+        }
+        (start, pairs)
     }
 
     /// `!group <sub>`, then `<group>`, then nicknames (for `create`, `add`
@@ -149,6 +217,19 @@ impl ChatHelper {
     }
 }
 
+/// `a\ b` → `a b`: a backslash keeps the character after it.
+fn unescape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 impl Completer for ChatHelper {
     type Candidate = Pair;
 
@@ -186,6 +267,7 @@ mod tests {
             // Written with, not online.
             roster.saw("carol");
             roster.set_groups(&["#class".into(), "#chess".into()]);
+            roster.offers = vec![3, 12, 30];
         }
         let helper = ChatHelper::new(roster);
         let cases: &[(&str, usize, &[&str])] = &[
@@ -246,6 +328,13 @@ mod tests {
             ("!group create lab b", 18, &["bob "]),
             ("!group join class b", 0, &[]),
             ("!group class hello", 0, &[]),
+            ("!send #c", 6, &["#chess ", "#class "]),
+            ("!history #cl", 9, &["#class "]),
+            ("!accept ", 8, &["3 ", "12 ", "30 "]),
+            ("!accept 3", 8, &["3 ", "30 "]),
+            ("!reject 1", 8, &["12 "]),
+            ("!reject 12 ", 0, &[]),
+            ("!accept 4", 8, &[]),
         ];
         for (line, start, want) in cases {
             assert_eq!(
@@ -280,6 +369,29 @@ mod tests {
             assert_eq!(asked.try_recv(), Ok(Command::RefreshRoster), "{line:?}");
             assert_eq!(offered, ["alice "], "{line:?}");
         }
+    }
+
+    /// Past `!send <nick> `, the word is a path: files in the directory it
+    /// names, directories with a separator.
+    #[test]
+    fn send_completes_paths_after_the_nickname() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("notes.pdf"), b"x").unwrap();
+        std::fs::write(dir.path().join("nothing.txt"), b"x").unwrap();
+        std::fs::create_dir(dir.path().join("slides")).unwrap();
+        std::fs::write(dir.path().join("my notes.txt"), b"x").unwrap();
+        let helper = ChatHelper::new(SharedRoster::default());
+        let base = format!("!send bob {}/", dir.path().display());
+        let (start, mut got) = complete(&helper, &format!("{base}no"));
+        got.sort();
+        assert_eq!(start, "!send bob ".len());
+        let at = |name: &str| format!("{}{name}", &base["!send bob ".len()..]);
+        assert_eq!(got, [at("notes.pdf"), at("nothing.txt")]);
+        let (_, got) = complete(&helper, &format!("{base}sl"));
+        assert_eq!(got, [at("slides/")]);
+        // Taken as typed: no shell escape before the space.
+        let (_, got) = complete(&helper, &format!("{base}my"));
+        assert_eq!(got, [at("my notes.txt")]);
     }
 
     #[test]

@@ -18,6 +18,7 @@ pub mod net;
 pub mod outbox;
 pub mod pipe;
 pub mod platform;
+pub mod progress;
 pub mod reconnect;
 pub mod refusal;
 pub mod render;

@@ -27,7 +27,7 @@ use chat_common::{ErrorCode, Request, ServerFrame, EVERYONE};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::files::Transfers;
+use crate::files::{Hashed, Transfers};
 use crate::reconnect::Backoff;
 use crate::render::Notice;
 use crate::roster::SharedRoster;
@@ -137,6 +137,8 @@ pub trait Output: Send {
     fn connection(&mut self, notice: &Notice);
     /// Called once, just before [`Status::Finished`] is sent.
     fn finishing(&mut self) {}
+    /// A transfer moved on (interactive mode draws a bar; pipe mode none).
+    fn progress(&mut self, _progress: &crate::files::Progress) {}
 }
 
 /// Opens a new connection to the same server, the same way; called on the
@@ -236,6 +238,7 @@ impl Net {
             leaving: false,
             plaintext: !stream.is_tls(),
             transfers: Transfers::new(),
+            hashed: crossbeam_channel::unbounded(),
         };
         worker.up(stream)?;
         thread::Builder::new()
@@ -346,6 +349,8 @@ struct Worker {
     plaintext: bool,
     /// Uploads and downloads under way.
     transfers: Transfers,
+    /// Files hashed by their threads, to offer (see `files::hashing`).
+    hashed: (Sender<Hashed>, Receiver<Hashed>),
 }
 
 impl Worker {
@@ -673,17 +678,23 @@ impl Worker {
                 Ok(Command::Search { words, from }) => self.session.search(words, from),
                 Ok(Command::Group(op)) => self.session.group(op),
                 Ok(Command::RefreshRoster) => self.session.refresh(),
-                Ok(Command::SendFile { to, path }) => match self.transfers.send(to, path) {
-                    Ok(request) if self.session.is_logged_in() => Some(request),
-                    // Offered once logged in again (see `pump_files`).
-                    Ok(_) => None,
+                Ok(Command::SendFile { to, path }) => match self.transfers.prepare(to, path) {
+                    Ok(job) => {
+                        crate::files::spawn_hashing(job, self.hashed.0.clone(), self.waker.clone());
+                        None
+                    }
                     Err(reason) => {
                         self.output.local(&Notice::Error { reason });
                         None
                     }
                 },
                 Ok(Command::Accept { file, dir }) => Some(self.transfers.accept(file, dir)),
-                Ok(Command::Reject { file }) => Some(self.transfers.reject(file)),
+                Ok(Command::Reject { file }) => {
+                    let request = self.transfers.reject(file);
+                    let offers = self.transfers.offers.keys().copied().collect();
+                    self.session.set_offers(offers);
+                    Some(request)
+                }
                 Ok(Command::Abandon) => {
                     self.list_unsent();
                     return Some(Ending::Left);
@@ -775,6 +786,14 @@ impl Worker {
 impl Worker {
     /// Queues the chunks the upload window allows, while logged in.
     fn pump_files(&mut self) {
+        while let Ok(hashed) = self.hashed.1.try_recv() {
+            match self.transfers.hashed(hashed) {
+                Ok(offer) if self.session.is_logged_in() => self.queue(&offer),
+                // Offered after the next welcome (`Transfers::resume`).
+                Ok(_) => {}
+                Err(reason) => self.output.local(&Notice::Error { reason }),
+            }
+        }
         if !self.session.is_logged_in() {
             return;
         }
@@ -835,6 +854,10 @@ fn on_line(
         file_requests.extend(transfers.resume());
     }
     notices.extend(says.into_iter().map(|text| Notice::File { text }));
+    for progress in transfers.take_progress() {
+        output.progress(&progress);
+    }
+    session.set_offers(transfers.offers.keys().copied().collect());
     let mut statuses = Vec::new();
     let mut ended = None;
     let mut duplicate = false;

@@ -5,7 +5,7 @@
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::Duration;
 
@@ -19,8 +19,10 @@ use chat_common::ErrorCode;
 
 use crate::command::{self, Action};
 use crate::complete::ChatHelper;
+use crate::files::Progress;
 use crate::net::{Command, Net, Output, Status};
 use crate::platform;
+use crate::progress::Bars;
 use crate::refusal::{refusal, Next};
 use crate::render::{Notice, Renderer};
 use crate::roster::SharedRoster;
@@ -45,20 +47,30 @@ struct Flags {
 /// Prints events above the prompt through rustyline's external printer, so
 /// a half-typed line survives.
 struct ReplOutput<P> {
-    printer: P,
+    /// Shared with the progress bars, which print through it too.
+    printer: Arc<Mutex<P>>,
     renderer: Renderer,
     flags: Arc<Flags>,
+    bars: Bars,
 }
 
 impl<P: ExternalPrinter + Send> ReplOutput<P> {
     fn print(&mut self, notice: &Notice) {
         let line = self.renderer.line(notice, Local::now());
         // The printer adds no newline when the terminal is not in raw mode.
-        let _ = self.printer.print(format!("{line}\n"));
+        let _ = self
+            .printer
+            .lock()
+            .expect("the printer")
+            .print(format!("{line}\n"));
     }
 }
 
-impl<P: ExternalPrinter + Send> Output for ReplOutput<P> {
+impl<P: ExternalPrinter + Send + 'static> Output for ReplOutput<P> {
+    fn progress(&mut self, progress: &Progress) {
+        self.bars.update(progress);
+    }
+
     fn frame(&mut self, _raw: &str, notices: &[Notice]) {
         for notice in notices {
             self.print(notice);
@@ -124,7 +136,9 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         .create_external_printer()
         .context("cannot set up the terminal")?;
     let flags = Arc::new(Flags::default());
+    let printer = Arc::new(Mutex::new(printer));
     let output = ReplOutput {
+        bars: Bars::new(printer.clone()),
         printer,
         renderer,
         flags: flags.clone(),

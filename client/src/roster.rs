@@ -26,6 +26,9 @@ pub struct Roster {
     /// The groups we are in (`#name`, sorted), as the welcome, `!group`
     /// answers and group messages told: completion offers them.
     groups: Vec<String>,
+    /// File offers not yet answered (their numbers, sorted), for
+    /// `!accept` and `!reject`.
+    pub offers: Vec<u64>,
 }
 
 impl Roster {

@@ -165,6 +165,11 @@ impl Session {
     }
 
     /// Logged in on the current connection.
+    /// The file offers waiting for an answer, for completion.
+    pub fn set_offers(&self, offers: Vec<u64>) {
+        self.roster.lock().offers = offers;
+    }
+
     pub fn is_logged_in(&self) -> bool {
         self.online
     }

@@ -280,14 +280,16 @@ fn a_sender_cut_mid_stream_and_during_its_resend() {
     let server = Server::start_with(false, UNTHROTTLED);
     let proxy = Proxy::start(&server.addr);
     let mut bob = join(&server, "bob");
+    // The first connection is cut by the proxy after the login and about
+    // thirty messages (not by the test when it sees some stored: on a quiet
+    // machine the server can store all 400 before the test gets to cut).
+    proxy.cut_next_after(3000);
     let mut alice = join_via(&proxy, "alice");
+    // The next: the login and about ten messages, then the resend is cut too.
+    proxy.cut_next_after(1000);
     const N: usize = 400;
     let input: String = (1..=N).map(|i| format!("!private bob p{i}\n")).collect();
     alice.write(&input).unwrap();
-    alice.expect("* #20 stored");
-    // The login and about ten messages, then the resend is cut too.
-    proxy.cut_next_after(1000);
-    proxy.cut();
     let alice = alice.finish();
     alice.assert_code(0);
     assert!(proxy.accepted() >= 3, "{}\n{alice}", proxy.accepted());

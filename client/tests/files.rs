@@ -4,7 +4,8 @@
 
 mod support;
 
-use support::Server;
+use support::proxy::Proxy;
+use support::{Client, Server};
 
 fn content(len: usize) -> Vec<u8> {
     let mut x: u32 = 12345;
@@ -72,6 +73,94 @@ fn send_accept_reject_without_overwriting() {
     // Something that is not a file name is refused before anything is sent.
     alice.send("!send bob /");
     alice.expect_that("a refusal", |l| l.contains("has no usable file name"));
+    alice.finish().assert_code(0);
+    bob.finish().assert_code(0);
+}
+
+/// A big file is hashed off the network thread: a private message typed
+/// right after `!send` is delivered before the hash is done and the file
+/// offered (hashing 1 GiB takes the better part of a second).
+#[test]
+fn chat_flows_while_a_big_file_is_hashed() {
+    let server = Server::start(false);
+    let temp = tempfile::tempdir().unwrap();
+    let big = temp.path().join("big.bin");
+    // Sparse: a gigabyte to read and hash, no gigabyte on disk.
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let mut bob = server.client().nick("bob").spawn();
+    bob.expect_that("the welcome", |l| l.starts_with("* welcome, bob"));
+    let mut alice = server.client().nick("alice").spawn();
+    alice.expect_that("the welcome", |l| l.starts_with("* welcome, alice"));
+
+    alice.send(&format!("!send bob {}", big.display()));
+    alice.send("!private bob still here");
+    bob.expect("[private from alice] still here");
+    alice.expect("* #1 delivered to bob");
+    let before: Vec<String> = alice.stdout.all();
+    assert!(
+        !before.iter().any(|l| l.contains("sending big.bin")),
+        "the file was offered before the message went\n{}",
+        alice.transcript()
+    );
+    alice.expect("* sending big.bin (1073741824 bytes) to bob as file 1");
+    drop(alice); // Killed: the upload itself is not this test's.
+    bob.finish().assert_code(0);
+}
+
+/// Both connections are cut in the middle of the transfer (by proxies that
+/// end them after so many bytes from the client): the upload resumes where
+/// the server's spool stopped, the download where the `.part` file stopped,
+/// and the file arrives whole, its SHA-256 verified.
+#[test]
+fn upload_and_download_resume_after_a_cut() {
+    let server = Server::start(false);
+    let temp = tempfile::tempdir().unwrap();
+    let downloads = temp.path().join("downloads");
+    let big = temp.path().join("big.bin");
+    let bytes = content(12_000_000);
+    std::fs::write(&big, &bytes).unwrap();
+
+    let to_bob = Proxy::start(&server.addr);
+    // bob sends a `file_ack` (about 40 bytes) a chunk: cut a few MB in.
+    to_bob.cut_next_after(4_000);
+    let mut bob = Client::new(&to_bob.addr)
+        .args(["--no-tls", "--nick", "bob", "--downloads"])
+        .arg(&downloads)
+        .spawn();
+    bob.expect_that("the welcome", |l| l.starts_with("* welcome, bob"));
+    let to_alice = Proxy::start(&server.addr);
+    to_alice.cut_next_after(4_000_000);
+    let mut alice = Client::new(&to_alice.addr)
+        .args(["--no-tls", "--nick", "alice"])
+        .spawn();
+    alice.expect_that("the welcome", |l| l.starts_with("* welcome, alice"));
+
+    alice.send(&format!("!send bob {}", big.display()));
+    alice.expect("* sending big.bin (12000000 bytes) to bob as file 1");
+    let resumed = alice.expect_that("the upload resumed", |l| {
+        l.starts_with("* resuming big.bin at byte ")
+    });
+    let at: u64 = resumed.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(at > 0 && at < 4_000_000, "{resumed}");
+    alice.expect("* big.bin is on the server; bob is offered it (file 1)");
+
+    bob.expect("* alice offers you big.bin (12000000 bytes): !accept 1 [dir] or !reject 1");
+    bob.send("!accept 1");
+    let resumed = bob.expect_that("the download resumed", |l| {
+        l.starts_with("* resuming big.bin at byte ")
+    });
+    let at: u64 = resumed.rsplit(' ').next().unwrap().parse().unwrap();
+    assert!(at > 0 && at < 12_000_000, "{resumed}");
+    bob.expect(&format!(
+        "* received {} (12000000 bytes, SHA-256 verified)",
+        downloads.join("big.bin").display()
+    ));
+    assert_eq!(std::fs::read(downloads.join("big.bin")).unwrap(), bytes);
+    assert!(to_alice.accepted() >= 2 && to_bob.accepted() >= 2);
+    alice.expect("* bob accepted big.bin (file 1)");
     alice.finish().assert_code(0);
     bob.finish().assert_code(0);
 }

@@ -503,3 +503,67 @@ fn reconnects_by_itself() {
     term.type_keys("\x04");
     term.assert_exit(0);
 }
+
+/// A big download draws a progress bar above the prompt (bytes, rate, time
+/// left) without losing a half-typed line; the pipe-mode sender draws none.
+#[test]
+fn a_big_download_shows_a_progress_bar_above_the_prompt() {
+    let server = Server::start(true);
+    let temp = tempfile::tempdir().unwrap();
+    let big = temp.path().join("big.bin");
+    let bytes: Vec<u8> = (0..24u32 << 20).map(|i| (i * 7 + i / 4099) as u8).collect();
+    std::fs::write(&big, &bytes).unwrap();
+    let downloads = temp.path().join("downloads");
+    let mut alice = join(&server, "alice");
+    let downloads_arg = downloads.display().to_string();
+    let mut term = bob_with(&server, &["--downloads", &downloads_arg]);
+    alice.send(&format!("!send bob {}", big.display()));
+    term.expect("* alice offers you big.bin (25165824 bytes): !accept 1 [dir] or !reject 1");
+    term.type_keys("!accept 1\r");
+    term.type_keys("half typ");
+    term.expect("receiving big.bin [");
+    term.expect("24.00 MiB/24.00 MiB");
+    term.expect(&format!(
+        "* received {} (25165824 bytes, SHA-256 verified)",
+        downloads.join("big.bin").display()
+    ));
+    term.expect_editing(">> half typ");
+    assert_eq!(std::fs::read(downloads.join("big.bin")).unwrap(), bytes);
+    alice.expect("* bob accepted big.bin (file 1)");
+    let alice = alice.finish();
+    alice.assert_code(0);
+    assert!(
+        !alice.stdout.contains("big.bin [") && !alice.stderr.contains("big.bin ["),
+        "no bar in pipe mode\n{alice}"
+    );
+}
+
+/// Tab after `!reject ` offers the pending offers' numbers; after `!send `,
+/// nicknames, then the file's path.
+#[test]
+fn completion_of_offers_nicknames_and_paths() {
+    let server = Server::start(true);
+    let temp = tempfile::tempdir().unwrap();
+    let notes = temp.path().join("notes.txt");
+    std::fs::write(&notes, b"the notes").unwrap();
+    std::fs::write(temp.path().join("slides.pdf"), b"the slides").unwrap();
+    let mut alice = join(&server, "alice");
+    let mut term = bob(&server, true);
+    alice.send(&format!("!send bob {}", notes.display()));
+    term.expect("* alice offers you notes.txt (9 bytes): !accept 1 [dir] or !reject 1");
+    // The editor cycles through candidates on Tab: the command is typed out.
+    term.type_keys("!reject \t");
+    term.expect_editing(">> !reject 1 ");
+    term.type_keys("\r");
+    alice.expect("* bob rejected notes.txt (file 1)");
+
+    term.type_keys("!send al\t");
+    term.expect_editing(">> !send alice ");
+    term.type_keys(&format!("{}/sl\t", temp.path().display()));
+    term.expect_editing(&format!(
+        ">> !send alice {}/slides.pdf",
+        temp.path().display()
+    ));
+    term.type_keys("\r");
+    alice.expect("* bob offers you slides.pdf (10 bytes): !accept 2 [dir] or !reject 2");
+}

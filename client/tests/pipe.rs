@@ -206,7 +206,6 @@ fn local_commands_are_not_sent() {
         ("!dance", "unknown command !dance — type !help for the list"),
         ("!PRIVATE listener hi", "unknown command !PRIVATE"),
         ("!group join", "usage: !group <subcommand|group> …"),
-        ("!send listener notes.txt", "!send is not available yet"),
         ("!private listener", "usage: !private <nick> <message>"),
         ("!help", "!private <nick> <message>"),
     ];

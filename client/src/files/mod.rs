@@ -4,6 +4,7 @@
 //! are renamed to a name that overwrites nothing once the SHA-256 matches.
 //! Unfinished transfers are resumed after a reconnect (`resume`).
 
+mod hashing;
 mod names;
 
 use std::collections::{BTreeMap, HashMap};
@@ -16,6 +17,7 @@ use chat_common::protocol::{validate_file_name, CHUNK, UPLOAD_WINDOW};
 use chat_common::{ErrorCode, Request, ServerFrame};
 use sha2::{Digest, Sha256};
 
+pub use hashing::{spawn as spawn_hashing, Hashed, Hashing};
 pub use names::free_name;
 
 /// Request ids for transfers, apart from the session's (which count from 1).
@@ -35,6 +37,16 @@ struct Upload {
     reader: Option<File>,
     sent: u64,
     acked: u64,
+}
+
+/// How far a transfer has got, for a progress bar.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    pub upload: bool,
+    pub file: u64,
+    pub name: String,
+    pub done: u64,
+    pub total: u64,
 }
 
 /// An offer someone made us.
@@ -68,6 +80,10 @@ pub struct Transfers {
     downloads: HashMap<u64, Download>,
     /// `accept`s waiting for `download`: file → directory.
     accepting: HashMap<u64, PathBuf>,
+    /// Files being hashed before they are offered.
+    hashing: usize,
+    /// Progress since the last [`Transfers::take_progress`].
+    progress: Vec<Progress>,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -105,25 +121,50 @@ impl Transfers {
         self.next_id
     }
 
-    /// Whether a transfer is under way (the client waits for it to leave).
-    pub fn busy(&self) -> bool {
-        !self.uploads.is_empty() || !self.downloads.is_empty() || !self.accepting.is_empty()
+    pub fn take_progress(&mut self) -> Vec<Progress> {
+        std::mem::take(&mut self.progress)
     }
 
-    /// `!send to path`: hashes the file and offers it.
-    pub fn send(&mut self, to: String, path: PathBuf) -> Result<Request, String> {
+    /// Whether a transfer is under way (the client waits for it to leave).
+    pub fn busy(&self) -> bool {
+        !self.uploads.is_empty()
+            || !self.downloads.is_empty()
+            || !self.accepting.is_empty()
+            || self.hashing > 0
+    }
+
+    /// `!send to path`, first half: checks the name and opens the file,
+    /// to be hashed off the network thread ([`spawn_hashing`]).
+    pub fn prepare(&mut self, to: String, path: PathBuf) -> Result<Hashing, String> {
         let name = path
             .file_name()
             .and_then(|n| n.to_str())
             .ok_or_else(|| format!("{} has no usable file name", path.display()))?
             .to_string();
         validate_file_name(&name)?;
-        let mut file =
-            File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let file = File::open(&path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
         let size = file.metadata().map_err(|e| e.to_string())?.len();
-        let sha256 = hex(&hash_file(&mut file, None)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-            .finalize());
+        self.hashing += 1;
+        Ok(Hashing {
+            to,
+            path,
+            name,
+            size,
+            file,
+        })
+    }
+
+    /// `!send`, second half: the file is hashed; the `offer` to send.
+    pub fn hashed(&mut self, (job, sha256): Hashed) -> Result<Request, String> {
+        self.hashing -= 1;
+        let sha256 = sha256?;
+        let Hashing {
+            to,
+            path,
+            name,
+            size,
+            ..
+        } = job;
         let id = self.id();
         let upload = Upload {
             path,
@@ -272,6 +313,14 @@ impl Transfers {
                     .find(|(_, u)| u.file == Some(*file))
                     .map(|(&id, _)| id);
                 if let Some(id) = found {
+                    let up = &self.uploads[&id];
+                    self.progress.push(Progress {
+                        upload: true,
+                        file: *file,
+                        name: up.name.clone(),
+                        done: if *complete { up.size } else { *bytes },
+                        total: up.size,
+                    });
                     if *complete {
                         let up = self.uploads.remove(&id).expect("found");
                         says.push(format!(
@@ -431,6 +480,13 @@ impl Transfers {
         }
         d.hasher.update(&bytes);
         d.got += bytes.len() as u64;
+        self.progress.push(Progress {
+            upload: false,
+            file,
+            name: d.name.clone(),
+            done: d.got,
+            total: d.size,
+        });
         let ack = Request::FileAck { file, bytes: d.got };
         if d.got < d.size {
             return (Some(ack), None);
