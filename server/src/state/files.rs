@@ -348,14 +348,26 @@ impl ChatState {
     }
 
     /// The offer `file` to the user of `conn`, or why not.
-    fn offered(&self, conn: ConnId, file: FileId) -> Result<(UserId, &FileRow), Refusal> {
+    /// The user on `conn`, the offer, and that user's answer to it so far.
+    fn offered(
+        &self,
+        conn: ConnId,
+        file: FileId,
+    ) -> Result<(UserId, &FileRow, Answer), Refusal> {
         let user = self.user_of(conn).ok_or_else(|| no_such_file(file))?;
-        self.files
+        let row = self
+            .files
             .offers
             .get(&file)
-            .filter(|r| r.complete && r.receivers.iter().any(|x| x.user == user))
-            .map(|r| (user, r))
-            .ok_or_else(|| no_such_file(file))
+            .filter(|r| r.complete)
+            .ok_or_else(|| no_such_file(file))?;
+        let answer = row
+            .receivers
+            .iter()
+            .find(|r| r.user == user)
+            .ok_or_else(|| no_such_file(file))?
+            .answer;
+        Ok((user, row, answer))
     }
 
     /// Records `user`'s answer to `file`, telling the sender when it changes
@@ -419,17 +431,12 @@ impl ChatState {
         offset: u64,
         out: &mut impl Deliver,
     ) -> Result<Option<ServerFrame>, Refusal> {
-        let (user, row) = self.offered(conn, file)?;
-        let answer = row
-            .receivers
-            .iter()
-            .find(|r| r.user == user)
-            .map(|r| r.answer);
+        let (user, row, answer) = self.offered(conn, file)?;
         match answer {
-            Some(Answer::Rejected) => {
+            Answer::Rejected => {
                 return Err((ErrorCode::NoSuchFile, format!("you rejected file {file}")))
             }
-            Some(Answer::Downloaded) => {
+            Answer::Downloaded => {
                 return Err((
                     ErrorCode::NoSuchFile,
                     format!("you downloaded file {file} already"),
@@ -452,7 +459,7 @@ impl ChatState {
             offset,
         };
         let size = row.size;
-        if answer == Some(Answer::Pending) {
+        if answer == Answer::Pending {
             self.set_answer(file, user, Answer::Accepted, out);
         }
         out.send(conn, encode(&frame));
@@ -511,7 +518,7 @@ impl ChatState {
         file: FileId,
         out: &mut impl Deliver,
     ) -> Result<Option<ServerFrame>, Refusal> {
-        let (user, _) = self.offered(conn, file)?;
+        let (user, _, _) = self.offered(conn, file)?;
         self.files.downloads.remove(&(conn, file));
         self.set_answer(file, user, Answer::Downloaded, out);
         Ok(Some(ack(id)))
@@ -525,20 +532,15 @@ impl ChatState {
         file: FileId,
         out: &mut impl Deliver,
     ) -> Result<Option<ServerFrame>, Refusal> {
-        let (user, row) = self.offered(conn, file)?;
-        let answer = row
-            .receivers
-            .iter()
-            .find(|r| r.user == user)
-            .map(|r| r.answer);
-        if answer == Some(Answer::Downloaded) {
+        let (user, _, answer) = self.offered(conn, file)?;
+        if answer == Answer::Downloaded {
             return Err((
                 ErrorCode::BadRequest,
                 format!("you downloaded file {file} already"),
             ));
         }
         self.files.downloads.remove(&(conn, file));
-        if answer != Some(Answer::Rejected) {
+        if answer != Answer::Rejected {
             self.set_answer(file, user, Answer::Rejected, out);
         }
         Ok(Some(ack(id)))
