@@ -347,13 +347,9 @@ impl ChatState {
         }
     }
 
-    /// The offer `file` to the user of `conn`, or why not.
-    /// The user on `conn`, the offer, and that user's answer to it so far.
-    fn offered(
-        &self,
-        conn: ConnId,
-        file: FileId,
-    ) -> Result<(UserId, &FileRow, Answer), Refusal> {
+    /// The offer `file` to the user of `conn` (the user, the offer, and
+    /// that user's answer so far), or why not.
+    fn offered(&self, conn: ConnId, file: FileId) -> Result<(UserId, &FileRow, Answer), Refusal> {
         let user = self.user_of(conn).ok_or_else(|| no_such_file(file))?;
         let row = self
             .files
