@@ -5,7 +5,7 @@
 
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use chat_common::{Frame, Request};
@@ -185,10 +185,20 @@ fn saved(result: Result<String, String>, out: &mut Output) -> AdminReply {
     }
 }
 
+/// Milliseconds since the Unix epoch, by a clock that never jumps: the wall
+/// clock read once, then a monotonic one. The login and keepalive deadlines
+/// and timed bans count with it, so setting the system clock forward cannot
+/// cut every connection at once; message times stay the wall clock's (an
+/// adjustment made while the server runs shows after a restart).
 pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    static START: OnceLock<(u64, Instant)> = OnceLock::new();
+    let (wall, at) = START.get_or_init(|| {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64);
+        (wall, Instant::now())
+    });
+    wall + at.elapsed().as_millis() as u64
 }
 
 impl Dispatcher {
@@ -432,6 +442,27 @@ impl Dispatcher {
                 }
                 Err(why) => AdminReply::Failed(why),
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_clock_is_the_wall_clock_and_never_goes_back() {
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_millis() as u64;
+        let first = now_ms();
+        assert!(first.abs_diff(wall) < 5_000, "{first} vs {wall}");
+        let mut last = first;
+        for _ in 0..10_000 {
+            let now = now_ms();
+            assert!(now >= last);
+            last = now;
         }
     }
 }
