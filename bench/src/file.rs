@@ -7,7 +7,7 @@
 //! chunks are encoded once and a download is checked byte for byte without
 //! holding a gigabyte.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
@@ -16,7 +16,6 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use base64::Engine as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -79,10 +78,9 @@ impl Client {
     }
 }
 
-/// The file's contents: `BLOCK` repeated, and its chunks base64-encoded.
+/// The file's contents: `BLOCK` repeated.
 struct Content {
     block: Vec<u8>,
-    encoded: Vec<String>,
 }
 
 impl Content {
@@ -96,17 +94,12 @@ impl Content {
                 x as u8
             })
             .collect();
-        let encoded = block
-            .chunks(CHUNK)
-            .map(|c| base64::engine::general_purpose::STANDARD.encode(c))
-            .collect();
-        Content { block, encoded }
+        Content { block }
     }
 
-    /// The bytes at `offset`, up to one chunk, never past `size`.
-    fn at(&self, offset: u64, size: u64) -> &[u8] {
+    /// The `len` bytes at `offset`, which must not cross a block's end.
+    fn at(&self, offset: u64, len: usize) -> &[u8] {
         let start = (offset % BLOCK as u64) as usize;
-        let len = (size - offset).min(CHUNK as u64) as usize;
         &self.block[start..start + len]
     }
 
@@ -245,7 +238,7 @@ fn upload(mut alice: Client, to: &str, size: u64, content: &Content) -> anyhow::
         }
     });
     let (mut sent, mut done) = (0u64, 0u64);
-    let mut line = Vec::with_capacity(CHUNK * 2);
+    let mut frame = Vec::with_capacity(CHUNK + 128);
     while sent < size {
         while sent - done >= WINDOW * CHUNK as u64 {
             match acked.recv() {
@@ -253,22 +246,18 @@ fn upload(mut alice: Client, to: &str, size: u64, content: &Content) -> anyhow::
                 _ => break,
             }
         }
-        let len = (size - sent).min(CHUNK as u64);
-        let index = (sent % BLOCK as u64) as usize / CHUNK;
-        let data = if len == CHUNK as u64 {
-            content.encoded[index].clone()
-        } else {
-            base64::engine::general_purpose::STANDARD.encode(content.at(sent, size))
-        };
-        line.clear();
-        line.extend_from_slice(
-            format!("{{\"type\":\"chunk\",\"file\":{file},\"offset\":{sent},\"data\":\"")
-                .as_bytes(),
+        let data = content.at(sent, (size - sent).min(CHUNK as u64) as usize);
+        frame.clear();
+        frame.extend_from_slice(
+            format!(
+                "{{\"type\":\"chunk\",\"file\":{file},\"offset\":{sent},\"len\":{}}}\n",
+                data.len()
+            )
+            .as_bytes(),
         );
-        line.extend_from_slice(data.as_bytes());
-        line.extend_from_slice(b"\"}\n");
-        alice.writer.write_all(&line)?;
-        sent += len;
+        frame.extend_from_slice(data);
+        alice.writer.write_all(&frame)?;
+        sent += data.len() as u64;
     }
     while let Ok(Some(_)) = acked.recv() {}
     read.join().expect("the upload reader")?;
@@ -284,22 +273,25 @@ fn download(bob: &mut Client, file: u64, size: u64, content: &Content) -> anyhow
     let mut bytes = Vec::with_capacity(CHUNK);
     while got < size {
         bob.line(&mut buf)?;
-        // The data field is found without parsing 43 KB of JSON.
-        if !buf.starts_with(b"{\"type\":\"chunk\"") {
-            if buf.starts_with(b"{\"type\":\"error\"") {
-                bail!("download failed: {}", String::from_utf8_lossy(&buf));
-            }
-            continue;
+        let frame: Value = serde_json::from_slice(&buf)?;
+        match frame["type"].as_str() {
+            Some("chunk") => {}
+            Some("error") => bail!("download failed: {frame}"),
+            _ => continue,
         }
-        let text = std::str::from_utf8(&buf)?;
-        let offset: u64 = field(text, "\"offset\":", ',')?.parse()?;
-        let data = field(text, "\"data\":\"", '"')?;
-        bytes.clear();
-        base64::engine::general_purpose::STANDARD.decode_vec(data, &mut bytes)?;
-        if offset != got || bytes != content.at(offset, size) {
+        let offset = frame["offset"]
+            .as_u64()
+            .context("a chunk without its offset")?;
+        let len = frame["len"]
+            .as_u64()
+            .context("a chunk without its length")? as usize;
+        bytes.resize(len, 0);
+        bob.reader.read_exact(&mut bytes)?;
+        let in_block = offset % BLOCK as u64 + len as u64 <= BLOCK as u64;
+        if offset != got || !in_block || bytes != content.at(offset, len) {
             bail!("chunk at {offset} is not the file's bytes (expected offset {got})");
         }
-        got += bytes.len() as u64;
+        got += len as u64;
         bob.send(&json!({"type":"file_ack","file":file,"bytes":got}))?;
     }
     bob.send(&json!({"type":"downloaded","id":4,"file":file}))?;
@@ -311,12 +303,6 @@ fn send_on(writer: &mut TcpStream, frame: &Value) -> anyhow::Result<()> {
     line.push(b'\n');
     writer.write_all(&line)?;
     Ok(())
-}
-
-fn field<'a>(text: &'a str, key: &str, end: char) -> anyhow::Result<&'a str> {
-    let start = text.find(key).context("a chunk without its fields")? + key.len();
-    let len = text[start..].find(end).context("an unterminated field")?;
-    Ok(&text[start..start + len])
 }
 
 pub fn run(addr: SocketAddr, tls: bool, load: &FileLoad) -> anyhow::Result<Report> {

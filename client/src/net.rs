@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use chat_common::codec::{self, LineReader};
+use chat_common::codec::{self, FrameError, FrameReader};
 use chat_common::{ErrorCode, Request, ServerFrame, EVERYONE};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use mio::{Events, Interest, Poll, Token, Waker};
@@ -293,7 +293,7 @@ impl Net {
 /// One connection.
 struct Conn {
     stream: Stream,
-    reader: LineReader,
+    reader: FrameReader<ServerFrame>,
     /// Encoded requests not yet written; `written` bytes of it are.
     out: Vec<u8>,
     written: usize,
@@ -374,7 +374,7 @@ impl Worker {
         )?;
         self.link = Link::Up(Box::new(Conn {
             stream,
-            reader: LineReader::new(SERVER_MAX_FRAME),
+            reader: FrameReader::new(SERVER_MAX_FRAME),
             out: Vec::new(),
             written: 0,
             bye_sent: false,
@@ -751,8 +751,16 @@ impl Worker {
                 &mut conn.out,
                 &mut self.transfers,
             );
-            let fed = conn.reader.feed(&buf[..n], |line| {
-                ended = on_line(line, session, transfers, output.as_mut(), status, out);
+            let fed = conn.reader.feed_until(&buf[..n], |line, frame| {
+                ended = on_frame(
+                    line,
+                    frame,
+                    session,
+                    transfers,
+                    output.as_mut(),
+                    status,
+                    out,
+                );
                 if ended.is_some() {
                     ControlFlow::Break(())
                 } else {
@@ -824,20 +832,19 @@ fn flush(conn: &mut Conn) -> io::Result<()> {
     Ok(())
 }
 
-/// Handles one line from the server; requests it calls for go to `out`.
-fn on_line(
+/// Handles one frame from the server (`line`, and what it decoded to);
+/// requests it calls for go to `out`.
+fn on_frame(
     line: &[u8],
+    frame: Result<ServerFrame, FrameError>,
     session: &mut Session,
     transfers: &mut Transfers,
     output: &mut dyn Output,
     status: &Sender<Status>,
     out: &mut Vec<u8>,
 ) -> Option<Ending> {
-    if line.iter().all(u8::is_ascii_whitespace) {
-        return None;
-    }
     let raw = String::from_utf8_lossy(line);
-    let frame = match codec::decode::<ServerFrame>(line) {
+    let frame = match frame {
         Ok(frame) => frame,
         Err(err) => {
             // A newer server may send frames we do not know: say so, go on.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+use crate::payload::{Payload, RawBytes, MAX_PAYLOAD};
 use crate::protocol::ErrorCode;
 
 /// Default longest line, in bytes, not counting the newline.
@@ -16,11 +17,15 @@ pub const DEFAULT_MAX_FRAME: usize = 64 * 1024;
 /// recipient's queue, so a message to 1,000 people is one allocation.
 pub type Frame = Arc<[u8]>;
 
-/// Serializes `frame` as one line. JSON escapes newlines inside strings, so
-/// the only newline is the terminator.
-pub fn encode<T: Serialize + ?Sized>(frame: &T) -> Frame {
-    let mut bytes = serde_json::to_vec(frame).expect("protocol frames always serialize");
+/// Serializes `frame` as one line, followed by its raw payload if it has
+/// one (a file chunk). JSON escapes newlines inside strings, so the only
+/// newline is the terminator.
+pub fn encode<T: Serialize + Payload + ?Sized>(frame: &T) -> Frame {
+    let payload = frame.payload().map_or(&[][..], RawBytes::as_slice);
+    let mut bytes = Vec::with_capacity(64 + payload.len());
+    serde_json::to_writer(&mut bytes, frame).expect("protocol frames always serialize");
     bytes.push(b'\n');
+    bytes.extend_from_slice(payload);
     bytes.into()
 }
 
@@ -143,6 +148,112 @@ impl LineReader {
         }
         self.partial.extend_from_slice(input);
         Ok(ControlFlow::Continue(()))
+    }
+}
+
+/// Splits a byte stream into frames: lines under a size limit, each
+/// decoded, and after a frame that announces a payload (a file chunk)
+/// exactly that many raw bytes, at most [`MAX_PAYLOAD`].
+///
+/// Like [`LineReader`], spent after [`TooLarge`].
+#[derive(Debug)]
+pub struct FrameReader<T> {
+    lines: LineReader,
+    /// A frame whose payload is still arriving: its line, itself, the bytes so far.
+    filling: Option<(Vec<u8>, T, Vec<u8>)>,
+    spent: bool,
+}
+
+impl<T: DeserializeOwned + Payload> FrameReader<T> {
+    pub fn new(limit: usize) -> Self {
+        FrameReader {
+            lines: LineReader::new(limit),
+            filling: None,
+            spent: false,
+        }
+    }
+
+    /// Bytes held back: an unfinished line or payload.
+    pub fn buffered(&self) -> usize {
+        self.lines.buffered() + self.filling.as_ref().map_or(0, |(_, _, got)| got.len())
+    }
+
+    /// Feeds `input` and calls `on_frame` with each complete frame's line
+    /// and what it decoded to (blank lines are skipped), until it returns
+    /// `Break`; then says how many bytes of `input` were used, so that a
+    /// caller that only pauses can feed the rest later.
+    pub fn feed_until(
+        &mut self,
+        whole: &[u8],
+        mut on_frame: impl FnMut(&[u8], Result<T, FrameError>) -> ControlFlow<()>,
+    ) -> Result<ControlFlow<usize>, TooLarge> {
+        if self.spent {
+            return Ok(ControlFlow::Break(whole.len()));
+        }
+        let mut input = whole;
+        loop {
+            if let Some((_, frame, got)) = &mut self.filling {
+                let want = frame.payload().map_or(0, RawBytes::len) - got.len();
+                let take = want.min(input.len());
+                got.extend_from_slice(&input[..take]);
+                input = &input[take..];
+                if take < want {
+                    return Ok(ControlFlow::Continue(()));
+                }
+                let (line, mut frame, got) = self.filling.take().expect("filling");
+                frame.set_payload(got);
+                if on_frame(&line, Ok(frame)).is_break() {
+                    return Ok(ControlFlow::Break(whole.len() - input.len()));
+                }
+            }
+            if input.is_empty() {
+                return Ok(ControlFlow::Continue(()));
+            }
+            let (filling, mut over) = (&mut self.filling, false);
+            let flow = self.lines.feed_until(input, |line| {
+                if line.iter().all(u8::is_ascii_whitespace) {
+                    return ControlFlow::Continue(());
+                }
+                let frame = match decode::<T>(line) {
+                    Ok(frame) => frame,
+                    Err(error) => return on_frame(line, Err(error)),
+                };
+                match frame.payload().map_or(0, RawBytes::len) {
+                    0 => on_frame(line, Ok(frame)),
+                    len if len > MAX_PAYLOAD => {
+                        over = true;
+                        ControlFlow::Break(())
+                    }
+                    len => {
+                        // Grown as bytes come, not at the word of the
+                        // line: a peer that announces a payload and sends
+                        // none costs no more than its line.
+                        let got = Vec::with_capacity(len.min(64 * 1024));
+                        *filling = Some((line.to_vec(), frame, got));
+                        ControlFlow::Break(())
+                    }
+                }
+            });
+            let flow = match flow {
+                Err(too_large) => Err(too_large),
+                Ok(_) if over => Err(TooLarge { limit: MAX_PAYLOAD }),
+                Ok(flow) => Ok(flow),
+            };
+            match flow {
+                Err(too_large) => {
+                    self.spent = true;
+                    self.filling = None;
+                    return Err(too_large);
+                }
+                Ok(ControlFlow::Continue(())) => return Ok(ControlFlow::Continue(())),
+                Ok(ControlFlow::Break(used)) => {
+                    input = &input[used..];
+                    if self.filling.is_none() {
+                        return Ok(ControlFlow::Break(whole.len() - input.len()));
+                    }
+                }
+            }
+        }
     }
 }
 

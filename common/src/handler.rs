@@ -18,7 +18,8 @@ use std::time::Instant;
 
 use serde::de::DeserializeOwned;
 
-use crate::codec::{self, Frame, FrameError, LineReader};
+use crate::codec::{self, Frame, FrameError, FrameReader};
+use crate::payload::Payload;
 use crate::protocol::{ErrorCode, ServerFrame};
 
 /// What a handler can do to its connection. Implemented by the framework.
@@ -37,7 +38,7 @@ pub trait Connection {
 /// One connection's request handler.
 pub trait RequestHandler {
     /// The frame type the peer sends.
-    type Request: DeserializeOwned;
+    type Request: DeserializeOwned + Payload;
 
     /// Called once, when the connection is ready (after the TLS handshake).
     fn setup(&mut self, _conn: &mut dyn Connection) {}
@@ -88,7 +89,7 @@ pub trait RequestHandler {
 /// Feeds bytes from the socket through the line codec into a handler, and
 /// guarantees `finish` is called exactly once.
 pub struct Driver<H: RequestHandler> {
-    reader: LineReader,
+    reader: FrameReader<H::Request>,
     handler: H,
     finished: bool,
     /// A request the handler is not ready for yet (see `ready_at`)...
@@ -102,7 +103,7 @@ pub struct Driver<H: RequestHandler> {
 impl<H: RequestHandler> Driver<H> {
     pub fn new(handler: H, max_frame: usize) -> Self {
         Driver {
-            reader: LineReader::new(max_frame),
+            reader: FrameReader::new(max_frame),
             handler,
             finished: false,
             held: None,
@@ -115,8 +116,9 @@ impl<H: RequestHandler> Driver<H> {
         &self.handler
     }
 
-    /// Bytes held back: an unfinished line (never more than the limit) and,
-    /// while paused, what was read after the held request.
+    /// Bytes held back: an unfinished line (never more than the limit) or
+    /// payload (never more than `MAX_PAYLOAD`) and, while paused, what was
+    /// read after the held request.
     pub fn buffered(&self) -> usize {
         self.reader.buffered() + self.unread.len()
     }
@@ -131,7 +133,7 @@ impl<H: RequestHandler> Driver<H> {
         self.handler.setup(conn);
     }
 
-    /// Decodes every complete line in `bytes` and hands it to the handler.
+    /// Decodes every complete frame in `bytes` and hands it to the handler.
     /// Stops early once the connection is closing. Empty lines are ignored,
     /// so a person typing into `nc` may press Enter freely.
     pub fn feed(&mut self, bytes: &[u8], conn: &mut dyn Connection) {
@@ -150,25 +152,23 @@ impl<H: RequestHandler> Driver<H> {
             paused_until,
             ..
         } = self;
-        let result = reader.feed_until(bytes, |line| {
-            if !line.iter().all(u8::is_ascii_whitespace) {
-                match codec::decode::<H::Request>(line) {
-                    Ok(request) => {
-                        let wait = handler.ready_at(&request, conn);
-                        if conn.is_closing() {
+        let result = reader.feed_until(bytes, |_line, decoded| {
+            match decoded {
+                Ok(request) => {
+                    let wait = handler.ready_at(&request, conn);
+                    if conn.is_closing() {
+                        return ControlFlow::Break(());
+                    }
+                    match wait {
+                        Some(at) => {
+                            *held = Some(request);
+                            *paused_until = Some(at);
                             return ControlFlow::Break(());
                         }
-                        match wait {
-                            Some(at) => {
-                                *held = Some(request);
-                                *paused_until = Some(at);
-                                return ControlFlow::Break(());
-                            }
-                            None => handler.handle(request, conn),
-                        }
+                        None => handler.handle(request, conn),
                     }
-                    Err(error) => handler.handle_error(error, conn),
                 }
+                Err(error) => handler.handle_error(error, conn),
             }
             if conn.is_closing() {
                 ControlFlow::Break(())

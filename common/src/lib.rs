@@ -6,6 +6,7 @@
 
 pub mod codec;
 pub mod handler;
+pub mod payload;
 pub mod protocol;
 
 pub use codec::{Frame, FrameError, LineReader, DEFAULT_MAX_FRAME};

@@ -3,6 +3,8 @@
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::payload::{Payload, RawBytes, MAX_PAYLOAD};
+
 /// The receiver that means "everyone online" (the public room).
 pub const EVERYONE: &str = "*";
 
@@ -128,15 +130,15 @@ pub enum Request {
         /// Lowercase hex SHA-256 of the whole file.
         sha256: String,
     },
-    /// Bytes of a file being uploaded (at most [`CHUNK`] before base64),
-    /// in order from the `upload` offset. Not answered: the server sends
-    /// `file_ack` as it writes them; at most [`UPLOAD_WINDOW`] chunks may
-    /// be unacknowledged.
+    /// Bytes of a file being uploaded, in order from the `upload` offset:
+    /// the line says how many (`len`, at most [`CHUNK`]) and they follow
+    /// it raw. Not answered: the server sends `file_ack` as it writes them;
+    /// at most [`UPLOAD_WINDOW`] chunks may be unacknowledged.
     Chunk {
         file: u64,
         offset: u64,
-        /// Base64 (standard alphabet, padded).
-        data: String,
+        #[serde(rename = "len")]
+        data: RawBytes,
     },
     /// Download an offered file from `offset` (the bytes the client already
     /// has). Answered by `download`, then `chunk` frames.
@@ -155,16 +157,20 @@ pub enum Request {
     Downloaded { id: u64, file: u64 },
 }
 
-/// Most file bytes in one `chunk` (before base64): 43,692 characters
-/// encoded, well under the 64 KiB line limit.
-pub const CHUNK: usize = 32 * 1024;
+/// Most file bytes in one `chunk` (its raw payload); uploads send chunks
+/// of this size.
+pub const CHUNK: usize = MAX_PAYLOAD;
 
 /// Chunks a client may send ahead of the server's `file_ack`.
 pub const UPLOAD_WINDOW: u64 = 8;
 
-/// Chunks the server sends ahead of the client's `file_ack` (4 × 44 KB
+/// The size of the chunks the server sends: smaller than uploads', so that
+/// a download's window leaves room for chat in the send queue.
+pub const DOWNLOAD_CHUNK: usize = 64 * 1024;
+
+/// Chunks the server sends ahead of the client's `file_ack` (3 × 64 KiB
 /// stays well inside the 256 KiB send queue, with room for chat).
-pub const DOWNLOAD_WINDOW: u64 = 4;
+pub const DOWNLOAD_WINDOW: u64 = 3;
 
 /// Longest file name, in bytes.
 pub const MAX_FILE_NAME: usize = 255;
@@ -218,6 +224,36 @@ pub const MAX_CID: usize = 64;
 
 /// Longest password, in bytes (argon2 hashes any length; this bounds the work).
 pub const MAX_PASSWORD: usize = 1024;
+
+impl Payload for Request {
+    fn payload(&self) -> Option<&RawBytes> {
+        match self {
+            Request::Chunk { data, .. } => Some(data),
+            _ => None,
+        }
+    }
+
+    fn set_payload(&mut self, bytes: Vec<u8>) {
+        if let Request::Chunk { data, .. } = self {
+            data.fill(bytes);
+        }
+    }
+}
+
+impl Payload for ServerFrame {
+    fn payload(&self) -> Option<&RawBytes> {
+        match self {
+            ServerFrame::Chunk { data, .. } => Some(data),
+            _ => None,
+        }
+    }
+
+    fn set_payload(&mut self, bytes: Vec<u8>) {
+        if let ServerFrame::Chunk { data, .. } = self {
+            data.fill(bytes);
+        }
+    }
+}
 
 impl Request {
     /// The id the server echoes in its answer; `received` and `pong` have none.
@@ -408,12 +444,14 @@ pub enum ServerFrame {
         sha256: String,
         offset: u64,
     },
-    /// Bytes of a file being downloaded, in order; at most
-    /// [`DOWNLOAD_WINDOW`] beyond the client's last `file_ack`.
+    /// Bytes of a file being downloaded, in order, raw after the line
+    /// like the request's; at most [`DOWNLOAD_WINDOW`] beyond the client's
+    /// last `file_ack`.
     Chunk {
         file: u64,
         offset: u64,
-        data: String,
+        #[serde(rename = "len")]
+        data: RawBytes,
     },
     /// A receiver answered your offer (at once if you are online, else at
     /// your next login).

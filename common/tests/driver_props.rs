@@ -49,6 +49,14 @@ fn driver_handles_known_streams() {
         (4, b"abcd\rx\n"),
         (4, b"abc\r\n"),
         (8, b"ok\nxxxxxxxxxxxxxxxxxxxxxxxx\n{\"type\":\"ping\",\"id\":3}\n"),
+        // Raw payloads: newlines and a too-long "line" inside are bytes;
+        // one cut short by the end; one announced over the limit.
+        (64, b"{\"type\":\"chunk\",\"file\":1,\"offset\":0,\"len\":5}\n\na\nb\n{\"type\":\"ping\",\"id\":1}\n"),
+        (64, b"{\"type\":\"chunk\",\"file\":1,\"offset\":0,\"len\":40}\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\n"),
+        (64, b"{\"type\":\"chunk\",\"file\":1,\"offset\":0,\"len\":0}\n{\"type\":\"ping\",\"id\":1}\n"),
+        (64, b"{\"type\":\"chunk\",\"file\":1,\"offset\":0,\"len\":9}\nabc"),
+        (64, b"{\"type\":\"chunk\",\"file\":1,\"offset\":0,\"len\":262145}\n{\"type\":\"ping\",\"id\":1}\n"),
+        (64, b"{\"type\":\"chunk\",\"file\":1,\"offset\":0,\"len\":-1}\n{\"type\":\"ping\",\"id\":1}\n"),
     ];
     for (limit, stream) in cases {
         for cuts in [&[][..], &[1], &[2, 3], &[7]] {

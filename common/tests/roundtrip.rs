@@ -6,7 +6,8 @@ mod support;
 use std::collections::HashSet;
 use std::ops::ControlFlow;
 
-use chat_common::codec::{self, LineReader};
+use chat_common::codec::{self, FrameReader};
+use chat_common::payload::Payload;
 use chat_common::protocol::{ErrorCode, ServerFrame};
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -49,8 +50,8 @@ fn every_error_code_round_trips() {
     assert_eq!(unknown, ErrorCode::Other);
 }
 
-/// Frames written one after another and read back through a line reader,
-/// cut into reads anywhere: the same frames, in order.
+/// Frames written one after another and read back through a frame reader,
+/// cut into reads anywhere: the same frames (payloads and all), in order.
 #[test]
 fn frames_survive_any_cutting() {
     let frames = (
@@ -59,13 +60,17 @@ fn frames_survive_any_cutting() {
         strategies::cuts(),
     );
     budget::run(
-        "frames through a line reader",
+        "frames through a frame reader",
         64,
         frames,
         |(requests, server_frames, cuts)| {
             fn read_back<T>(frames: &[T], cuts: &[usize])
             where
-                T: serde::Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+                T: serde::Serialize
+                    + serde::de::DeserializeOwned
+                    + Payload
+                    + PartialEq
+                    + std::fmt::Debug,
             {
                 let stream: Vec<u8> = frames
                     .iter()
@@ -73,11 +78,11 @@ fn frames_survive_any_cutting() {
                     .collect();
                 // The client reads server frames up to 16 MiB (a `history` page
                 // can be big); generated text can be long too.
-                let mut reader = LineReader::new(16 << 20);
+                let mut reader = FrameReader::<T>::new(16 << 20);
                 let mut back = Vec::new();
                 for chunk in oracle::chunks(&stream, cuts) {
-                    let flow = reader.feed(chunk, |line| {
-                        back.push(codec::decode::<T>(line).expect("a frame decodes"));
+                    let flow = reader.feed_until(chunk, |_, frame| {
+                        back.push(frame.expect("a frame decodes"));
                         ControlFlow::Continue(())
                     });
                     assert_eq!(flow, Ok(ControlFlow::Continue(())));

@@ -12,8 +12,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use support::{Client, Options, Server};
 
-const CHUNK: usize = 32 * 1024;
-const WINDOW: u64 = 8;
+use chat_common::protocol::{CHUNK, UPLOAD_WINDOW as WINDOW};
 
 /// `len` bytes that differ from run to run of the generator's seed only.
 fn content(len: usize, seed: u64) -> Vec<u8> {
@@ -35,10 +34,6 @@ fn sha256(bytes: &[u8]) -> String {
         .collect()
 }
 
-fn b64(bytes: &[u8]) -> String {
-    base64::engine::general_purpose::STANDARD.encode(bytes)
-}
-
 /// Offers `bytes` as `name` to `to`; returns the `upload` answer.
 fn offer(client: &mut Client, to: &str, name: &str, bytes: &[u8]) -> Value {
     let id = client.id();
@@ -55,8 +50,7 @@ fn upload_range(client: &mut Client, file: u64, bytes: &[u8], from: u64, until: 
     while acked < until {
         while sent < until && sent - acked < WINDOW * CHUNK as u64 {
             let end = (sent as usize + CHUNK).min(until as usize);
-            client.send(json!({"type": "chunk", "file": file, "offset": sent,
-                "data": b64(&bytes[sent as usize..end])}));
+            client.send_chunk(file, sent, &bytes[sent as usize..end]);
             sent = end as u64;
         }
         let ack = client.expect("a file_ack", |f| {
@@ -350,9 +344,9 @@ fn a_wrong_hash_is_refused() {
         "size": bytes.len(), "sha256": sha256(b"something else")}),
     );
     let file = alice.expect_reply(id)["file"].as_u64().unwrap();
-    alice.send(json!({"type": "chunk", "file": file, "offset": 0, "data": b64(&bytes[..CHUNK])}));
-    alice.send(json!({"type": "chunk", "file": file, "offset": CHUNK, "data": b64(&bytes[CHUNK..2 * CHUNK])}));
-    alice.send(json!({"type": "chunk", "file": file, "offset": 2 * CHUNK, "data": b64(&bytes[2 * CHUNK..])}));
+    alice.send_chunk(file, 0, &bytes[..30_000]);
+    alice.send_chunk(file, 30_000, &bytes[30_000..60_000]);
+    alice.send_chunk(file, 60_000, &bytes[60_000..]);
     let error = alice.expect_error(None, "hash_mismatch");
     assert!(
         error["reason"].as_str().unwrap().contains("SHA-256"),
@@ -375,7 +369,9 @@ fn interrupted_transfers_resume() {
     upload_range(&mut alice, file, &bytes, 0, 1_000_000);
     drop(alice);
 
-    let mut alice = server.login("alice");
+    // Back at once: a reconnect, which presence does not announce.
+    let mut alice = server.connect("alice");
+    alice.login("alice");
     let answer = offer(&mut alice, "bob", "big.bin", &bytes);
     assert_eq!(answer["file"], file, "the same offer resumes the same file");
     let from = answer["offset"].as_u64().unwrap();
@@ -396,4 +392,56 @@ fn interrupted_transfers_resume() {
     assert_eq!(sha256(&got), sha256(&bytes));
     downloaded(&mut bob, file);
     expect_spool_empty(&server);
+}
+
+/// A chunk's bytes travel raw after its line; one announcing more than
+/// the most a chunk may carry is refused like an over-long line, and the
+/// connection closes (its bytes could not be skipped safely).
+#[test]
+fn an_oversized_chunk_closes_the_connection() {
+    let server = Server::plain();
+    drop(server.login("bob"));
+    let mut alice = server.login("alice");
+    let bytes = content(10_000, 3);
+    let file = offer(&mut alice, "bob", "x.bin", &bytes)["file"]
+        .as_u64()
+        .unwrap();
+    let over = chat_common::payload::MAX_PAYLOAD + 1;
+    alice.send_raw(
+        format!("{{\"type\":\"chunk\",\"file\":{file},\"offset\":0,\"len\":{over}}}\n").as_bytes(),
+    );
+    let error = alice.expect_error(None, "too_large");
+    assert!(
+        error["reason"].as_str().unwrap().contains("262144"),
+        "{error}"
+    );
+    alice.expect_eof();
+}
+
+/// A sender that ignores the upload window is stopped with an error, not
+/// queued without end; its next offer of the file resumes from what the
+/// server wrote.
+#[test]
+fn chunks_beyond_the_window_stop_the_upload() {
+    let server = Server::plain();
+    drop(server.login("bob"));
+    let mut alice = server.login("alice");
+    let bytes = content(3 * 1024 * 1024, 4);
+    let file = offer(&mut alice, "bob", "x.bin", &bytes)["file"]
+        .as_u64()
+        .unwrap();
+    let beyond = WINDOW * CHUNK as u64;
+    alice.send_chunk(file, beyond, &bytes[beyond as usize..beyond as usize + 10]);
+    let error = alice.expect_error(None, "bad_frame");
+    assert!(
+        error["reason"].as_str().unwrap().contains("window"),
+        "{error}"
+    );
+    let answer = offer(&mut alice, "bob", "x.bin", &bytes);
+    assert_eq!(
+        (answer["file"].as_u64(), answer["offset"].as_u64()),
+        (Some(file), Some(0))
+    );
+    let ack = upload_range(&mut alice, file, &bytes, 0, bytes.len() as u64);
+    assert_eq!(ack["complete"], true, "{ack}");
 }

@@ -12,7 +12,6 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
 
-use base64::Engine as _;
 use chat_common::protocol::{validate_file_name, CHUNK, UPLOAD_WINDOW};
 use chat_common::{ErrorCode, Request, ServerFrame};
 use sha2::{Digest, Sha256};
@@ -250,7 +249,7 @@ impl Transfers {
                 requests.push(Request::Chunk {
                     file,
                     offset: up.sent,
-                    data: base64::engine::general_purpose::STANDARD.encode(&buf),
+                    data: buf.into(),
                 });
                 up.sent += len as u64;
             }
@@ -375,7 +374,7 @@ impl Transfers {
                 Err(why) => says.push(why),
             },
             ServerFrame::Chunk { file, offset, data } => {
-                let (request, say) = self.on_chunk(*file, *offset, data);
+                let (request, say) = self.on_chunk(*file, *offset, data.as_slice());
                 requests.extend(request);
                 requests.append(&mut self.pending_done);
                 says.extend(say);
@@ -457,7 +456,7 @@ impl Transfers {
         &mut self,
         file: u64,
         offset: u64,
-        data: &str,
+        bytes: &[u8],
     ) -> (Option<Request>, Option<String>) {
         let Some(d) = self.downloads.get_mut(&file) else {
             return (None, None);
@@ -465,20 +464,11 @@ impl Transfers {
         if offset != d.got {
             return (None, None);
         }
-        let bytes = match base64::engine::general_purpose::STANDARD.decode(data) {
-            Ok(bytes) => bytes,
-            Err(e) => {
-                return (
-                    None,
-                    Some(format!("file {file}: a bad chunk from the server: {e}")),
-                )
-            }
-        };
-        if let Err(e) = d.writer.write_all(&bytes) {
+        if let Err(e) = d.writer.write_all(bytes) {
             self.downloads.remove(&file);
             return (None, Some(format!("cannot write file {file}: {e}")));
         }
-        d.hasher.update(&bytes);
+        d.hasher.update(bytes);
         d.got += bytes.len() as u64;
         self.progress.push(Progress {
             upload: false,

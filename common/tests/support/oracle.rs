@@ -15,6 +15,7 @@ use std::rc::Rc;
 
 use chat_common::codec::{self, Frame, FrameError, LineReader};
 use chat_common::handler::{Connection, Driver, RequestHandler};
+use chat_common::payload::{Payload, RawBytes, MAX_PAYLOAD};
 use chat_common::protocol::{self, ErrorCode, Request, ServerFrame};
 use serde::de::{DeserializeOwned, Deserializer, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -176,15 +177,25 @@ pub fn check_one_line(frame: &[u8]) {
     assert!(!frame.contains(&b'\r'), "a raw CR in a frame");
 }
 
-/// Encodes `frame`, checks it is one line, decodes it again: the same frame.
+/// Encodes `frame`, checks it is one line (and its payload after it, if
+/// it has one), decodes it again: the same frame.
 pub fn check_round_trip<T>(frame: &T)
 where
-    T: Serialize + DeserializeOwned + PartialEq + Debug,
+    T: Serialize + DeserializeOwned + Payload + PartialEq + Debug,
 {
     let bytes = codec::encode(frame);
-    check_one_line(&bytes);
-    match codec::decode::<T>(&bytes[..bytes.len() - 1]) {
-        Ok(back) => assert_eq!(&back, frame, "round trip changed the frame"),
+    let payload = frame.payload().map_or(&[][..], RawBytes::as_slice);
+    let (line, after) = bytes.split_at(bytes.len() - payload.len());
+    assert_eq!(after, payload, "the payload follows the line");
+    check_one_line(line);
+    match codec::decode::<T>(&line[..line.len() - 1]) {
+        Ok(mut back) => {
+            if let Some(raw) = back.payload() {
+                assert_eq!(raw.len(), payload.len(), "the line announces the payload");
+                back.set_payload(payload.to_vec());
+            }
+            assert_eq!(&back, frame, "round trip changed the frame")
+        }
         Err(err) => panic!(
             "an encoded frame does not decode ({err:?}): {}",
             String::from_utf8_lossy(&bytes)
@@ -197,18 +208,25 @@ where
 /// line deserves and itself makes a frame that round-trips.
 pub fn check_decode_as<T>(line: &[u8], known: &[&str])
 where
-    T: Serialize + DeserializeOwned + PartialEq + Debug,
+    T: Serialize + DeserializeOwned + Payload + PartialEq + Debug,
 {
     let (shape, id) = shape(line, known);
     let show = || String::from_utf8_lossy(line).into_owned();
     match codec::decode::<T>(line) {
-        Ok(frame) => {
+        Ok(mut frame) => {
             assert_eq!(
                 shape,
                 Shape::KnownType,
                 "decoded {frame:?} from {:?}",
                 show()
             );
+            // A frame with a payload holds only its length until a reader
+            // adds the bytes that follow the line (none over the limit).
+            match frame.payload().map(RawBytes::len) {
+                Some(len) if len > MAX_PAYLOAD => return,
+                Some(len) => frame.set_payload(vec![0; len]),
+                None => {}
+            }
             check_round_trip(&frame);
         }
         Err(err) => {
@@ -458,15 +476,39 @@ impl RequestHandler for Recorder {
 
 /// What the driver must do with `stream`, worked out from the whole stream
 /// at once, as a worker runs it: setup, feed, eof if still open, finish.
+/// A frame that announces a payload takes that many raw bytes after its
+/// line; one that announces more than `MAX_PAYLOAD` is too large.
 pub fn expected_events(limit: usize, stream: &[u8], quiet: bool) -> Vec<Event> {
     let mut log = vec![Event::Setup];
-    let lines = expected_lines(stream, limit);
-    for line in &lines.lines {
+    let mut rest = stream;
+    let too_large = loop {
+        let Some(end) = rest.iter().position(|&b| b == b'\n') else {
+            // An unfinished last line (or none).
+            break (rest.len() > limit).then_some(limit);
+        };
+        let line = &rest[..end];
+        if line.len() > limit {
+            break Some(limit);
+        }
+        rest = &rest[end + 1..];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
         if line.iter().all(u8::is_ascii_whitespace) {
             continue;
         }
         match codec::decode::<Request>(line) {
-            Ok(request) => {
+            Ok(mut request) => {
+                let announced = request.payload().map_or(0, RawBytes::len);
+                if announced > MAX_PAYLOAD {
+                    break Some(MAX_PAYLOAD);
+                }
+                if announced > 0 {
+                    if rest.len() < announced {
+                        // Cut off in its payload: the peer went away.
+                        break None;
+                    }
+                    request.set_payload(rest[..announced].to_vec());
+                    rest = &rest[announced..];
+                }
                 log.push(Event::Request(request.clone()));
                 match request {
                     Request::Ping { id } => log.push(Event::Sent(ServerFrame::Pong { id })),
@@ -490,8 +532,8 @@ pub fn expected_events(limit: usize, stream: &[u8], quiet: bool) -> Vec<Event> {
                 reason: err.reason,
             })),
         }
-    }
-    if lines.too_large {
+    };
+    if let Some(limit) = too_large {
         log.push(if quiet {
             Event::Error(ErrorCode::TooLarge, None)
         } else {
@@ -515,7 +557,8 @@ pub fn expected_events(limit: usize, stream: &[u8], quiet: bool) -> Vec<Event> {
 /// after a close, as a careless framework might; eof unless closing; finish,
 /// twice): never panics; every request and every error reaches the handler
 /// or the peer, in order; nothing happens after the close; `finish` runs
-/// exactly once; the driver never holds more than `limit` bytes.
+/// exactly once; the driver never holds more than `limit` bytes (or a
+/// payload's `MAX_PAYLOAD`).
 pub fn check_driver(limit: usize, stream: &[u8], sizes: &[usize], quiet: bool) {
     let log = Log::default();
     let mut conn = FakeConn {
@@ -535,7 +578,8 @@ pub fn check_driver(limit: usize, stream: &[u8], sizes: &[usize], quiet: bool) {
         if closing {
             assert_eq!(log.borrow().len(), before, "fed after close");
         }
-        assert!(driver.buffered() <= limit, "holds {}", driver.buffered());
+        let most = limit.max(MAX_PAYLOAD);
+        assert!(driver.buffered() <= most, "holds {}", driver.buffered());
     }
     if !conn.is_closing() {
         driver.eof(&mut conn);

@@ -5,7 +5,8 @@
 //! valid frames bent out of shape; token soup; byte streams with lines at
 //! and around the size limit.
 
-use chat_common::codec::DEFAULT_MAX_FRAME;
+use chat_common::codec::{self, DEFAULT_MAX_FRAME};
+use chat_common::payload::{Payload, RawBytes};
 use chat_common::protocol::{Departure, ErrorCode, GroupInfo, Request, ServerFrame, Stored};
 use proptest::collection::vec;
 use proptest::option;
@@ -101,6 +102,17 @@ pub fn text() -> BoxedStrategy<String> {
             }),
         1 => (1usize..5000, any::<char>()).prop_map(|(n, c)| c.to_string().repeat(n)),
     ]
+    .boxed()
+}
+
+/// A chunk's raw bytes: often none, newlines and CRs among them.
+pub fn payload() -> BoxedStrategy<RawBytes> {
+    prop_oneof![
+        1 => Just(Vec::new()),
+        3 => vec(select(vec![b'\n', b'\r', b'{', b'x', 0, 0xff]), 1..40),
+        1 => vec(any::<u8>(), 1..300),
+    ]
+    .prop_map(RawBytes::from)
     .boxed()
 }
 
@@ -275,7 +287,7 @@ pub fn request() -> BoxedStrategy<Request> {
                 sha256,
             }
         }),
-        (number(), number(), text()).prop_map(|(file, offset, data)| Request::Chunk {
+        (number(), number(), payload()).prop_map(|(file, offset, data)| Request::Chunk {
             file,
             offset,
             data
@@ -474,7 +486,7 @@ pub fn server_frame() -> BoxedStrategy<ServerFrame> {
                 offset,
             }
         ),
-        (number(), number(), text()).prop_map(|(file, offset, data)| ServerFrame::Chunk {
+        (number(), number(), payload()).prop_map(|(file, offset, data)| ServerFrame::Chunk {
             file,
             offset,
             data
@@ -703,7 +715,16 @@ pub fn stream(limit: usize) -> BoxedStrategy<Vec<u8>> {
     let run = (-3i64..=3, select(vec![b'x', b' ', b'{', b'\r', b'\n']))
         .prop_map(move |(delta, byte)| vec![byte; (limit as i64 + delta).max(0) as usize]);
     let piece = prop_oneof![
-        4 => request().prop_map(|r| serde_json::to_vec(&r).unwrap()),
+        // The line and its payload; the ending comes after the payload.
+        4 => request().prop_map(|r| {
+            let mut bytes = codec::encode(&r).to_vec();
+            let at = memchr::memchr(b'\n', &bytes).expect("a line");
+            bytes.remove(at);
+            if r.payload().is_some_and(|p| !p.is_empty()) {
+                bytes.insert(at, b'\n');
+            }
+            bytes
+        }),
         3 => bent_line(),
         1 => soup(),
         1 => Just(Vec::new()),

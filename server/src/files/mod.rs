@@ -1,15 +1,15 @@
 //! The file thread: the only code that touches the spool. The dispatcher
 //! must never wait for a disk, so it sends [`Job`]s here and gets [`Done`]s
-//! back, in order; chunks are decoded, hashed and written here, and
-//! download frames are read and encoded here, off the chat's path.
+//! back, in order; chunks are hashed and written here, and download
+//! frames are read and encoded here, off the chat's path.
 
 mod spool;
+mod writeback;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::thread::JoinHandle;
 
-use base64::Engine as _;
 use chat_common::codec::encode;
 use chat_common::{Frame, ServerFrame};
 use crossbeam_channel::{Receiver, Sender};
@@ -34,12 +34,12 @@ pub enum Job {
         size: u64,
         sha256: String,
     },
-    /// Append base64 `data` at `offset` to an open upload.
+    /// Append `data` at `offset` to an open upload.
     Write {
         conn: ConnId,
         file: FileId,
         offset: u64,
-        data: String,
+        data: Vec<u8>,
     },
     /// Read `len` bytes at `offset` of a complete file as a `chunk` frame.
     Read {
@@ -188,7 +188,7 @@ fn write(
     conn: ConnId,
     file: FileId,
     offset: u64,
-    data: &str,
+    data: &[u8],
 ) -> Option<Done> {
     let failed = |reason: String, mismatch: bool| {
         Some(Done::Failed {
@@ -200,14 +200,7 @@ fn write(
     };
     // Chunks behind a failed one arrive too: the first failure speaks.
     let upload = uploads.get_mut(&file)?;
-    let bytes = match base64::engine::general_purpose::STANDARD.decode(data) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            uploads.remove(&file);
-            return failed(format!("chunk at {offset} is not base64: {e}"), false);
-        }
-    };
-    if let Err(reason) = upload.append(offset, &bytes) {
+    if let Err(reason) = upload.append(offset, data, spool) {
         uploads.remove(&file);
         return failed(reason, false);
     }
@@ -250,6 +243,6 @@ fn read(
     Ok(encode(&ServerFrame::Chunk {
         file,
         offset,
-        data: base64::engine::general_purpose::STANDARD.encode(&buf),
+        data: buf.into(),
     }))
 }

@@ -4,21 +4,24 @@
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use super::writeback::{Synced, Writeback};
 use super::FileId;
 
-/// Bytes of an upload between two `fdatasync`s.
+/// Bytes of an upload between two requests to write it back.
 const SYNC_EVERY: u64 = 1 << 20;
 
 pub struct Spool {
     dir: PathBuf,
+    writeback: Writeback,
 }
 
 /// An upload being written: the file, and the hash of what it holds.
 pub struct Upload {
-    file: File,
+    file: Arc<Synced>,
     hasher: Sha256,
     received: u64,
     size: u64,
@@ -35,7 +38,7 @@ impl Upload {
     }
 
     /// Appends `bytes`, which must start where the file ends.
-    pub fn append(&mut self, offset: u64, bytes: &[u8]) -> Result<(), String> {
+    pub fn append(&mut self, offset: u64, bytes: &[u8], spool: &Spool) -> Result<(), String> {
         if offset != self.received {
             return Err(format!(
                 "chunk at {offset}, expected the one at {}",
@@ -45,19 +48,14 @@ impl Upload {
         if self.received + bytes.len() as u64 > self.size {
             return Err(format!("more bytes than the offered {}", self.size));
         }
-        self.file
+        (&self.file.file)
             .write_all(bytes)
             .map_err(|e| format!("cannot write the spool file: {e}"))?;
         self.hasher.update(bytes);
         let before = self.received;
         self.received += bytes.len() as u64;
-        // Written back as it goes: left to pile up, a gigabyte of dirty
-        // pages makes the store's next fsync (every chat message's) wait
-        // for them — a private message took 100-190 ms instead of 1.
         if before / SYNC_EVERY != self.received / SYNC_EVERY {
-            self.file
-                .sync_data()
-                .map_err(|e| format!("cannot write the spool file: {e}"))?;
+            spool.writeback.request(&self.file);
         }
         Ok(())
     }
@@ -79,7 +77,10 @@ impl Spool {
                 let _ = fs::remove_file(&path);
             }
         }
-        Ok(Spool { dir })
+        Ok(Spool {
+            dir,
+            writeback: Writeback::start()?,
+        })
     }
 
     fn part(&self, file: FileId) -> PathBuf {
@@ -119,7 +120,7 @@ impl Spool {
             received += n as u64;
         }
         Ok(Upload {
-            file: handle,
+            file: Synced::new(handle),
             hasher,
             received,
             size,

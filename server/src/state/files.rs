@@ -10,7 +10,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use chat_common::codec::encode;
-use chat_common::protocol::{validate_file_name, CHUNK, DOWNLOAD_WINDOW};
+use chat_common::protocol::{
+    validate_file_name, CHUNK, DOWNLOAD_CHUNK, DOWNLOAD_WINDOW, UPLOAD_WINDOW,
+};
 use chat_common::{ErrorCode, ServerFrame};
 
 use super::{ChatState, Deliver, Refusal};
@@ -45,13 +47,23 @@ struct Download {
     size: u64,
 }
 
+/// An upload under way.
+#[derive(Debug)]
+struct Uploading {
+    /// The connection sending it.
+    conn: ConnId,
+    /// The bytes the file thread has written: the sender may be at most
+    /// the upload window ahead of them.
+    written: u64,
+}
+
 /// The offers (as stored) and the transfers under way.
 #[derive(Debug, Default)]
 pub(super) struct Files {
     offers: BTreeMap<FileId, FileRow>,
     next_id: FileId,
-    /// Uploads under way: file → the connection sending it.
-    uploads: HashMap<FileId, ConnId>,
+    /// Uploads under way.
+    uploads: HashMap<FileId, Uploading>,
     downloads: HashMap<(ConnId, FileId), Download>,
     limits: FileLimits,
 }
@@ -220,7 +232,9 @@ impl ChatState {
                 file
             }
         };
-        self.files.uploads.insert(file, conn);
+        self.files
+            .uploads
+            .insert(file, Uploading { conn, written: 0 });
         out.files(Job::Open {
             conn,
             id,
@@ -238,17 +252,34 @@ impl ChatState {
         conn: ConnId,
         file: FileId,
         offset: u64,
-        data: String,
+        data: Vec<u8>,
         out: &mut impl Deliver,
     ) {
-        if self.files.uploads.get(&file) == Some(&conn) {
-            out.files(Job::Write {
-                conn,
-                file,
-                offset,
-                data,
-            });
+        let Some(upload) = self.files.uploads.get(&file).filter(|u| u.conn == conn) else {
+            return;
+        };
+        // The window bounds what waits for the file thread: a client that
+        // ignores it is stopped rather than queued without end.
+        if offset + data.len() as u64 > upload.written + UPLOAD_WINDOW * CHUNK as u64 {
+            self.files.uploads.remove(&file);
+            out.files(Job::Close { file });
+            let reason = format!(
+                "file {file}: the chunk at {offset} is beyond the upload window \
+                 ({UPLOAD_WINDOW} chunks past the last file_ack); the upload stopped"
+            );
+            let error = ServerFrame::Error {
+                id: None,
+                code: ErrorCode::BadFrame,
+                reason,
+            };
+            return out.send(conn, encode(&error));
         }
+        out.files(Job::Write {
+            conn,
+            file,
+            offset,
+            data,
+        });
     }
 
     /// What the file thread did.
@@ -261,7 +292,12 @@ impl ChatState {
                 result,
             } => {
                 let frame = match result {
-                    Ok(offset) => ServerFrame::Upload { id, file, offset },
+                    Ok(offset) => {
+                        if let Some(upload) = self.files.uploads.get_mut(&file) {
+                            upload.written = offset;
+                        }
+                        ServerFrame::Upload { id, file, offset }
+                    }
                     Err(reason) => {
                         self.files.uploads.remove(&file);
                         ServerFrame::Error {
@@ -284,6 +320,9 @@ impl ChatState {
                     bytes,
                     complete,
                 });
+                if let Some(upload) = self.files.uploads.get_mut(&file) {
+                    upload.written = bytes;
+                }
                 if !complete {
                     return out.send(conn, frame);
                 }
@@ -476,9 +515,9 @@ impl ChatState {
         let Some(d) = self.files.downloads.get_mut(&(conn, file)) else {
             return;
         };
-        let window = DOWNLOAD_WINDOW * CHUNK as u64;
+        let window = DOWNLOAD_WINDOW * DOWNLOAD_CHUNK as u64;
         while d.next < d.size && d.next - d.acked < window {
-            let len = (d.size - d.next).min(CHUNK as u64) as usize;
+            let len = (d.size - d.next).min(DOWNLOAD_CHUNK as u64) as usize;
             out.files(Job::Read {
                 conn,
                 file,
@@ -597,11 +636,11 @@ impl ChatState {
     /// resume), its downloads too.
     pub(super) fn files_gone(&mut self, conn: ConnId, out: &mut impl Deliver) {
         let files = &mut self.files;
-        files.uploads.retain(|&file, &mut c| {
-            if c == conn {
+        files.uploads.retain(|&file, upload| {
+            if upload.conn == conn {
                 out.files(Job::Close { file });
             }
-            c != conn
+            upload.conn != conn
         });
         files.downloads.retain(|&(c, _), _| c != conn);
     }

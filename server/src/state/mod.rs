@@ -348,7 +348,7 @@ impl ChatState {
         // order with other requests: they only feed transfers under way.
         match request {
             Request::Chunk { file, offset, data } => {
-                return self.chunk(conn, file, offset, data, out);
+                return self.chunk(conn, file, offset, data.into_vec(), out);
             }
             Request::FileAck { file, bytes } => return self.file_ack(conn, file, bytes, out),
             _ => {}

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 pub mod room;
 
+use base64::Engine as _;
 use chat_common::protocol::PRESENCE_NAMES;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -607,20 +608,44 @@ impl Client {
         self.send_raw(&line);
     }
 
-    /// Reads the next frame, waiting at most until `deadline`.
+    /// Writes a `chunk` frame: its line, then its bytes raw.
+    pub fn send_chunk(&mut self, file: u64, offset: u64, bytes: &[u8]) {
+        let header = serde_json::json!({"type": "chunk", "file": file, "offset": offset,
+            "len": bytes.len()});
+        let mut frame = serde_json::to_vec(&header).unwrap();
+        frame.push(b'\n');
+        frame.extend_from_slice(bytes);
+        self.send_raw(&frame);
+    }
+
+    /// Reads the next frame, waiting at most until `deadline`. A `chunk`'s
+    /// raw bytes after its line are read too, and put into the frame as
+    /// `data`, in base64, for the tests' convenience.
     pub fn next_until(&mut self, deadline: Instant) -> Next {
         loop {
             if let Some(end) = self.buf.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = self.buf.drain(..=end).collect();
-                let text = String::from_utf8_lossy(&line[..end]).into_owned();
-                let frame: Value = match serde_json::from_slice(&line[..end]) {
+                let text = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                let mut frame: Value = match serde_json::from_slice(&self.buf[..end]) {
                     Ok(frame) => frame,
                     Err(err) => {
                         self.fail(&format!("the server sent a non-JSON line ({err}): {text}"))
                     }
                 };
-                self.transcript.push(format!("← {}", abbreviate(&text)));
-                return Next::Frame(frame);
+                let payload = match frame["type"] == "chunk" {
+                    true => frame["len"].as_u64().unwrap_or(0) as usize,
+                    false => 0,
+                };
+                if self.buf.len() > end + payload {
+                    let frame_bytes: Vec<u8> = self.buf.drain(..=end + payload).collect();
+                    if payload > 0 {
+                        frame["data"] = Value::from(
+                            base64::engine::general_purpose::STANDARD
+                                .encode(&frame_bytes[end + 1..]),
+                        );
+                    }
+                    self.transcript.push(format!("← {}", abbreviate(&text)));
+                    return Next::Frame(frame);
+                }
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
