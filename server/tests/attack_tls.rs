@@ -188,6 +188,13 @@ fn tls_1_2_and_1_3_are_accepted() {
         "TLS 1.2 cipher {cipher}"
     );
     assert!(transcript.contains("Protocol  : TLSv1.2"), "{transcript}");
+    // No resumption in TLS 1.2 either: no ticket, and no session id to
+    // resume by.
+    assert!(!transcript.contains("TLS session ticket"), "{transcript}");
+    assert!(
+        transcript.lines().any(|l| l.trim() == "Session-ID:"),
+        "{transcript}"
+    );
 
     let transcript = handshake(server.addr, "-tls1_3", &[]);
     let (version, cipher) =
