@@ -1,32 +1,94 @@
 //! One simulated client's socket: plain TCP, a TLS handshake in progress, or
-//! TLS, always non-blocking. The only module that names native-tls. The
-//! bench accepts any certificate: it measures a local server, it does not
-//! protect a conversation.
+//! TLS, always non-blocking. The only module that names a TLS library
+//! (rustls, with ring's crypto). The bench accepts any certificate: it
+//! measures a local server, it does not protect a conversation.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use mio::net::TcpStream;
-use native_tls::{HandshakeError, MidHandshakeTlsStream, TlsConnector, TlsStream};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::Resumption;
+use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
 
-/// Builds the connector every TLS client shares: no certificate or host
-/// name verification, and no root store — OpenSSL would otherwise still look
-/// the issuer up in the system's certificate directory on every handshake,
-/// and the load generator, not the server, would be what is measured.
-pub fn insecure_connector() -> anyhow::Result<TlsConnector> {
-    Ok(TlsConnector::builder()
-        .danger_accept_invalid_certs(true)
-        .danger_accept_invalid_hostnames(true)
-        .disable_built_in_roots(true)
-        .build()?)
+/// What every TLS client shares: its configuration.
+pub type Connector = Arc<ClientConfig>;
+
+/// Builds the configuration every TLS client shares: TLS 1.2 and 1.3, no
+/// certificate or host name verification (the handshake's signature is
+/// still checked, as a real client would), and no resumption (each client
+/// connects once, and the server issues no tickets).
+pub fn insecure_connector() -> anyhow::Result<Connector> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ClientConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider)))
+        .with_no_client_auth();
+    config.resumption = Resumption::disabled();
+    Ok(Arc::new(config))
+}
+
+/// Takes whatever certificate the server shows, as native-tls's
+/// `danger_accept_invalid_certs` did; only the signature over the handshake
+/// is verified, with the certificate's key.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
 }
 
 pub enum Stream {
     /// `connect` issued, not yet known to have succeeded.
     Connecting(TcpStream),
     Plain(TcpStream),
-    Handshaking(MidHandshakeTlsStream<TcpStream>),
-    Tls(Box<TlsStream<TcpStream>>),
+    Handshaking(Box<Tls>),
+    Tls(Box<Tls>),
     /// Closed, or left behind while a handshake step owned the stream.
     Gone,
 }
@@ -48,8 +110,7 @@ impl Stream {
     pub fn tcp(&mut self) -> Option<&mut TcpStream> {
         match self {
             Stream::Connecting(tcp) | Stream::Plain(tcp) => Some(tcp),
-            Stream::Handshaking(mid) => Some(mid.get_mut()),
-            Stream::Tls(tls) => Some(tls.get_mut()),
+            Stream::Handshaking(tls) | Stream::Tls(tls) => Some(&mut tls.tcp),
             Stream::Gone => None,
         }
     }
@@ -60,7 +121,7 @@ impl Stream {
 
     /// Moves connecting on after a readiness event: TCP connect, then the
     /// TLS handshake when `tls` is given.
-    pub fn advance(&mut self, tls: Option<&TlsConnector>) -> io::Result<Progress> {
+    pub fn advance(&mut self, tls: Option<&Connector>) -> io::Result<Progress> {
         match std::mem::replace(self, Stream::Gone) {
             Stream::Connecting(tcp) => {
                 if let Some(err) = tcp.take_error()? {
@@ -82,10 +143,15 @@ impl Stream {
                         *self = Stream::Plain(tcp);
                         Ok(Progress::Ready)
                     }
-                    Some(connector) => self.step(connector.connect("localhost", tcp)),
+                    Some(config) => {
+                        let name = ServerName::try_from("localhost").expect("a valid name");
+                        let conn = ClientConnection::new(config.clone(), name)
+                            .map_err(io::Error::other)?;
+                        self.step(Box::new(Tls { conn, tcp, owed: 0 }))
+                    }
                 }
             }
-            Stream::Handshaking(mid) => self.step(mid.handshake()),
+            Stream::Handshaking(tls) => self.step(tls),
             other @ (Stream::Plain(_) | Stream::Tls(_)) => {
                 *self = other;
                 Ok(Progress::Ready)
@@ -94,21 +160,122 @@ impl Stream {
         }
     }
 
-    fn step(
-        &mut self,
-        result: Result<TlsStream<TcpStream>, HandshakeError<TcpStream>>,
-    ) -> io::Result<Progress> {
-        match result {
-            Ok(tls) => {
-                *self = Stream::Tls(Box::new(tls));
-                Ok(Progress::Ready)
-            }
-            Err(HandshakeError::WouldBlock(mid)) => {
-                *self = Stream::Handshaking(mid);
-                Ok(Progress::Pending)
-            }
-            Err(HandshakeError::Failure(err)) => Err(io::Error::other(err)),
+    fn step(&mut self, mut tls: Box<Tls>) -> io::Result<Progress> {
+        if tls.handshake()? {
+            *self = Stream::Tls(tls);
+            Ok(Progress::Ready)
+        } else {
+            *self = Stream::Handshaking(tls);
+            Ok(Progress::Pending)
         }
+    }
+}
+
+/// A rustls client session over a non-blocking socket.
+pub struct Tls {
+    conn: ClientConnection,
+    tcp: TcpStream,
+    /// Plaintext bytes a `write` took whose records the socket has not all
+    /// taken yet: that write said `WouldBlock`, and the retry (with the same
+    /// bytes, as with OpenSSL) is answered with this count once they are out.
+    owed: usize,
+}
+
+impl Tls {
+    /// Reads and writes handshake records until the handshake is done and
+    /// its last flight is on the wire (true) or the socket would block.
+    fn handshake(&mut self) -> io::Result<bool> {
+        loop {
+            match self.send_pending() {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) => return Err(e),
+            }
+            if !self.conn.is_handshaking() {
+                return Ok(true);
+            }
+            match self.conn.read_tls(&mut self.tcp) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(_) => self.process()?,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Decrypts what was read; on a TLS error, sends rustls's alert (best
+    /// effort) and fails.
+    fn process(&mut self) -> io::Result<()> {
+        if let Err(err) = self.conn.process_new_packets() {
+            let _ = self.send_pending();
+            return Err(io::Error::new(io::ErrorKind::InvalidData, err));
+        }
+        Ok(())
+    }
+
+    /// Writes the records rustls holds until there are none or the socket
+    /// would block.
+    fn send_pending(&mut self) -> io::Result<()> {
+        while self.conn.wants_write() {
+            match self.conn.write_tls(&mut self.tcp) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Read for Tls {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.conn.reader().read(buf) {
+                Ok(n) => return Ok(n),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                // The peer closed without close_notify: an end like any other.
+                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
+                Err(e) => return Err(e),
+            }
+            match self.conn.read_tls(&mut self.tcp) {
+                Ok(_) => self.process()?,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    // What reading produced (a key update) goes out when it can.
+                    let _ = self.send_pending();
+                    return Err(e);
+                }
+            }
+        }
+    }
+}
+
+impl Write for Tls {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.send_pending()?;
+        if self.owed > 0 {
+            debug_assert!(
+                self.owed <= buf.len(),
+                "a blocked write retried with fewer bytes"
+            );
+            return Ok(std::mem::take(&mut self.owed).min(buf.len()));
+        }
+        let n = self.conn.writer().write(buf)?;
+        match self.send_pending() {
+            Ok(()) => Ok(n),
+            Err(e) => {
+                if e.kind() == io::ErrorKind::WouldBlock {
+                    self.owed = n;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.send_pending()
     }
 }
 

@@ -14,13 +14,11 @@ use std::sync::mpsc::{Receiver, Sender};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use mio::{Events, Interest, Poll, Token, Waker};
-use native_tls::TlsConnector;
-
-use crate::conn::{self, Stream};
+use crate::conn::{self, Connector, Stream};
 use crate::histogram::Histogram;
 use crate::platform;
 use crate::scan::{self, Line, LineScanner, Payload};
+use mio::{Events, Interest, Poll, Token, Waker};
 
 /// Nanoseconds since the process-wide epoch: the clock of every payload's
 /// send time and every receipt.
@@ -35,7 +33,7 @@ const READ_BUF: usize = 64 * 1024;
 /// What every event thread shares.
 pub struct Settings {
     pub addr: SocketAddr,
-    pub tls: Option<TlsConnector>,
+    pub tls: Option<Connector>,
     /// Payload text size in bytes.
     pub size: usize,
     /// Most messages a sender may have sent but not yet seen answered.
