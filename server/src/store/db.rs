@@ -118,6 +118,9 @@ pub struct Db {
     page_bytes: usize,
 }
 
+/// How many prepared statements the store keeps: more than it has.
+const STATEMENT_CACHE: usize = 128;
+
 /// Where each stream ends, kept in memory so that appending and logging in
 /// never search for it.
 #[derive(Debug, Default)]
@@ -131,6 +134,10 @@ pub(crate) struct Counters {
 impl Db {
     pub fn open(path: &Path, page_bytes: usize) -> Result<Db, StoreError> {
         let mut conn = Connection::open(path)?;
+        // Every statement the store runs stays prepared: with rusqlite's
+        // default of 16, a login's handful of queries evicted each other
+        // and SQLite parsed them again for every login.
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         // WAL: readers never block the writer. FULL: the WAL is fsync'd at
         // every commit, so an acknowledged message survives a power cut.
         conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -637,28 +644,28 @@ fn backlog(
     if let (Some(after), true) = (public_after, first) {
         // Replay at most the newest REPLAY_PUBLIC public messages.
         let oldest_kept: Option<i64> = tx
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT id FROM messages WHERE receiver IS NULL AND id > ?1
-                 ORDER BY id DESC LIMIT 1 OFFSET ?2",
-            )?
-            .query_row(
-                params![after, chat_common::protocol::REPLAY_PUBLIC - 1],
-                |row| row.get(0),
-            )
+                 ORDER BY id DESC LIMIT 1 OFFSET {}",
+                chat_common::protocol::REPLAY_PUBLIC - 1
+            ))?
+            .query_row([after], |row| row.get(0))
             .optional()?;
         if let Some(oldest) = oldest_kept {
             public_after = Some(after.max(oldest - 1));
         }
     }
-    let limit = PAGE_MESSAGES as i64 + 1;
+    // Constant limits are written into the SQL: a bound LIMIT makes SQLite
+    // (built with STAT4) prepare the statement again at every run.
+    let limit = PAGE_MESSAGES + 1;
     // (message id, is public, message), merged by message id.
     let mut candidates: Vec<(i64, bool, Loaded)> = Vec::new();
     let mut stmt = tx.prepare_cached(&format!(
         "SELECT {LOADED_COLUMNS}, i.seq, i.away, m.id FROM inbox i
          JOIN messages m ON m.id = i.message {LOADED_JOINS}
-         WHERE i.user = ?1 AND i.seq > ?2 ORDER BY i.seq LIMIT ?3"
+         WHERE i.user = ?1 AND i.seq > ?2 ORDER BY i.seq LIMIT {limit}"
     ))?;
-    let rows = stmt.query_map(params![user, since, limit], |row| {
+    let rows = stmt.query_map(params![user, since], |row| {
         let m = loaded(row, row.get::<_, i64>(4)? as u64, row.get(5)?)?;
         Ok((row.get(6)?, false, m))
     })?;
@@ -669,9 +676,9 @@ fn backlog(
         let mut stmt = tx.prepare_cached(&format!(
             "SELECT {LOADED_COLUMNS}, m.id FROM messages m
              {LOADED_JOINS}
-             WHERE m.receiver IS NULL AND m.id > ?1 ORDER BY m.id LIMIT ?2"
+             WHERE m.receiver IS NULL AND m.id > ?1 ORDER BY m.id LIMIT {limit}"
         ))?;
-        let rows = stmt.query_map(params![after, limit], |row| {
+        let rows = stmt.query_map([after], |row| {
             let id: i64 = row.get(4)?;
             Ok((id, true, loaded(row, id as u64, false)?))
         })?;
@@ -809,10 +816,10 @@ fn index_chunk(tx: &Transaction) -> rusqlite::Result<bool> {
         .optional()?
         .unwrap_or(0);
     let upto: Option<i64> = tx
-        .prepare_cached(
-            "SELECT max(id) FROM (SELECT id FROM messages WHERE id > ?1 ORDER BY id LIMIT ?2)",
-        )?
-        .query_row(params![indexed, INDEX_CHUNK], |row| row.get(0))?;
+        .prepare_cached(&format!(
+            "SELECT max(id) FROM (SELECT id FROM messages WHERE id > ?1 ORDER BY id LIMIT {INDEX_CHUNK})"
+        ))?
+        .query_row([indexed], |row| row.get(0))?;
     let Some(upto) = upto else {
         return Ok(true);
     };
