@@ -10,7 +10,7 @@ use std::sync::Arc;
 use mio::net::TcpStream;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::Resumption;
-use rustls::crypto::{verify_tls12_signature, verify_tls13_signature, CryptoProvider};
+use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
 
@@ -18,9 +18,8 @@ use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureSch
 pub type Connector = Arc<ClientConfig>;
 
 /// Builds the configuration every TLS client shares: TLS 1.2 and 1.3, no
-/// certificate or host name verification (the handshake's signature is
-/// still checked, as a real client would), and no resumption (each client
-/// connects once, and the server issues no tickets).
+/// verification at all, and no resumption (each client connects once, and
+/// the server issues no tickets).
 pub fn insecure_connector() -> anyhow::Result<Connector> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let mut config = ClientConfig::builder_with_provider(provider.clone())
@@ -32,9 +31,12 @@ pub fn insecure_connector() -> anyhow::Result<Connector> {
     Ok(Arc::new(config))
 }
 
-/// Takes whatever certificate the server shows, as native-tls's
-/// `danger_accept_invalid_certs` did; only the signature over the handshake
-/// is verified, with the certificate's key.
+/// Takes whatever certificate the server shows and does not check its
+/// signature over the handshake. A real client checks it on its own
+/// machine; here 10,000 clients share the server's two cores, and checking
+/// P-256 signatures took a quarter of chat-bench's CPU (~0.05 ms a
+/// handshake) from the server it measures. The server's work is the same:
+/// it still signs every handshake.
 #[derive(Debug)]
 struct AcceptAnyCertificate(Arc<CryptoProvider>);
 
@@ -52,30 +54,20 @@ impl ServerCertVerifier for AcceptAnyCertificate {
 
     fn verify_tls12_signature(
         &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        Ok(HandshakeSignatureValid::assertion())
     }
 
     fn verify_tls13_signature(
         &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
+        Ok(HandshakeSignatureValid::assertion())
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
