@@ -4,6 +4,8 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
+use std::ops::Deref;
+use std::rc::Rc;
 use std::time::Instant;
 
 use chat_common::{Connection, Driver, Frame, RequestHandler};
@@ -14,10 +16,33 @@ use super::tls::Stream;
 const MAX_IOVECS: usize = 64;
 const TLS_BATCH: usize = 16 * 1024;
 
+/// A frame waiting in a connection's queue.
+enum Queued {
+    /// From the dispatcher or the handler (shared between threads).
+    Frame(Frame),
+    /// The worker's own copy of a broadcast, shared by its recipients on
+    /// this worker with a plain reference count. With the dispatcher's
+    /// `Arc`, every recipient's clone and drop was an atomic operation on
+    /// one counter: two thirds of the worker's user time in the fan-out
+    /// profile.
+    Local(Rc<[u8]>),
+}
+
+impl Deref for Queued {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Queued::Frame(frame) => frame,
+            Queued::Local(frame) => frame,
+        }
+    }
+}
+
 /// The write side of a connection, and the handle a handler answers on.
 pub struct Outbox {
     peer: SocketAddr,
-    queue: VecDeque<Frame>,
+    queue: VecDeque<Queued>,
     /// Bytes of the front frame already written.
     written: usize,
     /// Bytes queued and not yet written (including `staged`).
@@ -135,8 +160,8 @@ impl Outbox {
     }
 }
 
-impl Connection for Outbox {
-    fn send(&mut self, frame: Frame) {
+impl Outbox {
+    fn push(&mut self, frame: Queued) {
         // Once the queue has overflowed the connection is being dropped.
         if self.overflowed {
             return;
@@ -150,6 +175,12 @@ impl Connection for Outbox {
         }
         self.queued += frame.len();
         self.queue.push_back(frame);
+    }
+}
+
+impl Connection for Outbox {
+    fn send(&mut self, frame: Frame) {
+        self.push(Queued::Frame(frame));
     }
 
     fn close(&mut self, reason: &str) {
@@ -273,6 +304,11 @@ impl<H: RequestHandler> Conn<H> {
     /// Queues a frame from outside the handler (the dispatcher).
     pub fn send(&mut self, frame: Frame) {
         self.outbox.send(frame);
+    }
+
+    /// Queues the worker's copy of a broadcast frame.
+    pub fn send_local(&mut self, frame: Rc<[u8]>) {
+        self.outbox.push(Queued::Local(frame));
     }
 
     /// Writes what is queued; reports whether the connection should end now.

@@ -5,6 +5,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io;
 use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -138,9 +139,12 @@ where
                                 }
                             }
                             Op::Broadcast(frame) => {
+                                let local: Rc<[u8]> = Rc::from(&frame[..]);
                                 for (&id, conn) in self.conns.iter_mut() {
                                     if conn.subscribed {
-                                        queue(id, conn, frame.clone(), &mut self.dirty);
+                                        let was_empty = conn.outbox.is_empty();
+                                        conn.send_local(local.clone());
+                                        mark_dirty(id, conn, was_empty, &mut self.dirty);
                                     }
                                 }
                             }
@@ -369,11 +373,20 @@ where
 
 /// Queues a frame on a connection, noting it for the flush that follows.
 fn queue<H: RequestHandler>(id: ConnId, conn: &mut Conn<H>, frame: Frame, dirty: &mut Vec<ConnId>) {
-    // An empty queue needs a flush to start writing; a full one needs it to
-    // notice the overflow, since a peer that stopped reading sends no
-    // writable event.
     let was_empty = conn.outbox.is_empty();
     conn.send(frame);
+    mark_dirty(id, conn, was_empty, dirty);
+}
+
+/// An empty queue needs a flush to start writing; a full one needs it to
+/// notice the overflow, since a peer that stopped reading sends no writable
+/// event.
+fn mark_dirty<H: RequestHandler>(
+    id: ConnId,
+    conn: &Conn<H>,
+    was_empty: bool,
+    dirty: &mut Vec<ConnId>,
+) {
     if was_empty || conn.outbox.overflowed() {
         dirty.push(id);
     }
