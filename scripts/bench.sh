@@ -7,6 +7,8 @@
 # Usage: scripts/bench.sh                  (what `make bench` runs)
 #        BENCH_ONLY="fanout latency" scripts/bench.sh   (a subset; the doc is
 #        then not touched unless BENCH_WRITE=1)
+#        BENCH_ROUNDS=1 scripts/bench.sh     (each scenario once; default 3,
+#        and the table shows each figure's median and range)
 #
 # Exits non-zero when a scenario fails to run; a missed target is reported
 # in the table, not enforced.
@@ -16,6 +18,9 @@ cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 DOC=${BENCH_DOC:-$ROOT/docs/performance.md}
 ONLY=${BENCH_ONLY:-}
+# The machine is noisy: every scenario runs this many times (each against a
+# fresh server) and the table quotes medians.
+ROUNDS=${BENCH_ROUNDS:-3}
 SERVER=$ROOT/target/release/chat-server
 BENCH=$ROOT/target/release/chat-bench
 
@@ -89,15 +94,28 @@ stop_server() {
 
 FAILED=()
 COMMANDS=()
-# run NAME plaintext|tls ARGS...: one scenario against a fresh server.
+# run NAME plaintext|tls ARGS...: ROUNDS runs of one scenario, each against a
+# fresh server.
 run() {
     local name=$1 transport=$2
     shift 2
     if [ -n "$ONLY" ] && ! [[ " $ONLY " == *" $name "* ]]; then return 0; fi
     local tls_arg=()
     [ "$transport" = tls ] && tls_arg=(--tls)
-    echo "== $name ($transport): chat-bench ${tls_arg[*]:+${tls_arg[*]} }$*"
     COMMANDS+=("chat-bench --server 127.0.0.1:PORT --server-pid PID ${tls_arg[*]:+${tls_arg[*]} }$*")
+    local round
+    for round in $(seq "$ROUNDS"); do
+        echo "== $name ($transport), run $round of $ROUNDS: chat-bench ${tls_arg[*]:+${tls_arg[*]} }$*"
+        run_once "$name" "$transport" "$@" || return 0
+    done
+}
+
+# run_once NAME plaintext|tls ARGS...: one run; fails if it did not run.
+run_once() {
+    local name=$1 transport=$2
+    shift 2
+    local tls_arg=()
+    [ "$transport" = tls ] && tls_arg=(--tls)
     start_server "$transport"
     local out=$SERVER_DIR/bench.out status=0
     "$BENCH" --server "127.0.0.1:$PORT" --server-pid "$SERVER_PID" "${tls_arg[@]}" "$@" \
@@ -110,7 +128,7 @@ run() {
             tail -20 "$SERVER_DIR/stderr" >&2
         fi
         FAILED+=("$name ($transport)")
-        return 0
+        return 1
     fi
     grep '^JSON ' "$out" | tail -1 >>"$RESULTS"
 }
@@ -166,7 +184,7 @@ write_section() {
     echo "- Machine: $cores cores, ${model:-unknown CPU}, $(uname -sr); server and chat-bench share the cores, over loopback"
     echo "- Command: \`make bench\` (\`scripts/bench.sh\`), ${ELAPSED} s; each scenario against a fresh"
     echo "  \`chat-server --bind 127.0.0.1:0 --no-tls --argon2-memory 8 --argon2-iterations 1 --queue-limit 8388608 --login-timeout 300 --auth-queue 100000 --log-level warn --max-connections-per-ip 12000 --max-connections 12000 --flood-rate 0\`"
-    echo "  (without \`--no-tls\` for TLS), in this order:"
+    echo "  (without \`--no-tls\` for TLS), each $ROUNDS times (a fresh server each time), in this order:"
     local c
     for c in "${COMMANDS[@]}"; do echo "  - \`$c\`"; done
     if [ ${#FAILED[@]} -gt 0 ]; then
@@ -176,7 +194,8 @@ write_section() {
     echo "Latency is end to end: send time in the payload to the read that"
     echo "brought it, for every delivery. In fanout and pairs the senders keep a"
     echo "window of unanswered messages full, so latency there is queueing"
-    echo "(window ÷ throughput), not a target."
+    echo "(window ÷ throughput), not a target. Each figure is the median of the"
+    echo "runs, with their range; counts that must be zero are the worst run's."
     echo
     echo "$TABLE"
     echo
@@ -185,7 +204,7 @@ write_section() {
     echo "written to SQLite (WAL, synchronous=FULL) by the store thread, one fsync"
     echo "per batch of everything that arrived meanwhile."
     echo
-    echo "<details><summary>Raw results (one JSON line per scenario)</summary>"
+    echo "<details><summary>Raw results (one JSON line per run)</summary>"
     echo
     echo '```'
     cat "$RESULTS"

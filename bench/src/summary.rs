@@ -168,10 +168,59 @@ fn met(goal: Goal, value: &Value, run: &Value) -> &'static str {
     }
 }
 
-/// The markdown table for the runs given as `JSON {…}` (or bare JSON) lines.
+/// The median of the numbers among `values` (the lower middle one of an even
+/// count), or `Null` when there are none.
+fn median(values: &[&Value]) -> Value {
+    let mut xs: Vec<f64> = values.iter().filter_map(|v| number(v)).collect();
+    if xs.is_empty() {
+        return Value::Null;
+    }
+    xs.sort_by(f64::total_cmp);
+    let m = xs[(xs.len() - 1) / 2];
+    // Keep integers integral, so that they are shown as such.
+    values
+        .iter()
+        .find(|v| number(v) == Some(m))
+        .map_or(Value::from(m), |v| (*v).clone())
+}
+
+/// The largest of the numbers among `values`, or `Null` when there are none.
+fn worst(values: &[&Value]) -> Value {
+    values
+        .iter()
+        .filter(|v| number(v).is_some())
+        .max_by(|a, b| {
+            number(a)
+                .unwrap_or(0.0)
+                .total_cmp(&number(b).unwrap_or(0.0))
+        })
+        .map_or(Value::Null, |v| (*v).clone())
+}
+
+/// "min–max" of the numbers among `values`, when there are several.
+fn spread(values: &[&Value]) -> String {
+    let xs: Vec<f64> = values.iter().filter_map(|v| number(v)).collect();
+    if xs.len() < 2 {
+        return String::new();
+    }
+    let lo = xs.iter().copied().fold(f64::INFINITY, f64::min);
+    let hi = xs.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let at = |x: f64| {
+        values
+            .iter()
+            .find(|v| number(v) == Some(x))
+            .map_or_else(|| x.to_string(), |v| show(v))
+    };
+    format!("{}–{}", at(lo), at(hi))
+}
+
+/// The markdown table for the runs given as `JSON {…}` (or bare JSON)
+/// lines. Runs of the same scenario are taken together: each figure is
+/// their median (judged against the target), with the range beside it;
+/// counts that must be zero (losses, duplicates) are their worst run.
 pub fn render(text: &str) -> anyhow::Result<String> {
-    let mut out =
-        String::from("| scenario | figure | measured | target | met |\n|---|---|---:|---|---|\n");
+    // Runs grouped by scenario name, in the order first seen.
+    let mut groups: Vec<(String, Vec<Value>)> = Vec::new();
     for line in text.lines() {
         let line = line.trim();
         let json = line.strip_prefix("JSON ").unwrap_or(line);
@@ -185,20 +234,54 @@ pub fn render(text: &str) -> anyhow::Result<String> {
             "connections" => format!("connections ({transport})"),
             other => other.to_string(),
         };
+        match groups.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, runs)) => runs.push(run),
+            None => groups.push((name, vec![run])),
+        }
+    }
+    let mut out = String::from(
+        "| scenario | figure | measured (median) | range | target | met |\n|---|---|---:|---:|---|---|\n",
+    );
+    for (name, runs) in &groups {
+        let first = &runs[0];
+        let scenario = first["scenario"].as_str().unwrap_or("?");
+        let transport = first["transport"].as_str().unwrap_or("plaintext");
+        // The medians of every figure, for goals that refer to another one.
+        let medians: serde_json::Map<String, Value> = first
+            .as_object()
+            .map(|o| {
+                o.keys()
+                    .map(|k| {
+                        let values: Vec<&Value> = runs.iter().map(|r| &r[k.as_str()]).collect();
+                        (k.clone(), median(&values))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let medians = Value::Object(medians);
         for (key, label, goal) in rows(scenario, transport) {
-            let value = &run[key];
+            let values: Vec<&Value> = runs.iter().map(|r| &r[key]).collect();
+            // A loss in any run is a loss: counts that must be zero are
+            // shown at their worst, not their median.
+            let value = match goal {
+                Goal::Zero => worst(&values),
+                _ => median(&values),
+            };
             out.push_str(&format!(
-                "| {name} | {label} | {} | {} | {} |\n",
-                show(value),
-                target_text(goal, &run),
-                met(goal, value, &run)
+                "| {name} | {label} | {} | {} | {} | {} |\n",
+                show(&value),
+                spread(&values),
+                target_text(goal, &medians),
+                met(goal, &value, &medians)
             ));
         }
-        if let Some(problem) = run["problem"].as_str() {
-            let problem = problem.replace('|', "\\|");
-            out.push_str(&format!(
-                "| {name} | first problem seen | {problem} | | |\n"
-            ));
+        for run in runs {
+            if let Some(problem) = run["problem"].as_str() {
+                let problem = problem.replace('|', "\\|");
+                out.push_str(&format!(
+                    "| {name} | first problem seen | {problem} | | | |\n"
+                ));
+            }
         }
     }
     Ok(out)
@@ -219,17 +302,46 @@ mod tests {
         );
         let table = render(text).unwrap();
         assert!(
-            table.contains("| fanout | deliveries/s | 8,474,576 | ≥ 8,000,000 | yes |"),
+            table.contains("| fanout | deliveries/s | 8,474,576 |  | ≥ 8,000,000 | yes |"),
             "{table}"
         );
-        assert!(table.contains("| fanout | deliveries lost | 0 | 0 | yes |"));
-        assert!(
-            table.contains("| connections (tls) | clients logged in | 9000 | = 10,000 | **no** |")
-        );
+        assert!(table.contains("| fanout | deliveries lost | 0 |  | 0 | yes |"));
         assert!(table
-            .contains("| connections (tls) | s to connect and log in all | 3.5 | < 2 | **no** |"));
-        assert!(table.contains("server RSS per idle connection, KiB | 40.0 | ≤ 48 | yes |"));
-        assert!(table.contains("| connections (tls) | server CPU while connecting, % | – |  |  |"));
+            .contains("| connections (tls) | clients logged in | 9000 |  | = 10,000 | **no** |"));
+        assert!(table.contains(
+            "| connections (tls) | s to connect and log in all | 3.5 |  | < 2 | **no** |"
+        ));
+        assert!(table.contains("server RSS per idle connection, KiB | 40.0 |  | ≤ 48 | yes |"));
+        assert!(
+            table.contains("| connections (tls) | server CPU while connecting, % | – |  |  |  |")
+        );
         assert!(table.contains("a \\| b"));
+    }
+
+    #[test]
+    fn several_runs_give_the_median_and_the_range() {
+        let text = concat!(
+            r#"{"scenario":"latency","transport":"plaintext","p99_ms":1.4,"p999_ms":2.0,"lost":0}"#,
+            "\n",
+            r#"{"scenario":"latency","transport":"plaintext","p99_ms":0.9,"p999_ms":9.0,"lost":0}"#,
+            "\n",
+            r#"{"scenario":"latency","transport":"plaintext","p99_ms":0.8,"p999_ms":2.5,"lost":3}"#,
+            "\n",
+        );
+        let table = render(text).unwrap();
+        assert!(
+            table.contains("| latency | p99 latency, ms | 0.9 | 0.8–1.4 | < 1 | yes |"),
+            "{table}"
+        );
+        assert!(table.contains("| latency | p99.9 latency, ms | 2.5 | 2.0–9.0 | < 3 | yes |"));
+        assert!(
+            table.contains("| latency | deliveries lost | 3 | 0–3 | 0 | **no** |"),
+            "a loss in any run shows: {table}"
+        );
+        assert_eq!(
+            table.matches("| latency | p99 latency").count(),
+            1,
+            "one row per figure"
+        );
     }
 }
