@@ -158,9 +158,8 @@ impl Outbox {
             }
         }
     }
-}
 
-impl Outbox {
+    /// Queues a frame unless that would overflow the limit.
     fn push(&mut self, frame: Queued) {
         // Once the queue has overflowed the connection is being dropped.
         if self.overflowed {
