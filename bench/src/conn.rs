@@ -1,7 +1,8 @@
 //! One simulated client's socket: plain TCP, a TLS handshake in progress, or
 //! TLS, always non-blocking. The only module that names a TLS library
-//! (rustls, with ring's crypto). The bench accepts any certificate: it
-//! measures a local server, it does not protect a conversation.
+//! (rustls, with ring's crypto; the session itself is the server's
+//! [`Session`]). The bench accepts any certificate: it measures a local
+//! server, it does not protect a conversation.
 
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
@@ -13,6 +14,8 @@ use rustls::client::Resumption;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{ClientConfig, ClientConnection, DigitallySignedStruct, SignatureScheme};
+
+use chat_server::framework::tls::Session;
 
 /// What every TLS client shares: its configuration.
 pub type Connector = Arc<ClientConfig>;
@@ -102,7 +105,7 @@ impl Stream {
     pub fn tcp(&mut self) -> Option<&mut TcpStream> {
         match self {
             Stream::Connecting(tcp) | Stream::Plain(tcp) => Some(tcp),
-            Stream::Handshaking(tls) | Stream::Tls(tls) => Some(&mut tls.tcp),
+            Stream::Handshaking(tls) | Stream::Tls(tls) => Some(tls.socket()),
             Stream::Gone => None,
         }
     }
@@ -139,7 +142,7 @@ impl Stream {
                         let name = ServerName::try_from("localhost").expect("a valid name");
                         let conn = ClientConnection::new(config.clone(), name)
                             .map_err(io::Error::other)?;
-                        self.step(Box::new(Tls { conn, tcp, owed: 0 }))
+                        self.step(Box::new(Tls::new(conn, tcp)))
                     }
                 }
             }
@@ -163,113 +166,9 @@ impl Stream {
     }
 }
 
-/// A rustls client session over a non-blocking socket.
-pub struct Tls {
-    conn: ClientConnection,
-    tcp: TcpStream,
-    /// Plaintext bytes a `write` took whose records the socket has not all
-    /// taken yet: that write said `WouldBlock`, and the retry (with the same
-    /// bytes, as with OpenSSL) is answered with this count once they are out.
-    owed: usize,
-}
-
-impl Tls {
-    /// Reads and writes handshake records until the handshake is done and
-    /// its last flight is on the wire (true) or the socket would block.
-    fn handshake(&mut self) -> io::Result<bool> {
-        loop {
-            match self.send_pending() {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e),
-            }
-            if !self.conn.is_handshaking() {
-                return Ok(true);
-            }
-            match self.conn.read_tls(&mut self.tcp) {
-                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
-                Ok(_) => self.process()?,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Decrypts what was read; on a TLS error, sends rustls's alert (best
-    /// effort) and fails.
-    fn process(&mut self) -> io::Result<()> {
-        if let Err(err) = self.conn.process_new_packets() {
-            let _ = self.send_pending();
-            return Err(io::Error::new(io::ErrorKind::InvalidData, err));
-        }
-        Ok(())
-    }
-
-    /// Writes the records rustls holds until there are none or the socket
-    /// would block.
-    fn send_pending(&mut self) -> io::Result<()> {
-        while self.conn.wants_write() {
-            match self.conn.write_tls(&mut self.tcp) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Read for Tls {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match self.conn.reader().read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // The peer closed without close_notify: an end like any other.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-                Err(e) => return Err(e),
-            }
-            match self.conn.read_tls(&mut self.tcp) {
-                Ok(_) => self.process()?,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // What reading produced (a key update) goes out when it can.
-                    let _ = self.send_pending();
-                    return Err(e);
-                }
-            }
-        }
-    }
-}
-
-impl Write for Tls {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.send_pending()?;
-        if self.owed > 0 {
-            debug_assert!(
-                self.owed <= buf.len(),
-                "a blocked write retried with fewer bytes"
-            );
-            return Ok(std::mem::take(&mut self.owed).min(buf.len()));
-        }
-        let n = self.conn.writer().write(buf)?;
-        match self.send_pending() {
-            Ok(()) => Ok(n),
-            Err(e) => {
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    self.owed = n;
-                }
-                Err(e)
-            }
-        }
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        self.send_pending()
-    }
-}
+/// A rustls client session over a non-blocking socket: the server's own
+/// adapter, so both ends of a benchmark run the same code.
+pub type Tls = Session<TcpStream>;
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {

@@ -4,12 +4,13 @@
 //! [`TlsAcceptor`] and [`Stream`].
 //!
 //! The library is rustls, with ring's crypto, on every platform
-//! (`rustls.rs`): the same TLS 1.2 and 1.3 policy everywhere
+//! (`rustls.rs`; `session.rs`, the session over a non-blocking socket, is
+//! chat-bench's too): the same TLS 1.2 and 1.3 policy everywhere
 //! (docs/security.md, "TLS policy"), nothing to install beyond a C
 //! compiler, and less CPU and memory per connection than OpenSSL
 //! (docs/decisions.md).
 
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::Shutdown;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,8 +20,10 @@ use mio::net::TcpStream;
 use sha2::{Digest, Sha256};
 
 mod rustls;
+pub mod session;
 
 use self::rustls::Tls;
+pub use self::session::Session;
 
 /// Accepts TLS connections with the server's certificate.
 #[derive(Clone)]
@@ -108,8 +111,10 @@ impl Stream {
         }
     }
 
-    /// Whether writes should be batched into one buffer: each TLS write is a
-    /// record with its own overhead, while plain TCP takes a vectored write.
+    /// Whether every write must go through one buffer: each TLS write is a
+    /// record with its own overhead, and one that would block must be
+    /// retried with the same bytes. Plain TCP may also be written straight
+    /// from a frame.
     pub fn wants_coalesced_writes(&self) -> bool {
         matches!(self, Stream::Tls(_))
     }
@@ -148,13 +153,6 @@ impl Write for Stream {
             Stream::Tls(s) => s.write(buf),
             Stream::Handshaking(_) => Err(not_ready()),
             Stream::Gone => Err(io::ErrorKind::BrokenPipe.into()),
-        }
-    }
-
-    fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.write_vectored(bufs),
-            other => other.write(bufs.iter().find(|b| !b.is_empty()).map_or(&[], |b| b)),
         }
     }
 

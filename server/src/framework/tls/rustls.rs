@@ -1,5 +1,6 @@
 //! rustls, with ring's crypto: the server's configuration (docs/security.md,
-//! "TLS policy") and a TLS session driven over a non-blocking socket.
+//! "TLS policy") and its TLS session (a [`Session`] that first looks at the
+//! ClientHello's version).
 //!
 //! What the policy asks of a TLS library, rustls gives by construction or by
 //! the settings below: TLS 1.2 and 1.3 only (it has no older version), AEAD
@@ -19,6 +20,8 @@ use ::rustls::server::NoServerSessionStorage;
 use ::rustls::{ProtocolVersion, ServerConfig, ServerConnection};
 use anyhow::Context as _;
 use mio::net::TcpStream;
+
+use super::session::Session;
 
 /// Builds the configuration every connection shares from a PEM chain (leaf
 /// first) and a PEM key (PKCS#8, PKCS#1 or SEC1); returns it with the leaf
@@ -82,124 +85,51 @@ pub fn server_config(
     Ok((Arc::new(config), leaf))
 }
 
-/// A server TLS session over a non-blocking socket.
+/// A server TLS session over a non-blocking socket, which refuses a client
+/// of TLS 1.1 or older with the alert that says so.
 pub struct Tls {
-    conn: ServerConnection,
-    tcp: TcpStream,
+    session: Session<TcpStream>,
     head: Head,
-    /// Plaintext bytes a `write` took whose records the socket has not all
-    /// taken yet: that write said `WouldBlock`, and its retry (with the same
-    /// bytes, as OpenSSL requires too) is answered with this count once they
-    /// are out. So a writer counts bytes as written only once they are in
-    /// the socket, and rustls holds at most one write's records.
-    owed: usize,
 }
 
 impl Tls {
     pub fn new(config: &Arc<ServerConfig>, tcp: TcpStream) -> io::Result<Tls> {
         let conn = ServerConnection::new(config.clone()).map_err(io::Error::other)?;
         Ok(Tls {
-            conn,
-            tcp,
+            session: Session::new(conn, tcp),
             head: Head::default(),
-            owed: 0,
         })
     }
 
     pub fn get_mut(&mut self) -> &mut TcpStream {
-        &mut self.tcp
+        self.session.socket()
     }
 
     /// Reads and writes handshake records until the handshake is done and
     /// its last flight is in the socket (true), or the socket would block.
+    /// The ClientHello's version is looked at before rustls sees it.
     pub fn handshake(&mut self) -> io::Result<bool> {
-        loop {
-            match self.send_pending() {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) => return Err(e),
+        let head = &mut self.head;
+        self.session.handshake_reading(|conn, tcp| {
+            if head.known {
+                return conn.read_tls(tcp);
             }
-            if !self.conn.is_handshaking() {
-                return Ok(true);
+            let read = conn.read_tls(&mut Noting { tcp, head })?;
+            match head.too_old() {
+                Some(version) => Err(refuse_version(tcp, version)),
+                None => Ok(read),
             }
-            let read = if self.head.known {
-                self.conn.read_tls(&mut self.tcp)
-            } else {
-                self.conn.read_tls(&mut Noting {
-                    tcp: &mut self.tcp,
-                    head: &mut self.head,
-                })
-            };
-            match read {
-                Ok(0) => {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "the peer closed during the handshake",
-                    ))
-                }
-                Ok(_) => {
-                    if let Some(version) = self.head.too_old() {
-                        return Err(self.refuse_version(version));
-                    }
-                    self.process()?
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-
-    /// Answers a ClientHello of TLS 1.1 or older with a fatal
-    /// `protocol_version` alert, in a record of the client's own version,
-    /// written straight to the socket (rustls has processed nothing yet).
-    fn refuse_version(&mut self, client_version: u16) -> io::Error {
-        let [major, minor] = client_version.to_be_bytes();
-        let alert = [ALERT, major, minor, 0, 2, FATAL, PROTOCOL_VERSION];
-        let _ = self.tcp.write(&alert);
-        io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "unsupported protocol version: the client offers {} at most, the server \
-                 TLS 1.2 and 1.3",
-                version_name(client_version)
-            ),
-        )
-    }
-
-    /// Decrypts what was read; on a TLS error, sends rustls's alert (best
-    /// effort) and fails with rustls's reason.
-    fn process(&mut self) -> io::Result<()> {
-        if let Err(err) = self.conn.process_new_packets() {
-            let _ = self.send_pending();
-            return Err(io::Error::new(io::ErrorKind::InvalidData, err));
-        }
-        Ok(())
-    }
-
-    /// Writes the records rustls holds until there are none or the socket
-    /// would block.
-    fn send_pending(&mut self) -> io::Result<()> {
-        while self.conn.wants_write() {
-            match self.conn.write_tls(&mut self.tcp) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(())
+        })
     }
 
     /// Sends close_notify, best effort: the socket is closed next regardless.
     pub fn close_notify(&mut self) {
-        self.conn.send_close_notify();
-        let _ = self.send_pending();
+        self.session.close_notify();
     }
 
     /// The negotiated protocol, such as `TLSv1.3`.
     pub fn version(&self) -> &'static str {
-        match self.conn.protocol_version() {
+        match self.session.connection().protocol_version() {
             Some(ProtocolVersion::TLSv1_3) => "TLSv1.3",
             Some(ProtocolVersion::TLSv1_2) => "TLSv1.2",
             Some(_) => "other",
@@ -209,7 +139,8 @@ impl Tls {
 
     /// The negotiated cipher suite, by its IANA name.
     pub fn cipher(&self) -> &'static str {
-        self.conn
+        self.session
+            .connection()
             .negotiated_cipher_suite()
             .and_then(|suite| suite.suite().as_str())
             .unwrap_or("none")
@@ -218,55 +149,35 @@ impl Tls {
 
 impl Read for Tls {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        loop {
-            match self.conn.reader().read(buf) {
-                Ok(n) => return Ok(n),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                // The peer closed without close_notify (as native-tls
-                // clients do): an end like a clean one, as with OpenSSL.
-                Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(0),
-                Err(e) => return Err(e),
-            }
-            match self.conn.read_tls(&mut self.tcp) {
-                Ok(_) => self.process()?,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => {
-                    // What reading produced (a key update, the refusal of a
-                    // renegotiation) goes out now if it can, or before the
-                    // next write.
-                    let _ = self.send_pending();
-                    return Err(e);
-                }
-            }
-        }
+        self.session.read(buf)
     }
 }
 
 impl Write for Tls {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.send_pending()?;
-        if self.owed > 0 {
-            debug_assert!(
-                self.owed <= buf.len(),
-                "a blocked write retried with fewer bytes"
-            );
-            return Ok(std::mem::take(&mut self.owed).min(buf.len()));
-        }
-        let n = self.conn.writer().write(buf)?;
-        match self.send_pending() {
-            Ok(()) => Ok(n),
-            Err(e) => {
-                if e.kind() == io::ErrorKind::WouldBlock {
-                    self.owed = n;
-                }
-                Err(e)
-            }
-        }
+        self.session.write(buf)
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.send_pending()
+        self.session.flush()
     }
+}
+
+/// Answers a ClientHello of TLS 1.1 or older with a fatal
+/// `protocol_version` alert, in a record of the client's own version,
+/// written straight to the socket (rustls has processed nothing yet).
+fn refuse_version(tcp: &mut TcpStream, client_version: u16) -> io::Error {
+    let [major, minor] = client_version.to_be_bytes();
+    let alert = [ALERT, major, minor, 0, 2, FATAL, PROTOCOL_VERSION];
+    let _ = tcp.write(&alert);
+    io::Error::new(
+        io::ErrorKind::InvalidData,
+        format!(
+            "unsupported protocol version: the client offers {} at most, the server \
+             TLS 1.2 and 1.3",
+            version_name(client_version)
+        ),
+    )
 }
 
 /// The start of what the client sent, kept until the version in its
