@@ -18,12 +18,17 @@ client --nick observer <"$WORK/observer.in" >"$WORK/observer" 2>&1 &
 OBS=$!
 exec 8>"$WORK/observer.in"
 sleep 0.5
+# Each client's input ends when the gate opens: opening the FIFO to read
+# waits for a writer, and reading gets its end at once when it closes (a
+# loop polling a file every 0.2 s was 1,000 process starts a second, which
+# starved the server on a busy 2-core machine).
+mkfifo "$WORK/gate"
 start=$(date +%s%N)
 pids=()
 for i in $(seq 1 $N); do
     (
         printf 'hello from user%s\n' "$i"
-        while [ ! -e "$WORK/go" ]; do sleep 0.2; done
+        cat "$WORK/gate"
     ) | client --nick "user$i" >"$WORK/user$i" 2>&1 &
     pids+=($!)
 done
@@ -35,7 +40,9 @@ echo "  all connected and posted after $((($(date +%s%N) - start) / 1000000)) ms
 admin /stats
 printf '!online\n' | client --nick counter >"$WORK/counter" 2>&1
 sleep 0.5
-touch "$WORK/go"
+exec 7>"$WORK/gate" # every reader's open completes …
+sleep 0.5
+exec 7>&-           # … and every reader sees the end
 failed=0
 for pid in "${pids[@]}"; do wait "$pid" || failed=$((failed + 1)); done
 sleep 0.5
