@@ -2,7 +2,7 @@
 //! driver, and a bounded queue of frames waiting to be written.
 
 use std::collections::VecDeque;
-use std::io::{self, IoSlice, Read, Write};
+use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::ops::Deref;
 use std::rc::Rc;
@@ -12,9 +12,16 @@ use chat_common::{Connection, Driver, Frame, RequestHandler};
 
 use super::tls::Stream;
 
-/// Largest batch handed to one write call.
-const MAX_IOVECS: usize = 64;
-const TLS_BATCH: usize = 16 * 1024;
+/// Most bytes of small frames copied together for one write (and one TLS
+/// record).
+const BATCH_BYTES: usize = 16 * 1024;
+
+/// Frames this large are written from the queue, never copied.
+const DIRECT: usize = 4 * 1024;
+
+/// A write buffer larger than this is freed when the queue empties, so that
+/// an idle connection costs little.
+const KEEP_STAGED: usize = 4 * 1024;
 
 /// A frame waiting in a connection's queue.
 enum Queued {
@@ -83,69 +90,36 @@ impl Outbox {
 
     /// Writes as much as the socket takes. `Ok` with data left means the
     /// socket is full; a writable event will bring us back.
+    ///
+    /// Small frames are copied into one buffer and written with one plain
+    /// `write`: a `writev` of 64 frames of ~150 bytes cost the kernel more
+    /// per segment than the copy costs here (fan-out 8.3-8.6M -> 9.6-10.2M
+    /// deliveries/s, with less CPU). Large frames (file chunks) and a lone
+    /// frame are written straight from the queue. Under TLS every write
+    /// goes through the buffer, so that each is one record and a write that
+    /// would block is retried with the same bytes.
     fn flush_to(&mut self, stream: &mut Stream) -> io::Result<()> {
-        if stream.wants_coalesced_writes() {
-            self.flush_staged(stream)
-        } else {
-            self.flush_vectored(stream)
-        }
-    }
-
-    fn flush_vectored(&mut self, stream: &mut Stream) -> io::Result<()> {
-        while !self.queue.is_empty() {
-            let mut slices = [IoSlice::new(&[]); MAX_IOVECS];
-            let mut count = 0;
-            for (i, frame) in self.queue.iter().take(MAX_IOVECS).enumerate() {
-                let skip = if i == 0 { self.written } else { 0 };
-                slices[i] = IoSlice::new(&frame[skip..]);
-                count += 1;
-            }
-            let mut n = match stream.write_vectored(&slices[..count]) {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            self.queued -= n;
-            while n > 0 {
-                let left = self.queue[0].len() - self.written;
-                if n >= left {
-                    n -= left;
-                    self.written = 0;
-                    self.queue.pop_front();
-                } else {
-                    self.written += n;
-                    n = 0;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn flush_staged(&mut self, stream: &mut Stream) -> io::Result<()> {
+        let tls = stream.wants_coalesced_writes();
         loop {
             if self.staged_written == self.staged.len() {
                 self.staged.clear();
                 self.staged_written = 0;
-                // One huge frame must not leave a huge buffer behind for the
-                // life of an otherwise idle connection.
-                if self.staged.capacity() > 2 * TLS_BATCH {
-                    self.staged = Vec::new();
-                }
-                while let Some(frame) = self.queue.front() {
-                    if !self.staged.is_empty() && self.staged.len() + frame.len() > TLS_BATCH {
-                        break;
+                let Some(front) = self.queue.front() else {
+                    // Idle again: a buffer a burst left behind is let go.
+                    if self.staged.capacity() > KEEP_STAGED {
+                        self.staged = Vec::new();
                     }
-                    self.staged.extend_from_slice(frame);
-                    self.queue.pop_front();
-                }
-                if self.staged.is_empty() {
                     return Ok(());
+                };
+                let left = front.len() - self.written;
+                if !tls && (left >= DIRECT || self.queue.len() == 1) {
+                    if !self.write_front(stream)? {
+                        return Ok(()); // the socket is full
+                    }
+                    continue;
                 }
+                self.stage();
             }
-            // A TLS write that would block must be retried with the same
-            // bytes, which `staged` keeps until they are all written.
             match stream.write(&self.staged[self.staged_written..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
@@ -157,6 +131,45 @@ impl Outbox {
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Moves frames from the queue into `staged`, up to [`BATCH_BYTES`]
+    /// (at least one frame), stopping before a frame to be written directly.
+    fn stage(&mut self) {
+        while let Some(frame) = self.queue.front() {
+            let rest = &frame[self.written..];
+            if !self.staged.is_empty()
+                && (self.staged.len() + rest.len() > BATCH_BYTES || rest.len() >= DIRECT)
+            {
+                break;
+            }
+            self.staged.extend_from_slice(rest);
+            self.written = 0;
+            self.queue.pop_front();
+        }
+    }
+
+    /// Writes the front frame's unwritten bytes straight from the queue:
+    /// `true` once it is all written, `false` if the socket is full.
+    fn write_front(&mut self, stream: &mut Stream) -> io::Result<bool> {
+        let Some(front) = self.queue.front() else {
+            return Ok(true);
+        };
+        while self.written < front.len() {
+            match stream.write(&front[self.written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.written += n;
+                    self.queued -= n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.written = 0;
+        self.queue.pop_front();
+        Ok(true)
     }
 
     /// Queues a frame unless that would overflow the limit.
@@ -369,5 +382,50 @@ mod tests {
         assert!(!outbox.overflowed(), "a large answer into an empty queue");
         outbox.send(frame(1));
         assert!(outbox.overflowed(), "but nothing may pile up behind it");
+    }
+
+    /// Small frames go out coalesced, large ones and lone ones straight from
+    /// the queue; whatever the socket takes at a time (a tiny send buffer,
+    /// a slow reader), the peer reads every byte once, in order.
+    #[test]
+    fn every_byte_arrives_once_in_order_whatever_the_socket_takes() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let peer =
+            socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        peer.set_recv_buffer_size(4096).unwrap();
+        peer.connect(&listener.local_addr().unwrap().into())
+            .unwrap();
+        let mut peer = std::net::TcpStream::from(peer);
+        let (ours, addr) = listener.accept().unwrap();
+        socket2::SockRef::from(&ours)
+            .set_send_buffer_size(4096)
+            .unwrap();
+        ours.set_nonblocking(true).unwrap();
+        let mut stream = Stream::new(mio::net::TcpStream::from_std(ours), None).unwrap();
+        let mut outbox = Outbox::new(addr, usize::MAX);
+        // Lone small, many small, large among small, large at the front.
+        let sizes = [
+            100, 150, 150, 150, 9_000, 150, 70_000, 10, 4_100, 300, 5_000, 5,
+        ];
+        let mut expected = Vec::new();
+        for (i, &len) in sizes.iter().cycle().take(400).enumerate() {
+            let bytes: Vec<u8> = (0..len).map(|k| (i * 31 + k) as u8).collect();
+            expected.extend_from_slice(&bytes);
+            outbox.send(bytes.into());
+        }
+        let mut got = Vec::new();
+        let mut buf = vec![0; 1_000];
+        peer.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .unwrap();
+        while got.len() < expected.len() {
+            outbox.flush_to(&mut stream).unwrap();
+            let n = peer.read(&mut buf).unwrap();
+            assert!(n > 0, "the peer saw the end after {} bytes", got.len());
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert!(got == expected, "the bytes differ");
+        outbox.flush_to(&mut stream).unwrap();
+        assert!(outbox.is_empty());
+        assert!(outbox.staged.capacity() <= KEEP_STAGED, "the buffer let go");
     }
 }
