@@ -1,7 +1,13 @@
-//! The dispatcher thread: the one owner of the chat state. Workers and the
-//! admin console send it [`Event`]s, the store thread its replies, the
-//! password hashers their verdicts; it applies each to [`ChatState`] and
-//! routes the resulting frames to connections in per-worker batches.
+//! The dispatcher thread: the one owner of the chat state and of the
+//! database. Workers and the admin console send it [`Event`]s, the password
+//! hashers their verdicts, the file thread its results; it applies a batch
+//! of them to [`ChatState`], commits the store ops they produced (one
+//! transaction, one fsync), applies the store's replies, and routes the
+//! resulting frames to connections in per-worker batches.
+//!
+//! The database used to have a thread of its own; handing each message to
+//! it and back cost two wake-ups, which on two shared cores was more
+//! latency than the commit (docs/performance.md, history item 14).
 
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -15,7 +21,7 @@ use tracing::{error, info, warn};
 use crate::auth::{Job, Verdict};
 use crate::framework::{Admission, AdmissionStats, ConnId, ConnInfo, Router};
 use crate::state::{ChatState, Deliver, GroupSummary, Keepalive, SessionRow, Stats};
-use crate::store::{Op, Reply, SanctionKind};
+use crate::store::{Op, SanctionKind, Store};
 
 /// Everything the dispatcher reacts to. Closed: this is the whole list.
 pub enum Event {
@@ -98,20 +104,30 @@ pub enum AdminReply {
     Failed(String),
 }
 
-/// Events handled before the router is flushed: large enough to batch a
-/// burst into one hand-over per worker, small enough to keep latency low.
-const BATCH: usize = 256;
+/// Events handled before the store commits and the router is flushed:
+/// large enough that a burst shares one fsync and one hand-over per worker
+/// (private pairs: 256 gave 86-97k messages/s, 1,024 gave 105-115k), small
+/// enough to keep latency low. A light load never fills it.
+const BATCH: usize = 1024;
 
-/// Ops waiting for the store beyond which the dispatcher stops taking new
-/// requests (so workers stop reading and TCP pushes back on clients) until
-/// the disk catches up.
-const STORE_BACKLOG: usize = 50_000;
+/// How long committed messages wait before they are indexed for search:
+/// then one step of the index (1,000 messages), and more while nothing else
+/// waits. Every 100 ms put a step and its fsync in front of 1 % of the
+/// messages at 1,000 a second, which showed at p99; a search indexes a step
+/// itself, so it finds what this leaves.
+const INDEX_AFTER: Duration = Duration::from_secs(1);
 
-/// The dispatcher's channels, besides the router.
+/// The next step's delay while a step still leaves messages unindexed (a
+/// backlog after a flood): a few percent of the dispatcher's time, so the
+/// index catches up at tens of thousands of messages a second even while
+/// the chat goes on.
+const INDEX_CATCH_UP: Duration = Duration::from_millis(50);
+
+/// What the dispatcher talks to besides the router: the database and the
+/// channels to and from the other threads.
 pub struct Queues {
+    pub store: Store,
     pub events: Receiver<Event>,
-    pub store: Sender<Op>,
-    pub replies: Receiver<Reply>,
     pub jobs: Sender<Job>,
     pub verdicts: Receiver<(Job, Verdict)>,
     pub files: Sender<crate::files::Job>,
@@ -121,7 +137,8 @@ pub struct Queues {
 /// Everything the chat state's output goes to.
 struct Output {
     router: Router,
-    store: Sender<Op>,
+    /// Ops for the store, committed at the end of the batch.
+    ops: Vec<Op>,
     jobs: Sender<Job>,
     files: Sender<crate::files::Job>,
 }
@@ -143,8 +160,7 @@ impl Deliver for Output {
         self.router.broadcast(frame)
     }
     fn store(&mut self, op: Op) {
-        // Fails only if the store thread died; its absence is logged there.
-        let _ = self.store.send(op);
+        self.ops.push(op);
     }
     fn auth(&mut self, job: Job) {
         let _ = self.jobs.send(job);
@@ -158,7 +174,10 @@ pub struct Dispatcher {
     state: ChatState,
     out: Output,
     events: Receiver<Event>,
-    replies: Receiver<Reply>,
+    store: Store,
+    /// When to take the next step of the search index, if messages may
+    /// wait (at start: to find out).
+    index_due: Option<Instant>,
     verdicts: Receiver<(Job, Verdict)>,
     files_done: Receiver<crate::files::Done>,
     login_timeout: Duration,
@@ -215,12 +234,13 @@ impl Dispatcher {
             state,
             out: Output {
                 router,
-                store: queues.store,
+                ops: Vec::new(),
                 jobs: queues.jobs,
                 files: queues.files,
             },
             events: queues.events,
-            replies: queues.replies,
+            store: queues.store,
+            index_due: Some(Instant::now() + INDEX_AFTER),
             verdicts: queues.verdicts,
             files_done: queues.files_done,
             login_timeout,
@@ -260,24 +280,18 @@ impl Dispatcher {
                 Some(due) => crossbeam_channel::at(due),
                 None => crossbeam_channel::never(),
             };
-            // While the store is far behind, only its replies are taken.
-            let events = if self.out.store.len() < STORE_BACKLOG {
-                self.events.clone()
-            } else {
+            // Ops the last round's replies produced: commit them without
+            // waiting, together with whatever has arrived meanwhile.
+            let pending = if self.out.ops.is_empty() {
                 crossbeam_channel::never()
+            } else {
+                crossbeam_channel::after(Duration::ZERO)
+            };
+            let index = match self.index_due {
+                Some(due) => crossbeam_channel::at(due),
+                None => crossbeam_channel::never(),
             };
             select! {
-                recv(self.replies) -> reply => {
-                    if let Ok(reply) = reply {
-                        self.guarded(|d| d.state.stored(reply, now_ms(), &mut d.out));
-                        for _ in 1..BATCH {
-                            match self.replies.try_recv() {
-                                Ok(reply) => self.guarded(|d| d.state.stored(reply, now_ms(), &mut d.out)),
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                }
                 recv(self.files_done) -> done => {
                     if let Ok(done) = done {
                         self.guarded(|d| d.state.file_done(done, &mut d.out));
@@ -290,11 +304,18 @@ impl Dispatcher {
                     }
                 }
                 recv(self.verdicts) -> verdict => {
+                    // Many logins at once share one commit.
                     if let Ok((job, verdict)) = verdict {
                         self.guarded(|d| d.state.authenticated(job, verdict, now_ms(), &mut d.out));
+                        for _ in 1..BATCH {
+                            match self.verdicts.try_recv() {
+                                Ok((job, verdict)) => self.guarded(|d| d.state.authenticated(job, verdict, now_ms(), &mut d.out)),
+                                Err(_) => break,
+                            }
+                        }
                     }
                 }
-                recv(events) -> event => match event {
+                recv(self.events) -> event => match event {
                     Ok(event) => {
                         running = self.handle_guarded(event);
                         for _ in 1..BATCH {
@@ -311,13 +332,61 @@ impl Dispatcher {
                 },
                 recv(ticker) -> _ => self.tick(),
                 recv(presence) -> _ => {}
+                recv(pending) -> _ => {}
+                recv(index) -> _ => self.index(),
             }
             if running {
                 self.announce_presence_if_due();
             }
+            self.commit();
             self.out.router.flush();
         }
+        // What the last rounds' replies asked for is committed too.
+        while !self.out.ops.is_empty() {
+            self.commit();
+        }
+        self.out.router.flush();
         self.out.router.shutdown();
+    }
+
+    /// Commits the ops produced so far and applies their replies. Those may
+    /// produce more ops (a session's queued requests run once its reply is
+    /// in): they wait for the next round, so that a client with a long
+    /// chain of requests cannot keep the dispatcher from everyone else.
+    fn commit(&mut self) {
+        if self.out.ops.is_empty() {
+            return;
+        }
+        let ops = std::mem::take(&mut self.out.ops);
+        for reply in self.store.commit(ops) {
+            self.guarded(|d| d.state.stored(reply, now_ms(), &mut d.out));
+        }
+        if self.index_due.is_none() && self.store.unindexed() {
+            self.index_due = Some(Instant::now() + INDEX_AFTER);
+        }
+    }
+
+    /// Indexes messages for search: one step, and more while nothing else
+    /// waits, so that a search rarely finds much left to index. What is
+    /// left waits [`INDEX_CATCH_UP`]; a step that failed, [`INDEX_AFTER`].
+    fn index(&mut self) {
+        let failed = loop {
+            if !self.store.index_step() {
+                break true;
+            }
+            let idle = self.events.is_empty()
+                && self.verdicts.is_empty()
+                && self.files_done.is_empty()
+                && self.out.ops.is_empty();
+            if !idle || !self.store.unindexed() {
+                break false;
+            }
+        };
+        self.index_due = match (self.store.unindexed(), failed) {
+            (false, _) => None,
+            (true, false) => Some(Instant::now() + INDEX_CATCH_UP),
+            (true, true) => Some(Instant::now() + INDEX_AFTER),
+        };
     }
 
     /// Once a second: the login and keepalive deadlines.

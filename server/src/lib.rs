@@ -104,7 +104,6 @@ pub struct Server {
     events: Sender<Event>,
     dispatcher: JoinHandle<()>,
     running: Running,
-    store: store::Store,
     files: files::FileThread,
 }
 
@@ -187,9 +186,8 @@ impl Server {
             );
         }
         let queues = dispatcher::Queues {
+            store,
             events: inbox,
-            store: store.ops.clone(),
-            replies: store.replies.clone(),
             jobs,
             verdicts,
             files: files.jobs.clone(),
@@ -213,7 +211,6 @@ impl Server {
             events,
             dispatcher,
             running,
-            store,
             files,
         })
     }
@@ -242,15 +239,12 @@ impl Server {
             events,
             dispatcher,
             running,
-            store,
             files,
             ..
         } = self;
         drop(events);
         let _ = dispatcher.join();
         running.join();
-        // What reached the store is committed before the process ends.
-        store.join();
         files.join();
     }
 }

@@ -23,7 +23,7 @@ impl ChatState {
     pub fn stored(&mut self, reply: Reply, now: u64, out: &mut impl Deliver) {
         let origin = match reply {
             Reply::Delivered(deliveries) => return self.delivered(deliveries, out),
-            // The store thread answers these itself.
+            // The store answers these itself.
             Reply::Notify(tx, saved) => {
                 let _ = tx.send(saved);
                 return;

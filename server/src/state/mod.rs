@@ -56,8 +56,9 @@ pub trait Deliver {
     fn unsubscribe(&mut self, conn: ConnId);
     /// `frame` for everyone subscribed.
     fn broadcast(&mut self, frame: Frame);
-    /// Work for the store thread; its reply comes back through
-    /// [`ChatState::stored`], after the replies to every earlier op.
+    /// Work for the store, committed at the end of the dispatcher's batch;
+    /// its reply comes back through [`ChatState::stored`], after the
+    /// replies to every earlier op.
     fn store(&mut self, op: Op);
     /// A password to check; the verdict comes back through
     /// [`ChatState::authenticated`].

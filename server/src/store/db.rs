@@ -1,16 +1,18 @@
-//! The SQLite database: schema, and one method per [`Op`]. Only the store
-//! thread calls it.
+//! The SQLite database: schema, and one method per [`Op`]. Only the
+//! dispatcher calls it (through [`super::Store`]).
 //!
 //! Tables: `users` (accounts, and how far each has acknowledged its
 //! stream), `messages` (every message, once; `receiver` NULL means public,
 //! negative the group `-receiver`; the public stream's `seq` is the
 //! message's `id`), `inbox` (each private or group message's place in its
 //! receivers' streams), `groups` and `members` (`groups.rs`), and `messages_fts` (a
-//! contentless FTS5 index, filled when the store is idle or before a search,
-//! so that indexing never slows a commit).
+//! contentless FTS5 index, filled a step at a time between commits, so that
+//! indexing never slows a commit nor holds the dispatcher for long).
 
 use std::collections::HashMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension, Transaction};
 
@@ -23,7 +25,7 @@ use super::{
 pub enum StoreError {
     #[error("database: {0}")]
     Sql(#[from] rusqlite::Error),
-    #[error("cannot start the store thread: {0}")]
+    #[error("cannot start the checkpoint thread: {0}")]
     Thread(std::io::Error),
 }
 
@@ -108,18 +110,38 @@ CREATE TABLE IF NOT EXISTS sanctions (
 ) WITHOUT ROWID;
 ";
 
-/// Rows indexed for search per idle step.
-const INDEX_CHUNK: i64 = 5000;
+/// Messages added to the search index in one step: a millisecond or two of
+/// work, so that a step never holds the dispatcher for long. A search
+/// indexes at most one step itself: after a flood it searches what is
+/// indexed rather than keep everyone waiting (1,080,000 messages, indexed
+/// inline, held every client for 2 s).
+const INDEX_STEP: i64 = if cfg!(test) { 100 } else { 1000 };
 
 pub struct Db {
     conn: Connection,
     counters: Counters,
     /// About how much text one page of a backlog may hold.
     page_bytes: usize,
+    /// Messages may have been committed that the search index lacks.
+    unindexed: bool,
 }
 
 /// How many prepared statements the store keeps: more than it has.
 const STATEMENT_CACHE: usize = 128;
+
+/// Frames (4 KiB pages) in the WAL beyond which the checkpointer asks the
+/// writer to [`Db::catch_up`]: ~16 MiB (1 MiB in tests).
+const WAL_CATCH_UP_FRAMES: i64 = if cfg!(test) { 256 } else { 4096 };
+
+/// Frames written during a checkpointer's pass small enough for the writer
+/// to copy (~1 MiB: a millisecond or two).
+const CATCH_UP_GAP: i64 = 256;
+
+/// Back-to-back checkpoint passes before the writer is asked regardless.
+const CHASE_PASSES: usize = 8;
+
+/// The WAL's size kept when it starts over; beyond it the file is cut.
+const WAL_KEEP_BYTES: i64 = if cfg!(test) { 4 << 20 } else { 64 << 20 };
 
 /// Where each stream ends, kept in memory so that appending and logging in
 /// never search for it.
@@ -146,6 +168,9 @@ impl Db {
         // their own) run on the checkpointer's connection, not in a commit
         // that someone's ack is waiting for.
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        // A WAL that grew during a burst is cut back to this when it
+        // starts over.
+        conn.pragma_update(None, "journal_size_limit", WAL_KEEP_BYTES)?;
         conn.execute_batch(SCHEMA)?;
         conn.execute_batch(groups::SCHEMA)?;
         conn.execute_batch(super::files::SCHEMA)?;
@@ -154,6 +179,7 @@ impl Db {
             conn,
             counters: Counters::default(),
             page_bytes,
+            unindexed: true,
         };
         db.load_counters()?;
         Ok(db)
@@ -234,6 +260,7 @@ impl Db {
         };
         let mut replies = Vec::with_capacity(batch.len());
         let mut ops = Vec::new();
+        let appends = batch.iter().any(|op| matches!(op, Op::Append { .. }));
         for op in batch {
             replies.extend(apply_one(&tx, &mut self.counters, self.page_bytes, &op));
             ops.push(op);
@@ -247,24 +274,32 @@ impl Db {
             }
             return fail_all(ops, &err);
         }
+        self.unindexed |= appends;
         replies
     }
 
     /// Opens a second connection that copies the WAL into the database every
     /// `every` until `stop` is dropped (a PASSIVE checkpoint never blocks
-    /// the writer).
+    /// the writer). A writer that never pauses would keep the WAL growing
+    /// (1 GB in ten seconds of private pairs): SQLite starts it over only
+    /// once a checkpoint has copied all of it. So past
+    /// [`WAL_CATCH_UP_FRAMES`] the checkpointer passes again at once, each
+    /// pass copying what was written during the one before, until one
+    /// leaves at most [`CATCH_UP_GAP`] behind; then it sets `catch_up`, and
+    /// the writer copies that little itself ([`Db::catch_up`]).
     pub fn checkpointer(
         path: &Path,
         every: std::time::Duration,
         stop: crossbeam_channel::Receiver<()>,
+        catch_up: Arc<AtomicBool>,
     ) -> Result<std::thread::JoinHandle<()>, StoreError> {
         let conn = Connection::open(path)?;
         std::thread::Builder::new()
             .name("checkpoint".into())
             .spawn(move || loop {
                 let last = stop.recv_timeout(every).is_err_and(|e| e.is_disconnected());
-                if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!("checkpointing the database: {err}");
+                if chase(&conn) {
+                    catch_up.store(true, Relaxed);
                 }
                 if last {
                     return;
@@ -273,13 +308,64 @@ impl Db {
             .map_err(StoreError::Thread)
     }
 
-    /// Indexes a chunk of messages for search; true when caught up.
-    pub fn index_some(&mut self) -> Result<bool, StoreError> {
+    /// Copies into the database the frames the checkpointer left (those
+    /// written during its last, short pass), between two transactions of
+    /// the only writer, so that the WAL is then wholly copied and the next
+    /// commit starts it over.
+    pub fn catch_up(&mut self) {
+        if let Err(err) = checkpoint(&self.conn) {
+            tracing::warn!("checkpointing the database: {err}");
+        }
+    }
+
+    /// Whether committed messages wait to be indexed for search.
+    pub fn unindexed(&self) -> bool {
+        self.unindexed
+    }
+
+    /// Indexes the next [`INDEX_STEP`] messages for search, in a
+    /// transaction of its own.
+    pub fn index_step(&mut self) -> Result<(), StoreError> {
         let tx = self.conn.transaction()?;
         let done = index_chunk(&tx)?;
         tx.commit()?;
-        Ok(done)
+        self.unindexed = !done;
+        Ok(())
     }
+}
+
+/// A PASSIVE checkpoint (it never waits for the writer); returns the frames
+/// in the WAL and those of them now copied into the database.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| {
+        Ok((row.get(1)?, row.get(2)?))
+    })
+}
+
+/// The checkpointer's turn: one pass, and while the WAL is large, passes
+/// back to back until one finds at most [`CATCH_UP_GAP`] new frames. True
+/// when the writer should finish the job ([`Db::catch_up`]).
+fn chase(conn: &Connection) -> bool {
+    let mut copied: Option<i64> = None;
+    for _ in 0..CHASE_PASSES {
+        let (frames, done) = match checkpoint(conn) {
+            Ok(counts) => counts,
+            Err(err) => {
+                tracing::warn!("checkpointing the database: {err}");
+                return false;
+            }
+        };
+        if frames < WAL_CATCH_UP_FRAMES {
+            return false; // small, or started over meanwhile
+        }
+        if copied.is_some_and(|before| frames - before <= CATCH_UP_GAP) {
+            return true;
+        }
+        copied = Some(done);
+    }
+    // Written faster than copied: a longer pause for the writer, once,
+    // rather than a WAL without end.
+    true
 }
 
 fn fail_all(batch: Vec<Op>, err: &StoreError) -> Vec<Reply> {
@@ -787,7 +873,19 @@ fn search(
     from: Option<UserId>,
     limit: u32,
 ) -> rusqlite::Result<Vec<Loaded>> {
-    while !index_chunk(tx)? {}
+    // One step, all or nothing (a step cut between its two statements
+    // would index those messages again, and FTS5 refuses a rowid twice);
+    // if it fails, the search still runs on what is indexed.
+    let stepped = tx.execute_batch("SAVEPOINT step").and_then(|()| {
+        if let Err(err) = index_chunk(tx) {
+            tx.execute_batch("ROLLBACK TO step; RELEASE step")?;
+            return Err(err);
+        }
+        tx.execute_batch("RELEASE step")
+    });
+    if let Err(err) = stepped {
+        tracing::warn!("indexing messages for search: {err}");
+    }
     let Some(query) = fts_query(words) else {
         return Ok(Vec::new());
     };
@@ -808,18 +906,20 @@ fn search(
     rows.collect()
 }
 
-/// Adds the next messages to the search index; true when it is caught up.
+/// Adds the next [`INDEX_STEP`] messages to the search index; true when
+/// none is left.
 fn index_chunk(tx: &Transaction) -> rusqlite::Result<bool> {
     let indexed: i64 = tx
         .prepare_cached("SELECT value FROM meta WHERE key = 'fts_indexed'")?
         .query_row([], |row| row.get(0))
         .optional()?
         .unwrap_or(0);
-    let upto: Option<i64> = tx
+    let (upto, count): (Option<i64>, i64) = tx
         .prepare_cached(&format!(
-            "SELECT max(id) FROM (SELECT id FROM messages WHERE id > ?1 ORDER BY id LIMIT {INDEX_CHUNK})"
+            "SELECT max(id), count(*) FROM
+               (SELECT id FROM messages WHERE id > ?1 ORDER BY id LIMIT {INDEX_STEP})"
         ))?
-        .query_row([indexed], |row| row.get(0))?;
+        .query_row([indexed], |row| Ok((row.get(0)?, row.get(1)?)))?;
     let Some(upto) = upto else {
         return Ok(true);
     };
@@ -829,7 +929,7 @@ fn index_chunk(tx: &Transaction) -> rusqlite::Result<bool> {
     .execute(params![indexed, upto])?;
     tx.prepare_cached("INSERT OR REPLACE INTO meta (key, value) VALUES ('fts_indexed', ?1)")?
         .execute([upto])?;
-    Ok(false)
+    Ok(count < INDEX_STEP)
 }
 
 #[cfg(test)]
@@ -1073,6 +1173,66 @@ mod tests {
             other => panic!("{other:?}"),
         };
         assert!(history.is_empty(), "eve has no conversation with alice");
+    }
+
+    /// A search after a flood indexes one step itself, not the whole
+    /// backlog (which held every client for seconds); the steps between
+    /// commits do the rest.
+    #[test]
+    fn a_search_indexes_one_step_and_the_steps_catch_up() {
+        let (_dir, mut db) = db();
+        let flood = 3 * INDEX_STEP as usize + 50;
+        let batch = (0..flood)
+            .map(|i| Op::Append {
+                origin: origin(),
+                message: NewMessage {
+                    sender: 1,
+                    cid: None,
+                    to: To::Public,
+                    text: if i == 0 || i == flood - 1 {
+                        format!("needle {i}")
+                    } else {
+                        format!("hay {i}")
+                    },
+                    time: 7,
+                    away: false,
+                    fanout: Vec::new(),
+                },
+            })
+            .collect();
+        db.apply(batch);
+        assert!(db.unindexed());
+        let search = |db: &mut Db| match db
+            .apply(vec![Op::Search {
+                origin: origin(),
+                user: 2,
+                words: "needle".into(),
+                from: None,
+                limit: 10,
+            }])
+            .pop()
+        {
+            Some(Reply::Found { result: Ok(m), .. }) => {
+                m.into_iter().map(|m| m.text).collect::<Vec<_>>()
+            }
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(search(&mut db), ["needle 0"], "one step indexed");
+        let mut steps = 0;
+        while db.unindexed() {
+            db.index_step().unwrap();
+            steps += 1;
+        }
+        assert_eq!(steps, 3, "the rest, a step at a time");
+        let last = format!("needle {}", flood - 1);
+        assert_eq!(search(&mut db), [last.as_str(), "needle 0"]);
+        send(&mut db, 1, To::Public, None, "needle again");
+        assert!(
+            db.unindexed(),
+            "a commit with messages leaves some to index"
+        );
+        db.index_step().unwrap();
+        assert!(!db.unindexed());
     }
 
     #[test]
