@@ -10,7 +10,9 @@
 //! each chunk read from the socket, and [`Driver::finish`] once, whatever
 //! happened (like a `finally`).
 //!
-//! May be overridden (the handler): `setup`, `handle`, `handle_error`, `finish`.
+//! May be overridden (the handler): `setup`, `ready_at` (hold a request
+//! until it is due: flood control), `handle`, `handle_error`, `handle_eof`
+//! (the peer stopped sending) and `finish`.
 
 use std::net::SocketAddr;
 use std::ops::ControlFlow;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::policy::{LoginPolicy, PlaintextLogin};
+use crate::chat::state::policy::{LoginPolicy, PlaintextLogin};
 
 /// A chat server: public and private messages over TLS, with an admin console.
 ///
@@ -129,11 +129,11 @@ pub struct Config {
 
     /// Memory cost of new password hashes (argon2id), in KiB. The default
     /// is OWASP's recommendation; lower it only for tests and benchmarks.
-    #[arg(long, default_value_t = crate::auth::Cost::OWASP.memory)]
+    #[arg(long, default_value_t = crate::chat::auth::Cost::OWASP.memory)]
     pub argon2_memory: u32,
 
     /// Iterations of new password hashes (argon2id); see --argon2-memory.
-    #[arg(long, default_value_t = crate::auth::Cost::OWASP.iterations)]
+    #[arg(long, default_value_t = crate::chat::auth::Cost::OWASP.iterations)]
     pub argon2_iterations: u32,
 
     /// Whether a password may be sent over a plaintext (--no-tls)
@@ -199,14 +199,14 @@ impl Config {
     }
 
     /// When a silent client is pinged, and when it is cut.
-    pub fn keepalive(&self) -> anyhow::Result<crate::state::Keepalive> {
+    pub fn keepalive(&self) -> anyhow::Result<crate::chat::state::Keepalive> {
         anyhow::ensure!(
             self.ping_after < self.idle_timeout,
             "--ping-after ({} s) must be less than --idle-timeout ({} s)",
             self.ping_after,
             self.idle_timeout
         );
-        Ok(crate::state::Keepalive {
+        Ok(crate::chat::state::Keepalive {
             ping_after: Duration::from_secs(self.ping_after),
             idle_timeout: Duration::from_secs(self.idle_timeout),
         })
@@ -219,15 +219,15 @@ impl Config {
         }
     }
 
-    pub fn hash_cost(&self) -> crate::auth::Cost {
-        crate::auth::Cost {
+    pub fn hash_cost(&self) -> crate::chat::auth::Cost {
+        crate::chat::auth::Cost {
             memory: self.argon2_memory,
             iterations: self.argon2_iterations,
         }
     }
 
-    pub fn flood_policy(&self) -> crate::flood::Policy {
-        crate::flood::Policy {
+    pub fn flood_policy(&self) -> crate::chat::flood::Policy {
+        crate::chat::flood::Policy {
             burst: self.flood_burst,
             per_second: self.flood_rate,
             cut_after: Duration::from_secs(self.flood_cut),
@@ -244,8 +244,8 @@ impl Config {
     }
 
     /// The limits on file transfers.
-    pub fn file_limits(&self) -> crate::state::FileLimits {
-        crate::state::FileLimits {
+    pub fn file_limits(&self) -> crate::chat::state::FileLimits {
+        crate::chat::state::FileLimits {
             max_size: self.max_file_size,
             quota: self.spool_quota,
             retention_ms: self.spool_retention.saturating_mul(1000),

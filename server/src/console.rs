@@ -1,5 +1,5 @@
-//! The admin console: `/list`, `/groups`, `/kick`, `/announce`, `/stats`, `/help`,
-//! `/quit`. On a terminal it is a rustyline prompt with completion and log
+//! The admin console: `/list`, `/groups`, `/kick`, `/ban`, `/unban`,
+//! `/mute`, `/unmute`, `/announce`, `/stats`, `/help`, `/quit`. On a terminal it is a rustyline prompt with completion and log
 //! lines printed above it; otherwise commands are read line by line from
 //! stdin, and EOF only ends the console, not the server.
 
@@ -14,7 +14,7 @@ use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{Context, Editor, Helper, Highlighter, Hinter, Validator};
 
-use crate::dispatcher::{Admin, AdminReply, Event};
+use crate::chat::dispatcher::{Admin, AdminReply, Event};
 use crate::logging;
 use crate::store::SanctionKind;
 
@@ -194,7 +194,7 @@ impl Console {
             Ok(Line::Help) => (help(), false),
             Ok(Line::Quit) => {
                 let _ = self.events.send(Event::Shutdown {
-                    reason: crate::dispatcher::SHUTDOWN_REASON.into(),
+                    reason: crate::chat::dispatcher::SHUTDOWN_REASON.into(),
                 });
                 ("shutting down".into(), true)
             }
@@ -301,7 +301,7 @@ fn format_reply(reply: AdminReply) -> String {
                 connections.refused_per_address,
                 connections.refused_total,
                 stats.rate,
-                crate::state::RATE_WINDOW_SECS,
+                crate::chat::state::RATE_WINDOW_SECS,
                 secs / 3600,
                 secs / 60 % 60,
                 secs % 60

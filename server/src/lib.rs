@@ -14,25 +14,16 @@
 //! [`handler`], [`dispatcher`] and [`state`] are the chat; [`console`] is
 //! the operator's prompt. [`Server`] starts and stops the whole.
 
-pub mod accounts;
-pub mod auth;
 pub mod certs;
+pub mod chat;
 pub mod config;
 pub mod config_file;
 pub mod console;
-pub mod dispatcher;
 pub mod files;
-pub mod flood;
 pub mod framework;
-pub mod handler;
-pub mod identity;
 pub mod logging;
 pub mod platform;
-pub mod policy;
-pub mod presence;
-pub mod state;
 pub mod store;
-pub mod throttle;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -44,8 +35,10 @@ use chat_common::codec::encode;
 use chat_common::{ErrorCode, Frame, ServerFrame};
 use crossbeam_channel::Sender;
 
+use chat::dispatcher::{self, Dispatcher, Event};
+use chat::state::{self, accounts, policy};
+use chat::{auth, handler};
 pub use config::Config;
-use dispatcher::{Dispatcher, Event};
 use framework::{Admission, Limits, Refusal, Running, TlsAcceptor};
 
 /// Room for this many events between the workers and the dispatcher before
@@ -136,7 +129,7 @@ impl Server {
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
         // A page of a backlog must fit the send queue with room to spare.
         let page_bytes = (config.queue_limit / 4).clamp(1024, 64 * 1024);
-        let (store, startup) = store::Store::open(&data_dir, page_bytes)
+        let (store, startup) = store::open(&data_dir, page_bytes, state::identity::key)
             .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
         // Unbounded, yet never longer than --auth-queue: the chat state
         // refuses logins (busy) beyond it rather than queueing them.

@@ -19,8 +19,8 @@ fn run() -> anyhow::Result<()> {
     // Installed before the banner: a script that sees the banner may signal at once.
     let events = server.events();
     ctrlc::set_handler(move || {
-        let _ = events.send(chat_server::dispatcher::Event::Shutdown {
-            reason: chat_server::dispatcher::SHUTDOWN_REASON.into(),
+        let _ = events.send(chat_server::chat::dispatcher::Event::Shutdown {
+            reason: chat_server::chat::dispatcher::SHUTDOWN_REASON.into(),
         });
     })
     .context("installing the Ctrl-C handler")?;

@@ -1,32 +1,36 @@
-//! The store: the database, owned by the dispatcher thread. The chat state
-//! emits [`Op`]s while the dispatcher handles a batch of events; at the end
-//! of the batch [`Store::commit`] applies them all in one transaction with
-//! one fsync (group commit) and only then returns the [`Reply`]s, in order
-//! — so nothing is acknowledged or delivered before it is durable, and
-//! durability costs one fsync per batch, not per message.
+//! The store: what the chat needs from durable storage, as one interface
+//! ([`Backend`]) in the store's own terms — ops in, outcomes and rows out,
+//! never chat frames — and its backend, SQLite ([`sqlite`]).
 //!
-//! The chat state relies on the order: a reply comes after the replies of
-//! every op emitted before it, and a read (`Backlog`, `History`, `Search`)
-//! sees every write emitted before it.
+//! What every backend promises (the chat state relies on it):
+//! - **Order**: [`Backend::commit`] returns one reply per answered op, in
+//!   the order of the ops; a read (`Backlog`, `History`, `Search`,
+//!   `GroupHistory`) sees every write before it, in this batch or earlier.
+//! - **Durability**: when `commit` returns, every write in the batch is on
+//!   disk (fsync'd), or every reply of the batch says it failed: nothing is
+//!   acknowledged or delivered before it is durable, and a batch costs one
+//!   fsync, not one per message.
+//! - **Sequence numbers**: the public stream's `seq` is the message's
+//!   number; each user's stream is numbered 1, 2, 3 … with no gap, in the
+//!   order of the commits; a group message takes the next number in every
+//!   member's stream in the same commit. A resend (same sender and `cid`)
+//!   stores nothing ([`Appended::Duplicate`]).
+//! - **Opaque `E`**: `Op::Echo` and `Op::Group` carry a value of the
+//!   chat's that comes back untouched, in its place among the replies.
 
-mod db;
+mod accounts;
 mod files;
 mod groups;
-mod identities;
+pub mod sqlite;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::Duration;
 
-use chat_common::Frame;
 use crossbeam_channel::Sender;
-use tracing::{error, warn};
 
 use crate::framework::ConnId;
 
-pub use db::{Account, Db, Sanction, SanctionKind, StoreError};
+pub use accounts::{Account, Sanction, SanctionKind};
 pub use files::{Answer, FileOp, FileRow, Receiver as FileReceiver};
 pub use groups::{GroupChange, GroupRow};
 
@@ -36,11 +40,47 @@ pub type UserId = i64;
 /// A group's number in the database.
 pub type GroupId = i64;
 
-/// Most ops applied in one transaction: bounds the latency of a batch.
-const MAX_BATCH: usize = 4096;
+/// Why the store could not do something. Cheap to clone: one failed
+/// commit fails every reply of its batch.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("database: {0}")]
+    Database(Arc<dyn std::error::Error + Send + Sync>),
+    #[error("cannot start the checkpoint thread: {0}")]
+    Thread(Arc<std::io::Error>),
+}
 
-/// How often the WAL is copied into the database.
-const CHECKPOINT_EVERY: Duration = Duration::from_millis(500);
+/// Errors compare by what they say: outcomes that carry one compare too.
+impl PartialEq for StoreError {
+    fn eq(&self, other: &StoreError) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for StoreError {}
+
+/// Durable storage for the chat: see the module's promises.
+pub trait Backend<E>: Send {
+    /// Applies `ops` in order, durably, and returns their replies in order
+    /// (`Op::Notify` is answered here and has none).
+    fn commit(&mut self, ops: Vec<Op<E>>) -> Vec<Reply<E>>;
+    /// Whether committed messages wait to be indexed for search.
+    fn unindexed(&self) -> bool;
+    /// Indexes the next few messages for search (a millisecond or two);
+    /// false if that failed.
+    fn index_step(&mut self) -> bool;
+}
+
+/// Opens (creating if needed) the SQLite store in `dir`: see
+/// [`sqlite::Sqlite::open`].
+pub fn open<E: Send + 'static>(
+    dir: &Path,
+    page_bytes: usize,
+    ident: fn(&str) -> String,
+) -> Result<(Box<dyn Backend<E>>, Startup), StoreError> {
+    let (store, startup) = sqlite::Sqlite::open(dir, page_bytes, ident)?;
+    Ok((Box::new(store), startup))
+}
 
 /// Where a message goes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,16 +113,21 @@ pub struct Origin {
     pub id: u64,
 }
 
-/// What the dispatcher asks of the store.
+/// What the chat asks of the store. `E` is the chat's own: the store hands
+/// it back untouched, in order (see [`Op::Echo`]), and never looks inside.
 #[derive(Debug)]
-pub enum Op {
+pub enum Op<E> {
     /// Says (`true`) once everything before it is committed, or `false` if
     /// that failed: the console waits on it so that "banned bob" means the
     /// ban is on disk.
     Notify(Sender<bool>),
+    /// A new account. `folded` and `key` are the chat's lower-cased name
+    /// and identity key: both unique.
     CreateAccount {
         user: UserId,
         nick: String,
+        folded: String,
+        key: String,
         hash: String,
         time: u64,
     },
@@ -122,12 +167,12 @@ pub enum Op {
         from: Option<UserId>,
         limit: u32,
     },
-    /// Changes groups and memberships, then answers `answer` (or
-    /// `store_failed`) to `origin`, as [`Reply::Echo`].
+    /// Changes groups and memberships, all or none, and answers
+    /// [`Reply::Grouped`] with `then`.
     Group {
         origin: Origin,
         changes: Vec<GroupChange>,
-        answer: Frame,
+        then: E,
     },
     /// A group's last `limit` messages, for `history` with `#name`.
     GroupHistory {
@@ -135,11 +180,11 @@ pub enum Op {
         group: GroupId,
         limit: u32,
     },
-    /// Hands `frame` back untouched, in order: an answer that must not
+    /// Hands `then` back untouched, in order: an answer that must not
     /// overtake the answers to the connection's earlier requests.
     Echo {
         origin: Origin,
-        frame: Frame,
+        then: E,
     },
 }
 
@@ -182,7 +227,7 @@ pub enum Appended {
     Fanned(Vec<u64>),
     /// The sender had sent this `cid` before; nothing was stored.
     Duplicate,
-    Failed(String),
+    Failed(StoreError),
 }
 
 /// A private message whose receiver's client has shown it.
@@ -195,9 +240,9 @@ pub struct Delivery {
 
 /// What the store answers, in the order of the ops.
 #[derive(Debug)]
-pub enum Reply {
+pub enum Reply<E> {
     /// Answered by [`Store::commit`] itself, after the commit (see
-    /// `Op::Notify`); never reaches the dispatcher.
+    /// `Op::Notify`); never reaches the chat.
     Notify(Sender<bool>, bool),
     Appended {
         origin: Origin,
@@ -208,15 +253,20 @@ pub enum Reply {
     Backlog {
         origin: Origin,
         user: UserId,
-        result: Result<Page, String>,
+        result: Result<Page, StoreError>,
     },
     Found {
         origin: Origin,
-        result: Result<Vec<Loaded>, String>,
+        result: Result<Vec<Loaded>, StoreError>,
+    },
+    Grouped {
+        origin: Origin,
+        result: Result<(), StoreError>,
+        then: E,
     },
     Echo {
         origin: Origin,
-        frame: Frame,
+        then: E,
     },
 }
 
@@ -226,165 +276,4 @@ pub struct Startup {
     pub sanctions: Vec<Sanction>,
     pub groups: Vec<GroupRow>,
     pub files: Vec<FileRow>,
-}
-
-/// The database, owned by the dispatcher thread, which hands it each
-/// batch's ops at the end of the batch: one transaction, one fsync, then
-/// the replies, in order. (It used to be a thread of its own; the two
-/// hand-overs per message cost more latency than the commit.) A second
-/// connection checkpoints on its own thread.
-pub struct Store {
-    db: Db,
-    /// Set by the checkpointer when the WAL has grown: see [`Db::catch_up`].
-    catch_up: Arc<AtomicBool>,
-    /// Dropped to stop the checkpointer.
-    stop_checkpoints: Option<Sender<()>>,
-    checkpointer: Option<JoinHandle<()>>,
-}
-
-impl Store {
-    /// Opens (creating if needed) `dir/chat.db` and starts the checkpointer.
-    /// `page_bytes` bounds the text in one page of a backlog (see
-    /// `Op::Backlog`). Returns the store and what the dispatcher keeps in
-    /// memory: the accounts, the sanctions, the groups and the file offers.
-    pub fn open(dir: &Path, page_bytes: usize) -> Result<(Store, Startup), StoreError> {
-        let path = dir.join("chat.db");
-        let mut db = Db::open(&path, page_bytes)?;
-        let loaded = Startup {
-            accounts: db.accounts()?,
-            sanctions: db.sanctions()?,
-            groups: groups::load(db.conn())?,
-            files: db.files()?,
-        };
-        let (stop_checkpoints, stop) = crossbeam_channel::bounded(0);
-        let catch_up = Arc::new(AtomicBool::new(false));
-        let checkpointer = Db::checkpointer(&path, CHECKPOINT_EVERY, stop, catch_up.clone())?;
-        Ok((
-            Store {
-                db,
-                catch_up,
-                stop_checkpoints: Some(stop_checkpoints),
-                checkpointer: Some(checkpointer),
-            },
-            loaded,
-        ))
-    }
-
-    /// Applies `ops` in one transaction (split at [`MAX_BATCH`]) and returns
-    /// their replies in order; `Op::Notify` is answered here.
-    pub fn commit(&mut self, mut ops: Vec<Op>) -> Vec<Reply> {
-        let mut replies = Vec::with_capacity(ops.len());
-        while !ops.is_empty() {
-            let rest = ops.split_off(ops.len().min(MAX_BATCH));
-            for reply in self.db.apply(ops) {
-                match reply {
-                    Reply::Notify(tx, saved) => {
-                        let _ = tx.send(saved);
-                    }
-                    reply => replies.push(reply),
-                }
-            }
-            ops = rest;
-        }
-        self.catch_up_if_asked();
-        replies
-    }
-
-    /// Copies into the database what the checkpointer left, if it asked
-    /// (between two transactions; see [`Db::checkpointer`]).
-    fn catch_up_if_asked(&mut self) {
-        if self.catch_up.swap(false, Relaxed) {
-            self.db.catch_up();
-        }
-    }
-
-    /// Whether committed messages wait to be indexed for search.
-    pub fn unindexed(&self) -> bool {
-        self.db.unindexed()
-    }
-
-    /// Indexes the next few messages for search (a millisecond or two);
-    /// false if that failed.
-    pub fn index_step(&mut self) -> bool {
-        let stepped = match self.db.index_step() {
-            Ok(()) => true,
-            Err(err) => {
-                warn!("indexing messages for search: {err}");
-                false
-            }
-        };
-        // Steps back to back after a flood write to the WAL too.
-        self.catch_up_if_asked();
-        stepped
-    }
-}
-
-impl Drop for Store {
-    fn drop(&mut self) {
-        drop(self.stop_checkpoints.take());
-        if let Some(thread) = self.checkpointer.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Logs a failed batch once; the ops' replies carry the failure.
-pub(crate) fn log_batch_failure(err: &StoreError) {
-    error!("the store could not commit a batch: {err}");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A writer that never pauses used to keep the WAL growing without
-    /// bound (the checkpointer never found it wholly copied).
-    #[test]
-    fn the_wal_stays_bounded_under_writes_that_never_pause() {
-        let dir = tempfile::tempdir().unwrap();
-        let (mut store, _) = Store::open(dir.path(), 64 * 1024).unwrap();
-        store.commit(vec![Op::CreateAccount {
-            user: 1,
-            nick: "alice".into(),
-            hash: "h".into(),
-            time: 0,
-        }]);
-        let wal = dir.path().join("chat.db-wal");
-        let text = "x".repeat(2000);
-        let (mut written, mut largest) = (0u64, 0u64);
-        let started = std::time::Instant::now();
-        // Long enough for several checkpoint cycles: one that falls behind
-        // on a busy machine (the WAL then grows for a cycle) is not failure.
-        while written < 64 << 20 || started.elapsed() < CHECKPOINT_EVERY * 8 {
-            let ops = (0..100)
-                .map(|i| Op::Append {
-                    origin: Origin { conn: 1, id: i },
-                    message: NewMessage {
-                        sender: 1,
-                        cid: None,
-                        to: To::Public,
-                        text: text.clone(),
-                        time: 0,
-                        away: false,
-                        fanout: Vec::new(),
-                    },
-                })
-                .collect();
-            for reply in store.commit(ops) {
-                assert!(matches!(
-                    reply,
-                    Reply::Appended {
-                        outcome: Appended::New { .. },
-                        ..
-                    }
-                ));
-            }
-            written += 100 * text.len() as u64;
-            largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
-        }
-        assert!(
-            largest < written / 2,
-            "the WAL reached {largest} bytes for {written} bytes of messages"
-        );
-    }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chat_common::protocol::PRESENCE_NAMES;
 use chat_common::{Departure, ServerFrame};
 
-use crate::state::fold;
+use crate::chat::state::fold;
 
 /// A change not yet announced.
 #[derive(Debug)]

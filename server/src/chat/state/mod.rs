@@ -18,25 +18,35 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use chat_common::codec::encode;
 use chat_common::{ErrorCode, Frame, Request, ServerFrame};
 
-use crate::accounts::Accounts;
-use crate::auth::Job;
+use crate::chat::auth::Check;
+use crate::chat::state::accounts::Accounts;
+use crate::chat::state::policy::LoginPolicy;
+use crate::chat::state::presence::Presence;
+use crate::chat::state::throttle::Throttle;
 use crate::framework::{ConnId, ConnInfo};
-use crate::policy::LoginPolicy;
-use crate::presence::Presence;
-use crate::store::{Op, Origin, UserId};
-use crate::throttle::Throttle;
+use crate::store::{self, Origin, UserId};
 
+pub mod accounts;
 mod delivery;
 mod files;
 mod groups;
+pub mod identity;
 mod keepalive;
 mod login;
 mod moderation;
+pub mod policy;
+pub mod presence;
 mod stats;
 #[cfg(test)]
 mod tests;
+pub mod throttle;
 
-pub(crate) use delivery::store_failed;
+/// What the chat asks of the store; what it gets back untouched (`Echo`,
+/// `Group`) is an answer for the client.
+pub type Op = store::Op<Frame>;
+/// What the store answers the chat.
+pub type Reply = store::Reply<Frame>;
+
 pub use files::FileLimits;
 pub use groups::GroupSummary;
 use groups::Groups;
@@ -62,7 +72,7 @@ pub trait Deliver {
     fn store(&mut self, op: Op);
     /// A password to check; the verdict comes back through
     /// [`ChatState::authenticated`].
-    fn auth(&mut self, job: Job);
+    fn auth(&mut self, job: Check);
     /// Work for the file thread; what it did comes back through
     /// [`ChatState::file_done`], in order.
     fn files(&mut self, job: crate::files::Job);
@@ -94,7 +104,7 @@ const MAX_REFUSED: usize = 64 * 1024;
 /// A request that arrived while logging in: to run, or (over
 /// [`MAX_QUEUED`]) to refuse when its turn comes.
 #[derive(Debug)]
-enum Queued {
+enum Waiting {
     Run(Request),
     Refuse(u64),
 }
@@ -151,7 +161,7 @@ struct Session {
     /// Of those, `history` and `search` (see [`MAX_READS`]).
     reads: u32,
     /// Requests that arrived while logging in.
-    queued: VecDeque<Queued>,
+    queued: VecDeque<Waiting>,
     ending: Option<Ending>,
 }
 
@@ -176,13 +186,13 @@ impl Session {
 }
 
 /// Nicknames in lower case: the order of lists of names, and the database's
-/// older uniqueness column. (Who a name *is* goes by [`crate::identity`].)
+/// older uniqueness column. (Who a name *is* goes by [`crate::chat::state::identity`].)
 pub(crate) fn fold(nick: &str) -> String {
     nick.to_lowercase()
 }
 
 /// A failed request: its error code and a reason for people.
-type Refusal = (ErrorCode, String);
+type Rejection = (ErrorCode, String);
 
 pub struct ChatState {
     sessions: HashMap<ConnId, Session>,
@@ -208,7 +218,7 @@ pub struct ChatState {
     /// What a login must pass before its password is hashed.
     policy: LoginPolicy,
     /// Failed logins per account and address; logins waiting for a slot.
-    throttle: Throttle<Job>,
+    throttle: Throttle<Check>,
     /// Logins at the hashers or parked in the throttle: at most
     /// `policy.max_pending`, so the hashers' queue is bounded.
     pending_logins: usize,
@@ -369,10 +379,10 @@ impl ChatState {
         {
             let queued = session.queued.len();
             if queued < MAX_QUEUED {
-                session.queued.push_back(Queued::Run(request));
+                session.queued.push_back(Waiting::Run(request));
             } else if queued < MAX_REFUSED {
                 if let Some(id) = request.id() {
-                    session.queued.push_back(Queued::Refuse(id));
+                    session.queued.push_back(Waiting::Refuse(id));
                 }
             } else {
                 let frame = ServerFrame::Error {
@@ -391,6 +401,9 @@ impl ChatState {
     }
 
     /// Handles a request whose turn has come.
+    /// What each request does: one arm per request type, most of them one
+    /// call, kept in one match so that the table reads at a glance (hence
+    /// its length).
     fn handle(&mut self, conn: ConnId, request: Request, now: u64, out: &mut impl Deliver) {
         let Some(session) = self.sessions.get(&conn) else {
             return;
@@ -404,7 +417,7 @@ impl ChatState {
             return;
         };
         // `Ok(None)`: handed to the store or the hashers, answered later.
-        let result: Result<Option<ServerFrame>, Refusal> = match request {
+        let result: Result<Option<ServerFrame>, Rejection> = match request {
             Request::Ping { id } => Ok(Some(ServerFrame::Pong { id })),
             Request::Login { .. } if online => Err((
                 ErrorCode::AlreadyLoggedIn,
@@ -420,7 +433,7 @@ impl ChatState {
                 last_public,
                 ..
             } => {
-                let job = Job {
+                let job = Check {
                     origin: Origin { conn, id },
                     peer,
                     nick,
@@ -480,26 +493,9 @@ impl ChatState {
             }
             Request::Search {
                 words, from, limit, ..
-            } => {
-                let count = words.split_whitespace().count();
-                if count == 0 {
-                    Err((ErrorCode::BadRequest, "search for what? give some words".into()))
-                } else if count > MAX_SEARCH_WORDS {
-                    Err((
-                        ErrorCode::BadRequest,
-                        format!("a search has at most {MAX_SEARCH_WORDS} words"),
-                    ))
-                } else {
-                    let op = |user, from, limit| Op::Search {
-                        origin: Origin { conn, id },
-                        user,
-                        words,
-                        from,
-                        limit,
-                    };
-                    self.query(conn, from, limit, op, out).map(|()| None)
-                }
-            }
+            } => self
+                .search(Origin { conn, id }, words, from, limit, out)
+                .map(|()| None),
             Request::Bye { id } => {
                 if let Some(session) = self.sessions.get_mut(&conn) {
                     session.ending = Some(Ending::Bye(id));
@@ -529,13 +525,45 @@ impl ChatState {
         }
     }
 
+    /// A full-text search of what `origin`'s user may read.
+    fn search(
+        &mut self,
+        origin: Origin,
+        words: String,
+        from: Option<String>,
+        limit: u32,
+        out: &mut impl Deliver,
+    ) -> Result<(), Rejection> {
+        let count = words.split_whitespace().count();
+        if count == 0 {
+            return Err((
+                ErrorCode::BadRequest,
+                "search for what? give some words".into(),
+            ));
+        }
+        if count > MAX_SEARCH_WORDS {
+            return Err((
+                ErrorCode::BadRequest,
+                format!("a search has at most {MAX_SEARCH_WORDS} words"),
+            ));
+        }
+        let op = |user, from, limit| Op::Search {
+            origin,
+            user,
+            words,
+            from,
+            limit,
+        };
+        self.query(origin.conn, from, limit, op, out)
+    }
+
     /// Sends an answer, after the answers still in flight for this
     /// connection (through the store, which replies in order).
     fn answer(
         &mut self,
         conn: ConnId,
         id: u64,
-        result: Result<ServerFrame, Refusal>,
+        result: Result<ServerFrame, Rejection>,
         out: &mut impl Deliver,
     ) {
         let frame = encode(&result.unwrap_or_else(|(code, reason)| ServerFrame::Error {
@@ -552,29 +580,26 @@ impl ChatState {
             session.in_flight += 1;
             out.store(Op::Echo {
                 origin: Origin { conn, id },
-                frame,
+                then: frame,
             });
         }
     }
 
     /// Runs the requests that waited for the login to finish, or for the
     /// connection's reads at the store to drop under [`MAX_READS`].
-    fn run_queued(&mut self, conn: ConnId, out: &mut impl Deliver) {
+    fn run_queued(&mut self, conn: ConnId, now: u64, out: &mut impl Deliver) {
         while let Some(session) = self.sessions.get_mut(&conn) {
-            let read_waits = matches!(session.queued.front(), Some(Queued::Run(r)) if is_read(r))
+            let read_waits = matches!(session.queued.front(), Some(Waiting::Run(r)) if is_read(r))
                 && session.reads >= MAX_READS;
             if session.logging_in() || read_waits {
                 return;
             }
             match session.queued.pop_front() {
                 None => break,
-                Some(Queued::Run(request)) => {
-                    // The time of a queued message is when it is accepted.
-                    let now = crate::dispatcher::now_ms();
-                    self.handle(conn, request, now, out);
-                }
-                Some(Queued::Refuse(_)) if matches!(session.ending, Some(Ending::Bye(_))) => {}
-                Some(Queued::Refuse(id)) => {
+                // A queued message's time is when it is accepted: `now`.
+                Some(Waiting::Run(request)) => self.handle(conn, request, now, out),
+                Some(Waiting::Refuse(_)) if matches!(session.ending, Some(Ending::Bye(_))) => {}
+                Some(Waiting::Refuse(id)) => {
                     let reason = format!(
                         "more than {MAX_QUEUED} requests before the login finished; send fewer at once"
                     );
@@ -612,7 +637,7 @@ impl ChatState {
     }
 
     /// Resolves a nickname given in a request to an account.
-    fn user_named(&self, nick: &str) -> Result<UserId, Refusal> {
+    fn user_named(&self, nick: &str) -> Result<UserId, Rejection> {
         self.accounts
             .find(nick)
             .map(|a| a.id)

@@ -7,8 +7,8 @@ use chat_common::protocol::{ErrorCode, ServerFrame};
 use chat_common::{codec, Connection, Request, RequestHandler};
 use crossbeam_channel::Sender;
 
-use crate::dispatcher::Event;
-use crate::flood::{self, Bucket, Verdict};
+use crate::chat::dispatcher::Event;
+use crate::chat::flood::{self, Bucket, Verdict};
 use crate::framework::ConnInfo;
 
 pub struct ChatHandler {

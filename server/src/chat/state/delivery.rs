@@ -6,9 +6,10 @@ use chat_common::codec::encode;
 use chat_common::protocol::{GROUP_PREFIX, MAX_CID, MAX_HISTORY};
 use chat_common::{ErrorCode, ServerFrame, Stored, EVERYONE};
 
-use super::{ChatState, Deliver, Phase, Refusal};
+use super::{ChatState, Deliver, Phase, Rejection};
+use super::{Op, Reply};
 use crate::framework::ConnId;
-use crate::store::{Appended, Delivery, Loaded, NewMessage, Op, Origin, Reply, To, UserId};
+use crate::store::{Appended, Delivery, Loaded, NewMessage, Origin, StoreError, To, UserId};
 
 impl ChatState {
     /// The connection of `user` if it is online and caught up: someone still
@@ -28,7 +29,19 @@ impl ChatState {
                 let _ = tx.send(saved);
                 return;
             }
-            Reply::Echo { origin, frame } => {
+            Reply::Echo { origin, then } => {
+                out.send(origin.conn, then);
+                origin
+            }
+            Reply::Grouped {
+                origin,
+                result,
+                then,
+            } => {
+                let frame = match result {
+                    Ok(()) => then,
+                    Err(err) => encode(&store_failed(origin.id, &err)),
+                };
                 out.send(origin.conn, frame);
                 origin
             }
@@ -45,7 +58,7 @@ impl ChatState {
                 user,
                 result,
             } => {
-                self.resumed(origin, user, result, out);
+                self.resumed(origin, user, result, now, out);
                 origin
             }
             Reply::Found { origin, result } => {
@@ -57,7 +70,7 @@ impl ChatState {
                         id: origin.id,
                         messages: found.into_iter().map(stored_of).collect(),
                     },
-                    Err(why) => store_failed(origin.id, &why),
+                    Err(err) => store_failed(origin.id, &err),
                 };
                 out.send(origin.conn, encode(&frame));
                 origin
@@ -65,7 +78,7 @@ impl ChatState {
         };
         if let Some(session) = self.sessions.get_mut(&origin.conn) {
             session.in_flight -= 1;
-            self.run_queued(origin.conn, out);
+            self.run_queued(origin.conn, now, out);
         }
     }
 
@@ -89,9 +102,9 @@ impl ChatState {
                 };
                 return out.send(origin.conn, encode(&ack));
             }
-            Appended::Failed(why) => {
-                tracing::error!("storing a message: {why}");
-                return out.send(origin.conn, encode(&store_failed(origin.id, &why)));
+            Appended::Failed(err) => {
+                tracing::error!("storing a message: {err}");
+                return out.send(origin.conn, encode(&store_failed(origin.id, &err)));
             }
         };
         self.messages += 1;
@@ -169,7 +182,7 @@ impl ChatState {
         cid: Option<String>,
         now: u64,
         out: &mut impl Deliver,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), Rejection> {
         if text.trim().is_empty() {
             return Err((ErrorCode::BadText, "empty message".into()));
         }
@@ -273,7 +286,7 @@ impl ChatState {
         name: &str,
         limit: u32,
         out: &mut impl Deliver,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), Rejection> {
         let conn = origin.conn;
         let user = self.sessions[&conn].user.expect("online");
         let (group, _) = self.group_members(user, name)?;
@@ -296,7 +309,7 @@ impl ChatState {
         limit: u32,
         op: impl FnOnce(UserId, Option<UserId>, u32) -> Op,
         out: &mut impl Deliver,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), Rejection> {
         let other = nick.map(|n| self.user_named(&n)).transpose()?;
         let session = self.sessions.get_mut(&conn).expect("checked by request");
         session.in_flight += 1;
@@ -316,10 +329,11 @@ pub(super) fn stored_of(m: Loaded) -> Stored {
     }
 }
 
-pub(crate) fn store_failed(id: u64, why: &str) -> ServerFrame {
+/// What a client is told when the store failed its request.
+pub(super) fn store_failed(id: u64, err: &StoreError) -> ServerFrame {
     ServerFrame::Error {
         id: Some(id),
         code: ErrorCode::StoreFailed,
-        reason: format!("the server could not store or read this: {why}"),
+        reason: format!("the server could not store or read this: {err}"),
     }
 }

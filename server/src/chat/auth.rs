@@ -8,8 +8,8 @@ use crossbeam_channel::{Receiver, Sender};
 
 use std::net::IpAddr;
 
+use crate::chat::state::throttle::Attempt;
 use crate::store::{Origin, UserId};
-use crate::throttle::Attempt;
 
 /// The cost of a new hash. Verifying uses the parameters stored in the
 /// hash itself, so changing these affects only accounts created later.
@@ -36,7 +36,7 @@ impl Cost {
 /// A login waiting for its password to be checked (or hashed, for a new
 /// account).
 #[derive(Debug)]
-pub struct Job {
+pub struct Check {
     pub origin: Origin,
     /// Where the login comes from, for the throttle.
     pub peer: IpAddr,
@@ -50,7 +50,7 @@ pub struct Job {
     pub last_public: Option<u64>,
 }
 
-impl Job {
+impl Check {
     /// The job as the login throttle counts it.
     pub fn attempt(&self) -> Attempt {
         Attempt {
@@ -74,8 +74,8 @@ pub enum Verdict {
 pub fn start(
     threads: usize,
     cost: Cost,
-    jobs: Receiver<Job>,
-    done: Sender<(Job, Verdict)>,
+    jobs: Receiver<Check>,
+    done: Sender<(Check, Verdict)>,
 ) -> std::io::Result<()> {
     for i in 0..threads.max(1) {
         let (jobs, done) = (jobs.clone(), done.clone());
@@ -93,7 +93,7 @@ pub fn start(
     Ok(())
 }
 
-fn judge(cost: Cost, job: &Job) -> Verdict {
+fn judge(cost: Cost, job: &Check) -> Verdict {
     match &job.hash {
         Some(hash) => verify(&job.password, hash),
         None => match hash(cost, &job.password) {

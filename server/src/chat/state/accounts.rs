@@ -2,12 +2,12 @@
 //! with its password hash, loaded from the store at start and kept in step
 //! with it (the dispatcher is the only one who creates accounts).
 //!
-//! Names are found by identity key ([`crate::identity`]): `ALICE`, `аlice`
+//! Names are found by identity key ([`crate::chat::state::identity`]): `ALICE`, `аlice`
 //! (Cyrillic `а`) and `ａｌｉｃｅ` all find alice's account.
 
 use std::collections::HashMap;
 
-use crate::identity;
+use crate::chat::state::identity;
 use crate::store::{Account, UserId};
 
 #[derive(Debug, Default)]

@@ -11,17 +11,19 @@
 
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::{Arc, OnceLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chat_common::{Frame, Request};
 use crossbeam_channel::{select, Receiver, Sender};
 use tracing::{error, info, warn};
 
-use crate::auth::{Job, Verdict};
+use crate::chat::auth::{Check, Verdict};
+use crate::chat::clock::now_ms;
+use crate::chat::state::Op;
+use crate::chat::state::{ChatState, Deliver, GroupSummary, Keepalive, SessionRow, Stats};
 use crate::framework::{Admission, AdmissionStats, ConnId, ConnInfo, Router};
-use crate::state::{ChatState, Deliver, GroupSummary, Keepalive, SessionRow, Stats};
-use crate::store::{Op, SanctionKind, Store};
+use crate::store::{Backend, SanctionKind};
 
 /// Everything the dispatcher reacts to. Closed: this is the whole list.
 pub enum Event {
@@ -123,13 +125,31 @@ const INDEX_AFTER: Duration = Duration::from_secs(1);
 /// the chat goes on.
 const INDEX_CATCH_UP: Duration = Duration::from_millis(50);
 
+/// Handles `first`, then whatever else `rx` holds, up to [`BATCH`] in all,
+/// until `handle` says stop (false, which it returns).
+fn drain<T>(rx: &Receiver<T>, first: T, mut handle: impl FnMut(T) -> bool) -> bool {
+    if !handle(first) {
+        return false;
+    }
+    for _ in 1..BATCH {
+        let Ok(item) = rx.try_recv() else { break };
+        if !handle(item) {
+            return false;
+        }
+    }
+    true
+}
+
+/// The store as the dispatcher drives it: whichever backend.
+pub type Store = Box<dyn Backend<Frame>>;
+
 /// What the dispatcher talks to besides the router: the database and the
 /// channels to and from the other threads.
 pub struct Queues {
     pub store: Store,
     pub events: Receiver<Event>,
-    pub jobs: Sender<Job>,
-    pub verdicts: Receiver<(Job, Verdict)>,
+    pub jobs: Sender<Check>,
+    pub verdicts: Receiver<(Check, Verdict)>,
     pub files: Sender<crate::files::Job>,
     pub files_done: Receiver<crate::files::Done>,
 }
@@ -139,7 +159,7 @@ struct Output {
     router: Router,
     /// Ops for the store, committed at the end of the batch.
     ops: Vec<Op>,
-    jobs: Sender<Job>,
+    jobs: Sender<Check>,
     files: Sender<crate::files::Job>,
 }
 
@@ -162,7 +182,7 @@ impl Deliver for Output {
     fn store(&mut self, op: Op) {
         self.ops.push(op);
     }
-    fn auth(&mut self, job: Job) {
+    fn auth(&mut self, job: Check) {
         let _ = self.jobs.send(job);
     }
     fn files(&mut self, job: crate::files::Job) {
@@ -178,7 +198,7 @@ pub struct Dispatcher {
     /// When to take the next step of the search index, if messages may
     /// wait (at start: to find out).
     index_due: Option<Instant>,
-    verdicts: Receiver<(Job, Verdict)>,
+    verdicts: Receiver<(Check, Verdict)>,
     files_done: Receiver<crate::files::Done>,
     login_timeout: Duration,
     keepalive: Keepalive,
@@ -202,22 +222,6 @@ fn saved(result: Result<String, String>, out: &mut Output) -> AdminReply {
         }
         Err(why) => AdminReply::Failed(why),
     }
-}
-
-/// Milliseconds since the Unix epoch, by a clock that never jumps: the wall
-/// clock read once, then a monotonic one. The login and keepalive deadlines
-/// and timed bans count with it, so setting the system clock forward cannot
-/// cut every connection at once; message times stay the wall clock's (an
-/// adjustment made while the server runs shows after a restart).
-pub fn now_ms() -> u64 {
-    static START: OnceLock<(u64, Instant)> = OnceLock::new();
-    let (wall, at) = START.get_or_init(|| {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
-        (wall, Instant::now())
-    });
-    wall + at.elapsed().as_millis() as u64
 }
 
 impl Dispatcher {
@@ -273,6 +277,13 @@ impl Dispatcher {
     /// Runs until a shutdown event (or until every sender is gone).
     pub fn run(mut self) {
         let ticker = crossbeam_channel::tick(Duration::from_secs(1));
+        // The same channels as `self`'s, so that draining one may call
+        // `&mut self`.
+        let (events, verdicts, files_done) = (
+            self.events.clone(),
+            self.verdicts.clone(),
+            self.files_done.clone(),
+        );
         let mut running = true;
         while running {
             // A lone arrival is announced at once; a crowd, once per interval.
@@ -292,42 +303,21 @@ impl Dispatcher {
                 None => crossbeam_channel::never(),
             };
             select! {
-                recv(self.files_done) -> done => {
-                    if let Ok(done) = done {
+                recv(files_done) -> done => if let Ok(done) = done {
+                    drain(&files_done, done, |done| {
                         self.guarded(|d| d.state.file_done(done, &mut d.out));
-                        for _ in 1..BATCH {
-                            match self.files_done.try_recv() {
-                                Ok(done) => self.guarded(|d| d.state.file_done(done, &mut d.out)),
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                }
-                recv(self.verdicts) -> verdict => {
-                    // Many logins at once share one commit.
-                    if let Ok((job, verdict)) = verdict {
-                        self.guarded(|d| d.state.authenticated(job, verdict, now_ms(), &mut d.out));
-                        for _ in 1..BATCH {
-                            match self.verdicts.try_recv() {
-                                Ok((job, verdict)) => self.guarded(|d| d.state.authenticated(job, verdict, now_ms(), &mut d.out)),
-                                Err(_) => break,
-                            }
-                        }
-                    }
-                }
-                recv(self.events) -> event => match event {
-                    Ok(event) => {
-                        running = self.handle_guarded(event);
-                        for _ in 1..BATCH {
-                            if !running {
-                                break;
-                            }
-                            match self.events.try_recv() {
-                                Ok(event) => running = self.handle_guarded(event),
-                                Err(_) => break,
-                            }
-                        }
-                    }
+                        true
+                    });
+                },
+                // Many logins at once share one commit.
+                recv(verdicts) -> verdict => if let Ok(verdict) = verdict {
+                    drain(&verdicts, verdict, |(check, verdict)| {
+                        self.guarded(|d| d.state.authenticated(check, verdict, now_ms(), &mut d.out));
+                        true
+                    });
+                },
+                recv(events) -> event => match event {
+                    Ok(event) => running = drain(&events, event, |event| self.handle_guarded(event)),
                     Err(_) => running = false,
                 },
                 recv(ticker) -> _ => self.tick(),
@@ -511,27 +501,6 @@ impl Dispatcher {
                 }
                 Err(why) => AdminReply::Failed(why),
             },
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_clock_is_the_wall_clock_and_never_goes_back() {
-        let wall = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_millis() as u64;
-        let first = now_ms();
-        assert!(first.abs_diff(wall) < 5_000, "{first} vs {wall}");
-        let mut last = first;
-        for _ in 0..10_000 {
-            let now = now_ms();
-            assert!(now >= last);
-            last = now;
         }
     }
 }

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use chat_common::codec::encode;
 use chat_common::{ErrorCode, ServerFrame};
 
-use super::{fold, ChatState, Deliver, Refusal};
-use crate::store::{Op, Sanction, SanctionKind, UserId};
+use super::Op;
+use super::{fold, ChatState, Deliver, Rejection};
+use crate::store::{Sanction, SanctionKind, UserId};
 
 #[derive(Debug, Default)]
 pub struct Sanctions {
@@ -52,7 +53,7 @@ fn remaining(until: Option<u64>, now: u64) -> String {
 
 impl ChatState {
     /// Why `nick` may not log in now, if it is banned.
-    pub(super) fn ban_refusal(&self, nick: &str, now: u64) -> Option<Refusal> {
+    pub(super) fn ban_refusal(&self, nick: &str, now: u64) -> Option<Rejection> {
         let user = self.accounts.find(nick)?.id;
         let until = self.sanctions.get(user, SanctionKind::Ban, now)?;
         Some((
@@ -62,7 +63,7 @@ impl ChatState {
     }
 
     /// Why `user` may not send a message now, if it is muted.
-    pub(super) fn mute_refusal(&self, user: UserId, now: u64) -> Option<Refusal> {
+    pub(super) fn mute_refusal(&self, user: UserId, now: u64) -> Option<Rejection> {
         let until = self.sanctions.get(user, SanctionKind::Mute, now)?;
         Some((
             ErrorCode::Muted,
@@ -71,7 +72,7 @@ impl ChatState {
     }
 
     /// Why the user on `conn` may not send a message now, if muted.
-    pub(super) fn muted(&self, conn: super::ConnId, now: u64) -> Option<Refusal> {
+    pub(super) fn muted(&self, conn: super::ConnId, now: u64) -> Option<Rejection> {
         let user = self.sessions.get(&conn)?.user?;
         self.mute_refusal(user, now)
     }

@@ -15,10 +15,11 @@ use chat_common::protocol::{
 };
 use chat_common::{ErrorCode, ServerFrame};
 
-use super::{ChatState, Deliver, Refusal};
+use super::Op;
+use super::{ChatState, Deliver, Rejection};
 use crate::files::{Done, FileId, Job};
 use crate::framework::ConnId;
-use crate::store::{Answer, FileOp, FileReceiver, FileRow, Op, Origin, UserId};
+use crate::store::{Answer, FileOp, FileReceiver, FileRow, Origin, UserId};
 
 /// Limits on what is spooled (`--max-file-size`, `--spool-quota`,
 /// `--spool-retention`).
@@ -98,7 +99,7 @@ fn offer_frame(row: &FileRow, sender: &str) -> ServerFrame {
     }
 }
 
-fn no_such_file(file: FileId) -> Refusal {
+fn no_such_file(file: FileId) -> Rejection {
     (
         ErrorCode::NoSuchFile,
         format!("no file {file} is offered to you"),
@@ -123,7 +124,7 @@ impl ChatState {
 
     /// Who an offer to `to` goes to: one user, or every other member of a
     /// group (`#name`) the sender is in.
-    fn receivers_of(&self, sender: UserId, to: &str) -> Result<Vec<UserId>, Refusal> {
+    fn receivers_of(&self, sender: UserId, to: &str) -> Result<Vec<UserId>, Rejection> {
         if !to.starts_with(chat_common::protocol::GROUP_PREFIX) {
             return Ok(vec![self.user_named(to)?]);
         }
@@ -148,7 +149,7 @@ impl ChatState {
         sha256: String,
         now: u64,
         out: &mut impl Deliver,
-    ) -> Result<Option<ServerFrame>, Refusal> {
+    ) -> Result<Option<ServerFrame>, Rejection> {
         let sender = self.user_of(conn).ok_or_else(|| no_such_file(0))?;
         validate_file_name(&name).map_err(|why| (ErrorCode::BadFileName, why))?;
         let limits = self.files.limits;
@@ -334,7 +335,7 @@ impl ChatState {
                         session.in_flight += 1;
                         out.store(Op::Echo {
                             origin: Origin { conn, id: 0 },
-                            frame,
+                            then: frame,
                         });
                     }
                     None => out.send(conn, frame),
@@ -388,7 +389,7 @@ impl ChatState {
 
     /// The offer `file` to the user of `conn` (the user, the offer, and
     /// that user's answer so far), or why not.
-    fn offered(&self, conn: ConnId, file: FileId) -> Result<(UserId, &FileRow, Answer), Refusal> {
+    fn offered(&self, conn: ConnId, file: FileId) -> Result<(UserId, &FileRow, Answer), Rejection> {
         let user = self.user_of(conn).ok_or_else(|| no_such_file(file))?;
         let row = self
             .files
@@ -465,7 +466,7 @@ impl ChatState {
         file: FileId,
         offset: u64,
         out: &mut impl Deliver,
-    ) -> Result<Option<ServerFrame>, Refusal> {
+    ) -> Result<Option<ServerFrame>, Rejection> {
         let (user, row, answer) = self.offered(conn, file)?;
         match answer {
             Answer::Rejected => {
@@ -552,7 +553,7 @@ impl ChatState {
         id: u64,
         file: FileId,
         out: &mut impl Deliver,
-    ) -> Result<Option<ServerFrame>, Refusal> {
+    ) -> Result<Option<ServerFrame>, Rejection> {
         let (user, _, _) = self.offered(conn, file)?;
         self.files.downloads.remove(&(conn, file));
         self.set_answer(file, user, Answer::Downloaded, out);
@@ -566,7 +567,7 @@ impl ChatState {
         id: u64,
         file: FileId,
         out: &mut impl Deliver,
-    ) -> Result<Option<ServerFrame>, Refusal> {
+    ) -> Result<Option<ServerFrame>, Rejection> {
         let (user, _, answer) = self.offered(conn, file)?;
         if answer == Answer::Downloaded {
             return Err((

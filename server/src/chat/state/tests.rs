@@ -1,10 +1,11 @@
 //! Unit tests of the chat state, against a fake store and fake hashers.
 
 use super::*;
-use crate::auth::Verdict;
-use crate::policy::LoginPolicy;
+use super::{Op, Reply};
+use crate::chat::auth::Verdict;
+use crate::chat::state::policy::LoginPolicy;
 use crate::store::Account;
-use crate::store::{Appended, Page, Reply};
+use crate::store::{Appended, Page};
 use chat_common::protocol::MAX_PASSWORD;
 
 /// Records what the state asks for; a broadcast reaches the
@@ -15,7 +16,7 @@ struct Recorder {
     closed: Vec<ConnId>,
     subscribed: std::collections::BTreeSet<ConnId>,
     ops: VecDeque<Op>,
-    jobs: VecDeque<Job>,
+    jobs: VecDeque<Check>,
     files: Vec<crate::files::Job>,
 }
 
@@ -41,7 +42,7 @@ impl Deliver for Recorder {
     fn store(&mut self, op: Op) {
         self.ops.push_back(op);
     }
-    fn auth(&mut self, job: Job) {
+    fn auth(&mut self, job: Check) {
         self.jobs.push_back(job);
     }
     fn files(&mut self, job: crate::files::Job) {
@@ -74,7 +75,7 @@ impl World {
                 id: i as UserId + 1,
                 nick: nick.to_string(),
                 hash: format!("pw-{nick}"),
-                key: Some(crate::identity::key(nick)),
+                key: Some(crate::chat::state::identity::key(nick)),
             })
             .collect();
         World {
@@ -126,9 +127,10 @@ impl World {
                             outcome: Appended::New { seq: self.seq },
                         }
                     }
-                    Op::Group { origin, answer, .. } => Reply::Echo {
+                    Op::Group { origin, then, .. } => Reply::Grouped {
                         origin,
-                        frame: answer,
+                        result: Ok(()),
+                        then,
                     },
                     Op::Backlog { origin, user, .. } => Reply::Backlog {
                         origin,
@@ -141,7 +143,7 @@ impl World {
                             left: 0,
                         }),
                     },
-                    Op::Echo { origin, frame } => Reply::Echo { origin, frame },
+                    Op::Echo { origin, then } => Reply::Echo { origin, then },
                     Op::Notify(tx) => Reply::Notify(tx, true),
                     Op::History { origin, .. }
                     | Op::Search { origin, .. }
@@ -653,7 +655,7 @@ fn logins_beyond_the_queue_are_busy() {
 
 #[test]
 fn plaintext_passwords_follow_the_policy() {
-    use crate::policy::PlaintextLogin;
+    use crate::chat::state::policy::PlaintextLogin;
     let cases = [
         (PlaintextLogin::Auto, "127.0.0.1", false, true),
         (PlaintextLogin::Auto, "192.168.1.5", false, false),

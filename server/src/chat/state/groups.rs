@@ -14,10 +14,11 @@ use chat_common::codec::encode;
 use chat_common::protocol::{validate_group, GroupInfo, GROUP_PREFIX};
 use chat_common::{ErrorCode, Request, ServerFrame};
 
-use super::{fold, ChatState, Deliver, Refusal};
+use super::Op;
+use super::{fold, ChatState, Deliver, Rejection};
+use crate::chat::state::identity;
 use crate::framework::ConnId;
-use crate::identity;
-use crate::store::{GroupChange, GroupId, GroupRow, Op, Origin, UserId};
+use crate::store::{GroupChange, GroupId, GroupRow, Origin, UserId};
 
 /// Most members in one group: a message to it is one row per member,
 /// written in the commit its sender waits for.
@@ -137,7 +138,11 @@ impl ChatState {
     /// Whether `user` may send to group `name`, and to whom: the group and
     /// its members (the sender included). `no_such_group` or
     /// `not_a_member` otherwise.
-    pub fn group_members(&self, user: UserId, name: &str) -> Result<(GroupId, &[UserId]), Refusal> {
+    pub fn group_members(
+        &self,
+        user: UserId,
+        name: &str,
+    ) -> Result<(GroupId, &[UserId]), Rejection> {
         let group = self.group_named(name)?;
         if !group.has(user) {
             return Err(not_a_member(group));
@@ -145,7 +150,7 @@ impl ChatState {
         Ok((group.id, &group.members))
     }
 
-    fn group_named(&self, name: &str) -> Result<&Group, Refusal> {
+    fn group_named(&self, name: &str) -> Result<&Group, Rejection> {
         self.groups
             .find(name)
             .ok_or_else(|| (ErrorCode::NoSuchGroup, format!("no such group: {name}")))
@@ -183,7 +188,7 @@ impl ChatState {
         request: Request,
         now: u64,
         out: &mut impl Deliver,
-    ) -> Result<Option<ServerFrame>, Refusal> {
+    ) -> Result<Option<ServerFrame>, Rejection> {
         let user = self
             .sessions
             .get(&conn)
@@ -292,7 +297,7 @@ impl ChatState {
         out.store(Op::Group {
             origin: Origin { conn, id },
             changes,
-            answer: encode(&answer),
+            then: encode(&answer),
         });
         Ok(None)
     }
@@ -304,7 +309,7 @@ impl ChatState {
         members: &[String],
         public: bool,
         now: u64,
-    ) -> Result<(Vec<GroupChange>, GroupId), Refusal> {
+    ) -> Result<(Vec<GroupChange>, GroupId), Rejection> {
         validate_group(name).map_err(|why| (ErrorCode::GroupInvalid, why))?;
         let bare = identity::display(name.strip_prefix(GROUP_PREFIX).unwrap_or(name));
         if let Some(taken) = self.groups.find(&bare) {
@@ -363,7 +368,7 @@ impl ChatState {
     }
 
     /// The group `name`, if `user` owns it.
-    fn owned(&self, user: UserId, name: &str) -> Result<&Group, Refusal> {
+    fn owned(&self, user: UserId, name: &str) -> Result<&Group, Rejection> {
         let group = self.group_named(name)?;
         if group.owner != user {
             return Err((
@@ -378,7 +383,7 @@ impl ChatState {
         Ok(group)
     }
 
-    fn users_named(&self, nicks: &[String]) -> Result<Vec<UserId>, Refusal> {
+    fn users_named(&self, nicks: &[String]) -> Result<Vec<UserId>, Rejection> {
         nicks.iter().map(|n| self.user_named(n)).collect()
     }
 
@@ -476,14 +481,14 @@ impl ChatState {
     }
 }
 
-fn not_a_member(group: &Group) -> Refusal {
+fn not_a_member(group: &Group) -> Rejection {
     (
         ErrorCode::NotAMember,
         format!("you are not a member of {}", group.tag()),
     )
 }
 
-fn full(group: &Group) -> Refusal {
+fn full(group: &Group) -> Rejection {
     (
         ErrorCode::GroupFull,
         format!("{} has {MAX_MEMBERS} members, the limit", group.tag()),

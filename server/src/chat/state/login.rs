@@ -7,12 +7,13 @@ use chat_common::protocol::{validate_nick, MAX_PASSWORD, WELCOME_NAMES};
 use chat_common::{ErrorCode, ServerFrame};
 
 use super::delivery::store_failed;
-use super::{fold, ChatState, Deliver, Phase, Refusal, Session};
-use crate::auth::{Job, Verdict};
+use super::Op;
+use super::{fold, ChatState, Deliver, Phase, Rejection, Session};
+use crate::chat::auth::{Check, Verdict};
+use crate::chat::state::identity;
+use crate::chat::state::throttle::{Gate, Unparked};
 use crate::framework::ConnId;
-use crate::identity;
-use crate::store::{Op, Origin, Page, UserId};
-use crate::throttle::{Gate, Unparked};
+use crate::store::{Origin, Page, StoreError, UserId};
 
 impl ChatState {
     /// A login request: checked against the rules (nickname, password
@@ -20,10 +21,10 @@ impl ChatState {
     /// hashers' queue) before its password goes to be hashed.
     pub(super) fn login(
         &mut self,
-        mut job: Job,
+        mut job: Check,
         now: u64,
         out: &mut impl Deliver,
-    ) -> Result<(), Refusal> {
+    ) -> Result<(), Rejection> {
         validate_nick(&job.nick).map_err(|why| (ErrorCode::NickInvalid, why))?;
         let shown = identity::display(&job.nick);
         validate_nick(&shown).map_err(|why| {
@@ -89,7 +90,7 @@ impl ChatState {
     }
 
     /// A new account may not take a name that looks like an existing one.
-    fn refuse_lookalike(&self, nick: &str) -> Result<(), Refusal> {
+    fn refuse_lookalike(&self, nick: &str) -> Result<(), Rejection> {
         match self.accounts.lookalike(nick) {
             Some(other) => Err((
                 ErrorCode::NickTaken,
@@ -104,7 +105,7 @@ impl ChatState {
 
     /// Sends a login's password to the hashers, parks it until checks in
     /// progress are decided, or refuses it, as the throttle says.
-    fn admit(&mut self, job: Job, now: u64, out: &mut impl Deliver) -> Result<(), Refusal> {
+    fn admit(&mut self, job: Check, now: u64, out: &mut impl Deliver) -> Result<(), Rejection> {
         let attempt = job.attempt();
         match self.throttle.gate(attempt, now) {
             Gate::Shut { retry_at } => return Err(too_many_attempts(retry_at, now)),
@@ -122,7 +123,7 @@ impl ChatState {
     /// refused if the checks they waited for used up the limit.
     pub(super) fn unpark(&mut self, now: u64, out: &mut impl Deliver) {
         let sessions = &self.sessions;
-        let waiting = |job: &Job| {
+        let waiting = |job: &Check| {
             sessions
                 .get(&job.origin.conn)
                 .is_some_and(|s| s.phase == Phase::Authenticating)
@@ -134,7 +135,7 @@ impl ChatState {
                 Unparked::Shut(job, retry_at) => {
                     self.pending_logins -= 1;
                     let refusal = too_many_attempts(retry_at, now);
-                    self.refuse_login(job.origin, refusal, out);
+                    self.refuse_login(job.origin, refusal, now, out);
                 }
             }
         }
@@ -142,18 +143,30 @@ impl ChatState {
 
     /// Answers a login that was under way with an error; the connection
     /// may try again.
-    fn refuse_login(&mut self, origin: Origin, refusal: Refusal, out: &mut impl Deliver) {
+    fn refuse_login(
+        &mut self,
+        origin: Origin,
+        refusal: Rejection,
+        now: u64,
+        out: &mut impl Deliver,
+    ) {
         let Some(session) = self.sessions.get_mut(&origin.conn) else {
             return;
         };
         session.in_flight -= 1;
         session.phase = Phase::New;
         self.answer(origin.conn, origin.id, Err(refusal), out);
-        self.run_queued(origin.conn, out);
+        self.run_queued(origin.conn, now, out);
     }
 
     /// The hashers' verdict on a login.
-    pub fn authenticated(&mut self, job: Job, verdict: Verdict, now: u64, out: &mut impl Deliver) {
+    pub fn authenticated(
+        &mut self,
+        job: Check,
+        verdict: Verdict,
+        now: u64,
+        out: &mut impl Deliver,
+    ) {
         self.pending_logins -= 1;
         let failed = verdict == Verdict::WrongPassword;
         if self.throttle.end(job.attempt(), failed, now) {
@@ -169,7 +182,7 @@ impl ChatState {
         self.unpark(now, out);
     }
 
-    fn judged(&mut self, mut job: Job, verdict: Verdict, now: u64, out: &mut impl Deliver) {
+    fn judged(&mut self, mut job: Check, verdict: Verdict, now: u64, out: &mut impl Deliver) {
         let (conn, origin) = (job.origin.conn, job.origin);
         let Some(session) = self.sessions.get_mut(&conn) else {
             return;
@@ -205,9 +218,12 @@ impl ChatState {
                 } else {
                     self.checked(conn);
                     let user = self.accounts.create(&job.nick, hash.clone());
+                    let nick = self.accounts.nick(user).to_string();
                     out.store(Op::CreateAccount {
                         user,
-                        nick: self.accounts.nick(user).to_string(),
+                        folded: super::fold(&nick),
+                        key: identity::key(&nick),
+                        nick,
                         hash,
                         time: now,
                     });
@@ -223,7 +239,7 @@ impl ChatState {
                 (ErrorCode::Other, "could not check the password".into())
             }
         };
-        self.refuse_login(origin, refusal, out);
+        self.refuse_login(origin, refusal, now, out);
     }
 
     /// A login's check is over: it no longer holds the answers behind it.
@@ -237,7 +253,7 @@ impl ChatState {
     /// need be) and ask the store for what the user missed.
     pub(super) fn attach(
         &mut self,
-        job: Job,
+        job: Check,
         user: UserId,
         new_account: bool,
         out: &mut impl Deliver,
@@ -328,7 +344,8 @@ impl ChatState {
         &mut self,
         origin: Origin,
         user: UserId,
-        result: Result<Page, String>,
+        result: Result<Page, StoreError>,
+        now: u64,
         out: &mut impl Deliver,
     ) {
         let conn = origin.conn;
@@ -340,9 +357,9 @@ impl ChatState {
         }
         let page = match result {
             Ok(page) => page,
-            Err(why) => {
-                tracing::error!("reading the backlog of {:?}: {why}", session.nick);
-                out.send(conn, encode(&store_failed(origin.id, &why)));
+            Err(err) => {
+                tracing::error!("reading the backlog of {:?}: {err}", session.nick);
+                out.send(conn, encode(&store_failed(origin.id, &err)));
                 self.leave(conn, "internal error", out);
                 return;
             }
@@ -412,12 +429,12 @@ impl ChatState {
         if let Some(user) = user {
             self.files_at_login(conn, user, out);
         }
-        self.run_queued(conn, out);
+        self.run_queued(conn, now, out);
     }
 }
 
 /// The refusal of a login over the throttle's limit.
-fn too_many_attempts(retry_at: u64, now: u64) -> Refusal {
+fn too_many_attempts(retry_at: u64, now: u64) -> Rejection {
     let secs = retry_at.saturating_sub(now).div_ceil(1000).max(1);
     (
         ErrorCode::TooManyAttempts,

@@ -298,3 +298,84 @@ mod tests {
         assert_eq!(display("\u{1d41a}lice"), "alice");
     }
 }
+
+/// The store keeps these keys unique (`users.ident`), recomputed at every
+/// open: with the real key, look-alikes of an older database lose theirs.
+#[cfg(test)]
+mod stored_keys {
+    use std::path::Path;
+
+    use crate::store::sqlite::Sqlite;
+
+    /// The `users` table as it was before identity keys.
+    const OLD_USERS: &str = "
+        CREATE TABLE users (
+            id      INTEGER PRIMARY KEY,
+            nick    TEXT NOT NULL,
+            folded  TEXT NOT NULL UNIQUE,
+            hash    TEXT NOT NULL,
+            created INTEGER NOT NULL,
+            acked   INTEGER NOT NULL DEFAULT 0
+        );
+        INSERT INTO users (id, nick, folded, hash, created) VALUES
+            (1, 'alice', 'alice', 'h1', 0),
+            (2, 'Bob', 'bob', 'h2', 0),
+            (3, 'аlice', 'аlice', 'h3', 0),
+            (4, 'ａｌｉｃｅ', 'ａｌｉｃｅ', 'h4', 0);
+    ";
+
+    /// Opens the store at `path` (then closes it): each account's key.
+    fn keys(path: &Path) -> Vec<(i64, Option<String>)> {
+        let dir = path.parent().unwrap();
+        let (_, startup) = Sqlite::open(dir, 64 * 1024, super::key).unwrap();
+        let mut accounts = startup.accounts;
+        accounts.sort_by_key(|a| a.id);
+        accounts.into_iter().map(|a| (a.id, a.key)).collect()
+    }
+
+    /// An older database opens: the column is added and filled, the first
+    /// of several look-alike accounts keeps the key, and the key is unique
+    /// from then on.
+    #[test]
+    fn an_older_database_gets_identity_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        rusqlite::Connection::open(&path)
+            .unwrap()
+            .execute_batch(OLD_USERS)
+            .unwrap();
+        let expected = vec![
+            (1, Some("alice".to_string())),
+            (2, Some("bob".to_string())),
+            (3, None),
+            (4, None),
+        ];
+        assert_eq!(keys(&path), expected);
+        assert_eq!(keys(&path), expected, "the same after reopening");
+
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        let duplicate = conn.execute(
+            "INSERT INTO users (id, nick, folded, ident, hash, created)
+             VALUES (5, 'ALICE!', 'alice!', 'alice', 'h', 0)",
+            [],
+        );
+        assert!(duplicate.is_err(), "the index is unique: {duplicate:?}");
+    }
+
+    /// A key that went stale (computed by an older table, or by hand) is
+    /// recomputed at open.
+    #[test]
+    fn stale_keys_are_recomputed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("chat.db");
+        keys(&path);
+        let conn = rusqlite::Connection::open(&path).unwrap();
+        conn.execute_batch(
+            "INSERT INTO users (id, nick, folded, ident, hash, created)
+                 VALUES (1, 'Carol', 'carol', 'wrong', 'h', 0);",
+        )
+        .unwrap();
+        drop(conn);
+        assert_eq!(keys(&path), vec![(1, Some("carol".to_string()))]);
+    }
+}
