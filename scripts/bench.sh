@@ -201,7 +201,7 @@ write_section() {
     echo
     [ -n "$LOGINS_LINE" ] && { echo "$LOGINS_LINE"; echo; }
     echo "Every message in these runs is durable before its ack and its delivery:"
-    echo "written to SQLite (WAL, synchronous=FULL) by the store thread, one fsync"
+    echo "written to SQLite (WAL, synchronous=FULL) by the dispatcher, one fsync"
     echo "per batch of everything that arrived meanwhile."
     echo
     echo "<details><summary>Raw results (one JSON line per run)</summary>"
