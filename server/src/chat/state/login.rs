@@ -3,7 +3,7 @@
 //! messages (Authenticating → Resuming → CatchingUp → Online).
 
 use chat_common::codec::encode;
-use chat_common::protocol::{validate_nick, MAX_PASSWORD, WELCOME_NAMES};
+use chat_common::protocol::{validate_nick, MAX_PASSWORD};
 use chat_common::{ErrorCode, ServerFrame};
 
 use super::delivery::store_failed;
@@ -371,7 +371,7 @@ impl ChatState {
                 quiet,
             } => {
                 let nick = session.nick.clone().expect("resuming has a nick");
-                let online: Vec<String> = self.online_iter().take(WELCOME_NAMES).collect();
+                let online = self.welcome_names(&nick);
                 let groups = self.group_tags(user);
                 let welcome = ServerFrame::Welcome {
                     id,

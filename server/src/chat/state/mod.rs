@@ -191,6 +191,15 @@ pub(crate) fn fold(nick: &str) -> String {
     nick.to_lowercase()
 }
 
+/// The answer to a request that needs a login, before one.
+fn not_logged_in() -> Rejection {
+    (
+        ErrorCode::NotLoggedIn,
+        "log in first: {\"type\":\"login\",\"id\":1,\"nick\":\"yourname\",\"password\":\"…\"}"
+            .to_string(),
+    )
+}
+
 /// A failed request: its error code and a reason for people.
 type Rejection = (ErrorCode, String);
 
@@ -356,7 +365,19 @@ impl ChatState {
             return;
         }
         // File bytes and their flow control are not answered and keep no
-        // order with other requests: they only feed transfers under way.
+        // order with other requests: they only feed transfers under way
+        // (before a login there is none, and the peer is told so).
+        if matches!(request, Request::Chunk { .. } | Request::FileAck { .. })
+            && session.user.is_none()
+        {
+            let (code, reason) = not_logged_in();
+            let error = ServerFrame::Error {
+                id: None,
+                code,
+                reason,
+            };
+            return out.send(conn, encode(&error));
+        }
         match request {
             Request::Chunk { file, offset, data } => {
                 return self.chunk(conn, file, offset, data.into_vec(), out);
@@ -445,16 +466,15 @@ impl ChatState {
                 };
                 self.login(job, now, out).map(|()| None)
             }
-            _ if !online => Err((
-                ErrorCode::NotLoggedIn,
-                "log in first: {\"type\":\"login\",\"id\":1,\"nick\":\"yourname\",\"password\":\"…\"}"
-                    .to_string(),
-            )),
+            _ if !online => Err(not_logged_in()),
             Request::Message { .. } if self.muted(conn, now).is_some() => {
                 Err(self.muted(conn, now).expect("just checked"))
             }
             Request::Message {
-                receiver, text, cid, ..
+                receiver,
+                text,
+                cid,
+                ..
             } => self
                 .message(conn, id, receiver, text, cid, now, out)
                 .map(|()| None),
@@ -479,7 +499,7 @@ impl ChatState {
                 with: Some(name),
                 limit,
                 ..
-            } if name.starts_with(chat_common::protocol::GROUP_PREFIX) => self
+            } if self.names_group(&name) => self
                 .group_query(Origin { conn, id }, &name, limit, out)
                 .map(|()| None),
             Request::History { with, limit, .. } => {
@@ -523,6 +543,14 @@ impl ChatState {
             Ok(Some(frame)) => self.answer(conn, id, Ok(frame), out),
             Err(refusal) => self.answer(conn, id, Err(refusal), out),
         }
+    }
+
+    /// Whether `history`'s `with` names a group: `#name`, or a bare name
+    /// that is a group's and no account's (group names are taken with or
+    /// without the `#`; an account of that name wins).
+    fn names_group(&self, name: &str) -> bool {
+        name.starts_with(chat_common::protocol::GROUP_PREFIX)
+            || (self.accounts.find(name).is_none() && self.groups.find(name).is_some())
     }
 
     /// A full-text search of what `origin`'s user may read.
@@ -684,6 +712,25 @@ impl ChatState {
     /// Nicknames online, sorted without regard to case.
     pub fn online(&self) -> Vec<String> {
         self.online_iter().collect()
+    }
+
+    /// The names a `welcome` lists: the first [`WELCOME_NAMES`] online in
+    /// folded order, always including `me` (in its place) — with a crowd,
+    /// the first ones but one, and me.
+    ///
+    /// [`WELCOME_NAMES`]: chat_common::protocol::WELCOME_NAMES
+    fn welcome_names(&self, me: &str) -> Vec<String> {
+        let key = fold(me);
+        let mut names: Vec<String> = self
+            .nicks
+            .iter()
+            .filter(|(folded, _)| **folded != key)
+            .filter_map(|(_, c)| self.sessions.get(c)?.nick.clone())
+            .take(chat_common::protocol::WELCOME_NAMES - 1)
+            .collect();
+        let at = names.partition_point(|n| fold(n) < key);
+        names.insert(at, me.to_string());
+        names
     }
 
     /// Nicknames online as their users spelled them, in folded order: the

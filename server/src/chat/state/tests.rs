@@ -755,3 +755,29 @@ fn a_ban_given_while_the_password_is_checked_holds() {
     assert_eq!(kinds(&w.out.take(), 1), ["error:Banned"]);
     assert!(w.state.online().is_empty(), "alice is not online");
 }
+
+/// With more than `WELCOME_NAMES` online, a newcomer whose name sorts
+/// after the first hundred is still in its own welcome (it says "you
+/// included"), and the count of the others adds up.
+#[test]
+fn a_welcome_in_a_crowd_names_the_newcomer() {
+    let mut w = World::new(&[]);
+    for i in 0..120u64 {
+        w.login(i + 1, &format!("user{i:03}"), "pw");
+    }
+    w.out.take();
+    w.login(500, "zed", "pw");
+    let sent = w.out.take();
+    let Some(ServerFrame::Welcome {
+        online,
+        online_more,
+        ..
+    }) = sent.iter().find(|(c, _)| *c == 500).map(|(_, f)| f)
+    else {
+        panic!("no welcome: {sent:?}");
+    };
+    assert_eq!(online.len(), chat_common::protocol::WELCOME_NAMES);
+    assert_eq!(online.last().map(String::as_str), Some("zed"), "{online:?}");
+    assert_eq!(online[0], "user000", "still in order");
+    assert_eq!(online.len() + *online_more as usize, 121);
+}

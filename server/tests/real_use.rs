@@ -1,0 +1,44 @@
+//! Fixes found by using the server as a class would (issue 16): protocol
+//! corners where the code and docs/protocol.md disagreed, a class behind one
+//! NAT address, registrations, and what a nickname may look like.
+
+mod support;
+
+use serde_json::json;
+use support::Server;
+
+/// `history` takes a group's name with or without the `#`, as every group
+/// request does; a bare name that is an account's is still the account.
+#[test]
+fn history_takes_a_group_name_without_its_hash() {
+    let server = Server::plain();
+    let mut prof = server.login("prof");
+    let mut ann = server.login("ann");
+    prof.ask(json!({"type": "group_create", "name": "class", "members": ["ann"]}));
+    ann.expect_type("group_changed");
+    prof.ask(json!({"type": "message", "receiver": "#class", "text": "read chapter 2"}));
+    ann.expect_type("message");
+    let history = ann.ask(json!({"type": "history", "with": "class"}));
+    assert_eq!(history["type"], "history", "{history}");
+    let messages = history["messages"].as_array().unwrap();
+    assert_eq!(messages.len(), 1, "{history}");
+    assert_eq!(messages[0]["text"], "read chapter 2");
+    assert_eq!(messages[0]["receiver"], "#class");
+    // An account called like nothing at all is still no_such_user.
+    let refused = ann.ask(json!({"type": "history", "with": "nobody"}));
+    assert_eq!(refused["code"], "no_such_user", "{refused}");
+}
+
+/// Every request but `ping`, `received` and `pong` gets `not_logged_in`
+/// before a login — file bytes and their flow control too.
+#[test]
+fn file_frames_before_login_get_not_logged_in() {
+    let server = Server::plain();
+    let mut eve = server.connect("eve");
+    eve.send(json!({"type": "file_ack", "file": 1, "bytes": 0}));
+    eve.expect_error(None, "not_logged_in");
+    eve.send_chunk(1, 0, b"hello");
+    eve.expect_error(None, "not_logged_in");
+    // The connection is still good for a login.
+    eve.login("eve");
+}
