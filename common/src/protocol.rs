@@ -655,17 +655,25 @@ pub enum ErrorCode {
 /// and paragraph separators, the byte-order mark. Shown raw, they can make one
 /// name look like another or reorder a line.
 pub fn is_invisible(c: char) -> bool {
+    // Unicode's Default_Ignorable_Code_Point (DerivedCoreProperties.txt),
+    // the line and paragraph separators, and blanks that render as nothing
+    // (Hangul fillers, the braille blank).
     matches!(c,
-        '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}'
-        | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{2064}'
-        | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
+        '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}'..='\u{1160}'
+        | '\u{17B4}'..='\u{17B5}' | '\u{180B}'..='\u{180F}'
+        | '\u{200B}'..='\u{200F}' | '\u{2028}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{2800}' | '\u{3164}'
+        | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{FFF0}'..='\u{FFF8}' | '\u{1BCA0}'..='\u{1BCA3}'
+        | '\u{1D173}'..='\u{1D17A}' | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// Whether `nick` is a valid nickname; the error says why not, for people.
 ///
 /// Rules: 1–32 characters, no whitespace, control or invisible characters
-/// ([`is_invisible`]), and not starting with `*`, `#`, `!` or `/` (which mean
-/// everyone, groups and commands).
+/// ([`is_invisible`]), not starting with `*`, `#`, `!` or `/` (which mean
+/// everyone, groups and commands), and at least one character that is not
+/// a combining mark (something that shows by itself).
 pub fn validate_nick(nick: &str) -> Result<(), String> {
     let chars = nick.chars().count();
     if chars == 0 {
@@ -686,6 +694,13 @@ pub fn validate_nick(nick: &str) -> Result<(), String> {
     }
     if let Some(c) = nick.chars().next().filter(|c| "*#!/".contains(*c)) {
         return Err(format!("a nickname cannot start with '{c}'"));
+    }
+    // A lone accent (U+0301) would show as nothing, or on its neighbour.
+    if nick
+        .chars()
+        .all(unicode_normalization::char::is_combining_mark)
+    {
+        return Err("a nickname needs a letter, digit or symbol, not only accents".into());
     }
     Ok(())
 }
@@ -718,6 +733,16 @@ mod tests {
             ("\u{202E}ecila", false),
             ("soft\u{00AD}hyphen", false),
             ("bom\u{FEFF}", false),
+            ("\u{0301}", false),
+            ("\u{0301}\u{0308}", false),
+            ("e\u{0301}", true),
+            ("\u{3164}", false),
+            ("han\u{115F}", false),
+            ("vs\u{FE0F}", false),
+            ("tag\u{E0041}", false),
+            ("cgj\u{034F}", false),
+            ("\u{2800}", false),
+            ("日本", true),
         ];
         for (nick, ok) in cases {
             assert_eq!(validate_nick(nick).is_ok(), *ok, "{nick:?}");

@@ -42,3 +42,17 @@ fn file_frames_before_login_get_not_logged_in() {
     // The connection is still good for a login.
     eve.login("eve");
 }
+
+/// A nickname must show: a lone combining mark, a Hangul filler or a
+/// variation selector is refused with a reason, and the connection may try
+/// another name.
+#[test]
+fn nicknames_that_render_as_nothing_are_refused() {
+    let server = Server::plain();
+    let mut eve = server.connect("eve");
+    for nick in ["\u{0301}", "\u{3164}", "a\u{FE0F}", "\u{2800}"] {
+        let refused = eve.ask(json!({"type": "login", "nick": nick, "password": "pw-eve"}));
+        assert_eq!(refused["code"], "nick_invalid", "{nick:?}: {refused}");
+    }
+    eve.login("eve");
+}
