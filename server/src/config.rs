@@ -141,8 +141,10 @@ pub struct Config {
     #[arg(long, value_enum, default_value_t = PlaintextLogin::Auto)]
     pub plaintext_login: PlaintextLogin,
 
-    /// Failed logins allowed per account and per address (IPv6: per /64)
-    /// within --login-failure-window; further logins there are refused
+    /// Failed logins allowed per account and address (IPv6: per /64)
+    /// within --login-failure-window; twice as many per account from all
+    /// addresses, 20 times as many per address (guarding only accounts that
+    /// failed, and registrations). Further logins there are refused
     /// (too_many_attempts) without checking their password.
     #[arg(long, default_value_t = LoginPolicy::default().max_failures as u32,
           value_parser = clap::value_parser!(u32).range(1..))]

@@ -5,7 +5,7 @@
 mod support;
 
 use serde_json::json;
-use support::Server;
+use support::{Options, Server};
 
 /// `history` takes a group's name with or without the `#`, as every group
 /// request does; a bare name that is an account's is still the account.
@@ -55,4 +55,22 @@ fn nicknames_that_render_as_nothing_are_refused() {
         assert_eq!(refused["code"], "nick_invalid", "{nick:?}: {refused}");
     }
     eve.login("eve");
+}
+
+/// A class behind one address: one student's three typos lock out only
+/// that student; classmates log in and newcomers register meanwhile.
+#[test]
+fn one_students_typos_do_not_lock_out_the_class() {
+    let server = Options::plain().default_logins().start();
+    server.login("ben").bye();
+    server.login("ann").bye();
+    let mut typist = server.connect("ann");
+    for _ in 0..3 {
+        let wrong = typist.ask(json!({"type": "login", "nick": "ann", "password": "oops"}));
+        assert_eq!(wrong["code"], "bad_password", "{wrong}");
+    }
+    let locked = typist.ask(json!({"type": "login", "nick": "ann", "password": "pw-ann"}));
+    assert_eq!(locked["code"], "too_many_attempts", "{locked}");
+    server.login("ben");
+    server.login("newcomer");
 }

@@ -1,20 +1,37 @@
-//! The login throttle: at most `limit` failed logins per window for each
-//! account and for each address (IPv4 address, IPv6 /64). Pure: the time is
-//! passed in.
+//! The login throttle, pure (the time is passed in). Failed logins are
+//! counted three ways, each over the same window:
+//! - per account and address (IPv4 address, IPv6 /64): `limit` — the
+//!   person mistyping waits, nobody else;
+//! - per account from every address: [`ACCOUNT_SPREAD`] × `limit` — a
+//!   guesser who moves between addresses gets no more than that;
+//! - per address over every account: [`ADDRESS_SPREAD`] × `limit`, loose
+//!   so that a classroom behind one NAT address never reaches it with
+//!   honest typos; it stops an address that sprays many accounts, and
+//!   guards only accounts already under attack (with a failure on record)
+//!   and registrations: a login to an account that was never the target
+//!   has its password checked as usual.
 //!
-//! Over the limit, a login is refused before its password is looked at, so
+//! Over a limit, a login is refused before its password is looked at, so
 //! a guesser costs no hashing. A password being checked counts as a
 //! possible failure: when the checks in progress could use up what is left
-//! of the limit, a further login to that account (or from that address)
-//! waits — parked here, in order per address — until their verdicts are
-//! in. So even a thousand guesses sent at once get at most `limit` hashed,
-//! while a crowd registering new accounts from one address (which cannot
-//! fail) is never held up.
+//! of a limit, a further login waits — parked here, in order per address —
+//! until their verdicts are in. So even a thousand guesses sent at once get
+//! at most the account's limit hashed, while a crowd registering new
+//! accounts from one address (which cannot fail) is never held up.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
 
 use crate::store::UserId;
+
+/// An account's limit over every address, in multiples of the limit per
+/// account and address.
+pub const ACCOUNT_SPREAD: usize = 2;
+
+/// An address's limit over every account, in multiples of the limit per
+/// account and address: 60 failures a minute at the default 3, more than
+/// a class of 30 mistyping twice each within one minute.
+pub const ADDRESS_SPREAD: usize = 20;
 
 /// One login attempt, as the throttle counts it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,15 +67,26 @@ pub enum Unparked<T> {
 
 #[derive(Debug, Default)]
 struct Tally {
-    /// When the latest failures happened, oldest first; at most `limit`.
+    /// When the latest failures happened, oldest first; at most the limit.
     failures: VecDeque<u64>,
     /// Passwords being checked now.
     checking: usize,
 }
 
+impl Tally {
+    fn recent(&self, window: u64, now: u64) -> impl Iterator<Item = u64> + '_ {
+        self.failures
+            .iter()
+            .copied()
+            .filter(move |&t| t + window > now)
+    }
+}
+
 pub struct Throttle<T> {
+    /// The limit per account and address; the others are multiples.
     limit: usize,
     window: u64,
+    pairs: HashMap<(UserId, IpAddr), Tally>,
     accounts: HashMap<UserId, Tally>,
     networks: HashMap<IpAddr, Tally>,
     parked: BTreeMap<IpAddr, VecDeque<(Attempt, T)>>,
@@ -77,35 +105,32 @@ pub fn network(ip: IpAddr) -> IpAddr {
 }
 
 impl<T> Throttle<T> {
-    /// `limit` failures per `window` milliseconds (`limit` at least 1).
+    /// `limit` failures per account and address per `window` milliseconds
+    /// (`limit` at least 1).
     pub fn new(limit: usize, window: u64) -> Self {
         Throttle {
             limit: limit.max(1),
             window,
+            pairs: HashMap::new(),
             accounts: HashMap::new(),
             networks: HashMap::new(),
             parked: BTreeMap::new(),
         }
     }
 
-    fn judge(&self, tally: Option<&Tally>, counts_checks: bool, now: u64) -> Gate {
+    fn judge(&self, tally: Option<&Tally>, limit: usize, counts_checks: bool, now: u64) -> Gate {
         let Some(tally) = tally else {
             return Gate::Go;
         };
-        let recent: Vec<u64> = tally
-            .failures
-            .iter()
-            .copied()
-            .filter(|&t| t + self.window > now)
-            .collect();
-        if recent.len() >= self.limit {
+        let recent: Vec<u64> = tally.recent(self.window, now).collect();
+        if recent.len() >= limit {
             // `failures` keeps at most `limit`: all are recent; the
             // oldest must expire before another try.
             return Gate::Shut {
                 retry_at: recent[0] + self.window,
             };
         }
-        if counts_checks && recent.len() + tally.checking >= self.limit {
+        if counts_checks && recent.len() + tally.checking >= limit {
             return Gate::Wait;
         }
         Gate::Go
@@ -113,55 +138,79 @@ impl<T> Throttle<T> {
 
     /// Whether `attempt` may have its password checked now.
     pub fn gate(&self, attempt: Attempt, now: u64) -> Gate {
-        let checks = attempt.account.is_some();
-        let by_account = attempt
-            .account
-            .map_or(Gate::Go, |a| self.judge(self.accounts.get(&a), true, now));
-        let by_network = self.judge(self.networks.get(&network(attempt.peer)), checks, now);
-        match (by_account, by_network) {
-            (Gate::Shut { retry_at: a }, Gate::Shut { retry_at: b }) => {
-                Gate::Shut { retry_at: a.max(b) }
+        let net = network(attempt.peer);
+        let by_network =
+            |checks| self.judge(self.networks.get(&net), self.address_limit(), checks, now);
+        let gates = match attempt.account {
+            Some(account) => {
+                let targeted = self
+                    .accounts
+                    .get(&account)
+                    .is_some_and(|t| t.recent(self.window, now).next().is_some());
+                [
+                    self.judge(self.pairs.get(&(account, net)), self.limit, true, now),
+                    self.judge(self.accounts.get(&account), self.account_limit(), true, now),
+                    if targeted { by_network(true) } else { Gate::Go },
+                ]
             }
-            (shut @ Gate::Shut { .. }, _) | (_, shut @ Gate::Shut { .. }) => shut,
-            (Gate::Wait, _) | (_, Gate::Wait) => Gate::Wait,
-            _ => Gate::Go,
+            None => [Gate::Go, Gate::Go, by_network(false)],
+        };
+        let shut = gates.iter().filter_map(|g| match g {
+            Gate::Shut { retry_at } => Some(*retry_at),
+            _ => None,
+        });
+        match shut.max() {
+            Some(retry_at) => Gate::Shut { retry_at },
+            None if gates.contains(&Gate::Wait) => Gate::Wait,
+            None => Gate::Go,
         }
+    }
+
+    fn account_limit(&self) -> usize {
+        self.limit * ACCOUNT_SPREAD
+    }
+
+    fn address_limit(&self) -> usize {
+        self.limit * ADDRESS_SPREAD
+    }
+
+    /// The tallies an attempt on `account` from `net` counts in, with
+    /// their limits.
+    fn tallies_of(&mut self, account: UserId, net: IpAddr) -> [(&mut Tally, usize); 3] {
+        let (limit, account_limit, address_limit) =
+            (self.limit, self.account_limit(), self.address_limit());
+        [
+            (self.pairs.entry((account, net)).or_default(), limit),
+            (self.accounts.entry(account).or_default(), account_limit),
+            (self.networks.entry(net).or_default(), address_limit),
+        ]
     }
 
     /// `attempt`'s password goes to the hashers (call after [`Gate::Go`]).
     pub fn begin(&mut self, attempt: Attempt) {
         if let Some(account) = attempt.account {
-            self.accounts.entry(account).or_default().checking += 1;
-            self.networks
-                .entry(network(attempt.peer))
-                .or_default()
-                .checking += 1;
+            for (tally, _) in self.tallies_of(account, network(attempt.peer)) {
+                tally.checking += 1;
+            }
         }
     }
 
     /// The verdict on an attempt that [`Throttle::begin`] counted. Returns
-    /// true when this failure reached the limit (worth a line in the log).
+    /// true when this failure reached a limit (worth a line in the log).
     pub fn end(&mut self, attempt: Attempt, failed: bool, now: u64) -> bool {
         let Some(account) = attempt.account else {
             return false;
         };
-        let (limit, window) = (self.limit, self.window);
+        let window = self.window;
         let mut reached = false;
-        for tally in [
-            self.accounts.get_mut(&account),
-            self.networks.get_mut(&network(attempt.peer)),
-        ]
-        .into_iter()
-        .flatten()
-        {
+        for (tally, limit) in self.tallies_of(account, network(attempt.peer)) {
             tally.checking = tally.checking.saturating_sub(1);
             if failed {
                 tally.failures.push_back(now);
                 if tally.failures.len() > limit {
                     tally.failures.pop_front();
                 }
-                let recent = tally.failures.iter().filter(|&&t| t + window > now);
-                reached |= recent.count() == limit;
+                reached |= tally.recent(window, now).count() == limit;
             }
         }
         reached
@@ -218,13 +267,14 @@ impl<T> Throttle<T> {
         let window = self.window;
         let live =
             |t: &Tally| t.checking > 0 || t.failures.back().is_some_and(|&f| f + window > now);
+        self.pairs.retain(|_, t| live(t));
         self.accounts.retain(|_, t| live(t));
         self.networks.retain(|_, t| live(t));
     }
 
-    /// Accounts and networks with a tally (for tests and stats).
+    /// Tallies kept: pairs, accounts and networks (for tests and stats).
     pub fn tallies(&self) -> usize {
-        self.accounts.len() + self.networks.len()
+        self.pairs.len() + self.accounts.len() + self.networks.len()
     }
 }
 
@@ -249,56 +299,85 @@ mod tests {
     }
 
     #[test]
-    fn three_failures_a_minute_per_account() {
+    fn three_failures_a_minute_per_account_and_address() {
         let mut t = Throttle::new(3, WINDOW);
         let alice = |peer| from(Some(1), peer);
         fail(&mut t, alice("10.0.0.1"), 1_000);
-        fail(&mut t, alice("10.0.0.2"), 2_000);
-        fail(&mut t, alice("10.0.0.3"), 3_000);
-        for peer in ["10.0.0.1", "10.0.0.4", "2001:db8::1"] {
+        fail(&mut t, alice("10.0.0.1"), 2_000);
+        fail(&mut t, alice("10.0.0.1"), 3_000);
+        assert_eq!(
+            t.gate(alice("10.0.0.1"), 4_000),
+            Gate::Shut { retry_at: 61_000 }
+        );
+        assert_eq!(
+            t.gate(alice("10.0.0.4"), 4_000),
+            Gate::Go,
+            "alice elsewhere"
+        );
+        assert_eq!(
+            t.gate(from(Some(2), "10.0.0.1"), 4_000),
+            Gate::Go,
+            "bob on the same address"
+        );
+        assert_eq!(
+            t.gate(alice("10.0.0.1"), 60_999),
+            Gate::Shut { retry_at: 61_000 }
+        );
+        assert_eq!(
+            t.gate(alice("10.0.0.1"), 61_000),
+            Gate::Go,
+            "the first expired"
+        );
+    }
+
+    /// From several addresses, one account gets twice the limit.
+    #[test]
+    fn six_failures_a_minute_per_account() {
+        let mut t = Throttle::new(3, WINDOW);
+        let alice = |peer| from(Some(1), peer);
+        for (i, peer) in ["10.0.0.1", "10.0.0.2", "10.0.0.3"].iter().enumerate() {
+            fail(&mut t, alice(peer), 1_000 + i as u64);
+            fail(&mut t, alice(peer), 2_000 + i as u64);
+        }
+        for peer in ["10.0.0.1", "10.0.0.9", "2001:db8::1"] {
             assert_eq!(
                 t.gate(alice(peer), 4_000),
                 Gate::Shut { retry_at: 61_000 },
                 "{peer}"
             );
         }
-        assert_eq!(t.gate(from(Some(2), "10.0.0.4"), 4_000), Gate::Go, "bob");
-        assert_eq!(
-            t.gate(alice("10.0.0.4"), 60_999),
-            Gate::Shut { retry_at: 61_000 }
-        );
-        assert_eq!(
-            t.gate(alice("10.0.0.4"), 61_000),
-            Gate::Go,
-            "the first expired"
-        );
-        fail(&mut t, alice("10.0.0.4"), 61_000);
-        assert_eq!(
-            t.gate(alice("10.0.0.5"), 61_001),
-            Gate::Shut { retry_at: 62_000 }
-        );
+        assert_eq!(t.gate(from(Some(2), "10.0.0.9"), 4_000), Gate::Go, "bob");
     }
 
+    /// A classroom behind one address: one student's typos touch nobody
+    /// else; only an address that fails on many accounts is stopped, and
+    /// then only for accounts already under attack and for registrations.
     #[test]
-    fn three_failures_a_minute_per_address() {
+    fn an_address_is_throttled_loosely_and_only_for_targets() {
         let mut t = Throttle::new(3, WINDOW);
-        for account in 1..=3 {
-            fail(&mut t, from(Some(account), "192.0.2.7"), 10);
+        let nat = "192.0.2.7";
+        let budget = 3 * ADDRESS_SPREAD as UserId;
+        for account in 1..budget {
+            fail(&mut t, from(Some(account), nat), 10);
         }
+        assert_eq!(t.gate(from(Some(1), nat), 20), Gate::Go, "one short");
+        assert_eq!(t.gate(from(None, nat), 20), Gate::Go, "may register");
+        fail(&mut t, from(Some(budget), nat), 10);
         let shut = Gate::Shut { retry_at: 60_010 };
-        assert_eq!(t.gate(from(Some(4), "192.0.2.7"), 20), shut);
+        assert_eq!(t.gate(from(Some(1), nat), 20), shut, "a target");
+        assert_eq!(t.gate(from(None, nat), 20), shut, "nor may it register");
         assert_eq!(
-            t.gate(from(None, "192.0.2.7"), 20),
-            shut,
-            "nor may it register"
+            t.gate(from(Some(budget + 1), nat), 20),
+            Gate::Go,
+            "never the target: its password is checked"
         );
         assert_eq!(
-            t.gate(from(Some(4), "192.0.2.8"), 20),
+            t.gate(from(Some(1), "192.0.2.8"), 20),
             Gate::Go,
             "next door"
         );
         assert_eq!(
-            t.gate(from(Some(4), "::ffff:192.0.2.7"), 20),
+            t.gate(from(Some(1), "::ffff:192.0.2.7"), 20),
             shut,
             "the same address mapped into IPv6"
         );
@@ -307,27 +386,24 @@ mod tests {
     #[test]
     fn ipv6_is_counted_per_64() {
         let mut t = Throttle::new(3, WINDOW);
-        for (account, peer) in [
-            (1, "2001:db8:1:2::1"),
-            (2, "2001:db8:1:2::2"),
-            (3, "2001:db8:1:2:ffff::9"),
-        ] {
-            fail(&mut t, from(Some(account), peer), 0);
+        for peer in ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::9"] {
+            fail(&mut t, from(Some(1), peer), 0);
         }
         assert!(matches!(
-            t.gate(from(Some(9), "2001:db8:1:2:abcd::1"), 1),
+            t.gate(from(Some(1), "2001:db8:1:2:abcd::1"), 1),
             Gate::Shut { .. }
         ));
         assert_eq!(
-            t.gate(from(Some(9), "2001:db8:1:3::1"), 1),
+            t.gate(from(Some(1), "2001:db8:1:3::1"), 1),
             Gate::Go,
             "another /64"
         );
     }
 
     /// Passwords being checked count as possible failures: a burst of
-    /// guesses gets `limit` checked and the rest wait, then are refused
-    /// once those failed — never more than `limit` hashed.
+    /// guesses from many addresses gets the account's limit checked and
+    /// the rest wait, then are refused once those failed — never more
+    /// than that hashed.
     #[test]
     fn a_burst_waits_for_the_checks_in_progress() {
         let mut t = Throttle::new(3, WINDOW);
@@ -343,15 +419,16 @@ mod tests {
                 shut => panic!("{shut:?}"),
             }
         }
-        assert_eq!(checking, [0, 1, 2]);
-        assert_eq!(t.parked(), 97);
+        assert_eq!(checking, [0, 1, 2, 3, 4, 5]);
+        assert_eq!(t.parked(), 94);
         assert!(t.unpark(5, |_| true).is_empty(), "nothing decided yet");
-        t.end(guess(0), true, 10);
-        t.end(guess(1), true, 11);
-        assert!(t.unpark(12, |_| true).is_empty(), "one check still out");
-        assert!(t.end(guess(2), true, 12), "the limit is reached");
-        let released = t.unpark(13, |_| true);
-        assert_eq!(released.len(), 97);
+        for i in 0..5 {
+            t.end(guess(i), true, 10 + i as u64);
+        }
+        assert!(t.unpark(15, |_| true).is_empty(), "one check still out");
+        assert!(t.end(guess(5), true, 15), "the limit is reached");
+        let released = t.unpark(16, |_| true);
+        assert_eq!(released.len(), 94);
         assert!(released
             .iter()
             .all(|u| matches!(u, Unparked::Shut(_, 60_010))));
@@ -380,15 +457,23 @@ mod tests {
     /// of them from one address takes no slot.
     #[test]
     fn registrations_do_not_wait() {
-        let mut t: Throttle<()> = Throttle::new(3, WINDOW);
-        for account in 1..=3 {
-            t.begin(from(Some(account), "10.0.0.1"));
+        let mut t: Throttle<()> = Throttle::new(1, WINDOW);
+        let nat = "10.0.0.1";
+        // Account 99 is under attack from elsewhere.
+        fail(&mut t, from(Some(99), "10.9.9.9"), 0);
+        for account in 1..=ADDRESS_SPREAD as UserId {
+            t.begin(from(Some(account), nat));
         }
-        assert_eq!(t.gate(from(Some(4), "10.0.0.1"), 0), Gate::Wait);
-        assert_eq!(t.gate(from(None, "10.0.0.1"), 0), Gate::Go);
-        t.begin(from(None, "10.0.0.1"));
-        t.end(from(None, "10.0.0.1"), false, 0);
-        assert_eq!(t.tallies(), 4, "three accounts and one address");
+        assert_eq!(t.gate(from(Some(99), nat), 0), Gate::Wait, "a target waits");
+        assert_eq!(t.gate(from(None, nat), 0), Gate::Go);
+        t.begin(from(None, nat));
+        t.end(from(None, nat), false, 0);
+        let checks = ADDRESS_SPREAD;
+        assert_eq!(
+            t.tallies(),
+            3 + 2 * checks + 1,
+            "pairs, accounts, addresses"
+        );
     }
 
     #[test]
@@ -397,9 +482,9 @@ mod tests {
         fail(&mut t, from(Some(1), "10.0.0.1"), 0);
         t.begin(from(Some(2), "10.0.0.2"));
         t.prune(30_000);
-        assert_eq!(t.tallies(), 4);
+        assert_eq!(t.tallies(), 6);
         t.prune(60_000);
-        assert_eq!(t.tallies(), 2, "only the check in progress");
+        assert_eq!(t.tallies(), 3, "only the check in progress");
         t.end(from(Some(2), "10.0.0.2"), false, 60_001);
         t.prune(60_001);
         assert_eq!(t.tallies(), 0);
