@@ -150,6 +150,8 @@ impl Server {
         };
         let to_dispatcher = events.clone();
         let flood = config.flood_policy();
+        let ledger = Arc::new(chat::flood::Ledger::default());
+        let handlers = ledger.clone();
         let admission = Admission::new(config.connection_caps(), refusal_notice);
         let (router, running) = framework::start(
             listener,
@@ -157,7 +159,9 @@ impl Server {
             config.workers(),
             limits,
             admission,
-            move |info| handler::ChatHandler::new(info, to_dispatcher.clone(), flood),
+            move |info| {
+                handler::ChatHandler::new(info, to_dispatcher.clone(), flood, handlers.clone())
+            },
         )?;
         let state =
             state::ChatState::new(config.max_text, accounts::Accounts::new(startup.accounts))
@@ -185,6 +189,7 @@ impl Server {
             verdicts,
             files: files.jobs.clone(),
             files_done: files.done.clone(),
+            ledger,
         };
         let dispatcher = Dispatcher::new(
             state,

@@ -74,3 +74,57 @@ fn one_students_typos_do_not_lock_out_the_class() {
     server.login("ben");
     server.login("newcomer");
 }
+
+/// Flood control is per account, across connections: one account that
+/// logs in, fires a burst, disconnects and does it again got ~6,000
+/// messages into the room in 6 s when the bucket was per connection.
+/// Now what it gets is bounded by its account's bucket and its address's
+/// (for messages sent before the login is through).
+#[test]
+fn reconnecting_does_not_refill_the_flood_bucket() {
+    use std::io::Write as _;
+    use std::time::{Duration, Instant};
+
+    let server = Server::plain();
+    let mut room = server.login("room");
+    server.login("spammer").bye();
+    let run = Duration::from_secs(3);
+    let started = Instant::now();
+    let mut connections = 0;
+    while started.elapsed() < run {
+        let mut tcp = std::net::TcpStream::connect(server.addr).unwrap();
+        let mut burst = String::from(
+            "{\"type\":\"login\",\"id\":1,\"nick\":\"spammer\",\"password\":\"pw-spammer\"}\n",
+        );
+        for i in 0..20 {
+            burst.push_str(&format!(
+                "{{\"type\":\"message\",\"id\":{},\"text\":\"spam {connections} {i}\"}}\n",
+                i + 2
+            ));
+        }
+        tcp.write_all(burst.as_bytes()).unwrap();
+        // Long enough for the login and the burst to be taken in.
+        std::thread::sleep(Duration::from_millis(30));
+        connections += 1;
+    }
+    let mut got = 0;
+    let settle = Instant::now() + Duration::from_secs(2);
+    while let support::Next::Frame(m) = room.next_until(settle) {
+        if m["type"] == "message" {
+            got += 1;
+        }
+    }
+    eprintln!("{got} messages from {connections} connections in {run:?}");
+    // The address's bucket (4 × 20, 40 a second) for what came before each
+    // login, the account's (20, 10 a second) after: at most ~80 + 40 × 3 +
+    // 20 + 10 × 3 = 250, with room for timing.
+    assert!(
+        connections > 20,
+        "only {connections} connections in {run:?}"
+    );
+    assert!(
+        got <= 300,
+        "{got} messages from {connections} connections in {run:?}"
+    );
+    assert!(got >= 20, "flood control is not a wall: {got}");
+}

@@ -20,10 +20,11 @@ use tracing::{error, info, warn};
 
 use crate::chat::auth::{Check, Verdict};
 use crate::chat::clock::now_ms;
+use crate::chat::flood::Ledger;
 use crate::chat::state::Op;
 use crate::chat::state::{ChatState, Deliver, GroupSummary, Keepalive, SessionRow, Stats};
 use crate::framework::{Admission, AdmissionStats, ConnId, ConnInfo, Router};
-use crate::store::{Backend, SanctionKind};
+use crate::store::{Backend, SanctionKind, UserId};
 
 /// Everything the dispatcher reacts to. Closed: this is the whole list.
 pub enum Event {
@@ -152,6 +153,8 @@ pub struct Queues {
     pub verdicts: Receiver<(Check, Verdict)>,
     pub files: Sender<crate::files::Job>,
     pub files_done: Receiver<crate::files::Done>,
+    /// Flood control's buckets, shared with the handlers.
+    pub ledger: Arc<Ledger>,
 }
 
 /// Everything the chat state's output goes to.
@@ -161,6 +164,7 @@ struct Output {
     ops: Vec<Op>,
     jobs: Sender<Check>,
     files: Sender<crate::files::Job>,
+    ledger: Arc<Ledger>,
 }
 
 impl Deliver for Output {
@@ -175,6 +179,9 @@ impl Deliver for Output {
     }
     fn unsubscribe(&mut self, conn: ConnId) {
         self.router.unsubscribe(conn)
+    }
+    fn bind(&mut self, conn: ConnId, user: Option<UserId>) {
+        self.ledger.bind(conn, user)
     }
     fn broadcast(&mut self, frame: Frame) {
         self.router.broadcast(frame)
@@ -241,6 +248,7 @@ impl Dispatcher {
                 ops: Vec::new(),
                 jobs: queues.jobs,
                 files: queues.files,
+                ledger: queues.ledger,
             },
             events: queues.events,
             store: queues.store,

@@ -1,4 +1,7 @@
-//! Flood control: a token bucket per connection for chat messages.
+//! Flood control: a token bucket per account for chat messages, kept
+//! across connections in the [`Ledger`], so that logging in again does not
+//! fill it again; messages sent before the login is through (pipelined
+//! with it) take from their address's bucket instead.
 //!
 //! A client over its rate is slowed, not cut: its next message waits (and
 //! the worker stops reading its socket, so TCP pushes back) until a token
@@ -7,7 +10,25 @@
 //! queue, the login throttle), and the console's `/announce` never passes
 //! through a bucket.
 
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+
+use crate::chat::state::throttle::network;
+use crate::framework::ConnId;
+use crate::store::UserId;
+
+/// An address's bucket, for messages of connections not yet logged in,
+/// in multiples of an account's burst and rate: a class behind one NAT
+/// address reconnecting at once (a server restart) resends what it had
+/// pending without waiting.
+pub const ADDRESS_SPREAD: u32 = 4;
+
+/// Buckets kept before full ones (forgotten: nothing to remember) are
+/// dropped.
+const PRUNE_AT: usize = 1024;
 
 /// The limits, the same for every connection.
 #[derive(Debug, Clone, Copy)]
@@ -24,6 +45,15 @@ impl Policy {
     pub fn is_off(&self) -> bool {
         self.per_second <= 0.0
     }
+
+    /// The looser limits of an address's bucket.
+    fn for_address(&self) -> Policy {
+        Policy {
+            burst: self.burst * ADDRESS_SPREAD,
+            per_second: self.per_second * f64::from(ADDRESS_SPREAD),
+            ..*self
+        }
+    }
 }
 
 /// What to do with one message.
@@ -37,8 +67,8 @@ pub enum Verdict {
     Cut,
 }
 
-/// One connection's bucket.
-#[derive(Debug)]
+/// One account's (or address's) bucket.
+#[derive(Debug, Clone)]
 pub struct Bucket {
     tokens: f64,
     refilled: Instant,
@@ -54,6 +84,12 @@ impl Bucket {
             refilled: now,
             flooding_since: None,
         }
+    }
+
+    /// Whether it has filled up again by `now`: it remembers nothing.
+    fn is_full(&self, policy: &Policy, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens + elapsed * policy.per_second >= f64::from(policy.burst.max(1))
     }
 
     /// Takes a token for one message, or says how long to wait for one.
@@ -83,6 +119,62 @@ impl Bucket {
         Verdict::Wait {
             until: now + Duration::from_secs_f64(wait),
             started,
+        }
+    }
+}
+
+/// Every account's bucket, shared by the I/O workers (which take tokens)
+/// and the dispatcher (which says which account a connection is).
+#[derive(Default)]
+pub struct Ledger {
+    inner: Mutex<Buckets>,
+}
+
+#[derive(Default)]
+struct Buckets {
+    /// The account each logged-in connection speaks for.
+    conns: HashMap<ConnId, UserId>,
+    accounts: HashMap<UserId, Bucket>,
+    /// By network (IPv6 /64), for connections not logged in yet.
+    addresses: HashMap<IpAddr, Bucket>,
+}
+
+impl Ledger {
+    /// `conn` speaks for `user` from now on (`None`: it has left).
+    pub fn bind(&self, conn: ConnId, user: Option<UserId>) {
+        let mut inner = self.inner.lock();
+        match user {
+            Some(user) => inner.conns.insert(conn, user),
+            None => inner.conns.remove(&conn),
+        };
+    }
+
+    /// Takes a token for a message on `conn` from `peer`: from its
+    /// account's bucket once it has logged in, else from its address's.
+    pub fn take(&self, conn: ConnId, peer: IpAddr, policy: &Policy, now: Instant) -> Verdict {
+        if policy.is_off() {
+            return Verdict::Go;
+        }
+        let mut inner = self.inner.lock();
+        let Buckets {
+            conns,
+            accounts,
+            addresses,
+        } = &mut *inner;
+        let address = policy.for_address();
+        if accounts.len() + addresses.len() > PRUNE_AT {
+            accounts.retain(|_, b| !b.is_full(policy, now));
+            addresses.retain(|_, b| !b.is_full(&address, now));
+        }
+        match conns.get(&conn) {
+            Some(user) => accounts
+                .entry(*user)
+                .or_insert_with(|| Bucket::new(policy, now))
+                .take(policy, now),
+            None => addresses
+                .entry(network(peer))
+                .or_insert_with(|| Bucket::new(&address, now))
+                .take(&address, now),
         }
     }
 }
@@ -176,5 +268,31 @@ mod tests {
         for _ in 0..10_000 {
             assert_eq!(bucket.take(&policy, start), Verdict::Go);
         }
+    }
+
+    /// An account's bucket outlives its connection: logging in again does
+    /// not fill it. Before the login is through, messages take from the
+    /// address's looser bucket, shared by every connection from it.
+    #[test]
+    fn the_ledger_remembers_an_account_across_connections() {
+        let ledger = Ledger::default();
+        let start = Instant::now();
+        let peer: IpAddr = "192.0.2.1".parse().unwrap();
+        let burst = |conn: ConnId| {
+            (0..1000)
+                .take_while(|_| ledger.take(conn, peer, &POLICY, start) == Verdict::Go)
+                .count()
+        };
+        ledger.bind(1, Some(7));
+        assert_eq!(burst(1), 20);
+        ledger.bind(1, None);
+        ledger.bind(2, Some(7));
+        assert_eq!(burst(2), 0, "a new connection, the same account");
+        ledger.bind(3, Some(8));
+        assert_eq!(burst(3), 20, "another account");
+        assert_eq!(burst(4), 80, "not logged in: the address's");
+        assert_eq!(burst(5), 0, "the same address");
+        let elsewhere: IpAddr = "192.0.2.2".parse().unwrap();
+        assert_eq!(ledger.take(6, elsewhere, &POLICY, start), Verdict::Go);
     }
 }

@@ -1,6 +1,7 @@
 //! The chat's per-connection handler: it runs on an I/O worker and passes
 //! each decoded request to the dispatcher, which owns the chat state.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chat_common::protocol::{ErrorCode, ServerFrame};
@@ -8,24 +9,28 @@ use chat_common::{codec, Connection, Request, RequestHandler};
 use crossbeam_channel::Sender;
 
 use crate::chat::dispatcher::Event;
-use crate::chat::flood::{self, Bucket, Verdict};
+use crate::chat::flood::{self, Ledger, Verdict};
 use crate::framework::ConnInfo;
 
 pub struct ChatHandler {
     info: ConnInfo,
     events: Sender<Event>,
     flood: flood::Policy,
-    bucket: Bucket,
+    ledger: Arc<Ledger>,
 }
 
 impl ChatHandler {
-    pub fn new(info: ConnInfo, events: Sender<Event>, flood: flood::Policy) -> Self {
-        let bucket = Bucket::new(&flood, Instant::now());
+    pub fn new(
+        info: ConnInfo,
+        events: Sender<Event>,
+        flood: flood::Policy,
+        ledger: Arc<Ledger>,
+    ) -> Self {
         ChatHandler {
             info,
             events,
             flood,
-            bucket,
+            ledger,
         }
     }
 }
@@ -45,7 +50,11 @@ impl RequestHandler for ChatHandler {
         let Request::Message { id, .. } = request else {
             return None;
         };
-        match self.bucket.take(&self.flood, Instant::now()) {
+        let peer = self.info.peer.ip();
+        match self
+            .ledger
+            .take(self.info.id, peer, &self.flood, Instant::now())
+        {
             Verdict::Go => None,
             Verdict::Wait { until, started } => {
                 if started {

@@ -270,6 +270,7 @@ impl ChatState {
         let nick = self.accounts.nick(user).to_string();
         self.nicks.insert(fold(&nick), conn);
         self.online.insert(user, conn);
+        out.bind(conn, Some(user));
         let session = self.sessions.get_mut(&conn).expect("present");
         session.user = Some(user);
         session.nick = Some(nick);

@@ -64,6 +64,9 @@ pub trait Deliver {
     /// `conn` is in the room: broadcasts reach it from now on.
     fn subscribe(&mut self, conn: ConnId);
     fn unsubscribe(&mut self, conn: ConnId);
+    /// `conn` speaks for `user` (`None`: no longer): flood control counts
+    /// its messages against the account, across connections.
+    fn bind(&mut self, conn: ConnId, user: Option<UserId>);
     /// `frame` for everyone subscribed.
     fn broadcast(&mut self, frame: Frame);
     /// Work for the store, committed at the end of the dispatcher's batch;
@@ -301,6 +304,7 @@ impl ChatState {
         let Some(session) = self.sessions.remove(&conn) else {
             return;
         };
+        out.bind(conn, None);
         if reason == crate::framework::SLOW_CONSUMER {
             self.slow_consumers_cut += 1;
         }
@@ -315,6 +319,7 @@ impl ChatState {
 
     /// Removes a session's user from who is online (not from `sessions`).
     fn forget(&mut self, conn: ConnId, session: &Session, out: &mut impl Deliver) {
+        out.bind(conn, None);
         if let (Some(user), Some(nick)) = (session.user, &session.nick) {
             if self.online.get(&user) == Some(&conn) {
                 self.online.remove(&user);

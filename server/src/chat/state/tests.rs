@@ -15,6 +15,7 @@ struct Recorder {
     sent: Vec<(ConnId, ServerFrame)>,
     closed: Vec<ConnId>,
     subscribed: std::collections::BTreeSet<ConnId>,
+    bound: std::collections::BTreeMap<ConnId, UserId>,
     ops: VecDeque<Op>,
     jobs: VecDeque<Check>,
     files: Vec<crate::files::Job>,
@@ -33,6 +34,12 @@ impl Deliver for Recorder {
     }
     fn unsubscribe(&mut self, conn: ConnId) {
         self.subscribed.remove(&conn);
+    }
+    fn bind(&mut self, conn: ConnId, user: Option<UserId>) {
+        match user {
+            Some(user) => self.bound.insert(conn, user),
+            None => self.bound.remove(&conn),
+        };
     }
     fn broadcast(&mut self, frame: Frame) {
         for conn in self.subscribed.clone() {
