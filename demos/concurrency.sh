@@ -7,7 +7,7 @@ N=200
 
 say "a TLS server with two I/O worker threads"
 # All $N come from 127.0.0.1: lift the cap of 16 connections per address.
-start_server --workers 2 --max-connections-per-ip 1000
+start_server --workers 2 --max-connections-per-ip 1000 --registrations-per-hour 0
 client --nick pin </dev/null >/dev/null 2>&1 # pin the certificate once
 
 say "an observer joins, then $N clients connect, post, and stay until all are in"

@@ -31,7 +31,8 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
 say "a release server, plaintext on loopback (as make bench runs it)"
 start_server --no-tls --argon2-memory 8 --argon2-iterations 1 --flood-rate 0 \
-    --max-connections-per-ip 3000 --max-connections 3000 --queue-limit 8388608
+    --max-connections-per-ip 3000 --max-connections 3000 --queue-limit 8388608 \
+    --registrations-per-hour 0
 
 say "the server at rest, before any load"
 sleep 1.5 # past its start-up (opening the database, the first checkpoint)

@@ -58,11 +58,12 @@ start_server() {
     local hash_flags=(--argon2-memory 8 --argon2-iterations 1)
     [ "${HASHES:-}" = owasp ] && hash_flags=()
     # --auth-queue: thousands of clients register at once, which a server
-    # would otherwise refuse beyond 256 waiting logins (busy).
+    # would otherwise refuse beyond 256 waiting logins (busy); and from one
+    # address, beyond 100 an hour (--registrations-per-hour).
     "$SERVER" --bind 127.0.0.1:0 --data-dir "$dir/data" $tls_flag "${hash_flags[@]}" \
         --queue-limit 8388608 --login-timeout 300 --auth-queue 100000 --log-level warn \
         --max-connections-per-ip 12000 --max-connections 12000 --flood-rate 0 \
-        </dev/null >"$dir/stdout" 2>"$dir/stderr" &
+        --registrations-per-hour 0 </dev/null >"$dir/stdout" 2>"$dir/stderr" &
     SERVER_PID=$!
     SERVER_DIR=$dir
     PORT=
@@ -183,7 +184,7 @@ write_section() {
     echo "- Commit: \`$commit\`"
     echo "- Machine: $cores cores, ${model:-unknown CPU}, $(uname -sr); server and chat-bench share the cores, over loopback"
     echo "- Command: \`make bench\` (\`scripts/bench.sh\`), ${ELAPSED} s; each scenario against a fresh"
-    echo "  \`chat-server --bind 127.0.0.1:0 --no-tls --argon2-memory 8 --argon2-iterations 1 --queue-limit 8388608 --login-timeout 300 --auth-queue 100000 --log-level warn --max-connections-per-ip 12000 --max-connections 12000 --flood-rate 0\`"
+    echo "  \`chat-server --bind 127.0.0.1:0 --no-tls --argon2-memory 8 --argon2-iterations 1 --queue-limit 8388608 --login-timeout 300 --auth-queue 100000 --log-level warn --max-connections-per-ip 12000 --max-connections 12000 --flood-rate 0 --registrations-per-hour 0\`"
     echo "  (without \`--no-tls\` for TLS), each $ROUNDS times (a fresh server each time), in this order:"
     local c
     for c in "${COMMANDS[@]}"; do echo "  - \`$c\`"; done

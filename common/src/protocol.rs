@@ -41,6 +41,12 @@ pub enum Request {
         /// public messages after it (at most [`REPLAY_PUBLIC`]). Absent: none.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         last_public: Option<u64>,
+        /// `false`: log in to an existing account only (no account by that
+        /// name: `no_such_user`, nothing created), so that a client can ask
+        /// for a new account's password twice; `true` or absent: create the
+        /// account if there is none.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        register: Option<bool>,
     },
     /// Say something to everyone (`receiver` absent or `"*"`) or to one user.
     Message {
@@ -112,6 +118,10 @@ pub enum Request {
     GroupList { id: u64 },
     /// Who is in a group you are in (or a public one). Answered by `group`.
     GroupMembers { id: u64, name: String },
+    /// Change your password: `old` must be the current one. Answered by
+    /// `ack` once the new one is stored, or `error` (`bad_password`,
+    /// `password_invalid`, `too_many_attempts`).
+    Password { id: u64, old: String, new: String },
     /// Leave cleanly. Answered by `ack`; then the server closes the connection.
     Bye { id: u64 },
     /// Check that the server is alive and has read everything sent before.
@@ -272,6 +282,7 @@ impl Request {
             | Request::GroupLeave { id, .. }
             | Request::GroupList { id }
             | Request::GroupMembers { id, .. }
+            | Request::Password { id, .. }
             | Request::Bye { id }
             | Request::Ping { id }
             | Request::Offer { id, .. }
@@ -572,10 +583,14 @@ pub enum ErrorCode {
     /// The nickname is, or looks like, a reserved name (`server`,
     /// `admin`, …): choose another.
     NickReserved,
-    /// Too many failed logins for this account or from this address:
-    /// refused without checking the password; the reason says when to try
-    /// again. A client must not retry by itself.
+    /// Too many failed logins for this account or from this address, or
+    /// too many new accounts from this address: refused without checking
+    /// the password; the reason says when to try again. A client must not
+    /// retry before then.
     TooManyAttempts,
+    /// This server takes no new accounts (`--registration closed`): only
+    /// its operator creates them.
+    RegistrationClosed,
     /// The server has too many logins waiting for their passwords to be
     /// checked; try again in a few seconds.
     Busy,
@@ -801,8 +816,28 @@ mod tests {
                     password: "pw".into(),
                     last_seq: Some(3),
                     last_public: None,
+                    register: None,
                 },
                 r#"{"type":"login","id":1,"nick":"bob","password":"pw","last_seq":3}"#,
+            ),
+            (
+                Request::Login {
+                    id: 2,
+                    nick: "bob".into(),
+                    password: "pw".into(),
+                    last_seq: None,
+                    last_public: None,
+                    register: Some(false),
+                },
+                r#"{"type":"login","id":2,"nick":"bob","password":"pw","register":false}"#,
+            ),
+            (
+                Request::Password {
+                    id: 3,
+                    old: "a".into(),
+                    new: "b".into(),
+                },
+                r#"{"type":"password","id":3,"old":"a","new":"b"}"#,
             ),
             (
                 Request::Received { seq: 9 },

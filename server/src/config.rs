@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::chat::state::policy::{LoginPolicy, PlaintextLogin};
+use crate::chat::state::policy::{LoginPolicy, PlaintextLogin, Registration};
 
 /// A chat server: public and private messages over TLS, with an admin console.
 ///
@@ -162,6 +162,17 @@ pub struct Config {
           value_parser = clap::value_parser!(u32).range(1..))]
     pub auth_queue: u32,
 
+    /// Whether logging in with a new nickname creates an account (open), or
+    /// only the operator creates them, with /register on the console
+    /// (closed).
+    #[arg(long, value_enum, default_value_t = Registration::Open)]
+    pub registration: Registration,
+
+    /// New accounts one address (IPv6: one /64) may create per hour; 0 for
+    /// no limit. A class behind one NAT address registers from it.
+    #[arg(long, default_value_t = LoginPolicy::default().registrations_per_hour as u32)]
+    pub registrations_per_hour: u32,
+
     /// Largest file a client may send, in bytes (files are spooled in
     /// <data-dir>/spool/ until every receiver has answered).
     #[arg(long, default_value_t = 1 << 30)]
@@ -242,6 +253,8 @@ impl Config {
             max_failures: self.max_login_failures as usize,
             failure_window_ms: self.login_failure_window.saturating_mul(1000),
             max_pending: self.auth_queue as usize,
+            registration: self.registration,
+            registrations_per_hour: self.registrations_per_hour as usize,
         }
     }
 

@@ -14,6 +14,7 @@ use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{Context, Editor, Helper, Highlighter, Hinter, Validator};
 
+use crate::chat::auth::{self, Cost};
 use crate::chat::dispatcher::{Admin, AdminReply, Event};
 use crate::logging;
 use crate::store::SanctionKind;
@@ -57,6 +58,11 @@ pub const COMMANDS: &[(&str, &str, &str)] = &[
         "refuse a user's messages for a time (30s, 10m, 2h, 7d) or until /unmute",
     ),
     ("/unmute", "<nick>", "lift a mute"),
+    (
+        "/register",
+        "<nick>",
+        "create an account with a new password, printed here (for --registration closed)",
+    ),
     ("/help", "", "this list"),
     ("/quit", "", "tell everyone, close all connections, stop"),
 ];
@@ -68,6 +74,8 @@ pub enum Line {
     Help,
     Quit,
     Command(Admin),
+    /// `/register nick`: the console makes up the password.
+    Register(String),
 }
 
 pub fn parse(line: &str) -> Result<Line, String> {
@@ -98,6 +106,10 @@ pub fn parse(line: &str) -> Result<Line, String> {
             }))
         }
         "/ban" | "/mute" | "/unban" | "/unmute" => sanction(word, rest),
+        "/register" if rest.is_empty() || rest.contains(char::is_whitespace) => {
+            Err("usage: /register <nick>".into())
+        }
+        "/register" => Ok(Line::Register(rest.to_string())),
         other => Err(format!("unknown command {other:?}; type /help")),
     }
 }
@@ -174,11 +186,13 @@ pub fn help() -> String {
 #[derive(Clone)]
 pub struct Console {
     events: Sender<Event>,
+    /// The cost `/register` hashes its passwords at: the server's.
+    cost: Cost,
 }
 
 impl Console {
-    pub fn new(events: Sender<Event>) -> Self {
-        Console { events }
+    pub fn new(events: Sender<Event>, cost: Cost) -> Self {
+        Console { events, cost }
     }
 
     fn ask(&self, command: Admin, wait: Duration) -> Option<AdminReply> {
@@ -198,11 +212,26 @@ impl Console {
                 });
                 ("shutting down".into(), true)
             }
-            Ok(Line::Command(command)) => match self.ask(command, Duration::from_secs(5)) {
-                Some(reply) => (format_reply(reply), false),
-                None => ("the server did not answer".into(), false),
-            },
+            Ok(Line::Register(nick)) => {
+                let password = auth::new_password();
+                match auth::hash(self.cost, &password) {
+                    Ok(hash) => self.execute_command(Admin::Register {
+                        nick,
+                        password,
+                        hash,
+                    }),
+                    Err(why) => (format!("error: hashing the password: {why}"), false),
+                }
+            }
+            Ok(Line::Command(command)) => self.execute_command(command),
             Err(why) => (why, false),
+        }
+    }
+
+    fn execute_command(&self, command: Admin) -> (String, bool) {
+        match self.ask(command, Duration::from_secs(5)) {
+            Some(reply) => (format_reply(reply), false),
+            None => ("the server did not answer".into(), false),
         }
     }
 

@@ -15,6 +15,7 @@ fn run() -> anyhow::Result<()> {
     let args = chat_server::config_file::args_with_file(std::env::args_os().collect())?;
     let config = Config::parse_from(args);
     logging::init(&config.log_level)?;
+    platform::return_large_allocations();
     let server = Server::start(&config)?;
     // Installed before the banner: a script that sees the banner may signal at once.
     let events = server.events();
@@ -33,7 +34,7 @@ fn run() -> anyhow::Result<()> {
         None => println!("chat-server listening on {} (plaintext)", server.local_addr),
     }
 
-    let console = Console::new(server.events());
+    let console = Console::new(server.events(), config.hash_cost());
     let interactive = platform::stdin_is_terminal();
     let console = std::thread::Builder::new()
         .name("console".into())

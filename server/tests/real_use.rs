@@ -128,3 +128,55 @@ fn reconnecting_does_not_refill_the_flood_bucket() {
     );
     assert!(got >= 20, "flood control is not a wall: {got}");
 }
+
+/// `--registration closed`: a new name is refused; the operator's
+/// `/register` creates the account with a password it prints, which then
+/// logs in, and the student changes it (`password`).
+#[test]
+fn closed_registration_and_the_operators_register() {
+    let mut server = Options::plain().flag("--registration", "closed").start();
+    let mut ann = server.connect("ann");
+    let refused = ann.try_login("ann");
+    assert_eq!(refused["code"], "registration_closed", "{refused}");
+    let said = server.admin_output("/register ann", |l| l.contains("registered"));
+    let password = said
+        .split("password: ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no password in {said:?}"))
+        .to_string();
+    assert_eq!(password.len(), 12, "{said}");
+    let welcome = ann.try_login_with("ann", &password);
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    let changed = ann.ask(json!({"type": "password", "old": password, "new": "mine now"}));
+    assert_eq!(changed["type"], "ack", "{changed}");
+    ann.bye();
+    let mut again = server.connect("ann again");
+    let welcome = again.try_login_with("ann", "mine now");
+    assert_eq!(welcome["type"], "welcome", "{welcome}");
+    let taken = server.admin_output("/register ANN", |l| l.contains("ann"));
+    assert!(taken.contains("has an account already"), "{taken}");
+}
+
+/// One address may create `--registrations-per-hour` accounts an hour;
+/// `register: false` creates none at all.
+#[test]
+fn registrations_per_address_are_limited() {
+    let server = Options::plain()
+        .default_logins()
+        .flag("--registrations-per-hour", 2)
+        .start();
+    server.login("one");
+    server.login("two");
+    let mut three = server.connect("three");
+    let refused = three.try_login("three");
+    assert_eq!(refused["code"], "too_many_attempts", "{refused}");
+    assert!(
+        refused["reason"].as_str().unwrap().contains("new accounts"),
+        "{refused}"
+    );
+    let only = three
+        .ask(json!({"type": "login", "nick": "four", "password": "pw-four", "register": false}));
+    assert_eq!(only["code"], "no_such_user", "{only}");
+    three.login("one");
+}

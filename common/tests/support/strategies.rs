@@ -134,6 +134,7 @@ pub fn all_codes() -> Vec<ErrorCode> {
         NickTaken,
         NickReserved,
         TooManyAttempts,
+        RegistrationClosed,
         Busy,
         PlaintextRefused,
         BadPassword,
@@ -165,8 +166,8 @@ pub fn all_codes() -> Vec<ErrorCode> {
     for code in &codes {
         match code {
             BadJson | InvalidUtf8 | UnknownType | BadFrame | TooLarge | NotLoggedIn
-            | AlreadyLoggedIn | NickTaken | NickReserved | TooManyAttempts | Busy
-            | PlaintextRefused | BadPassword | PasswordInvalid | NoSuchUser | TakenOver
+            | AlreadyLoggedIn | NickTaken | NickReserved | TooManyAttempts | RegistrationClosed
+            | Busy | PlaintextRefused | BadPassword | PasswordInvalid | NoSuchUser | TakenOver
             | StoreFailed | BadRequest | NickInvalid | NotOnline | BadText | Timeout | Flooding
             | Banned | Muted | TooManyConnections | NoSuchGroup | NotAMember | NotOwner
             | GroupInvalid | GroupFull | BadFileName | FileTooLarge | QuotaExceeded
@@ -207,9 +208,10 @@ pub fn request_kind(request: &Request) -> usize {
         Request::Reject { .. } => 20,
         Request::FileAck { .. } => 21,
         Request::Downloaded { .. } => 22,
+        Request::Password { .. } => 23,
     }
 }
-pub const REQUEST_KINDS: usize = 23;
+pub const REQUEST_KINDS: usize = 24;
 
 pub fn request() -> BoxedStrategy<Request> {
     prop_oneof![
@@ -218,17 +220,20 @@ pub fn request() -> BoxedStrategy<Request> {
             text(),
             text(),
             option::of(number()),
-            option::of(number())
+            option::of(number()),
+            option::of(any::<bool>())
         )
-            .prop_map(
-                |(id, nick, password, last_seq, last_public)| Request::Login {
+            .prop_map(|(id, nick, password, last_seq, last_public, register)| {
+                Request::Login {
                     id,
                     nick,
                     password,
                     last_seq,
                     last_public,
+                    register,
                 }
-            ),
+            }),
+        (number(), text(), text()).prop_map(|(id, old, new)| Request::Password { id, old, new }),
         (number(), text(), text(), option::of(text())).prop_map(|(id, receiver, text, cid)| {
             Request::Message {
                 id,

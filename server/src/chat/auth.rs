@@ -34,7 +34,8 @@ impl Cost {
 }
 
 /// A login waiting for its password to be checked (or hashed, for a new
-/// account).
+/// account), or a password change (`change`) waiting for the old one to be
+/// checked and the new one hashed.
 #[derive(Debug)]
 pub struct Check {
     pub origin: Origin,
@@ -48,6 +49,8 @@ pub struct Check {
     pub hash: Option<String>,
     pub last_seq: Option<u64>,
     pub last_public: Option<u64>,
+    /// The new password, for a change (`password`); `None` for a login.
+    pub change: Option<String>,
 }
 
 impl Check {
@@ -64,7 +67,8 @@ impl Check {
 pub enum Verdict {
     /// The password matches the account's hash.
     Verified,
-    /// A hash of the password, for a new account.
+    /// A hash of the password, for a new account, or of the new password,
+    /// for a change whose old password matched.
     Hashed(String),
     WrongPassword,
     Failed(String),
@@ -94,13 +98,28 @@ pub fn start(
 }
 
 fn judge(cost: Cost, job: &Check) -> Verdict {
-    match &job.hash {
-        Some(hash) => verify(&job.password, hash),
-        None => match hash(cost, &job.password) {
-            Ok(hash) => Verdict::Hashed(hash),
-            Err(err) => Verdict::Failed(err),
+    let fresh = |password: &str| match hash(cost, password) {
+        Ok(hash) => Verdict::Hashed(hash),
+        Err(err) => Verdict::Failed(err),
+    };
+    match (&job.hash, &job.change) {
+        (Some(hash), Some(new)) => match verify(&job.password, hash) {
+            Verdict::Verified => fresh(new),
+            other => other,
         },
+        (Some(hash), None) => verify(&job.password, hash),
+        (None, _) => fresh(&job.password),
     }
+}
+
+/// A password for the operator to hand out (`/register`): 12 letters and
+/// digits without look-alikes (no 0/O, 1/l/I), about 70 bits.
+pub fn new_password() -> String {
+    use argon2::password_hash::rand_core::RngCore as _;
+    const ALPHABET: &[u8] = b"abcdefghijkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    (0..12)
+        .map(|_| ALPHABET[(OsRng.next_u32() as usize) % ALPHABET.len()] as char)
+        .collect()
 }
 
 pub fn hash(cost: Cost, password: &str) -> Result<String, String> {

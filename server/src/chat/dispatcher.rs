@@ -83,6 +83,13 @@ pub enum Admin {
         duration: Option<Duration>,
     },
     UnbanAddress(IpAddr),
+    /// Create an account with a password chosen by the console (`hash` is
+    /// its argon2id hash), for `--registration closed`.
+    Register {
+        nick: String,
+        password: String,
+        hash: String,
+    },
     Stats,
     /// Nicknames online, for the console's completion.
     Nicks,
@@ -464,6 +471,19 @@ impl Dispatcher {
                 let n = self.state.announce(&text, now_ms(), out);
                 info!("announced to {n} users: {text}");
                 AdminReply::Done(format!("announced to {n} users"))
+            }
+            Admin::Register {
+                nick,
+                password,
+                hash,
+            } => {
+                let result = self.state.register(&nick, hash, now_ms(), out).map(|nick| {
+                    format!(
+                        "registered {nick}; password: {password} \
+                         (tell them; they change it with !password)"
+                    )
+                });
+                saved(result, out)
             }
             Admin::Sanction {
                 kind,

@@ -131,6 +131,11 @@ pub enum Op<E> {
         hash: String,
         time: u64,
     },
+    /// A new password hash for an account (not answered).
+    SetPassword {
+        user: UserId,
+        hash: String,
+    },
     Append {
         origin: Origin,
         message: NewMessage,

@@ -78,6 +78,18 @@ impl Accounts {
         id
     }
 
+    /// The account numbered `id` (it exists: ids come from here).
+    pub fn get(&self, id: UserId) -> &Account {
+        &self.by_id[&id]
+    }
+
+    /// A new password's hash for `id`.
+    pub fn set_hash(&mut self, id: UserId, hash: String) {
+        if let Some(account) = self.by_id.get_mut(&id) {
+            account.hash = hash;
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.by_id.len()
     }

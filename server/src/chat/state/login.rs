@@ -7,6 +7,7 @@ use chat_common::protocol::{validate_nick, MAX_PASSWORD};
 use chat_common::{ErrorCode, ServerFrame};
 
 use super::delivery::store_failed;
+use super::policy::Registration;
 use super::Op;
 use super::{fold, ChatState, Deliver, Phase, Rejection, Session};
 use crate::chat::auth::{Check, Verdict};
@@ -19,9 +20,12 @@ impl ChatState {
     /// A login request: checked against the rules (nickname, password
     /// length, reserved names, plaintext, look-alikes, the throttle, the
     /// hashers' queue) before its password goes to be hashed.
+    /// `register`: whether a missing account may be created (`false`:
+    /// `no_such_user` instead, so a client can confirm a new password).
     pub(super) fn login(
         &mut self,
         mut job: Check,
+        register: bool,
         now: u64,
         out: &mut impl Deliver,
     ) -> Result<(), Rejection> {
@@ -66,7 +70,19 @@ impl ChatState {
                 job.account = Some(account.id);
                 job.hash = Some(account.hash.clone());
             }
-            None => self.refuse_lookalike(&job.nick)?,
+            None if !register => {
+                return Err((
+                    ErrorCode::NoSuchUser,
+                    format!(
+                        "no account is called {}; log in with register to create it",
+                        job.nick
+                    ),
+                ))
+            }
+            None => {
+                self.refuse_lookalike(&job.nick)?;
+                self.may_register(job.peer, now)?;
+            }
         }
         if self.pending_logins >= self.policy.max_pending {
             // Unless the throttle would refuse it anyway, which costs nothing.
@@ -87,6 +103,63 @@ impl ChatState {
         session.phase = Phase::Authenticating;
         session.in_flight += 1;
         Ok(())
+    }
+
+    /// Whether `peer` may create an account now (`--registration`,
+    /// `--registrations-per-hour`); if so, the attempt is counted.
+    fn may_register(&mut self, peer: std::net::IpAddr, now: u64) -> Result<(), Rejection> {
+        if self.policy.registration == Registration::Closed {
+            return Err((
+                ErrorCode::RegistrationClosed,
+                "this server takes no new accounts: ask its operator to register you \
+                 (/register on the console), or log in to your account"
+                    .into(),
+            ));
+        }
+        let limit = self.policy.registrations_per_hour;
+        if let Err(retry_at) = self.registrations.check(peer, limit, now) {
+            let minutes = retry_at.saturating_sub(now).div_ceil(60_000).max(1);
+            return Err((
+                ErrorCode::TooManyAttempts,
+                format!(
+                    "{limit} new accounts from your address in the last hour; \
+                     try again in {minutes} min, or log in to an account you have"
+                ),
+            ));
+        }
+        self.registrations.record(peer, limit, now);
+        Ok(())
+    }
+
+    /// Creates the account `nick` for the operator (`/register`); its
+    /// spelling as registered, or why not.
+    pub fn register(
+        &mut self,
+        nick: &str,
+        hash: String,
+        now: u64,
+        out: &mut impl Deliver,
+    ) -> Result<String, String> {
+        validate_nick(nick)?;
+        validate_nick(&identity::display(nick))?;
+        if identity::is_reserved(nick) {
+            return Err(format!("{nick} is reserved"));
+        }
+        if let Some(account) = self.accounts.find(nick) {
+            return Err(format!("{} has an account already", account.nick));
+        }
+        self.refuse_lookalike(nick).map_err(|(_, why)| why)?;
+        let user = self.accounts.create(nick, hash.clone());
+        let nick = self.accounts.nick(user).to_string();
+        out.store(Op::CreateAccount {
+            user,
+            folded: fold(&nick),
+            key: identity::key(&nick),
+            nick: nick.clone(),
+            hash,
+            time: now,
+        });
+        Ok(nick)
     }
 
     /// A new account may not take a name that looks like an existing one.
@@ -159,7 +232,89 @@ impl ChatState {
         self.run_queued(origin.conn, now, out);
     }
 
-    /// The hashers' verdict on a login.
+    /// `password`: checks `old` (with the throttle, as a login would) and
+    /// has `new` hashed; answered once the new hash is stored.
+    pub(super) fn change_password(
+        &mut self,
+        origin: Origin,
+        old: String,
+        new: String,
+        now: u64,
+        out: &mut impl Deliver,
+    ) -> Result<(), Rejection> {
+        if new.is_empty() || new.len() > MAX_PASSWORD {
+            return Err((
+                ErrorCode::PasswordInvalid,
+                format!("a password has 1 to {MAX_PASSWORD} bytes"),
+            ));
+        }
+        let session = &self.sessions[&origin.conn];
+        let (user, peer) = (session.user.expect("online"), session.info.peer.ip());
+        let account = self.accounts.get(user);
+        let job = Check {
+            origin,
+            peer,
+            nick: account.nick.clone(),
+            password: old,
+            account: Some(user),
+            hash: Some(account.hash.clone()),
+            last_seq: None,
+            last_public: None,
+            change: Some(new),
+        };
+        if self.pending_logins >= self.policy.max_pending {
+            return Err((
+                ErrorCode::Busy,
+                "the server is busy; try again in a few seconds".into(),
+            ));
+        }
+        // Not parked like a login (only logins wait for their turn): a
+        // change that could use up the last tries is checked all the same.
+        if let Gate::Shut { retry_at } = self.throttle.gate(job.attempt(), now) {
+            return Err(too_many_attempts(retry_at, now));
+        }
+        self.throttle.begin(job.attempt());
+        self.pending_logins += 1;
+        self.sessions
+            .get_mut(&origin.conn)
+            .expect("online")
+            .in_flight += 1;
+        out.auth(job);
+        Ok(())
+    }
+
+    /// The hashers' verdict on a password change.
+    fn password_changed(&mut self, job: Check, verdict: Verdict, out: &mut impl Deliver) {
+        let origin = job.origin;
+        let Some(session) = self.sessions.get_mut(&origin.conn) else {
+            return;
+        };
+        session.in_flight -= 1;
+        let user = job.account.expect("a change has its account");
+        let result = match verdict {
+            Verdict::Hashed(hash) => {
+                self.accounts.set_hash(user, hash.clone());
+                out.store(Op::SetPassword { user, hash });
+                Ok(ServerFrame::Ack {
+                    id: origin.id,
+                    offline: false,
+                    duplicate: false,
+                })
+            }
+            Verdict::WrongPassword => Err((
+                ErrorCode::BadPassword,
+                "that is not your current password".into(),
+            )),
+            Verdict::Verified | Verdict::Failed(_) => {
+                tracing::error!("changing the password of {}: {verdict:?}", job.nick);
+                Err((ErrorCode::Other, "could not change the password".into()))
+            }
+        };
+        self.answer(origin.conn, origin.id, result, out);
+        self.settle(origin.conn, out);
+    }
+
+    /// The hashers' verdict on a login or a password change.
     pub fn authenticated(
         &mut self,
         job: Check,
@@ -178,7 +333,11 @@ impl ChatState {
                 job.peer
             );
         }
-        self.judged(job, verdict, now, out);
+        if job.change.is_some() {
+            self.password_changed(job, verdict, out);
+        } else {
+            self.judged(job, verdict, now, out);
+        }
         self.unpark(now, out);
     }
 

@@ -22,7 +22,7 @@ use crate::chat::auth::Check;
 use crate::chat::state::accounts::Accounts;
 use crate::chat::state::policy::LoginPolicy;
 use crate::chat::state::presence::Presence;
-use crate::chat::state::throttle::Throttle;
+use crate::chat::state::throttle::{Registrations, Throttle};
 use crate::framework::{ConnId, ConnInfo};
 use crate::store::{self, Origin, UserId};
 
@@ -231,6 +231,7 @@ pub struct ChatState {
     policy: LoginPolicy,
     /// Failed logins per account and address; logins waiting for a slot.
     throttle: Throttle<Check>,
+    registrations: Registrations,
     /// Logins at the hashers or parked in the throttle: at most
     /// `policy.max_pending`, so the hashers' queue is bounded.
     pending_logins: usize,
@@ -260,6 +261,7 @@ impl ChatState {
             sanctions: Sanctions::default(),
             policy: LoginPolicy::default(),
             throttle: Throttle::new(3, 60_000),
+            registrations: Registrations::default(),
             pending_logins: 0,
             files: files::Files::default(),
         }
@@ -457,6 +459,7 @@ impl ChatState {
                 password,
                 last_seq,
                 last_public,
+                register,
                 ..
             } => {
                 let job = Check {
@@ -468,8 +471,10 @@ impl ChatState {
                     hash: None,
                     last_seq,
                     last_public,
+                    change: None,
                 };
-                self.login(job, now, out).map(|()| None)
+                self.login(job, register != Some(false), now, out)
+                    .map(|()| None)
             }
             _ if !online => Err(not_logged_in()),
             Request::Message { .. } if self.muted(conn, now).is_some() => {
@@ -520,6 +525,9 @@ impl ChatState {
                 words, from, limit, ..
             } => self
                 .search(Origin { conn, id }, words, from, limit, out)
+                .map(|()| None),
+            Request::Password { old, new, .. } => self
+                .change_password(Origin { conn, id }, old, new, now, out)
                 .map(|()| None),
             Request::Bye { id } => {
                 if let Some(session) = self.sessions.get_mut(&conn) {
@@ -827,6 +835,7 @@ impl ChatState {
     /// login failures older than the throttle's window.
     pub fn expire_logins(&mut self, now: u64, timeout_ms: u64, out: &mut impl Deliver) {
         self.throttle.prune(now);
+        self.registrations.prune(now);
         self.unpark(now, out);
         let frame = encode(&ServerFrame::Error {
             id: None,

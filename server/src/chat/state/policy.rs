@@ -29,8 +29,19 @@ impl PlaintextLogin {
     }
 }
 
+/// Whether a login may create an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Registration {
+    /// Anyone may (within `--registrations-per-hour` per address).
+    #[default]
+    Open,
+    /// Only the operator creates accounts (`/register` on the console).
+    Closed,
+}
+
 /// The login rules (flags `--plaintext-login`, `--max-login-failures`,
-/// `--login-failure-window`, `--auth-queue`).
+/// `--login-failure-window`, `--auth-queue`, `--registration`,
+/// `--registrations-per-hour`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginPolicy {
     pub plaintext: PlaintextLogin,
@@ -41,6 +52,9 @@ pub struct LoginPolicy {
     /// Logins that may wait for the password hashers (queued or being
     /// hashed, or held by the throttle); the ones beyond are refused `busy`.
     pub max_pending: usize,
+    pub registration: Registration,
+    /// New accounts per address (IPv6: per /64) per hour; 0: no limit.
+    pub registrations_per_hour: usize,
 }
 
 impl Default for LoginPolicy {
@@ -50,6 +64,8 @@ impl Default for LoginPolicy {
             max_failures: 3,
             failure_window_ms: 60_000,
             max_pending: 256,
+            registration: Registration::Open,
+            registrations_per_hour: 100,
         }
     }
 }

@@ -102,10 +102,14 @@ impl World {
     fn settle(&mut self) {
         loop {
             if let Some(job) = self.out.jobs.pop_front() {
-                let verdict = match &job.hash {
-                    None => Verdict::Hashed(job.password.clone()),
-                    Some(hash) if *hash == job.password => Verdict::Verified,
-                    Some(_) => Verdict::WrongPassword,
+                // The fake's "hash" of a password is the password.
+                let verdict = match (&job.hash, &job.change) {
+                    (None, _) => Verdict::Hashed(job.password.clone()),
+                    (Some(hash), Some(new)) if *hash == job.password => {
+                        Verdict::Hashed(new.clone())
+                    }
+                    (Some(hash), None) if *hash == job.password => Verdict::Verified,
+                    (Some(_), _) => Verdict::WrongPassword,
                 };
                 self.state
                     .authenticated(job, verdict, self.now, &mut self.out);
@@ -159,6 +163,7 @@ impl World {
                         result: Ok(Vec::new()),
                     },
                     Op::CreateAccount { .. }
+                    | Op::SetPassword { .. }
                     | Op::Received { .. }
                     | Op::Sanction(..)
                     | Op::File(_) => continue,
@@ -201,6 +206,7 @@ fn login(nick: &str, password: &str) -> Request {
         password: password.into(),
         last_seq: None,
         last_public: None,
+        register: None,
     }
 }
 
@@ -792,7 +798,10 @@ fn a_ban_given_while_the_password_is_checked_holds() {
 /// included"), and the count of the others adds up.
 #[test]
 fn a_welcome_in_a_crowd_names_the_newcomer() {
-    let mut w = World::new(&[]);
+    let mut w = World::new(&[]).with_policy(LoginPolicy {
+        registrations_per_hour: 0,
+        ..LoginPolicy::default()
+    });
     for i in 0..120u64 {
         w.login(i + 1, &format!("user{i:03}"), "pw");
     }
@@ -811,4 +820,106 @@ fn a_welcome_in_a_crowd_names_the_newcomer() {
     assert_eq!(online.last().map(String::as_str), Some("zed"), "{online:?}");
     assert_eq!(online[0], "user000", "still in order");
     assert_eq!(online.len() + *online_more as usize, 121);
+}
+
+/// `register: false` logs in to an existing account only: a new name gets
+/// `no_such_user` and nothing is created, so a client can ask for the new
+/// password twice before creating it.
+#[test]
+fn a_login_that_must_not_register_creates_nothing() {
+    let mut w = World::new(&["alice"]);
+    w.connect(1);
+    let only = |nick: &str, password: &str| Request::Login {
+        id: 1,
+        nick: nick.into(),
+        password: password.into(),
+        last_seq: None,
+        last_public: None,
+        register: Some(false),
+    };
+    w.request(1, only("newbie", "secret"));
+    w.settle();
+    assert_eq!(kinds(&w.out.take(), 1), ["error:NoSuchUser"]);
+    assert_eq!(w.state.stats(0).accounts, 1, "nothing created");
+    w.request(1, only("alice", "pw-alice"));
+    w.settle();
+    assert_eq!(kinds(&w.out.take(), 1)[0], "welcome");
+}
+
+/// `password`: the old one must match; the new one is what logs in next.
+#[test]
+fn a_password_change_needs_the_old_one() {
+    let mut w = World::new(&["alice"]);
+    w.login(1, "alice", "pw-alice");
+    w.out.take();
+    let change = |id, old: &str, new: &str| Request::Password {
+        id,
+        old: old.into(),
+        new: new.into(),
+    };
+    w.request(1, change(2, "wrong", "fresh"));
+    w.settle();
+    assert_eq!(kinds(&w.out.take(), 1), ["error:BadPassword"]);
+    w.request(1, change(3, "pw-alice", ""));
+    w.settle();
+    assert_eq!(kinds(&w.out.take(), 1), ["error:PasswordInvalid"]);
+    w.request(1, change(4, "pw-alice", "fresh"));
+    w.settle();
+    assert_eq!(kinds(&w.out.take(), 1), ["ack"]);
+    w.login(2, "alice", "pw-alice");
+    assert_eq!(
+        kinds(&w.out.take(), 2),
+        ["error:BadPassword"],
+        "the old one"
+    );
+    w.login(3, "alice", "fresh");
+    assert_eq!(kinds(&w.out.take(), 3)[0], "welcome");
+}
+
+/// `--registration closed`: only the operator creates accounts; those
+/// that exist log in as before.
+#[test]
+fn closed_registration_refuses_new_names() {
+    let mut w = World::new(&["alice"]).with_policy(LoginPolicy {
+        registration: crate::chat::state::policy::Registration::Closed,
+        ..LoginPolicy::default()
+    });
+    w.login(1, "newbie", "pw");
+    assert_eq!(kinds(&w.out.take(), 1), ["error:RegistrationClosed"]);
+    let nick = w.state.register("Newbie", "pw".into(), 0, &mut w.out);
+    assert_eq!(nick.as_deref(), Ok("Newbie"));
+    assert!(w
+        .state
+        .register("NEWBIE", "x".into(), 0, &mut w.out)
+        .is_err());
+    w.login(2, "newbie", "pw");
+    assert_eq!(kinds(&w.out.take(), 2)[0], "welcome");
+    w.login(3, "alice", "pw-alice");
+    assert_eq!(kinds(&w.out.take(), 3)[0], "welcome");
+}
+
+/// One address may create `--registrations-per-hour` accounts an hour.
+#[test]
+fn registrations_are_limited_per_address() {
+    let mut w = World::new(&[]).with_policy(LoginPolicy {
+        registrations_per_hour: 3,
+        ..LoginPolicy::default()
+    });
+    for conn in 1..=3 {
+        w.login(conn, &format!("user{conn}"), "pw");
+        assert_eq!(kinds(&w.out.take(), conn)[0], "welcome");
+    }
+    w.login(4, "user4", "pw");
+    let sent = w.out.take();
+    assert!(
+        matches!(&sent[0].1, ServerFrame::Error { code: ErrorCode::TooManyAttempts, reason, .. }
+            if reason.contains("60 min")),
+        "{sent:?}"
+    );
+    w.login(5, "user1", "pw");
+    assert_eq!(kinds(&w.out.take(), 5)[0], "welcome", "an account it has");
+    w.connect_from(6, "10.9.9.9", true);
+    w.request(6, login("user6", "pw"));
+    w.settle();
+    assert_eq!(kinds(&w.out.take(), 6)[0], "welcome", "another address");
 }

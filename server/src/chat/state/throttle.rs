@@ -278,6 +278,52 @@ impl<T> Throttle<T> {
     }
 }
 
+/// An hour, in ms: the window of [`Registrations`].
+const HOUR: u64 = 3_600_000;
+
+/// New accounts per address (IPv6: per /64) in the last hour, so that one
+/// address cannot create accounts without end (354 in 6.3 s were seen).
+#[derive(Debug, Default)]
+pub struct Registrations {
+    /// When each address's recent registrations began, oldest first.
+    by_network: HashMap<IpAddr, VecDeque<u64>>,
+}
+
+impl Registrations {
+    /// Whether `peer` may register now, under `limit` an hour (0: no
+    /// limit); if not, when it may (ms).
+    pub fn check(&self, peer: IpAddr, limit: usize, now: u64) -> Result<(), u64> {
+        let Some(times) = self.by_network.get(&network(peer)) else {
+            return Ok(());
+        };
+        let recent: Vec<u64> = times.iter().copied().filter(|&t| t + HOUR > now).collect();
+        match limit {
+            0 => Ok(()),
+            _ if recent.len() < limit => Ok(()),
+            _ => Err(recent[recent.len() - limit] + HOUR),
+        }
+    }
+
+    /// `peer` is registering an account (counted whether or not it ends
+    /// well: a registration fails only for a reason found before hashing).
+    pub fn record(&mut self, peer: IpAddr, limit: usize, now: u64) {
+        if limit == 0 {
+            return;
+        }
+        let times = self.by_network.entry(network(peer)).or_default();
+        times.push_back(now);
+        while times.len() > limit || times.front().is_some_and(|&t| t + HOUR <= now) {
+            times.pop_front();
+        }
+    }
+
+    /// Forgets addresses with no registration in the last hour.
+    pub fn prune(&mut self, now: u64) {
+        self.by_network
+            .retain(|_, times| times.back().is_some_and(|&t| t + HOUR > now));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -488,5 +534,31 @@ mod tests {
         t.end(from(Some(2), "10.0.0.2"), false, 60_001);
         t.prune(60_001);
         assert_eq!(t.tallies(), 0);
+    }
+
+    #[test]
+    fn registrations_per_address_an_hour() {
+        let mut r = Registrations::default();
+        let nat: IpAddr = "192.0.2.7".parse().unwrap();
+        for i in 0..3 {
+            assert_eq!(r.check(nat, 3, i), Ok(()));
+            r.record(nat, 3, i);
+        }
+        assert_eq!(
+            r.check(nat, 3, 10),
+            Err(HOUR),
+            "the first is an hour old then"
+        );
+        assert_eq!(r.check(nat, 3, HOUR), Ok(()));
+        assert_eq!(
+            r.check("192.0.2.8".parse().unwrap(), 3, 10),
+            Ok(()),
+            "next door"
+        );
+        assert_eq!(r.check(nat, 0, 10), Ok(()), "0: no limit");
+        r.prune(HOUR + 1);
+        assert_eq!(r.by_network.len(), 1, "the last was at 2");
+        r.prune(HOUR + 2);
+        assert!(r.by_network.is_empty());
     }
 }

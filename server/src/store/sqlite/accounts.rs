@@ -75,3 +75,8 @@ pub(super) fn sanction(
         ])
     }
 }
+
+pub(super) fn set_password(tx: &Transaction, user: UserId, hash: &str) -> rusqlite::Result<usize> {
+    tx.prepare_cached("UPDATE users SET hash = ?2 WHERE id = ?1")?
+        .execute(params![user, hash])
+}

@@ -263,9 +263,11 @@ fn fail_all<E>(batch: Vec<Op<E>>, err: &StoreError) -> Vec<Reply<E>> {
                 },
                 Op::Echo { origin, then } => Reply::Echo { origin, then },
                 Op::Notify(tx) => Reply::Notify(tx, false),
-                Op::CreateAccount { .. } | Op::Received { .. } | Op::Sanction(..) | Op::File(_) => {
-                    return None
-                }
+                Op::CreateAccount { .. }
+                | Op::SetPassword { .. }
+                | Op::Received { .. }
+                | Op::Sanction(..)
+                | Op::File(_) => return None,
             })
         })
         .collect()
@@ -327,6 +329,12 @@ fn apply_one<E>(
         } => {
             if let Err(err) = accounts::create(tx, user, &nick, &folded, &key, &hash, time) {
                 tracing::error!("storing the account {nick}: {err}");
+            }
+            return None;
+        }
+        Op::SetPassword { user, hash } => {
+            if let Err(err) = accounts::set_password(tx, user, &hash) {
+                tracing::error!("storing the new password of user {user}: {err}");
             }
             return None;
         }
