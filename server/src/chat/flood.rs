@@ -1,7 +1,8 @@
 //! Flood control: a token bucket per account for chat messages, kept
 //! across connections in the [`Ledger`], so that logging in again does not
-//! fill it again; messages sent before the login is through (pipelined
-//! with it) take from their address's bucket instead.
+//! fill it again. Messages sent with a login (pipelined) wait for its
+//! outcome, then count against the account; those of a connection that
+//! never logged in (refused anyway) take from their address's bucket.
 //!
 //! A client over its rate is slowed, not cut: its next message waits (and
 //! the worker stops reading its socket, so TCP pushes back) until a token
@@ -20,11 +21,14 @@ use crate::chat::state::throttle::network;
 use crate::framework::ConnId;
 use crate::store::UserId;
 
-/// An address's bucket, for messages of connections not yet logged in,
-/// in multiples of an account's burst and rate: a class behind one NAT
-/// address reconnecting at once (a server restart) resends what it had
-/// pending without waiting.
+/// An address's bucket, for messages of connections that sent no login
+/// (each is refused `not_logged_in`), in multiples of an account's burst
+/// and rate.
 pub const ADDRESS_SPREAD: u32 = 4;
+
+/// How often a message sent with a login looks again whether the login is
+/// through.
+const LOGIN_POLL: Duration = Duration::from_millis(5);
 
 /// Buckets kept before full ones (forgotten: nothing to remember) are
 /// dropped.
@@ -65,6 +69,9 @@ pub enum Verdict {
     Wait { until: Instant, started: bool },
     /// Over the rate for longer than `cut_after`: disconnect.
     Cut,
+    /// Not a flood: the connection's login is not through yet; look again
+    /// then.
+    Hold(Instant),
 }
 
 /// One account's (or address's) bucket.
@@ -130,27 +137,49 @@ pub struct Ledger {
     inner: Mutex<Buckets>,
 }
 
+/// Who a connection speaks for, as far as flood control knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Speaker {
+    /// It sent a login, not decided yet.
+    Pending,
+    Account(UserId),
+}
+
 #[derive(Default)]
 struct Buckets {
-    /// The account each logged-in connection speaks for.
-    conns: HashMap<ConnId, UserId>,
+    /// Connections that sent a login, and those logged in.
+    conns: HashMap<ConnId, Speaker>,
     accounts: HashMap<UserId, Bucket>,
     /// By network (IPv6 /64), for connections not logged in yet.
     addresses: HashMap<IpAddr, Bucket>,
 }
 
 impl Ledger {
-    /// `conn` speaks for `user` from now on (`None`: it has left).
+    /// `conn` sent a login: its messages wait for the outcome ([`bind`]),
+    /// unless it is logged in already.
+    ///
+    /// [`bind`]: Ledger::bind
+    pub fn login_sent(&self, conn: ConnId) {
+        self.inner
+            .lock()
+            .conns
+            .entry(conn)
+            .or_insert(Speaker::Pending);
+    }
+
+    /// `conn` speaks for `user` from now on (`None`: its login failed, or
+    /// it has left).
     pub fn bind(&self, conn: ConnId, user: Option<UserId>) {
         let mut inner = self.inner.lock();
         match user {
-            Some(user) => inner.conns.insert(conn, user),
+            Some(user) => inner.conns.insert(conn, Speaker::Account(user)),
             None => inner.conns.remove(&conn),
         };
     }
 
     /// Takes a token for a message on `conn` from `peer`: from its
-    /// account's bucket once it has logged in, else from its address's.
+    /// account's bucket once it has logged in; after a login not yet
+    /// decided, none (it waits); else from its address's.
     pub fn take(&self, conn: ConnId, peer: IpAddr, policy: &Policy, now: Instant) -> Verdict {
         if policy.is_off() {
             return Verdict::Go;
@@ -167,10 +196,11 @@ impl Ledger {
             addresses.retain(|_, b| !b.is_full(&address, now));
         }
         match conns.get(&conn) {
-            Some(user) => accounts
+            Some(Speaker::Account(user)) => accounts
                 .entry(*user)
                 .or_insert_with(|| Bucket::new(policy, now))
                 .take(policy, now),
+            Some(Speaker::Pending) => Verdict::Hold(now + LOGIN_POLL),
             None => addresses
                 .entry(network(peer))
                 .or_insert_with(|| Bucket::new(&address, now))
@@ -199,6 +229,7 @@ mod tests {
                 Verdict::Go => sent += 1,
                 Verdict::Wait { until, .. } => now = until,
                 Verdict::Cut => return (sent, Some(now)),
+                Verdict::Hold(_) => unreachable!("a bucket never holds"),
             }
         }
         (sent, None)
@@ -290,8 +321,20 @@ mod tests {
         assert_eq!(burst(2), 0, "a new connection, the same account");
         ledger.bind(3, Some(8));
         assert_eq!(burst(3), 20, "another account");
-        assert_eq!(burst(4), 80, "not logged in: the address's");
+        assert_eq!(burst(4), 80, "no login: the address's");
         assert_eq!(burst(5), 0, "the same address");
+        ledger.login_sent(9);
+        assert!(matches!(
+            ledger.take(9, peer, &POLICY, start),
+            Verdict::Hold(_)
+        ));
+        ledger.bind(9, Some(8));
+        assert_eq!(burst(9), 0, "then the account's, used up by conn 3");
+        ledger.login_sent(9);
+        assert_eq!(burst(9), 0, "a second login does not undo the first");
+        ledger.login_sent(10);
+        ledger.bind(10, None);
+        assert_eq!(burst(10), 0, "a failed login: the address's, used up");
         let elsewhere: IpAddr = "192.0.2.2".parse().unwrap();
         assert_eq!(ledger.take(6, elsewhere, &POLICY, start), Verdict::Go);
     }

@@ -47,6 +47,9 @@ impl RequestHandler for ChatHandler {
     /// Flood control, here on the worker so that a flooder's frames wait in
     /// its own socket rather than in the dispatcher's queue.
     fn ready_at(&mut self, request: &Request, conn: &mut dyn Connection) -> Option<Instant> {
+        if matches!(request, Request::Login { .. }) && !self.flood.is_off() {
+            self.ledger.login_sent(self.info.id);
+        }
         let Request::Message { id, .. } = request else {
             return None;
         };
@@ -56,6 +59,7 @@ impl RequestHandler for ChatHandler {
             .take(self.info.id, peer, &self.flood, Instant::now())
         {
             Verdict::Go => None,
+            Verdict::Hold(until) => Some(until),
             Verdict::Wait { until, started } => {
                 if started {
                     tracing::info!(conn = self.info.id, peer = %self.info.peer, "flood throttled");

@@ -228,6 +228,7 @@ impl ChatState {
         };
         session.in_flight -= 1;
         session.phase = Phase::New;
+        out.bind(origin.conn, None);
         self.answer(origin.conn, origin.id, Err(refusal), out);
         self.run_queued(origin.conn, now, out);
     }

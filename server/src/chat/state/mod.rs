@@ -452,6 +452,7 @@ impl ChatState {
                 "you are already logged in".to_string(),
             )),
             Request::Login { ref nick, .. } if self.ban_refusal(nick, now).is_some() => {
+                out.bind(conn, None);
                 Err(self.ban_refusal(nick, now).expect("just checked"))
             }
             Request::Login {
@@ -475,6 +476,8 @@ impl ChatState {
                 };
                 self.login(job, register != Some(false), now, out)
                     .map(|()| None)
+                    // What it sent with the login waits no longer.
+                    .inspect_err(|_| out.bind(conn, None))
             }
             _ if !online => Err(not_logged_in()),
             Request::Message { .. } if self.muted(conn, now).is_some() => {
