@@ -45,7 +45,15 @@ bench:
 clean:
 	$(CARGO) clean
 
-demo: demo-basic demo-multiplex demo-concurrency demo-private demo-encryption demo-offline demo-reliability demo-hardening demo-group demo-file demo-performance
+DEMOS := basic multiplex concurrency private encryption offline reliability hardening group file
+
+# Every demo runs, even after one fails; the failures are listed at the end.
+demo: build release
+	@failed=""; \
+	for d in $(DEMOS); do bash demos/$$d.sh $(BIN) || failed="$$failed demo-$$d"; done; \
+	bash demos/performance.sh target/release || failed="$$failed demo-performance"; \
+	if [ -n "$$failed" ]; then echo; echo "FAILED:$$failed"; exit 1; fi; \
+	echo; echo "every demo passed"
 
 demo-basic demo-multiplex demo-concurrency demo-private demo-encryption demo-offline demo-reliability demo-hardening demo-group demo-file: build
 	bash demos/$(@:demo-%=%).sh $(BIN)

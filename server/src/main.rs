@@ -15,7 +15,6 @@ fn run() -> anyhow::Result<()> {
     let args = chat_server::config_file::args_with_file(std::env::args_os().collect())?;
     let config = Config::parse_from(args);
     logging::init(&config.log_level)?;
-    platform::return_large_allocations();
     let server = Server::start(&config)?;
     // Installed before the banner: a script that sees the banner may signal at once.
     let events = server.events();

@@ -77,21 +77,3 @@ pub fn raise_fd_limit() -> Option<u64> {
 pub fn raise_fd_limit() -> Option<u64> {
     None
 }
-
-/// Makes allocations of a MiB and more come straight from the OS and go
-/// back to it when freed. Each password hash takes argon2's 19 MiB; glibc
-/// otherwise raises its mmap threshold after the first free and serves the
-/// next ones from its arenas, which keep the memory: an idle server grew
-/// from 16 to 231 MB after a few dozen logins and stayed there. Setting
-/// the threshold also stops glibc adjusting it. Elsewhere the allocator
-/// returns large blocks by itself.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub fn return_large_allocations() {
-    // SAFETY: mallopt only changes allocator settings; called at start.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn return_large_allocations() {}
