@@ -33,11 +33,12 @@ test:
 fuzz:
 	bash fuzz/run.sh
 
+# Not -q: the first build takes minutes, and cargo shows its progress.
 run-server:
-	$(CARGO) run --release -q -p chat-server -- $(ARGS)
+	$(CARGO) run --release -p chat-server -- $(ARGS)
 
 run-client:
-	$(CARGO) run --release -q -p chat-client -- $(ARGS)
+	$(CARGO) run --release -p chat-client -- $(ARGS)
 
 bench:
 	bash scripts/bench.sh

@@ -105,6 +105,10 @@ impl Server {
     pub fn start(config: &Config) -> anyhow::Result<Server> {
         let keepalive = config.keepalive()?;
         check_fd_limit(config.max_connections);
+        // Listening first: a busy port fails before anything is written
+        // (a certificate created for a server that never started).
+        let listener =
+            listen(config.bind).with_context(|| format!("cannot listen on {}", config.bind))?;
         let (tls, fingerprint) = if config.no_tls {
             (None, None)
         } else {
@@ -122,8 +126,6 @@ impl Server {
             let (acceptor, fingerprint) = TlsAcceptor::from_pem_files(&cert, &key)?;
             (Some(acceptor), Some(fingerprint))
         };
-        let listener =
-            listen(config.bind).with_context(|| format!("cannot listen on {}", config.bind))?;
         let data_dir = config.data_dir();
         std::fs::create_dir_all(&data_dir)
             .with_context(|| format!("cannot create {}", data_dir.display()))?;

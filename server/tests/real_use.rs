@@ -179,3 +179,28 @@ fn registrations_per_address_are_limited() {
     assert_eq!(only["code"], "no_such_user", "{only}");
     three.login("one");
 }
+
+/// A server that cannot listen (the port is taken) fails before it writes
+/// anything: no certificate is left behind in a data directory it never
+/// served from, and the error says why.
+#[test]
+fn a_busy_port_fails_before_the_certificate_is_written() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_chat-server"))
+        .arg("--bind")
+        .arg(taken.local_addr().unwrap().to_string())
+        .arg("--data-dir")
+        .arg(data.path())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot listen on"), "{stderr}");
+    assert!(
+        !data.path().join("cert.pem").exists(),
+        "a certificate was written"
+    );
+    assert!(!data.path().join("key.pem").exists(), "a key was written");
+}

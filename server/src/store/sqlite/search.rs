@@ -15,14 +15,20 @@ use crate::store::{Loaded, UserId};
 pub(super) const INDEX_STEP: i64 = if cfg!(test) { 100 } else { 1000 };
 
 /// Turns what a user typed into an FTS5 query: each word a quoted phrase,
-/// all required, so FTS5's own syntax (`AND`, `*`, `:` …) is never
-/// interpreted and a stray quote cannot make the query fail.
+/// all required, so FTS5's own syntax (`AND`, `:` …) is never interpreted
+/// and a stray quote cannot make the query fail. A word ending in `*`
+/// matches as a prefix (`exa*`: exam, example), as search boxes do.
 pub(crate) fn fts_query(words: &str) -> Option<String> {
     // A NUL ends a C string: SQLite would see a cut-off query.
     let terms: Vec<String> = words
         .split(|c: char| c.is_whitespace() || c == '\0')
-        .filter(|w| !w.is_empty())
-        .map(|w| format!("\"{}\"", w.replace('"', "\"\"")))
+        .filter_map(|w| {
+            let (word, prefix) = match w.strip_suffix('*') {
+                Some(stem) => (stem.trim_end_matches('*'), "*"),
+                None => (w, ""),
+            };
+            (!word.is_empty()).then(|| format!("\"{}\"{prefix}", word.replace('"', "\"\"")))
+        })
         .collect();
     (!terms.is_empty()).then(|| terms.join(" "))
 }

@@ -241,6 +241,13 @@ fn history_and_search_respect_privacy() {
         found(&mut db, 2, "\"AND* (", None).is_empty(),
         "FTS syntax is not interpreted"
     );
+    assert_eq!(
+        found(&mut db, 2, "exa*", None).len(),
+        2,
+        "a word ending in * is a prefix"
+    );
+    assert_eq!(found(&mut db, 2, "caf* lai*", None), ["café au lait"]);
+    assert!(found(&mut db, 2, "* **", None).is_empty(), "no word at all");
     let history = match db
         .commit(vec![Op::History {
             origin: origin(),
