@@ -211,6 +211,7 @@ impl Session {
             password,
             last_seq,
             last_public,
+            register: None,
         }
     }
 
@@ -225,6 +226,7 @@ impl Session {
             password,
             last_seq,
             last_public,
+            register: None,
         })
     }
 
@@ -909,7 +911,8 @@ mod tests {
                 nick: s("bob"),
                 password: s("wrong"),
                 last_seq: None,
-                last_public: None
+                last_public: None,
+                register: None,
             }
         );
         let updates = session.on_frame(ServerFrame::Error {
