@@ -76,8 +76,18 @@ def flood(port, nick, seconds):
 
 def stuck(port, nick, seconds):
     s = login(port, nick, rcvbuf=4096)
+    # Read up to the welcome (byte by byte: nothing after it), so the demo
+    # knows messages now reach this connection; then never read again.
+    s.settimeout(30)
+    line = b""
+    while b"welcome" not in line:
+        byte = s.recv(1)
+        if not byte:
+            print("stuck reader: the server closed the connection before the welcome")
+            return
+        line = b"" if byte == b"\n" else line + byte
+    print("stuck reader: logged in, reading no more", flush=True)
     start = time.time()
-    s.settimeout(seconds)
     time.sleep(seconds)  # never read: the server's queue for us fills
     # Now look: was the connection cut?
     s.settimeout(2)

@@ -16,7 +16,7 @@ cleanup() {
     # Also the `sleep`s that fed listening clients: they hold our stderr
     # open, and whoever reads it would wait for them.
     pkill -P $$ 2>/dev/null || true
-    rm -rf "$WORK"
+    [ -n "${KEEP_WORK:-}" ] || rm -rf "$WORK"
 }
 trap cleanup EXIT
 
