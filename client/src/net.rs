@@ -29,9 +29,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::files::{Hashed, Transfers};
 use crate::reconnect::Backoff;
-use crate::render::Notice;
 use crate::roster::SharedRoster;
-use crate::session::{Ending, Session, Update};
+use crate::session::{Ending, Notice, Session, Update};
 use crate::tls::Stream;
 
 /// What the user interface asks of the network thread.

@@ -20,9 +20,9 @@ use crossbeam_channel::{select, Receiver};
 use crate::command::{self, Action};
 use crate::net::{Command, Net, Output, Status};
 use crate::refusal::refusal;
-use crate::render::{Notice, Renderer};
+use crate::render::Renderer;
 use crate::roster::SharedRoster;
-use crate::session::Ending;
+use crate::session::{Ending, Notice};
 use crate::{exit_code, tls, Config, EXIT_LOGIN_REFUSED, PIPE_RECONNECT_FOR};
 
 /// Prints to stdout, one flushed line per event.

@@ -24,9 +24,9 @@ use crate::net::{Command, Net, Output, Status};
 use crate::platform;
 use crate::progress::Bars;
 use crate::refusal::{refusal, Next};
-use crate::render::{Notice, Renderer};
+use crate::render::Renderer;
 use crate::roster::SharedRoster;
-use crate::session::Ending;
+use crate::session::{Ending, Notice};
 use crate::{exit_code, tls, Config};
 
 /// How long to wait for the outbox to empty and the server to acknowledge

@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use chat_client::net::{Command, Dial, Net, Options, Output, Status, KEEPALIVE};
 use chat_client::outbox::Outbox;
-use chat_client::render::Notice;
 use chat_client::roster::SharedRoster;
-use chat_client::session::{Ending, Session};
+use chat_client::session::{Ending, Notice, Session};
 use chat_client::tls::{self, Security};
 use parking_lot::Mutex;
 

@@ -14,11 +14,13 @@ use chat_common::protocol::GROUP_PREFIX;
 use chat_common::{Departure, ErrorCode, Request, ServerFrame, Stored, EVERYONE};
 
 use crate::command::GroupOp;
-
 use crate::outbox::Outbox;
-use crate::render::{Notice, Query};
 use crate::roster::SharedRoster;
 use crate::streams::Streams;
+
+mod notice;
+
+pub use notice::{Notice, Query};
 
 /// Why the session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
