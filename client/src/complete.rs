@@ -11,8 +11,8 @@
 use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::{Context, Helper, Highlighter, Hinter, Validator};
 
-use crate::command::{Kind, COMMANDS, GROUP_SUBCOMMANDS};
-use crate::net::{Command, NetHandle};
+use crate::command::{Command, Kind, COMMANDS, GROUP_SUBCOMMANDS};
+use crate::net::NetHandle;
 use crate::roster::SharedRoster;
 
 /// The rustyline helper: completion only; hints, highlighting and

@@ -83,6 +83,7 @@ impl Config {
         Options {
             reconnect_for: self.reconnect_for.map(Duration::from_secs).or(default),
             keepalive: Duration::from_secs(self.keepalive.max(1)),
+            downloads: self.downloads.clone(),
         }
     }
 

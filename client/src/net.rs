@@ -23,91 +23,16 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use chat_common::codec::{self, FrameError, FrameReader};
-use chat_common::{ErrorCode, Request, ServerFrame, EVERYONE};
+use chat_common::{ErrorCode, Request, ServerFrame};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use mio::{Events, Interest, Poll, Token, Waker};
 
+use crate::command::Command;
 use crate::files::{Hashed, Transfers};
 use crate::reconnect::Backoff;
 use crate::roster::SharedRoster;
 use crate::session::{Ending, Notice, Session, Update};
 use crate::tls::Stream;
-
-/// What the user interface asks of the network thread.
-#[derive(Clone, PartialEq, Eq)]
-pub enum Command {
-    Login {
-        nick: String,
-        password: String,
-    },
-    /// A message; `receiver` is `*` for everyone.
-    Say {
-        receiver: String,
-        text: String,
-    },
-    Online,
-    History {
-        with: Option<String>,
-        limit: Option<u32>,
-    },
-    Search {
-        words: String,
-        from: Option<String>,
-    },
-    /// A `!group` subcommand.
-    Group(crate::command::GroupOp),
-    /// Fetch who is online quietly, into the roster, if it is stale and no
-    /// such request is on its way already (completion needs nicknames).
-    RefreshRoster,
-    /// Leave cleanly: once every request has been answered and every
-    /// message stored (reconnecting for it if need be), say bye and wait
-    /// for its answer (or the server closing).
-    Leave,
-    /// Leave now: list the messages never stored and stop.
-    Abandon,
-    /// Offer a file (`!send`).
-    SendFile {
-        to: String,
-        path: std::path::PathBuf,
-    },
-    /// Download an offered file into `dir` (`!accept`).
-    Accept {
-        file: u64,
-        dir: std::path::PathBuf,
-    },
-    Reject {
-        file: u64,
-    },
-}
-
-impl std::fmt::Debug for Command {
-    /// Like the derived one, but never prints a password.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Command::Login { nick, .. } => write!(f, "Login({nick:?}, <password>)"),
-            Command::Say { receiver, text } => write!(f, "Say({receiver:?}, {text:?})"),
-            Command::Online => write!(f, "Online"),
-            Command::History { with, limit } => write!(f, "History({with:?}, {limit:?})"),
-            Command::Search { words, from } => write!(f, "Search({words:?}, {from:?})"),
-            Command::Group(op) => write!(f, "Group({op:?})"),
-            Command::RefreshRoster => write!(f, "RefreshRoster"),
-            Command::Leave => write!(f, "Leave"),
-            Command::Abandon => write!(f, "Abandon"),
-            Command::SendFile { to, path } => write!(f, "SendFile({to:?}, {path:?})"),
-            Command::Accept { file, dir } => write!(f, "Accept({file}, {dir:?})"),
-            Command::Reject { file } => write!(f, "Reject({file})"),
-        }
-    }
-}
-
-impl Command {
-    pub fn public(text: String) -> Self {
-        Command::Say {
-            receiver: EVERYONE.to_string(),
-            text,
-        }
-    }
-}
 
 /// What the network thread tells the user interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,8 +69,8 @@ pub trait Output: Send {
 /// dial thread.
 pub type Dial = Arc<dyn Fn() -> anyhow::Result<Stream> + Send + Sync>;
 
-/// How the thread behaves when the connection is lost.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How the thread behaves when the connection is lost, and where files go.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
     /// How long to keep trying to reconnect before giving up: `None`
     /// forever, zero not at all.
@@ -154,6 +79,9 @@ pub struct Options {
     /// no byte for half as long again, the connection is dead (a network
     /// that dropped without a word): reconnect.
     pub keepalive: Duration,
+    /// Where an accepted file lands unless `!accept` names a directory
+    /// (`--downloads`).
+    pub downloads: std::path::PathBuf,
 }
 
 /// The default of [`Options::keepalive`].
@@ -687,7 +615,10 @@ impl Worker {
                         None
                     }
                 },
-                Ok(Command::Accept { file, dir }) => Some(self.transfers.accept(file, dir)),
+                Ok(Command::Accept { file, dir }) => {
+                    let dir = dir.unwrap_or_else(|| self.options.downloads.clone());
+                    Some(self.transfers.accept(file, dir))
+                }
                 Ok(Command::Reject { file }) => {
                     let request = self.transfers.reject(file);
                     let offers = self.transfers.offers.keys().copied().collect();

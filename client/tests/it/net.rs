@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use chat_client::net::{Command, Dial, Net, Options, Output, Status, KEEPALIVE};
+use chat_client::command::Command;
+use chat_client::net::{Dial, Net, Options, Output, Status, KEEPALIVE};
 use chat_client::outbox::Outbox;
 use chat_client::roster::SharedRoster;
 use chat_client::session::{Ending, Notice, Session};
@@ -95,6 +96,8 @@ fn start_serving(
     let options = Options {
         reconnect_for: Some(reconnect_for.unwrap_or(Duration::ZERO)),
         keepalive: KEEPALIVE,
+        // No test here accepts a file.
+        downloads: std::env::temp_dir(),
     };
     start_with(options, script)
 }
@@ -213,6 +216,8 @@ fn a_silent_server_is_noticed_by_the_keepalive() {
     let options = Options {
         reconnect_for: Some(Duration::from_secs(10)),
         keepalive: Duration::from_millis(600),
+        // No test here accepts a file.
+        downloads: std::env::temp_dir(),
     };
     let (net, recorder, fake) = start_with(options, |listener| {
         let mut peer = accept(&listener);
@@ -565,6 +570,8 @@ fn a_server_ping_is_answered_at_once_even_while_catching_up() {
     let options = Options {
         reconnect_for: Some(Duration::ZERO),
         keepalive: Duration::from_millis(600),
+        // No test here accepts a file.
+        downloads: std::env::temp_dir(),
     };
     let (net, recorder, fake) = start_with(options, |listener| {
         let mut peer = accept(&listener);
