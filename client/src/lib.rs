@@ -19,7 +19,6 @@ pub mod outbox;
 pub mod pipe;
 pub mod platform;
 pub mod progress;
-pub mod reconnect;
 pub mod refusal;
 pub mod render;
 pub mod repl;
