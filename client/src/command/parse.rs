@@ -270,6 +270,8 @@ mod tests {
         Line::Local(Local::Usage(spec(kind)))
     }
 
+    /// A table of typed lines and what each asks for: long, but one row
+    /// per case.
     #[test]
     fn parses_lines() {
         let cases: Vec<(&str, Line)> = vec![

@@ -21,7 +21,8 @@ fn s(text: &str) -> String {
     text.to_string()
 }
 
-/// A table of the notices the server does not time, stamped with `now`.
+/// A table of the notices the server does not time, stamped with `now`:
+/// long, but one row per case.
 #[test]
 fn formats() {
     let plain = Renderer { colour: false };

@@ -355,7 +355,7 @@ fn the_roster_is_refreshed_on_demand_once_at_a_time() {
 /// shows nothing twice, acknowledges what is new, and sends again, in
 /// order and under the same ids, every message not acknowledged —
 /// including one typed while it was disconnected. Leaving then waits for
-/// the outbox before saying bye.
+/// the outbox before saying bye. (Long: one conversation, told in order.)
 #[test]
 fn reconnects_resumes_and_resends_the_outbox() {
     let (net, recorder, fake) = start_serving(Some(Duration::from_secs(10)), |listener| {
