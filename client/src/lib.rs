@@ -14,6 +14,8 @@ pub mod command;
 pub mod complete;
 pub mod files;
 pub mod known_hosts;
+#[cfg(test)]
+mod layers;
 pub mod net;
 pub mod outbox;
 pub mod pipe;

@@ -174,8 +174,8 @@ impl Session {
 mod tests {
     use chat_common::{ErrorCode, Request, ServerFrame};
 
-    use super::super::testing::{ack, logged_in, message, s, say, sent, welcome};
-    use super::super::{Notice, Update};
+    use crate::session::testing::{ack, logged_in, message, s, say, sent, welcome};
+    use crate::session::{Notice, Update};
 
     /// A message whose `seq` was shown is not shown again, in either
     /// stream; one `received` covers a batch of private messages.

@@ -157,8 +157,8 @@ impl Session {
 mod tests {
     use chat_common::{ErrorCode, Request, ServerFrame};
 
-    use super::super::testing::{logged_in, message, s, sent, session, welcome};
-    use super::super::{Notice, Update};
+    use crate::session::testing::{logged_in, message, s, sent, session, welcome};
+    use crate::session::{Notice, Update};
 
     #[test]
     fn login_refused_then_accepted() {

@@ -61,9 +61,9 @@ impl Session {
 mod tests {
     use chat_common::{Departure, ServerFrame};
 
-    use super::super::testing::{logged_in, s};
-    use super::super::{Notice, Update};
     use crate::roster::Roster;
+    use crate::session::testing::{logged_in, s};
+    use crate::session::{Notice, Update};
 
     #[test]
     fn roster_follows_events() {

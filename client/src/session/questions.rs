@@ -120,8 +120,8 @@ impl Session {
 mod tests {
     use chat_common::{Request, ServerFrame, Stored};
 
-    use super::super::testing::{logged_in, s, say, sent, welcome};
-    use super::super::{Notice, Query, Update};
+    use crate::session::testing::{logged_in, s, say, sent, welcome};
+    use crate::session::{Notice, Query, Update};
 
     /// Questions lost with a connection, or asked without one, are asked
     /// after the next welcome, after the outbox.
