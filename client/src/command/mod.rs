@@ -1,7 +1,7 @@
 //! What a person can ask of the chat: the one [`Command`] vocabulary, made
 //! by the parser ([`parse`]) from a typed line and carried unchanged to the
 //! network thread, which acts on it. The table of what can be typed
-//! ([`table`]) serves help, completion and parsing alike.
+//! (`table`) serves help, completion and parsing alike.
 //!
 //! This module knows nothing of the user interfaces or the network thread:
 //! both depend on it, the session too (for [`GroupOp`]).

@@ -16,11 +16,11 @@
 //! CPU. A reconnect dials on a thread of its own, since connecting and the
 //! TLS handshake block: meanwhile what is typed goes on into the outbox.
 //!
-//! Inside: [`worker`] has the sockets, the poll loop and the threads it
+//! Inside: `worker` has the sockets, the poll loop and the threads it
 //! starts; every decision — what a command or a frame calls for, whether
-//! and when to reconnect, when to say bye — is the [`engine`]'s, which
+//! and when to reconnect, when to say bye — is the `engine`'s, which
 //! never touches a socket, so its tests play the server without one;
-//! [`keepalive`] and [`backoff`] time the pings and the tries.
+//! `keepalive` and `backoff` time the pings and the tries.
 
 mod backoff;
 mod engine;

@@ -1,8 +1,8 @@
 //! Turning what happened ([`Notice`]) into one display line: the
 //! `[HH:MM:SS]` stamp in local time, the exact wording, and optional colour.
-//! The wording lives by subject: chat messages ([`chat`]), the states of
-//! ours ([`delivery`]), history answers ([`history`]), groups ([`groups`]),
-//! the room ([`room`]), the connection ([`connection`]); [`words`] holds
+//! The wording lives by subject: chat messages (`chat`), the states of
+//! ours (`delivery`), history answers (`history`), groups (`groups`),
+//! the room (`room`), the connection (`connection`); `words` holds
 //! what they share, such as escaping other people's text.
 
 mod chat;

@@ -7,9 +7,9 @@
 //! The network thread owns one [`Session`] for the whole process, across
 //! connections; keeping it free of sockets lets the tests play both sides.
 //! This file holds the state and reads each frame to the part it is
-//! about: logging in and catching up ([`login`]), messages both ways
-//! ([`delivery`]), questions and their answers ([`questions`]), groups
-//! ([`groups`]), who comes and goes ([`presence`]).
+//! about: logging in and catching up (`login`), messages both ways
+//! (`delivery`), questions and their answers (`questions`), groups
+//! (`groups`), who comes and goes (`presence`).
 
 use std::collections::HashMap;
 
