@@ -11,9 +11,26 @@
 use rustyline::completion::{Completer, FilenameCompleter, Pair};
 use rustyline::{Context, Helper, Highlighter, Hinter, Validator};
 
-use crate::command::{Kind, COMMANDS, GROUP_SUBCOMMANDS};
-use crate::net::{Command, NetHandle};
+use crate::command::{Command, Kind, COMMANDS, GROUP_SUBCOMMANDS};
+use crate::net::NetHandle;
 use crate::roster::SharedRoster;
+
+/// The command names that `typed` (`!` included) starts.
+fn commands(typed: &str) -> Vec<Pair> {
+    COMMANDS
+        .iter()
+        .filter(|spec| spec.name.starts_with(typed))
+        .map(|spec| Pair {
+            display: spec.name.to_string(),
+            // A space, so the arguments can follow at once.
+            replacement: if spec.args.is_empty() {
+                spec.name.to_string()
+            } else {
+                format!("{} ", spec.name)
+            },
+        })
+        .collect()
+}
 
 /// The rustyline helper: completion only; hints, highlighting and
 /// validation are rustyline's defaults (none).
@@ -64,20 +81,7 @@ impl ChatHelper {
             return (0, Vec::new());
         };
         let Some((name, args)) = rest.split_once(' ') else {
-            let commands = COMMANDS
-                .iter()
-                .filter(|spec| spec.name.starts_with(before))
-                .map(|spec| Pair {
-                    display: spec.name.to_string(),
-                    // A space, so the arguments can follow at once.
-                    replacement: if spec.args.is_empty() {
-                        spec.name.to_string()
-                    } else {
-                        format!("{} ", spec.name)
-                    },
-                })
-                .collect();
-            return (0, commands);
+            return (0, commands(before));
         };
         let kind = COMMANDS
             .iter()
@@ -97,19 +101,7 @@ impl ChatHelper {
                         _ => (0, Vec::new()),
                     };
                 }
-                let offers = self
-                    .roster
-                    .lock()
-                    .offers
-                    .iter()
-                    .map(u64::to_string)
-                    .filter(|id| id.starts_with(first))
-                    .map(|id| Pair {
-                        replacement: format!("{id} "),
-                        display: id,
-                    })
-                    .collect();
-                return (before.len() - first.len(), offers);
+                return (before.len() - first.len(), self.offers(first));
             }
             // Only the first argument is a nickname; leading spaces are allowed.
             Some(Kind::Private | Kind::Send | Kind::History) => {
@@ -147,6 +139,21 @@ impl ChatHelper {
             );
         }
         (start, pairs)
+    }
+
+    /// The offers not yet answered whose numbers start with `prefix`.
+    fn offers(&self, prefix: &str) -> Vec<Pair> {
+        self.roster
+            .lock()
+            .offers
+            .iter()
+            .map(u64::to_string)
+            .filter(|id| id.starts_with(prefix))
+            .map(|id| Pair {
+                replacement: format!("{id} "),
+                display: id,
+            })
+            .collect()
     }
 
     /// `!group <sub>`, then `<group>`, then nicknames (for `create`, `add`
@@ -257,6 +264,8 @@ mod tests {
         (start, pairs.into_iter().map(|p| p.replacement).collect())
     }
 
+    /// A table of lines and what Tab offers for each: long, but one row
+    /// per case.
     #[test]
     fn candidates() {
         let roster = SharedRoster::default();

@@ -2,24 +2,26 @@
 //! either runs an interactive line editor or, when stdin is not a terminal,
 //! reads lines from stdin and prints events on stdout (pipe mode).
 //!
-//! Code map: [`tls`] connects; [`net`] is the network thread, which
-//! reconnects by itself ([`reconnect`]), with the protocol state in
-//! [`session`] — the numbered streams ([`streams`]) and the messages not yet
-//! stored ([`outbox`]); [`repl`] and [`pipe`] are the two user interfaces,
-//! sharing [`command`] (what can be typed) and [`render`] (how events
-//! look); [`complete`] completes from the [`roster`]; [`known_hosts`] pins
-//! self-signed certificates.
+//! Code map, top down (each layer uses only those below it; `layers.rs`
+//! checks): [`repl`] and [`pipe`] are the two user interfaces, with
+//! [`complete`] completing from the [`roster`] and [`render`] saying how
+//! events look; they hand the [`command`]s a line parses to into [`net`],
+//! the network thread, which reconnects by itself and keeps the protocol
+//! state in [`session`] — the numbered streams ([`streams`]) and the
+//! messages not yet stored ([`outbox`]) — and the transfers in [`files`];
+//! [`tls`] connects, [`known_hosts`] pins self-signed certificates.
 
 pub mod command;
 pub mod complete;
 pub mod files;
 pub mod known_hosts;
+#[cfg(test)]
+mod layers;
 pub mod net;
 pub mod outbox;
 pub mod pipe;
 pub mod platform;
 pub mod progress;
-pub mod reconnect;
 pub mod refusal;
 pub mod render;
 pub mod repl;
@@ -83,6 +85,7 @@ impl Config {
         Options {
             reconnect_for: self.reconnect_for.map(Duration::from_secs).or(default),
             keepalive: Duration::from_secs(self.keepalive.max(1)),
+            downloads: self.downloads.clone(),
         }
     }
 

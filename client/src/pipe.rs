@@ -17,12 +17,12 @@ use anyhow::Context;
 use chrono::Local;
 use crossbeam_channel::{select, Receiver};
 
-use crate::command::{self, Action};
-use crate::net::{Command, Net, Output, Status};
+use crate::command::{self, Command, Line};
+use crate::net::{Net, Output, Status};
 use crate::refusal::refusal;
-use crate::render::{Notice, Renderer};
+use crate::render::Renderer;
 use crate::roster::SharedRoster;
-use crate::session::Ending;
+use crate::session::{Ending, Notice};
 use crate::{exit_code, tls, Config, EXIT_LOGIN_REFUSED, PIPE_RECONNECT_FOR};
 
 /// Prints to stdout, one flushed line per event.
@@ -90,8 +90,9 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     loop {
         select! {
             recv(lines) -> line => match line.map(|line| command::parse(&line)) {
-                Ok(Action::Leave) | Err(_) => break,
-                Ok(action) => act(action, &net, &config.downloads),
+                Ok(Line::Command(Command::Leave)) | Err(_) => break,
+                Ok(Line::Command(command)) => net.send(command),
+                Ok(Line::Local(local)) => tell(&local),
             },
             recv(net.status()) -> status => match status {
                 Ok(Status::Finished(ending)) => return Ok(exit_code(ending)),
@@ -144,27 +145,10 @@ fn login(
     }
 }
 
-/// Does what a line asks, except leaving.
-fn act(action: Action, net: &Net, downloads: &std::path::Path) {
-    match action {
-        Action::Nothing | Action::Leave => {}
-        Action::Public(text) => net.send(Command::public(text)),
-        Action::Private { to, text } => net.send(Command::Say { receiver: to, text }),
-        Action::Online => net.send(Command::Online),
-        Action::Group(op) => net.send(Command::Group(op)),
-        Action::History { with, limit } => net.send(Command::History { with, limit }),
-        Action::Search { words, from } => net.send(Command::Search { words, from }),
-        Action::Send { to, path } => net.send(Command::SendFile { to, path }),
-        Action::Accept { file, dir } => net.send(Command::Accept {
-            file,
-            dir: dir.unwrap_or_else(|| downloads.to_path_buf()),
-        }),
-        Action::Reject { file } => net.send(Command::Reject { file }),
-        Action::Help => eprintln!("{}", command::help()),
-        Action::Unavailable(spec) => eprintln!("{} is not available yet", spec.name),
-        Action::Usage(spec) => eprintln!("usage: {}", spec.usage()),
-        Action::Unknown(word) => eprintln!("unknown command {word} — type !help for the list"),
-        Action::TooLong { bytes } => eprintln!("{}", command::too_long_hint(bytes)),
+/// Answers a line that asks nothing of the server, on stderr.
+fn tell(local: &command::Local) {
+    if let Some(text) = local.text() {
+        eprintln!("{text}");
     }
 }
 

@@ -17,16 +17,16 @@ use rustyline::{Editor, ExternalPrinter};
 
 use chat_common::ErrorCode;
 
-use crate::command::{self, Action};
+use crate::command::{self, Command, Line};
 use crate::complete::ChatHelper;
 use crate::files::Progress;
-use crate::net::{Command, Net, Output, Status};
+use crate::net::{Net, Output, Status};
 use crate::platform;
 use crate::progress::Bars;
 use crate::refusal::{refusal, Next};
-use crate::render::{Notice, Renderer};
+use crate::render::Renderer;
 use crate::roster::SharedRoster;
-use crate::session::Ending;
+use crate::session::{Ending, Notice};
 use crate::{exit_code, tls, Config};
 
 /// How long to wait for the outbox to empty and the server to acknowledge
@@ -114,8 +114,6 @@ struct Repl {
     net: Net,
     flags: Arc<Flags>,
     renderer: Renderer,
-    /// `--downloads`.
-    downloads: std::path::PathBuf,
 }
 
 pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
@@ -162,7 +160,6 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let mut repl = Repl {
         editor,
         net,
-        downloads: config.downloads.clone(),
         flags,
         renderer,
     };
@@ -274,27 +271,13 @@ impl Repl {
                 let _ = self.editor.add_history_entry(line.as_str());
             }
             match command::parse(&line) {
-                Action::Nothing => {}
-                Action::Public(text) => self.net.send(Command::public(text)),
-                Action::Private { to, text } => self.net.send(Command::Say { receiver: to, text }),
-                Action::Online => self.net.send(Command::Online),
-                Action::Group(op) => self.net.send(Command::Group(op)),
-                Action::History { with, limit } => self.net.send(Command::History { with, limit }),
-                Action::Search { words, from } => self.net.send(Command::Search { words, from }),
-                Action::Send { to, path } => self.net.send(Command::SendFile { to, path }),
-                Action::Accept { file, dir } => self.net.send(Command::Accept {
-                    file,
-                    dir: dir.unwrap_or_else(|| self.downloads.clone()),
-                }),
-                Action::Reject { file } => self.net.send(Command::Reject { file }),
-                Action::Help => println!("{}", command::help()),
-                Action::Leave => return Ok(self.leave()),
-                Action::Unavailable(spec) => println!("{} is not available yet", spec.name),
-                Action::Usage(spec) => println!("usage: {}", spec.usage()),
-                Action::Unknown(word) => {
-                    println!("unknown command {word} — type !help for the list")
+                Line::Command(Command::Leave) => return Ok(self.leave()),
+                Line::Command(command) => self.net.send(command),
+                Line::Local(local) => {
+                    if let Some(text) = local.text() {
+                        println!("{text}");
+                    }
                 }
-                Action::TooLong { bytes } => println!("{}", command::too_long_hint(bytes)),
             }
         }
     }

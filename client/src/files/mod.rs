@@ -267,70 +267,13 @@ impl Transfers {
         let mut says = Vec::new();
         match frame {
             ServerFrame::Upload { id, file, offset } => {
-                if let Some(up) = self.uploads.get_mut(id) {
-                    up.file = Some(*file);
-                    if *offset >= up.size {
-                        says.push(format!(
-                            "{} is on the server already (file {file})",
-                            up.name
-                        ));
-                        self.uploads.remove(id);
-                    } else {
-                        match File::open(&up.path).and_then(|mut f| {
-                            f.seek(SeekFrom::Start(*offset))?;
-                            Ok(f)
-                        }) {
-                            Ok(f) => {
-                                up.reader = Some(f);
-                                up.sent = *offset;
-                                up.acked = *offset;
-                                if *offset > 0 {
-                                    says.push(format!("resuming {} at byte {offset}", up.name));
-                                } else {
-                                    says.push(format!(
-                                        "sending {} ({} bytes) to {} as file {file}",
-                                        up.name, up.size, up.to
-                                    ));
-                                }
-                            }
-                            Err(e) => {
-                                says.push(format!("cannot read {}: {e}", up.path.display()));
-                                self.uploads.remove(id);
-                            }
-                        }
-                    }
-                }
+                says.extend(self.on_upload(*id, *file, *offset));
             }
             ServerFrame::FileAck {
                 file,
                 bytes,
                 complete,
-            } => {
-                let found = self
-                    .uploads
-                    .iter()
-                    .find(|(_, u)| u.file == Some(*file))
-                    .map(|(&id, _)| id);
-                if let Some(id) = found {
-                    let up = &self.uploads[&id];
-                    self.progress.push(Progress {
-                        upload: true,
-                        file: *file,
-                        name: up.name.clone(),
-                        done: if *complete { up.size } else { *bytes },
-                        total: up.size,
-                    });
-                    if *complete {
-                        let up = self.uploads.remove(&id).expect("found");
-                        says.push(format!(
-                            "{} is on the server; {} is offered it (file {file})",
-                            up.name, up.to
-                        ));
-                    } else if let Some(up) = self.uploads.get_mut(&id) {
-                        up.acked = up.acked.max(*bytes);
-                    }
-                }
-            }
+            } => says.extend(self.on_file_ack(*file, *bytes, *complete)),
             ServerFrame::FileOffer {
                 file,
                 sender,
@@ -339,18 +282,13 @@ impl Transfers {
                 sha256,
                 ..
             } => {
-                says.push(format!(
-                    "{sender} offers you {name} ({size} bytes): !accept {file} [dir] or !reject {file}"
-                ));
-                self.offers.insert(
-                    *file,
-                    Offer {
-                        sender: sender.clone(),
-                        name: name.clone(),
-                        size: *size,
-                        sha256: sha256.clone(),
-                    },
-                );
+                let offer = Offer {
+                    sender: sender.clone(),
+                    name: name.clone(),
+                    size: *size,
+                    sha256: sha256.clone(),
+                };
+                says.push(self.on_offer(*file, offer));
             }
             ServerFrame::FileAnswer {
                 file,
@@ -379,17 +317,67 @@ impl Transfers {
                 requests.append(&mut self.pending_done);
                 says.extend(say);
             }
-            ServerFrame::Error {
-                id: Some(id), code, ..
-            } => {
-                self.uploads.remove(id);
-                let _ = code;
+            ServerFrame::Error { id, code, reason } => self.on_error(*id, *code, reason),
+            _ => {}
+        }
+        (requests, says)
+    }
+
+    /// The server took our offer `id` as `file`, and has `offset` bytes of
+    /// it: start (or resume) sending, or nothing if it has all.
+    fn on_upload(&mut self, id: u64, file: u64, offset: u64) -> Option<String> {
+        let up = self.uploads.get_mut(&id)?;
+        up.file = Some(file);
+        if offset >= up.size {
+            let say = format!("{} is on the server already (file {file})", up.name);
+            self.uploads.remove(&id);
+            return Some(say);
+        }
+        match File::open(&up.path).and_then(|mut f| {
+            f.seek(SeekFrom::Start(offset))?;
+            Ok(f)
+        }) {
+            Ok(f) => {
+                up.reader = Some(f);
+                up.sent = offset;
+                up.acked = offset;
+                if offset > 0 {
+                    Some(format!("resuming {} at byte {offset}", up.name))
+                } else {
+                    Some(format!(
+                        "sending {} ({} bytes) to {} as file {file}",
+                        up.name, up.size, up.to
+                    ))
+                }
             }
-            ServerFrame::Error {
-                id: None,
-                code: ErrorCode::HashMismatch | ErrorCode::StoreFailed,
-                reason,
-            } => {
+            Err(e) => {
+                let say = format!("cannot read {}: {e}", up.path.display());
+                self.uploads.remove(&id);
+                Some(say)
+            }
+        }
+    }
+
+    /// Someone offers us `file`: what to tell the user.
+    fn on_offer(&mut self, file: u64, offer: Offer) -> String {
+        let Offer {
+            sender, name, size, ..
+        } = &offer;
+        let say = format!(
+            "{sender} offers you {name} ({size} bytes): !accept {file} [dir] or !reject {file}"
+        );
+        self.offers.insert(file, offer);
+        say
+    }
+
+    /// An error answering an offer of ours (by its id), or saying that an
+    /// upload stopped (without one).
+    fn on_error(&mut self, id: Option<u64>, code: ErrorCode, reason: &str) {
+        match (id, code) {
+            (Some(id), _) => {
+                self.uploads.remove(&id);
+            }
+            (None, ErrorCode::HashMismatch | ErrorCode::StoreFailed) => {
                 // "file N: …": that upload stopped.
                 let stopped = reason
                     .strip_prefix("file ")
@@ -400,7 +388,34 @@ impl Transfers {
             }
             _ => {}
         }
-        (requests, says)
+    }
+
+    /// The server has `bytes` of upload `file` (all of it if `complete`).
+    fn on_file_ack(&mut self, file: u64, bytes: u64, complete: bool) -> Option<String> {
+        let id = self
+            .uploads
+            .iter()
+            .find(|(_, u)| u.file == Some(file))
+            .map(|(&id, _)| id)?;
+        let up = &self.uploads[&id];
+        self.progress.push(Progress {
+            upload: true,
+            file,
+            name: up.name.clone(),
+            done: if complete { up.size } else { bytes },
+            total: up.size,
+        });
+        if complete {
+            let up = self.uploads.remove(&id).expect("found");
+            return Some(format!(
+                "{} is on the server; {} is offered it (file {file})",
+                up.name, up.to
+            ));
+        }
+        if let Some(up) = self.uploads.get_mut(&id) {
+            up.acked = up.acked.max(bytes);
+        }
+        None
     }
 
     fn start_download(

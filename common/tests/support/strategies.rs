@@ -560,7 +560,8 @@ pub fn type_value() -> BoxedStrategy<Value> {
 pub enum Edit {
     Remove(Index),
     Set(Index, Value),
-    SetType(Index, Value),
+    /// Set the `type` member, wherever it is.
+    SetType(Value),
     Insert(Index, String, Value),
     /// Repeat a member elsewhere, value and all.
     Repeat(Index, Index),
@@ -583,7 +584,7 @@ fn edit() -> impl Strategy<Value = Edit> {
     prop_oneof![
         2 => any::<Index>().prop_map(Edit::Remove),
         3 => (any::<Index>(), json_value()).prop_map(|(i, v)| Edit::Set(i, v)),
-        2 => (any::<Index>(), type_value()).prop_map(|(i, v)| Edit::SetType(i, v)),
+        2 => type_value().prop_map(Edit::SetType),
         2 => (any::<Index>(), key(), json_value()).prop_map(|(i, k, v)| Edit::Insert(i, k, v)),
         1 => (any::<Index>(), any::<Index>()).prop_map(|(i, j)| Edit::Repeat(i, j)),
     ]
@@ -622,7 +623,7 @@ pub fn bend(frame: Value, edits: &[Edit], bytes: &Bytes) -> Vec<u8> {
                 members.remove(i.index(n));
             }
             Edit::Set(i, v) if n > 0 => members[i.index(n)].1 = v,
-            Edit::SetType(_, v) => match members.iter_mut().find(|(k, _)| k == "type") {
+            Edit::SetType(v) => match members.iter_mut().find(|(k, _)| k == "type") {
                 Some(member) => member.1 = v,
                 None => members.push(("type".into(), v)),
             },

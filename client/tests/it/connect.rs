@@ -1,12 +1,10 @@
 //! Getting connected: a server that is not there, certificates pinned on
 //! first use and refused when they change, strict verification with --ca.
 
-mod support;
-
 use std::fs;
 use std::time::{Duration, Instant};
 
-use support::{Client, Server, TIMEOUT};
+use crate::support::{Client, Server, TIMEOUT};
 
 /// Nobody listening: exit 1 with a hint to start the server.
 #[test]

@@ -1,11 +1,12 @@
 //! The driver's memory is bounded by the frame limit, not by what the peer
 //! sends: measured with a counting allocator while megabytes of hostile
-//! input go through. (Its own test binary: the allocator counts the whole
-//! process, so nothing else may run beside it.)
+//! input go through. The allocator counts each thread apart, so the tests
+//! that run beside this one in the same binary do not count; the driver
+//! runs on the test's own thread.
 
 use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use chat_common::codec::{Frame, DEFAULT_MAX_FRAME};
 use chat_common::handler::{Connection, Driver, RequestHandler};
@@ -13,12 +14,25 @@ use chat_common::protocol::Request;
 
 struct Counting;
 
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
+thread_local! {
+    /// Heap bytes this thread allocated and has not freed (below zero when
+    /// it frees what another thread allocated), and the most since the
+    /// measurement started. `const`, without a destructor, so using them
+    /// never allocates.
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
 
 fn grew(by: usize) {
-    let live = LIVE.fetch_add(by, Ordering::Relaxed) + by;
-    PEAK.fetch_max(live, Ordering::Relaxed);
+    let _ = LIVE.try_with(|live| {
+        let now = live.get() + by as isize;
+        live.set(now);
+        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+    });
+}
+
+fn shrank(by: usize) {
+    let _ = LIVE.try_with(|live| live.set(live.get() - by as isize));
 }
 
 // SAFETY: every call is passed on to the system allocator unchanged; only
@@ -33,12 +47,12 @@ unsafe impl GlobalAlloc for Counting {
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+        shrank(layout.size());
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let new = unsafe { System.realloc(ptr, layout, new_size) };
         if !new.is_null() {
-            LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
+            shrank(layout.size());
             grew(new_size);
         }
         new
@@ -85,12 +99,12 @@ impl RequestHandler for Counter {
 fn peak_while_feeding(stream: &[u8], read: usize) -> (usize, usize, usize) {
     let mut conn = Sink::default();
     let mut driver = Driver::new(Counter(0), DEFAULT_MAX_FRAME);
-    let base = LIVE.load(Ordering::Relaxed);
-    PEAK.store(base, Ordering::Relaxed);
+    let base = LIVE.with(Cell::get);
+    PEAK.with(|peak| peak.set(base));
     for chunk in stream.chunks(read) {
         driver.feed(chunk, &mut conn);
     }
-    let peak = PEAK.load(Ordering::Relaxed) - base;
+    let peak = (PEAK.with(Cell::get) - base) as usize;
     (peak, driver.handler().0, conn.sent)
 }
 

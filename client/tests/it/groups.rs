@@ -4,10 +4,8 @@
 //! a pseudo-terminal.
 #![cfg(unix)]
 
-mod support;
-
-use support::term::Term;
-use support::{Pipe, Server};
+use crate::support::term::Term;
+use crate::support::{Pipe, Server};
 
 /// A pipe-mode peer `nick` that stays (stdin open), welcomed.
 fn join(server: &Server, nick: &str) -> Pipe {

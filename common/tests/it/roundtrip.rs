@@ -1,8 +1,6 @@
 //! Every frame round-trips through encode and decode, alone and in a byte
 //! stream cut anywhere. Longer runs: `make fuzz` (docs/security.md).
 
-mod support;
-
 use std::collections::HashSet;
 use std::ops::ControlFlow;
 
@@ -13,7 +11,8 @@ use proptest::collection::vec;
 use proptest::prelude::*;
 use proptest::strategy::ValueTree;
 use proptest::test_runner::TestRunner;
-use support::{budget, oracle, strategies};
+
+use crate::support::{budget, oracle, strategies};
 
 #[test]
 fn every_request_round_trips() {

@@ -3,10 +3,9 @@
 //! reported once and close the connection; nothing is held beyond the
 //! limit; `finish` runs once. Longer runs: `make fuzz` (docs/security.md).
 
-mod support;
-
 use proptest::prelude::*;
-use support::{budget, oracle, strategies};
+
+use crate::support::{budget, oracle, strategies};
 
 fn limit_stream_cuts() -> impl Strategy<Value = (usize, Vec<u8>, Vec<usize>)> {
     strategies::limit()

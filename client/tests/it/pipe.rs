@@ -1,12 +1,11 @@
 //! Pipe mode end to end: real `chat-client` processes, fed on stdin, against
 //! a real `chat-server`, over TLS and plaintext.
 
-mod support;
-
 use std::collections::BTreeSet;
 
 use serde_json::Value;
-use support::{body, Server, UNTHROTTLED};
+
+use crate::support::{self, body, Server, UNTHROTTLED};
 
 /// Starts a pipe-mode client `nick` that stays (stdin open) and waits for
 /// its welcome.

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use chat_client::net::{Command, Dial, Net, Options, Output, Status, KEEPALIVE};
+use chat_client::command::Command;
+use chat_client::net::{Dial, Net, Options, Output, Status, KEEPALIVE};
 use chat_client::outbox::Outbox;
-use chat_client::render::Notice;
 use chat_client::roster::SharedRoster;
-use chat_client::session::{Ending, Session};
+use chat_client::session::{Ending, Notice, Session};
 use chat_client::tls::{self, Security};
 use parking_lot::Mutex;
 
@@ -96,6 +96,8 @@ fn start_serving(
     let options = Options {
         reconnect_for: Some(reconnect_for.unwrap_or(Duration::ZERO)),
         keepalive: KEEPALIVE,
+        // No test here accepts a file.
+        downloads: std::env::temp_dir(),
     };
     start_with(options, script)
 }
@@ -214,6 +216,8 @@ fn a_silent_server_is_noticed_by_the_keepalive() {
     let options = Options {
         reconnect_for: Some(Duration::from_secs(10)),
         keepalive: Duration::from_millis(600),
+        // No test here accepts a file.
+        downloads: std::env::temp_dir(),
     };
     let (net, recorder, fake) = start_with(options, |listener| {
         let mut peer = accept(&listener);
@@ -351,7 +355,7 @@ fn the_roster_is_refreshed_on_demand_once_at_a_time() {
 /// shows nothing twice, acknowledges what is new, and sends again, in
 /// order and under the same ids, every message not acknowledged —
 /// including one typed while it was disconnected. Leaving then waits for
-/// the outbox before saying bye.
+/// the outbox before saying bye. (Long: one conversation, told in order.)
 #[test]
 fn reconnects_resumes_and_resends_the_outbox() {
     let (net, recorder, fake) = start_serving(Some(Duration::from_secs(10)), |listener| {
@@ -566,6 +570,8 @@ fn a_server_ping_is_answered_at_once_even_while_catching_up() {
     let options = Options {
         reconnect_for: Some(Duration::ZERO),
         keepalive: Duration::from_millis(600),
+        // No test here accepts a file.
+        downloads: std::env::temp_dir(),
     };
     let (net, recorder, fake) = start_with(options, |listener| {
         let mut peer = accept(&listener);

@@ -2,15 +2,13 @@
 //! read off an emulated screen, with a pipe-mode peer on the other side.
 #![cfg(unix)]
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 
-use support::proxy::Proxy;
-use support::term::Term;
-use support::{body, Pipe, Server, TIMEOUT};
+use crate::support::proxy::Proxy;
+use crate::support::term::Term;
+use crate::support::{self, body, Pipe, Server, TIMEOUT};
 
 /// Starts a pipe-mode peer `nick` that stays (stdin open) and waits for its
 /// welcome.

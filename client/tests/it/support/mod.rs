@@ -5,9 +5,6 @@
 //! Every wait has a deadline ([`TIMEOUT`]), so a client or server that hangs
 //! fails the test with the transcript of what it printed instead of hanging.
 
-// Each test binary uses a different part of this module.
-#![allow(dead_code)]
-
 use std::ffi::{OsStr, OsString};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -348,10 +345,6 @@ impl Server {
         self.fingerprint = process.fingerprint;
         self.stdout = process.stdout;
         self.stderr = process.stderr;
-    }
-
-    pub fn port(&self) -> u16 {
-        self.addr.rsplit_once(':').unwrap().1.parse().unwrap()
     }
 
     /// The server's certificate (TLS only).

@@ -2,11 +2,10 @@
 //! and id it answers are worked out independently (`support/oracle.rs`).
 //! Longer runs: `make fuzz` (docs/security.md).
 
-mod support;
-
 use proptest::collection::vec;
 use proptest::prelude::*;
-use support::{budget, oracle, strategies};
+
+use crate::support::{budget, oracle, strategies};
 
 #[test]
 fn decode_takes_any_bytes() {

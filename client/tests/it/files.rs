@@ -2,10 +2,8 @@
 //! real server: `!send`, `!accept` (the SHA-256 checked, nothing
 //! overwritten), `!reject`, each answer told to the sender.
 
-mod support;
-
-use support::proxy::Proxy;
-use support::{Client, Server};
+use crate::support::proxy::Proxy;
+use crate::support::{Client, Server};
 
 fn content(len: usize) -> Vec<u8> {
     let mut x: u32 = 12345;

@@ -3,14 +3,12 @@
 //! middle of a stream of messages (through a proxy) without a message lost
 //! or shown twice.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::thread;
 use std::time::Duration;
 
-use support::proxy::Proxy;
-use support::{body, Client, Pipe, Server, TIMEOUT, UNTHROTTLED};
+use crate::support::proxy::Proxy;
+use crate::support::{body, Client, Pipe, Server, TIMEOUT, UNTHROTTLED};
 
 /// Starts a pipe-mode client `nick` straight to the server that stays
 /// (stdin open) and waits for its welcome.

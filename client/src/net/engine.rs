@@ -1,0 +1,396 @@
+//! The network thread's decisions, without its sockets: what a command or
+//! a frame calls for (requests to send, lines to show, statuses for the
+//! user interface), what a lost connection means (reconnect, when, or
+//! stop), and when leaving may say bye. The worker does the I/O each
+//! decision asks for; the tests below drive the engine alone.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use chat_common::codec::FrameError;
+use chat_common::{Request, ServerFrame};
+use crossbeam_channel::Sender;
+
+use super::backoff::Backoff;
+use super::{Options, Output, Status};
+use crate::command::Command;
+use crate::files::{Hashed, Hashing, Transfers};
+use crate::session::{Ending, Notice, Session, Update};
+
+/// Everything the network thread knows besides its connection.
+pub(super) struct Engine {
+    session: Session,
+    /// Uploads and downloads under way.
+    transfers: Transfers,
+    options: Options,
+    output: Box<dyn Output>,
+    status: Sender<Status>,
+    /// The user asked to leave: bye once everything is answered.
+    leaving: bool,
+    /// The connection is plain TCP (`--no-tls`).
+    plaintext: bool,
+}
+
+/// What a command asks of the worker, besides the requests it made.
+#[derive(Debug)]
+pub(super) enum Taken {
+    /// Take the next command.
+    Next,
+    /// Hash this file on a thread of its own, then offer it.
+    Hash(Hashing),
+    /// Leaving: take no more commands before the loop has gone round.
+    Leaving,
+    /// Stop now.
+    End(Ending),
+}
+
+/// Why reading stopped.
+#[derive(Debug)]
+pub(super) enum Stop {
+    /// The connection broke, with the reason for people.
+    Broken(String),
+    /// The session said it ended (or, for lost and shutdown, the connection).
+    Ended(Ending),
+}
+
+/// Reconnecting after a lost connection: the backoff, and the last
+/// failure shown, so that the same one is not repeated at every try.
+#[derive(Debug)]
+pub(super) struct Outage {
+    backoff: Backoff,
+    said: Option<String>,
+}
+
+/// What follows a lost connection.
+#[derive(Debug)]
+pub(super) enum AfterLoss {
+    /// Dial again at `at`.
+    Retry {
+        outage: Outage,
+        at: Instant,
+    },
+    End(Ending),
+}
+
+/// Where the link stands, as leaving needs to know.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Connection {
+    Up {
+        bye_sent: bool,
+    },
+    /// Waiting to dial again, or dialing.
+    Down,
+}
+
+/// What leaving calls for now.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Leave {
+    Stay,
+    /// Everything is answered: send this bye.
+    Bye(Request),
+    /// Left: nothing is left to deliver, or there never was a session.
+    Gone,
+}
+
+impl Engine {
+    pub(super) fn new(
+        session: Session,
+        options: Options,
+        output: Box<dyn Output>,
+        status: Sender<Status>,
+        plaintext: bool,
+    ) -> Self {
+        Engine {
+            session,
+            transfers: Transfers::new(),
+            options,
+            output,
+            status,
+            leaving: false,
+            plaintext,
+        }
+    }
+
+    /// Acts on one command from the user interface; the requests it calls
+    /// for go to `out`.
+    pub(super) fn command(&mut self, command: Command, out: &mut Vec<Request>) -> Taken {
+        match command {
+            Command::Login { nick, password } => out.push(self.session.login(nick, password)),
+            Command::Say { receiver, text } => {
+                for update in self.session.say(receiver, text) {
+                    match update {
+                        Update::Show(notice) => self.output.local(&notice),
+                        Update::Send(request) => out.push(request),
+                        _ => {}
+                    }
+                }
+            }
+            Command::Online => out.extend(self.session.online()),
+            Command::History { with, limit } => out.extend(self.session.history(with, limit)),
+            Command::Search { words, from } => out.extend(self.session.search(words, from)),
+            Command::Group(op) => out.extend(self.session.group(op)),
+            Command::RefreshRoster => out.extend(self.session.refresh()),
+            Command::SendFile { to, path } => match self.transfers.prepare(to, path) {
+                Ok(job) => return Taken::Hash(job),
+                Err(reason) => self.output.local(&Notice::Error { reason }),
+            },
+            Command::Accept { file, dir } => {
+                let dir = self.download_dir(dir);
+                out.push(self.transfers.accept(file, dir));
+            }
+            Command::Reject { file } => {
+                out.push(self.transfers.reject(file));
+                self.session.set_offers(self.offers());
+            }
+            Command::Abandon => {
+                self.list_unsent();
+                return Taken::End(Ending::Left);
+            }
+            Command::Leave => {
+                self.leaving = true;
+                return Taken::Leaving;
+            }
+        }
+        Taken::Next
+    }
+
+    /// Where `!accept` puts a file: where it says, else the downloads
+    /// directory.
+    fn download_dir(&self, dir: Option<PathBuf>) -> PathBuf {
+        dir.unwrap_or_else(|| self.options.downloads.clone())
+    }
+
+    /// The offers not yet answered, for completion.
+    fn offers(&self) -> Vec<u64> {
+        self.transfers.offers.keys().copied().collect()
+    }
+
+    /// Handles one frame from the server (`line`, and what it decoded to);
+    /// requests it calls for go to `out`. The ending, if it ended the
+    /// session (or, for lost and shutdown, the connection).
+    pub(super) fn frame(
+        &mut self,
+        line: &[u8],
+        frame: Result<ServerFrame, FrameError>,
+        out: &mut Vec<Request>,
+    ) -> Option<Ending> {
+        let raw = String::from_utf8_lossy(line);
+        let frame = match frame {
+            Ok(frame) => frame,
+            Err(err) => {
+                // A newer server may send frames we do not know: say so, go on.
+                let reason = format!("unreadable frame from the server: {err}");
+                self.output.frame(&raw, &[Notice::Error { reason }]);
+                return None;
+            }
+        };
+        let mut notices = Vec::new();
+        // File frames feed the transfers; a welcome resumes the unfinished ones.
+        let (mut file_requests, says) = self.transfers.on_frame(&frame);
+        if matches!(frame, ServerFrame::Welcome { .. }) {
+            file_requests.extend(self.transfers.resume());
+        }
+        notices.extend(says.into_iter().map(|text| Notice::File { text }));
+        for progress in self.transfers.take_progress() {
+            self.output.progress(&progress);
+        }
+        self.session.set_offers(self.offers());
+        let mut statuses = Vec::new();
+        let mut ended = None;
+        let mut duplicate = false;
+        for update in self.session.on_frame(frame) {
+            match update {
+                Update::Show(notice) => notices.push(notice),
+                Update::LoggedIn(nick) => statuses.push(Status::LoggedIn(nick)),
+                Update::LoginRefused { code, reason } => {
+                    statuses.push(Status::LoginRefused { code, reason })
+                }
+                Update::Send(request) => out.push(request),
+                Update::Duplicate => duplicate = true,
+                Update::Ended(ending) => ended = Some(ending),
+            }
+        }
+        out.extend(file_requests);
+        // Printed first, so the welcome line is up before the prompt.
+        if !duplicate {
+            self.output.frame(&raw, &notices);
+        }
+        for status in statuses {
+            let _ = self.status.send(status);
+        }
+        ended
+    }
+
+    /// After the frames of one read: the `received` for the private
+    /// messages shown, if any.
+    pub(super) fn received(&mut self) -> Option<Request> {
+        self.session.received()
+    }
+
+    /// A keepalive `ping`.
+    pub(super) fn ping(&mut self) -> Request {
+        self.session.ping()
+    }
+
+    /// A new connection is up: the login again, if one was ever accepted.
+    pub(super) fn relogin(&mut self) -> Option<Request> {
+        self.session.relogin()
+    }
+
+    /// Reading stopped, for `stop`; `bye_sent` if our bye went out on the
+    /// connection, which is closed by now.
+    pub(super) fn stopped(&mut self, stop: Stop, bye_sent: bool, now: Instant) -> AfterLoss {
+        match stop {
+            Stop::Broken(reason) => self.broken(bye_sent, reason, now),
+            Stop::Ended(Ending::Shutdown) => {
+                self.lost(Ending::Shutdown, "the server shut down".into(), now)
+            }
+            Stop::Ended(ending) => {
+                // Kicked or taken over: no reconnect will send what waits
+                // in the outbox, so say what was not stored.
+                if matches!(ending, Ending::Kicked | Ending::TakenOver) {
+                    self.list_unsent();
+                }
+                AfterLoss::End(ending)
+            }
+        }
+    }
+
+    /// The connection broke for `reason`: after our bye, the end we asked
+    /// for; else as [`Engine::lost`].
+    pub(super) fn broken(&mut self, bye_sent: bool, reason: String, now: Instant) -> AfterLoss {
+        if bye_sent {
+            return AfterLoss::End(Ending::Left);
+        }
+        self.lost(Ending::Lost, reason, now)
+    }
+
+    /// The connection ended as `ending` (lost, or the server shutting
+    /// down) at `now`: reconnect if that is allowed and worth it.
+    pub(super) fn lost(&mut self, ending: Ending, reason: String, now: Instant) -> AfterLoss {
+        let ever = self.session.has_logged_in();
+        self.session.disconnected();
+        let allowed = self.options.reconnect_for != Some(Duration::ZERO);
+        if !ever || !allowed {
+            if ending == Ending::Lost {
+                self.say_lost(reason);
+            }
+            return AfterLoss::End(ending);
+        }
+        if self.leaving && !self.session.has_unacknowledged() {
+            // Nothing left to deliver: no need to come back to say bye.
+            return AfterLoss::End(Ending::Left);
+        }
+        self.output.connection(&Notice::Reconnecting { reason });
+        let mut backoff = Backoff::new(now, self.options.reconnect_for);
+        match backoff.next_try(now) {
+            Some(at) => AfterLoss::Retry {
+                outage: Outage {
+                    backoff,
+                    said: None,
+                },
+                at,
+            },
+            None => AfterLoss::End(self.give_up(&backoff, now)),
+        }
+    }
+
+    /// A try to reconnect failed for `reason` at `now`: the next try, or
+    /// giving up.
+    pub(super) fn retry(&mut self, mut outage: Outage, reason: String, now: Instant) -> AfterLoss {
+        let Some(at) = outage.backoff.next_try(now) else {
+            return AfterLoss::End(self.give_up(&outage.backoff, now));
+        };
+        if outage.said.as_deref() != Some(reason.as_str()) {
+            let retry_in = at.saturating_duration_since(now).as_secs_f64().round() as u64;
+            self.output.connection(&Notice::RetryFailed {
+                reason: reason.clone(),
+                retry_in: retry_in.max(1),
+            });
+        }
+        outage.said = Some(reason);
+        AfterLoss::Retry { outage, at }
+    }
+
+    fn give_up(&mut self, backoff: &Backoff, now: Instant) -> Ending {
+        let after = backoff.elapsed(now).as_secs();
+        self.output.connection(&Notice::GaveUp { after });
+        self.list_unsent();
+        Ending::Lost
+    }
+
+    fn list_unsent(&mut self) {
+        for notice in self.session.unsent() {
+            self.output.connection(&notice);
+        }
+    }
+
+    /// Leaving: a bye once everything is answered; or, disconnected with
+    /// nothing left to deliver, just going.
+    pub(super) fn leave_if_done(&mut self, connection: Connection) -> Leave {
+        if !self.leaving {
+            return Leave::Stay;
+        }
+        if !self.session.has_logged_in() {
+            return Leave::Gone;
+        }
+        let waiting = self.session.is_waiting() || self.transfers.busy();
+        match connection {
+            Connection::Up { bye_sent: false } if self.session.is_logged_in() && !waiting => {
+                Leave::Bye(self.session.bye())
+            }
+            Connection::Down if !self.session.has_unacknowledged() => Leave::Gone,
+            _ => Leave::Stay,
+        }
+    }
+
+    /// A file is hashed: its offer, to send now if logged in (else it is
+    /// offered after the next welcome, by `Transfers::resume`).
+    pub(super) fn hashed(&mut self, hashed: Hashed) -> Option<Request> {
+        match self.transfers.hashed(hashed) {
+            Ok(offer) if self.session.is_logged_in() => Some(offer),
+            Ok(_) => None,
+            Err(reason) => {
+                self.output.local(&Notice::Error { reason });
+                None
+            }
+        }
+    }
+
+    /// The chunks the upload windows allow, while logged in.
+    pub(super) fn pump_files(&mut self) -> Vec<Request> {
+        if !self.session.is_logged_in() {
+            return Vec::new();
+        }
+        let (requests, says) = self.transfers.pump();
+        for text in says {
+            self.output.local(&Notice::File { text });
+        }
+        requests
+    }
+
+    /// The thread cannot go on (it cannot wait for the server): says why,
+    /// as for a connection lost for good.
+    pub(super) fn fail(&mut self, reason: String) -> Ending {
+        self.say_lost(reason);
+        Ending::Lost
+    }
+
+    /// Says the connection is lost for good.
+    fn say_lost(&mut self, mut reason: String) {
+        // A TLS server drops a plaintext client's first line: say so.
+        if !self.session.has_logged_in() && self.plaintext {
+            reason += " (if the server uses TLS, the default, leave out --no-tls)";
+        }
+        self.output.connection(&Notice::Lost { reason });
+    }
+
+    /// The last word: the output first, then the user interface.
+    pub(super) fn finish(&mut self, ending: Ending) {
+        self.output.finishing();
+        let _ = self.status.send(Status::Finished(ending));
+    }
+}
+
+#[cfg(test)]
+mod tests;

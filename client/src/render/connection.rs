@@ -1,0 +1,39 @@
+//! The connection's ups and downs, in red: lost, reconnecting, a try that
+//! failed, giving up.
+
+use super::words::clean;
+use super::{Renderer, RED};
+
+impl Renderer {
+    pub(super) fn lost(&self, reason: &str) -> String {
+        self.paint(RED, &format!("! connection lost: {}", clean(reason)))
+            .into()
+    }
+
+    pub(super) fn reconnecting(&self, reason: &str) -> String {
+        self.paint(
+            RED,
+            &format!("! connection lost — reconnecting… ({})", clean(reason)),
+        )
+        .into()
+    }
+
+    pub(super) fn retry_failed(&self, reason: &str, retry_in: u64) -> String {
+        self.paint(
+            RED,
+            &format!(
+                "! cannot reconnect yet: {}; trying again in {retry_in} s",
+                clean(reason)
+            ),
+        )
+        .into()
+    }
+
+    pub(super) fn gave_up(&self, after: u64) -> String {
+        self.paint(
+            RED,
+            &format!("! gave up reconnecting after {after} s without a connection"),
+        )
+        .into()
+    }
+}
