@@ -379,10 +379,14 @@ fn invisible_and_bidi_characters_are_escaped() {
         ("\u{2060}\u{2064}", "\\u{2060}\\u{2064}"),
         ("\u{2066}x\u{2069}", "\\u{2066}x\\u{2069}"),
         ("\u{FEFF}bom", "\\u{feff}bom"),
+        // The whole default-ignorable block 2060-206F, variation selectors,
+        // Hangul fillers (common's is_invisible since issue 16).
+        ("\u{2065}\u{206A}", "\\u{2065}\\u{206a}"),
+        ("a\u{FE0F}\u{3164}", "a\\u{fe0f}\\u{3164}"),
         // Neighbours of the table stay as they are.
         (
-            "\u{2027}\u{202F}\u{2065}\u{206A}",
-            "\u{2027}\u{202F}\u{2065}\u{206A}",
+            "\u{2027}\u{202F}\u{205F}\u{2070}",
+            "\u{2027}\u{202F}\u{205F}\u{2070}",
         ),
     ];
     for (text, want) in cases {
