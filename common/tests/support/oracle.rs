@@ -46,6 +46,7 @@ pub const REQUEST_TYPES: &[&str] = &[
     "reject",
     "file_ack",
     "downloaded",
+    "password",
 ];
 
 /// Every `type` a server may send.
