@@ -2,10 +2,9 @@
 //! corners where the code and docs/protocol.md disagreed, a class behind one
 //! NAT address, registrations, and what a nickname may look like.
 
-mod support;
-
 use serde_json::json;
-use support::{Options, Server};
+
+use crate::support::{self, Options, Server};
 
 /// `history` takes a group's name with or without the `#`, as every group
 /// request does; a bare name that is an account's is still the account.
