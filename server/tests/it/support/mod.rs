@@ -5,9 +5,6 @@
 //! Every read has a deadline ([`TIMEOUT`] unless said otherwise), so a server
 //! that hangs fails the test instead of hanging it.
 
-// Each test binary uses a different part of this module.
-#![allow(dead_code)]
-
 use std::fmt::Write as _;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -18,6 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod room;
+pub mod serial;
+
+pub use serial::serial;
 
 use base64::Engine as _;
 use chat_common::protocol::PRESENCE_NAMES;
@@ -187,7 +187,10 @@ impl Server {
         Options::with_tls(tls).start()
     }
 
+    /// Starts a server; the calling test waits first while a serial test
+    /// runs (see [`serial`]).
     pub fn start(options: Options) -> Server {
+        serial::share();
         let (temp, data_dir) = match options.data_dir {
             Some(dir) => (None, dir),
             None => {
@@ -1085,7 +1088,6 @@ fn prefix(text: &str, max: usize) -> &str {
 ///     fn name(tls) { let server = Server::with_tls(tls); … }
 /// }
 /// ```
-#[allow(unused_macros)]
 macro_rules! both {
     ($($(#[$meta:meta])* fn $name:ident($tls:ident) $body:block)*) => {$(
         $(#[$meta])*

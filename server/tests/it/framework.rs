@@ -72,6 +72,7 @@ fn line(reader: &mut BufReader<TcpStream>) -> String {
 /// another client on the same single worker is still served.
 #[test]
 fn a_panicking_handler_costs_only_its_connection() {
+    crate::support::serial::share();
     let finished = Arc::new(AtomicUsize::new(0));
     let counter = finished.clone();
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -122,6 +123,7 @@ fn a_panicking_handler_costs_only_its_connection() {
 /// while two are open.
 #[test]
 fn every_close_frees_the_connections_place() {
+    crate::support::serial::share();
     let finished = Arc::new(AtomicUsize::new(0));
     let counter = finished.clone();
     let admission = Admission::new(

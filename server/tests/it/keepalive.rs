@@ -2,12 +2,11 @@
 //! --idle-timeout 3`): a client that goes silent is pinged, then told and
 //! cut, and everyone sees it leave; one that answers each ping stays.
 
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Next, Options};
+
+use crate::support::{Next, Options};
 
 /// A silent user gets `{"type":"ping"}` about a second after its last
 /// request, then, two seconds later, a `timeout` error and the end of the

@@ -2,14 +2,13 @@
 //! connection (`shutdown(SHUT_WR)`, `nc -N`, a script) still gets an answer
 //! to every request before the server closes.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::Duration;
 
 use serde_json::Value;
-use support::Server;
+
+use crate::support::Server;
 
 /// Sends `lines`, half-closes, and returns every frame received until EOF.
 fn send_then_half_close(server: &Server, lines: &[&str]) -> Vec<Value> {

@@ -4,11 +4,9 @@
 //! (across a restart too), the `/stats` counters, and answers in request
 //! order.
 
-#[macro_use]
-mod support;
-
 use serde_json::{json, Value};
-use support::{now_ms, Client, Options, Server};
+
+use crate::support::{now_ms, Client, Options, Server};
 
 /// The `seq` of a message frame; fails unless it is a positive number.
 fn seq_of(client: &Client, frame: &Value) -> u64 {

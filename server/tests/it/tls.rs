@@ -1,14 +1,13 @@
 //! TLS: the certificate clients see, its persistence across restarts, and
 //! connections that never finish (or never start) a handshake.
 
-mod support;
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{fingerprint, is_fingerprint, Options, Server};
+
+use crate::support::{fingerprint, is_fingerprint, Options, Server};
 
 /// The certificate a client receives hashes to the printed fingerprint,
 /// which is also the hash of the `cert.pem` written to the data directory;

@@ -1,9 +1,7 @@
 //! The server reads its settings from a TOML file (`--config`), and a flag
 //! on the command line wins over the file.
 
-mod support;
-
-use support::Options;
+use crate::support::Options;
 
 #[test]
 fn settings_come_from_the_config_file() {

@@ -3,14 +3,12 @@
 //! the case; passwords have 1 to 1,024 bytes and are kept only as argon2id
 //! hashes; a correct login for an account that is online takes over.
 
-#[macro_use]
-mod support;
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Options, Server};
+
+use crate::support::{Options, Server};
 
 /// Every file in the data directory, read whole (the database, its WAL).
 fn data_files(dir: &Path) -> Vec<(String, Vec<u8>)> {

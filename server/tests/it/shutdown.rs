@@ -3,14 +3,12 @@
 // The signals are Unix ones; on other systems these tests are not built.
 #![cfg(unix)]
 
-#[macro_use]
-mod support;
-
 use std::net::TcpStream;
 use std::time::Duration;
 
 use serde_json::json;
-use support::{Options, Server, SHUTDOWN_REASON};
+
+use crate::support::{Options, Server, SHUTDOWN_REASON};
 
 /// How the operator stops the server.
 #[derive(Debug, Clone, Copy)]

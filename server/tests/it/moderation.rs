@@ -1,11 +1,9 @@
 //! The operator's sanctions from the console: `/ban` (kicks, refuses
 //! logins, survives a restart, may expire) and `/mute` (refuses messages).
 
-mod support;
-
 use std::time::Duration;
 
-use support::{Options, Server};
+use crate::support::{self, Options, Server};
 
 fn done(line: &str) -> bool {
     !line.is_empty()

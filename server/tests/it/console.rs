@@ -30,6 +30,8 @@ struct Console {
 
 impl Console {
     fn start() -> Console {
+        // Not a `support::Server`, so it takes its share itself.
+        crate::support::serial::share();
         let data = tempfile::tempdir().unwrap();
         let pty = portable_pty::native_pty_system()
             .openpty(PtySize {

@@ -9,8 +9,6 @@
 //! checks need a client that can still speak TLS 1.0, which native-tls
 //! cannot be made to.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};
@@ -18,7 +16,8 @@ use std::sync::mpsc::{self, Receiver};
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{Options, Server};
+
+use crate::support::{self, Options, Server};
 
 /// How long one `s_client` run may take; each takes some 50 ms.
 const S_CLIENT_LIMIT: Duration = Duration::from_secs(10);

@@ -6,8 +6,6 @@
 //! resent with the same `cid` after a reconnect, `last_seq`/`last_public`
 //! at login, `received` after reading.
 
-mod support;
-
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -17,7 +15,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{password_of, Options};
+
+use crate::support::{self, password_of, Options};
 
 /// Where the server is now (its port changes at each restart).
 type Address = Arc<Mutex<Option<SocketAddr>>>;
@@ -256,6 +255,10 @@ fn receiver(
 
 #[test]
 fn acknowledged_messages_survive_sigkill_exactly_once_in_order() {
+    // Needs more than 300 messages acknowledged in some 3 s (alone, some
+    // 400 are): alone, as when this file was its own test binary (see
+    // `support::serial`).
+    let _serial = support::serial();
     let data = tempfile::tempdir().unwrap();
     let start = || Options::plain().data_dir(data.path()).start();
     let mut server = start();

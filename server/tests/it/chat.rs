@@ -1,11 +1,9 @@
 //! The chat as users see it: logging in, public and private messages, who
 //! is online, and leaving — each over plaintext and TLS.
 
-#[macro_use]
-mod support;
-
 use serde_json::{json, Value};
-use support::{Options, Server};
+
+use crate::support::{self, Options, Server};
 
 fn texts_of(frames: &[Value], kind: &str) -> Vec<Value> {
     frames

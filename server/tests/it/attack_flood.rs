@@ -3,8 +3,6 @@
 //! 10 a second) by not reading its socket, so the others' latency stays
 //! near the quiet baseline; one that keeps flooding is disconnected.
 
-mod support;
-
 use std::io::{BufRead, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,8 +10,9 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::room::{quantile_ms, raw_login, Room};
-use support::{Options, Server};
+
+use crate::support::room::{quantile_ms, raw_login, Room};
+use crate::support::{self, Options, Server};
 
 /// What the flooder managed.
 struct Flood {
@@ -106,9 +105,6 @@ const CHATTERS: usize = 20;
 const EVERY: Duration = Duration::from_millis(125);
 const PHASE: Duration = Duration::from_secs(5);
 
-/// The tests measure latency: one at a time.
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 /// Runs the room quiet, then with a flooder; returns the p99s (ms), the
 /// messages the flooder got through during the flood, and what it wrote.
 fn quiet_then_flood(server: &Server) -> (f64, f64, u64, u64) {
@@ -146,7 +142,9 @@ const TRIES: usize = 3;
 
 #[test]
 fn a_flooder_is_held_to_its_rate_and_the_room_does_not_notice() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Latency against a quiet baseline: alone, as when this file was its
+    // own test binary (see `support::serial`).
+    let _serial = support::serial();
     let secs = PHASE.as_secs();
     let mut tries = Vec::new();
     for _ in 0..TRIES {
@@ -175,19 +173,23 @@ fn a_flooder_is_held_to_its_rate_and_the_room_does_not_notice() {
     panic!("p99 under flood vs quiet, ms, in {TRIES} tries: {tries:.2?}");
 }
 
-/// For comparison only (`cargo test --test attack_flood -- --ignored
-/// --nocapture`): the same attack with flood control off.
+/// For comparison only (`cargo test -p chat-server --test it
+/// attack_flood:: -- --ignored --nocapture`): the same attack with flood control off.
 #[test]
 #[ignore]
 fn without_flood_control_for_comparison() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Latency against a quiet baseline: alone, as when this file was its
+    // own test binary (see `support::serial`).
+    let _serial = support::serial();
     let server = Options::plain().crowd().unthrottled().start();
     quiet_then_flood(&server);
 }
 
 #[test]
 fn a_flooder_that_keeps_on_is_disconnected_and_others_chat_on() {
-    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Latency against a quiet baseline: alone, as when this file was its
+    // own test binary (see `support::serial`).
+    let _serial = support::serial();
     let mut server = Options::plain().flag("--flood-cut", 2).start();
     let mut alice = server.login("alice");
     let started = Instant::now();

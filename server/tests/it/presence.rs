@@ -3,14 +3,13 @@
 //! [`PRESENCE_NAMES`] and the rest counted. These tests run the server with
 //! its default interval (one second), since the interval is what they check.
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use chat_common::protocol::PRESENCE_NAMES;
 use serde_json::json;
-use support::{Client, Options, Presence, Server, DEFAULT_PRESENCE_MS};
+
+use crate::support::{Client, Options, Presence, Server, DEFAULT_PRESENCE_MS};
 
 /// The server's default interval.
 const INTERVAL: Duration = Duration::from_millis(DEFAULT_PRESENCE_MS);

@@ -3,8 +3,6 @@
 //! as by default), the room's latency and deliveries are unaffected, and
 //! what it missed waits for its next login.
 
-mod support;
-
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::Ordering;
 use std::thread;
@@ -12,8 +10,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use socket2::{Domain, Socket, Type};
-use support::room::{quantile_ms, Room};
-use support::{password_of, Options};
+
+use crate::support::room::{quantile_ms, Room};
+use crate::support::{self, password_of, Options};
 
 /// A client that logs in and then never reads, with a small receive
 /// buffer so the server's queue fills in seconds rather than megabytes.
@@ -33,6 +32,9 @@ fn stuck_login(addr: SocketAddr, nick: &str) -> TcpStream {
 /// other check must hold in each.
 #[test]
 fn a_stuck_reader_is_cut_and_the_room_does_not_notice() {
+    // Latency against a quiet baseline: alone, as when this file was its
+    // own test binary (see `support::serial`).
+    let _serial = support::serial();
     let mut tries = Vec::new();
     for _ in 0..3 {
         let (quiet, stuck) = one_stuck_reader();

@@ -2,13 +2,11 @@
 //! the right code and the connection goes on (except an over-long line,
 //! which closes it), and nobody else notices.
 
-#[macro_use]
-mod support;
-
 use std::time::Duration;
 
 use serde_json::json;
-use support::{Client, Next, Options, Server};
+
+use crate::support::{Client, Next, Options, Server};
 
 /// Malformed lines: the bytes sent (without the newline), the error code,
 /// and the id the error should carry.

@@ -3,13 +3,11 @@
 //! that imitate others, the failure limit and the hashing queue. (The
 //! thousand-attempt attack is `attack_identity.rs`.)
 
-#[macro_use]
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use support::{Options, Server};
+
+use crate::support::{Options, Server};
 
 /// Over plaintext from 127.0.0.1 logins work by default (`--plaintext-login
 /// auto`: the password does not leave the machine). With `refuse` they are

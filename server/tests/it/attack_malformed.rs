@@ -20,13 +20,12 @@
 //! records what it does and why (`but_server`): the test accepts both and
 //! lists the differences it met on stderr (`--nocapture` shows them).
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{Client, Next, Options, Server};
+
+use crate::support::{self, Client, Next, Options, Server};
 
 /// Which connection a case is sent on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,10 +3,9 @@
 //! fanned out to every member — offline ones at their next login, in order
 //! — and groups, memberships and messages surviving a restart.
 
-mod support;
-
 use serde_json::{json, Value};
-use support::{Client, Options, Server};
+
+use crate::support::{Client, Options, Server};
 
 fn names(list: &Value) -> Vec<&str> {
     list.as_array()

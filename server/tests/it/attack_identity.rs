@@ -13,13 +13,11 @@
 //! both, no attempt sees a message meant for alice, and alice still gets
 //! them all afterwards.
 
-#[macro_use]
-mod support;
-
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{Client, Options, Server};
+
+use crate::support::{Client, Options, Server};
 
 const ATTEMPTS: usize = 1000;
 const CONNECTIONS: usize = 50;

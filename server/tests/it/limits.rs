@@ -1,15 +1,13 @@
 //! Limits that protect the server from idle and slow clients: the login
 //! timeout and the per-client send queue.
 
-#[macro_use]
-mod support;
-
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{Client, Next, Options};
+
+use crate::support::{self, Client, Next, Options};
 
 both! {
     /// A connection that does not log in within --login-timeout gets a

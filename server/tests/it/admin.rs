@@ -1,11 +1,9 @@
 //! The operator's side: console commands on stdin, and stopping the server
 //! with a signal or `/quit`.
 
-#[macro_use]
-mod support;
-
 use serde_json::json;
-use support::Server;
+
+use crate::support::Server;
 
 /// The last line of `/list`: "N online" or "nobody is online".
 fn end_of_list(line: &str) -> bool {

@@ -6,16 +6,14 @@
 //! 17th connection from one address is refused, and a place frees when one
 //! closes.
 
-mod support;
-
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{Next, Options, Server};
+
+use crate::support::{self, Next, Options, Server};
 
 /// Connections in each attack.
 const ATTACKERS: usize = 2000;
@@ -29,9 +27,6 @@ const LATE: Duration = Duration::from_millis(2500);
 
 /// A normal login during the attack must take less than this.
 const LOGIN_TARGET: Duration = Duration::from_secs(1);
-
-/// The attacks hold thousands of sockets each: one at a time.
-static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
 /// What one attacking connection does after connecting.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -406,7 +401,9 @@ fn attack(server: &Server, label: &str, plan: &[(Kind, usize)]) {
 /// login deadline, while normal users log in in well under a second.
 #[test]
 fn slowloris_plaintext() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Thousands of sockets, deadlines and login times: alone, neither
+    // beside the other attack nor any other test (see `support::serial`).
+    let _serial = support::serial();
     let server = Options::plain()
         .flag("--login-timeout", DEADLINE.as_secs())
         .crowd()
@@ -428,7 +425,9 @@ fn slowloris_plaintext() {
 /// deadline), while normal users log in over TLS in well under a second.
 #[test]
 fn slowloris_tls() {
-    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    // Thousands of sockets, deadlines and login times: alone, neither
+    // beside the other attack nor any other test (see `support::serial`).
+    let _serial = support::serial();
     let server = Options::tls()
         .flag("--handshake-timeout", DEADLINE.as_secs())
         .flag("--login-timeout", DEADLINE.as_secs())

@@ -2,17 +2,15 @@
 //! spool with its SHA-256, offered to its receiver (at once, or at login),
 //! downloaded with flow control, and deleted once everyone has answered.
 
-#[macro_use]
-mod support;
-
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
-use support::{Client, Options, Server};
 
 use chat_common::protocol::{CHUNK, UPLOAD_WINDOW as WINDOW};
+
+use crate::support::{Client, Options, Server};
 
 /// `len` bytes that differ from run to run of the generator's seed only.
 fn content(len: usize, seed: u64) -> Vec<u8> {
