@@ -15,6 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::conn::{self, Connector, Stream};
+use crate::frames;
 use crate::histogram::Histogram;
 use crate::platform;
 use crate::scan::{self, Line, LineScanner, Payload};
@@ -190,7 +191,8 @@ struct Conn {
 
 struct SendState {
     id: u32,
-    to: Option<String>,
+    /// Its `message` requests, to its receiver.
+    message: frames::MessageTemplate,
     next_seq: u32,
     /// Answers (acks or errors) to messages.
     answered: u64,
@@ -250,7 +252,7 @@ impl Worker {
                 senders.push(i);
                 SendState {
                     id: role.id,
-                    to: role.to,
+                    message: frames::MessageTemplate::new(role.to.as_deref()),
                     next_seq: 0,
                     answered: 0,
                     next_request: 2,
@@ -451,11 +453,7 @@ impl Worker {
                 Ok(conn::Progress::Pending) => return,
                 Ok(conn::Progress::Ready) => {
                     conn.phase = Phase::LoggingIn;
-                    let nick = &self.nicks[i];
-                    let _ = writeln!(
-                        conn.out,
-                        r#"{{"type":"login","id":1,"nick":"{nick}","password":"bench"}}"#
-                    );
+                    frames::encode_login(&mut conn.out, &self.nicks[i], "bench");
                 }
                 Err(e) => return self.fail(i, Some(format!("connecting {}: {e}", self.nicks[i]))),
             }
@@ -622,13 +620,8 @@ impl Worker {
             seq: s.next_seq,
             sent_ns: now,
         };
-        scan::encode_message(
-            &mut conn.out,
-            s.next_request,
-            s.to.as_deref(),
-            payload,
-            self.settings.size,
-        );
+        s.message
+            .encode(&mut conn.out, s.next_request, payload, self.settings.size);
         s.next_seq += 1;
         s.next_request += 1;
         self.stats.sent += 1;

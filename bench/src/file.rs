@@ -16,9 +16,11 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context as _};
-use serde_json::{json, Value};
+use chat_common::codec::{decode, encode};
+use chat_common::{Request, ServerFrame};
 use sha2::{Digest, Sha256};
 
+use crate::frames::ChunkTemplate;
 use crate::histogram::Histogram;
 use crate::report::Report;
 
@@ -48,18 +50,24 @@ impl Client {
             reader: BufReader::with_capacity(256 * 1024, stream.try_clone()?),
             writer: stream,
         };
-        client.send(&json!({"type":"login","id":1,"nick":nick,"password":"bench-password"}))?;
+        client.send(&Request::Login {
+            id: 1,
+            nick: nick.to_string(),
+            password: "bench-password".into(),
+            last_seq: None,
+            last_public: None,
+            register: None,
+        })?;
         loop {
-            let frame = client.frame()?;
-            match frame["type"].as_str() {
-                Some("welcome") => return Ok(client),
-                Some("error") => bail!("{nick} could not log in: {frame}"),
+            match client.frame()? {
+                ServerFrame::Welcome { .. } => return Ok(client),
+                frame @ ServerFrame::Error { .. } => bail!("{nick} could not log in: {frame:?}"),
                 _ => {}
             }
         }
     }
 
-    fn send(&mut self, frame: &Value) -> anyhow::Result<()> {
+    fn send(&mut self, frame: &Request) -> anyhow::Result<()> {
         send_on(&mut self.writer, frame)
     }
 
@@ -71,11 +79,18 @@ impl Client {
         Ok(())
     }
 
-    fn frame(&mut self) -> anyhow::Result<Value> {
+    /// The next frame; a `chunk`'s raw bytes are left to the caller.
+    fn frame(&mut self) -> anyhow::Result<ServerFrame> {
         let mut buf = Vec::new();
         self.line(&mut buf)?;
-        Ok(serde_json::from_slice(&buf)?)
+        frame_of(&buf)
     }
+}
+
+/// Decodes one line the server sent (newline included).
+fn frame_of(line: &[u8]) -> anyhow::Result<ServerFrame> {
+    let line = line.strip_suffix(b"\n").unwrap_or(line);
+    decode(line).with_context(|| format!("the server sent {}", String::from_utf8_lossy(line)))
 }
 
 /// The file's contents: `BLOCK` repeated.
@@ -150,21 +165,15 @@ fn probe(
             let mut hist = Histogram::default();
             let mut buf = Vec::new();
             while to.line(&mut buf).is_ok() {
-                let Ok(frame) = serde_json::from_slice::<Value>(&buf) else {
+                let Ok(ServerFrame::Message { text, .. }) = frame_of(&buf) else {
                     continue;
                 };
-                if frame["type"] != "message" {
-                    continue;
-                }
-                let sent = frame["text"]
-                    .as_str()
-                    .and_then(|t| t.strip_prefix("t="))
-                    .and_then(|t| t.parse::<u64>().ok());
+                let sent = text.strip_prefix("t=").and_then(|t| t.parse::<u64>().ok());
                 if let Some(sent) = sent {
                     let now = epoch.elapsed().as_nanos() as u64;
                     hist.record(now.saturating_sub(sent));
                 }
-                if frame["text"] == "stop" {
+                if text == "stop" {
                     break;
                 }
             }
@@ -173,16 +182,16 @@ fn probe(
         let period = Duration::from_secs_f64(1.0 / rate);
         let mut next = Instant::now();
         let mut id = 10;
+        let message = |id: u64, text: String| Request::Message {
+            id,
+            receiver: to_nick.clone(),
+            text,
+            cid: None,
+        };
         while !sender_stop.load(Ordering::SeqCst) {
             let now = epoch.elapsed().as_nanos() as u64;
             id += 1;
-            let text = format!("t={now}");
-            if send_on(
-                &mut out,
-                &json!({"type":"message","id":id,"receiver":to_nick,"text":text}),
-            )
-            .is_err()
-            {
+            if send_on(&mut out, &message(id, format!("t={now}"))).is_err() {
                 break;
             }
             next += period;
@@ -190,10 +199,7 @@ fn probe(
                 thread::sleep(wait);
             }
         }
-        let _ = send_on(
-            &mut out,
-            &json!({"type":"message","id":id + 1,"receiver":to_nick,"text":"stop"}),
-        );
+        let _ = send_on(&mut out, &message(id + 1, "stop".into()));
         receiver.join().unwrap_or_default()
     })
 }
@@ -202,14 +208,17 @@ fn probe(
 /// says it is complete (hash checked, durable).
 fn upload(mut alice: Client, to: &str, size: u64, content: &Content) -> anyhow::Result<u64> {
     let sha256 = content.sha256(size);
-    alice.send(
-        &json!({"type":"offer","id":2,"to":to,"name":"bench.bin","size":size,"sha256":sha256}),
-    )?;
+    alice.send(&Request::Offer {
+        id: 2,
+        to: to.to_string(),
+        name: "bench.bin".into(),
+        size,
+        sha256,
+    })?;
     let file = loop {
-        let frame = alice.frame()?;
-        match frame["type"].as_str() {
-            Some("upload") => break frame["file"].as_u64().context("upload without file")?,
-            Some("error") => bail!("offer refused: {frame}"),
+        match alice.frame()? {
+            ServerFrame::Upload { file, .. } => break file,
+            frame @ ServerFrame::Error { .. } => bail!("offer refused: {frame:?}"),
             _ => {}
         }
     };
@@ -223,21 +232,21 @@ fn upload(mut alice: Client, to: &str, size: u64, content: &Content) -> anyhow::
             if reader.read_until(b'\n', &mut buf)? == 0 {
                 bail!("the server closed the uploader's connection");
             }
-            let frame: Value = serde_json::from_slice(&buf)?;
-            match frame["type"].as_str() {
-                Some("file_ack") if frame["complete"] == true => {
+            match frame_of(&buf)? {
+                ServerFrame::FileAck { complete: true, .. } => {
                     let _ = acks.send(None);
                     return Ok(());
                 }
-                Some("file_ack") => {
-                    let _ = acks.send(frame["bytes"].as_u64());
+                ServerFrame::FileAck { bytes, .. } => {
+                    let _ = acks.send(Some(bytes));
                 }
-                Some("error") => bail!("upload failed: {frame}"),
+                frame @ ServerFrame::Error { .. } => bail!("upload failed: {frame:?}"),
                 _ => {}
             }
         }
     });
     let (mut sent, mut done) = (0u64, 0u64);
+    let chunk = ChunkTemplate::new();
     let mut frame = Vec::with_capacity(CHUNK + 128);
     while sent < size {
         while sent - done >= WINDOW * CHUNK as u64 {
@@ -247,15 +256,7 @@ fn upload(mut alice: Client, to: &str, size: u64, content: &Content) -> anyhow::
             }
         }
         let data = content.at(sent, (size - sent).min(CHUNK as u64) as usize);
-        frame.clear();
-        frame.extend_from_slice(
-            format!(
-                "{{\"type\":\"chunk\",\"file\":{file},\"offset\":{sent},\"len\":{}}}\n",
-                data.len()
-            )
-            .as_bytes(),
-        );
-        frame.extend_from_slice(data);
+        chunk.encode(&mut frame, file, sent, data);
         alice.writer.write_all(&frame)?;
         sent += data.len() as u64;
     }
@@ -267,24 +268,21 @@ fn upload(mut alice: Client, to: &str, size: u64, content: &Content) -> anyhow::
 /// Waits for the offer of `file`, accepts it and downloads it, checking
 /// every byte; returns when the last one has arrived.
 fn download(bob: &mut Client, file: u64, size: u64, content: &Content) -> anyhow::Result<()> {
-    bob.send(&json!({"type":"accept","id":3,"file":file}))?;
+    bob.send(&Request::Accept {
+        id: 3,
+        file,
+        offset: 0,
+    })?;
     let mut buf = Vec::new();
     let mut got = 0u64;
     let mut bytes = Vec::with_capacity(CHUNK);
     while got < size {
         bob.line(&mut buf)?;
-        let frame: Value = serde_json::from_slice(&buf)?;
-        match frame["type"].as_str() {
-            Some("chunk") => {}
-            Some("error") => bail!("download failed: {frame}"),
+        let (offset, len) = match frame_of(&buf)? {
+            ServerFrame::Chunk { offset, data, .. } => (offset, data.len()),
+            frame @ ServerFrame::Error { .. } => bail!("download failed: {frame:?}"),
             _ => continue,
-        }
-        let offset = frame["offset"]
-            .as_u64()
-            .context("a chunk without its offset")?;
-        let len = frame["len"]
-            .as_u64()
-            .context("a chunk without its length")? as usize;
+        };
         bytes.resize(len, 0);
         bob.reader.read_exact(&mut bytes)?;
         let in_block = offset % BLOCK as u64 + len as u64 <= BLOCK as u64;
@@ -292,16 +290,15 @@ fn download(bob: &mut Client, file: u64, size: u64, content: &Content) -> anyhow
             bail!("chunk at {offset} is not the file's bytes (expected offset {got})");
         }
         got += len as u64;
-        bob.send(&json!({"type":"file_ack","file":file,"bytes":got}))?;
+        bob.send(&Request::FileAck { file, bytes: got })?;
     }
-    bob.send(&json!({"type":"downloaded","id":4,"file":file}))?;
+    bob.send(&Request::Downloaded { id: 4, file })?;
     Ok(())
 }
 
-fn send_on(writer: &mut TcpStream, frame: &Value) -> anyhow::Result<()> {
-    let mut line = serde_json::to_vec(frame)?;
-    line.push(b'\n');
-    writer.write_all(&line)?;
+/// Writes `frame` as `chat_common` encodes it (a chunk's bytes included).
+fn send_on(writer: &mut TcpStream, frame: &Request) -> anyhow::Result<()> {
+    writer.write_all(&encode(frame))?;
     Ok(())
 }
 

@@ -13,6 +13,7 @@ collects these lines).
 mod conn;
 mod engine;
 mod file;
+mod frames;
 mod histogram;
 mod platform;
 mod report;

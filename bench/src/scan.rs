@@ -5,11 +5,16 @@
 //!
 //! A full JSON parse per delivery would cost more than the server spends on
 //! it; a payload line is recognised by its marker (found with `memmem`) and
-//! only the numbers after the marker are read.
+//! only the numbers after the marker are read. The byte strings that tell
+//! frames apart are not typed here: they are cut, once, out of sample
+//! frames encoded by `chat_common`, the one crate that knows the wire
+//! format. (What the bench sends is in `frames.rs`.)
 
 use std::io::Write as _;
 use std::sync::OnceLock;
 
+use chat_common::codec::encode;
+use chat_common::{ErrorCode, ServerFrame};
 use memchr::memmem;
 
 /// Starts every payload text: `~B~<sender>:<seq>:<t_ns>:` then padding.
@@ -21,7 +26,7 @@ pub const MARKER: &[u8] = b"~B~";
 pub const LINE_CAP: usize = 8 * 1024;
 
 /// What one payload says about itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Payload {
     pub sender: u32,
     pub seq: u32,
@@ -40,18 +45,6 @@ pub fn encode_payload(out: &mut Vec<u8>, p: Payload, size: usize) {
     if len < size {
         out.resize(start + size, b'x');
     }
-}
-
-/// Appends one `message` request line (public when `to` is `None`).
-pub fn encode_message(out: &mut Vec<u8>, id: u64, to: Option<&str>, p: Payload, size: usize) {
-    let _ = write!(out, "{{\"type\":\"message\",\"id\":{id},");
-    if let Some(to) = to {
-        // Nicknames made by the bench need no JSON escaping.
-        let _ = write!(out, "\"receiver\":\"{to}\",");
-    }
-    out.extend_from_slice(b"\"text\":\"");
-    encode_payload(out, p, size);
-    out.extend_from_slice(b"\"}\n");
 }
 
 /// The searcher for [`MARKER`], built once: `memmem::find` builds one per
@@ -107,22 +100,102 @@ pub enum Line {
     Other,
 }
 
+/// The byte strings [`classify`] looks for: the `"type":"…"` field of an
+/// `ack`, a `welcome` and an `error` as `chat_common` encodes them, and the
+/// start of an `ack` line (the tag is the first field: serde writes an
+/// internally tagged enum's tag first).
+struct Tags {
+    ack_line: Vec<u8>,
+    /// Where an `ack` line first differs from a `message` line: one byte
+    /// there turns a delivery away before comparing the whole start.
+    ack_at: usize,
+    ack: memmem::Finder<'static>,
+    welcome: memmem::Finder<'static>,
+    error: memmem::Finder<'static>,
+}
+
+fn tags() -> &'static Tags {
+    static TAGS: OnceLock<Tags> = OnceLock::new();
+    TAGS.get_or_init(|| {
+        let ack = ServerFrame::Ack {
+            id: 1,
+            offline: false,
+            duplicate: false,
+        };
+        let welcome = ServerFrame::Welcome {
+            id: 1,
+            nick: "n".into(),
+            online: vec!["n".into()],
+            online_more: 0,
+            new_account: false,
+            replay: 0,
+            replay_left: 0,
+            public_seq: 0,
+            groups: Vec::new(),
+        };
+        let error = ServerFrame::Error {
+            id: Some(1),
+            code: ErrorCode::BadJson,
+            reason: "r".into(),
+        };
+        let finder = |frame: &ServerFrame| memmem::Finder::new(&tag_of(frame)).into_owned();
+        let mut ack_line = b"{".to_vec();
+        ack_line.extend_from_slice(&tag_of(&ack));
+        let message = encode(&ServerFrame::Message {
+            seq: 1,
+            sender: "n".into(),
+            receiver: "*".into(),
+            text: "t".into(),
+            time: 1,
+            away: false,
+        });
+        let ack_at = ack_line
+            .iter()
+            .zip(message.iter())
+            .position(|(a, m)| a != m)
+            .unwrap_or(0);
+        Tags {
+            ack_line,
+            ack_at,
+            ack: finder(&ack),
+            welcome: finder(&welcome),
+            error: finder(&error),
+        }
+    })
+}
+
+/// The first field of `frame`'s line, `"type":"<its type>"`.
+fn tag_of(frame: &ServerFrame) -> Vec<u8> {
+    let line = encode(frame);
+    let tag = line
+        .strip_prefix(b"{")
+        .and_then(|rest| rest.split(|&b| b == b',' || b == b'}').next())
+        .filter(|tag| tag.starts_with(b"\"type\":\""));
+    let Some(tag) = tag else {
+        panic!(
+            "chat_common no longer writes the type first: {}",
+            String::from_utf8_lossy(&line)
+        );
+    };
+    tag.to_vec()
+}
+
 /// Classifies one line (without its newline) by searching, not parsing.
 pub fn classify(line: &[u8]) -> Line {
+    let tags = tags();
     // The server writes the tag first; the prefix test is the fast path for
     // the commonest answer, the searches below do not depend on field order.
-    if line.starts_with(b"{\"type\":\"ack\"") {
+    if line.get(tags.ack_at) == tags.ack_line.get(tags.ack_at) && line.starts_with(&tags.ack_line) {
         return Line::Ack;
     }
     if let Some(p) = parse_payload(line) {
         return Line::Payload(p);
     }
-    let finder = |needle: &[u8]| memmem::find(line, needle).is_some();
-    if finder(b"\"type\":\"ack\"") {
+    if tags.ack.find(line).is_some() {
         Line::Ack
-    } else if finder(b"\"type\":\"welcome\"") {
+    } else if tags.welcome.find(line).is_some() {
         Line::Welcome
-    } else if finder(b"\"type\":\"error\"") {
+    } else if tags.error.find(line).is_some() {
         Line::Error
     } else {
         Line::Other
@@ -229,24 +302,6 @@ mod tests {
     }
 
     #[test]
-    fn payload_inside_a_server_frame() {
-        let mut req = Vec::new();
-        encode_message(&mut req, 5, Some("b1-2"), payload(1, 2, 3), 32);
-        let req = std::str::from_utf8(&req).unwrap();
-        let v: serde_json::Value = serde_json::from_str(req.trim_end()).unwrap();
-        assert_eq!(v["type"], "message");
-        assert_eq!(v["id"], 5);
-        assert_eq!(v["receiver"], "b1-2");
-        assert_eq!(v["text"].as_str().unwrap().len(), 32);
-
-        let frame = format!(
-            r#"{{"type":"message","sender":"b1-1","receiver":"*","text":{},"time":17}}"#,
-            v["text"]
-        );
-        assert_eq!(classify(frame.as_bytes()), Line::Payload(payload(1, 2, 3)));
-    }
-
-    #[test]
     fn classification() {
         let cases: &[(&str, Line)] = &[
             (r#"{"type":"ack","id":3}"#, Line::Ack),
@@ -275,6 +330,67 @@ mod tests {
         ];
         for (line, want) in cases {
             assert_eq!(classify(line.as_bytes()), *want, "{line}");
+        }
+    }
+
+    /// The same, for frames as `chat_common` encodes them.
+    #[test]
+    fn classification_of_encoded_frames() {
+        let cases = [
+            (
+                ServerFrame::Ack {
+                    id: 3,
+                    offline: true,
+                    duplicate: false,
+                },
+                Line::Ack,
+            ),
+            (
+                ServerFrame::Welcome {
+                    id: 1,
+                    nick: "a".into(),
+                    online: vec!["a".into(), "b".into()],
+                    online_more: 2,
+                    new_account: true,
+                    replay: 0,
+                    replay_left: 0,
+                    public_seq: 12,
+                    groups: Vec::new(),
+                },
+                Line::Welcome,
+            ),
+            (
+                ServerFrame::Error {
+                    id: None,
+                    code: ErrorCode::NickTaken,
+                    reason: "r".into(),
+                },
+                Line::Error,
+            ),
+            (ServerFrame::Pong { id: 4 }, Line::Other),
+            (
+                ServerFrame::Online {
+                    id: 5,
+                    users: vec!["a".into()],
+                },
+                Line::Other,
+            ),
+            (
+                ServerFrame::Message {
+                    seq: 1,
+                    sender: "a".into(),
+                    receiver: "*".into(),
+                    text: "an ack, a welcome or an error: not a payload".into(),
+                    time: 1,
+                    away: false,
+                },
+                Line::Other,
+            ),
+        ];
+        for (frame, want) in cases {
+            let line = encode(&frame);
+            let line = line.strip_suffix(b"\n").unwrap();
+            assert_eq!(classify(line), want, "{}", String::from_utf8_lossy(line));
         }
     }
 
