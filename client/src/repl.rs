@@ -13,7 +13,10 @@ use anyhow::Context;
 use chrono::Local;
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
-use rustyline::{Editor, ExternalPrinter};
+use rustyline::{
+    Cmd, ConditionalEventHandler, Editor, Event, EventContext, EventHandler, ExternalPrinter,
+    KeyEvent, Movement, RepeatCount,
+};
 
 use chat_common::ErrorCode;
 
@@ -100,6 +103,21 @@ impl<P: ExternalPrinter + Send + 'static> Output for ReplOutput<P> {
     }
 }
 
+/// Ctrl-C as in bash and irssi: with something typed, it clears the line
+/// (the text is lost on purpose, as there); on an empty line it leaves.
+struct CtrlC;
+
+impl ConditionalEventHandler for CtrlC {
+    fn handle(&self, _: &Event, _: RepeatCount, _: bool, ctx: &EventContext) -> Option<Cmd> {
+        if ctx.line().is_empty() {
+            // rustyline's own: `readline` returns `Interrupted`.
+            None
+        } else {
+            Some(Cmd::Kill(Movement::WholeBuffer))
+        }
+    }
+}
+
 /// A line, or why there is none.
 enum Input {
     Line(String),
@@ -130,6 +148,10 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
             .build(),
     )?;
     editor.set_helper(Some(ChatHelper::new(roster.clone())));
+    editor.bind_sequence(
+        KeyEvent::ctrl('C'),
+        EventHandler::Conditional(Box::new(CtrlC)),
+    );
     let printer = editor
         .create_external_printer()
         .context("cannot set up the terminal")?;

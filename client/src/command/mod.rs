@@ -7,6 +7,7 @@
 //! both depend on it, the session too (for [`GroupOp`]).
 
 mod parse;
+mod slash;
 mod table;
 
 use std::path::PathBuf;
@@ -15,6 +16,7 @@ use chat_common::protocol::GROUP_PREFIX;
 use chat_common::{Request, EVERYONE};
 
 pub use parse::{parse, Line, Local};
+pub use slash::ACTION;
 pub use table::{help, spec, Kind, Spec, COMMANDS, GROUP_SUBCOMMANDS, PUBLIC_FLAG};
 
 /// What the user interface asks of the network thread.

@@ -7,7 +7,7 @@ use chat_common::protocol::{GROUP_PREFIX, MAX_CID, MAX_HISTORY};
 use chat_common::Request;
 
 use super::table::{help, Kind, Spec, COMMANDS, GROUP_SUBCOMMANDS, PUBLIC_FLAG};
-use super::{group_tag, Command, GroupOp};
+use super::{group_tag, slash, Command, GroupOp};
 
 /// What a typed line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +35,9 @@ pub enum Local {
     TooLong {
         bytes: usize,
     },
+    /// A `/word` line that maps onto nothing sent (a usage, a hint, a
+    /// command that does not exist here): never sent as a message.
+    Slash(String),
 }
 
 impl Local {
@@ -46,6 +49,7 @@ impl Local {
             Local::Usage(spec) => format!("usage: {}", spec.usage()),
             Local::Unknown(word) => format!("unknown command {word} — type !help for the list"),
             Local::TooLong { bytes } => too_long_hint(*bytes),
+            Local::Slash(hint) => hint.clone(),
         })
     }
 }
@@ -88,6 +92,9 @@ fn parse_line(line: &str) -> Line {
     let trimmed = line.trim();
     if trimmed.is_empty() {
         return Line::Local(Local::Nothing);
+    }
+    if trimmed.starts_with('/') {
+        return slash::parse(line, trimmed);
     }
     let (word, rest) = match trimmed.split_once(char::is_whitespace) {
         Some((word, rest)) => (word, rest.trim_start()),

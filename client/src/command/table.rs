@@ -143,7 +143,11 @@ pub fn help() -> String {
     for spec in COMMANDS {
         out.push_str(&format!("  {:width$}  {}\n", spec.usage(), spec.help));
     }
-    out.pop();
+    out.push_str(&format!(
+        "irssi habits work too: {}; a line starting with / is never sent, \
+         type //text to send /text",
+        super::slash::ALIASES
+    ));
     out
 }
 

@@ -132,6 +132,71 @@ fn local_commands() {
     term.assert_exit(0);
 }
 
+/// irssi habits: `/msg` is private, `/join` joins, `/me` is an action,
+/// an unknown `/word` gets a hint; only `//` sends a line starting with
+/// `/`. Nothing else of these reaches everyone.
+#[test]
+fn slash_lines_are_never_sent_to_everyone() {
+    let server = Server::start(false);
+    let mut alice = join(&server, "alice");
+    let mut term = bob(&server, true);
+    alice.expect("* bob joined");
+    term.type_keys("/msg alice just you\r");
+    alice.expect("[private from bob] just you");
+    term.expect("[private to alice] just you");
+    term.type_keys("/join #test\r");
+    term.expect("! ");
+    term.type_keys("/list\r");
+    term.expect("/list is not a command here: commands start with !");
+    term.type_keys("/nick bobby\r");
+    term.expect("nicknames cannot be changed");
+    term.type_keys("/me waves\r");
+    alice.expect(" * bob waves");
+    term.expect(" * bob (you) waves");
+    term.type_keys("//etc/hosts is a file\r");
+    alice.expect("<bob> /etc/hosts is a file");
+    term.expect_editing(">> ");
+    let public: Vec<_> = alice
+        .stdout
+        .all()
+        .into_iter()
+        .filter(|l| body(l).starts_with("<bob>") || body(l).starts_with(" * bob"))
+        .collect();
+    assert_eq!(public.len(), 2, "{}", alice.transcript());
+    term.type_keys("/quit\r");
+    term.assert_exit(0);
+    alice.expect("* bob left (quit)");
+}
+
+/// Ctrl-C with something typed clears the line and stays (Ctrl-Y brings
+/// it back, as in bash); on an empty line it leaves.
+#[test]
+fn ctrl_c_clears_a_half_typed_line() {
+    let server = Server::start(false);
+    let mut alice = join(&server, "alice");
+    let mut term = bob(&server, true);
+    alice.expect("* bob joined");
+    term.type_keys("half typed");
+    term.expect_editing(">> half typed");
+    term.type_keys("\x03");
+    term.expect_editing(">> ");
+    term.type_keys("\x19");
+    term.expect_editing(">> half typed");
+    term.type_keys("\x03");
+    term.expect_editing(">> ");
+    term.type_keys("still here\r");
+    alice.expect("<bob> still here");
+    term.expect_editing(">> ");
+    term.type_keys("\x03");
+    term.assert_exit(0);
+    alice.expect("* bob left (quit)");
+    assert!(
+        !alice.stdout.text().contains("half typed"),
+        "{}",
+        alice.transcript()
+    );
+}
+
 /// Every way out says goodbye: `!bye`, `.exit`, Ctrl-D and Ctrl-C exit 0
 /// and the others see `left (quit)`.
 #[test]
