@@ -7,6 +7,7 @@
 //! both depend on it, the session too (for [`GroupOp`]).
 
 mod parse;
+mod paths;
 mod slash;
 mod table;
 
@@ -16,6 +17,7 @@ use chat_common::protocol::GROUP_PREFIX;
 use chat_common::{Request, EVERYONE};
 
 pub use parse::{parse, Line, Local};
+pub use paths::{expand as expand_home, expand_with};
 pub use slash::ACTION;
 pub use table::{help, spec, Kind, Spec, COMMANDS, GROUP_SUBCOMMANDS, PUBLIC_FLAG};
 

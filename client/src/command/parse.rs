@@ -7,7 +7,7 @@ use chat_common::protocol::{GROUP_PREFIX, MAX_CID, MAX_HISTORY};
 use chat_common::Request;
 
 use super::table::{help, Kind, Spec, COMMANDS, GROUP_SUBCOMMANDS, PUBLIC_FLAG};
-use super::{group_tag, slash, Command, GroupOp};
+use super::{group_tag, paths, slash, Command, GroupOp};
 
 /// What a typed line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,9 +35,10 @@ pub enum Local {
     TooLong {
         bytes: usize,
     },
-    /// A `/word` line that maps onto nothing sent (a usage, a hint, a
-    /// command that does not exist here): never sent as a message.
-    Slash(String),
+    /// Something to tell the person instead of sending the line: a `/word`
+    /// that maps onto nothing sent (a usage, a command that does not exist
+    /// here), a path that cannot be used.
+    Hint(String),
 }
 
 impl Local {
@@ -49,7 +50,7 @@ impl Local {
             Local::Usage(spec) => format!("usage: {}", spec.usage()),
             Local::Unknown(word) => format!("unknown command {word} — type !help for the list"),
             Local::TooLong { bytes } => too_long_hint(*bytes),
-            Local::Slash(hint) => hint.clone(),
+            Local::Hint(hint) => hint.clone(),
         })
     }
 }
@@ -143,14 +144,20 @@ fn with_arguments(kind: Kind, rest: &str) -> Option<Line> {
             let (to, path) = rest
                 .split_once(char::is_whitespace)
                 .filter(|(_, path)| !path.trim().is_empty())?;
-            Command::SendFile {
-                to: to.to_string(),
-                path: path.trim().into(),
+            match paths::expand(path.trim()) {
+                Ok(path) => Command::SendFile {
+                    to: to.to_string(),
+                    path,
+                },
+                Err(hint) => return Some(Line::Local(Local::Hint(hint))),
             }
         }
         Kind::Accept => {
             let (id, dir) = match rest.split_once(char::is_whitespace) {
-                Some((id, dir)) => (id, Some(dir.trim().into())),
+                Some((id, dir)) => match paths::expand(dir.trim()) {
+                    Ok(dir) => (id, Some(dir)),
+                    Err(hint) => return Some(Line::Local(Local::Hint(hint))),
+                },
                 None => (rest, None),
             };
             Command::Accept {

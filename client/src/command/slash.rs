@@ -30,7 +30,7 @@ pub fn parse(line: &str, trimmed: &str) -> Line {
         Some((word, rest)) => (word, rest.trim_start()),
         None => (trimmed, ""),
     };
-    let usage = |usage: &'static str| Line::Local(Local::Slash(usage.to_string()));
+    let usage = |usage: &'static str| Line::Local(Local::Hint(usage.to_string()));
     let command = match word.to_ascii_lowercase().as_str() {
         "/msg" | "/query" | "/m" => {
             match rest
@@ -69,7 +69,7 @@ pub fn parse(line: &str, trimmed: &str) -> Line {
         }
         "/away" => return usage("away is not supported yet (the server has no away status)"),
         _ => {
-            return Line::Local(Local::Slash(format!(
+            return Line::Local(Local::Hint(format!(
                 "{word} is not a command here: commands start with ! ({} lists them; \
                  also {ALIASES}); to send a line starting with /, type //",
                 spec(Kind::Help).name

@@ -155,9 +155,10 @@ impl Engine {
     }
 
     /// Where `!accept` puts a file: where it says, else the downloads
-    /// directory.
+    /// directory; made absolute, so that what is said of it says where.
     fn download_dir(&self, dir: Option<PathBuf>) -> PathBuf {
-        dir.unwrap_or_else(|| self.options.downloads.clone())
+        let dir = dir.unwrap_or_else(|| self.options.downloads.clone());
+        std::path::absolute(&dir).unwrap_or(dir)
     }
 
     /// The offers not yet answered, for completion.
