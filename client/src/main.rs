@@ -15,8 +15,9 @@ use clap::Parser;
 /// --nick is given and for the password (not shown as typed) unless
 /// --password-file or CHAT_PASSWORD gives it, then reads lines with history
 /// and Tab completion. A line goes to everyone; type !help for the commands
-/// (!private, !online, !history, !search, !bye …). The first login with a
-/// nickname creates its account with that password.
+/// (!private, !online, !history, !search, !bye …). A password typed for a
+/// nickname that has no account is asked for again before the account is
+/// created; one from --password-file or CHAT_PASSWORD creates it at once.
 ///
 /// Otherwise it runs in pipe mode, for scripts: the nickname is --nick or the
 /// first line of stdin, the password comes from --password-file or

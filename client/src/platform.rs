@@ -1,10 +1,5 @@
 //! The client's OS-specific calls, each behind `cfg`, all in this one module.
 
-/// The user's home directory (`$HOME`, or the OS's idea of it), for `~`.
-pub fn home_dir() -> Option<std::path::PathBuf> {
-    directories::BaseDirs::new().map(|dirs| dirs.home_dir().to_path_buf())
-}
-
 /// Makes a blocking `readline` on the main thread return, as if the user had
 /// pressed Ctrl-C: rustyline has no other way to be cancelled from another
 /// thread, and turns SIGINT into `ReadlineError::Interrupted`, restoring the

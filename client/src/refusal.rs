@@ -34,6 +34,11 @@ pub fn refusal(code: ErrorCode, nick: &str, reason: &str) -> (String, Next) {
             "the server is busy checking other logins; try again in a few seconds".into(),
             Next::Password,
         ),
+        ErrorCode::RegistrationClosed => (
+            format!("{reason} (this server creates no accounts: log in with an existing one)"),
+            Next::Nickname,
+        ),
+        ErrorCode::NoSuchUser => (format!("there is no account named {nick}"), Next::Nickname),
         ErrorCode::PlaintextRefused => (
             "the server takes passwords only over TLS from here; \
              connect without --no-tls"
@@ -77,6 +82,13 @@ mod tests {
                 "admin is reserved (it would pass for the server or its operator); choose another nickname",
                 Next::Nickname,
             ),
+            (
+                ErrorCode::RegistrationClosed,
+                "registration is closed",
+                "registration is closed (this server creates no accounts: log in with an existing one)",
+                Next::Nickname,
+            ),
+            (ErrorCode::NoSuchUser, "x", "there is no account named alice", Next::Nickname),
             (ErrorCode::NickTaken, "aIice looks too much like alice", "aIice looks too much like alice", Next::Nickname),
             (ErrorCode::Other, "odd\u{1b}[2J", "odd\\u{1b}[2J", Next::Nickname),
         ];

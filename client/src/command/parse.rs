@@ -35,6 +35,9 @@ pub enum Local {
     TooLong {
         bytes: usize,
     },
+    /// `!password`: the interactive client asks for the passwords, hidden;
+    /// pipe mode cannot.
+    ChangePassword,
     /// Something to tell the person instead of sending the line: a `/word`
     /// that maps onto nothing sent (a usage, a command that does not exist
     /// here), a path that cannot be used.
@@ -51,6 +54,9 @@ impl Local {
             Local::Unknown(word) => format!("unknown command {word} — type !help for the list"),
             Local::TooLong { bytes } => too_long_hint(*bytes),
             Local::Hint(hint) => hint.clone(),
+            Local::ChangePassword => "!password needs a terminal, to ask for the passwords \
+                without showing them: run chat-client interactively"
+                .into(),
         })
     }
 }
@@ -168,6 +174,9 @@ fn with_arguments(kind: Kind, rest: &str) -> Option<Line> {
         Kind::Reject => Command::Reject {
             file: rest.trim().parse().ok()?,
         },
+        Kind::Password if rest.is_empty() => return Some(Line::Local(Local::ChangePassword)),
+        // A password typed on the line would be in the history.
+        Kind::Password => return None,
         Kind::Bye => Command::Leave,
     };
     Some(Line::Command(command))
@@ -408,6 +417,8 @@ mod tests {
             ),
             ("!accept x", usage(Kind::Accept)),
             ("!reject 4", Line::Command(Command::Reject { file: 4 })),
+            ("!password", Line::Local(Local::ChangePassword)),
+            ("!password hunter2", usage(Kind::Password)),
             ("!dance", Line::Local(Local::Unknown("!dance".into()))),
             (
                 "!privat bob hi",

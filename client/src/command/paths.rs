@@ -4,13 +4,12 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::platform;
-
 /// `typed` with a leading `~` or `~/` replaced by the home directory; an
 /// error to show if it names another user's home (`~bob/`), which is not
 /// looked up, or there is no home directory to put in.
 pub fn expand(typed: &str) -> Result<PathBuf, String> {
-    expand_with(typed, platform::home_dir().as_deref())
+    let home = directories::BaseDirs::new().map(|dirs| dirs.home_dir().to_path_buf());
+    expand_with(typed, home.as_deref())
 }
 
 /// [`expand`] with `home` given (tests).

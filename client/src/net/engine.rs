@@ -115,7 +115,14 @@ impl Engine {
     /// for go to `out`.
     pub(super) fn command(&mut self, command: Command, out: &mut Vec<Request>) -> Taken {
         match command {
-            Command::Login { nick, password } => out.push(self.session.login(nick, password)),
+            Command::Login {
+                nick,
+                password,
+                register,
+            } => out.push(self.session.login_as(nick, password, register)),
+            Command::ChangePassword { old, new } => {
+                out.push(self.session.change_password(old, new))
+            }
             Command::Say { receiver, text } => {
                 for update in self.session.say(receiver, text) {
                     match update {

@@ -3,7 +3,7 @@
 
 use chat_common::Request;
 
-use super::{Credentials, Notice, Pending, Session, Update};
+use super::{Credentials, Notice, Pending, Secret, Session, Update};
 use crate::streams::Streams;
 
 /// What a `welcome` says, as the session reads it.
@@ -20,8 +20,13 @@ pub(super) struct Welcome {
 }
 
 impl Session {
-    /// The user's login.
+    /// The user's login, creating the account if there is none.
     pub fn login(&mut self, nick: String, password: String) -> Request {
+        self.login_as(nick, password, None)
+    }
+
+    /// The user's login; `register` as in [`crate::command::Command::Login`].
+    pub fn login_as(&mut self, nick: String, password: String, register: Option<bool>) -> Request {
         let (last_seq, last_public) = self.streams.resume();
         self.trying = Some(Credentials {
             nick: nick.clone(),
@@ -33,7 +38,19 @@ impl Session {
             password,
             last_seq,
             last_public,
-            register: None,
+            register,
+        }
+    }
+
+    /// `!password`: answered by an `ack` (then the new password is the one
+    /// to log in again with) or an error.
+    pub fn change_password(&mut self, old: String, new: String) -> Request {
+        Request::Password {
+            id: self.track(Pending::Password {
+                new: Secret(new.clone()),
+            }),
+            old,
+            new,
         }
     }
 

@@ -102,6 +102,8 @@ pub enum Notice {
     AccountCreated {
         nick: String,
     },
+    /// `!password` was stored: the next login needs the new one.
+    PasswordChanged,
     /// `count` messages that came while we were offline follow.
     CaughtUp {
         count: u32,

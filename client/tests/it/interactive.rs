@@ -247,6 +247,12 @@ fn hidden_password_prompt() {
     term.type_keys("bob\r");
     term.expect_editing("password for bob: ");
     term.type_keys("s3cret-typedX\x7f\r");
+    // A new nickname: the password is asked twice before the account is made.
+    term.expect("* bob is a new nickname: type a password for its account twice");
+    term.expect_editing("new password for bob: ");
+    term.type_keys("s3cret-typed\r");
+    term.expect_editing("the same password again: ");
+    term.type_keys("s3cret-typed\r");
     term.expect("* account bob created");
     term.expect("* welcome, bob — 2 online: alice, bob");
     term.expect_editing(">> ");
@@ -267,6 +273,86 @@ fn hidden_password_prompt() {
     elsewhere.send("still bob");
     elsewhere.expect("<bob (you)> still bob");
     alice.expect("<bob> still bob");
+}
+
+/// A typed password for a new nickname creates nothing until it has been
+/// typed twice alike (a typo would lose the name for good); Enter alone
+/// there chooses another nickname. `!password` asks the old one and the
+/// new one twice, and the new one is the account's from then on.
+#[test]
+fn a_new_account_and_a_new_password_are_typed_twice() {
+    let server = Server::start(false);
+    let mut client = server.client();
+    client.env("NO_COLOR", Some("1")).env("CHAT_PASSWORD", None);
+    let mut term = Term::spawn(&client);
+    term.expect_editing("nickname: ");
+    term.type_keys("bbo\r");
+    term.expect_editing("password for bbo: ");
+    term.type_keys("typo\r");
+    term.expect("* bbo is a new nickname");
+    term.expect_editing("new password for bbo: ");
+    term.type_keys("\r");
+    term.expect_editing("nickname: ");
+    term.type_keys("carol\r");
+    term.expect_editing("password for carol: ");
+    term.type_keys("first\r");
+    term.expect("* carol is a new nickname");
+    term.expect_editing("new password for carol: ");
+    term.type_keys("abc\r");
+    term.expect_editing("the same password again: ");
+    term.type_keys("abd\r");
+    term.expect("! the two passwords differ; type them again");
+    term.wait_until("a second new-password prompt", |s| {
+        s.editing("new password for carol: ")
+            && s.text().matches("new password for carol:").count() == 2
+    });
+    term.type_keys("xyz\r");
+    term.expect_editing("the same password again: ");
+    term.type_keys("xyz\r");
+    term.expect("* account carol created");
+    term.expect_editing(">> ");
+
+    term.type_keys("!password\r");
+    term.expect_editing("current password: ");
+    term.type_keys("xyz\r");
+    term.expect_editing("new password: ");
+    term.type_keys("n3w-pass\r");
+    term.expect_editing("the same password again: ");
+    term.type_keys("n3w-pass\r");
+    term.expect("* password changed: log in with the new one from now on");
+    term.expect_editing(">> ");
+    let raw = String::from_utf8_lossy(&term.raw()).into_owned();
+    assert!(!raw.contains("n3w-pass") && !raw.contains("xyz"), "{raw:?}");
+    term.type_keys("!bye\r");
+    term.assert_exit(0);
+
+    // Nothing was made for the typo, and the new password is carol's.
+    let old = server
+        .client()
+        .nick("carol")
+        .env("CHAT_PASSWORD", Some("xyz"))
+        .run("");
+    old.assert_code(2)
+        .assert_stderr_contains("wrong password for carol");
+    let new = server
+        .client()
+        .nick("carol")
+        .env("CHAT_PASSWORD", Some("n3w-pass"))
+        .run("");
+    new.assert_code(0)
+        .assert_stdout_has("* welcome, carol — 1 online: carol");
+    let bbo = server.client().nick("bbo").run("");
+    bbo.assert_code(0)
+        .assert_stdout_has("* account bbo created: log in with the same password next time");
+    // Pipe mode cannot ask: it says so.
+    let piped = server
+        .client()
+        .nick("carol")
+        .env("CHAT_PASSWORD", Some("n3w-pass"))
+        .run("!password\n");
+    piped
+        .assert_code(0)
+        .assert_stderr_contains("!password needs a terminal");
 }
 
 /// Lines are coloured on a terminal, and not with NO_COLOR set.

@@ -130,6 +130,7 @@ impl Test {
         let (_, login) = test.command(Command::Login {
             nick: "alice".into(),
             password: "pw".into(),
+            register: None,
         });
         assert!(
             matches!(login[..], [Request::Login { id: 1, .. }]),
@@ -396,6 +397,7 @@ fn commands_become_requests_and_echoes() {
     test.command(Command::Login {
         nick: "alice".into(),
         password: "pw".into(),
+        register: None,
     });
     let (_, resent) = test.feed(r#"{"type":"welcome","id":1,"nick":"alice","online":["alice"]}"#);
     assert!(
@@ -432,11 +434,10 @@ fn commands_become_requests_and_echoes() {
         ),
         "{accept:?}"
     );
-    assert_eq!(test.engine.download_dir(None), PathBuf::from("downloads"));
-    assert_eq!(
-        test.engine.download_dir(Some("x".into())),
-        PathBuf::from("x")
-    );
+    // Made absolute, so that the lines about the file say where it is.
+    let here = std::env::current_dir().unwrap();
+    assert_eq!(test.engine.download_dir(None), here.join("downloads"));
+    assert_eq!(test.engine.download_dir(Some("x".into())), here.join("x"));
 
     let (taken, none) = test.command(Command::SendFile {
         to: "bob".into(),
@@ -465,6 +466,7 @@ fn frames_are_printed_then_told() {
     test.command(Command::Login {
         nick: "alice".into(),
         password: "pw".into(),
+        register: None,
     });
     let welcome = r#"{"type":"welcome","id":1,"nick":"alice","online":["alice"]}"#;
     test.feed(welcome);
