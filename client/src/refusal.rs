@@ -1,7 +1,8 @@
-//! A refused login as the person at the keyboard is told it, and what the
-//! client does next. Nothing here retries by itself: a refusal is shown,
-//! and only a person (typing a password or a name again) tries again —
-//! `too_many_attempts` in particular must not be answered by a loop.
+//! A refused first login as the person at the keyboard is told it, and
+//! what the client does next. Nothing here retries by itself: a refusal
+//! is shown, and only a person (typing a password or a name again) tries
+//! again. (Logging in again after a lost connection is the network
+//! thread's: a throttled one waits as long as the server says.)
 
 use chat_common::ErrorCode;
 

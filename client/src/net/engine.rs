@@ -29,6 +29,9 @@ pub(super) struct Engine {
     leaving: bool,
     /// The connection is plain TCP (`--no-tls`).
     plaintext: bool,
+    /// Logging in again was refused for now: how long to wait, and the
+    /// server's reason (taken by [`Engine::stopped`]).
+    throttled: Option<(Duration, String)>,
 }
 
 /// What a command asks of the worker, besides the requests it made.
@@ -108,6 +111,7 @@ impl Engine {
             status,
             leaving: false,
             plaintext,
+            throttled: None,
         }
     }
 
@@ -216,6 +220,11 @@ impl Engine {
                 Update::Send(request) => out.push(request),
                 Update::Duplicate => duplicate = true,
                 Update::Ended(ending) => ended = Some(ending),
+                Update::Throttled { wait, reason } => {
+                    // This connection is done; `stopped` schedules the next.
+                    self.throttled = Some((wait, reason));
+                    ended = Some(Ending::Lost);
+                }
             }
         }
         out.extend(file_requests);
@@ -248,6 +257,9 @@ impl Engine {
     /// Reading stopped, for `stop`; `bye_sent` if our bye went out on the
     /// connection, which is closed by now.
     pub(super) fn stopped(&mut self, stop: Stop, bye_sent: bool, now: Instant) -> AfterLoss {
+        if let Some((wait, reason)) = self.throttled.take() {
+            return self.throttle(wait, reason, now);
+        }
         match stop {
             Stop::Broken(reason) => self.broken(bye_sent, reason, now),
             Stop::Ended(Ending::Shutdown) => {
@@ -300,6 +312,28 @@ impl Engine {
                 at,
             },
             None => AfterLoss::End(self.give_up(&backoff, now)),
+        }
+    }
+
+    /// Logging in again was refused for `wait` (the server's `reason`):
+    /// say so and try again then, unless that is past `--reconnect-for`.
+    fn throttle(&mut self, wait: Duration, reason: String, now: Instant) -> AfterLoss {
+        self.session.disconnected();
+        let backoff = Backoff::new(now, self.options.reconnect_for);
+        if self.options.reconnect_for.is_some_and(|limit| wait > limit) {
+            self.output.connection(&Notice::Error { reason });
+            return AfterLoss::End(self.give_up(&backoff, now));
+        }
+        self.output.connection(&Notice::Throttled {
+            reason,
+            retry_in: wait.as_secs(),
+        });
+        AfterLoss::Retry {
+            outage: Outage {
+                backoff,
+                said: None,
+            },
+            at: now + wait,
         }
     }
 

@@ -141,6 +141,7 @@ impl Renderer {
             Reconnecting { reason } => self.reconnecting(reason),
             RetryFailed { reason, retry_in } => self.retry_failed(reason, *retry_in),
             GaveUp { after } => self.gave_up(*after),
+            Throttled { reason, retry_in } => self.throttled(reason, *retry_in),
         }
     }
 

@@ -72,6 +72,13 @@ pub enum Update {
     /// The session is over, or (for [`Ending::Lost`] and
     /// [`Ending::Shutdown`]) this connection is.
     Ended(Ending),
+    /// Logging in again was refused for now (`too_many_attempts`,
+    /// `busy`): this connection is over; try again after `wait`, as the
+    /// server said (`reason`).
+    Throttled {
+        wait: std::time::Duration,
+        reason: String,
+    },
 }
 
 /// A nickname and password, kept to log in again after a lost connection.
@@ -377,6 +384,14 @@ impl Session {
                 self.trying = None;
                 vec![Update::LoginRefused { code, reason }]
             }
+            // Refused for now, not for good: the server says when to come
+            // back, and a client that stopped would lose the session.
+            Some(Pending::Login { again: true })
+                if matches!(code, ErrorCode::TooManyAttempts | ErrorCode::Busy) =>
+            {
+                let wait = login::retry_after(code, &reason);
+                vec![Update::Throttled { wait, reason }]
+            }
             Some(Pending::Login { again: true }) => vec![
                 Show(Notice::Error { reason }),
                 Update::Ended(Ending::Refused),
@@ -434,6 +449,31 @@ mod tests {
             reason: s("disconnected for flooding"),
         });
         assert_eq!(updates.last(), Some(&Update::Ended(Ending::Kicked)));
+    }
+
+    /// Logging in again refused by the throttle is no ending: the client
+    /// waits as long as the server says, then tries again.
+    #[test]
+    fn a_throttled_relogin_waits_as_told() {
+        let reason =
+            "too many failed logins for this account or from your address; try again in 42 s";
+        let (mut session, _) = logged_in("alice", &["alice"]);
+        session.disconnected();
+        let login = session.relogin().unwrap();
+        let updates = session.on_frame(ServerFrame::Error {
+            id: login.id(),
+            code: ErrorCode::TooManyAttempts,
+            reason: s(reason),
+        });
+        assert_eq!(
+            updates,
+            [Update::Throttled {
+                wait: std::time::Duration::from_secs(42),
+                reason: s(reason)
+            }]
+        );
+        assert!(session.has_logged_in(), "the credentials are kept");
+        assert!(session.relogin().is_some());
     }
 
     #[test]

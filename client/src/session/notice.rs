@@ -171,6 +171,12 @@ pub enum Notice {
         reason: String,
         retry_in: u64,
     },
+    /// Logging in again was refused for now (the server's `reason`); the
+    /// next try comes in `retry_in` seconds.
+    Throttled {
+        reason: String,
+        retry_in: u64,
+    },
     /// No connection for `after` seconds: giving up.
     GaveUp {
         after: u64,

@@ -152,3 +152,45 @@ fn ca_verifies_strictly() {
     assert!(untrusted.stdout.is_empty(), "{untrusted}");
     assert!(!known_hosts.exists(), "--ca must not write known_hosts");
 }
+
+/// Three wrong passwords for bob from his address lock his account there
+/// for a while; his own client, cut off meanwhile, is then refused by the
+/// throttle when it logs in again. It says so and waits to try again by
+/// itself, instead of exiting for good as it used to.
+#[test]
+fn a_throttled_reconnect_waits_and_tries_again() {
+    use std::io::{BufRead, BufReader, Write};
+    let server = Server::start(false);
+    let proxy = crate::support::proxy::Proxy::start(&server.addr);
+    let mut bob = Client::new(&proxy.addr)
+        .args(["--no-tls", "--nick", "bob"])
+        .spawn();
+    bob.expect_that("the welcome", |l| l.starts_with("* welcome, bob"));
+    for id in 1..=4 {
+        let mut tcp = std::net::TcpStream::connect(&server.addr).unwrap();
+        tcp.set_read_timeout(Some(crate::support::TIMEOUT)).unwrap();
+        writeln!(
+            tcp,
+            r#"{{"type":"login","id":{id},"nick":"bob","password":"guess{id}"}}"#
+        )
+        .unwrap();
+        let mut line = String::new();
+        BufReader::new(tcp).read_line(&mut line).unwrap();
+        assert!(line.contains(r#""type":"error""#), "{line}");
+    }
+    proxy.cut();
+    let said = bob.expect_stderr("trying again in ");
+    assert!(
+        said.contains("* too many failed logins") && said.ends_with(" s"),
+        "{said}\n{}",
+        bob.transcript()
+    );
+    assert!(!said.contains("try again in"), "said once: {said}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    bob.send("!online");
+    let transcript = bob.transcript();
+    assert!(
+        transcript.contains("exit status: still running"),
+        "{transcript}"
+    );
+}
