@@ -411,6 +411,26 @@ impl Engine {
         requests
     }
 
+    /// Reconnecting met a certificate other than the one pinned: the
+    /// warning (`text`, several lines) is printed line by line, not
+    /// escaped onto one, listing what was never stored, and the client
+    /// stops — exit 1, as when it meets one at start-up.
+    pub(super) fn certificate_changed(&mut self, text: String) -> Ending {
+        let mut lines = text.lines();
+        if let Some(first) = lines.next() {
+            self.output.connection(&Notice::Lost {
+                reason: first.to_string(),
+            });
+        }
+        for line in lines {
+            self.output.connection(&Notice::Error {
+                reason: line.to_string(),
+            });
+        }
+        self.list_unsent();
+        Ending::Lost
+    }
+
     /// The thread cannot go on (it cannot wait for the server): says why,
     /// as for a connection lost for good.
     pub(super) fn fail(&mut self, reason: String) -> Ending {

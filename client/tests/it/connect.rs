@@ -194,3 +194,35 @@ fn a_throttled_reconnect_waits_and_tries_again() {
         "{transcript}"
     );
 }
+
+/// A new certificate met while reconnecting is refused like one met at
+/// start-up: the warning on lines of its own (no literal `\n`), no more
+/// tries, exit 1.
+#[test]
+fn a_changed_certificate_while_reconnecting_ends_the_client() {
+    let mut first = Server::start(true);
+    let addr = first.addr.clone();
+    let known_hosts = first.known_hosts.clone();
+    let mut bot = first.client();
+    let mut bot = bot.nick("bot").spawn();
+    bot.expect_that("the welcome", |l| l.starts_with("* welcome, bot"));
+    bot.expect_stderr("pinned the certificate of");
+
+    first.kill();
+    bot.expect_stderr("reconnecting");
+    let scratch = tempfile::tempdir().unwrap();
+    let data_dir = scratch.path().join("data");
+    let _second = restart_on(&addr, &data_dir, scratch);
+    let done = bot.wait();
+    done.assert_code(1);
+    for want in [
+        format!("! connection lost: refusing to connect: the certificate of {addr} has changed"),
+        "! @    WARNING: SERVER CERTIFICATE HAS CHANGED!           @".to_string(),
+        format!("delete line 1 of {}", known_hosts.display()),
+    ] {
+        done.assert_stderr_contains(&want);
+    }
+    assert!(!done.stderr.contains("\\n"), "escaped newlines\n{done}");
+    let tries = done.stderr.matches("has changed").count();
+    assert_eq!(tries, 1, "tried again after the refusal\n{done}");
+}
