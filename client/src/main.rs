@@ -61,8 +61,9 @@ the system roots; if that fails, its SHA-256 fingerprint is pinned on first
 use in the known_hosts file and must match on later connections."
 )]
 struct Args {
-    /// Server to connect to.
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50445")]
+    /// Server to connect to: a host name or address, and a port unless it
+    /// is the default (50445).
+    #[arg(long, value_name = "HOST[:PORT]", default_value = "127.0.0.1:50445")]
     server: String,
 
     /// Nickname to log in with (otherwise asked for, or read from stdin's
@@ -192,7 +193,7 @@ fn config(args: Args, password: Option<Password>) -> anyhow::Result<Config> {
         Security::Pinned(KnownHosts::new(path))
     };
     Ok(Config {
-        server: args.server,
+        server: chat_client::tls::with_default_port(&args.server),
         nick: args.nick,
         password,
         security,

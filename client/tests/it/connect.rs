@@ -28,7 +28,9 @@ fn connection_refused_has_a_hint() {
             .run("hello\n")
             .assert_code(1)
             .assert_stderr_contains(&format!("cannot connect to {addr}: Connection refused"))
-            .assert_stderr_contains("is the server running?");
+            .assert_stderr_contains(
+                "(is a chat server running there, on that port? the default port is 50445)",
+            );
     }
     assert!(!known_hosts.exists());
 }
@@ -225,4 +227,28 @@ fn a_changed_certificate_while_reconnecting_ends_the_client() {
     assert!(!done.stderr.contains("\\n"), "escaped newlines\n{done}");
     let tries = done.stderr.matches("has changed").count();
     assert_eq!(tries, 1, "tried again after the refusal\n{done}");
+}
+
+/// `--server` takes a host name, and the port defaults to the server's.
+#[test]
+fn a_host_name_and_no_port_are_understood() {
+    let server = Server::start(false);
+    let port = server.addr.rsplit_once(':').unwrap().1;
+    Client::new(&format!("localhost:{port}"))
+        .args(["--no-tls", "--nick", "bot"])
+        .run("by name\n")
+        .assert_code(0)
+        .assert_stdout_has("<bot (you)> by name");
+    // Whatever listens on 50445 here (nothing, or another server), the
+    // address is understood, and the hint is for users of the binary.
+    let dir = tempfile::tempdir().unwrap();
+    let done = Client::new("127.0.0.1")
+        .args(["--nick", "bot", "--reconnect-for", "0", "--known-hosts"])
+        .arg(dir.path().join("known_hosts"))
+        .run("");
+    assert!(!done.stderr.contains("invalid socket address"), "{done}");
+    assert!(!done.stderr.contains("make run-server"), "{done}");
+    if done.code == Some(1) {
+        done.assert_stderr_contains("127.0.0.1:50445");
+    }
 }
