@@ -180,7 +180,10 @@ fn pinned(
     let print = known_hosts::fingerprint(&der);
     if known_hosts.check(server, &print)? == Verdict::Pinned {
         tell(format!(
-            "pinned the certificate of {server} (SHA-256 {print}) on first use"
+            "pinned the certificate of {server} (SHA-256 {print}) on first use, \
+             in {}: later connections must present the same one; if the server \
+             changes it on purpose, delete that line and connect again",
+            known_hosts.path().display()
         ));
     }
     Ok(tls)

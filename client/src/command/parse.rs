@@ -3,7 +3,7 @@
 //! ([`Local`]). Messages too long to send are refused here.
 
 use chat_common::codec::{self, DEFAULT_MAX_FRAME};
-use chat_common::protocol::{GROUP_PREFIX, MAX_CID, MAX_HISTORY};
+use chat_common::protocol::{GROUP_PREFIX, MAX_CID};
 use chat_common::Request;
 
 use super::table::{help, Kind, Spec, COMMANDS, GROUP_SUBCOMMANDS, PUBLIC_FLAG};
@@ -224,11 +224,9 @@ fn group(rest: &str) -> Option<Command> {
 /// nickname made of digits is `!history 42 20`).
 fn history(rest: &str) -> Option<Command> {
     let words: Vec<&str> = rest.split_whitespace().collect();
-    let count = |word: &str| {
-        word.parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_HISTORY).contains(n))
-    };
+    // Over the server's cap (MAX_HISTORY) is asked all the same: the
+    // network thread asks for the cap and says so.
+    let count = |word: &str| word.parse::<u32>().ok().filter(|n| *n >= 1);
     let (with, limit) = match words.as_slice() {
         [] => (None, None),
         [n] if n.bytes().all(|b| b.is_ascii_digit()) => (None, Some(count(n)?)),
@@ -317,7 +315,9 @@ mod tests {
             ("!history  bob  7 ", hist(Some("bob"), Some(7))),
             ("!history 42 20", hist(Some("42"), Some(20))),
             ("!history 0", usage(Kind::History)),
-            ("!history 501", usage(Kind::History)),
+            ("!history 501", hist(None, Some(501))),
+            ("!history bob 9999", hist(Some("bob"), Some(9999))),
+            ("!history 99999999999", usage(Kind::History)),
             ("!history bob x", usage(Kind::History)),
             ("!history bob 1 2", usage(Kind::History)),
             ("!search exam", find("exam", None)),

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chat_common::codec::FrameError;
+use chat_common::protocol::MAX_HISTORY;
 use chat_common::{Request, ServerFrame};
 use crossbeam_channel::Sender;
 
@@ -137,7 +138,18 @@ impl Engine {
                 }
             }
             Command::Online => out.extend(self.session.online()),
-            Command::History { with, limit } => out.extend(self.session.history(with, limit)),
+            Command::History { with, mut limit } => {
+                if let Some(asked) = limit.filter(|n| *n > MAX_HISTORY) {
+                    self.output.local(&Notice::File {
+                        text: format!(
+                            "{asked} asked: showing the last {MAX_HISTORY} \
+                             (the most the server gives)"
+                        ),
+                    });
+                    limit = Some(MAX_HISTORY);
+                }
+                out.extend(self.session.history(with, limit))
+            }
             Command::Search { words, from } => out.extend(self.session.search(words, from)),
             Command::Group(op) => out.extend(self.session.group(op)),
             Command::RefreshRoster => out.extend(self.session.refresh()),

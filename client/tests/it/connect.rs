@@ -58,7 +58,10 @@ fn pins_on_first_use_and_refuses_a_changed_certificate() {
 
     let pinned = first.client().nick("bot").run("one\n");
     pinned.assert_code(0).assert_stderr_contains(&format!(
-        "pinned the certificate of {addr} (SHA-256 {print}) on first use"
+        "pinned the certificate of {addr} (SHA-256 {print}) on first use, in {}: \
+         later connections must present the same one; if the server changes it \
+         on purpose, delete that line and connect again",
+        known_hosts.display()
     ));
     assert_eq!(
         fs::read_to_string(&known_hosts).unwrap(),
