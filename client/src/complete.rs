@@ -294,6 +294,7 @@ mod tests {
                     "!send ",
                     "!accept ",
                     "!reject ",
+                    "!password",
                     "!help",
                     "!bye",
                 ],

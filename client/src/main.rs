@@ -15,8 +15,9 @@ use clap::Parser;
 /// --nick is given and for the password (not shown as typed) unless
 /// --password-file or CHAT_PASSWORD gives it, then reads lines with history
 /// and Tab completion. A line goes to everyone; type !help for the commands
-/// (!private, !online, !history, !search, !bye …). The first login with a
-/// nickname creates its account with that password.
+/// (!private, !online, !history, !search, !bye …). A password typed for a
+/// nickname that has no account is asked for again before the account is
+/// created; one from --password-file or CHAT_PASSWORD creates it at once.
 ///
 /// Otherwise it runs in pipe mode, for scripts: the nickname is --nick or the
 /// first line of stdin, the password comes from --password-file or
@@ -60,8 +61,9 @@ the system roots; if that fails, its SHA-256 fingerprint is pinned on first
 use in the known_hosts file and must match on later connections."
 )]
 struct Args {
-    /// Server to connect to.
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50445")]
+    /// Server to connect to: a host name or address, and a port unless it
+    /// is the default (50445).
+    #[arg(long, value_name = "HOST[:PORT]", default_value = "127.0.0.1:50445")]
     server: String,
 
     /// Nickname to log in with (otherwise asked for, or read from stdin's
@@ -109,13 +111,33 @@ struct Args {
 
     /// Directory where accepted files are saved (`!accept ID [DIR]` may
     /// name another). A file never overwrites another: `name (1).ext`.
-    /// [default: the user's download directory, e.g. ~/Downloads]
+    /// [default: the user's download directory (XDG_DOWNLOAD_DIR,
+    /// ~/Downloads), else downloads/ in the client's data directory, e.g.
+    /// ~/.local/share/chat/downloads]
     #[arg(long, value_name = "DIR")]
     downloads: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    // A path quoted in a shell (or written in a script) keeps its `~`.
+    for path in [
+        &mut args.password_file,
+        &mut args.ca,
+        &mut args.known_hosts,
+        &mut args.downloads,
+    ]
+    .into_iter()
+    .flatten()
+    {
+        match chat_client::command::expand_home(&path.to_string_lossy()) {
+            Ok(expanded) => *path = expanded,
+            Err(err) => {
+                eprintln!("chat-client: {err}");
+                return ExitCode::from(chat_client::EXIT_LOGIN_REFUSED);
+            }
+        }
+    }
     let password = match password(args.password_file.as_deref()) {
         Ok(password) => password,
         Err(err) => {
@@ -171,17 +193,37 @@ fn config(args: Args, password: Option<Password>) -> anyhow::Result<Config> {
         Security::Pinned(KnownHosts::new(path))
     };
     Ok(Config {
-        server: args.server,
+        server: chat_client::tls::with_default_port(&args.server),
         nick: args.nick,
         password,
         security,
         json: args.json,
         reconnect_for: args.reconnect_for,
         keepalive: args.keepalive,
-        downloads: args.downloads.unwrap_or_else(|| {
-            directories::UserDirs::new()
-                .and_then(|dirs| dirs.download_dir().map(PathBuf::from))
-                .unwrap_or_else(|| PathBuf::from("."))
-        }),
+        downloads: match args.downloads {
+            Some(dir) => dir,
+            None => default_downloads().context(
+                "cannot find a home or data directory for downloads; pass --downloads DIR",
+            )?,
+        },
     })
+}
+
+/// Where files go unless told: the OS's download directory (on Linux the
+/// XDG user dirs' DOWNLOAD), else `~/Downloads` if there is one, else a
+/// `downloads` folder in the client's data directory (created at the
+/// first download) — never the current directory.
+fn default_downloads() -> Option<PathBuf> {
+    let user = directories::UserDirs::new();
+    if let Some(dir) = user.as_ref().and_then(|dirs| dirs.download_dir()) {
+        return Some(dir.to_path_buf());
+    }
+    if let Some(dir) = user
+        .as_ref()
+        .map(|dirs| dirs.home_dir().join("Downloads"))
+        .filter(|dir| dir.is_dir())
+    {
+        return Some(dir);
+    }
+    directories::ProjectDirs::from("", "", "chat").map(|dirs| dirs.data_dir().join("downloads"))
 }

@@ -129,9 +129,12 @@ fn login(
             })),
         },
     };
+    // Scripts create accounts with their one password, as before: there
+    // is nobody to ask twice.
     net.send(Command::Login {
         nick: nick.clone(),
         password,
+        register: None,
     });
     match net.status().recv() {
         Ok(Status::LoggedIn(_)) => None,

@@ -1,7 +1,8 @@
-//! A refused login as the person at the keyboard is told it, and what the
-//! client does next. Nothing here retries by itself: a refusal is shown,
-//! and only a person (typing a password or a name again) tries again —
-//! `too_many_attempts` in particular must not be answered by a loop.
+//! A refused first login as the person at the keyboard is told it, and
+//! what the client does next. Nothing here retries by itself: a refusal
+//! is shown, and only a person (typing a password or a name again) tries
+//! again. (Logging in again after a lost connection is the network
+//! thread's: a throttled one waits as long as the server says.)
 
 use chat_common::ErrorCode;
 
@@ -34,6 +35,11 @@ pub fn refusal(code: ErrorCode, nick: &str, reason: &str) -> (String, Next) {
             "the server is busy checking other logins; try again in a few seconds".into(),
             Next::Password,
         ),
+        ErrorCode::RegistrationClosed => (
+            format!("{reason} (this server creates no accounts: log in with an existing one)"),
+            Next::Nickname,
+        ),
+        ErrorCode::NoSuchUser => (format!("there is no account named {nick}"), Next::Nickname),
         ErrorCode::PlaintextRefused => (
             "the server takes passwords only over TLS from here; \
              connect without --no-tls"
@@ -77,6 +83,13 @@ mod tests {
                 "admin is reserved (it would pass for the server or its operator); choose another nickname",
                 Next::Nickname,
             ),
+            (
+                ErrorCode::RegistrationClosed,
+                "registration is closed",
+                "registration is closed (this server creates no accounts: log in with an existing one)",
+                Next::Nickname,
+            ),
+            (ErrorCode::NoSuchUser, "x", "there is no account named alice", Next::Nickname),
             (ErrorCode::NickTaken, "aIice looks too much like alice", "aIice looks too much like alice", Next::Nickname),
             (ErrorCode::Other, "odd\u{1b}[2J", "odd\\u{1b}[2J", Next::Nickname),
         ];

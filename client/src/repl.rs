@@ -13,17 +13,21 @@ use anyhow::Context;
 use chrono::Local;
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
-use rustyline::{Editor, ExternalPrinter};
+use rustyline::{
+    Cmd, ConditionalEventHandler, Editor, Event, EventContext, EventHandler, ExternalPrinter,
+    KeyEvent, Movement, RepeatCount,
+};
 
 use chat_common::ErrorCode;
 
-use crate::command::{self, Command, Line};
+use crate::command::{self, Command, Line, Local as Typed};
 use crate::complete::ChatHelper;
 use crate::files::Progress;
 use crate::net::{Net, Output, Status};
 use crate::platform;
 use crate::progress::Bars;
 use crate::refusal::{refusal, Next};
+use crate::render::clean;
 use crate::render::Renderer;
 use crate::roster::SharedRoster;
 use crate::session::{Ending, Notice};
@@ -100,6 +104,37 @@ impl<P: ExternalPrinter + Send + 'static> Output for ReplOutput<P> {
     }
 }
 
+/// Ctrl-C as in bash and irssi: with something typed, it clears the line
+/// (the text is lost on purpose, as there); on an empty line it leaves.
+struct CtrlC;
+
+impl ConditionalEventHandler for CtrlC {
+    fn handle(&self, _: &Event, _: RepeatCount, _: bool, ctx: &EventContext) -> Option<Cmd> {
+        if ctx.line().is_empty() {
+            // rustyline's own: `readline` returns `Interrupted`.
+            None
+        } else {
+            Some(Cmd::Kill(Movement::WholeBuffer))
+        }
+    }
+}
+
+/// What was typed at a hidden prompt.
+enum Hidden {
+    Typed(String),
+    /// Enter alone.
+    Empty,
+    /// Ctrl-C, or Ctrl-D on an empty line.
+    Cancelled,
+}
+
+/// What follows a new nickname.
+enum Choice {
+    Password(String),
+    OtherNick,
+    Leave,
+}
+
 /// A line, or why there is none.
 enum Input {
     Line(String),
@@ -130,6 +165,10 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
             .build(),
     )?;
     editor.set_helper(Some(ChatHelper::new(roster.clone())));
+    editor.bind_sequence(
+        KeyEvent::ctrl('C'),
+        EventHandler::Conditional(Box::new(CtrlC)),
+    );
     let printer = editor
         .create_external_printer()
         .context("cannot set up the terminal")?;
@@ -188,11 +227,17 @@ impl Repl {
     }
 
     /// Logs in, asking for a nickname and a password until they are
-    /// accepted (a wrong password asks for the password again). Returns the
-    /// ending if the session ended instead.
+    /// accepted (a wrong password asks for the password again). A typed
+    /// password logs in to an existing account only: a new nickname is
+    /// said to be new, and its password asked for twice before the account
+    /// is created, so a typo cannot lose the name. A password given by
+    /// --password-file or CHAT_PASSWORD creates the account as it is.
+    /// Returns the ending if the session ended instead.
     fn login(&mut self, config: &Config) -> anyhow::Result<Option<Ending>> {
         let mut nick = config.nick.clone();
         let mut password = config.password.as_ref().map(|p| p.text.clone());
+        // The password to create `nick`'s account with, asked twice.
+        let mut creating: Option<String> = None;
         loop {
             let name = match nick.clone() {
                 Some(nick) => nick,
@@ -203,27 +248,37 @@ impl Repl {
                     Input::Ended => return Ok(Some(self.net.wait())),
                 },
             };
-            let secret = match password.take() {
-                Some(secret) => secret,
-                None => match platform::read_hidden(&format!("password for {name}: ")) {
-                    Ok(Some(secret)) if secret.is_empty() => {
+            let (secret, register) = match (creating.take(), password.take()) {
+                (Some(secret), _) => (secret, Some(true)),
+                (None, Some(secret)) => (secret, None),
+                (None, None) => match self.hidden(&format!("password for {name}: "))? {
+                    Hidden::Typed(secret) => (secret, Some(false)),
+                    Hidden::Empty => {
                         self.say("a password cannot be empty");
                         nick = Some(name);
                         continue;
                     }
-                    Ok(Some(secret)) => secret,
-                    Ok(None) => return Ok(Some(self.leave())),
-                    Err(err) => return Err(err).context(
-                        "cannot read the password (pass --password-file FILE or set CHAT_PASSWORD)",
-                    ),
+                    Hidden::Cancelled => return Ok(Some(self.leave())),
                 },
             };
             self.net.send(Command::Login {
                 nick: name.clone(),
                 password: secret,
+                register,
             });
             match self.net.status().recv() {
                 Ok(Status::LoggedIn(_)) => return Ok(None),
+                Ok(Status::LoginRefused {
+                    code: ErrorCode::NoSuchUser,
+                    ..
+                }) => match self.new_account(&name)? {
+                    Choice::Password(secret) => {
+                        creating = Some(secret);
+                        nick = Some(name);
+                    }
+                    Choice::OtherNick => nick = None,
+                    Choice::Leave => return Ok(Some(self.leave())),
+                },
                 Ok(Status::LoginRefused { code, reason }) => {
                     let (text, next) = refusal(code, &name, &reason);
                     match next {
@@ -251,6 +306,68 @@ impl Repl {
         }
     }
 
+    /// `name` has no account: the password for a new one, typed twice
+    /// alike; Enter alone chooses another nickname instead.
+    fn new_account(&self, name: &str) -> anyhow::Result<Choice> {
+        self.tell(&format!(
+            "{} is a new nickname: type a password for its account twice \
+             (Enter alone to choose another nickname)",
+            clean(name)
+        ));
+        loop {
+            let first = match self.hidden(&format!("new password for {name}: "))? {
+                Hidden::Typed(secret) => secret,
+                Hidden::Empty => return Ok(Choice::OtherNick),
+                Hidden::Cancelled => return Ok(Choice::Leave),
+            };
+            match self.hidden("the same password again: ")? {
+                Hidden::Typed(again) if again == first => return Ok(Choice::Password(first)),
+                Hidden::Cancelled => return Ok(Choice::Leave),
+                _ => self.say("the two passwords differ; type them again"),
+            }
+        }
+    }
+
+    /// `!password`: the old one, then the new one twice, all hidden.
+    fn change_password(&mut self) -> anyhow::Result<()> {
+        let Hidden::Typed(old) = self.hidden("current password: ")? else {
+            self.say("password not changed");
+            return Ok(());
+        };
+        let Hidden::Typed(new) = self.hidden("new password: ")? else {
+            self.say("password not changed");
+            return Ok(());
+        };
+        match self.hidden("the same password again: ")? {
+            Hidden::Typed(again) if again == new => {
+                self.net.send(Command::ChangePassword { old, new });
+            }
+            Hidden::Typed(_) => self.say("the two passwords differ; password not changed"),
+            _ => self.say("password not changed"),
+        }
+        Ok(())
+    }
+
+    /// A hidden line from the terminal after `prompt`.
+    fn hidden(&self, prompt: &str) -> anyhow::Result<Hidden> {
+        match platform::read_hidden(prompt) {
+            Ok(Some(secret)) if secret.is_empty() => Ok(Hidden::Empty),
+            Ok(Some(secret)) => Ok(Hidden::Typed(secret)),
+            Ok(None) => Ok(Hidden::Cancelled),
+            Err(err) => Err(err).context(
+                "cannot read the password (pass --password-file FILE or set CHAT_PASSWORD)",
+            ),
+        }
+    }
+
+    /// Prints a line of the client's own, `* text`.
+    fn tell(&self, text: &str) {
+        let notice = Notice::File {
+            text: text.to_string(),
+        };
+        println!("{}", self.renderer.line(&notice, Local::now()));
+    }
+
     /// Prints a refusal as an error line.
     fn say(&self, reason: &str) {
         let refused = Notice::Error {
@@ -272,6 +389,7 @@ impl Repl {
             }
             match command::parse(&line) {
                 Line::Command(Command::Leave) => return Ok(self.leave()),
+                Line::Local(Typed::ChangePassword) => self.change_password()?,
                 Line::Command(command) => self.net.send(command),
                 Line::Local(local) => {
                     if let Some(text) = local.text() {

@@ -180,7 +180,10 @@ fn pinned(
     let print = known_hosts::fingerprint(&der);
     if known_hosts.check(server, &print)? == Verdict::Pinned {
         tell(format!(
-            "pinned the certificate of {server} (SHA-256 {print}) on first use"
+            "pinned the certificate of {server} (SHA-256 {print}) on first use, \
+             in {}: later connections must present the same one; if the server \
+             changes it on purpose, delete that line and connect again",
+            known_hosts.path().display()
         ));
     }
     Ok(tls)
@@ -200,6 +203,29 @@ fn handshake(
     socket: Socket,
 ) -> Result<TlsStream<Socket>, HandshakeError<Socket>> {
     connector.connect(host(server), socket)
+}
+
+/// The server's port unless `--server` says otherwise.
+pub const DEFAULT_PORT: u16 = 50445;
+
+/// `--server` as typed, with [`DEFAULT_PORT`] if it names no port:
+/// `host`, `1.2.3.4`, `::1` and `[::1]` alike. Host names are resolved
+/// when dialing.
+pub fn with_default_port(server: &str) -> String {
+    let server = server.trim();
+    if server.parse::<std::net::SocketAddr>().is_ok() {
+        return server.to_string();
+    }
+    if server.parse::<std::net::Ipv6Addr>().is_ok() {
+        return format!("[{server}]:{DEFAULT_PORT}");
+    }
+    if server.starts_with('[') && server.ends_with(']') {
+        return format!("{server}:{DEFAULT_PORT}");
+    }
+    match server.rsplit_once(':') {
+        Some((_, port)) if port.parse::<u16>().is_ok() => server.to_string(),
+        _ => format!("{server}:{DEFAULT_PORT}"),
+    }
 }
 
 /// The host part of `host:port`, without IPv6 brackets.
@@ -229,7 +255,8 @@ fn dial(server: &str) -> anyhow::Result<Socket> {
     match last {
         Some(err) if err.kind() == io::ErrorKind::ConnectionRefused => bail!(
             "cannot connect to {server}: Connection refused \
-             (is the server running? try: make run-server)"
+             (is a chat server running there, on that port? \
+             the default port is {DEFAULT_PORT})"
         ),
         Some(err) => bail!("cannot connect to {server}: {err}"),
         None => bail!("cannot connect to {server}: no address found"),
@@ -313,8 +340,34 @@ mod tests {
             err,
             format!(
                 "cannot connect to {server}: Connection refused \
-                 (is the server running? try: make run-server)"
+                 (is a chat server running there, on that port? \
+                 the default port is 50445)"
             )
         );
+    }
+
+    #[test]
+    fn the_port_defaults_to_the_servers() {
+        let cases = [
+            ("127.0.0.1", "127.0.0.1:50445"),
+            ("127.0.0.1:6000", "127.0.0.1:6000"),
+            ("localhost", "localhost:50445"),
+            ("chat.example.org:7", "chat.example.org:7"),
+            ("::1", "[::1]:50445"),
+            ("[::1]", "[::1]:50445"),
+            ("[::1]:6000", "[::1]:6000"),
+            (" localhost ", "localhost:50445"),
+        ];
+        for (typed, want) in cases {
+            assert_eq!(with_default_port(typed), want, "{typed:?}");
+        }
+    }
+
+    /// A host name is resolved (only ever localhost in tests).
+    #[test]
+    fn host_names_are_resolved() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        assert!(dial(&format!("localhost:{port}")).is_ok());
     }
 }

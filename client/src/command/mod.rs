@@ -7,6 +7,8 @@
 //! both depend on it, the session too (for [`GroupOp`]).
 
 mod parse;
+mod paths;
+mod slash;
 mod table;
 
 use std::path::PathBuf;
@@ -15,14 +17,26 @@ use chat_common::protocol::GROUP_PREFIX;
 use chat_common::{Request, EVERYONE};
 
 pub use parse::{parse, Line, Local};
+pub use paths::{expand as expand_home, expand_with};
+pub use slash::ACTION;
 pub use table::{help, spec, Kind, Spec, COMMANDS, GROUP_SUBCOMMANDS, PUBLIC_FLAG};
 
 /// What the user interface asks of the network thread.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Command {
+    /// `register`: `Some(false)` logs in to an existing account only
+    /// (the server answers `no_such_user` for a new name), `None` creates
+    /// the account if there is none.
     Login {
         nick: String,
         password: String,
+        register: Option<bool>,
+    },
+    /// `!password`: change the account's password (asked for, hidden, by
+    /// the interactive client).
+    ChangePassword {
+        old: String,
+        new: String,
     },
     /// A message; `receiver` is `*` for everyone, `#name` for a group, or
     /// one person's nickname.
@@ -73,7 +87,10 @@ impl std::fmt::Debug for Command {
     /// Like the derived one, but never prints a password.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Command::Login { nick, .. } => write!(f, "Login({nick:?}, <password>)"),
+            Command::Login { nick, register, .. } => {
+                write!(f, "Login({nick:?}, <password>, {register:?})")
+            }
+            Command::ChangePassword { .. } => write!(f, "ChangePassword(<passwords>)"),
             Command::Say { receiver, text } => write!(f, "Say({receiver:?}, {text:?})"),
             Command::Online => write!(f, "Online"),
             Command::History { with, limit } => write!(f, "History({with:?}, {limit:?})"),
@@ -169,8 +186,17 @@ mod tests {
         let login = Command::Login {
             nick: "bob".into(),
             password: "hunter2".into(),
+            register: Some(false),
         };
-        assert_eq!(format!("{login:?}"), r#"Login("bob", <password>)"#);
+        assert_eq!(
+            format!("{login:?}"),
+            r#"Login("bob", <password>, Some(false))"#
+        );
+        let change = Command::ChangePassword {
+            old: "hunter2".into(),
+            new: "hunter3".into(),
+        };
+        assert_eq!(format!("{change:?}"), "ChangePassword(<passwords>)");
     }
 
     #[test]

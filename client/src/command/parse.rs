@@ -3,11 +3,11 @@
 //! ([`Local`]). Messages too long to send are refused here.
 
 use chat_common::codec::{self, DEFAULT_MAX_FRAME};
-use chat_common::protocol::{GROUP_PREFIX, MAX_CID, MAX_HISTORY};
+use chat_common::protocol::{GROUP_PREFIX, MAX_CID};
 use chat_common::Request;
 
 use super::table::{help, Kind, Spec, COMMANDS, GROUP_SUBCOMMANDS, PUBLIC_FLAG};
-use super::{group_tag, Command, GroupOp};
+use super::{group_tag, paths, slash, Command, GroupOp};
 
 /// What a typed line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +35,13 @@ pub enum Local {
     TooLong {
         bytes: usize,
     },
+    /// `!password`: the interactive client asks for the passwords, hidden;
+    /// pipe mode cannot.
+    ChangePassword,
+    /// Something to tell the person instead of sending the line: a `/word`
+    /// that maps onto nothing sent (a usage, a command that does not exist
+    /// here), a path that cannot be used.
+    Hint(String),
 }
 
 impl Local {
@@ -46,6 +53,10 @@ impl Local {
             Local::Usage(spec) => format!("usage: {}", spec.usage()),
             Local::Unknown(word) => format!("unknown command {word} — type !help for the list"),
             Local::TooLong { bytes } => too_long_hint(*bytes),
+            Local::Hint(hint) => hint.clone(),
+            Local::ChangePassword => "!password needs a terminal, to ask for the passwords \
+                without showing them: run chat-client interactively"
+                .into(),
         })
     }
 }
@@ -88,6 +99,9 @@ fn parse_line(line: &str) -> Line {
     let trimmed = line.trim();
     if trimmed.is_empty() {
         return Line::Local(Local::Nothing);
+    }
+    if trimmed.starts_with('/') {
+        return slash::parse(line, trimmed);
     }
     let (word, rest) = match trimmed.split_once(char::is_whitespace) {
         Some((word, rest)) => (word, rest.trim_start()),
@@ -136,14 +150,20 @@ fn with_arguments(kind: Kind, rest: &str) -> Option<Line> {
             let (to, path) = rest
                 .split_once(char::is_whitespace)
                 .filter(|(_, path)| !path.trim().is_empty())?;
-            Command::SendFile {
-                to: to.to_string(),
-                path: path.trim().into(),
+            match paths::expand(path.trim()) {
+                Ok(path) => Command::SendFile {
+                    to: to.to_string(),
+                    path,
+                },
+                Err(hint) => return Some(Line::Local(Local::Hint(hint))),
             }
         }
         Kind::Accept => {
             let (id, dir) = match rest.split_once(char::is_whitespace) {
-                Some((id, dir)) => (id, Some(dir.trim().into())),
+                Some((id, dir)) => match paths::expand(dir.trim()) {
+                    Ok(dir) => (id, Some(dir)),
+                    Err(hint) => return Some(Line::Local(Local::Hint(hint))),
+                },
                 None => (rest, None),
             };
             Command::Accept {
@@ -154,6 +174,9 @@ fn with_arguments(kind: Kind, rest: &str) -> Option<Line> {
         Kind::Reject => Command::Reject {
             file: rest.trim().parse().ok()?,
         },
+        Kind::Password if rest.is_empty() => return Some(Line::Local(Local::ChangePassword)),
+        // A password typed on the line would be in the history.
+        Kind::Password => return None,
         Kind::Bye => Command::Leave,
     };
     Some(Line::Command(command))
@@ -201,11 +224,9 @@ fn group(rest: &str) -> Option<Command> {
 /// nickname made of digits is `!history 42 20`).
 fn history(rest: &str) -> Option<Command> {
     let words: Vec<&str> = rest.split_whitespace().collect();
-    let count = |word: &str| {
-        word.parse::<u32>()
-            .ok()
-            .filter(|n| (1..=MAX_HISTORY).contains(n))
-    };
+    // Over the server's cap (MAX_HISTORY) is asked all the same: the
+    // network thread asks for the cap and says so.
+    let count = |word: &str| word.parse::<u32>().ok().filter(|n| *n >= 1);
     let (with, limit) = match words.as_slice() {
         [] => (None, None),
         [n] if n.bytes().all(|b| b.is_ascii_digit()) => (None, Some(count(n)?)),
@@ -294,7 +315,9 @@ mod tests {
             ("!history  bob  7 ", hist(Some("bob"), Some(7))),
             ("!history 42 20", hist(Some("42"), Some(20))),
             ("!history 0", usage(Kind::History)),
-            ("!history 501", usage(Kind::History)),
+            ("!history 501", hist(None, Some(501))),
+            ("!history bob 9999", hist(Some("bob"), Some(9999))),
+            ("!history 99999999999", usage(Kind::History)),
             ("!history bob x", usage(Kind::History)),
             ("!history bob 1 2", usage(Kind::History)),
             ("!search exam", find("exam", None)),
@@ -394,6 +417,8 @@ mod tests {
             ),
             ("!accept x", usage(Kind::Accept)),
             ("!reject 4", Line::Command(Command::Reject { file: 4 })),
+            ("!password", Line::Local(Local::ChangePassword)),
+            ("!password hunter2", usage(Kind::Password)),
             ("!dance", Line::Local(Local::Unknown("!dance".into()))),
             (
                 "!privat bob hi",

@@ -12,6 +12,7 @@ pub enum Kind {
     Send,
     Accept,
     Reject,
+    Password,
     Help,
     Bye,
 }
@@ -100,6 +101,13 @@ pub const COMMANDS: &[Spec] = &[
         kind: Kind::Reject,
     },
     Spec {
+        name: "!password",
+        args: "",
+        help: "change your password (asked for, hidden: never type it on the line)",
+        aliases: &[],
+        kind: Kind::Password,
+    },
+    Spec {
         name: "!help",
         args: "",
         help: "show this list",
@@ -143,7 +151,11 @@ pub fn help() -> String {
     for spec in COMMANDS {
         out.push_str(&format!("  {:width$}  {}\n", spec.usage(), spec.help));
     }
-    out.pop();
+    out.push_str(&format!(
+        "irssi habits work too: {}; a line starting with / is never sent, \
+         type //text to send /text",
+        super::slash::ALIASES
+    ));
     out
 }
 
@@ -162,6 +174,7 @@ mod tests {
             Kind::Send,
             Kind::Accept,
             Kind::Reject,
+            Kind::Password,
             Kind::Help,
             Kind::Bye,
         ] {

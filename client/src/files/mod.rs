@@ -447,6 +447,11 @@ impl Transfers {
         writer
             .seek(SeekFrom::Start(offset))
             .map_err(|e| e.to_string())?;
+        let say = if offset > 0 {
+            format!("resuming {name} at byte {offset}")
+        } else {
+            format!("receiving {name} ({size} bytes) into {}", dir.display())
+        };
         self.downloads.insert(
             file,
             Download {
@@ -460,11 +465,7 @@ impl Transfers {
                 got: offset,
             },
         );
-        Ok(Some(if offset > 0 {
-            format!("resuming {name} at byte {offset}")
-        } else {
-            format!("receiving {name} ({size} bytes)")
-        }))
+        Ok(Some(say))
     }
 
     fn on_chunk(

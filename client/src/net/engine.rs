@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use chat_common::codec::FrameError;
+use chat_common::protocol::MAX_HISTORY;
 use chat_common::{Request, ServerFrame};
 use crossbeam_channel::Sender;
 
@@ -29,6 +30,9 @@ pub(super) struct Engine {
     leaving: bool,
     /// The connection is plain TCP (`--no-tls`).
     plaintext: bool,
+    /// Logging in again was refused for now: how long to wait, and the
+    /// server's reason (taken by [`Engine::stopped`]).
+    throttled: Option<(Duration, String)>,
 }
 
 /// What a command asks of the worker, besides the requests it made.
@@ -108,6 +112,7 @@ impl Engine {
             status,
             leaving: false,
             plaintext,
+            throttled: None,
         }
     }
 
@@ -115,7 +120,14 @@ impl Engine {
     /// for go to `out`.
     pub(super) fn command(&mut self, command: Command, out: &mut Vec<Request>) -> Taken {
         match command {
-            Command::Login { nick, password } => out.push(self.session.login(nick, password)),
+            Command::Login {
+                nick,
+                password,
+                register,
+            } => out.push(self.session.login_as(nick, password, register)),
+            Command::ChangePassword { old, new } => {
+                out.push(self.session.change_password(old, new))
+            }
             Command::Say { receiver, text } => {
                 for update in self.session.say(receiver, text) {
                     match update {
@@ -126,7 +138,18 @@ impl Engine {
                 }
             }
             Command::Online => out.extend(self.session.online()),
-            Command::History { with, limit } => out.extend(self.session.history(with, limit)),
+            Command::History { with, mut limit } => {
+                if let Some(asked) = limit.filter(|n| *n > MAX_HISTORY) {
+                    self.output.local(&Notice::File {
+                        text: format!(
+                            "{asked} asked: showing the last {MAX_HISTORY} \
+                             (the most the server gives)"
+                        ),
+                    });
+                    limit = Some(MAX_HISTORY);
+                }
+                out.extend(self.session.history(with, limit))
+            }
             Command::Search { words, from } => out.extend(self.session.search(words, from)),
             Command::Group(op) => out.extend(self.session.group(op)),
             Command::RefreshRoster => out.extend(self.session.refresh()),
@@ -155,9 +178,10 @@ impl Engine {
     }
 
     /// Where `!accept` puts a file: where it says, else the downloads
-    /// directory.
+    /// directory; made absolute, so that what is said of it says where.
     fn download_dir(&self, dir: Option<PathBuf>) -> PathBuf {
-        dir.unwrap_or_else(|| self.options.downloads.clone())
+        let dir = dir.unwrap_or_else(|| self.options.downloads.clone());
+        std::path::absolute(&dir).unwrap_or(dir)
     }
 
     /// The offers not yet answered, for completion.
@@ -208,6 +232,11 @@ impl Engine {
                 Update::Send(request) => out.push(request),
                 Update::Duplicate => duplicate = true,
                 Update::Ended(ending) => ended = Some(ending),
+                Update::Throttled { wait, reason } => {
+                    // This connection is done; `stopped` schedules the next.
+                    self.throttled = Some((wait, reason));
+                    ended = Some(Ending::Lost);
+                }
             }
         }
         out.extend(file_requests);
@@ -240,6 +269,9 @@ impl Engine {
     /// Reading stopped, for `stop`; `bye_sent` if our bye went out on the
     /// connection, which is closed by now.
     pub(super) fn stopped(&mut self, stop: Stop, bye_sent: bool, now: Instant) -> AfterLoss {
+        if let Some((wait, reason)) = self.throttled.take() {
+            return self.throttle(wait, reason, now);
+        }
         match stop {
             Stop::Broken(reason) => self.broken(bye_sent, reason, now),
             Stop::Ended(Ending::Shutdown) => {
@@ -292,6 +324,28 @@ impl Engine {
                 at,
             },
             None => AfterLoss::End(self.give_up(&backoff, now)),
+        }
+    }
+
+    /// Logging in again was refused for `wait` (the server's `reason`):
+    /// say so and try again then, unless that is past `--reconnect-for`.
+    fn throttle(&mut self, wait: Duration, reason: String, now: Instant) -> AfterLoss {
+        self.session.disconnected();
+        let backoff = Backoff::new(now, self.options.reconnect_for);
+        if self.options.reconnect_for.is_some_and(|limit| wait > limit) {
+            self.output.connection(&Notice::Error { reason });
+            return AfterLoss::End(self.give_up(&backoff, now));
+        }
+        self.output.connection(&Notice::Throttled {
+            reason,
+            retry_in: wait.as_secs(),
+        });
+        AfterLoss::Retry {
+            outage: Outage {
+                backoff,
+                said: None,
+            },
+            at: now + wait,
         }
     }
 
@@ -367,6 +421,26 @@ impl Engine {
             self.output.local(&Notice::File { text });
         }
         requests
+    }
+
+    /// Reconnecting met a certificate other than the one pinned: the
+    /// warning (`text`, several lines) is printed line by line, not
+    /// escaped onto one, listing what was never stored, and the client
+    /// stops — exit 1, as when it meets one at start-up.
+    pub(super) fn certificate_changed(&mut self, text: String) -> Ending {
+        let mut lines = text.lines();
+        if let Some(first) = lines.next() {
+            self.output.connection(&Notice::Lost {
+                reason: first.to_string(),
+            });
+        }
+        for line in lines {
+            self.output.connection(&Notice::Error {
+                reason: line.to_string(),
+            });
+        }
+        self.list_unsent();
+        Ending::Lost
     }
 
     /// The thread cannot go on (it cannot wait for the server): says why,

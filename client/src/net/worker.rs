@@ -18,6 +18,7 @@ use super::keepalive::{Keepalive, Probe};
 use super::{Dial, SERVER_MAX_FRAME};
 use crate::command::Command;
 use crate::files::Hashed;
+use crate::known_hosts::KnownHostsError;
 use crate::session::Ending;
 use crate::tls::Stream;
 
@@ -216,6 +217,11 @@ impl Worker {
                     // Readiness may have come before registering.
                     self.step()
                 }
+                // A changed certificate is no outage: trying again would
+                // only ask the same question, so end as at start-up.
+                Ok(Err(err)) if is_changed_certificate(&err) => {
+                    Some(self.engine.certificate_changed(format!("{err:#}")))
+                }
                 Ok(Err(err)) => self.retry(outage, format!("{err:#}")),
                 Err(TryRecvError::Disconnected) => {
                     self.retry(outage, "the dial thread failed".into())
@@ -409,6 +415,15 @@ impl Worker {
             }
         }
     }
+}
+
+/// Whether a dial failed because the server's certificate is not the one
+/// pinned.
+fn is_changed_certificate(err: &anyhow::Error) -> bool {
+    matches!(
+        err.downcast_ref::<KnownHostsError>(),
+        Some(KnownHostsError::Mismatch { .. })
+    )
 }
 
 /// Writes queued bytes until done or the socket is full; the rest goes

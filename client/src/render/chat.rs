@@ -3,10 +3,34 @@
 
 use super::words::clean;
 use super::{Renderer, BOLD_CYAN, BOLD_GREEN, BOLD_YELLOW, MAGENTA};
+use crate::command::ACTION;
+
+/// The action of a `/me` text (`/me waves` → `waves`), if it is one.
+fn action(text: &str) -> Option<&str> {
+    text.strip_prefix(ACTION)
+        .filter(|rest| !rest.trim().is_empty())
+}
 
 impl Renderer {
-    /// `<alice> hello`, or `<alice (you)> hello` for the echo of ours.
+    /// ` * alice waves`, as irssi draws `/me`: the leading space keeps it
+    /// apart from the client's own `* …` lines, so `/me joined` cannot
+    /// pass for a presence notice.
+    fn act(&self, sender: &str, own: bool, action: &str) -> String {
+        let who = if own {
+            format!("{} (you)", clean(sender))
+        } else {
+            clean(sender).into_owned()
+        };
+        let colour = if own { BOLD_GREEN } else { BOLD_CYAN };
+        format!(" * {} {}", self.paint(colour, &who), clean(action))
+    }
+
+    /// `<alice> hello`, or `<alice (you)> hello` for the echo of ours;
+    /// ` * alice waves` for `/me waves`.
     pub(super) fn public(&self, sender: &str, text: &str, own: bool, away: bool) -> String {
+        if let Some(action) = action(text) {
+            return format!("{}{}", self.act(sender, own, action), self.away(away));
+        }
         let who = if own {
             self.paint(BOLD_GREEN, &format!("<{} (you)>", clean(sender)))
                 .into_owned()
@@ -26,6 +50,14 @@ impl Renderer {
         own: bool,
         away: bool,
     ) -> String {
+        if let Some(action) = action(text) {
+            return format!(
+                "{}{}{}",
+                self.paint(BOLD_CYAN, &format!("[{}]", clean(group))),
+                self.act(sender, own, action),
+                self.away(away)
+            );
+        }
         let who = if own {
             format!("{} (you)", clean(sender))
         } else {
@@ -42,6 +74,14 @@ impl Renderer {
     /// `[private from alice] hi`.
     pub(super) fn private_from(&self, sender: &str, text: &str, away: bool) -> String {
         let tag = format!("[private from {}]", clean(sender));
+        if let Some(action) = action(text) {
+            return format!(
+                "{}{}{}",
+                self.paint(MAGENTA, &tag),
+                self.act(sender, false, action),
+                self.away(away)
+            );
+        }
         format!(
             "{} {}{}",
             self.paint(MAGENTA, &tag),

@@ -36,4 +36,13 @@ impl Renderer {
         )
         .into()
     }
+
+    /// `* too many failed logins …; trying again in 42 s`: the server's
+    /// reason without its own "try again in", which the client now does.
+    pub(super) fn throttled(&self, reason: &str, retry_in: u64) -> String {
+        let head = reason
+            .rsplit_once("; try again in ")
+            .map_or(reason, |(head, _)| head);
+        self.system(&format!("{}; trying again in {retry_in} s", clean(head)))
+    }
 }

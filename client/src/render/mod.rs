@@ -127,6 +127,7 @@ impl Renderer {
             GroupChanged { group, by, added } => self.group_changed(group, by, *added),
             Welcome { nick, online, more } => self.welcome(nick, online, *more),
             AccountCreated { nick } => self.account_created(nick),
+            PasswordChanged => self.system("password changed: log in with the new one from now on"),
             CaughtUp { count } => self.caught_up(*count),
             Reconnected { count } => self.reconnected(*count),
             Joined { nicks, more } => self.joined(nicks, *more),
@@ -140,6 +141,7 @@ impl Renderer {
             Reconnecting { reason } => self.reconnecting(reason),
             RetryFailed { reason, retry_in } => self.retry_failed(reason, *retry_in),
             GaveUp { after } => self.gave_up(*after),
+            Throttled { reason, retry_in } => self.throttled(reason, *retry_in),
         }
     }
 

@@ -405,3 +405,43 @@ fn invisible_and_bidi_characters_are_escaped() {
     );
     assert!(line.ends_with("<bob\\u{200b}> \\u{202e}olleh"), "{line}");
 }
+
+/// `/me` texts are drawn as actions wherever a message can go, set apart
+/// from the client's own `* …` lines by their leading space.
+#[test]
+fn actions_are_drawn_like_irssi() {
+    let plain = Renderer { colour: false };
+    let body = |notice: Notice| {
+        let line = plain.line(&notice, noon());
+        line.split_once("] ").unwrap().1.to_string()
+    };
+    let public = |text: &str, own| Notice::Public {
+        sender: s("alice"),
+        text: s(text),
+        own,
+        time: 0,
+        away: false,
+    };
+    assert_eq!(body(public("/me waves", false)), " * alice waves");
+    assert_eq!(body(public("/me waves", true)), " * alice (you) waves");
+    assert_eq!(body(public("/me joined", false)), " * alice joined");
+    // Not an action: `/me` alone, or without its space.
+    assert_eq!(body(public("/me", false)), "<alice> /me");
+    assert_eq!(body(public("/meow", false)), "<alice> /meow");
+    let group = Notice::Group {
+        group: s("#class"),
+        sender: s("bob"),
+        text: s("/me \u{1b}[2Jsighs"),
+        own: false,
+        time: 0,
+        away: false,
+    };
+    assert_eq!(body(group), "[#class] * bob \\u{1b}[2Jsighs");
+    let private = Notice::PrivateFrom {
+        sender: s("bob"),
+        text: s("/me nods"),
+        time: 0,
+        away: false,
+    };
+    assert_eq!(body(private), "[private from bob] * bob nods");
+}

@@ -1,9 +1,11 @@
 //! Logging in, again after a lost connection, and catching up on what was
 //! missed meanwhile, a page at a time.
 
-use chat_common::Request;
+use std::time::Duration;
 
-use super::{Credentials, Notice, Pending, Session, Update};
+use chat_common::{ErrorCode, Request};
+
+use super::{Credentials, Notice, Pending, Secret, Session, Update};
 use crate::streams::Streams;
 
 /// What a `welcome` says, as the session reads it.
@@ -19,9 +21,32 @@ pub(super) struct Welcome {
     pub groups: Vec<String>,
 }
 
+/// How long to wait before logging in again after `code` with the
+/// server's `reason`: it ends "try again in N s" (failed logins) or "try
+/// again in N min" (too many new accounts from the address); 60 s if it
+/// says neither, 5 s for a busy server.
+pub(super) fn retry_after(code: ErrorCode, reason: &str) -> Duration {
+    let fallback = if code == ErrorCode::Busy { 5 } else { 60 };
+    let said = reason.rsplit_once("try again in ").and_then(|(_, tail)| {
+        let (n, unit) = tail.trim().split_once(' ')?;
+        let n: u64 = n.parse().ok()?;
+        match unit.trim_end_matches(['.', ')']) {
+            "s" => Some(n),
+            "min" => Some(n.saturating_mul(60)),
+            _ => None,
+        }
+    });
+    Duration::from_secs(said.unwrap_or(fallback).max(1))
+}
+
 impl Session {
-    /// The user's login.
+    /// The user's login, creating the account if there is none.
     pub fn login(&mut self, nick: String, password: String) -> Request {
+        self.login_as(nick, password, None)
+    }
+
+    /// The user's login; `register` as in [`crate::command::Command::Login`].
+    pub fn login_as(&mut self, nick: String, password: String, register: Option<bool>) -> Request {
         let (last_seq, last_public) = self.streams.resume();
         self.trying = Some(Credentials {
             nick: nick.clone(),
@@ -33,7 +58,19 @@ impl Session {
             password,
             last_seq,
             last_public,
-            register: None,
+            register,
+        }
+    }
+
+    /// `!password`: answered by an `ack` (then the new password is the one
+    /// to log in again with) or an error.
+    pub fn change_password(&mut self, old: String, new: String) -> Request {
+        Request::Password {
+            id: self.track(Pending::Password {
+                new: Secret(new.clone()),
+            }),
+            old,
+            new,
         }
     }
 
@@ -157,10 +194,37 @@ impl Session {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use chat_common::{ErrorCode, Request, ServerFrame};
+
+    use super::retry_after;
 
     use crate::session::testing::{logged_in, message, s, sent, session, welcome};
     use crate::session::{Notice, Update};
+
+    /// The two forms the server words a wait in, and a fallback.
+    #[test]
+    fn the_wait_is_read_from_the_reason() {
+        let cases = [
+            ("too many failed logins; try again in 42 s", 42),
+            (
+                "too many new accounts from your address; try again in 3 min",
+                180,
+            ),
+            ("too many failed logins; try again later", 60),
+            ("try again in x s", 60),
+            ("try again in 0 s", 1),
+        ];
+        for (reason, secs) in cases {
+            assert_eq!(
+                retry_after(ErrorCode::TooManyAttempts, reason),
+                Duration::from_secs(secs),
+                "{reason}"
+            );
+        }
+        assert_eq!(retry_after(ErrorCode::Busy, "busy"), Duration::from_secs(5));
+    }
 
     #[test]
     fn login_refused_then_accepted() {

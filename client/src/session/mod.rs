@@ -72,6 +72,13 @@ pub enum Update {
     /// The session is over, or (for [`Ending::Lost`] and
     /// [`Ending::Shutdown`]) this connection is.
     Ended(Ending),
+    /// Logging in again was refused for now (`too_many_attempts`,
+    /// `busy`): this connection is over; try again after `wait`, as the
+    /// server said (`reason`).
+    Throttled {
+        wait: std::time::Duration,
+        reason: String,
+    },
 }
 
 /// A nickname and password, kept to log in again after a lost connection.
@@ -113,6 +120,20 @@ enum Pending {
     /// A keepalive.
     Ping,
     Bye,
+    /// `!password`, with the new one to keep once it is stored.
+    Password {
+        new: Secret,
+    },
+}
+
+/// A password kept in a pending request, which `Debug` does not print.
+#[derive(Clone, PartialEq, Eq)]
+struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<password>")
+    }
 }
 
 impl Pending {
@@ -327,11 +348,18 @@ impl Session {
 
     /// An `ack`: what it means depends on what the request was.
     fn on_ack(&mut self, id: u64, offline: bool) -> Vec<Update> {
+        use Update::Show;
         match self.pending.remove(&id) {
             // A duplicate is stored too: the first ack was lost.
             Some(Pending::Message { cid }) => self.on_stored(&cid, offline),
             Some(Pending::Bye) => vec![Update::Ended(Ending::Left)],
             Some(Pending::Group(GroupOp::Leave { name })) => self.on_group_left(&name),
+            Some(Pending::Password { new }) => {
+                if let Some(credentials) = &mut self.credentials {
+                    credentials.password = new.0;
+                }
+                vec![Show(Notice::PasswordChanged)]
+            }
             _ => vec![],
         }
     }
@@ -355,6 +383,14 @@ impl Session {
             Some(Pending::Login { again: false }) => {
                 self.trying = None;
                 vec![Update::LoginRefused { code, reason }]
+            }
+            // Refused for now, not for good: the server says when to come
+            // back, and a client that stopped would lose the session.
+            Some(Pending::Login { again: true })
+                if matches!(code, ErrorCode::TooManyAttempts | ErrorCode::Busy) =>
+            {
+                let wait = login::retry_after(code, &reason);
+                vec![Update::Throttled { wait, reason }]
             }
             Some(Pending::Login { again: true }) => vec![
                 Show(Notice::Error { reason }),
@@ -384,7 +420,7 @@ mod tests {
     use chat_common::{ErrorCode, ServerFrame};
 
     use super::testing::{ack, logged_in, s, session};
-    use super::{Ending, Update};
+    use super::{Ending, Notice, Update};
 
     /// After a lost connection, a refused login ends the session; being
     /// taken over too. Neither is reconnected.
@@ -415,6 +451,31 @@ mod tests {
         assert_eq!(updates.last(), Some(&Update::Ended(Ending::Kicked)));
     }
 
+    /// Logging in again refused by the throttle is no ending: the client
+    /// waits as long as the server says, then tries again.
+    #[test]
+    fn a_throttled_relogin_waits_as_told() {
+        let reason =
+            "too many failed logins for this account or from your address; try again in 42 s";
+        let (mut session, _) = logged_in("alice", &["alice"]);
+        session.disconnected();
+        let login = session.relogin().unwrap();
+        let updates = session.on_frame(ServerFrame::Error {
+            id: login.id(),
+            code: ErrorCode::TooManyAttempts,
+            reason: s(reason),
+        });
+        assert_eq!(
+            updates,
+            [Update::Throttled {
+                wait: std::time::Duration::from_secs(42),
+                reason: s(reason)
+            }]
+        );
+        assert!(session.has_logged_in(), "the credentials are kept");
+        assert!(session.relogin().is_some());
+    }
+
     #[test]
     fn endings() {
         let (mut session, _) = logged_in("alice", &["alice"]);
@@ -437,5 +498,39 @@ mod tests {
         let (mut session, _) = session();
         session.login(s("bob"), s("hunter2"));
         assert!(!format!("{session:?}").contains("hunter2"));
+        session.change_password(s("hunter2"), s("hunter3"));
+        assert!(!format!("{session:?}").contains("hunter3"));
+    }
+
+    /// `!password`: once stored, the new password is the one a reconnect
+    /// logs in with; refused, the old one stays.
+    #[test]
+    fn a_changed_password_is_the_one_to_log_in_again_with() {
+        let (mut session, _) = logged_in("alice", &["alice"]);
+        let refused = session.change_password(s("nope"), s("new1"));
+        let updates = session.on_frame(ServerFrame::Error {
+            id: refused.id(),
+            code: ErrorCode::BadPassword,
+            reason: s("the old password is wrong"),
+        });
+        assert!(matches!(&updates[..], [Update::Show(Notice::Error { .. })]));
+        let change = session.change_password(s("pw"), s("new2"));
+        assert_eq!(
+            change,
+            chat_common::Request::Password {
+                id: change.id().unwrap(),
+                old: s("pw"),
+                new: s("new2")
+            }
+        );
+        assert_eq!(
+            session.on_frame(ack(change.id().unwrap())),
+            [Update::Show(Notice::PasswordChanged)]
+        );
+        session.disconnected();
+        let Some(chat_common::Request::Login { password, .. }) = session.relogin() else {
+            panic!("a relogin");
+        };
+        assert_eq!(password, "new2");
     }
 }

@@ -102,6 +102,8 @@ pub enum Notice {
     AccountCreated {
         nick: String,
     },
+    /// `!password` was stored: the next login needs the new one.
+    PasswordChanged,
     /// `count` messages that came while we were offline follow.
     CaughtUp {
         count: u32,
@@ -166,6 +168,12 @@ pub enum Notice {
     },
     /// A try to reconnect failed; the next comes in `retry_in` seconds.
     RetryFailed {
+        reason: String,
+        retry_in: u64,
+    },
+    /// Logging in again was refused for now (the server's `reason`); the
+    /// next try comes in `retry_in` seconds.
+    Throttled {
         reason: String,
         retry_in: u64,
     },

@@ -28,7 +28,9 @@ fn connection_refused_has_a_hint() {
             .run("hello\n")
             .assert_code(1)
             .assert_stderr_contains(&format!("cannot connect to {addr}: Connection refused"))
-            .assert_stderr_contains("is the server running?");
+            .assert_stderr_contains(
+                "(is a chat server running there, on that port? the default port is 50445)",
+            );
     }
     assert!(!known_hosts.exists());
 }
@@ -56,7 +58,10 @@ fn pins_on_first_use_and_refuses_a_changed_certificate() {
 
     let pinned = first.client().nick("bot").run("one\n");
     pinned.assert_code(0).assert_stderr_contains(&format!(
-        "pinned the certificate of {addr} (SHA-256 {print}) on first use"
+        "pinned the certificate of {addr} (SHA-256 {print}) on first use, in {}: \
+         later connections must present the same one; if the server changes it \
+         on purpose, delete that line and connect again",
+        known_hosts.display()
     ));
     assert_eq!(
         fs::read_to_string(&known_hosts).unwrap(),
@@ -151,4 +156,102 @@ fn ca_verifies_strictly() {
         .assert_stderr_contains(&format!("TLS handshake with {} failed", server.addr));
     assert!(untrusted.stdout.is_empty(), "{untrusted}");
     assert!(!known_hosts.exists(), "--ca must not write known_hosts");
+}
+
+/// Three wrong passwords for bob from his address lock his account there
+/// for a while; his own client, cut off meanwhile, is then refused by the
+/// throttle when it logs in again. It says so and waits to try again by
+/// itself, instead of exiting for good as it used to.
+#[test]
+fn a_throttled_reconnect_waits_and_tries_again() {
+    use std::io::{BufRead, BufReader, Write};
+    let server = Server::start(false);
+    let proxy = crate::support::proxy::Proxy::start(&server.addr);
+    let mut bob = Client::new(&proxy.addr)
+        .args(["--no-tls", "--nick", "bob"])
+        .spawn();
+    bob.expect_that("the welcome", |l| l.starts_with("* welcome, bob"));
+    for id in 1..=4 {
+        let mut tcp = std::net::TcpStream::connect(&server.addr).unwrap();
+        tcp.set_read_timeout(Some(crate::support::TIMEOUT)).unwrap();
+        writeln!(
+            tcp,
+            r#"{{"type":"login","id":{id},"nick":"bob","password":"guess{id}"}}"#
+        )
+        .unwrap();
+        let mut line = String::new();
+        BufReader::new(tcp).read_line(&mut line).unwrap();
+        assert!(line.contains(r#""type":"error""#), "{line}");
+    }
+    proxy.cut();
+    let said = bob.expect_stderr("trying again in ");
+    assert!(
+        said.contains("* too many failed logins") && said.ends_with(" s"),
+        "{said}\n{}",
+        bob.transcript()
+    );
+    assert!(!said.contains("try again in"), "said once: {said}");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    bob.send("!online");
+    let transcript = bob.transcript();
+    assert!(
+        transcript.contains("exit status: still running"),
+        "{transcript}"
+    );
+}
+
+/// A new certificate met while reconnecting is refused like one met at
+/// start-up: the warning on lines of its own (no literal `\n`), no more
+/// tries, exit 1.
+#[test]
+fn a_changed_certificate_while_reconnecting_ends_the_client() {
+    let mut first = Server::start(true);
+    let addr = first.addr.clone();
+    let known_hosts = first.known_hosts.clone();
+    let mut bot = first.client();
+    let mut bot = bot.nick("bot").spawn();
+    bot.expect_that("the welcome", |l| l.starts_with("* welcome, bot"));
+    bot.expect_stderr("pinned the certificate of");
+
+    first.kill();
+    bot.expect_stderr("reconnecting");
+    let scratch = tempfile::tempdir().unwrap();
+    let data_dir = scratch.path().join("data");
+    let _second = restart_on(&addr, &data_dir, scratch);
+    let done = bot.wait();
+    done.assert_code(1);
+    for want in [
+        format!("! connection lost: refusing to connect: the certificate of {addr} has changed"),
+        "! @    WARNING: SERVER CERTIFICATE HAS CHANGED!           @".to_string(),
+        format!("delete line 1 of {}", known_hosts.display()),
+    ] {
+        done.assert_stderr_contains(&want);
+    }
+    assert!(!done.stderr.contains("\\n"), "escaped newlines\n{done}");
+    let tries = done.stderr.matches("has changed").count();
+    assert_eq!(tries, 1, "tried again after the refusal\n{done}");
+}
+
+/// `--server` takes a host name, and the port defaults to the server's.
+#[test]
+fn a_host_name_and_no_port_are_understood() {
+    let server = Server::start(false);
+    let port = server.addr.rsplit_once(':').unwrap().1;
+    Client::new(&format!("localhost:{port}"))
+        .args(["--no-tls", "--nick", "bot"])
+        .run("by name\n")
+        .assert_code(0)
+        .assert_stdout_has("<bot (you)> by name");
+    // Whatever listens on 50445 here (nothing, or another server), the
+    // address is understood, and the hint is for users of the binary.
+    let dir = tempfile::tempdir().unwrap();
+    let done = Client::new("127.0.0.1")
+        .args(["--nick", "bot", "--reconnect-for", "0", "--known-hosts"])
+        .arg(dir.path().join("known_hosts"))
+        .run("");
+    assert!(!done.stderr.contains("invalid socket address"), "{done}");
+    assert!(!done.stderr.contains("make run-server"), "{done}");
+    if done.code == Some(1) {
+        done.assert_stderr_contains("127.0.0.1:50445");
+    }
 }

@@ -114,6 +114,11 @@ fn history_survives_a_restart() {
     bob.assert_code(0)
         .assert_stdout_has("* history with alice: last 1 message")
         .assert_stdout_has("| [alice → you] psst");
+    // More than the server gives is asked as its cap, and said so.
+    let bob = server.client().nick("bob").run("!history 9999\n");
+    bob.assert_code(0)
+        .assert_stdout_has("* 9999 asked: showing the last 500 (the most the server gives)")
+        .assert_stdout_has("* history: last 3 messages to everyone");
 }
 
 /// `!search` finds what you may read, newest first, optionally only from

@@ -162,3 +162,90 @@ fn upload_and_download_resume_after_a_cut() {
     alice.finish().assert_code(0);
     bob.finish().assert_code(0);
 }
+
+/// `~` and `~/` mean the home directory wherever a path is typed: alice
+/// sends `~/notes.txt`, bob accepts into `~/incoming`, and nothing named
+/// `~` is ever made in the current directory (which is the home here).
+#[test]
+fn tilde_is_the_home_directory() {
+    let server = Server::start(false);
+    let alice_home = tempfile::tempdir().unwrap();
+    let bob_home = tempfile::tempdir().unwrap();
+    std::fs::write(alice_home.path().join("notes.txt"), b"tilde notes").unwrap();
+
+    let mut bob = server.client();
+    let mut bob = bob.nick("bob").home(bob_home.path()).spawn();
+    bob.expect_that("the welcome", |l| l.starts_with("* welcome, bob"));
+    let mut alice = server.client();
+    let mut alice = alice.nick("alice").home(alice_home.path()).spawn();
+    alice.expect_that("the welcome", |l| l.starts_with("* welcome, alice"));
+
+    alice.send("!send bob ~/notes.txt");
+    bob.expect("* alice offers you notes.txt (11 bytes): !accept 1 [dir] or !reject 1");
+    bob.send("!accept 1 ~/incoming");
+    let incoming = bob_home.path().join("incoming");
+    bob.expect(&format!(
+        "* receiving notes.txt (11 bytes) into {}",
+        incoming.display()
+    ));
+    bob.expect(&format!(
+        "* received {} (11 bytes, SHA-256 verified)",
+        incoming.join("notes.txt").display()
+    ));
+    assert_eq!(
+        std::fs::read(incoming.join("notes.txt")).unwrap(),
+        b"tilde notes"
+    );
+    // Another user's home is not looked up: refused before anything is sent.
+    alice.send("!send bob ~carol/x");
+    alice.expect_stderr("~carol/x: ~user is not expanded here");
+    for home in [alice_home.path(), bob_home.path()] {
+        assert!(!home.join("~").exists(), "a directory named ~");
+    }
+    alice.finish().assert_code(0);
+    bob.finish().assert_code(0);
+}
+
+/// Without --downloads, a file goes to ~/Downloads if there is one, else
+/// to `downloads/` in the client's data directory — never the current
+/// directory — and the client says where.
+#[test]
+fn downloads_go_to_the_download_directory_and_say_where() {
+    let server = Server::start(false);
+    let alice_home = tempfile::tempdir().unwrap();
+    std::fs::write(alice_home.path().join("a.txt"), b"one").unwrap();
+    let mut alice = server.client();
+    let mut alice = alice.nick("alice").home(alice_home.path()).spawn();
+    alice.expect_that("the welcome", |l| l.starts_with("* welcome, alice"));
+    for (number, with_downloads) in [(1, false), (2, true)] {
+        let home = tempfile::tempdir().unwrap();
+        let want = if with_downloads {
+            std::fs::create_dir(home.path().join("Downloads")).unwrap();
+            home.path().join("Downloads")
+        } else {
+            home.path().join(".local/share/chat/downloads")
+        };
+        let mut bob = server.client();
+        let mut bob = bob.nick("bob").home(home.path()).spawn();
+        bob.expect_that("the welcome", |l| l.starts_with("* welcome, bob"));
+        alice.send("!send bob ~/a.txt");
+        bob.expect(&format!(
+            "* alice offers you a.txt (3 bytes): !accept {number} [dir] or !reject {number}"
+        ));
+        bob.send(&format!("!accept {number}"));
+        bob.expect(&format!(
+            "* receiving a.txt (3 bytes) into {}",
+            want.display()
+        ));
+        bob.expect(&format!(
+            "* received {} (3 bytes, SHA-256 verified)",
+            want.join("a.txt").display()
+        ));
+        assert!(
+            !home.path().join("a.txt").exists(),
+            "in the current directory"
+        );
+        bob.finish().assert_code(0);
+    }
+    alice.finish().assert_code(0);
+}

@@ -132,6 +132,71 @@ fn local_commands() {
     term.assert_exit(0);
 }
 
+/// irssi habits: `/msg` is private, `/join` joins, `/me` is an action,
+/// an unknown `/word` gets a hint; only `//` sends a line starting with
+/// `/`. Nothing else of these reaches everyone.
+#[test]
+fn slash_lines_are_never_sent_to_everyone() {
+    let server = Server::start(false);
+    let mut alice = join(&server, "alice");
+    let mut term = bob(&server, true);
+    alice.expect("* bob joined");
+    term.type_keys("/msg alice just you\r");
+    alice.expect("[private from bob] just you");
+    term.expect("[private to alice] just you");
+    term.type_keys("/join #test\r");
+    term.expect("! ");
+    term.type_keys("/list\r");
+    term.expect("/list is not a command here: commands start with !");
+    term.type_keys("/nick bobby\r");
+    term.expect("nicknames cannot be changed");
+    term.type_keys("/me waves\r");
+    alice.expect(" * bob waves");
+    term.expect(" * bob (you) waves");
+    term.type_keys("//etc/hosts is a file\r");
+    alice.expect("<bob> /etc/hosts is a file");
+    term.expect_editing(">> ");
+    let public: Vec<_> = alice
+        .stdout
+        .all()
+        .into_iter()
+        .filter(|l| body(l).starts_with("<bob>") || body(l).starts_with(" * bob"))
+        .collect();
+    assert_eq!(public.len(), 2, "{}", alice.transcript());
+    term.type_keys("/quit\r");
+    term.assert_exit(0);
+    alice.expect("* bob left (quit)");
+}
+
+/// Ctrl-C with something typed clears the line and stays (Ctrl-Y brings
+/// it back, as in bash); on an empty line it leaves.
+#[test]
+fn ctrl_c_clears_a_half_typed_line() {
+    let server = Server::start(false);
+    let mut alice = join(&server, "alice");
+    let mut term = bob(&server, true);
+    alice.expect("* bob joined");
+    term.type_keys("half typed");
+    term.expect_editing(">> half typed");
+    term.type_keys("\x03");
+    term.expect_editing(">> ");
+    term.type_keys("\x19");
+    term.expect_editing(">> half typed");
+    term.type_keys("\x03");
+    term.expect_editing(">> ");
+    term.type_keys("still here\r");
+    alice.expect("<bob> still here");
+    term.expect_editing(">> ");
+    term.type_keys("\x03");
+    term.assert_exit(0);
+    alice.expect("* bob left (quit)");
+    assert!(
+        !alice.stdout.text().contains("half typed"),
+        "{}",
+        alice.transcript()
+    );
+}
+
 /// Every way out says goodbye: `!bye`, `.exit`, Ctrl-D and Ctrl-C exit 0
 /// and the others see `left (quit)`.
 #[test]
@@ -182,6 +247,12 @@ fn hidden_password_prompt() {
     term.type_keys("bob\r");
     term.expect_editing("password for bob: ");
     term.type_keys("s3cret-typedX\x7f\r");
+    // A new nickname: the password is asked twice before the account is made.
+    term.expect("* bob is a new nickname: type a password for its account twice");
+    term.expect_editing("new password for bob: ");
+    term.type_keys("s3cret-typed\r");
+    term.expect_editing("the same password again: ");
+    term.type_keys("s3cret-typed\r");
     term.expect("* account bob created");
     term.expect("* welcome, bob — 2 online: alice, bob");
     term.expect_editing(">> ");
@@ -202,6 +273,86 @@ fn hidden_password_prompt() {
     elsewhere.send("still bob");
     elsewhere.expect("<bob (you)> still bob");
     alice.expect("<bob> still bob");
+}
+
+/// A typed password for a new nickname creates nothing until it has been
+/// typed twice alike (a typo would lose the name for good); Enter alone
+/// there chooses another nickname. `!password` asks the old one and the
+/// new one twice, and the new one is the account's from then on.
+#[test]
+fn a_new_account_and_a_new_password_are_typed_twice() {
+    let server = Server::start(false);
+    let mut client = server.client();
+    client.env("NO_COLOR", Some("1")).env("CHAT_PASSWORD", None);
+    let mut term = Term::spawn(&client);
+    term.expect_editing("nickname: ");
+    term.type_keys("bbo\r");
+    term.expect_editing("password for bbo: ");
+    term.type_keys("typo\r");
+    term.expect("* bbo is a new nickname");
+    term.expect_editing("new password for bbo: ");
+    term.type_keys("\r");
+    term.expect_editing("nickname: ");
+    term.type_keys("carol\r");
+    term.expect_editing("password for carol: ");
+    term.type_keys("first\r");
+    term.expect("* carol is a new nickname");
+    term.expect_editing("new password for carol: ");
+    term.type_keys("abc\r");
+    term.expect_editing("the same password again: ");
+    term.type_keys("abd\r");
+    term.expect("! the two passwords differ; type them again");
+    term.wait_until("a second new-password prompt", |s| {
+        s.editing("new password for carol: ")
+            && s.text().matches("new password for carol:").count() == 2
+    });
+    term.type_keys("xyz\r");
+    term.expect_editing("the same password again: ");
+    term.type_keys("xyz\r");
+    term.expect("* account carol created");
+    term.expect_editing(">> ");
+
+    term.type_keys("!password\r");
+    term.expect_editing("current password: ");
+    term.type_keys("xyz\r");
+    term.expect_editing("new password: ");
+    term.type_keys("n3w-pass\r");
+    term.expect_editing("the same password again: ");
+    term.type_keys("n3w-pass\r");
+    term.expect("* password changed: log in with the new one from now on");
+    term.expect_editing(">> ");
+    let raw = String::from_utf8_lossy(&term.raw()).into_owned();
+    assert!(!raw.contains("n3w-pass") && !raw.contains("xyz"), "{raw:?}");
+    term.type_keys("!bye\r");
+    term.assert_exit(0);
+
+    // Nothing was made for the typo, and the new password is carol's.
+    let old = server
+        .client()
+        .nick("carol")
+        .env("CHAT_PASSWORD", Some("xyz"))
+        .run("");
+    old.assert_code(2)
+        .assert_stderr_contains("wrong password for carol");
+    let new = server
+        .client()
+        .nick("carol")
+        .env("CHAT_PASSWORD", Some("n3w-pass"))
+        .run("");
+    new.assert_code(0)
+        .assert_stdout_has("* welcome, carol — 1 online: carol");
+    let bbo = server.client().nick("bbo").run("");
+    bbo.assert_code(0)
+        .assert_stdout_has("* account bbo created: log in with the same password next time");
+    // Pipe mode cannot ask: it says so.
+    let piped = server
+        .client()
+        .nick("carol")
+        .env("CHAT_PASSWORD", Some("n3w-pass"))
+        .run("!password\n");
+    piped
+        .assert_code(0)
+        .assert_stderr_contains("!password needs a terminal");
 }
 
 /// Lines are coloured on a terminal, and not with NO_COLOR set.

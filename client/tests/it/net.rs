@@ -132,6 +132,7 @@ fn log_in(net: &Net, nick: &str) {
     net.send(Command::Login {
         nick: nick.into(),
         password: "pw".into(),
+        register: None,
     });
 }
 

@@ -130,6 +130,7 @@ impl Test {
         let (_, login) = test.command(Command::Login {
             nick: "alice".into(),
             password: "pw".into(),
+            register: None,
         });
         assert!(
             matches!(login[..], [Request::Login { id: 1, .. }]),
@@ -396,6 +397,7 @@ fn commands_become_requests_and_echoes() {
     test.command(Command::Login {
         nick: "alice".into(),
         password: "pw".into(),
+        register: None,
     });
     let (_, resent) = test.feed(r#"{"type":"welcome","id":1,"nick":"alice","online":["alice"]}"#);
     assert!(
@@ -432,11 +434,10 @@ fn commands_become_requests_and_echoes() {
         ),
         "{accept:?}"
     );
-    assert_eq!(test.engine.download_dir(None), PathBuf::from("downloads"));
-    assert_eq!(
-        test.engine.download_dir(Some("x".into())),
-        PathBuf::from("x")
-    );
+    // Made absolute, so that the lines about the file say where it is.
+    let here = std::env::current_dir().unwrap();
+    assert_eq!(test.engine.download_dir(None), here.join("downloads"));
+    assert_eq!(test.engine.download_dir(Some("x".into())), here.join("x"));
 
     let (taken, none) = test.command(Command::SendFile {
         to: "bob".into(),
@@ -465,6 +466,7 @@ fn frames_are_printed_then_told() {
     test.command(Command::Login {
         nick: "alice".into(),
         password: "pw".into(),
+        register: None,
     });
     let welcome = r#"{"type":"welcome","id":1,"nick":"alice","online":["alice"]}"#;
     test.feed(welcome);
@@ -505,4 +507,46 @@ fn frames_are_printed_then_told() {
     test.engine.finish(Ending::Kicked);
     assert_eq!(test.said.take().last(), Some(&Said::Finishing));
     assert_eq!(test.status.try_recv(), Ok(Status::Finished(Ending::Kicked)));
+}
+
+/// Logging in again refused by the throttle does not end the session: the
+/// connection is dropped and the next try comes when the server said.
+#[test]
+fn a_throttled_relogin_is_tried_again_when_the_server_says() {
+    let mut test = Test::logged_in(options(None));
+    let now = Instant::now();
+    let after = test.engine.lost(Ending::Lost, "reset".into(), now);
+    assert!(matches!(after, AfterLoss::Retry { .. }), "{after:?}");
+    let login = test.engine.relogin().expect("a relogin");
+    test.said.take();
+    let (ended, _) = test.feed(&format!(
+        r#"{{"type":"error","id":{},"code":"too_many_attempts","reason":"too many failed logins for this account or from your address; try again in 42 s"}}"#,
+        login.id().unwrap()
+    ));
+    assert_eq!(ended, Some(Ending::Lost), "this connection is over");
+    let after = test.engine.stopped(Stop::Ended(Ending::Lost), false, now);
+    let AfterLoss::Retry { at, .. } = after else {
+        panic!("{after:?}");
+    };
+    assert_eq!(at - now, Duration::from_secs(42));
+    assert_eq!(
+        test.said.connection(),
+        [Notice::Throttled {
+            reason:
+                "too many failed logins for this account or from your address; try again in 42 s"
+                    .into(),
+            retry_in: 42
+        }]
+    );
+    assert!(test.status.try_recv().is_err(), "no status: nothing ended");
+    // Beyond --reconnect-for it gives up instead of waiting.
+    let mut test = Test::logged_in(options(Some(Duration::from_secs(10))));
+    test.engine.lost(Ending::Lost, "reset".into(), now);
+    let login = test.engine.relogin().unwrap();
+    test.feed(&format!(
+        r#"{{"type":"error","id":{},"code":"too_many_attempts","reason":"x; try again in 42 s"}}"#,
+        login.id().unwrap()
+    ));
+    let after = test.engine.stopped(Stop::Ended(Ending::Lost), false, now);
+    assert!(matches!(after, AfterLoss::End(Ending::Lost)), "{after:?}");
 }

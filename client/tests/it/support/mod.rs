@@ -410,6 +410,8 @@ pub struct Client {
     pub args: Vec<OsString>,
     /// Variables to set (`Some`) or remove (`None`).
     pub env: Vec<(OsString, Option<OsString>)>,
+    /// The working directory, if not the test's.
+    pub cwd: Option<PathBuf>,
 }
 
 impl Client {
@@ -419,6 +421,7 @@ impl Client {
         Client {
             args: vec!["--server".into(), server.into()],
             env: vec![("CHAT_PASSWORD".into(), Some(PASSWORD.into()))],
+            cwd: None,
         }
     }
 
@@ -443,6 +446,19 @@ impl Client {
         self
     }
 
+    /// A home of its own: `HOME` is `home`, and the XDG variables that
+    /// would point elsewhere are removed; it runs in `home` too, so that
+    /// anything written to the current directory shows there.
+    pub fn home(&mut self, home: &Path) -> &mut Client {
+        self.env
+            .push(("HOME".into(), Some(home.as_os_str().to_owned())));
+        for key in ["XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_DOWNLOAD_DIR"] {
+            self.env(key, None);
+        }
+        self.cwd = Some(home.to_path_buf());
+        self
+    }
+
     /// The command line, for transcripts.
     pub fn display(&self) -> String {
         let mut line = String::from("chat-client");
@@ -457,6 +473,9 @@ impl Client {
     pub fn spawn(&mut self) -> Pipe {
         let mut command = Command::new(CLIENT);
         command.args(&self.args);
+        if let Some(cwd) = &self.cwd {
+            command.current_dir(cwd);
+        }
         for (key, value) in &self.env {
             match value {
                 Some(value) => command.env(key, value),

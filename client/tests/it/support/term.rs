@@ -75,6 +75,9 @@ impl Term {
         let mut command = CommandBuilder::new(CLIENT);
         command.args(&client.args);
         command.env("TERM", "xterm-256color");
+        if let Some(cwd) = &client.cwd {
+            command.cwd(cwd);
+        }
         // Whether colours are on is each test's choice, not the caller's.
         command.env_remove("NO_COLOR");
         for (key, value) in &client.env {
