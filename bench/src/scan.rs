@@ -372,6 +372,7 @@ mod tests {
                 ServerFrame::Online {
                     id: 5,
                     users: vec!["a".into()],
+                    away: Default::default(),
                 },
                 Line::Other,
             ),

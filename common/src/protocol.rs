@@ -1,6 +1,8 @@
 //! The frames of the wire protocol: one enum per direction, serialized as
 //! one JSON object per line with a `type` tag (see `docs/protocol.md`).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 pub use crate::payload::{Payload, RawBytes, MAX_PAYLOAD};
@@ -62,6 +64,14 @@ pub enum Request {
     },
     /// Ask who is online. Answered by `online`.
     Online { id: u64 },
+    /// Say you are away (`text`: why, at most [`MAX_AWAY`] bytes), or back
+    /// (`text` absent or empty). Others see it in `online`. Answered by
+    /// `ack`; it lasts until changed or until you leave.
+    Away {
+        id: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
     /// The next page of what you missed, after the `welcome` (or a
     /// `replay`) said more wait. Answered by `replay` and its messages.
     More { id: u64 },
@@ -283,6 +293,7 @@ impl Request {
             | Request::GroupList { id }
             | Request::GroupMembers { id, .. }
             | Request::Password { id, .. }
+            | Request::Away { id, .. }
             | Request::Bye { id }
             | Request::Ping { id }
             | Request::Offer { id, .. }
@@ -344,8 +355,14 @@ pub enum ServerFrame {
         #[serde(default, skip_serializing_if = "is_false")]
         duplicate: bool,
     },
-    /// Answer to `online`.
-    Online { id: u64, users: Vec<String> },
+    /// Answer to `online`: who is online, and who of them said they are
+    /// away (nickname → their text; absent when nobody is).
+    Online {
+        id: u64,
+        users: Vec<String>,
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        away: BTreeMap<String, String>,
+    },
     /// Answer to `more`: `count` `message` frames follow, and `left` more
     /// wait after them (0: you have everything; live messages follow).
     Replay { id: u64, count: u32, left: u32 },
@@ -534,6 +551,9 @@ pub fn validate_group(name: &str) -> Result<(), String> {
 /// Most names listed in a welcome: 10,000 names per login would make a
 /// crowd's arrival cost gigabytes.
 pub const WELCOME_NAMES: usize = 100;
+
+/// Longest `away` text, in bytes.
+pub const MAX_AWAY: usize = 200;
 
 /// Most names listed on each side of one presence frame.
 pub const PRESENCE_NAMES: usize = 20;

@@ -304,7 +304,7 @@ impl Session {
                 time,
                 away,
             } => self.on_message(seq, sender, receiver, text, time, away),
-            ServerFrame::Online { id, users } => self.on_online(id, users),
+            ServerFrame::Online { id, users, .. } => self.on_online(id, users),
             ServerFrame::History { id, messages } => self.on_history(id, messages),
             ServerFrame::Group {
                 id,

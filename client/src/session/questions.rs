@@ -212,6 +212,7 @@ mod tests {
         let answer = ServerFrame::Online {
             id,
             users: everyone.clone(),
+            away: Default::default(),
         };
         assert_eq!(session.on_frame(answer), vec![], "answered silently");
         assert_eq!(roster.lock().online().len(), 32);

@@ -47,6 +47,7 @@ pub const REQUEST_TYPES: &[&str] = &[
     "file_ack",
     "downloaded",
     "password",
+    "away",
 ];
 
 /// Every `type` a server may send.

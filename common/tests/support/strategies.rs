@@ -209,9 +209,10 @@ pub fn request_kind(request: &Request) -> usize {
         Request::FileAck { .. } => 21,
         Request::Downloaded { .. } => 22,
         Request::Password { .. } => 23,
+        Request::Away { .. } => 24,
     }
 }
-pub const REQUEST_KINDS: usize = 24;
+pub const REQUEST_KINDS: usize = 25;
 
 pub fn request() -> BoxedStrategy<Request> {
     prop_oneof![
@@ -234,6 +235,7 @@ pub fn request() -> BoxedStrategy<Request> {
                 }
             }),
         (number(), text(), text()).prop_map(|(id, old, new)| Request::Password { id, old, new }),
+        (number(), option::of(text())).prop_map(|(id, text)| Request::Away { id, text }),
         (number(), text(), text(), option::of(text())).prop_map(|(id, receiver, text, cid)| {
             Request::Message {
                 id,
@@ -407,7 +409,14 @@ pub fn server_frame() -> BoxedStrategy<ServerFrame> {
                 duplicate,
             }
         }),
-        (number(), texts()).prop_map(|(id, users)| ServerFrame::Online { id, users }),
+        (number(), texts(), texts()).prop_map(|(id, users, away)| ServerFrame::Online {
+            id,
+            away: away
+                .iter()
+                .map(|n| (n.clone(), format!("away: {n}")))
+                .collect(),
+            users,
+        }),
         (number(), count(), count()).prop_map(|(id, count, left)| ServerFrame::Replay {
             id,
             count,

@@ -203,3 +203,28 @@ fn a_busy_port_fails_before_the_certificate_is_written() {
     );
     assert!(!data.path().join("key.pem").exists(), "a key was written");
 }
+
+/// `away`: others see who is away, and why, in `online`; back clears it,
+/// and leaving forgets it.
+#[test]
+fn away_shows_in_online_until_back() {
+    let server = Server::plain();
+    let mut ann = server.login("ann");
+    let mut ben = server.login("ben");
+    let ack = ann.ask(json!({"type": "away", "text": "at lunch"}));
+    assert_eq!(ack["type"], "ack", "{ack}");
+    let online = ben.ask(json!({"type": "online"}));
+    assert_eq!(online["away"], json!({"ann": "at lunch"}), "{online}");
+    let refused = ann.ask(json!({"type": "away", "text": "x".repeat(201)}));
+    assert_eq!(refused["code"], "bad_text", "{refused}");
+    ann.ask(json!({"type": "away"}));
+    let online = ben.ask(json!({"type": "online"}));
+    assert!(online.get("away").is_none(), "back: {online}");
+    ann.ask(json!({"type": "away", "text": "gone"}));
+    ann.bye();
+    // Back within a presence interval: a quiet reconnect, no presence line.
+    let mut again = server.connect("ann again");
+    again.login("ann");
+    let online = again.ask(json!({"type": "online"}));
+    assert!(online.get("away").is_none(), "a new session is here: {online}");
+}

@@ -157,6 +157,8 @@ struct Session {
     phase: Phase,
     user: Option<UserId>,
     nick: Option<String>,
+    /// What the user said when going away (`away`); `None`: here.
+    away: Option<String>,
     messages_sent: u64,
     /// Requests sent to the store or the hashers and not answered yet:
     /// answers after them must wait their turn.
@@ -291,6 +293,7 @@ impl ChatState {
                 phase: Phase::New,
                 user: None,
                 nick: None,
+                away: None,
                 messages_sent: 0,
                 in_flight: 0,
                 reads: 0,
@@ -494,7 +497,15 @@ impl ChatState {
             Request::Online { id } => Ok(Some(ServerFrame::Online {
                 id,
                 users: self.online(),
+                away: self.away(),
             })),
+            Request::Away { text, .. } => self.set_away(conn, text).map(|()| {
+                Some(ServerFrame::Ack {
+                    id,
+                    offline: false,
+                    duplicate: false,
+                })
+            }),
             // Nothing more to catch up on.
             Request::More { id } => Ok(Some(ServerFrame::Replay {
                 id,
@@ -723,6 +734,44 @@ impl ChatState {
     /// The nickname a connection logged in with.
     pub fn nick_of(&self, conn: ConnId) -> Option<&str> {
         self.sessions.get(&conn)?.nick.as_deref()
+    }
+
+    /// `away`: the user is away (with why), or back (`None` or empty).
+    fn set_away(&mut self, conn: ConnId, text: Option<String>) -> Result<(), Rejection> {
+        let text = text.filter(|t| !t.trim().is_empty());
+        if let Some(text) = &text {
+            if text.len() > chat_common::protocol::MAX_AWAY {
+                return Err((
+                    ErrorCode::BadText,
+                    format!(
+                        "an away text has at most {} bytes",
+                        chat_common::protocol::MAX_AWAY
+                    ),
+                ));
+            }
+            if text
+                .chars()
+                .any(|c| c.is_control() || chat_common::protocol::is_invisible(c))
+            {
+                return Err((
+                    ErrorCode::BadText,
+                    "an away text cannot have control or invisible characters".into(),
+                ));
+            }
+        }
+        self.sessions.get_mut(&conn).expect("online").away = text;
+        Ok(())
+    }
+
+    /// Who online is away, and why, by nickname.
+    fn away(&self) -> std::collections::BTreeMap<String, String> {
+        self.nicks
+            .values()
+            .filter_map(|c| {
+                let session = self.sessions.get(c)?;
+                Some((session.nick.clone()?, session.away.clone()?))
+            })
+            .collect()
     }
 
     /// Nicknames online, sorted without regard to case.
