@@ -2,12 +2,12 @@
 //! line editor (`>> `) with history and Tab completion, while events are
 //! printed above the prompt.
 
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::Local;
@@ -22,6 +22,7 @@ use chat_common::ErrorCode;
 
 use crate::command::{self, Command, Line, Local as Typed};
 use crate::complete::ChatHelper;
+use crate::digest::Digest;
 use crate::files::Progress;
 use crate::net::{Net, Output, Status};
 use crate::platform;
@@ -32,6 +33,9 @@ use crate::render::Renderer;
 use crate::roster::SharedRoster;
 use crate::session::{Ending, Notice};
 use crate::{exit_code, tls, Config};
+
+/// The prompt of the chat.
+const PROMPT: &str = ">> ";
 
 /// How long to wait for the outbox to empty and the server to acknowledge
 /// our bye.
@@ -56,9 +60,19 @@ struct ReplOutput<P> {
     renderer: Renderer,
     flags: Arc<Flags>,
     bars: Bars,
+    /// Holds our private messages' lines back for their states.
+    digest: Digest,
 }
 
 impl<P: ExternalPrinter + Send> ReplOutput<P> {
+    /// Shows `notice`, or holds it back for a moment (our private
+    /// messages, see [`Digest`]).
+    fn show(&mut self, notice: &Notice) {
+        for notice in self.digest.notice(notice, Instant::now()) {
+            self.print(&notice);
+        }
+    }
+
     fn print(&mut self, notice: &Notice) {
         let line = self.renderer.line(notice, Local::now());
         // The printer adds no newline when the terminal is not in raw mode.
@@ -77,12 +91,22 @@ impl<P: ExternalPrinter + Send + 'static> Output for ReplOutput<P> {
 
     fn frame(&mut self, _raw: &str, notices: &[Notice]) {
         for notice in notices {
-            self.print(notice);
+            self.show(notice);
         }
     }
 
     fn connection(&mut self, notice: &Notice) {
-        self.print(notice);
+        self.show(notice);
+    }
+
+    fn due(&self) -> Option<Instant> {
+        self.digest.due()
+    }
+
+    fn tick(&mut self) {
+        for notice in self.digest.tick(Instant::now()) {
+            self.print(&notice);
+        }
     }
 
     /// Wakes the user interface if it sits in `readline`, which has no way
@@ -91,6 +115,9 @@ impl<P: ExternalPrinter + Send + 'static> Output for ReplOutput<P> {
     /// terminal as it returns), so the network thread sends the process a
     /// SIGINT; `done` tells the interface it was not the user's Ctrl-C.
     fn finishing(&mut self) {
+        for notice in self.digest.flush() {
+            self.print(&notice);
+        }
         self.flags.done.store(true, Ordering::SeqCst);
         if self.flags.waiting.load(Ordering::SeqCst) {
             return;
@@ -102,6 +129,43 @@ impl<P: ExternalPrinter + Send + 'static> Output for ReplOutput<P> {
         // handler is still installed.
         platform::interrupt_prompt();
     }
+}
+
+/// rustyline's external printer, noting whether it wrote straight to the
+/// terminal: it does outside raw mode, so such a line may sit below the
+/// line just typed, which must then not be taken off the screen.
+struct Stamped {
+    inner: Box<dyn ExternalPrinter + Send>,
+    /// A print since the last readline began found the terminal in cooked
+    /// mode. readline sets cooked mode before the printer's own switch to
+    /// writing directly, and nothing sets raw mode again before the erase
+    /// (which holds this printer's lock), so a direct write after
+    /// readline's end always finds it cooked afterwards.
+    direct: bool,
+}
+
+impl ExternalPrinter for Stamped {
+    fn print(&mut self, msg: String) -> rustyline::Result<()> {
+        let printed = self.inner.print(msg);
+        if platform::cooked() {
+            self.direct = true;
+        }
+        printed
+    }
+}
+
+/// How many rows `prompt` and `line` took: rustyline moves to a new row
+/// when a line fills the last one exactly, and Enter moves to the next.
+fn rows_taken(prompt: &str, line: &str, columns: usize) -> usize {
+    let width =
+        unicode_width::UnicodeWidthStr::width(prompt) + unicode_width::UnicodeWidthStr::width(line);
+    width / columns.max(1) + 1
+}
+
+/// Whether a typed line will be shown again by the client (a message: its
+/// echo or its `[private to …]` line), so the typed one can go.
+fn shown_again(line: &Line) -> bool {
+    matches!(line, Line::Command(Command::Say { .. }))
 }
 
 /// Ctrl-C as in bash and irssi: with something typed, it clears the line
@@ -146,6 +210,7 @@ enum Input {
 
 struct Repl {
     editor: Editor<ChatHelper, DefaultHistory>,
+    printer: Arc<Mutex<Stamped>>,
     net: Net,
     flags: Arc<Flags>,
     renderer: Renderer,
@@ -173,12 +238,16 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         .create_external_printer()
         .context("cannot set up the terminal")?;
     let flags = Arc::new(Flags::default());
-    let printer = Arc::new(Mutex::new(printer));
+    let printer = Arc::new(Mutex::new(Stamped {
+        inner: Box::new(printer),
+        direct: false,
+    }));
     let output = ReplOutput {
         bars: Bars::new(printer.clone()),
-        printer,
+        printer: printer.clone(),
         renderer,
         flags: flags.clone(),
+        digest: Digest::default(),
     };
     // From here on the network thread may wake readline with a SIGINT,
     // which can come while the main thread waits elsewhere (for the login's
@@ -198,6 +267,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     }
     let mut repl = Repl {
         editor,
+        printer,
         net,
         flags,
         renderer,
@@ -216,6 +286,7 @@ impl Repl {
         if self.flags.done.load(Ordering::SeqCst) {
             return Ok(Input::Ended);
         }
+        self.printer.lock().expect("the printer").direct = false;
         match self.editor.readline(prompt) {
             Ok(line) => Ok(Input::Line(line)),
             Err(ReadlineError::Interrupted) if self.flags.done.load(Ordering::SeqCst) => {
@@ -379,7 +450,7 @@ impl Repl {
     /// Reads and acts on lines until the session ends.
     fn chat(&mut self) -> anyhow::Result<Ending> {
         loop {
-            let line = match self.read(">> ")? {
+            let line = match self.read(PROMPT)? {
                 Input::Line(line) => line,
                 Input::Quit => return Ok(self.leave()),
                 Input::Ended => return Ok(self.net.wait()),
@@ -387,7 +458,11 @@ impl Repl {
             if !line.trim().is_empty() {
                 let _ = self.editor.add_history_entry(line.as_str());
             }
-            match command::parse(&line) {
+            let parsed = command::parse(&line);
+            if shown_again(&parsed) {
+                self.erase(PROMPT, &line);
+            }
+            match parsed {
                 Line::Command(Command::Leave) => return Ok(self.leave()),
                 Line::Local(Typed::ChangePassword) => self.change_password()?,
                 Line::Command(command) => self.net.send(command),
@@ -398,6 +473,25 @@ impl Repl {
                 }
             }
         }
+    }
+
+    /// Takes the line just typed off the screen, as irssi does: the client
+    /// shows it again as sent (`<bob (you)> …`, `[private to …] …`), and
+    /// twice is noise. Not if something may have been printed below it.
+    fn erase(&self, prompt: &str, line: &str) {
+        let Some(columns) = platform::columns() else {
+            return;
+        };
+        let printer = self.printer.lock().expect("the printer");
+        if printer.direct {
+            return;
+        }
+        let rows = rows_taken(prompt, line, columns);
+        let mut out = io::stdout().lock();
+        // Up to the prompt's first row, then clear to the end of the screen.
+        let _ = write!(out, "\x1b[{rows}A\r\x1b[J");
+        let _ = out.flush();
+        drop(printer);
     }
 
     /// Says bye once the outbox is empty and waits for the end, but not
@@ -413,5 +507,32 @@ impl Repl {
             self.net.wait_for(Duration::from_secs(1));
             Ending::Left
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_taken_by_a_typed_line() {
+        assert_eq!(rows_taken(">> ", "hello", 80), 1);
+        assert_eq!(rows_taken(">> ", &"x".repeat(76), 80), 1);
+        // Filling the row exactly: rustyline starts a new one.
+        assert_eq!(rows_taken(">> ", &"x".repeat(77), 80), 2);
+        assert_eq!(rows_taken(">> ", &"x".repeat(200), 80), 3);
+        // Wide characters take two columns each.
+        assert_eq!(rows_taken(">> ", &"字".repeat(40), 80), 2);
+    }
+
+    #[test]
+    fn only_messages_are_shown_again() {
+        assert!(shown_again(&command::parse("hello")));
+        assert!(shown_again(&command::parse("!private bob hi")));
+        assert!(shown_again(&command::parse("#class hi")));
+        assert!(shown_again(&command::parse("/me waves")));
+        assert!(!shown_again(&command::parse("!online")));
+        assert!(!shown_again(&command::parse("!private bob")));
+        assert!(!shown_again(&command::parse("!bye")));
     }
 }

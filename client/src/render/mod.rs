@@ -91,6 +91,13 @@ impl Renderer {
                 text,
                 number,
             } => self.private_to(receiver, text, *number),
+            PrivateSent {
+                receiver,
+                text,
+                number,
+                state,
+            } => self.private_sent(receiver, text, *number, *state),
+            States { stored, delivered } => self.states(stored, delivered),
             PublicPending { text, number } => self.public_pending(text, *number),
             Stored {
                 number,

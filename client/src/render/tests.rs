@@ -4,7 +4,7 @@ use chat_common::Departure;
 use chrono::{DateTime, Local, TimeZone};
 
 use super::{clean, Renderer};
-use crate::session::{Notice, Query};
+use crate::session::{Mark, Notice, Query};
 
 fn departure(nick: &str, reason: &str) -> Departure {
     Departure {
@@ -35,6 +35,65 @@ fn formats() {
                 number: 3,
             },
             "[12:00:00] [private to bob] hi (#3 pending)",
+        ),
+        (
+            Notice::PrivateSent {
+                receiver: s("bob"),
+                text: s("hi"),
+                number: 3,
+                state: Mark::Pending,
+            },
+            "[12:00:00] [private to bob] hi (#3 pending…)",
+        ),
+        (
+            Notice::PrivateSent {
+                receiver: s("bob"),
+                text: s("hi"),
+                number: 3,
+                state: Mark::Stored,
+            },
+            "[12:00:00] [private to bob] hi (#3 ✓ stored)",
+        ),
+        (
+            Notice::PrivateSent {
+                receiver: s("bob"),
+                text: s("hi"),
+                number: 3,
+                state: Mark::Offline,
+            },
+            "[12:00:00] [private to bob] hi (#3 ✓ stored, bob is offline)",
+        ),
+        (
+            Notice::PrivateSent {
+                receiver: s("bob"),
+                text: s("hi"),
+                number: 3,
+                state: Mark::Delivered,
+            },
+            "[12:00:00] [private to bob] hi (#3 ✓✓ delivered)",
+        ),
+        (
+            Notice::PrivateSent {
+                receiver: s("bob"),
+                text: s("hi"),
+                number: 3,
+                state: Mark::Refused,
+            },
+            "[12:00:00] [private to bob] hi (#3 not sent)",
+        ),
+        (
+            Notice::States {
+                stored: vec![5],
+                delivered: vec![3, 4],
+            },
+            "[12:00:00] * stored ✓: #5; delivered ✓✓: #3 #4",
+        ),
+        (
+            Notice::States {
+                stored: vec![],
+                delivered: vec![3],
+            },
+            "[12:00:00] * delivered ✓✓: #3",
         ),
         (
             Notice::PublicPending {

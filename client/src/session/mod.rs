@@ -30,7 +30,7 @@ mod questions;
 mod testing;
 
 use login::Welcome;
-pub use notice::{Notice, Query};
+pub use notice::{Mark, Notice, Query};
 
 /// Why the session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -61,6 +61,20 @@ pub enum Notice {
         text: String,
         number: u64,
     },
+    /// Interactive mode: our private message with the state it reached
+    /// while the line was held back, so that one line says it all.
+    PrivateSent {
+        receiver: String,
+        text: String,
+        number: u64,
+        state: Mark,
+    },
+    /// Interactive mode: later states of our messages already shown,
+    /// gathered into one line.
+    States {
+        stored: Vec<u64>,
+        delivered: Vec<u64>,
+    },
     /// Our public message, typed while not connected: it waits in the
     /// outbox (typed while connected, its echo is what shows it).
     PublicPending {
@@ -181,6 +195,17 @@ pub enum Notice {
     GaveUp {
         after: u64,
     },
+}
+
+/// How far one of our private messages got, for [`Notice::PrivateSent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Pending,
+    Stored,
+    /// Stored for someone who is not connected.
+    Offline,
+    Delivered,
+    Refused,
 }
 
 /// What a history answer was asked for, to title it.

@@ -88,6 +88,45 @@ fn chat_complete_and_leave() {
     alice.expect("* bob left (quit)");
 }
 
+/// What is typed shows once: a message's typed line gives way to its
+/// echo, and a private message is one line that says how far it got —
+/// delivered to someone online, stored for someone offline — with a later
+/// delivery gathered into a `* delivered` line.
+#[test]
+fn a_message_typed_shows_once_with_its_state() {
+    let server = Server::start(false);
+    server.client().nick("carol").run("").assert_code(0);
+    // Her leaving is announced (every 100 ms) before bob is there to see it.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut alice = join(&server, "alice");
+    let mut term = bob(&server, true);
+    alice.expect("* bob joined");
+
+    term.type_keys("hello all\r");
+    term.expect("<bob (you)> hello all");
+    term.expect_editing(">> ");
+    term.type_keys("!private alice see you at 10\r");
+    alice.expect("[private from bob] see you at 10");
+    term.expect("[private to alice] see you at 10 (#2 ✓✓ delivered)");
+    term.expect_editing(">> ");
+    term.type_keys("!private carol are you there?\r");
+    term.expect("[private to carol] are you there? (#3 ✓ stored, carol is offline)");
+    term.expect_editing(">> ");
+    let mut carol = join(&server, "carol");
+    carol.expect("[private from bob] are you there? (while you were away)");
+    term.expect("* delivered ✓✓: #3");
+    term.expect_editing(">> ");
+
+    let text = term.text();
+    for typed in ["hello all", "see you at 10", "are you there?"] {
+        assert_eq!(text.matches(typed).count(), 1, "{typed:?} once:\n{text}");
+    }
+    assert!(!text.contains(">> hello"), "{text}");
+    assert!(!text.contains("* #"), "no line per state:\n{text}");
+    term.type_keys("!bye\r");
+    term.assert_exit(0);
+}
+
 /// Local commands answer on the terminal and send nothing.
 #[test]
 fn local_commands() {

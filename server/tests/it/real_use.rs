@@ -226,5 +226,8 @@ fn away_shows_in_online_until_back() {
     let mut again = server.connect("ann again");
     again.login("ann");
     let online = again.ask(json!({"type": "online"}));
-    assert!(online.get("away").is_none(), "a new session is here: {online}");
+    assert!(
+        online.get("away").is_none(),
+        "a new session is here: {online}"
+    );
 }
