@@ -5,6 +5,8 @@
 //! `!accept` and `!reject`, the numbers of offers not yet answered.
 //! `!group ` completes its subcommands, then group names (the groups we
 //! are in, from the roster), then nicknames.
+//! In the text of a message, a word completes to a nickname (`bob: ` at
+//! the start of the line) or, starting with `#`, to a group.
 //! A stale roster is refreshed on demand: the Tab that finds it stale offers
 //! what it has and asks the network thread for the list; the next Tab sees it.
 
@@ -78,7 +80,10 @@ impl ChatHelper {
     /// cursor), and what it could become.
     fn candidates(&self, before: &str) -> (usize, Vec<Pair>) {
         let Some(rest) = before.strip_prefix('!') else {
-            return (0, Vec::new());
+            if before.starts_with('/') {
+                return (0, Vec::new());
+            }
+            return self.in_text(before);
         };
         let Some((name, args)) = rest.split_once(' ') else {
             return (0, commands(before));
@@ -138,6 +143,47 @@ impl ChatHelper {
                     }),
             );
         }
+        (start, pairs)
+    }
+
+    /// In the text of a message, as in irssi: a nickname, `bob: ` when it
+    /// starts the line (addressing bob), `bob ` further on; a group we
+    /// are in for a word starting with `#`, anywhere. Both compared
+    /// without regard to case.
+    fn in_text(&self, before: &str) -> (usize, Vec<Pair>) {
+        let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        let word = &before[start..];
+        if word.is_empty() {
+            return (0, Vec::new());
+        }
+        let lower = word.to_lowercase();
+        if word.starts_with('#') {
+            let pairs = self
+                .roster
+                .lock()
+                .groups()
+                .iter()
+                .filter(|g| g.to_lowercase().starts_with(&lower))
+                .map(|g| Pair {
+                    display: g.clone(),
+                    replacement: format!("{g} "),
+                })
+                .collect();
+            return (start, pairs);
+        }
+        let (_, nicks) = self.nicknames(before, "");
+        let pairs = nicks
+            .into_iter()
+            .filter(|p| p.display.to_lowercase().starts_with(&lower))
+            .map(|p| Pair {
+                replacement: if start == 0 {
+                    format!("{}: ", p.display)
+                } else {
+                    format!("{} ", p.display)
+                },
+                display: p.display,
+            })
+            .collect();
         (start, pairs)
     }
 
@@ -311,6 +357,15 @@ mod tests {
             ("!x", 0, &[]),
             ("hello", 0, &[]),
             ("", 0, &[]),
+            ("b", 0, &["bob: "]),
+            ("Al", 0, &["alan: ", "alice: "]),
+            ("hello ali", 6, &["alice "]),
+            ("hello ", 0, &[]),
+            ("hello m", 6, &[]),
+            ("see #c", 4, &["#chess ", "#class "]),
+            ("#CL", 0, &["#class "]),
+            ("#class hi c", 10, &["carol "]),
+            ("/msg b", 0, &[]),
             ("!private a", 9, &["alan ", "alice "]),
             ("!private ali", 9, &["alice "]),
             ("!private ", 9, &["alan ", "alice ", "bob ", "carol "]),
@@ -370,11 +425,11 @@ mod tests {
         complete(&helper, "!private a");
         assert!(asked.try_recv().is_err(), "the roster is complete");
         roster.lock().stale = true;
-        for line in ["!o", "hello a", "!online a", "!private alice h"] {
+        for line in ["!o", "hello #a", "!online a", "!private alice h"] {
             complete(&helper, line);
             assert!(asked.try_recv().is_err(), "{line:?} wants no nickname");
         }
-        for line in ["!private a", "!send "] {
+        for line in ["!private a", "!send ", "hello a"] {
             let (_, offered) = complete(&helper, line);
             assert_eq!(asked.try_recv(), Ok(Command::RefreshRoster), "{line:?}");
             assert_eq!(offered, ["alice "], "{line:?}");

@@ -14,8 +14,8 @@ use chrono::Local;
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{
-    Cmd, ConditionalEventHandler, Editor, Event, EventContext, EventHandler, ExternalPrinter,
-    KeyEvent, Movement, RepeatCount,
+    Cmd, CompletionType, ConditionalEventHandler, Editor, Event, EventContext, EventHandler,
+    ExternalPrinter, KeyEvent, Movement, RepeatCount,
 };
 
 use chat_common::ErrorCode;
@@ -227,6 +227,9 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         rustyline::Config::builder()
             .auto_add_history(false)
             .max_history_size(1000)?
+            // Tab completes as far as the candidates agree; a second Tab
+            // lists them (bash's way, and irssi's list of nicknames).
+            .completion_type(CompletionType::List)
             .build(),
     )?;
     editor.set_helper(Some(ChatHelper::new(roster.clone())));

@@ -479,7 +479,9 @@ fn completion_and_history() {
         ("!private alb\t", ">> !private albert "),
         ("!private b\t", ">> !private b"),
         ("!send alb\t", ">> !send albert "),
-        ("hello ali\t", ">> hello ali"),
+        ("hello ali\t", ">> hello alice "),
+        ("ali\t", ">> alice: "),
+        ("hello Alb\t", ">> hello albert "),
         ("!hi\t", ">> !history "),
         ("!history ali\t", ">> !history alice "),
         ("!sea\t", ">> !search "),
@@ -491,6 +493,24 @@ fn completion_and_history() {
         term.type_keys("\x15");
         term.expect_editing(">> ");
     }
+    // Ambiguous: the first Tab completes what the candidates share, the
+    // second lists them under the line, which stays as typed.
+    term.type_keys("hi a\t");
+    term.expect_editing(">> hi al");
+    term.type_keys("\t");
+    term.wait_until("the candidates listed", |s| {
+        s.text().lines().any(|l| l.trim_end() == "albert  alice") && s.editing(">> hi al")
+    });
+    term.type_keys("\x15");
+    term.expect_editing(">> ");
+    // A group of ours, anywhere in a line.
+    term.type_keys("!group create lab\r");
+    term.expect("* created #lab");
+    term.expect_editing(">> ");
+    term.type_keys("see #l\t");
+    term.expect_editing(">> see #lab ");
+    term.type_keys("\x15");
+    term.expect_editing(">> ");
     // The nicknames follow who joins and leaves.
     drop(albert);
     term.expect("* albert left (");
