@@ -334,6 +334,7 @@ mod tests {
                 &[
                     "!private ",
                     "!online",
+                    "!away ",
                     "!history ",
                     "!search ",
                     "!group ",

@@ -6,6 +6,7 @@
 pub enum Kind {
     Private,
     Online,
+    Away,
     History,
     Search,
     Group,
@@ -57,6 +58,13 @@ pub const COMMANDS: &[Spec] = &[
         help: "list who is online",
         aliases: &[],
         kind: Kind::Online,
+    },
+    Spec {
+        name: "!away",
+        args: "[text]",
+        help: "say you are away, and why (others see it in !online); alone: back",
+        aliases: &[],
+        kind: Kind::Away,
     },
     Spec {
         name: "!history",

@@ -150,6 +150,7 @@ impl Engine {
                 }
             }
             Command::Online => out.extend(self.session.online()),
+            Command::Away { text } => out.extend(self.session.away(text)),
             Command::History { with, mut limit } => {
                 if let Some(asked) = limit.filter(|n| *n > MAX_HISTORY) {
                     self.output.local(&Notice::File {

@@ -267,9 +267,19 @@ fn formats() {
             "[12:00:00] * server is shutting down: bye all",
         ),
         (
-            Notice::Online { users: three },
-            "[12:00:00] * 3 online: alice, bob, carol",
+            Notice::Online {
+                users: three,
+                away: [(s("bob"), s("at lunch"))].into(),
+            },
+            "[12:00:00] * 3 online: alice, bob (away: at lunch), carol",
         ),
+        (
+            Notice::Away {
+                text: Some(s("at lunch")),
+            },
+            "[12:00:00] * you are away: at lunch (others see it in !online; !away alone: back)",
+        ),
+        (Notice::Away { text: None }, "[12:00:00] * you are back"),
         (
             Notice::Error {
                 reason: s("bob is not online"),

@@ -1,6 +1,8 @@
 //! What happened, for people: the session (and the network thread, for the
 //! connection) says it as a [`Notice`]; `render` decides how it looks.
 
+use std::collections::BTreeMap;
+
 use chat_common::protocol::GroupInfo;
 use chat_common::Departure;
 
@@ -147,8 +149,14 @@ pub enum Notice {
     Shutdown {
         reason: String,
     },
+    /// `away`: who of `users` is away, and why.
     Online {
         users: Vec<String>,
+        away: BTreeMap<String, String>,
+    },
+    /// The server has our `!away` (`None`: we are back).
+    Away {
+        text: Option<String>,
     },
     /// The start of an answer to `!history` or `!search`: what was asked,
     /// and how many [`Notice::Past`] lines follow.
