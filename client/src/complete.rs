@@ -10,8 +10,12 @@
 //! A stale roster is refreshed on demand: the Tab that finds it stale offers
 //! what it has and asks the network thread for the list; the next Tab sees it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use rustyline::completion::{Completer, FilenameCompleter, Pair};
-use rustyline::{Context, Helper, Highlighter, Hinter, Validator};
+use rustyline::hint::Hinter;
+use rustyline::{Context, Helper, Highlighter, Validator};
 
 use crate::command::{Command, Kind, COMMANDS, GROUP_SUBCOMMANDS};
 use crate::net::NetHandle;
@@ -34,10 +38,15 @@ fn commands(typed: &str) -> Vec<Pair> {
         .collect()
 }
 
-/// The rustyline helper: completion only; hints, highlighting and
-/// validation are rustyline's defaults (none).
-#[derive(Helper, Hinter, Highlighter, Validator)]
+/// The rustyline helper: completion, and noting whether the line being
+/// edited is empty (see [`ChatHelper::empty`]); no hints are shown, and
+/// highlighting and validation are rustyline's defaults (none).
+#[derive(Helper, Highlighter, Validator)]
 pub struct ChatHelper {
+    /// Whether the line being edited is empty, as of the last change
+    /// (rustyline asks for a hint after each): the prompt may then be
+    /// redrawn by restarting readline without losing anything typed.
+    pub empty: Arc<AtomicBool>,
     roster: SharedRoster,
     /// Where to ask for a stale roster to be refreshed; `None` until the
     /// network thread runs (the editor exists before it).
@@ -48,6 +57,7 @@ pub struct ChatHelper {
 impl ChatHelper {
     pub fn new(roster: SharedRoster) -> Self {
         ChatHelper {
+            empty: Arc::new(AtomicBool::new(true)),
             roster,
             net: None,
             files: FilenameCompleter::new(),
@@ -281,6 +291,15 @@ fn unescape(text: &str) -> String {
         }
     }
     out
+}
+
+impl Hinter for ChatHelper {
+    type Hint = String;
+
+    fn hint(&self, line: &str, _pos: usize, _ctx: &Context<'_>) -> Option<String> {
+        self.empty.store(line.is_empty(), Ordering::SeqCst);
+        None
+    }
 }
 
 impl Completer for ChatHelper {

@@ -28,6 +28,7 @@ pub mod render;
 pub mod repl;
 pub mod roster;
 pub mod session;
+pub mod status;
 pub mod streams;
 pub mod tls;
 

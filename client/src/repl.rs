@@ -32,10 +32,8 @@ use crate::render::clean;
 use crate::render::Renderer;
 use crate::roster::SharedRoster;
 use crate::session::{Ending, Notice};
+use crate::status::PromptStatus;
 use crate::{exit_code, tls, Config};
-
-/// The prompt of the chat.
-const PROMPT: &str = ">> ";
 
 /// How long to wait for the outbox to empty and the server to acknowledge
 /// our bye.
@@ -50,6 +48,9 @@ struct Flags {
     /// The user interface waits for the end on the status channel, not in
     /// readline, so it needs no interrupting.
     waiting: AtomicBool,
+    /// The prompt's status changed while the line was empty: readline was
+    /// interrupted to be started again with the new prompt.
+    redraw: AtomicBool,
 }
 
 /// Prints events above the prompt through rustyline's external printer, so
@@ -62,6 +63,10 @@ struct ReplOutput<P> {
     bars: Bars,
     /// Holds our private messages' lines back for their states.
     digest: Digest,
+    /// What the prompt says, updated from what is printed.
+    status: Arc<Mutex<PromptStatus>>,
+    /// Whether the line being edited is empty (from the editor's helper).
+    empty: Arc<AtomicBool>,
 }
 
 impl<P: ExternalPrinter + Send> ReplOutput<P> {
@@ -81,6 +86,17 @@ impl<P: ExternalPrinter + Send> ReplOutput<P> {
             .lock()
             .expect("the printer")
             .print(format!("{line}\n"));
+        let changed = self.status.lock().expect("the status").note(notice);
+        // rustyline draws the prompt given to readline and cannot be told
+        // another; with nothing typed, readline can be started again.
+        if changed
+            && self.empty.load(Ordering::SeqCst)
+            && !self.flags.waiting.load(Ordering::SeqCst)
+            && !self.flags.done.load(Ordering::SeqCst)
+        {
+            self.flags.redraw.store(true, Ordering::SeqCst);
+            platform::interrupt_prompt();
+        }
     }
 }
 
@@ -206,10 +222,13 @@ enum Input {
     Quit,
     /// The network thread finished.
     Ended,
+    /// Interrupted to draw a new prompt; nothing was typed.
+    Redraw,
 }
 
 struct Repl {
     editor: Editor<ChatHelper, DefaultHistory>,
+    status: Arc<Mutex<PromptStatus>>,
     printer: Arc<Mutex<Stamped>>,
     net: Net,
     flags: Arc<Flags>,
@@ -232,7 +251,10 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
             .completion_type(CompletionType::List)
             .build(),
     )?;
-    editor.set_helper(Some(ChatHelper::new(roster.clone())));
+    let helper = ChatHelper::new(roster.clone());
+    let empty = helper.empty.clone();
+    editor.set_helper(Some(helper));
+    let status = Arc::new(Mutex::new(PromptStatus::default()));
     editor.bind_sequence(
         KeyEvent::ctrl('C'),
         EventHandler::Conditional(Box::new(CtrlC)),
@@ -251,6 +273,8 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         renderer,
         flags: flags.clone(),
         digest: Digest::default(),
+        status: status.clone(),
+        empty,
     };
     // From here on the network thread may wake readline with a SIGINT,
     // which can come while the main thread waits elsewhere (for the login's
@@ -270,6 +294,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     }
     let mut repl = Repl {
         editor,
+        status,
         printer,
         net,
         flags,
@@ -295,6 +320,13 @@ impl Repl {
             Err(ReadlineError::Interrupted) if self.flags.done.load(Ordering::SeqCst) => {
                 Ok(Input::Ended)
             }
+            Err(ReadlineError::Interrupted) if self.flags.redraw.swap(false, Ordering::SeqCst) => {
+                // The old prompt, alone on its row, goes.
+                let mut out = io::stdout().lock();
+                let _ = write!(out, "\r\x1b[K");
+                let _ = out.flush();
+                Ok(Input::Redraw)
+            }
             Err(ReadlineError::Interrupted | ReadlineError::Eof) => Ok(Input::Quit),
             Err(err) => Err(err).context("cannot read the terminal"),
         }
@@ -317,6 +349,7 @@ impl Repl {
                 Some(nick) => nick,
                 None => match self.read("nickname: ")? {
                     Input::Line(line) if line.trim().is_empty() => continue,
+                    Input::Redraw => continue,
                     Input::Line(line) => line.trim().to_string(),
                     Input::Quit => return Ok(Some(self.leave())),
                     Input::Ended => return Ok(Some(self.net.wait())),
@@ -453,17 +486,25 @@ impl Repl {
     /// Reads and acts on lines until the session ends.
     fn chat(&mut self) -> anyhow::Result<Ending> {
         loop {
-            let line = match self.read(PROMPT)? {
+            let (prompt, seen) = {
+                let status = self.status.lock().expect("the status");
+                // A redraw asked for before this prompt is drawn is done.
+                self.flags.redraw.store(false, Ordering::SeqCst);
+                (status.prompt(), status.unread)
+            };
+            let line = match self.read(&prompt)? {
                 Input::Line(line) => line,
+                Input::Redraw => continue,
                 Input::Quit => return Ok(self.leave()),
                 Input::Ended => return Ok(self.net.wait()),
             };
+            self.status.lock().expect("the status").typed(seen);
             if !line.trim().is_empty() {
                 let _ = self.editor.add_history_entry(line.as_str());
             }
             let parsed = command::parse(&line);
             if shown_again(&parsed) {
-                self.erase(PROMPT, &line);
+                self.erase(&prompt, &line);
             }
             match parsed {
                 Line::Command(Command::Leave) => return Ok(self.leave()),
