@@ -57,6 +57,8 @@ pub struct Config {
     pub reconnect_for: Option<u64>,
     /// `--keepalive`, in seconds.
     pub keepalive: u64,
+    /// `--bell`: interactive mode rings for private messages and mentions.
+    pub bell: bool,
     /// `--downloads`: where accepted files land unless `!accept` names a
     /// directory.
     pub downloads: std::path::PathBuf,

@@ -32,7 +32,7 @@ use crate::render::clean;
 use crate::render::Renderer;
 use crate::roster::SharedRoster;
 use crate::session::{Ending, Notice};
-use crate::status::PromptStatus;
+use crate::status::{attention, PromptStatus};
 use crate::{exit_code, tls, Config};
 
 /// How long to wait for the outbox to empty and the server to acknowledge
@@ -67,6 +67,8 @@ struct ReplOutput<P> {
     status: Arc<Mutex<PromptStatus>>,
     /// Whether the line being edited is empty (from the editor's helper).
     empty: Arc<AtomicBool>,
+    /// `--bell`.
+    bell: bool,
 }
 
 impl<P: ExternalPrinter + Send> ReplOutput<P> {
@@ -79,13 +81,21 @@ impl<P: ExternalPrinter + Send> ReplOutput<P> {
     }
 
     fn print(&mut self, notice: &Notice) {
-        let line = self.renderer.line(notice, Local::now());
+        let me = self.status.lock().expect("the status").nick.clone();
+        let (marked, caught_up) = attention(notice, me.as_deref());
+        let line = self.renderer.line_marked(notice, Local::now(), marked);
+        // One BEL per such line, through the printer like the line.
+        let bell = if marked && self.bell && !caught_up {
+            "\x07"
+        } else {
+            ""
+        };
         // The printer adds no newline when the terminal is not in raw mode.
         let _ = self
             .printer
             .lock()
             .expect("the printer")
-            .print(format!("{line}\n"));
+            .print(format!("{line}{bell}\n"));
         let changed = self.status.lock().expect("the status").note(notice);
         // rustyline draws the prompt given to readline and cannot be told
         // another; with nothing typed, readline can be started again.
@@ -275,6 +285,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         digest: Digest::default(),
         status: status.clone(),
         empty,
+        bell: config.bell,
     };
     // From here on the network thread may wake readline with a SIGINT,
     // which can come while the main thread waits elsewhere (for the login's

@@ -3,7 +3,26 @@
 //! how many private messages came that the prompt has not shown yet:
 //! `alice [2 private] >> `, `alice (reconnecting) >> `.
 
+use crate::render::names;
 use crate::session::Notice;
+
+/// Whether `notice` wants the user's attention (highlighted, and the bell
+/// unless it was caught up): a private message, or a message by someone
+/// else that names `me` as a word. The second is `true` for one caught up
+/// (that came while we were away), which rings no bell.
+pub fn attention(notice: &Notice, me: Option<&str>) -> (bool, bool) {
+    let named = |text: &str| me.is_some_and(|me| names(text, me));
+    match notice {
+        Notice::PrivateFrom { away, .. } => (true, *away),
+        Notice::Public {
+            text, own, away, ..
+        }
+        | Notice::Group {
+            text, own, away, ..
+        } => (!own && named(text), *away),
+        _ => (false, false),
+    }
+}
 
 /// What the prompt says, kept up to date from the notices shown.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -69,6 +88,38 @@ impl PromptStatus {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn public(text: &str, own: bool, away: bool) -> Notice {
+        Notice::Public {
+            sender: if own { "alice" } else { "bob" }.into(),
+            text: text.into(),
+            own,
+            time: 0,
+            away,
+        }
+    }
+
+    #[test]
+    fn private_messages_and_mentions_want_attention() {
+        let me = Some("Alice");
+        assert_eq!(attention(&private(), me), (true, false));
+        for text in ["alice: hi", "hi ALICE", "@alice?", "ask alice-", "(alice)"] {
+            let named = !text.ends_with('-');
+            assert_eq!(
+                attention(&public(text, false, false), me).0,
+                named,
+                "{text:?}"
+            );
+        }
+        for text in ["malice", "alicex", "alice_2 hi", "hello"] {
+            assert!(!attention(&public(text, false, false), me).0, "{text:?}");
+        }
+        // Our own, and none before we know who we are.
+        assert!(!attention(&public("I am alice", true, false), me).0);
+        assert!(!attention(&public("alice", false, false), None).0);
+        // Caught up: highlighted, no bell.
+        assert_eq!(attention(&public("alice", false, true), me), (true, true));
+    }
 
     fn private() -> Notice {
         Notice::PrivateFrom {

@@ -162,6 +162,49 @@ fn the_prompt_shows_the_status() {
     term.assert_exit(0);
 }
 
+/// A message naming bob (as a word, any case) and a private one stand
+/// out: highlighted, and one BEL each through the printer; others do not.
+/// `--bell off` keeps the highlight and rings nothing.
+#[test]
+fn mentions_and_private_messages_stand_out() {
+    let server = Server::start(false);
+    let mut alice = join(&server, "alice");
+    for bell in [true, false] {
+        let mut client = server.client();
+        client.nick("bob");
+        if !bell {
+            client.args(["--bell", "off"]);
+        }
+        let mut term = Term::spawn(&client);
+        term.expect("* welcome, bob — 2 online: alice, bob");
+        term.expect_editing("bob >> ");
+        alice.expect("* bob joined");
+        let bells = |term: &Term| term.raw().iter().filter(|b| **b == 0x07).count();
+        alice.send("bobby is not you");
+        term.expect("<alice> bobby is not you");
+        alice.send("BOB: lunch?");
+        term.expect("<alice> BOB: lunch?");
+        alice.send("!private bob just you");
+        term.expect("[private from alice] just you");
+        term.expect_editing("bob [1 private] >> ");
+        let raw = String::from_utf8_lossy(&term.raw()).into_owned();
+        assert!(
+            raw.contains("\x1b[1;36m<alice>\x1b[0m bobby is not you"),
+            "{raw:?}"
+        );
+        assert!(!raw.contains("\x1b[1;35mbobby"), "{raw:?}");
+        assert!(
+            raw.contains("\x1b[1;36m<alice>\x1b[0m \x1b[1;35mBOB: lunch?\x1b[0m"),
+            "{raw:?}"
+        );
+        assert!(raw.contains("\x1b[1;35mjust you\x1b[0m"), "{raw:?}");
+        assert_eq!(bells(&term), if bell { 2 } else { 0 }, "{raw:?}");
+        term.type_keys("!bye\r");
+        term.assert_exit(0);
+        alice.expect("* bob left (quit)");
+    }
+}
+
 /// Local commands answer on the terminal and send nothing.
 #[test]
 fn local_commands() {
