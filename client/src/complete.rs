@@ -71,13 +71,17 @@ impl ChatHelper {
     /// Paths for the word before the cursor. `!send` takes the rest of the
     /// line as the path, as typed, so rustyline's shell-style escapes
     /// (`my\ notes.pdf`) are taken out again.
+    /// Hidden entries (`.git/`) only when the name typed starts with `.`.
     fn paths(&self, before: &str) -> (usize, Vec<Pair>) {
         let (start, pairs) = self
             .files
             .complete_path(before, before.len())
             .unwrap_or_default();
+        let name = before.rsplit(['/', ' ']).next().unwrap_or_default();
+        let hidden = name.starts_with('.');
         let pairs = pairs
             .into_iter()
+            .filter(|p| hidden || !p.display.starts_with('.'))
             .map(|p| Pair {
                 display: p.display,
                 replacement: unescape(&p.replacement),
@@ -465,6 +469,8 @@ mod tests {
         std::fs::write(dir.path().join("nothing.txt"), b"x").unwrap();
         std::fs::create_dir(dir.path().join("slides")).unwrap();
         std::fs::write(dir.path().join("my notes.txt"), b"x").unwrap();
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        std::fs::write(dir.path().join(".notes.swp"), b"x").unwrap();
         let helper = ChatHelper::new(SharedRoster::default());
         let base = format!("!send bob {}/", dir.path().display());
         let (start, mut got) = complete(&helper, &format!("{base}no"));
@@ -477,6 +483,14 @@ mod tests {
         // Taken as typed: no shell escape before the space.
         let (_, got) = complete(&helper, &format!("{base}my"));
         assert_eq!(got, [at("my notes.txt")]);
+        // Hidden entries only for a name typed with its dot.
+        let (_, mut got) = complete(&helper, &base);
+        got.sort();
+        let visible = ["my notes.txt", "notes.pdf", "nothing.txt", "slides/"];
+        assert_eq!(got, visible.map(at));
+        let (_, mut got) = complete(&helper, &format!("{base}."));
+        got.sort();
+        assert_eq!(got, [at(".git/"), at(".notes.swp")]);
     }
 
     #[test]

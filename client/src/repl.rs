@@ -278,7 +278,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         direct: false,
     }));
     let output = ReplOutput {
-        bars: Bars::new(printer.clone()),
+        bars: Bars::new(printer.clone(), renderer),
         printer: printer.clone(),
         renderer,
         flags: flags.clone(),

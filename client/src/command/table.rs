@@ -76,7 +76,7 @@ pub const COMMANDS: &[Spec] = &[
     Spec {
         name: "!search",
         args: "<words> [from:nick]",
-        help: "search everything you may read, newest first",
+        help: "search everything you may read, newest first: every word must match; a word ending in * matches as a prefix (exa* finds exam, example)",
         aliases: &[],
         kind: Kind::Search,
     },
@@ -176,6 +176,7 @@ mod tests {
         for kind in [
             Kind::Private,
             Kind::Online,
+            Kind::Away,
             Kind::History,
             Kind::Search,
             Kind::Group,
@@ -198,5 +199,9 @@ mod tests {
         }
         assert!(help.contains("  !private <nick> <message>"), "{help}");
         assert!(help.contains("  !search <words> [from:nick]"), "{help}");
+        assert!(
+            help.contains("a word ending in * matches as a prefix (exa*"),
+            "{help}"
+        );
     }
 }

@@ -200,6 +200,16 @@ fn formats() {
             "[12:00:00] * search \"exam date\" from prof: 0 messages, newest first",
         ),
         (
+            Notice::HistoryStart {
+                query: Query::Search {
+                    words: s("\"exam date\""),
+                    from: None,
+                },
+                count: 2,
+            },
+            "[12:00:00] * search \"exam date\": 2 messages, newest first",
+        ),
+        (
             Notice::Welcome {
                 nick: s("alice"),
                 online: three.clone(),

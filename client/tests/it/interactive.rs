@@ -819,6 +819,19 @@ fn a_big_download_shows_a_progress_bar_above_the_prompt() {
         downloads.join("big.bin").display()
     ));
     term.expect_editing("bob >> half typ");
+    // Stamped like every other line.
+    let text = term.text();
+    let bars: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("receiving big.bin ["))
+        .collect();
+    assert!(!bars.is_empty(), "{text}");
+    for bar in bars {
+        assert!(
+            bar.starts_with('[') && body(bar).starts_with("* receiving big.bin ["),
+            "{text}"
+        );
+    }
     assert_eq!(std::fs::read(downloads.join("big.bin")).unwrap(), bytes);
     alice.expect("* bob accepted big.bin (file 1)");
     let alice = alice.finish();
