@@ -188,6 +188,15 @@ fn rows_taken(prompt: &str, line: &str, columns: usize) -> usize {
     width / columns.max(1) + 1
 }
 
+/// More pasted lines than this at once are sent only if confirmed.
+const PASTE_ASK: usize = 5;
+
+/// The lines of what readline returned: a pasted block has line ends in
+/// it. Blank lines are dropped, as Enter on an empty line sends nothing.
+fn pasted(line: &str) -> Vec<&str> {
+    line.split('\n').filter(|l| !l.trim().is_empty()).collect()
+}
+
 /// Whether a typed line will be shown again by the client (a message: its
 /// echo or its `[private to …]` line), so the typed one can go.
 fn shown_again(line: &Line) -> bool {
@@ -510,6 +519,22 @@ impl Repl {
                 Input::Ended => return Ok(self.net.wait()),
             };
             self.status.lock().expect("the status").typed(seen);
+            // A block pasted (bracketed paste: it arrives as one line with
+            // line ends in it) is handled line by line, as if typed; a big
+            // one only if confirmed. It stays on the screen as pasted.
+            let lines = pasted(&line);
+            if lines.len() > 1 {
+                if lines.len() > PASTE_ASK && !self.confirm_paste(lines.len())? {
+                    continue;
+                }
+                for one in lines {
+                    let _ = self.editor.add_history_entry(one);
+                    if let Some(ending) = self.act(command::parse(one))? {
+                        return Ok(ending);
+                    }
+                }
+                continue;
+            }
             if !line.trim().is_empty() {
                 let _ = self.editor.add_history_entry(line.as_str());
             }
@@ -517,16 +542,38 @@ impl Repl {
             if shown_again(&parsed) {
                 self.erase(&prompt, &line);
             }
-            match parsed {
-                Line::Command(Command::Leave) => return Ok(self.leave()),
-                Line::Local(Typed::ChangePassword) => self.change_password()?,
-                Line::Command(command) => self.net.send(command),
-                Line::Local(local) => {
-                    if let Some(text) = local.text() {
-                        println!("{text}");
-                    }
+            if let Some(ending) = self.act(parsed)? {
+                return Ok(ending);
+            }
+        }
+    }
+
+    /// Does what a line says; the ending if it leaves.
+    fn act(&mut self, parsed: Line) -> anyhow::Result<Option<Ending>> {
+        match parsed {
+            Line::Command(Command::Leave) => return Ok(Some(self.leave())),
+            Line::Local(Typed::ChangePassword) => self.change_password()?,
+            Line::Command(command) => self.net.send(command),
+            Line::Local(local) => {
+                if let Some(text) = local.text() {
+                    println!("{text}");
                 }
             }
+        }
+        Ok(None)
+    }
+
+    /// `send 12 lines? [y/N]`: whether a big paste goes out.
+    fn confirm_paste(&mut self, count: usize) -> anyhow::Result<bool> {
+        loop {
+            return match self.read(&format!("send {count} lines? [y/N] "))? {
+                Input::Line(answer) if matches!(answer.trim(), "y" | "Y" | "yes") => Ok(true),
+                Input::Redraw => continue,
+                _ => {
+                    self.tell(&format!("{count} pasted lines not sent"));
+                    Ok(false)
+                }
+            };
         }
     }
 
@@ -537,6 +584,10 @@ impl Repl {
         let Some(columns) = platform::columns() else {
             return;
         };
+        // A pasted line end makes rows of its own: left as it is.
+        if line.contains('\n') {
+            return;
+        }
         let printer = self.printer.lock().expect("the printer");
         if printer.direct {
             return;
@@ -578,6 +629,13 @@ mod tests {
         assert_eq!(rows_taken(">> ", &"x".repeat(200), 80), 3);
         // Wide characters take two columns each.
         assert_eq!(rows_taken(">> ", &"字".repeat(40), 80), 2);
+    }
+
+    #[test]
+    fn a_paste_is_its_lines() {
+        assert_eq!(pasted("one"), ["one"]);
+        assert_eq!(pasted("one\ntwo\n\n  \nthree\n"), ["one", "two", "three"]);
+        assert!(pasted("").is_empty());
     }
 
     #[test]

@@ -205,6 +205,45 @@ fn mentions_and_private_messages_stand_out() {
     }
 }
 
+/// A pasted block (bracketed paste) is sent line by line as if typed; more
+/// than five lines only when confirmed.
+#[test]
+fn a_big_paste_asks_first() {
+    let server = Server::start_with(false, support::UNTHROTTLED);
+    let mut alice = join(&server, "alice");
+    let mut term = bob(&server, true);
+    alice.expect("* bob joined");
+    let paste = |n: usize, tag: &str| {
+        let lines: Vec<String> = (1..=n).map(|i| format!("{tag} {i}")).collect();
+        format!("\x1b[200~{}\x1b[201~\r", lines.join("\r"))
+    };
+    term.type_keys(&paste(12, "big"));
+    term.expect_editing("send 12 lines? [y/N] ");
+    term.type_keys("n\r");
+    term.expect("* 12 pasted lines not sent");
+    term.expect_editing("bob >> ");
+    term.type_keys(&paste(3, "small"));
+    for i in 1..=3 {
+        alice.expect(&format!("<bob> small {i}"));
+    }
+    term.expect("<bob (you)> small 3");
+    term.expect_editing("bob >> ");
+    term.type_keys(&paste(6, "six"));
+    term.expect_editing("send 6 lines? [y/N] ");
+    term.type_keys("y\r");
+    for i in 1..=6 {
+        alice.expect(&format!("<bob> six {i}"));
+    }
+    term.expect("<bob (you)> six 6");
+    term.type_keys("!bye\r");
+    term.assert_exit(0);
+    assert!(
+        !alice.stdout.text().contains("big "),
+        "{}",
+        alice.transcript()
+    );
+}
+
 /// Local commands answer on the terminal and send nothing.
 #[test]
 fn local_commands() {
