@@ -5,11 +5,17 @@
 //! `!accept` and `!reject`, the numbers of offers not yet answered.
 //! `!group ` completes its subcommands, then group names (the groups we
 //! are in, from the roster), then nicknames.
+//! In the text of a message, a word completes to a nickname (`bob: ` at
+//! the start of the line) or, starting with `#`, to a group.
 //! A stale roster is refreshed on demand: the Tab that finds it stale offers
 //! what it has and asks the network thread for the list; the next Tab sees it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use rustyline::completion::{Completer, FilenameCompleter, Pair};
-use rustyline::{Context, Helper, Highlighter, Hinter, Validator};
+use rustyline::hint::Hinter;
+use rustyline::{Context, Helper, Highlighter, Validator};
 
 use crate::command::{Command, Kind, COMMANDS, GROUP_SUBCOMMANDS};
 use crate::net::NetHandle;
@@ -32,10 +38,15 @@ fn commands(typed: &str) -> Vec<Pair> {
         .collect()
 }
 
-/// The rustyline helper: completion only; hints, highlighting and
-/// validation are rustyline's defaults (none).
-#[derive(Helper, Hinter, Highlighter, Validator)]
+/// The rustyline helper: completion, and noting whether the line being
+/// edited is empty (see [`ChatHelper::empty`]); no hints are shown, and
+/// highlighting and validation are rustyline's defaults (none).
+#[derive(Helper, Highlighter, Validator)]
 pub struct ChatHelper {
+    /// Whether the line being edited is empty, as of the last change
+    /// (rustyline asks for a hint after each): the prompt may then be
+    /// redrawn by restarting readline without losing anything typed.
+    pub empty: Arc<AtomicBool>,
     roster: SharedRoster,
     /// Where to ask for a stale roster to be refreshed; `None` until the
     /// network thread runs (the editor exists before it).
@@ -46,6 +57,7 @@ pub struct ChatHelper {
 impl ChatHelper {
     pub fn new(roster: SharedRoster) -> Self {
         ChatHelper {
+            empty: Arc::new(AtomicBool::new(true)),
             roster,
             net: None,
             files: FilenameCompleter::new(),
@@ -59,13 +71,17 @@ impl ChatHelper {
     /// Paths for the word before the cursor. `!send` takes the rest of the
     /// line as the path, as typed, so rustyline's shell-style escapes
     /// (`my\ notes.pdf`) are taken out again.
+    /// Hidden entries (`.git/`) only when the name typed starts with `.`.
     fn paths(&self, before: &str) -> (usize, Vec<Pair>) {
         let (start, pairs) = self
             .files
             .complete_path(before, before.len())
             .unwrap_or_default();
+        let name = before.rsplit(['/', ' ']).next().unwrap_or_default();
+        let hidden = name.starts_with('.');
         let pairs = pairs
             .into_iter()
+            .filter(|p| hidden || !p.display.starts_with('.'))
             .map(|p| Pair {
                 display: p.display,
                 replacement: unescape(&p.replacement),
@@ -78,7 +94,10 @@ impl ChatHelper {
     /// cursor), and what it could become.
     fn candidates(&self, before: &str) -> (usize, Vec<Pair>) {
         let Some(rest) = before.strip_prefix('!') else {
-            return (0, Vec::new());
+            if before.starts_with('/') {
+                return (0, Vec::new());
+            }
+            return self.in_text(before);
         };
         let Some((name, args)) = rest.split_once(' ') else {
             return (0, commands(before));
@@ -138,6 +157,47 @@ impl ChatHelper {
                     }),
             );
         }
+        (start, pairs)
+    }
+
+    /// In the text of a message, as in irssi: a nickname, `bob: ` when it
+    /// starts the line (addressing bob), `bob ` further on; a group we
+    /// are in for a word starting with `#`, anywhere. Both compared
+    /// without regard to case.
+    fn in_text(&self, before: &str) -> (usize, Vec<Pair>) {
+        let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+        let word = &before[start..];
+        if word.is_empty() {
+            return (0, Vec::new());
+        }
+        let lower = word.to_lowercase();
+        if word.starts_with('#') {
+            let pairs = self
+                .roster
+                .lock()
+                .groups()
+                .iter()
+                .filter(|g| g.to_lowercase().starts_with(&lower))
+                .map(|g| Pair {
+                    display: g.clone(),
+                    replacement: format!("{g} "),
+                })
+                .collect();
+            return (start, pairs);
+        }
+        let (_, nicks) = self.nicknames(before, "");
+        let pairs = nicks
+            .into_iter()
+            .filter(|p| p.display.to_lowercase().starts_with(&lower))
+            .map(|p| Pair {
+                replacement: if start == 0 {
+                    format!("{}: ", p.display)
+                } else {
+                    format!("{} ", p.display)
+                },
+                display: p.display,
+            })
+            .collect();
         (start, pairs)
     }
 
@@ -237,6 +297,15 @@ fn unescape(text: &str) -> String {
     out
 }
 
+impl Hinter for ChatHelper {
+    type Hint = String;
+
+    fn hint(&self, line: &str, _pos: usize, _ctx: &Context<'_>) -> Option<String> {
+        self.empty.store(line.is_empty(), Ordering::SeqCst);
+        None
+    }
+}
+
 impl Completer for ChatHelper {
     type Candidate = Pair;
 
@@ -288,6 +357,7 @@ mod tests {
                 &[
                     "!private ",
                     "!online",
+                    "!away ",
                     "!history ",
                     "!search ",
                     "!group ",
@@ -311,6 +381,15 @@ mod tests {
             ("!x", 0, &[]),
             ("hello", 0, &[]),
             ("", 0, &[]),
+            ("b", 0, &["bob: "]),
+            ("Al", 0, &["alan: ", "alice: "]),
+            ("hello ali", 6, &["alice "]),
+            ("hello ", 0, &[]),
+            ("hello m", 6, &[]),
+            ("see #c", 4, &["#chess ", "#class "]),
+            ("#CL", 0, &["#class "]),
+            ("#class hi c", 10, &["carol "]),
+            ("/msg b", 0, &[]),
             ("!private a", 9, &["alan ", "alice "]),
             ("!private ali", 9, &["alice "]),
             ("!private ", 9, &["alan ", "alice ", "bob ", "carol "]),
@@ -370,11 +449,11 @@ mod tests {
         complete(&helper, "!private a");
         assert!(asked.try_recv().is_err(), "the roster is complete");
         roster.lock().stale = true;
-        for line in ["!o", "hello a", "!online a", "!private alice h"] {
+        for line in ["!o", "hello #a", "!online a", "!private alice h"] {
             complete(&helper, line);
             assert!(asked.try_recv().is_err(), "{line:?} wants no nickname");
         }
-        for line in ["!private a", "!send "] {
+        for line in ["!private a", "!send ", "hello a"] {
             let (_, offered) = complete(&helper, line);
             assert_eq!(asked.try_recv(), Ok(Command::RefreshRoster), "{line:?}");
             assert_eq!(offered, ["alice "], "{line:?}");
@@ -390,6 +469,8 @@ mod tests {
         std::fs::write(dir.path().join("nothing.txt"), b"x").unwrap();
         std::fs::create_dir(dir.path().join("slides")).unwrap();
         std::fs::write(dir.path().join("my notes.txt"), b"x").unwrap();
+        std::fs::create_dir(dir.path().join(".git")).unwrap();
+        std::fs::write(dir.path().join(".notes.swp"), b"x").unwrap();
         let helper = ChatHelper::new(SharedRoster::default());
         let base = format!("!send bob {}/", dir.path().display());
         let (start, mut got) = complete(&helper, &format!("{base}no"));
@@ -402,6 +483,14 @@ mod tests {
         // Taken as typed: no shell escape before the space.
         let (_, got) = complete(&helper, &format!("{base}my"));
         assert_eq!(got, [at("my notes.txt")]);
+        // Hidden entries only for a name typed with its dot.
+        let (_, mut got) = complete(&helper, &base);
+        got.sort();
+        let visible = ["my notes.txt", "notes.pdf", "nothing.txt", "slides/"];
+        assert_eq!(got, visible.map(at));
+        let (_, mut got) = complete(&helper, &format!("{base}."));
+        got.sort();
+        assert_eq!(got, [at(".git/"), at(".notes.swp")]);
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! way, from the user interfaces down to the vocabulary they share.
 //!
 //! ```text
-//! repl, pipe ─▶ complete, progress, refusal ─▶ render ─▶ net ─▶ session, tls
+//! repl, pipe ─▶ complete, digest, progress, refusal, status ─▶ render ─▶ net ─▶ session, tls
 //!            ─▶ command, files, known_hosts, outbox, platform, roster, streams ─▶ chat_common
 //! ```
 //!
@@ -28,7 +28,7 @@ const LAYERS: &[&[&str]] = &[
     &["session", "tls"],
     &["net"],
     &["render"],
-    &["complete", "progress", "refusal"],
+    &["complete", "digest", "progress", "refusal", "status"],
     &["pipe", "repl"],
 ];
 

@@ -13,6 +13,7 @@
 
 pub mod command;
 pub mod complete;
+pub mod digest;
 pub mod files;
 pub mod known_hosts;
 #[cfg(test)]
@@ -27,6 +28,7 @@ pub mod render;
 pub mod repl;
 pub mod roster;
 pub mod session;
+pub mod status;
 pub mod streams;
 pub mod tls;
 
@@ -55,6 +57,8 @@ pub struct Config {
     pub reconnect_for: Option<u64>,
     /// `--keepalive`, in seconds.
     pub keepalive: u64,
+    /// `--bell`: interactive mode rings for private messages and mentions.
+    pub bell: bool,
     /// `--downloads`: where accepted files land unless `!accept` names a
     /// directory.
     pub downloads: std::path::PathBuf,

@@ -31,9 +31,11 @@ use clap::Parser;
 /// stderr.
 ///
 /// Every message gets a number (#1, #2 …) and waits in an outbox until the
-/// server has stored it. A private message is shown `(#N pending)` as sent,
-/// then `* #N stored` (or `stored for bob (offline)`), then
-/// `* #N delivered to bob` when bob's client has it. When the connection is
+/// server has stored it. In pipe mode a private message is shown
+/// `(#N pending)` as sent, then `* #N stored` (or `stored for bob
+/// (offline)`), then `* #N delivered to bob` when bob's client has it;
+/// interactive mode shows it once with the state it reached (`(#N ✓✓
+/// delivered)`) and gathers later states into one `* delivered ✓✓: #N`. When the connection is
 /// lost the client reconnects by itself (0.5 s, doubling to 15 s), resumes
 /// where it was without showing anything twice, and sends the outbox again.
 /// It does not reconnect after being taken over by another login, kicked,
@@ -116,6 +118,11 @@ struct Args {
     /// ~/.local/share/chat/downloads]
     #[arg(long, value_name = "DIR")]
     downloads: Option<PathBuf>,
+
+    /// Interactive mode: ring the terminal's bell (BEL) for a private
+    /// message and for a message that names you (never in pipe mode).
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = ["on", "off"])]
+    bell: String,
 }
 
 fn main() -> ExitCode {
@@ -200,6 +207,7 @@ fn config(args: Args, password: Option<Password>) -> anyhow::Result<Config> {
         json: args.json,
         reconnect_for: args.reconnect_for,
         keepalive: args.keepalive,
+        bell: args.bell == "on",
         downloads: match args.downloads {
             Some(dir) => dir,
             None => default_downloads().context(

@@ -17,6 +17,37 @@ pub fn interrupt_prompt() {
 #[cfg(not(unix))]
 pub fn interrupt_prompt() {}
 
+/// The terminal's width in columns, if stdout is one.
+#[cfg(unix)]
+pub fn columns() -> Option<usize> {
+    // SAFETY: winsize is plain data; TIOCGWINSZ fills it or fails.
+    let mut size: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: `size` is a valid winsize to write to.
+    let ok = unsafe { libc::ioctl(libc::STDOUT_FILENO, libc::TIOCGWINSZ, &mut size) } == 0;
+    (ok && size.ws_col > 0).then_some(usize::from(size.ws_col))
+}
+
+#[cfg(not(unix))]
+pub fn columns() -> Option<usize> {
+    None
+}
+
+/// Whether the terminal on stdin is in cooked (line) mode, as it is
+/// outside `readline`; false if it is in raw mode or is no terminal.
+#[cfg(unix)]
+pub fn cooked() -> bool {
+    // SAFETY: termios is plain data; tcgetattr fills it or fails.
+    let mut mode: libc::termios = unsafe { std::mem::zeroed() };
+    // SAFETY: `mode` is a valid termios to write to.
+    let ok = unsafe { libc::tcgetattr(libc::STDIN_FILENO, &mut mode) } == 0;
+    ok && mode.c_lflag & libc::ICANON != 0
+}
+
+#[cfg(not(unix))]
+pub fn cooked() -> bool {
+    true
+}
+
 /// Makes SIGINT harmless outside `readline`. [`interrupt_prompt`] cannot
 /// know whether the main thread sits in `readline` or waits elsewhere (for
 /// the login's answer, say); with SIGINT's default action the process would

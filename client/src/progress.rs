@@ -14,10 +14,22 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Local};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle, TermLike};
 use rustyline::ExternalPrinter;
 
 use crate::files::Progress;
+use crate::render::Renderer;
+use crate::session::Notice;
+
+/// `[12:00:00] * receiving big.bin [===>   ] …`: a bar's line, stamped
+/// and worded like a transfer's other news.
+fn bar_line(renderer: Renderer, line: &str, now: DateTime<Local>) -> String {
+    let notice = Notice::File {
+        text: line.to_string(),
+    };
+    renderer.line(&notice, now)
+}
 
 /// Transfers smaller than this get no bar ("over a few MB").
 pub const MIN_SIZE: u64 = 4 << 20;
@@ -31,14 +43,17 @@ pub type SharedPrinter = Arc<Mutex<dyn ExternalPrinter + Send>>;
 /// The bars under way, by direction and file number.
 pub struct Bars {
     printer: SharedPrinter,
+    /// Stamps each bar's line like the others.
+    renderer: Renderer,
     /// Each bar, and the flag that makes its last line print.
     bars: HashMap<(bool, u64), (ProgressBar, Arc<AtomicBool>)>,
 }
 
 impl Bars {
-    pub fn new(printer: SharedPrinter) -> Bars {
+    pub fn new(printer: SharedPrinter, renderer: Renderer) -> Bars {
         Bars {
             printer,
+            renderer,
             bars: HashMap::new(),
         }
     }
@@ -55,6 +70,7 @@ impl Bars {
             let target = ProgressDrawTarget::term_like_with_hz(
                 Box::new(PrinterTerm {
                     printer,
+                    renderer: self.renderer,
                     line: Mutex::new(String::new()),
                     printed: Mutex::new(None),
                     last: last.clone(),
@@ -89,6 +105,7 @@ fn style() -> ProgressStyle {
 /// A terminal for indicatif that prints whole lines through rustyline.
 struct PrinterTerm {
     printer: SharedPrinter,
+    renderer: Renderer,
     /// The line being drawn, printed on `flush`.
     line: Mutex<String>,
     /// When a line was last printed: indicatif's own limit lets bursts
@@ -144,11 +161,29 @@ impl TermLike for PrinterTerm {
             return Ok(());
         }
         *printed = Some(Instant::now());
+        let line = bar_line(self.renderer, line, Local::now());
         // The printer adds no newline when the terminal is not in raw mode.
         self.printer
             .lock()
             .expect("the printer")
-            .print(format!("* {line}\n"))
+            .print(format!("{line}\n"))
             .map_err(io::Error::other)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn a_bar_line_is_stamped_like_the_others() {
+        let noon = Local.with_ymd_and_hms(2024, 5, 1, 12, 0, 0).unwrap();
+        let plain = Renderer { colour: false };
+        assert_eq!(
+            bar_line(plain, "receiving big.bin [==>  ] 1 MiB/4 MiB", noon),
+            "[12:00:00] * receiving big.bin [==>  ] 1 MiB/4 MiB"
+        );
     }
 }

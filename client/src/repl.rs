@@ -2,26 +2,27 @@
 //! line editor (`>> `) with history and Tab completion, while events are
 //! printed above the prompt.
 
-use std::io::{self, IsTerminal};
+use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::Local;
 use rustyline::error::ReadlineError;
 use rustyline::history::DefaultHistory;
 use rustyline::{
-    Cmd, ConditionalEventHandler, Editor, Event, EventContext, EventHandler, ExternalPrinter,
-    KeyEvent, Movement, RepeatCount,
+    Cmd, CompletionType, ConditionalEventHandler, Editor, Event, EventContext, EventHandler,
+    ExternalPrinter, KeyEvent, Movement, RepeatCount,
 };
 
 use chat_common::ErrorCode;
 
 use crate::command::{self, Command, Line, Local as Typed};
 use crate::complete::ChatHelper;
+use crate::digest::Digest;
 use crate::files::Progress;
 use crate::net::{Net, Output, Status};
 use crate::platform;
@@ -31,6 +32,7 @@ use crate::render::clean;
 use crate::render::Renderer;
 use crate::roster::SharedRoster;
 use crate::session::{Ending, Notice};
+use crate::status::{attention, PromptStatus};
 use crate::{exit_code, tls, Config};
 
 /// How long to wait for the outbox to empty and the server to acknowledge
@@ -46,6 +48,9 @@ struct Flags {
     /// The user interface waits for the end on the status channel, not in
     /// readline, so it needs no interrupting.
     waiting: AtomicBool,
+    /// The prompt's status changed while the line was empty: readline was
+    /// interrupted to be started again with the new prompt.
+    redraw: AtomicBool,
 }
 
 /// Prints events above the prompt through rustyline's external printer, so
@@ -56,17 +61,52 @@ struct ReplOutput<P> {
     renderer: Renderer,
     flags: Arc<Flags>,
     bars: Bars,
+    /// Holds our private messages' lines back for their states.
+    digest: Digest,
+    /// What the prompt says, updated from what is printed.
+    status: Arc<Mutex<PromptStatus>>,
+    /// Whether the line being edited is empty (from the editor's helper).
+    empty: Arc<AtomicBool>,
+    /// `--bell`.
+    bell: bool,
 }
 
 impl<P: ExternalPrinter + Send> ReplOutput<P> {
+    /// Shows `notice`, or holds it back for a moment (our private
+    /// messages, see [`Digest`]).
+    fn show(&mut self, notice: &Notice) {
+        for notice in self.digest.notice(notice, Instant::now()) {
+            self.print(&notice);
+        }
+    }
+
     fn print(&mut self, notice: &Notice) {
-        let line = self.renderer.line(notice, Local::now());
+        let me = self.status.lock().expect("the status").nick.clone();
+        let (marked, caught_up) = attention(notice, me.as_deref());
+        let line = self.renderer.line_marked(notice, Local::now(), marked);
+        // One BEL per such line, through the printer like the line.
+        let bell = if marked && self.bell && !caught_up {
+            "\x07"
+        } else {
+            ""
+        };
         // The printer adds no newline when the terminal is not in raw mode.
         let _ = self
             .printer
             .lock()
             .expect("the printer")
-            .print(format!("{line}\n"));
+            .print(format!("{line}{bell}\n"));
+        let changed = self.status.lock().expect("the status").note(notice);
+        // rustyline draws the prompt given to readline and cannot be told
+        // another; with nothing typed, readline can be started again.
+        if changed
+            && self.empty.load(Ordering::SeqCst)
+            && !self.flags.waiting.load(Ordering::SeqCst)
+            && !self.flags.done.load(Ordering::SeqCst)
+        {
+            self.flags.redraw.store(true, Ordering::SeqCst);
+            platform::interrupt_prompt();
+        }
     }
 }
 
@@ -77,12 +117,22 @@ impl<P: ExternalPrinter + Send + 'static> Output for ReplOutput<P> {
 
     fn frame(&mut self, _raw: &str, notices: &[Notice]) {
         for notice in notices {
-            self.print(notice);
+            self.show(notice);
         }
     }
 
     fn connection(&mut self, notice: &Notice) {
-        self.print(notice);
+        self.show(notice);
+    }
+
+    fn due(&self) -> Option<Instant> {
+        self.digest.due()
+    }
+
+    fn tick(&mut self) {
+        for notice in self.digest.tick(Instant::now()) {
+            self.print(&notice);
+        }
     }
 
     /// Wakes the user interface if it sits in `readline`, which has no way
@@ -91,6 +141,9 @@ impl<P: ExternalPrinter + Send + 'static> Output for ReplOutput<P> {
     /// terminal as it returns), so the network thread sends the process a
     /// SIGINT; `done` tells the interface it was not the user's Ctrl-C.
     fn finishing(&mut self) {
+        for notice in self.digest.flush() {
+            self.print(&notice);
+        }
         self.flags.done.store(true, Ordering::SeqCst);
         if self.flags.waiting.load(Ordering::SeqCst) {
             return;
@@ -102,6 +155,52 @@ impl<P: ExternalPrinter + Send + 'static> Output for ReplOutput<P> {
         // handler is still installed.
         platform::interrupt_prompt();
     }
+}
+
+/// rustyline's external printer, noting whether it wrote straight to the
+/// terminal: it does outside raw mode, so such a line may sit below the
+/// line just typed, which must then not be taken off the screen.
+struct Stamped {
+    inner: Box<dyn ExternalPrinter + Send>,
+    /// A print since the last readline began found the terminal in cooked
+    /// mode. readline sets cooked mode before the printer's own switch to
+    /// writing directly, and nothing sets raw mode again before the erase
+    /// (which holds this printer's lock), so a direct write after
+    /// readline's end always finds it cooked afterwards.
+    direct: bool,
+}
+
+impl ExternalPrinter for Stamped {
+    fn print(&mut self, msg: String) -> rustyline::Result<()> {
+        let printed = self.inner.print(msg);
+        if platform::cooked() {
+            self.direct = true;
+        }
+        printed
+    }
+}
+
+/// How many rows `prompt` and `line` took: rustyline moves to a new row
+/// when a line fills the last one exactly, and Enter moves to the next.
+fn rows_taken(prompt: &str, line: &str, columns: usize) -> usize {
+    let width =
+        unicode_width::UnicodeWidthStr::width(prompt) + unicode_width::UnicodeWidthStr::width(line);
+    width / columns.max(1) + 1
+}
+
+/// More pasted lines than this at once are sent only if confirmed.
+const PASTE_ASK: usize = 5;
+
+/// The lines of what readline returned: a pasted block has line ends in
+/// it. Blank lines are dropped, as Enter on an empty line sends nothing.
+fn pasted(line: &str) -> Vec<&str> {
+    line.split('\n').filter(|l| !l.trim().is_empty()).collect()
+}
+
+/// Whether a typed line will be shown again by the client (a message: its
+/// echo or its `[private to …]` line), so the typed one can go.
+fn shown_again(line: &Line) -> bool {
+    matches!(line, Line::Command(Command::Say { .. }))
 }
 
 /// Ctrl-C as in bash and irssi: with something typed, it clears the line
@@ -142,10 +241,14 @@ enum Input {
     Quit,
     /// The network thread finished.
     Ended,
+    /// Interrupted to draw a new prompt; nothing was typed.
+    Redraw,
 }
 
 struct Repl {
     editor: Editor<ChatHelper, DefaultHistory>,
+    status: Arc<Mutex<PromptStatus>>,
+    printer: Arc<Mutex<Stamped>>,
     net: Net,
     flags: Arc<Flags>,
     renderer: Renderer,
@@ -162,9 +265,15 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         rustyline::Config::builder()
             .auto_add_history(false)
             .max_history_size(1000)?
+            // Tab completes as far as the candidates agree; a second Tab
+            // lists them (bash's way, and irssi's list of nicknames).
+            .completion_type(CompletionType::List)
             .build(),
     )?;
-    editor.set_helper(Some(ChatHelper::new(roster.clone())));
+    let helper = ChatHelper::new(roster.clone());
+    let empty = helper.empty.clone();
+    editor.set_helper(Some(helper));
+    let status = Arc::new(Mutex::new(PromptStatus::default()));
     editor.bind_sequence(
         KeyEvent::ctrl('C'),
         EventHandler::Conditional(Box::new(CtrlC)),
@@ -173,12 +282,19 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         .create_external_printer()
         .context("cannot set up the terminal")?;
     let flags = Arc::new(Flags::default());
-    let printer = Arc::new(Mutex::new(printer));
+    let printer = Arc::new(Mutex::new(Stamped {
+        inner: Box::new(printer),
+        direct: false,
+    }));
     let output = ReplOutput {
-        bars: Bars::new(printer.clone()),
-        printer,
+        bars: Bars::new(printer.clone(), renderer),
+        printer: printer.clone(),
         renderer,
         flags: flags.clone(),
+        digest: Digest::default(),
+        status: status.clone(),
+        empty,
+        bell: config.bell,
     };
     // From here on the network thread may wake readline with a SIGINT,
     // which can come while the main thread waits elsewhere (for the login's
@@ -198,6 +314,8 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     }
     let mut repl = Repl {
         editor,
+        status,
+        printer,
         net,
         flags,
         renderer,
@@ -216,10 +334,18 @@ impl Repl {
         if self.flags.done.load(Ordering::SeqCst) {
             return Ok(Input::Ended);
         }
+        self.printer.lock().expect("the printer").direct = false;
         match self.editor.readline(prompt) {
             Ok(line) => Ok(Input::Line(line)),
             Err(ReadlineError::Interrupted) if self.flags.done.load(Ordering::SeqCst) => {
                 Ok(Input::Ended)
+            }
+            Err(ReadlineError::Interrupted) if self.flags.redraw.swap(false, Ordering::SeqCst) => {
+                // The old prompt, alone on its row, goes.
+                let mut out = io::stdout().lock();
+                let _ = write!(out, "\r\x1b[K");
+                let _ = out.flush();
+                Ok(Input::Redraw)
             }
             Err(ReadlineError::Interrupted | ReadlineError::Eof) => Ok(Input::Quit),
             Err(err) => Err(err).context("cannot read the terminal"),
@@ -243,6 +369,7 @@ impl Repl {
                 Some(nick) => nick,
                 None => match self.read("nickname: ")? {
                     Input::Line(line) if line.trim().is_empty() => continue,
+                    Input::Redraw => continue,
                     Input::Line(line) => line.trim().to_string(),
                     Input::Quit => return Ok(Some(self.leave())),
                     Input::Ended => return Ok(Some(self.net.wait())),
@@ -379,25 +506,98 @@ impl Repl {
     /// Reads and acts on lines until the session ends.
     fn chat(&mut self) -> anyhow::Result<Ending> {
         loop {
-            let line = match self.read(">> ")? {
+            let (prompt, seen) = {
+                let status = self.status.lock().expect("the status");
+                // A redraw asked for before this prompt is drawn is done.
+                self.flags.redraw.store(false, Ordering::SeqCst);
+                (status.prompt(), status.unread)
+            };
+            let line = match self.read(&prompt)? {
                 Input::Line(line) => line,
+                Input::Redraw => continue,
                 Input::Quit => return Ok(self.leave()),
                 Input::Ended => return Ok(self.net.wait()),
             };
+            self.status.lock().expect("the status").typed(seen);
+            // A block pasted (bracketed paste: it arrives as one line with
+            // line ends in it) is handled line by line, as if typed; a big
+            // one only if confirmed. It stays on the screen as pasted.
+            let lines = pasted(&line);
+            if lines.len() > 1 {
+                if lines.len() > PASTE_ASK && !self.confirm_paste(lines.len())? {
+                    continue;
+                }
+                for one in lines {
+                    let _ = self.editor.add_history_entry(one);
+                    if let Some(ending) = self.act(command::parse(one))? {
+                        return Ok(ending);
+                    }
+                }
+                continue;
+            }
             if !line.trim().is_empty() {
                 let _ = self.editor.add_history_entry(line.as_str());
             }
-            match command::parse(&line) {
-                Line::Command(Command::Leave) => return Ok(self.leave()),
-                Line::Local(Typed::ChangePassword) => self.change_password()?,
-                Line::Command(command) => self.net.send(command),
-                Line::Local(local) => {
-                    if let Some(text) = local.text() {
-                        println!("{text}");
-                    }
+            let parsed = command::parse(&line);
+            if shown_again(&parsed) {
+                self.erase(&prompt, &line);
+            }
+            if let Some(ending) = self.act(parsed)? {
+                return Ok(ending);
+            }
+        }
+    }
+
+    /// Does what a line says; the ending if it leaves.
+    fn act(&mut self, parsed: Line) -> anyhow::Result<Option<Ending>> {
+        match parsed {
+            Line::Command(Command::Leave) => return Ok(Some(self.leave())),
+            Line::Local(Typed::ChangePassword) => self.change_password()?,
+            Line::Command(command) => self.net.send(command),
+            Line::Local(local) => {
+                if let Some(text) = local.text() {
+                    println!("{text}");
                 }
             }
         }
+        Ok(None)
+    }
+
+    /// `send 12 lines? [y/N]`: whether a big paste goes out.
+    fn confirm_paste(&mut self, count: usize) -> anyhow::Result<bool> {
+        loop {
+            return match self.read(&format!("send {count} lines? [y/N] "))? {
+                Input::Line(answer) if matches!(answer.trim(), "y" | "Y" | "yes") => Ok(true),
+                Input::Redraw => continue,
+                _ => {
+                    self.tell(&format!("{count} pasted lines not sent"));
+                    Ok(false)
+                }
+            };
+        }
+    }
+
+    /// Takes the line just typed off the screen, as irssi does: the client
+    /// shows it again as sent (`<bob (you)> …`, `[private to …] …`), and
+    /// twice is noise. Not if something may have been printed below it.
+    fn erase(&self, prompt: &str, line: &str) {
+        let Some(columns) = platform::columns() else {
+            return;
+        };
+        // A pasted line end makes rows of its own: left as it is.
+        if line.contains('\n') {
+            return;
+        }
+        let printer = self.printer.lock().expect("the printer");
+        if printer.direct {
+            return;
+        }
+        let rows = rows_taken(prompt, line, columns);
+        let mut out = io::stdout().lock();
+        // Up to the prompt's first row, then clear to the end of the screen.
+        let _ = write!(out, "\x1b[{rows}A\r\x1b[J");
+        let _ = out.flush();
+        drop(printer);
     }
 
     /// Says bye once the outbox is empty and waits for the end, but not
@@ -413,5 +613,39 @@ impl Repl {
             self.net.wait_for(Duration::from_secs(1));
             Ending::Left
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_taken_by_a_typed_line() {
+        assert_eq!(rows_taken(">> ", "hello", 80), 1);
+        assert_eq!(rows_taken(">> ", &"x".repeat(76), 80), 1);
+        // Filling the row exactly: rustyline starts a new one.
+        assert_eq!(rows_taken(">> ", &"x".repeat(77), 80), 2);
+        assert_eq!(rows_taken(">> ", &"x".repeat(200), 80), 3);
+        // Wide characters take two columns each.
+        assert_eq!(rows_taken(">> ", &"字".repeat(40), 80), 2);
+    }
+
+    #[test]
+    fn a_paste_is_its_lines() {
+        assert_eq!(pasted("one"), ["one"]);
+        assert_eq!(pasted("one\ntwo\n\n  \nthree\n"), ["one", "two", "three"]);
+        assert!(pasted("").is_empty());
+    }
+
+    #[test]
+    fn only_messages_are_shown_again() {
+        assert!(shown_again(&command::parse("hello")));
+        assert!(shown_again(&command::parse("!private bob hi")));
+        assert!(shown_again(&command::parse("#class hi")));
+        assert!(shown_again(&command::parse("/me waves")));
+        assert!(!shown_again(&command::parse("!online")));
+        assert!(!shown_again(&command::parse("!private bob")));
+        assert!(!shown_again(&command::parse("!bye")));
     }
 }

@@ -45,6 +45,10 @@ pub enum Command {
         text: String,
     },
     Online,
+    /// `!away [text]`: say we are away (`None`: back).
+    Away {
+        text: Option<String>,
+    },
     /// Stored messages: public, or the conversation `with` someone;
     /// `limit` as typed (the server's default when `None`).
     History {
@@ -93,6 +97,7 @@ impl std::fmt::Debug for Command {
             Command::ChangePassword { .. } => write!(f, "ChangePassword(<passwords>)"),
             Command::Say { receiver, text } => write!(f, "Say({receiver:?}, {text:?})"),
             Command::Online => write!(f, "Online"),
+            Command::Away { text } => write!(f, "Away({text:?})"),
             Command::History { with, limit } => write!(f, "History({with:?}, {limit:?})"),
             Command::Search { words, from } => write!(f, "Search({words:?}, {from:?})"),
             Command::Group(op) => write!(f, "Group({op:?})"),

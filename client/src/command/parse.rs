@@ -143,6 +143,7 @@ fn with_arguments(kind: Kind, rest: &str) -> Option<Line> {
             }
         }
         Kind::Online => Command::Online,
+        Kind::Away => away(rest),
         Kind::History => history(rest)?,
         Kind::Search => search(rest)?,
         Kind::Group => group(rest)?,
@@ -180,6 +181,14 @@ fn with_arguments(kind: Kind, rest: &str) -> Option<Line> {
         Kind::Bye => Command::Leave,
     };
     Some(Line::Command(command))
+}
+
+/// `!away [text]` (and `/away`): no text is back.
+pub(super) fn away(rest: &str) -> Command {
+    let text = rest.trim();
+    Command::Away {
+        text: (!text.is_empty()).then(|| text.to_string()),
+    }
 }
 
 /// `!group <subcommand> …` or `!group <name> <message>`.
@@ -308,6 +317,14 @@ mod tests {
             ("!private bob   ", usage(Kind::Private)),
             ("!private", usage(Kind::Private)),
             ("!online", Line::Command(Command::Online)),
+            (
+                "!away  back at 2",
+                Line::Command(Command::Away {
+                    text: Some("back at 2".into()),
+                }),
+            ),
+            ("!away", Line::Command(Command::Away { text: None })),
+            ("!away   ", Line::Command(Command::Away { text: None })),
             ("  !online  ", Line::Command(Command::Online)),
             ("!history", hist(None, None)),
             ("!history 50", hist(None, Some(50))),

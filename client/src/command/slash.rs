@@ -67,7 +67,7 @@ pub fn parse(line: &str, trimmed: &str) -> Line {
                  to be someone else, leave and log in with --nick",
             )
         }
-        "/away" => return usage("away is not supported yet (the server has no away status)"),
+        "/away" => super::parse::away(rest),
         _ => {
             return Line::Local(Local::Hint(format!(
                 "{word} is not a command here: commands start with ! ({} lists them; \
@@ -127,6 +127,13 @@ mod tests {
                 })),
             ),
             ("/names", Line::Command(Command::Online)),
+            (
+                "/away at lunch ",
+                Line::Command(Command::Away {
+                    text: Some("at lunch".into()),
+                }),
+            ),
+            ("/away", Line::Command(Command::Away { text: None })),
             ("/quit", Line::Command(Command::Leave)),
             ("/quit see you", Line::Command(Command::Leave)),
             ("/help", Line::Local(Local::Help)),
@@ -150,7 +157,6 @@ mod tests {
             ("/join a b", "usage: /join <#group>"),
             ("/part", "usage: /part <#group>"),
             ("/nick alice2", "nicknames cannot be changed"),
-            ("/away lunch", "away is not supported yet"),
             (
                 "/list",
                 "/list is not a command here: commands start with !",

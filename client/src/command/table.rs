@@ -6,6 +6,7 @@
 pub enum Kind {
     Private,
     Online,
+    Away,
     History,
     Search,
     Group,
@@ -59,6 +60,13 @@ pub const COMMANDS: &[Spec] = &[
         kind: Kind::Online,
     },
     Spec {
+        name: "!away",
+        args: "[text]",
+        help: "say you are away, and why (others see it in !online); alone: back",
+        aliases: &[],
+        kind: Kind::Away,
+    },
+    Spec {
         name: "!history",
         args: "[nick] [N]",
         help: "the last N messages (20) to everyone, or with nick",
@@ -68,7 +76,7 @@ pub const COMMANDS: &[Spec] = &[
     Spec {
         name: "!search",
         args: "<words> [from:nick]",
-        help: "search everything you may read, newest first",
+        help: "search everything you may read, newest first: every word must match; a word ending in * matches as a prefix (exa* finds exam, example)",
         aliases: &[],
         kind: Kind::Search,
     },
@@ -168,6 +176,7 @@ mod tests {
         for kind in [
             Kind::Private,
             Kind::Online,
+            Kind::Away,
             Kind::History,
             Kind::Search,
             Kind::Group,
@@ -190,5 +199,9 @@ mod tests {
         }
         assert!(help.contains("  !private <nick> <message>"), "{help}");
         assert!(help.contains("  !search <words> [from:nick]"), "{help}");
+        assert!(
+            help.contains("a word ending in * matches as a prefix (exa*"),
+            "{help}"
+        );
     }
 }

@@ -116,6 +116,18 @@ impl Engine {
         }
     }
 
+    /// When the output wants its tick.
+    pub(super) fn output_due(&self) -> Option<Instant> {
+        self.output.due()
+    }
+
+    /// Lets the output print what it held back, if it is time.
+    pub(super) fn output_tick(&mut self) {
+        if self.output.due().is_some_and(|due| due <= Instant::now()) {
+            self.output.tick();
+        }
+    }
+
     /// Acts on one command from the user interface; the requests it calls
     /// for go to `out`.
     pub(super) fn command(&mut self, command: Command, out: &mut Vec<Request>) -> Taken {
@@ -138,6 +150,7 @@ impl Engine {
                 }
             }
             Command::Online => out.extend(self.session.online()),
+            Command::Away { text } => out.extend(self.session.away(text)),
             Command::History { with, mut limit } => {
                 if let Some(asked) = limit.filter(|n| *n > MAX_HISTORY) {
                     self.output.local(&Notice::File {

@@ -70,6 +70,13 @@ pub trait Output: Send {
     fn finishing(&mut self) {}
     /// A transfer moved on (interactive mode draws a bar; pipe mode none).
     fn progress(&mut self, _progress: &crate::files::Progress) {}
+    /// When the output wants [`Output::tick`] called (it holds lines back
+    /// for a moment: interactive mode's private messages), if it does.
+    fn due(&self) -> Option<Instant> {
+        None
+    }
+    /// Called once [`Output::due`] has passed.
+    fn tick(&mut self) {}
 }
 
 /// Opens a new connection to the same server, the same way; called on the

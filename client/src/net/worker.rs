@@ -137,6 +137,12 @@ impl Worker {
                 ),
                 _ => None,
             };
+            // The output's own deadline, when it holds lines back.
+            let timeout = match (timeout, self.engine.output_due()) {
+                (t, None) => t,
+                (None, Some(due)) => Some(due.saturating_duration_since(Instant::now())),
+                (Some(t), Some(due)) => Some(t.min(due.saturating_duration_since(Instant::now()))),
+            };
             if let Err(err) = self.poll.poll(&mut events, timeout) {
                 // A signal (the repl interrupts its own readline) is no error.
                 if err.kind() != io::ErrorKind::Interrupted {
@@ -158,6 +164,7 @@ impl Worker {
                 return ending;
             }
             self.pump_files();
+            self.engine.output_tick();
             if let Some(ending) = self.leave_if_done() {
                 return ending;
             }

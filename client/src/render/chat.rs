@@ -27,7 +27,14 @@ impl Renderer {
 
     /// `<alice> hello`, or `<alice (you)> hello` for the echo of ours;
     /// ` * alice waves` for `/me waves`.
-    pub(super) fn public(&self, sender: &str, text: &str, own: bool, away: bool) -> String {
+    pub(super) fn public(
+        &self,
+        sender: &str,
+        text: &str,
+        own: bool,
+        away: bool,
+        marked: bool,
+    ) -> String {
         if let Some(action) = action(text) {
             return format!("{}{}", self.act(sender, own, action), self.away(away));
         }
@@ -38,7 +45,7 @@ impl Renderer {
             self.paint(BOLD_CYAN, &format!("<{}>", clean(sender)))
                 .into_owned()
         };
-        format!("{who} {}{}", clean(text), self.away(away))
+        format!("{who} {}{}", self.text(text, marked), self.away(away))
     }
 
     /// `[#class] alice: hello`.
@@ -49,6 +56,7 @@ impl Renderer {
         text: &str,
         own: bool,
         away: bool,
+        marked: bool,
     ) -> String {
         if let Some(action) = action(text) {
             return format!(
@@ -66,13 +74,19 @@ impl Renderer {
         format!(
             "{} {who}: {}{}",
             self.paint(BOLD_CYAN, &format!("[{}]", clean(group))),
-            clean(text),
+            self.text(text, marked),
             self.away(away)
         )
     }
 
     /// `[private from alice] hi`.
-    pub(super) fn private_from(&self, sender: &str, text: &str, away: bool) -> String {
+    pub(super) fn private_from(
+        &self,
+        sender: &str,
+        text: &str,
+        away: bool,
+        marked: bool,
+    ) -> String {
         let tag = format!("[private from {}]", clean(sender));
         if let Some(action) = action(text) {
             return format!(
@@ -85,7 +99,7 @@ impl Renderer {
         format!(
             "{} {}{}",
             self.paint(MAGENTA, &tag),
-            clean(text),
+            self.text(text, marked),
             self.away(away)
         )
     }

@@ -44,7 +44,13 @@ fn history_title(query: &Query, count: usize) -> String {
                 Some(nick) => format!(" from {}", clean(nick)),
                 None => String::new(),
             };
-            format!("search \"{}\"{from}: {found}, newest first", clean(words))
+            // Quotes typed mean nothing to the search (every word must
+            // match anyway) and would be doubled by the title's own.
+            let words = words.replace('"', "");
+            format!(
+                "search \"{}\"{from}: {found}, newest first",
+                clean(words.trim())
+            )
         }
     }
 }

@@ -19,7 +19,7 @@ use chrono::{DateTime, Local};
 
 use crate::session::Notice;
 
-pub use words::clean;
+pub use words::{clean, names};
 
 /// Renders notices, with ANSI colours or without.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,6 +35,9 @@ const YELLOW: &str = "\x1b[33m";
 const BOLD_YELLOW: &str = "\x1b[1;33m";
 const RED: &str = "\x1b[31m";
 const RESET: &str = "\x1b[0m";
+/// The text of a message that wants attention: a private one, or one
+/// that names us.
+const HIGHLIGHT: &str = "\x1b[1;35m";
 
 impl Renderer {
     /// Colour `text` if colours are on.
@@ -49,6 +52,12 @@ impl Renderer {
     /// One line, without a newline. `now` stamps notices the server did not
     /// time itself.
     pub fn line(&self, notice: &Notice, now: DateTime<Local>) -> String {
+        self.line_marked(notice, now, false)
+    }
+
+    /// Like [`Renderer::line`], with the message's text highlighted (when
+    /// colours are on) if `marked`.
+    pub fn line_marked(&self, notice: &Notice, now: DateTime<Local>, marked: bool) -> String {
         let at = notice
             .time()
             .and_then(|ms| DateTime::from_timestamp_millis(i64::try_from(ms).ok()?))
@@ -60,11 +69,20 @@ impl Renderer {
             "[%Y-%m-%d %H:%M:%S]"
         };
         let stamp = at.format(format).to_string();
-        format!("{} {}", self.paint(DIM, &stamp), self.body(notice))
+        format!("{} {}", self.paint(DIM, &stamp), self.body(notice, marked))
+    }
+
+    /// The message's text, highlighted if `marked`.
+    fn text<'a>(&self, text: &'a str, marked: bool) -> Cow<'a, str> {
+        if marked {
+            Cow::Owned(self.paint(HIGHLIGHT, &clean(text)).into_owned())
+        } else {
+            clean(text)
+        }
     }
 
     /// The line after the stamp: one arm per notice, worded by subject.
-    fn body(&self, notice: &Notice) -> String {
+    fn body(&self, notice: &Notice, marked: bool) -> String {
         use Notice::*;
         match notice {
             Public {
@@ -73,7 +91,7 @@ impl Renderer {
                 own,
                 away,
                 ..
-            } => self.public(sender, text, *own, *away),
+            } => self.public(sender, text, *own, *away, marked),
             Group {
                 group,
                 sender,
@@ -81,16 +99,23 @@ impl Renderer {
                 own,
                 away,
                 ..
-            } => self.group_message(group, sender, text, *own, *away),
+            } => self.group_message(group, sender, text, *own, *away, marked),
             PrivateFrom {
                 sender, text, away, ..
-            } => self.private_from(sender, text, *away),
+            } => self.private_from(sender, text, *away, marked),
             Announce { text, .. } => self.announce(text),
             PrivateTo {
                 receiver,
                 text,
                 number,
             } => self.private_to(receiver, text, *number),
+            PrivateSent {
+                receiver,
+                text,
+                number,
+                state,
+            } => self.private_sent(receiver, text, *number, *state),
+            States { stored, delivered } => self.states(stored, delivered),
             PublicPending { text, number } => self.public_pending(text, *number),
             Stored {
                 number,
@@ -134,7 +159,8 @@ impl Renderer {
             Left { departures, more } => self.left(departures, *more),
             Kicked { nick, reason } => self.kicked(nick, reason),
             Shutdown { reason } => self.shutdown(reason),
-            Online { users } => self.online(users),
+            Online { users, away } => self.online(users, away),
+            Away { text } => self.away_status(text.as_deref()),
             Error { reason } => self.error(reason),
             File { text } => self.file(text),
             Lost { reason } => self.lost(reason),

@@ -1,6 +1,8 @@
 //! The room: our arrival (welcome, a new account, what we missed), who
 //! else comes and goes, kicks, the server going down, who is online.
 
+use std::collections::BTreeMap;
+
 use chat_common::Departure;
 
 use super::words::{clean, enumerate, enumerate_all, plural};
@@ -75,8 +77,26 @@ impl Renderer {
     }
 
     /// `3 online: alice, bob, carol`.
-    pub(super) fn online(&self, users: &[String]) -> String {
-        let names: Vec<_> = users.iter().map(|u| clean(u)).collect();
+    /// `* 3 online: alice, ann (away: at lunch), bob`.
+    /// `* you are away: at lunch`, `* you are back`.
+    pub(super) fn away_status(&self, text: Option<&str>) -> String {
+        match text {
+            Some(text) => self.system(&format!(
+                "you are away: {} (others see it in !online; !away alone: back)",
+                clean(text)
+            )),
+            None => self.system("you are back"),
+        }
+    }
+
+    pub(super) fn online(&self, users: &[String], away: &BTreeMap<String, String>) -> String {
+        let names: Vec<_> = users
+            .iter()
+            .map(|u| match away.get(u) {
+                Some(text) => format!("{} (away: {})", clean(u), clean(text)),
+                None => clean(u).into_owned(),
+            })
+            .collect();
         self.system(&format!("{} online: {}", users.len(), names.join(", ")))
     }
 }

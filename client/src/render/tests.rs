@@ -4,7 +4,7 @@ use chat_common::Departure;
 use chrono::{DateTime, Local, TimeZone};
 
 use super::{clean, Renderer};
-use crate::session::{Notice, Query};
+use crate::session::{Mark, Notice, Query};
 
 fn departure(nick: &str, reason: &str) -> Departure {
     Departure {
@@ -35,6 +35,65 @@ fn formats() {
                 number: 3,
             },
             "[12:00:00] [private to bob] hi (#3 pending)",
+        ),
+        (
+            Notice::PrivateSent {
+                receiver: s("bob"),
+                text: s("hi"),
+                number: 3,
+                state: Mark::Pending,
+            },
+            "[12:00:00] [private to bob] hi (#3 pending…)",
+        ),
+        (
+            Notice::PrivateSent {
+                receiver: s("bob"),
+                text: s("hi"),
+                number: 3,
+                state: Mark::Stored,
+            },
+            "[12:00:00] [private to bob] hi (#3 ✓ stored)",
+        ),
+        (
+            Notice::PrivateSent {
+                receiver: s("bob"),
+                text: s("hi"),
+                number: 3,
+                state: Mark::Offline,
+            },
+            "[12:00:00] [private to bob] hi (#3 ✓ stored, bob is offline)",
+        ),
+        (
+            Notice::PrivateSent {
+                receiver: s("bob"),
+                text: s("hi"),
+                number: 3,
+                state: Mark::Delivered,
+            },
+            "[12:00:00] [private to bob] hi (#3 ✓✓ delivered)",
+        ),
+        (
+            Notice::PrivateSent {
+                receiver: s("bob"),
+                text: s("hi"),
+                number: 3,
+                state: Mark::Refused,
+            },
+            "[12:00:00] [private to bob] hi (#3 not sent)",
+        ),
+        (
+            Notice::States {
+                stored: vec![5],
+                delivered: vec![3, 4],
+            },
+            "[12:00:00] * stored ✓: #5; delivered ✓✓: #3 #4",
+        ),
+        (
+            Notice::States {
+                stored: vec![],
+                delivered: vec![3],
+            },
+            "[12:00:00] * delivered ✓✓: #3",
         ),
         (
             Notice::PublicPending {
@@ -141,6 +200,16 @@ fn formats() {
             "[12:00:00] * search \"exam date\" from prof: 0 messages, newest first",
         ),
         (
+            Notice::HistoryStart {
+                query: Query::Search {
+                    words: s("\"exam date\""),
+                    from: None,
+                },
+                count: 2,
+            },
+            "[12:00:00] * search \"exam date\": 2 messages, newest first",
+        ),
+        (
             Notice::Welcome {
                 nick: s("alice"),
                 online: three.clone(),
@@ -208,9 +277,19 @@ fn formats() {
             "[12:00:00] * server is shutting down: bye all",
         ),
         (
-            Notice::Online { users: three },
-            "[12:00:00] * 3 online: alice, bob, carol",
+            Notice::Online {
+                users: three,
+                away: [(s("bob"), s("at lunch"))].into(),
+            },
+            "[12:00:00] * 3 online: alice, bob (away: at lunch), carol",
         ),
+        (
+            Notice::Away {
+                text: Some(s("at lunch")),
+            },
+            "[12:00:00] * you are away: at lunch (others see it in !online; !away alone: back)",
+        ),
+        (Notice::Away { text: None }, "[12:00:00] * you are back"),
         (
             Notice::Error {
                 reason: s("bob is not online"),

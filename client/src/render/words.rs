@@ -47,6 +47,22 @@ pub(super) fn plural(n: usize, noun: &str) -> String {
     }
 }
 
+/// Whether `text` names `nick` as a word, without regard to case: not
+/// inside a longer word (`bobby` does not name bob), but next to
+/// punctuation (`bob:`, `@bob`, `bob?`).
+pub fn names(text: &str, nick: &str) -> bool {
+    let (text, nick) = (text.to_lowercase(), nick.to_lowercase());
+    if nick.is_empty() {
+        return false;
+    }
+    let part = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    text.match_indices(&nick).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + nick.len()..].chars().next();
+        !before.is_some_and(part) && !after.is_some_and(part)
+    })
+}
+
 /// Whether `c` must be shown escaped rather than printed: controls, and
 /// the invisible characters that can make a line look like something it is
 /// not (bidirectional overrides that reorder what follows, zero-width

@@ -150,6 +150,9 @@ impl Session {
         for entry in self.outbox.unsent() {
             updates.push(Update::Send(self.send_entry(&entry.cid)));
         }
+        if again {
+            updates.extend(self.away_again().map(Update::Send));
+        }
         for question in std::mem::take(&mut self.questions) {
             updates.push(Update::Send(self.question(question)));
         }

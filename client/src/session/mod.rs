@@ -30,7 +30,7 @@ mod questions;
 mod testing;
 
 use login::Welcome;
-pub use notice::{Notice, Query};
+pub use notice::{Mark, Notice, Query};
 
 /// Why the session ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,6 +107,12 @@ enum Pending {
         cid: String,
     },
     Online,
+    /// `!away`; `again` when re-said after a reconnect (a new login is
+    /// back), which is not shown.
+    Away {
+        text: Option<String>,
+        again: bool,
+    },
     /// `online` asked for the roster, not by the user: answered silently.
     Refresh,
     History {
@@ -142,6 +148,7 @@ impl Pending {
         matches!(
             self,
             Pending::Online
+                | Pending::Away { .. }
                 | Pending::History { .. }
                 | Pending::Group(GroupOp::List | GroupOp::Members { .. })
         )
@@ -172,6 +179,8 @@ pub struct Session {
     /// after it (asked for with `more` once this page is read).
     page_frames: u32,
     page_left: u32,
+    /// Our away text, as last stored: said again after a reconnect.
+    away: Option<String>,
 }
 
 impl Session {
@@ -194,6 +203,7 @@ impl Session {
             outbox,
             page_frames: 0,
             page_left: 0,
+            away: None,
         }
     }
 
@@ -304,7 +314,7 @@ impl Session {
                 time,
                 away,
             } => self.on_message(seq, sender, receiver, text, time, away),
-            ServerFrame::Online { id, users, .. } => self.on_online(id, users),
+            ServerFrame::Online { id, users, away } => self.on_online(id, users, away),
             ServerFrame::History { id, messages } => self.on_history(id, messages),
             ServerFrame::Group {
                 id,
@@ -354,6 +364,14 @@ impl Session {
             Some(Pending::Message { cid }) => self.on_stored(&cid, offline),
             Some(Pending::Bye) => vec![Update::Ended(Ending::Left)],
             Some(Pending::Group(GroupOp::Leave { name })) => self.on_group_left(&name),
+            Some(Pending::Away { text, again }) => {
+                self.away = text.clone();
+                if again {
+                    vec![]
+                } else {
+                    vec![Show(Notice::Away { text })]
+                }
+            }
             Some(Pending::Password { new }) => {
                 if let Some(credentials) = &mut self.credentials {
                     credentials.password = new.0;

@@ -1,6 +1,8 @@
 //! What happened, for people: the session (and the network thread, for the
 //! connection) says it as a [`Notice`]; `render` decides how it looks.
 
+use std::collections::BTreeMap;
+
 use chat_common::protocol::GroupInfo;
 use chat_common::Departure;
 
@@ -60,6 +62,20 @@ pub enum Notice {
         receiver: String,
         text: String,
         number: u64,
+    },
+    /// Interactive mode: our private message with the state it reached
+    /// while the line was held back, so that one line says it all.
+    PrivateSent {
+        receiver: String,
+        text: String,
+        number: u64,
+        state: Mark,
+    },
+    /// Interactive mode: later states of our messages already shown,
+    /// gathered into one line.
+    States {
+        stored: Vec<u64>,
+        delivered: Vec<u64>,
     },
     /// Our public message, typed while not connected: it waits in the
     /// outbox (typed while connected, its echo is what shows it).
@@ -133,8 +149,14 @@ pub enum Notice {
     Shutdown {
         reason: String,
     },
+    /// `away`: who of `users` is away, and why.
     Online {
         users: Vec<String>,
+        away: BTreeMap<String, String>,
+    },
+    /// The server has our `!away` (`None`: we are back).
+    Away {
+        text: Option<String>,
     },
     /// The start of an answer to `!history` or `!search`: what was asked,
     /// and how many [`Notice::Past`] lines follow.
@@ -181,6 +203,17 @@ pub enum Notice {
     GaveUp {
         after: u64,
     },
+}
+
+/// How far one of our private messages got, for [`Notice::PrivateSent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mark {
+    Pending,
+    Stored,
+    /// Stored for someone who is not connected.
+    Offline,
+    Delivered,
+    Refused,
 }
 
 /// What a history answer was asked for, to title it.

@@ -1,6 +1,8 @@
 //! Questions to the server — who is online, history, search — asked now
 //! or, without a connection, after the next welcome; and their answers.
 
+use std::collections::BTreeMap;
+
 use chat_common::protocol::DEFAULT_HISTORY;
 use chat_common::{Request, Stored};
 
@@ -37,6 +39,10 @@ impl Session {
                 limit: limit.unwrap_or(DEFAULT_HISTORY),
             },
             Pending::Group(op) => op.request(id),
+            Pending::Away { text, .. } => Request::Away {
+                id,
+                text: text.clone(),
+            },
             _ => Request::Online { id },
         };
         let id = self.track(what.clone());
@@ -45,6 +51,25 @@ impl Session {
 
     pub fn online(&mut self) -> Option<Request> {
         self.ask(Pending::Online)
+    }
+
+    /// `!away [text]`: sent now, or after the next welcome.
+    pub fn away(&mut self, text: Option<String>) -> Option<Request> {
+        self.ask(Pending::Away { text, again: false })
+    }
+
+    /// After a reconnect: the away text again, quietly, as the new login
+    /// is back; unless an `!away` typed meanwhile is about to say it.
+    pub(super) fn away_again(&mut self) -> Option<Request> {
+        let typed = self
+            .questions
+            .iter()
+            .any(|q| matches!(q, Pending::Away { .. }));
+        let text = self.away.clone().filter(|_| !typed)?;
+        Some(self.question(Pending::Away {
+            text: Some(text),
+            again: true,
+        }))
     }
 
     /// `!history [nick] [N]`.
@@ -77,7 +102,12 @@ impl Session {
     }
 
     /// The answer to `online`, whoever asked: the roster is current.
-    pub(super) fn on_online(&mut self, id: u64, users: Vec<String>) -> Vec<Update> {
+    pub(super) fn on_online(
+        &mut self,
+        id: u64,
+        users: Vec<String>,
+        away: BTreeMap<String, String>,
+    ) -> Vec<Update> {
         let silent = self.pending.remove(&id) == Some(Pending::Refresh);
         {
             let mut roster = self.roster.lock();
@@ -87,7 +117,7 @@ impl Session {
         if silent {
             vec![]
         } else {
-            vec![Update::Show(Notice::Online { users })]
+            vec![Update::Show(Notice::Online { users, away })]
         }
     }
 
@@ -120,7 +150,7 @@ impl Session {
 mod tests {
     use chat_common::{Request, ServerFrame, Stored};
 
-    use crate::session::testing::{logged_in, s, say, sent, welcome};
+    use crate::session::testing::{ack, logged_in, s, say, sent, welcome};
     use crate::session::{Notice, Query, Update};
 
     /// Questions lost with a connection, or asked without one, are asked
@@ -218,5 +248,48 @@ mod tests {
         assert_eq!(roster.lock().online().len(), 32);
         assert!(!roster.lock().stale);
         assert_eq!(session.refresh(), None);
+    }
+
+    /// `!away` says so once stored, and lasts across a reconnect: the new
+    /// login is back, so the client says it again, quietly.
+    #[test]
+    fn away_is_said_and_said_again_after_a_reconnect() {
+        let (mut session, _) = logged_in("alice", &["alice"]);
+        let Some(Request::Away { id, text }) = session.away(Some(s("at lunch"))) else {
+            panic!("an away request");
+        };
+        assert_eq!(text.as_deref(), Some("at lunch"));
+        assert_eq!(
+            session.on_frame(ack(id)),
+            [Update::Show(Notice::Away {
+                text: Some(s("at lunch"))
+            })]
+        );
+        session.disconnected();
+        let Some(Request::Login { id, .. }) = session.relogin() else {
+            panic!("a relogin");
+        };
+        let updates = session.on_frame(welcome(id, "alice", &["alice"]));
+        let [Request::Away { id, text }] = &sent(&updates)[..] else {
+            panic!("the away again: {updates:?}");
+        };
+        assert_eq!(text.as_deref(), Some("at lunch"));
+        assert_eq!(session.on_frame(ack(*id)), [], "quietly");
+        // Back: nothing to say again.
+        let Some(Request::Away { id, text: None }) = session.away(None) else {
+            panic!("a back request");
+        };
+        assert_eq!(
+            session.on_frame(ack(id)),
+            [Update::Show(Notice::Away { text: None })]
+        );
+        session.disconnected();
+        let Some(Request::Login { id, .. }) = session.relogin() else {
+            panic!("a relogin");
+        };
+        assert_eq!(
+            sent(&session.on_frame(welcome(id, "alice", &["alice"]))),
+            []
+        );
     }
 }

@@ -25,32 +25,35 @@ fn a_group_is_created_posted_to_and_completed() {
     client.nick("bob").env("NO_COLOR", Some("1"));
     let mut term = Term::spawn(&client);
     term.expect("* welcome, bob — 3 online: alice, bob, carol");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
 
     // Completion: the command, its subcommand, then nicknames.
     for (keys, line) in [
-        ("!gr\t", ">> !group "),
-        ("!group cr\t", ">> !group create "),
-        ("!group create class al\t", ">> !group create class alice "),
+        ("!gr\t", "bob >> !group "),
+        ("!group cr\t", "bob >> !group create "),
+        (
+            "!group create class al\t",
+            "bob >> !group create class alice ",
+        ),
     ] {
         term.type_keys(keys);
         term.expect_editing(line);
         term.type_keys("\x15");
-        term.expect_editing(">> ");
+        term.expect_editing("bob >> ");
     }
     term.type_keys("!group create class alice\r");
     term.expect("* created #class (private, 2 members, owner bob): alice, bob; online: alice, bob");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
     // Now the group's name completes too.
     for (keys, line) in [
-        ("!group mem\t", ">> !group members "),
-        ("!group members cl\t", ">> !group members class "),
-        ("!group add class c\t", ">> !group add class carol "),
+        ("!group mem\t", "bob >> !group members "),
+        ("!group members cl\t", "bob >> !group members class "),
+        ("!group add class c\t", "bob >> !group add class carol "),
     ] {
         term.type_keys(keys);
         term.expect_editing(line);
         term.type_keys("\x15");
-        term.expect_editing(">> ");
+        term.expect_editing("bob >> ");
     }
 
     // `#name message` from a pipe-mode member reaches every member.

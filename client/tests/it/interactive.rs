@@ -29,7 +29,7 @@ fn bob(server: &Server, no_color: bool) -> Term {
     }
     let term = Term::spawn(&client);
     term.expect("* welcome, bob — 2 online: alice, bob");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
     term
 }
 
@@ -39,7 +39,7 @@ fn bob_with(server: &Server, args: &[&str]) -> Term {
     client.nick("bob").args(args).env("NO_COLOR", Some("1"));
     let term = Term::spawn(&client);
     term.expect("* welcome, bob — 2 online: alice, bob");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
     term
 }
 
@@ -56,36 +56,192 @@ fn chat_complete_and_leave() {
     term.type_keys("hello from the pty\r");
     alice.expect("<bob> hello from the pty");
     term.expect("<bob (you)> hello from the pty");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
 
     alice.send("hi bob");
     term.expect("<alice> hi bob");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
 
     // A line being typed is redrawn below what arrives meanwhile.
     term.type_keys("half typ");
-    term.expect_editing(">> half typ");
+    term.expect_editing("bob >> half typ");
     alice.send("interruption");
     term.expect("<alice> interruption");
-    term.expect_editing(">> half typ");
+    term.expect_editing("bob >> half typ");
     term.type_keys("ed\r");
     alice.expect("<bob> half typed");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
 
     term.type_keys("!pr");
-    term.expect_editing(">> !pr");
+    term.expect_editing("bob >> !pr");
     term.type_keys("\t");
-    term.expect_editing(">> !private ");
+    term.expect_editing("bob >> !private ");
     term.type_keys("a\t");
-    term.expect_editing(">> !private alice ");
+    term.expect_editing("bob >> !private alice ");
     term.type_keys("see you at 10\r");
     alice.expect("[private from bob] see you at 10");
     term.expect("[private to alice] see you at 10");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
 
     term.type_keys("!bye\r");
     term.assert_exit(0);
     alice.expect("* bob left (quit)");
+}
+
+/// What is typed shows once: a message's typed line gives way to its
+/// echo, and a private message is one line that says how far it got —
+/// delivered to someone online, stored for someone offline — with a later
+/// delivery gathered into a `* delivered` line.
+#[test]
+fn a_message_typed_shows_once_with_its_state() {
+    let server = Server::start(false);
+    server.client().nick("carol").run("").assert_code(0);
+    // Her leaving is announced (every 100 ms) before bob is there to see it.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let mut alice = join(&server, "alice");
+    let mut term = bob(&server, true);
+    alice.expect("* bob joined");
+
+    term.type_keys("hello all\r");
+    term.expect("<bob (you)> hello all");
+    term.expect_editing("bob >> ");
+    term.type_keys("!private alice see you at 10\r");
+    alice.expect("[private from bob] see you at 10");
+    term.expect("[private to alice] see you at 10 (#2 ✓✓ delivered)");
+    term.expect_editing("bob >> ");
+    term.type_keys("!private carol are you there?\r");
+    term.expect("[private to carol] are you there? (#3 ✓ stored, carol is offline)");
+    term.expect_editing("bob >> ");
+    let mut carol = join(&server, "carol");
+    carol.expect("[private from bob] are you there? (while you were away)");
+    term.expect("* delivered ✓✓: #3");
+    term.expect_editing("bob >> ");
+
+    let text = term.text();
+    for typed in ["hello all", "see you at 10", "are you there?"] {
+        assert_eq!(text.matches(typed).count(), 1, "{typed:?} once:\n{text}");
+    }
+    assert!(!text.contains(">> hello"), "{text}");
+    assert!(!text.contains("* #"), "no line per state:\n{text}");
+    term.type_keys("!bye\r");
+    term.assert_exit(0);
+}
+
+/// The prompt says who you are and how many private messages came since
+/// you last typed a line with the count in sight; with nothing typed it
+/// is redrawn at once, else on the next line. `!away` shows there too.
+#[test]
+fn the_prompt_shows_the_status() {
+    let server = Server::start(false);
+    let mut alice = join(&server, "alice");
+    let mut term = bob(&server, true);
+    alice.expect("* bob joined");
+    alice.send("!private bob one");
+    term.expect("[private from alice] one");
+    term.expect_editing("bob [1 private] >> ");
+    alice.send("!private bob two");
+    term.expect("[private from alice] two");
+    term.expect_editing("bob [2 private] >> ");
+
+    // Half a line typed: the prompt stays as it was drawn.
+    term.type_keys("!away at lun");
+    term.expect_editing("bob [2 private] >> !away at lun");
+    alice.send("!private bob three");
+    term.expect("[private from alice] three");
+    term.expect_editing("bob [2 private] >> !away at lun");
+    // The two in sight are read; the third came meanwhile.
+    term.type_keys("ch\r");
+    term.expect("* you are away: at lunch");
+    term.expect_editing("bob (away) [1 private] >> ");
+    term.type_keys("\r");
+    term.expect_editing("bob (away) >> ");
+    term.type_keys("/away\r");
+    term.expect("* you are back");
+    term.expect_editing("bob >> ");
+    term.type_keys("!bye\r");
+    term.assert_exit(0);
+}
+
+/// A message naming bob (as a word, any case) and a private one stand
+/// out: highlighted, and one BEL each through the printer; others do not.
+/// `--bell off` keeps the highlight and rings nothing.
+#[test]
+fn mentions_and_private_messages_stand_out() {
+    let server = Server::start(false);
+    let mut alice = join(&server, "alice");
+    for bell in [true, false] {
+        let mut client = server.client();
+        client.nick("bob");
+        if !bell {
+            client.args(["--bell", "off"]);
+        }
+        let mut term = Term::spawn(&client);
+        term.expect("* welcome, bob — 2 online: alice, bob");
+        term.expect_editing("bob >> ");
+        alice.expect("* bob joined");
+        let bells = |term: &Term| term.raw().iter().filter(|b| **b == 0x07).count();
+        alice.send("bobby is not you");
+        term.expect("<alice> bobby is not you");
+        alice.send("BOB: lunch?");
+        term.expect("<alice> BOB: lunch?");
+        alice.send("!private bob just you");
+        term.expect("[private from alice] just you");
+        term.expect_editing("bob [1 private] >> ");
+        let raw = String::from_utf8_lossy(&term.raw()).into_owned();
+        assert!(
+            raw.contains("\x1b[1;36m<alice>\x1b[0m bobby is not you"),
+            "{raw:?}"
+        );
+        assert!(!raw.contains("\x1b[1;35mbobby"), "{raw:?}");
+        assert!(
+            raw.contains("\x1b[1;36m<alice>\x1b[0m \x1b[1;35mBOB: lunch?\x1b[0m"),
+            "{raw:?}"
+        );
+        assert!(raw.contains("\x1b[1;35mjust you\x1b[0m"), "{raw:?}");
+        assert_eq!(bells(&term), if bell { 2 } else { 0 }, "{raw:?}");
+        term.type_keys("!bye\r");
+        term.assert_exit(0);
+        alice.expect("* bob left (quit)");
+    }
+}
+
+/// A pasted block (bracketed paste) is sent line by line as if typed; more
+/// than five lines only when confirmed.
+#[test]
+fn a_big_paste_asks_first() {
+    let server = Server::start_with(false, support::UNTHROTTLED);
+    let mut alice = join(&server, "alice");
+    let mut term = bob(&server, true);
+    alice.expect("* bob joined");
+    let paste = |n: usize, tag: &str| {
+        let lines: Vec<String> = (1..=n).map(|i| format!("{tag} {i}")).collect();
+        format!("\x1b[200~{}\x1b[201~\r", lines.join("\r"))
+    };
+    term.type_keys(&paste(12, "big"));
+    term.expect_editing("send 12 lines? [y/N] ");
+    term.type_keys("n\r");
+    term.expect("* 12 pasted lines not sent");
+    term.expect_editing("bob >> ");
+    term.type_keys(&paste(3, "small"));
+    for i in 1..=3 {
+        alice.expect(&format!("<bob> small {i}"));
+    }
+    term.expect("<bob (you)> small 3");
+    term.expect_editing("bob >> ");
+    term.type_keys(&paste(6, "six"));
+    term.expect_editing("send 6 lines? [y/N] ");
+    term.type_keys("y\r");
+    for i in 1..=6 {
+        alice.expect(&format!("<bob> six {i}"));
+    }
+    term.expect("<bob (you)> six 6");
+    term.type_keys("!bye\r");
+    term.assert_exit(0);
+    assert!(
+        !alice.stdout.text().contains("big "),
+        "{}",
+        alice.transcript()
+    );
 }
 
 /// Local commands answer on the terminal and send nothing.
@@ -117,7 +273,7 @@ fn local_commands() {
     for (line, answer) in cases {
         term.type_keys(&format!("{line}\r"));
         term.expect(answer);
-        term.expect_editing(">> ");
+        term.expect_editing("bob >> ");
     }
     term.type_keys("done\r");
     alice.expect("<bob> done");
@@ -155,7 +311,7 @@ fn slash_lines_are_never_sent_to_everyone() {
     term.expect(" * bob (you) waves");
     term.type_keys("//etc/hosts is a file\r");
     alice.expect("<bob> /etc/hosts is a file");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
     let public: Vec<_> = alice
         .stdout
         .all()
@@ -177,16 +333,16 @@ fn ctrl_c_clears_a_half_typed_line() {
     let mut term = bob(&server, true);
     alice.expect("* bob joined");
     term.type_keys("half typed");
-    term.expect_editing(">> half typed");
+    term.expect_editing("bob >> half typed");
     term.type_keys("\x03");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
     term.type_keys("\x19");
-    term.expect_editing(">> half typed");
+    term.expect_editing("bob >> half typed");
     term.type_keys("\x03");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
     term.type_keys("still here\r");
     alice.expect("<bob> still here");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
     term.type_keys("\x03");
     term.assert_exit(0);
     alice.expect("* bob left (quit)");
@@ -255,7 +411,7 @@ fn hidden_password_prompt() {
     term.type_keys("s3cret-typed\r");
     term.expect("* account bob created");
     term.expect("* welcome, bob — 2 online: alice, bob");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
     alice.expect("* bob joined");
     let raw = String::from_utf8_lossy(&term.raw()).into_owned();
     assert!(!raw.contains("s3cret"), "{raw:?}");
@@ -310,7 +466,7 @@ fn a_new_account_and_a_new_password_are_typed_twice() {
     term.expect_editing("the same password again: ");
     term.type_keys("xyz\r");
     term.expect("* account carol created");
-    term.expect_editing(">> ");
+    term.expect_editing("carol >> ");
 
     term.type_keys("!password\r");
     term.expect_editing("current password: ");
@@ -320,7 +476,7 @@ fn a_new_account_and_a_new_password_are_typed_twice() {
     term.expect_editing("the same password again: ");
     term.type_keys("n3w-pass\r");
     term.expect("* password changed: log in with the new one from now on");
-    term.expect_editing(">> ");
+    term.expect_editing("carol >> ");
     let raw = String::from_utf8_lossy(&term.raw()).into_owned();
     assert!(!raw.contains("n3w-pass") && !raw.contains("xyz"), "{raw:?}");
     term.type_keys("!bye\r");
@@ -407,7 +563,7 @@ fn the_server_ends_the_session() {
         let _alice = join(&server, "alice");
         let mut term = bob_with(&server, &["--reconnect-for", "0"]);
         term.type_keys("half a li");
-        term.expect_editing(">> half a li");
+        term.expect_editing("bob >> half a li");
         match end {
             End::Kick => server.admin("/kick bob spam"),
             End::Quit => server.admin("/quit"),
@@ -431,52 +587,75 @@ fn completion_and_history() {
     client.nick("bob").env("NO_COLOR", Some("1"));
     let mut term = Term::spawn(&client);
     term.expect("* welcome, bob — 3 online: albert, alice, bob");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
     // Ctrl-U clears the line between cases.
     let cases = [
-        ("!o\t", ">> !online"),
-        ("!he\t", ">> !help"),
-        ("!private ali\t", ">> !private alice "),
-        ("!private alb\t", ">> !private albert "),
-        ("!private b\t", ">> !private b"),
-        ("!send alb\t", ">> !send albert "),
-        ("hello ali\t", ">> hello ali"),
-        ("!hi\t", ">> !history "),
-        ("!history ali\t", ">> !history alice "),
-        ("!sea\t", ">> !search "),
-        ("!search exam from:alb\t", ">> !search exam from:albert "),
+        ("!o\t", "bob >> !online"),
+        ("!he\t", "bob >> !help"),
+        ("!private ali\t", "bob >> !private alice "),
+        ("!private alb\t", "bob >> !private albert "),
+        ("!private b\t", "bob >> !private b"),
+        ("!send alb\t", "bob >> !send albert "),
+        ("hello ali\t", "bob >> hello alice "),
+        ("ali\t", "bob >> alice: "),
+        ("hello Alb\t", "bob >> hello albert "),
+        ("!hi\t", "bob >> !history "),
+        ("!history ali\t", "bob >> !history alice "),
+        ("!sea\t", "bob >> !search "),
+        (
+            "!search exam from:alb\t",
+            "bob >> !search exam from:albert ",
+        ),
     ];
     for (keys, line) in cases {
         term.type_keys(keys);
         term.expect_editing(line);
         term.type_keys("\x15");
-        term.expect_editing(">> ");
+        term.expect_editing("bob >> ");
     }
+    // Ambiguous: the first Tab completes what the candidates share, the
+    // second lists them under the line, which stays as typed.
+    term.type_keys("hi a\t");
+    term.expect_editing("bob >> hi al");
+    term.type_keys("\t");
+    term.wait_until("the candidates listed", |s| {
+        s.text().lines().any(|l| l.trim_end() == "albert  alice") && s.editing("bob >> hi al")
+    });
+    term.type_keys("\x15");
+    term.expect_editing("bob >> ");
+    // A group of ours, anywhere in a line.
+    term.type_keys("!group create lab\r");
+    term.expect("* created #lab");
+    term.expect_editing("bob >> ");
+    term.type_keys("see #l\t");
+    term.expect_editing("bob >> see #lab ");
+    term.type_keys("\x15");
+    term.expect_editing("bob >> ");
     // The nicknames follow who joins and leaves.
     drop(albert);
     term.expect("* albert left (");
     let _carl = join(&server, "carl");
     term.expect("* carl joined");
     for (keys, line) in [
-        ("!private al\t", ">> !private alice "),
-        ("!private c\t", ">> !private carl "),
+        ("!private al\t", "bob >> !private alice "),
+        ("!private c\t", "bob >> !private carl "),
     ] {
         term.type_keys(keys);
         term.expect_editing(line);
         term.type_keys("\x15");
-        term.expect_editing(">> ");
+        term.expect_editing("bob >> ");
     }
 
     term.type_keys("first line\r");
     alice.expect("<bob> first line");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
     term.type_keys("second line\r");
     alice.expect("<bob> second line");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
     term.type_keys("\x1b[A");
-    term.expect_editing(">> second line");
+    term.expect_editing("bob >> second line");
     term.type_keys("\x1b[A");
-    term.expect_editing(">> first line");
+    term.expect_editing("bob >> first line");
     term.type_keys("\r");
     alice.expect("<bob> first line");
     term.type_keys("!bye\r");
@@ -539,7 +718,7 @@ fn a_crowd_is_counted_and_completion_still_knows_everyone() {
     client.nick("bob").env("NO_COLOR", Some("1"));
     let mut term = Term::spawn(&client);
     term.expect("* welcome, bob — 1 online: bob");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
     // Twenty names that come first however the server orders them, by
     // name or by arrival; zed, last either way, is the one counted.
     let mut nicks: Vec<String> = ["a", "b"]
@@ -565,18 +744,18 @@ fn a_crowd_is_counted_and_completion_still_knows_everyone() {
 
     // Nothing to offer yet: this Tab asks for the list.
     term.type_keys("!private z\t");
-    term.expect_editing(">> !private z");
+    term.expect_editing("bob >> !private z");
     term.type_keys("\x15");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
     // The echo of a message follows its ack, which follows the answer to
     // the refresh the client sent before it.
     term.type_keys("sync\r");
     term.expect("<bob (you)> sync");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
     term.type_keys("!private z\t");
-    term.expect_editing(">> !private zed ");
+    term.expect_editing("bob >> !private zed ");
     term.type_keys("\x15");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
     let text = term.text();
     assert_eq!(
         text.matches(" online").count(),
@@ -617,16 +796,18 @@ fn reconnects_by_itself() {
         .env("NO_COLOR", Some("1"));
     let mut term = Term::spawn(&client);
     term.expect("* welcome, bob — 2 online: alice, bob");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
     alice.send("before");
     term.expect("<alice> before");
 
     proxy.hold();
     proxy.cut();
     term.expect("! connection lost — reconnecting…");
+    // The prompt says so, redrawn at once as nothing is typed.
+    term.expect_editing("bob (reconnecting) >> ");
     term.type_keys("typed offline\r");
     term.expect("[to everyone] typed offline (#1 pending)");
-    term.expect_editing(">> ");
+    term.expect_editing("bob (reconnecting) >> ");
     alice.send("meanwhile");
     alice.expect("<alice (you)> meanwhile");
     proxy.release();
@@ -634,7 +815,7 @@ fn reconnects_by_itself() {
     term.expect("<alice> meanwhile");
     term.expect("<bob (you)> typed offline");
     alice.expect("<bob> typed offline");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
 
     // The proxy forwards to the same address, where the server comes back.
     server.restart(true);
@@ -644,7 +825,7 @@ fn reconnects_by_itself() {
     term.type_keys("!history 3\r");
     term.expect("* history: last 3 messages to everyone");
     term.expect("| <you> typed offline");
-    term.expect_editing(">> ");
+    term.expect_editing("bob >> ");
     // Shown once each as they came (the history lines are `| <alice> …`).
     let text = term.text();
     assert_eq!(text.matches("] <alice> before").count(), 1, "{text}");
@@ -676,7 +857,20 @@ fn a_big_download_shows_a_progress_bar_above_the_prompt() {
         "* received {} (25165824 bytes, SHA-256 verified)",
         downloads.join("big.bin").display()
     ));
-    term.expect_editing(">> half typ");
+    term.expect_editing("bob >> half typ");
+    // Stamped like every other line.
+    let text = term.text();
+    let bars: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("receiving big.bin ["))
+        .collect();
+    assert!(!bars.is_empty(), "{text}");
+    for bar in bars {
+        assert!(
+            bar.starts_with('[') && body(bar).starts_with("* receiving big.bin ["),
+            "{text}"
+        );
+    }
     assert_eq!(std::fs::read(downloads.join("big.bin")).unwrap(), bytes);
     alice.expect("* bob accepted big.bin (file 1)");
     let alice = alice.finish();
@@ -702,15 +896,15 @@ fn completion_of_offers_nicknames_and_paths() {
     term.expect("* alice offers you notes.txt (9 bytes): !accept 1 [dir] or !reject 1");
     // The editor cycles through candidates on Tab: the command is typed out.
     term.type_keys("!reject \t");
-    term.expect_editing(">> !reject 1 ");
+    term.expect_editing("bob >> !reject 1 ");
     term.type_keys("\r");
     alice.expect("* bob rejected notes.txt (file 1)");
 
     term.type_keys("!send al\t");
-    term.expect_editing(">> !send alice ");
+    term.expect_editing("bob >> !send alice ");
     term.type_keys(&format!("{}/sl\t", temp.path().display()));
     term.expect_editing(&format!(
-        ">> !send alice {}/slides.pdf",
+        "bob >> !send alice {}/slides.pdf",
         temp.path().display()
     ));
     term.type_keys("\r");

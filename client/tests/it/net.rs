@@ -287,7 +287,13 @@ fn a_long_online_answer_is_read() {
     fake.join().unwrap();
     let notices = recorder.0.lock().clone();
     assert_eq!(notices.len(), 2, "{:?}", notices.last());
-    assert_eq!(notices[1], Notice::Online { users });
+    assert_eq!(
+        notices[1],
+        Notice::Online {
+            users,
+            away: Default::default()
+        }
+    );
 }
 
 /// Waits until the client has shown a notice matching `pred`.

@@ -48,6 +48,27 @@ fn a_piped_line_is_posted() {
     }
 }
 
+/// `!away text` is said, others see it in `!online` until `/away` alone
+/// says back; a text over 200 bytes is refused by the server.
+#[test]
+fn away_shows_in_online_until_back() {
+    let server = Server::start(false);
+    let mut ann = join(&server, "ann");
+    let mut bob = arrive(&server, "bob", &mut ann);
+    ann.send("!away at lunch");
+    ann.expect("* you are away: at lunch (others see it in !online; !away alone: back)");
+    bob.send("!online");
+    bob.expect("* 2 online: ann (away: at lunch), bob");
+    ann.send("/away");
+    ann.expect("* you are back");
+    bob.send("!online");
+    bob.expect("* 2 online: ann, bob");
+    ann.send(&format!("!away {}", "x".repeat(201)));
+    ann.expect_that("the refusal", |l| l.starts_with("! "));
+    bob.send("!online");
+    bob.expect("* 2 online: ann, bob");
+}
+
 /// 200 lines piped at once all arrive, in order, before the bot leaves.
 #[test]
 fn many_lines_arrive_in_order() {
