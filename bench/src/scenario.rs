@@ -326,7 +326,7 @@ fn cpu_per(
     match before.zip(after) {
         Some((b, a)) if count > 0 => {
             let per = a.saturating_sub(b).as_secs_f64() * scale / count as f64;
-            ((per * 100.0).round() / 100.0).into()
+            ((per * 10.0).round() / 10.0).into()
         }
         _ => serde_json::Value::Null,
     }

@@ -27,6 +27,11 @@ fn rows(scenario: &str, transport: &str) -> Vec<(&'static str, &'static str, Goa
             ("duplicates", "duplicates", Zero),
             ("disconnected", "clients dropped", Zero),
             ("server_cpu_pct", "server CPU, % of a core", None),
+            (
+                "server_cpu_ns_per_delivery",
+                "server CPU per delivery, ns",
+                None,
+            ),
             ("bench_cpu_pct", "chat-bench CPU, % of a core", None),
         ]);
         v
@@ -98,6 +103,11 @@ fn rows(scenario: &str, transport: &str) -> Vec<(&'static str, &'static str, Goa
             (
                 "server_cpu_connect_pct",
                 "server CPU while connecting, %",
+                None,
+            ),
+            (
+                "server_cpu_us_per_login",
+                "server CPU per connect+login, µs",
                 None,
             ),
             ("bench_cpu_pct", "chat-bench CPU, % of a core", None),
@@ -416,8 +426,8 @@ pub fn compare(ours: &str, redis: &str) -> anyhow::Result<String> {
             };
             let ratio_text = number(&ratio).map_or_else(|| "–".into(), show_ratio);
             let (target, met) = match goal {
-                Versus::RatioAtLeast(t) => (format!("≥ {t}×"), number(&ratio).map(|r| r >= t)),
-                Versus::RatioAtMost(t) => (format!("≤ {t}×"), number(&ratio).map(|r| r <= t)),
+                Versus::RatioAtLeast(t) => (format!("≥ {t:?}×"), number(&ratio).map(|r| r >= t)),
+                Versus::RatioAtMost(t) => (format!("≤ {t:?}×"), number(&ratio).map(|r| r <= t)),
                 Versus::OursBelow(t) => (format!("ours < {t}"), number(&a).map(|x| x < t)),
                 Versus::Zero => (
                     "0".into(),
