@@ -327,7 +327,9 @@ write_section() {
         echo "(no snapshots, no AOF: nothing Redis delivers is durable, where every"
         echo "message of ours is in SQLite before anyone gets it). Every client"
         echo "SUBSCRIBEs on one connection (to the room's channel; in pairs to its own),"
-        echo "every sender PUBLISHes on a second one; a PUBLISH reply is its ack."
+        echo "every sender PUBLISHes on a second one; a PUBLISH reply is its ack. A"
+        echo "login of ours registers a new account (argon2id at the cheap cost above,"
+        echo "a row in SQLite); a Redis \"login\" is the SUBSCRIBE's confirmation."
         for c in "${REDIS_COMMANDS[@]}"; do echo "  - \`$c\`"; done
         echo
         echo "Server CPU per delivery is utime+stime of the server process"
