@@ -77,6 +77,8 @@ start_server() {
     [ "$1" = tls ] && tls_flag=
     local dir
     dir=$(mktemp -d "$TMP/server.XXXX")
+    # The port is read from here, maybe before the server has opened it.
+    : >"$dir/stdout"
     # stdin from /dev/null: the console reads commands until EOF, then idles.
     # HASHES=owasp keeps the server's default password-hash cost; otherwise
     # registrations are made cheap, since the scenarios measure the chat.
