@@ -9,6 +9,18 @@
 #        then not touched unless BENCH_WRITE=1)
 #        BENCH_ROUNDS=1 scripts/bench.sh     (each scenario once; default 3,
 #        and the table shows each figure's median and range)
+#        BENCH_REDIS=0 scripts/bench.sh      (without the Redis column)
+#        BENCH_REDIS_ROUNDS=1 scripts/bench.sh  (Redis runs per scenario;
+#        default: as many as ours)
+#
+# Beside Redis (issue 18): when `redis-server` is on PATH (Debian/Ubuntu:
+# `apt-get install redis-server`; the script starts its own, never the
+# system service), every scenario that has a pub/sub counterpart (fanout,
+# latency, bigroom, plaintext connections, pairs) also runs against a fresh
+# redis-server on 127.0.0.1 (`chat-bench --target redis`), interleaved with
+# ours (ours run 1, Redis run 1, ours run 2, ...), and a second table gives
+# ours ÷ Redis for every figure (the median of the per-run ratios). Without
+# redis-server that column is skipped with one line saying so.
 #
 # Exits non-zero when a scenario fails to run; a missed target is reported
 # in the table, not enforced.
@@ -23,6 +35,18 @@ ONLY=${BENCH_ONLY:-}
 ROUNDS=${BENCH_ROUNDS:-3}
 SERVER=$ROOT/target/release/chat-server
 BENCH=$ROOT/target/release/chat-bench
+REDIS=
+REDIS_ROUNDS=${BENCH_REDIS_ROUNDS:-$ROUNDS}
+REDIS_NOTE=
+if [ "${BENCH_REDIS:-1}" = 0 ]; then
+    REDIS_NOTE="Redis column skipped (BENCH_REDIS=0)."
+elif REDIS=$(command -v redis-server); then
+    REDIS_VERSION=$("$REDIS" --version | sed -n 's/.* v=\([^ ]*\).*/\1/p')
+else
+    REDIS=
+    REDIS_NOTE="redis-server not found: apt-get install redis-server to measure beside Redis; skipping that column"
+    echo "bench: $REDIS_NOTE"
+fi
 
 cargo build --release -q -p chat-server -p chat-bench
 
@@ -34,13 +58,17 @@ fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/chat-bench.XXXXXX")
 SERVER_PID=
+REDIS_PID=
 cleanup() {
     if [ -n "$SERVER_PID" ]; then kill -KILL "$SERVER_PID" 2>/dev/null || true; fi
+    if [ -n "$REDIS_PID" ]; then kill -KILL "$REDIS_PID" 2>/dev/null || true; fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 RESULTS=$TMP/results.jsonl
+REDIS_RESULTS=$TMP/redis.jsonl
 : >"$RESULTS"
+: >"$REDIS_RESULTS"
 
 # start_server plaintext|tls: a fresh server with its own data directory;
 # sets SERVER_PID and PORT.
@@ -49,6 +77,8 @@ start_server() {
     [ "$1" = tls ] && tls_flag=
     local dir
     dir=$(mktemp -d "$TMP/server.XXXX")
+    # The port is read from here, maybe before the server has opened it.
+    : >"$dir/stdout"
     # stdin from /dev/null: the console reads commands until EOF, then idles.
     # HASHES=owasp keeps the server's default password-hash cost; otherwise
     # registrations are made cheap, since the scenarios measure the chat.
@@ -93,8 +123,53 @@ stop_server() {
     SERVER_PID=
 }
 
+# The redis-server flags: loopback only, nothing written to disk (no RDB
+# snapshots, no AOF), room for 10,000 clients; otherwise Redis's defaults
+# (one I/O thread, pubsub output buffers 32 MB hard / 8 MB for 60 s).
+REDIS_FLAGS=(--bind 127.0.0.1 --protected-mode yes --save '' --appendonly no
+    --maxclients 12000 --daemonize no --loglevel warning)
+
+# start_redis: a fresh redis-server in its own directory on a free port;
+# sets REDIS_PID and REDIS_PORT.
+start_redis() {
+    local dir attempt
+    dir=$(mktemp -d "$TMP/redis.XXXX")
+    REDIS_DIR=$dir
+    for attempt in $(seq 20); do
+        REDIS_PORT=$((20000 + RANDOM % 40000))
+        # Taken by something else: try another.
+        if (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null; then continue; fi
+        "$REDIS" --port "$REDIS_PORT" --dir "$dir" --logfile "$dir/log" "${REDIS_FLAGS[@]}" \
+            </dev/null >"$dir/stdout" 2>"$dir/stderr" &
+        REDIS_PID=$!
+        for _ in $(seq 100); do
+            kill -0 "$REDIS_PID" 2>/dev/null || break
+            if (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null; then return 0; fi
+            sleep 0.05
+        done
+        kill -KILL "$REDIS_PID" 2>/dev/null || true
+        wait "$REDIS_PID" 2>/dev/null || true
+        REDIS_PID=
+    done
+    echo "bench: redis-server did not start:" >&2
+    cat "$dir/log" "$dir/stderr" >&2 2>/dev/null || true
+    return 1
+}
+
+stop_redis() {
+    kill -TERM "$REDIS_PID" 2>/dev/null || true
+    for _ in $(seq 100); do
+        kill -0 "$REDIS_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+    REDIS_PID=
+}
+
 FAILED=()
 COMMANDS=()
+REDIS_COMMANDS=()
 # run NAME plaintext|tls ARGS...: ROUNDS runs of one scenario, each against a
 # fresh server.
 run() {
@@ -104,11 +179,40 @@ run() {
     local tls_arg=()
     [ "$transport" = tls ] && tls_arg=(--tls)
     COMMANDS+=("chat-bench --server 127.0.0.1:PORT --server-pid PID ${tls_arg[*]:+${tls_arg[*]} }$*")
+    # Redis has a counterpart for the plaintext pub/sub scenarios.
+    local redis=
+    if [ -n "$REDIS" ] && [ "$transport" = plaintext ] && [ "$name" != file ]; then
+        redis=1
+        REDIS_COMMANDS+=("chat-bench --server 127.0.0.1:PORT --server-pid PID --target redis $*")
+    fi
     local round
     for round in $(seq "$ROUNDS"); do
         echo "== $name ($transport), run $round of $ROUNDS: chat-bench ${tls_arg[*]:+${tls_arg[*]} }$*"
         run_once "$name" "$transport" "$@" || return 0
+        if [ -n "$redis" ] && [ "$round" -le "$REDIS_ROUNDS" ]; then
+            echo "== $name (Redis), run $round of $REDIS_ROUNDS: chat-bench --target redis $*"
+            run_redis "$name" "$@" || redis=
+        fi
     done
+}
+
+# run_redis NAME ARGS...: one run against a fresh redis-server; a failure is
+# reported, and ends that scenario's Redis runs.
+run_redis() {
+    local name=$1
+    shift
+    start_redis || { FAILED+=("$name (Redis)"); return 1; }
+    local out=$REDIS_DIR/bench.out status=0
+    "$BENCH" --server "127.0.0.1:$REDIS_PORT" --server-pid "$REDIS_PID" --target redis "$@" \
+        | tee "$out" || status=$?
+    stop_redis
+    if [ "$status" -ne 0 ] || ! grep -q '^JSON ' "$out"; then
+        echo "bench: $name (Redis) failed (exit $status)" >&2
+        tail -20 "$REDIS_DIR/log" >&2 2>/dev/null || true
+        FAILED+=("$name (Redis)")
+        return 1
+    fi
+    grep '^JSON ' "$out" | tail -1 >>"$REDIS_RESULTS"
 }
 
 # run_once NAME plaintext|tls ARGS...: one run; fails if it did not run.
@@ -167,6 +271,16 @@ TABLE=$("$BENCH" summary "$RESULTS")
 echo
 echo "$TABLE"
 echo
+COMPARE=
+if [ -s "$REDIS_RESULTS" ]; then
+    COMPARE=$("$BENCH" compare "$RESULTS" "$REDIS_RESULTS")
+    echo "Beside Redis $REDIS_VERSION (ours ÷ Redis: the median of the per-run ratios):"
+    echo
+    echo "$COMPARE"
+    echo
+elif [ -n "$REDIS_NOTE" ]; then
+    echo "bench: $REDIS_NOTE"
+fi
 echo "bench: ${ELAPSED} s for the scenarios"
 
 # The "Latest run" section, with what it ran on.
@@ -205,11 +319,45 @@ write_section() {
     echo "written to SQLite (WAL, synchronous=FULL) by the dispatcher, one fsync"
     echo "per batch of everything that arrived meanwhile."
     echo
+    echo "### Beside Redis (issue 18)"
+    echo
+    if [ -n "$COMPARE" ]; then
+        echo "The same scenarios against a fresh \`redis-server\` $REDIS_VERSION (Debian's"
+        echo "package) each time, interleaved with ours (ours run 1, Redis run 1, ours"
+        echo "run 2, ...), $REDIS_ROUNDS Redis runs per scenario:"
+        echo "\`redis-server --port PORT --dir TMP $(printf '%q ' "${REDIS_FLAGS[@]}" | sed 's/ $//')\`"
+        echo "(no snapshots, no AOF: nothing Redis delivers is durable, where every"
+        echo "message of ours is in SQLite before anyone gets it). Every client"
+        echo "SUBSCRIBEs on one connection (to the room's channel; in pairs to its own),"
+        echo "every sender PUBLISHes on a second one; a PUBLISH reply is its ack. A"
+        echo "login of ours registers a new account (argon2id at the cheap cost above,"
+        echo "a row in SQLite); a Redis \"login\" is the SUBSCRIBE's confirmation."
+        for c in "${REDIS_COMMANDS[@]}"; do echo "  - \`$c\`"; done
+        echo
+        echo "Server CPU per delivery is utime+stime of the server process"
+        echo "(\`/proc/PID/stat\`) over the sending window ÷ deliveries in it: it does not"
+        echo "depend on the CPU chat-bench takes. ours ÷ Redis is the median of the"
+        echo "per-run ratios (our run k ÷ Redis run k), so it need not equal the ratio"
+        echo "of the medians."
+        echo
+        echo "$COMPARE"
+    else
+        echo "${REDIS_NOTE:-No Redis runs.}"
+    fi
+    echo
     echo "<details><summary>Raw results (one JSON line per run)</summary>"
     echo
     echo '```'
     cat "$RESULTS"
     echo '```'
+    if [ -s "$REDIS_RESULTS" ]; then
+        echo
+        echo 'Redis:'
+        echo
+        echo '```'
+        cat "$REDIS_RESULTS"
+        echo '```'
+    fi
     echo
     echo "</details>"
     echo "<!-- bench:end -->"

@@ -18,6 +18,7 @@ use crate::conn::{self, Connector, Stream};
 use crate::frames;
 use crate::histogram::Histogram;
 use crate::platform;
+use crate::resp;
 use crate::scan::{self, Line, LineScanner, Payload};
 use mio::{Events, Interest, Poll, Token, Waker};
 
@@ -43,17 +44,30 @@ pub struct Settings {
     pub concurrency: usize,
 }
 
-/// One simulated client.
+/// One simulated client (for Redis: one connection of one).
 pub struct Client {
     pub nick: String,
     pub sender: Option<SenderRole>,
+    pub wire: Wire,
 }
 
 pub struct SenderRole {
     /// The number in this sender's payloads.
     pub id: u32,
-    /// Private messages to this nickname; public when `None`.
+    /// Private messages to this nickname; public when `None`. For a Redis
+    /// publisher: the channel.
     pub to: Option<String>,
+}
+
+/// What a connection speaks (`resp.rs` for Redis).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wire {
+    /// The chat protocol: logs in, receives, and sends if a sender.
+    Chat,
+    /// Redis: subscribes to this channel and receives.
+    Subscriber(String),
+    /// Redis: a sender's second connection, which only publishes.
+    Publisher,
 }
 
 /// How senders pace themselves.
@@ -87,6 +101,8 @@ pub enum Command {
 #[derive(Default)]
 pub struct Progress {
     pub logged_in: AtomicU64,
+    /// Logged in and receiving (all but Redis publishers).
+    pub listening: AtomicU64,
     pub failed: AtomicU64,
     pub bytes_in: AtomicU64,
     pub received: AtomicU64,
@@ -179,6 +195,7 @@ enum Phase {
 
 struct Conn {
     stream: Stream,
+    wire: Wire,
     phase: Phase,
     scan: LineScanner,
     out: Vec<u8>,
@@ -191,12 +208,17 @@ struct Conn {
 
 struct SendState {
     id: u32,
-    /// Its `message` requests, to its receiver.
-    message: frames::MessageTemplate,
+    /// Its `message` requests (or `PUBLISH` commands), to its receiver.
+    message: Encoder,
     next_seq: u32,
     /// Answers (acks or errors) to messages.
     answered: u64,
     next_request: u64,
+}
+
+enum Encoder {
+    Chat(frames::MessageTemplate),
+    Redis(resp::PublishTemplate),
 }
 
 impl SendState {
@@ -232,6 +254,8 @@ struct Worker {
     last_receipt_ns: u64,
     /// Clients that got their `welcome` (including any closed since).
     logins: u64,
+    /// Those of them that receive.
+    listening: u64,
     stats: Stats,
 }
 
@@ -248,11 +272,18 @@ impl Worker {
         let mut senders = Vec::new();
         for (i, client) in clients.into_iter().enumerate() {
             nicks.push(client.nick);
+            let wire = client.wire;
             let sender = client.sender.map(|role| {
                 senders.push(i);
+                let message = match wire {
+                    Wire::Chat => Encoder::Chat(frames::MessageTemplate::new(role.to.as_deref())),
+                    _ => Encoder::Redis(resp::PublishTemplate::new(
+                        role.to.as_deref().unwrap_or(resp::ROOM),
+                    )),
+                };
                 SendState {
                     id: role.id,
-                    message: frames::MessageTemplate::new(role.to.as_deref()),
+                    message,
                     next_seq: 0,
                     answered: 0,
                     next_request: 2,
@@ -260,6 +291,7 @@ impl Worker {
             });
             conns.push(Conn {
                 stream: Stream::Gone,
+                wire,
                 phase: Phase::Waiting,
                 scan: LineScanner::default(),
                 out: Vec::new(),
@@ -288,6 +320,7 @@ impl Worker {
             last_login_ns: 0,
             last_receipt_ns: 0,
             logins: 0,
+            listening: 0,
             stats: Stats::default(),
         }
     }
@@ -453,7 +486,11 @@ impl Worker {
                 Ok(conn::Progress::Pending) => return,
                 Ok(conn::Progress::Ready) => {
                     conn.phase = Phase::LoggingIn;
-                    frames::encode_login(&mut conn.out, &self.nicks[i], "bench");
+                    match &conn.wire {
+                        Wire::Chat => frames::encode_login(&mut conn.out, &self.nicks[i], "bench"),
+                        Wire::Subscriber(channel) => resp::encode_subscribe(&mut conn.out, channel),
+                        Wire::Publisher => resp::encode_ping(&mut conn.out),
+                    }
                 }
                 Err(e) => return self.fail(i, Some(format!("connecting {}: {e}", self.nicks[i]))),
             }
@@ -485,6 +522,11 @@ impl Worker {
                 ..
             } = self;
             let conn = &mut conns[i];
+            let classify: fn(&[u8]) -> Line = match conn.wire {
+                Wire::Chat => scan::classify,
+                Wire::Subscriber(_) => resp::classify_subscriber,
+                Wire::Publisher => resp::classify_publisher,
+            };
             loop {
                 let n = match conn.stream.read(buf) {
                     Ok(0) => {
@@ -503,22 +545,21 @@ impl Worker {
                 let now = now_ns();
                 let next_seq = &mut conn.next_seq;
                 let mut payloads = 0;
-                conn.scan
-                    .feed(&buf[..n], |line| match scan::classify(line) {
-                        Line::Payload(p) => {
-                            payloads += 1;
-                            receipt(stats, next_seq, p, now);
+                conn.scan.feed(&buf[..n], |line| match classify(line) {
+                    Line::Payload(p) => {
+                        payloads += 1;
+                        receipt(stats, next_seq, p, now);
+                    }
+                    Line::Ack => acks += 1,
+                    Line::Welcome => welcome = true,
+                    Line::Error => {
+                        errors += 1;
+                        if error_line.is_none() {
+                            error_line = Some(String::from_utf8_lossy(line).into_owned());
                         }
-                        Line::Ack => acks += 1,
-                        Line::Welcome => welcome = true,
-                        Line::Error => {
-                            errors += 1;
-                            if error_line.is_none() {
-                                error_line = Some(String::from_utf8_lossy(line).into_owned());
-                            }
-                        }
-                        Line::Other => {}
-                    });
+                    }
+                    Line::Other => {}
+                });
                 if payloads > 0 {
                     *last_receipt_ns = now;
                     if now <= window_end {
@@ -546,6 +587,9 @@ impl Worker {
                 conn.phase = Phase::Ready;
                 self.in_progress -= 1;
                 self.logins += 1;
+                if conn.wire != Wire::Publisher {
+                    self.listening += 1;
+                }
                 self.last_login_ns = now_ns();
             } else if errors > 0 {
                 return self.fail(i, None);
@@ -620,8 +664,12 @@ impl Worker {
             seq: s.next_seq,
             sent_ns: now,
         };
-        s.message
-            .encode(&mut conn.out, s.next_request, payload, self.settings.size);
+        match &s.message {
+            Encoder::Chat(m) => {
+                m.encode(&mut conn.out, s.next_request, payload, self.settings.size)
+            }
+            Encoder::Redis(m) => m.encode(&mut conn.out, payload, self.settings.size),
+        }
         s.next_seq += 1;
         s.next_request += 1;
         self.stats.sent += 1;
@@ -671,6 +719,7 @@ impl Worker {
     fn publish(&self) {
         let p = &self.progress;
         p.logged_in.store(self.logins, Relaxed);
+        p.listening.store(self.listening, Relaxed);
         p.failed.store(self.stats.failed, Relaxed);
         p.bytes_in.store(self.bytes_in, Relaxed);
         p.received.store(self.stats.received, Relaxed);

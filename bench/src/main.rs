@@ -17,6 +17,7 @@ mod frames;
 mod histogram;
 mod platform;
 mod report;
+mod resp;
 mod scan;
 mod scenario;
 mod summary;
@@ -53,6 +54,13 @@ struct TargetArgs {
     #[arg(long, global = true)]
     tls: bool,
 
+    /// What is listening at --server: our chat-server, or a redis-server
+    /// measured through pub/sub (each client SUBSCRIBEs to one channel,
+    /// each sender PUBLISHes on a second connection; plaintext, every
+    /// scenario but file), for comparison.
+    #[arg(long, global = true, value_enum, default_value_t = Kind::ChatServer)]
+    target: Kind,
+
     /// The server's process id: its CPU use and memory are read from /proc.
     #[arg(long, global = true)]
     server_pid: Option<u32>,
@@ -71,6 +79,12 @@ struct TargetArgs {
     /// message) before reporting what was reached.
     #[arg(long, global = true, default_value_t = 120)]
     timeout: u64,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Kind {
+    ChatServer,
+    Redis,
 }
 
 #[derive(Subcommand)]
@@ -98,6 +112,14 @@ enum Scenario {
     /// Print a markdown table of the `JSON` lines in FILE (`-` for stdin),
     /// each figure beside its target; used by scripts/bench.sh.
     Summary { file: std::path::PathBuf },
+    /// Print a markdown table comparing the `JSON` lines of our server
+    /// (OURS) with those of Redis (REDIS), run k of a scenario in one beside
+    /// run k in the other: medians and the median of the per-run ratios,
+    /// beside issue 18's targets; used by scripts/bench.sh.
+    Compare {
+        ours: std::path::PathBuf,
+        redis: std::path::PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -177,14 +199,23 @@ fn main() {
 
 fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Scenario::Summary { file } = &cli.scenario {
-        let text = if file.as_os_str() == "-" {
-            std::io::read_to_string(std::io::stdin())?
+    let read = |file: &std::path::Path| -> anyhow::Result<String> {
+        if file.as_os_str() == "-" {
+            Ok(std::io::read_to_string(std::io::stdin())?)
         } else {
-            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?
-        };
-        print!("{}", summary::render(&text)?);
-        return Ok(());
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))
+        }
+    };
+    match &cli.scenario {
+        Scenario::Summary { file } => {
+            print!("{}", summary::render(&read(file)?)?);
+            return Ok(());
+        }
+        Scenario::Compare { ours, redis } => {
+            print!("{}", summary::compare(&read(ours)?, &read(redis)?)?);
+            return Ok(());
+        }
+        _ => {}
     }
     let t = &cli.target;
     // Traffic to anything but this machine is out of bounds for a benchmark.
@@ -194,11 +225,19 @@ fn run() -> anyhow::Result<()> {
             t.server
         );
     }
+    let redis = t.target == Kind::Redis;
+    if redis && t.tls {
+        bail!("--target redis is plaintext only");
+    }
+    if redis && matches!(cli.scenario, Scenario::File(_)) {
+        bail!("the file scenario has no Redis counterpart");
+    }
     platform::raise_fd_limit();
     engine::now_ns(); // Starts the epoch.
     let target = Target {
         addr: t.server,
         tls: t.tls,
+        redis,
         server_pid: t.server_pid,
         threads: t.threads,
         concurrency: t.concurrency,
@@ -234,7 +273,7 @@ fn run() -> anyhow::Result<()> {
                 },
             )?
         }
-        Scenario::Summary { .. } => unreachable!("handled above"),
+        Scenario::Summary { .. } | Scenario::Compare { .. } => unreachable!("handled above"),
     };
     print!("{}", report.table());
     println!("{}", report.json_line());

@@ -14,15 +14,20 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 
-use crate::engine::{self, now_ns, Client, Command, Handle, Pacing, Progress, SenderRole, Stats};
+use crate::engine::{
+    self, now_ns, Client, Command, Handle, Pacing, Progress, SenderRole, Stats, Wire,
+};
 use crate::histogram::Histogram;
 use crate::platform;
 use crate::report::Report;
+use crate::resp;
 
 /// Where and how to connect, for every scenario.
 pub struct Target {
     pub addr: SocketAddr,
     pub tls: bool,
+    /// A `redis-server` (pub/sub over RESP, `resp.rs`) instead of ours.
+    pub redis: bool,
     pub server_pid: Option<u32>,
     pub threads: usize,
     pub concurrency: usize,
@@ -297,6 +302,36 @@ fn cpu_pct(before: Option<Duration>, after: Option<Duration>, wall: Duration) ->
     }
 }
 
+/// Which server and how it was reached.
+fn add_server(r: &mut Report, target: &Target) {
+    r.add(
+        "transport",
+        if target.tls { "tls" } else { "plaintext" },
+        "",
+    );
+    r.add(
+        "server",
+        if target.redis { "redis" } else { "chat-server" },
+        "",
+    );
+}
+
+/// CPU between `before` and `after` per one of `count`, in seconds × `scale`.
+fn cpu_per(
+    before: Option<Duration>,
+    after: Option<Duration>,
+    count: u64,
+    scale: f64,
+) -> serde_json::Value {
+    match before.zip(after) {
+        Some((b, a)) if count > 0 => {
+            let per = a.saturating_sub(b).as_secs_f64() * scale / count as f64;
+            ((per * 10.0).round() / 10.0).into()
+        }
+        _ => serde_json::Value::Null,
+    }
+}
+
 /// fanout, latency, bigroom and pairs.
 pub fn traffic(name: &str, target: &Target, load: &Load) -> anyhow::Result<Report> {
     if load.pairs && !load.clients.is_multiple_of(2) {
@@ -311,19 +346,52 @@ pub fn traffic(name: &str, target: &Target, load: &Load) -> anyhow::Result<Repor
         bail!("at least one sender is needed");
     }
     let run = run_id();
-    let clients: Vec<Client> = (0..load.clients)
-        .map(|i| Client {
-            nick: nick(&run, i),
-            sender: (i < senders).then(|| SenderRole {
+    let clients = if target.redis {
+        // A subscriber per client (to the room, or in pairs to its own
+        // channel), then a publisher per sender.
+        let mut list: Vec<Client> = (0..load.clients)
+            .map(|i| Client {
+                nick: nick(&run, i),
+                sender: None,
+                wire: Wire::Subscriber(if load.pairs {
+                    nick(&run, i)
+                } else {
+                    resp::ROOM.to_string()
+                }),
+            })
+            .collect();
+        list.extend((0..senders).map(|i| Client {
+            nick: format!("{}-pub", nick(&run, i)),
+            sender: Some(SenderRole {
                 id: i as u32,
-                to: load.pairs.then(|| nick(&run, i ^ 1)),
+                to: Some(if load.pairs {
+                    nick(&run, i ^ 1)
+                } else {
+                    resp::ROOM.to_string()
+                }),
             }),
-        })
-        .collect();
+            wire: Wire::Publisher,
+        }));
+        list
+    } else {
+        (0..load.clients)
+            .map(|i| Client {
+                nick: nick(&run, i),
+                sender: (i < senders).then(|| SenderRole {
+                    id: i as u32,
+                    to: load.pairs.then(|| nick(&run, i ^ 1)),
+                }),
+                wire: Wire::Chat,
+            })
+            .collect()
+    };
+    let connections = clients.len() as u64;
 
     let fleet = Fleet::launch(target, load.size, load.window, clients)?;
     let deadline = fleet.started_ns + target.timeout.as_nanos() as u64;
-    let logged_in = fleet.wait_logins(load.clients as u64, deadline);
+    fleet.wait_logins(connections, deadline);
+    // Receiving clients (Redis publishers left out).
+    let logged_in = fleet.sum(|p| &p.listening);
     let connect_ns = fleet
         .max(|p| &p.last_login_ns)
         .saturating_sub(fleet.started_ns);
@@ -338,7 +406,7 @@ pub fn traffic(name: &str, target: &Target, load: &Load) -> anyhow::Result<Repor
     fleet.wait_quiet(Duration::from_millis(300), now_ns() + 60 * SECOND);
 
     // Who is there when sending starts is who should receive.
-    let receivers = logged_in - fleet.sum(|p| &p.disconnected);
+    let receivers = logged_in.saturating_sub(fleet.sum(|p| &p.disconnected));
     let start_ns = now_ns() + 20_000_000;
     let end_ns = start_ns + load.duration.as_nanos() as u64;
     let pacing = match load.rate {
@@ -372,11 +440,7 @@ pub fn traffic(name: &str, target: &Target, load: &Load) -> anyhow::Result<Repor
     let merged = fleet.finish()?;
 
     let mut r = Report::new(name);
-    r.add(
-        "transport",
-        if target.tls { "tls" } else { "plaintext" },
-        "",
-    );
+    add_server(&mut r, target);
     r.add("clients", load.clients, "");
     r.add("clients_logged_in", logged_in, "");
     r.add("senders", senders, "");
@@ -452,6 +516,11 @@ pub fn traffic(name: &str, target: &Target, load: &Load) -> anyhow::Result<Repor
         cpu_pct(server_before, server_after, load.duration),
         "% of a core, sending window",
     );
+    r.add(
+        "server_cpu_ns_per_delivery",
+        cpu_per(server_before, server_after, merged.received_in_window, 1e9),
+        "ns of server CPU per delivery, sending window",
+    );
     merged.add_cpu(&mut r, true, load.duration);
     r.add(
         "problem",
@@ -472,15 +541,33 @@ pub fn connections(
     let run = run_id();
     let rss_baseline = target.server_pid.and_then(platform::process_rss);
     let cpu_before = server_cpu(target);
-    let list: Vec<Client> = (0..clients)
+    let mut list: Vec<Client> = (0..clients)
         .map(|i| Client {
             nick: nick(&run, i),
-            sender: (i == 0).then_some(SenderRole { id: 0, to: None }),
+            sender: (i == 0 && !target.redis).then_some(SenderRole { id: 0, to: None }),
+            wire: if target.redis {
+                Wire::Subscriber(resp::ROOM.to_string())
+            } else {
+                Wire::Chat
+            },
         })
         .collect();
+    if target.redis {
+        // The final message's publisher, connected last.
+        list.push(Client {
+            nick: format!("{}-pub", nick(&run, 0)),
+            sender: Some(SenderRole {
+                id: 0,
+                to: Some(resp::ROOM.to_string()),
+            }),
+            wire: Wire::Publisher,
+        });
+    }
+    let connections = list.len() as u64;
     let fleet = Fleet::launch(target, size, 1, list)?;
     let deadline = fleet.started_ns + target.timeout.as_nanos() as u64;
-    let logged_in = fleet.wait_logins(clients as u64, deadline);
+    fleet.wait_logins(connections, deadline);
+    let logged_in = fleet.sum(|p| &p.listening);
     let connect_ns = fleet
         .max(|p| &p.last_login_ns)
         .saturating_sub(fleet.started_ns);
@@ -497,7 +584,7 @@ pub fn connections(
     let settle_ns = now_ns() - quiet_from;
     std::thread::sleep(hold);
     let rss_after = target.server_pid.and_then(platform::process_rss);
-    let holding = logged_in - fleet.sum(|p| &p.disconnected);
+    let holding = logged_in.saturating_sub(fleet.sum(|p| &p.disconnected));
 
     let received_before = fleet.sum(|p| &p.received);
     fleet.command(|| Command::SendOne);
@@ -509,11 +596,7 @@ pub fn connections(
     let merged = fleet.finish()?;
 
     let mut r = Report::new("connections");
-    r.add(
-        "transport",
-        if target.tls { "tls" } else { "plaintext" },
-        "",
-    );
+    add_server(&mut r, target);
     r.add("clients", clients, "");
     r.add("clients_logged_in", logged_in, "");
     r.add("failed", failed, "clients that could not connect or log in");
@@ -527,6 +610,11 @@ pub fn connections(
         "server_cpu_connect_pct",
         cpu_pct(cpu_before, cpu_connected, connect_wall),
         "% of a core while connecting",
+    );
+    r.add(
+        "server_cpu_us_per_login",
+        cpu_per(cpu_before, cpu_connected, logged_in, 1e6),
+        "µs of server CPU per client connected and logged in",
     );
     r.add_f(
         "settle_s",
