@@ -6,6 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use chat_client::known_hosts::KnownHosts;
+use chat_client::net::Servers;
 use chat_client::{Config, Password, Security};
 use clap::Parser;
 
@@ -40,6 +41,11 @@ use clap::Parser;
 /// where it was without showing anything twice, and sends the outbox again.
 /// It does not reconnect after being taken over by another login, kicked,
 /// or refused.
+///
+/// --server may list several servers, the nodes of one cluster: the client
+/// connects to the first that answers, trying the next at once when one
+/// cannot be reached, and after a lost connection goes on with the next
+/// one in the list (waiting as above only once every server failed).
 #[derive(Debug, Parser)]
 #[command(
     name = "chat-client",
@@ -64,9 +70,15 @@ use in the known_hosts file and must match on later connections."
 )]
 struct Args {
     /// Server to connect to: a host name or address, and a port unless it
-    /// is the default (50445).
-    #[arg(long, value_name = "HOST[:PORT]", default_value = "127.0.0.1:50445")]
-    server: String,
+    /// is the default (50445); or several, separated by commas
+    /// (a:50445,b:50445,[::1]:6000), tried in order.
+    #[arg(
+        long,
+        value_name = "HOST[:PORT],…",
+        default_value = "127.0.0.1:50445",
+        value_parser = Servers::parse
+    )]
+    server: Servers,
 
     /// Nickname to log in with (otherwise asked for, or read from stdin's
     /// first line in pipe mode).
@@ -200,7 +212,7 @@ fn config(args: Args, password: Option<Password>) -> anyhow::Result<Config> {
         Security::Pinned(KnownHosts::new(path))
     };
     Ok(Config {
-        server: chat_client::tls::with_default_port(&args.server),
+        servers: args.server,
         nick: args.nick,
         password,
         security,

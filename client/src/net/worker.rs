@@ -15,10 +15,9 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::engine::{AfterLoss, Connection, Engine, Leave, Outage, Stop, Taken};
 use super::keepalive::{Keepalive, Probe};
-use super::{Dial, SERVER_MAX_FRAME};
+use super::{is_changed_certificate, Dial, SERVER_MAX_FRAME};
 use crate::command::Command;
 use crate::files::Hashed;
-use crate::known_hosts::KnownHostsError;
 use crate::session::Ending;
 use crate::tls::Stream;
 
@@ -218,7 +217,7 @@ impl Worker {
                     if let Err(err) = self.up(stream) {
                         return self.retry(outage, err.to_string());
                     }
-                    if let Some(login) = self.engine.relogin() {
+                    if let Some(login) = self.engine.reconnected() {
                         self.queue(&login);
                     }
                     // Readiness may have come before registering.
@@ -257,13 +256,14 @@ impl Worker {
         }
     }
 
-    /// Connects on a thread of its own, which wakes us when done.
+    /// Connects to the server the engine says on a thread of its own,
+    /// which wakes us when done.
     fn start_dial(&mut self) -> Receiver<anyhow::Result<Stream>> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let dial = self.dial.clone();
+        let (dial, server) = (self.dial.clone(), self.engine.server().to_string());
         let waker = self.waker.clone();
         let spawned = thread::Builder::new().name("dial".into()).spawn(move || {
-            let _ = tx.send(dial());
+            let _ = tx.send(dial(&server));
             let _ = waker.wake();
         });
         if spawned.is_err() {
@@ -422,15 +422,6 @@ impl Worker {
             }
         }
     }
-}
-
-/// Whether a dial failed because the server's certificate is not the one
-/// pinned.
-fn is_changed_certificate(err: &anyhow::Error) -> bool {
-    matches!(
-        err.downcast_ref::<KnownHostsError>(),
-        Some(KnownHostsError::Mismatch { .. })
-    )
 }
 
 /// Writes queued bytes until done or the socket is full; the rest goes
