@@ -13,6 +13,7 @@
 
 pub mod command;
 pub mod complete;
+pub mod config_file;
 pub mod digest;
 pub mod files;
 pub mod known_hosts;

@@ -169,3 +169,38 @@ fn the_interactive_client_moves_along_the_list() {
     term.type_keys("!bye\r");
     term.assert_exit(0);
 }
+
+/// The list can live in the config file (`server = [...]`), with the
+/// other settings; a flag on the command line still wins over it.
+#[test]
+fn the_list_can_live_in_the_config_file() {
+    let server = Server::start(false);
+    let closed = closed_port();
+    let scratch = tempfile::tempdir().unwrap();
+    let config = scratch.path().join("client.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "server = [\"{closed}\", \"{}\"]\nnick = \"filed\"\nno-tls = true\n",
+            server.addr
+        ),
+    )
+    .unwrap();
+    let mut client = Client::new(&server.addr);
+    // Without the command line's --server: the file's list.
+    client.args.clear();
+    client.arg("--config").arg(&config);
+    let bot = client.run("from the file\n");
+    bot.assert_code(0)
+        .assert_stdout_has("<filed (you)> from the file")
+        .assert_stderr_contains(&format!("! {closed} unreachable, trying {}", server.addr))
+        .assert_stderr_contains(&format!("* connected to {}", server.addr));
+
+    // --server and --nick given: the file's are not used.
+    client.args(["--server", &server.addr, "--nick", "flagged"]);
+    let bot = client.run("from the flags\n");
+    bot.assert_code(0)
+        .assert_stdout_has("<flagged (you)> from the flags");
+    assert!(!bot.stderr.contains("unreachable"), "{bot}");
+    assert!(!bot.stderr.contains("connected to"), "{bot}");
+}
