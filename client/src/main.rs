@@ -57,8 +57,8 @@ Exit status:
   0  left with !bye, .exit or end of input; or kicked; or taken over by a
      login elsewhere; or the server shut down (with --reconnect-for 0)
   1  could not connect (to any server listed), certificate refused, or
-     the connection was lost
-     and could not be re-established within --reconnect-for
+     the connection was lost and could not be re-established within
+     --reconnect-for
   2  the login was refused (pipe mode; interactive mode asks again), or
      logging in again after a reconnect was refused; no nickname or no
      password in pipe mode; or the command line (or --password-file, or
