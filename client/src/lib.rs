@@ -96,11 +96,12 @@ impl Config {
         }
     }
 
-    /// Connecting to a server of the list, the same way each time; `tell`
-    /// receives what the user should know (a newly pinned certificate).
-    fn dial(&self, tell: fn(String)) -> Dial {
+    /// Connecting to a server of the list, the same way each time.
+    fn dial(&self) -> Dial {
         let security = self.security.clone();
-        Arc::new(move |server: &str| tls::connect(server, &security, &mut |text| tell(text)))
+        Arc::new(move |server: &str, tell: &mut dyn FnMut(String)| {
+            tls::connect(server, &security, tell)
+        })
     }
 }
 

@@ -67,7 +67,7 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_LOGIN_REFUSED));
     };
     let renderer = Renderer { colour: false };
-    let dial = config.dial(|text| eprintln!("{text}"));
+    let dial = config.dial();
     let mut servers = config.servers.clone();
     let stream = net::connect(&mut servers, &dial, &mut |notice| {
         eprintln!("{}", renderer.line(notice, Local::now()))

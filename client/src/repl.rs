@@ -257,7 +257,7 @@ struct Repl {
 pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let colour = std::env::var_os("NO_COLOR").is_none() && io::stdout().is_terminal();
     let renderer = Renderer { colour };
-    let dial = config.dial(|text| println!("{text}"));
+    let dial = config.dial();
     let mut servers = config.servers.clone();
     let stream = net::connect(&mut servers, &dial, &mut |notice| {
         println!("{}", renderer.line(notice, Local::now()))

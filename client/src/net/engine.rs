@@ -286,6 +286,13 @@ impl Engine {
         self.session.ping()
     }
 
+    /// What a dial had to tell: certificates pinned on first use.
+    pub(super) fn pinned(&mut self, told: Vec<String>) {
+        for text in told {
+            self.output.connection(&Notice::Pinned { text });
+        }
+    }
+
     /// The server to dial next.
     pub(super) fn server(&self) -> &str {
         self.options.servers.current()

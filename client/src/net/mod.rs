@@ -84,8 +84,10 @@ pub trait Output: Send {
 }
 
 /// Opens a new connection to a server (`host:port`) of the list, the way
-/// the first was opened; called on the dial thread.
-pub type Dial = Arc<dyn Fn(&str) -> anyhow::Result<Stream> + Send + Sync>;
+/// the first was opened; called on the dial thread. What the user should
+/// know (a certificate pinned on first use) goes to the callback, to be
+/// shown as a [`Notice::Pinned`].
+pub type Dial = Arc<dyn Fn(&str, &mut dyn FnMut(String)) -> anyhow::Result<Stream> + Send + Sync>;
 
 /// How the thread behaves when the connection is lost, and where files go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -119,7 +121,8 @@ pub const SERVER_MAX_FRAME: usize = 16 * 1024 * 1024;
 
 /// The first connection: each server of the list in turn, the next at
 /// once when one cannot be reached (`say` is told which, and which one
-/// answered), until one answers; `servers` is left at that one. The last
+/// answered, and of a certificate pinned), until one answers; `servers` is
+/// left at that one. The last
 /// failure if none did. A changed certificate is no failure to move on
 /// from: it is returned at once, as a warning must be.
 pub fn connect(
@@ -129,7 +132,7 @@ pub fn connect(
 ) -> anyhow::Result<Stream> {
     loop {
         let server = servers.current().to_string();
-        match dial(&server) {
+        match dial(&server, &mut |text| say(&Notice::Pinned { text })) {
             Ok(stream) => {
                 servers.connected();
                 if servers.is_list() {

@@ -172,6 +172,12 @@ fn formats() {
             "[12:00:00] ! cannot reconnect yet: refused; trying again in 2 s",
         ),
         (
+            Notice::Pinned {
+                text: s("pinned the certificate of b:50445 (SHA-256 AB:CD) on first use"),
+            },
+            "[12:00:00] * pinned the certificate of b:50445 (SHA-256 AB:CD) on first use",
+        ),
+        (
             Notice::Connected {
                 server: s("b:50445"),
             },

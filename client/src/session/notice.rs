@@ -188,6 +188,11 @@ pub enum Notice {
     Reconnecting {
         reason: String,
     },
+    /// A server's certificate was pinned on first use: `text` says which,
+    /// where, and what to do if it changes.
+    Pinned {
+        text: String,
+    },
     /// Connected to `server`, one of several (`--server a,b`).
     Connected {
         server: String,

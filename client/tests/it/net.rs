@@ -120,7 +120,9 @@ fn start_with(
     let fake = thread::spawn(move || script(listener));
     let stream = tls::connect(&server, &Security::Plain, &mut |_| {}).unwrap();
     let recorder = Recorder::default();
-    let dial: Dial = Arc::new(|server: &str| tls::connect(server, &Security::Plain, &mut |_| {}));
+    let dial: Dial = Arc::new(|server: &str, tell: &mut dyn FnMut(String)| {
+        tls::connect(server, &Security::Plain, tell)
+    });
     let session = Session::with_outbox(SharedRoster::default(), Outbox::new("t"));
     let net = Net::spawn_with(stream, dial, options, session, Box::new(recorder.clone())).unwrap();
     (net, recorder, fake)

@@ -134,7 +134,7 @@ fn a_killed_server_moves_the_client_to_the_next() {
 
 /// On a terminal the same: a server not there is skipped before the
 /// prompt, and a killed one is left for the next, where the session goes
-/// on.
+/// on; the next one's certificate is pinned without disturbing the prompt.
 #[cfg(unix)]
 #[test]
 fn the_interactive_client_moves_along_the_list() {
@@ -161,6 +161,10 @@ fn the_interactive_client_moves_along_the_list() {
     ));
     term.expect(&format!("* connected to {}", second.addr));
     term.expect("* reconnected; 0 messages caught up");
+    // The new server's pin is a line of its own above the prompt, as
+    // every line the network thread prints.
+    term.expect(&format!("* pinned the certificate of {}", second.addr));
+    assert!(!term.text().contains(">> pinned"), "{}", term.text());
     term.expect_editing("bob >> ");
     dan.expect("* bob joined");
     term.type_keys("hello dan\r");
