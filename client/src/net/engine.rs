@@ -1,8 +1,9 @@
 //! The network thread's decisions, without its sockets: what a command or
 //! a frame calls for (requests to send, lines to show, statuses for the
 //! user interface), what a lost connection means (reconnect, when, to
-//! which server of the list, or stop), and when leaving may say bye. The worker does the I/O each
-//! decision asks for; the tests below drive the engine alone.
+//! which server of the list, or stop), and when leaving may say bye. The
+//! worker does the I/O each decision asks for; the tests below drive the
+//! engine alone.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

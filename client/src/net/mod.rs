@@ -120,11 +120,11 @@ pub const KEEPALIVE: Duration = Duration::from_secs(30);
 pub const SERVER_MAX_FRAME: usize = 16 * 1024 * 1024;
 
 /// The first connection: each server of the list in turn, the next at
-/// once when one cannot be reached (`say` is told which, and which one
-/// answered, and of a certificate pinned), until one answers; `servers` is
-/// left at that one. The last
-/// failure if none did. A changed certificate is no failure to move on
-/// from: it is returned at once, as a warning must be.
+/// once when one cannot be reached, until one answers; `servers` is left
+/// at that one, and `say` is told each server passed over, the one that
+/// answered and any certificate pinned. The last failure if none did. A
+/// changed certificate is no failure to move on from: it is returned at
+/// once, as a warning must be.
 pub fn connect(
     servers: &mut Servers,
     dial: &Dial,
