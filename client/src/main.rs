@@ -119,8 +119,9 @@ struct Args {
     #[arg(long, conflicts_with = "ca")]
     no_tls: bool,
 
-    /// PEM root certificate to verify the server strictly against (the host
-    /// name must match the host part of --server); disables pinning.
+    /// PEM root certificate to verify the server strictly against (its host
+    /// name must match the host part of its --server entry); disables
+    /// pinning.
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
 
