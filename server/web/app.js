@@ -136,6 +136,7 @@ function loginRefused(err) {
     // A new nickname: as the terminal client, ask for the password twice
     // before creating the account, so a typo creates nothing.
     $('login-confirm').hidden = false;
+    $('login-submit').textContent = 'Create account';
     showLoginError(`${S.nick} is a new nickname: type its password again to create the account (or choose another nickname)`);
     $('login-password2').focus();
     setStatus('offline', 'offline');
@@ -151,22 +152,23 @@ function loginRefused(err) {
   showLogin(err.message);
 }
 
-/** Keeps the login button off while the server's throttle lasts. */
+/** Keeps the login button off while the server's throttle of this nickname lasts. */
 function holdLogin(secs) {
   const button = $('login-submit');
+  const nick = lower(S.nick);
   const until = Date.now() + secs * 1000;
   clearInterval(S.loginWaitTimer);
   const tick = () => {
     const left = Math.ceil((until - Date.now()) / 1000);
+    const same = lower($('login-nick').value.trim()) === nick;
     if (left <= 0) {
       clearInterval(S.loginWaitTimer);
-      button.disabled = false;
-      button.textContent = 'Log in';
-    } else {
-      button.disabled = true;
-      button.textContent = `Log in (wait ${left} s)`;
+      S.loginHold = null;
     }
+    button.disabled = left > 0 && same;
+    button.textContent = button.disabled ? `Log in (wait ${left} s)` : 'Log in';
   };
+  S.loginHold = tick;
   tick();
   S.loginWaitTimer = setInterval(tick, 1000);
 }
@@ -224,6 +226,8 @@ $('login-form').addEventListener('submit', (event) => {
 });
 
 $('login-nick').addEventListener('input', () => {
+  if (S.loginHold) S.loginHold(); // another nickname is not throttled
+  else $('login-submit').textContent = 'Log in';
   $('login-confirm').hidden = true;
   $('login-password2').value = '';
 });
@@ -241,6 +245,7 @@ function welcomed(w) {
   $('login').hidden = true;
   $('app').hidden = false;
   $('login-confirm').hidden = true;
+  $('login-submit').textContent = 'Log in';
   setStatus('online', 'online');
   if (w.new_account) notice(`account ${w.nick} created: log in with the same password next time`);
 
@@ -363,6 +368,12 @@ function onFrame(f) {
       break; // a frame this page does not know yet: ignored, as the protocol says
   }
 }
+
+// Presence frames say who came and went, not who went away: the away texts
+// come only with `online`, so it is asked again now and then.
+setInterval(() => {
+  if (S.loggedIn && !document.hidden) conn.request({ type: 'online' }).then(onlineAnswer, () => {});
+}, 60_000);
 
 function onlineAnswer(o) {
   S.online = new Map(o.users.map((n) => [lower(n), { nick: n, away: (o.away && o.away[n]) || '' }]));
@@ -1136,7 +1147,10 @@ $('attach').addEventListener('click', () => {
 $('file-input').addEventListener('change', () => {
   const picked = [...$('file-input').files];
   $('file-input').value = '';
-  for (const file of picked) sendFile(file, fileTarget);
+  // Chosen by !send (a target), else by the button: the open conversation.
+  const to = fileTarget || (picked.length ? openConvReceiver() : null);
+  fileTarget = null;
+  for (const file of picked) sendFile(file, to);
 });
 
 function sendFile(file, to) {

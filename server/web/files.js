@@ -49,6 +49,18 @@ export class Files {
     t.el.dataset.state = state;
     if (t.id !== undefined) t.el.dataset.file = String(t.id);
     if (text !== undefined) t.label.textContent = text;
+    if (['done', 'rejected', 'failed'].includes(state) && !t.dismiss) {
+      // Finished: the line may go (a download's link goes with it, so it stays until asked).
+      t.dismiss = h('button', { type: 'button', class: 'quiet dismiss', 'aria-label': `remove ${t.name} from the list`, title: 'remove from the list' }, '×');
+      t.dismiss.addEventListener('click', () => {
+        t.el.remove();
+        if (t.dir === 'up') this.uploads.delete(t.id);
+        else this.downloads.delete(t.id);
+        if (!this.list.children.length) this.list.hidden = true;
+        document.getElementById('input').focus();
+      });
+      t.el.append(t.dismiss);
+    }
   }
 
   progress(t, bytes) {
