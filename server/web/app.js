@@ -258,8 +258,9 @@ function welcomed(w) {
 
   // Nothing public shown yet: resume the public room from now, so a drop
   // right after logging in loses nothing said meanwhile.
-  if (S.store.lastPublic === null && w.public_seq) {
-    S.store.lastPublic = w.public_seq;
+  // (An empty room has no public_seq: 0, so that its first messages come too.)
+  if (S.store.lastPublic === null) {
+    S.store.lastPublic = w.public_seq || 0;
     S.store.save();
   }
   S.caughtUp = 0;
