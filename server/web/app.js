@@ -731,6 +731,20 @@ function mergeHistory(c, messages) {
   if (added) c.recs.sort((a, b) => a.time - b.time);
 }
 
+// The message list keeps to its bottom while it is there, also when the
+// notices or transfers below it grow and shrink it.
+let stuckToBottom = true;
+new ResizeObserver(() => {
+  const box = $('messages');
+  if (stuckToBottom) box.scrollTop = box.scrollHeight;
+}).observe($('messages'));
+
+$('notices-clear').addEventListener('click', () => {
+  $('notices').replaceChildren();
+  $('notices-wrap').hidden = true;
+  input.focus();
+});
+
 $('load-earlier').addEventListener('click', () => {
   const c = S.convs.get(S.open);
   if (c) loadHistory(c);
@@ -738,6 +752,7 @@ $('load-earlier').addEventListener('click', () => {
 
 $('messages').addEventListener('scroll', () => {
   const box = $('messages');
+  stuckToBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 30;
   const c = S.convs.get(S.open);
   if (box.scrollTop < 40 && c && c.loaded && !c.atStart && !c.loading && S.loggedIn) loadHistory(c);
 });

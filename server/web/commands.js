@@ -22,7 +22,7 @@ export const COMMANDS = [
   ['!reject <id>', 'refuse an offered file; the sender is told', []],
   ['!password', 'change your password', []],
   ['!help', 'show this list', []],
-  ['!bye', 'leave the chat (also .exit)', ['.exit']],
+  ['!bye', 'leave the chat (log out)', ['.exit']],
 ];
 
 /** The names Tab offers at the start of a line. */
@@ -203,7 +203,7 @@ function commonPrefix(names) {
 
 /**
  * Tab at `cursor` in `value`. `nicks` and `groups` (with '#') are the
- * candidates. Returns null when there is nothing to complete (Tab then
+ * candidates. Returns null when nothing completes the word (Tab then
  * moves the focus, as it should), else {value, cursor, candidates}.
  */
 export function complete(value, cursor, nicks, groups) {
@@ -230,7 +230,7 @@ export function complete(value, cursor, nicks, groups) {
   }
   const lower = word.toLowerCase();
   const matches = [...new Set(pool.filter((n) => n.toLowerCase().startsWith(lower)))].sort((a, b) => a.localeCompare(b));
-  if (!matches.length) return { value, cursor, candidates: [] };
+  if (!matches.length) return null; // Tab then moves the focus: it never traps it
   let insert;
   if (matches.length === 1) {
     insert = matches[0] + (atLineStart ? ': ' : ' ');

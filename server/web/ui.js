@@ -111,7 +111,7 @@ export function notice(text, kind = 'info') {
   const el = h('div', { class: `notice ${kind}` }, h('time', { class: 'time' }, shortTime(Date.now())), h('span', { class: 'notice-text' }, text));
   list.append(el);
   while (list.children.length > MAX_NOTICES) list.firstElementChild.remove();
-  list.hidden = false;
+  $('notices-wrap').hidden = false;
   list.scrollTop = list.scrollHeight;
   return el;
 }
