@@ -7,7 +7,7 @@
 import { Connection, CLOSING_CODES } from './protocol.js';
 import { AccountStore, session } from './store.js';
 import { Files } from './files.js';
-import { $, h, messageElement, dayElement, setDeliveryState, notice, announce, shortTime } from './ui.js';
+import { $, h, messageElement, dayElement, notice, announce } from './ui.js';
 import { parseLine, complete, helpLines } from './commands.js';
 
 const PUBLIC = '*';
@@ -65,7 +65,7 @@ function connect() {
   clearTimeout(S.retryTimer);
   S.retryTimer = null;
   S.stopped = false;
-  setStatus('connecting', S.auto ? 'connecting…' : 'connecting…');
+  setStatus('connecting', 'connecting…');
   conn.connect();
 }
 
@@ -1268,5 +1268,5 @@ if (saved) {
   $('login-nick').focus();
 }
 
-// For a person at the console (and tests): the state, read-only by convention.
-window.chat = { state: S, shortTime };
+// For a person at the browser's console: the session state (read it, do not write it).
+window.chat = { state: S };

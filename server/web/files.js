@@ -8,7 +8,7 @@
 // this page has.
 
 import { h, humanBytes, notice } from './ui.js';
-import { sha256Hex, subtleAvailable } from './sha256.js';
+import { sha256Hex, hashMethod } from './sha256.js';
 
 const CHUNK = 256 * 1024;
 const WINDOW = 8 * CHUNK;
@@ -249,7 +249,7 @@ export class Files {
     const hex = await sha256Hex(blob);
     const ok = hex === d.sha256;
     d.el.dataset.hashOk = String(ok);
-    d.el.dataset.hashBy = subtleAvailable() ? 'crypto.subtle' : 'sha256.js';
+    d.el.dataset.hashBy = hashMethod(blob.size);
     if (!ok) {
       this.setState(d, 'failed', `from ${d.sender}: SHA-256 mismatch — not saved`);
       notice(`${d.name}: the bytes received do not match the sender's SHA-256; discarded`, 'error');

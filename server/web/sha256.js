@@ -104,12 +104,15 @@ export const subtleAvailable = () =>
 // subtle exists, so a big file is never held twice.
 const SUBTLE_MAX = 256 * 1024 * 1024;
 
+/** Which hash `sha256Hex` uses for `size` bytes: 'crypto.subtle' or 'sha256.js'. */
+export const hashMethod = (size) => (subtleAvailable() && size <= SUBTLE_MAX ? 'crypto.subtle' : 'sha256.js');
+
 /**
  * SHA-256 of a Blob (a File, or the assembled download), as hex.
  * `onProgress(bytesDone)` is called as it goes (pure-JS path).
  */
 export async function sha256Hex(blob, onProgress = () => {}) {
-  if (subtleAvailable() && blob.size <= SUBTLE_MAX) {
+  if (hashMethod(blob.size) === 'crypto.subtle') {
     const digest = await crypto.subtle.digest('SHA-256', await blob.arrayBuffer());
     onProgress(blob.size);
     return Array.from(new Uint8Array(digest), (b) => b.toString(16).padStart(2, '0')).join('');
