@@ -7,43 +7,18 @@
 import { Connection, CLOSING_CODES } from './protocol.js';
 import { AccountStore, session } from './store.js';
 import { Files } from './files.js';
-import { $, h, messageElement, dayElement, notice, announce } from './ui.js';
+import { $, h, notice, announce } from './ui.js';
 import { parseLine, complete, helpLines } from './commands.js';
+import { S, PUBLIC, HISTORY_MAX, lower, convTitle, receiverOf } from './state.js';
+import { handlers, appendMessage, refreshRecord, renderMessages, updateEarlier, renderSidebar, renderOnline, closeSidebar } from './view.js';
+import { search, initSearch } from './search.js';
 
-const PUBLIC = '*';
 const MAX_TEXT = 4096; // bytes, the server's default --max-text
 const HISTORY_PAGE = 50;
-const HISTORY_MAX = 500; // the most one history request returns
 const BACKOFF_MIN = 1000;
 const BACKOFF_MAX = 30_000;
 
 const encoder = new TextEncoder();
-const lower = (s) => s.toLowerCase();
-
-const S = {
-  me: null, // the nickname as the server spells it (welcome.nick)
-  store: null, // AccountStore of this account on this server
-  nick: '', // as typed at login
-  password: '',
-  register: false,
-  auto: false, // logged in before in this tab: errors retry instead of asking
-  loggedIn: false, // the current connection got its welcome
-  stopped: false, // no reconnect (logged out, taken over, kicked)
-  backoff: BACKOFF_MIN,
-  retryTimer: null,
-  retryAt: 0,
-  convs: new Map(), // lower(conv id) → conversation
-  open: PUBLIC,
-  online: new Map(), // lower(nick) → {nick, away}
-  groups: new Map(), // lower('#name') → '#Name'
-  replayExpect: 0, // messages of the current replay page still to come
-  replayLeft: 0, // messages waiting after this page (`more`)
-  caughtUp: 0,
-  receivedSeq: null, // highest own-stream seq shown, not yet `received`
-  byCid: new Map(), // cid → own record
-  away: '',
-  loginWaitTimer: null,
-};
 
 // ---- the connection ----------------------------------------------------------
 
@@ -418,8 +393,6 @@ function conv(id) {
   return c;
 }
 
-/** Where a conversation's messages go (`receiver` of a message, `with` of history). */
-const receiverOf = (c) => (c.id === PUBLIC ? PUBLIC : c.id.startsWith('#') ? c.id : c.id.slice(1));
 
 /** A private conversation with nobody (no such account): off the sidebar. */
 function forgetConv(c) {
@@ -608,59 +581,6 @@ function setRecState(rec, state, detail) {
   refreshRecord(rec);
 }
 
-// ---- rendering the open conversation -----------------------------------------
-
-const elements = new WeakMap(); // record → its .msg in #messages
-
-function appendMessage(rec, prev) {
-  const box = $('messages');
-  const stick = box.scrollHeight - box.scrollTop - box.clientHeight < 80;
-  if (!prev || new Date(prev.time).toDateString() !== new Date(rec.time).toDateString()) box.append(dayElement(rec.time));
-  const el = messageElement(rec);
-  elements.set(rec, el);
-  box.append(el);
-  if (stick || rec.own) box.scrollTop = box.scrollHeight;
-}
-
-function refreshRecord(rec) {
-  const old = elements.get(rec);
-  if (!old || !old.isConnected) return;
-  const el = messageElement(rec);
-  elements.set(rec, el);
-  old.replaceWith(el);
-}
-
-/** Draws the open conversation again; `keep` keeps the view where it was (history prepended). */
-function renderMessages(keep = false) {
-  const box = $('messages');
-  const fromBottom = box.scrollHeight - box.scrollTop;
-  const c = S.convs.get(S.open);
-  for (const el of [...box.children]) if (el.id !== 'load-earlier' && el.id !== 'history-start') el.remove();
-  let prev = null;
-  for (const rec of c ? c.recs : []) {
-    if (!prev || new Date(prev.time).toDateString() !== new Date(rec.time).toDateString()) box.append(dayElement(rec.time));
-    const el = messageElement(rec);
-    elements.set(rec, el);
-    box.append(el);
-    prev = rec;
-  }
-  updateEarlier(c);
-  box.scrollTop = keep ? box.scrollHeight - fromBottom : box.scrollHeight;
-}
-
-function updateEarlier(c) {
-  const button = $('load-earlier');
-  const start = $('history-start');
-  const done = !c || c.atStart;
-  button.hidden = done;
-  button.disabled = Boolean(c && c.loading);
-  button.textContent = c && c.loading ? 'Loading…' : 'Load earlier messages';
-  start.hidden = !done || !c || !c.loaded;
-  start.textContent = c && c.served >= HISTORY_MAX ? `the server gives at most the last ${HISTORY_MAX} messages` : 'the start of the conversation';
-}
-
-const convTitle = (c) => (c.id === PUBLIC ? 'Everyone' : c.id.startsWith('#') ? c.id : c.id.slice(1));
-
 function openConv(key) {
   const c = S.convs.get(lower(key)) || conv(key);
   S.open = c.key;
@@ -731,20 +651,6 @@ function mergeHistory(c, messages) {
   if (added) c.recs.sort((a, b) => a.time - b.time);
 }
 
-// The message list keeps to its bottom while it is there, also when the
-// notices or transfers below it grow and shrink it.
-let stuckToBottom = true;
-new ResizeObserver(() => {
-  const box = $('messages');
-  if (stuckToBottom) box.scrollTop = box.scrollHeight;
-}).observe($('messages'));
-
-$('notices-clear').addEventListener('click', () => {
-  $('notices').replaceChildren();
-  $('notices-wrap').hidden = true;
-  input.focus();
-});
-
 $('load-earlier').addEventListener('click', () => {
   const c = S.convs.get(S.open);
   if (c) loadHistory(c);
@@ -752,84 +658,8 @@ $('load-earlier').addEventListener('click', () => {
 
 $('messages').addEventListener('scroll', () => {
   const box = $('messages');
-  stuckToBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 30;
   const c = S.convs.get(S.open);
   if (box.scrollTop < 40 && c && c.loaded && !c.atStart && !c.loading && S.loggedIn) loadHistory(c);
-});
-
-// ---- sidebar -------------------------------------------------------------------
-
-function renderSidebar() {
-  const list = $('conversations');
-  const order = (c) => (c.id === PUBLIC ? 0 : c.id.startsWith('#') ? 1 : 2);
-  const convs = [...S.convs.values()].sort((a, b) => order(a) - order(b) || a.key.localeCompare(b.key));
-  list.replaceChildren(
-    ...convs.map((c) => {
-      const current = S.open === c.key;
-      const online = c.id.startsWith('@') && S.online.has(lower(c.id.slice(1)));
-      const button = h(
-        'button',
-        {
-          type: 'button',
-          class: `conv${c.unread ? ' has-unread' : ''}${c.attention ? ' has-attention' : ''}`,
-          dataset: { conv: c.id },
-          'aria-current': current ? 'true' : null,
-          onclick: () => {
-            openConv(c.key);
-            $('input').focus();
-          },
-        },
-        h('span', { class: 'conv-icon', 'aria-hidden': 'true' }, c.id === PUBLIC ? '#' : c.id.startsWith('#') ? '#' : online ? '●' : '○'),
-        h('span', { class: 'conv-name' }, convTitle(c)),
-        h('span', { class: 'unread', 'aria-label': c.unread ? `${c.unread} unread` : null }, c.unread ? String(c.unread) : ''),
-      );
-      return h('li', {}, button);
-    }),
-  );
-}
-
-function renderOnline() {
-  const users = [...S.online.values()].sort((a, b) => a.nick.localeCompare(b.nick));
-  $('online-count').textContent = `(${users.length})`;
-  $('online').replaceChildren(
-    ...users.map((u) => {
-      const me = S.me && lower(u.nick) === lower(S.me);
-      const li = h(
-        'li',
-        { dataset: { nick: u.nick, away: u.away ? u.away : null }, class: u.away ? 'away' : '' },
-        h('span', { class: 'presence-dot', 'aria-hidden': 'true' }),
-        me
-          ? h('span', { class: 'nick' }, `${u.nick} (you)`)
-          : h('button', { type: 'button', class: 'nick link', title: `message ${u.nick}`, onclick: () => { openConv(`@${u.nick}`); $('input').focus(); } }, u.nick),
-        u.away ? h('span', { class: 'away-text' }, `away: ${u.away}`) : null,
-      );
-      return li;
-    }),
-  );
-  renderSidebar();
-}
-
-function closeSidebar() {
-  document.body.classList.remove('sidebar-open');
-  $('menu').setAttribute('aria-expanded', 'false');
-}
-
-$('sidebar-close').addEventListener('click', () => {
-  closeSidebar();
-  $('menu').focus();
-});
-
-document.addEventListener('keydown', (event) => {
-  if (event.key === 'Escape' && document.body.classList.contains('sidebar-open')) {
-    closeSidebar();
-    $('menu').focus();
-  }
-});
-
-$('menu').addEventListener('click', () => {
-  const open = document.body.classList.toggle('sidebar-open');
-  $('menu').setAttribute('aria-expanded', String(open));
-  if (open) $('conversations').querySelector('button')?.focus();
 });
 
 // ---- the new-conversation panel ----------------------------------------------
@@ -920,7 +750,7 @@ function run(line) {
       return true;
     }
     case 'search':
-      search(action.words, action.from);
+      search(conn, action.words, action.from);
       return true;
     case 'group':
       runGroup(action);
@@ -1038,57 +868,6 @@ function logout() {
 }
 
 $('logout').addEventListener('click', logout);
-
-// ---- search --------------------------------------------------------------------
-
-async function search(wordsText, from) {
-  const frame = { type: 'search', words: wordsText, limit: 50 };
-  if (from) frame.from = from;
-  const panel = $('search-panel');
-  const results = $('search-results');
-  panel.hidden = false;
-  $('search-title').textContent = `Search “${wordsText}”${from ? ` from ${from}` : ''}`;
-  results.replaceChildren(h('p', { class: 'muted' }, 'searching…'));
-  try {
-    const answer = await conn.request(frame);
-    const me = S.me ? lower(S.me) : '';
-    const items = answer.messages.map((m) => {
-      const own = lower(m.sender) === me;
-      const where = m.receiver === PUBLIC ? PUBLIC : m.receiver.startsWith('#') ? m.receiver : own ? `@${m.receiver}` : `@${m.sender}`;
-      const el = messageElement({ sender: m.sender, text: m.text, time: m.time, own, state: 'stored', conv: where }, { showConv: true });
-      el.tabIndex = 0;
-      el.title = `open ${where === PUBLIC ? 'everyone' : where}`;
-      const go = () => openConv(where);
-      el.addEventListener('click', go);
-      el.addEventListener('keydown', (e) => e.key === 'Enter' && go());
-      return el;
-    });
-    results.replaceChildren(
-      h('p', { class: 'muted', role: 'status' }, `${items.length} message${items.length === 1 ? '' : 's'}`),
-      ...items,
-    );
-  } catch (err) {
-    results.replaceChildren(h('p', { class: 'notice error' }, err.code === 'connection_lost' ? 'not connected' : err.message));
-  }
-}
-
-$('search-form').addEventListener('submit', (event) => {
-  event.preventDefault();
-  const raw = $('search-input').value.trim();
-  if (!raw) return;
-  const terms = [];
-  let from;
-  for (const w of raw.split(/\s+/)) {
-    if (w.toLowerCase().startsWith('from:') && w.length > 5 && from === undefined) from = w.slice(5);
-    else terms.push(w);
-  }
-  if (terms.length) search(terms.join(' '), from);
-});
-
-$('search-close').addEventListener('click', () => {
-  $('search-panel').hidden = true;
-  $('search-input').focus();
-});
 
 // ---- the input -------------------------------------------------------------------
 
@@ -1251,6 +1030,8 @@ $('password-form').addEventListener('submit', async (event) => {
 
 // ---- start -----------------------------------------------------------------------
 
+handlers.open = openConv;
+initSearch(conn);
 updateNotifyButton();
 hint('');
 const saved = session.load();
