@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! repl, pipe ─▶ complete, digest, progress, refusal, status ─▶ render ─▶ net ─▶ session, tls
-//!            ─▶ command, files, known_hosts, outbox, platform, roster, streams ─▶ chat_common
+//!            ─▶ command, config_file, files, known_hosts, outbox, platform, roster, streams ─▶ chat_common
 //! ```
 //!
 //! So the session, which has no I/O, cannot reach for the renderer or
@@ -18,6 +18,7 @@ use std::path::Path;
 const LAYERS: &[&[&str]] = &[
     &[
         "command",
+        "config_file",
         "files",
         "known_hosts",
         "outbox",

@@ -13,6 +13,7 @@
 
 pub mod command;
 pub mod complete;
+pub mod config_file;
 pub mod digest;
 pub mod files;
 pub mod known_hosts;
@@ -37,15 +38,15 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::net::{Dial, Options};
+use crate::net::{Dial, Options, Servers};
 use crate::session::Ending;
 pub use crate::tls::Security;
 
 /// Everything the command line decides.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `host:port`.
-    pub server: String,
+    /// `--server`: `host:port` each, tried in order.
+    pub servers: Servers,
     pub nick: Option<String>,
     /// From `--password-file` or `CHAT_PASSWORD`; `None`: ask (interactive)
     /// or refuse to start (pipe mode).
@@ -84,20 +85,23 @@ pub const PIPE_RECONNECT_FOR: Duration = Duration::from_secs(60);
 
 impl Config {
     /// The network thread's options; `default` is the mode's reconnect
-    /// window (`None`: forever).
-    fn options(&self, default: Option<Duration>) -> Options {
+    /// window (`None`: forever), `servers` the list standing at the server
+    /// connected to.
+    fn options(&self, default: Option<Duration>, servers: Servers) -> Options {
         Options {
+            servers,
             reconnect_for: self.reconnect_for.map(Duration::from_secs).or(default),
             keepalive: Duration::from_secs(self.keepalive.max(1)),
             downloads: self.downloads.clone(),
         }
     }
 
-    /// Connecting again, the way the first connection was made; `tell`
-    /// receives what the user should know (a newly pinned certificate).
-    fn dial(&self, tell: fn(String)) -> Dial {
-        let (server, security) = (self.server.clone(), self.security.clone());
-        Arc::new(move || tls::connect(&server, &security, &mut |text| tell(text)))
+    /// Connecting to a server of the list, the same way each time.
+    fn dial(&self) -> Dial {
+        let security = self.security.clone();
+        Arc::new(move |server: &str, tell: &mut dyn FnMut(String)| {
+            tls::connect(server, &security, tell)
+        })
     }
 }
 

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use chat_client::known_hosts::KnownHosts;
+use chat_client::net::Servers;
 use chat_client::{Config, Password, Security};
-use clap::Parser;
+use clap::{CommandFactory as _, Parser};
 
 /// Terminal client for the chat server.
 ///
@@ -40,33 +41,56 @@ use clap::Parser;
 /// where it was without showing anything twice, and sends the outbox again.
 /// It does not reconnect after being taken over by another login, kicked,
 /// or refused.
+///
+/// --server may list several servers, the nodes of one cluster: the client
+/// connects to the first that answers, trying the next at once when one
+/// cannot be reached, and after a lost connection goes on with the next
+/// one in the list (waiting as above only once every server failed), where
+/// it logs in again and resumes as on any reconnect.
 #[derive(Debug, Parser)]
 #[command(
     name = "chat-client",
     version,
+    args_override_self = true,
     after_help = "\
 Exit status:
   0  left with !bye, .exit or end of input; or kicked; or taken over by a
      login elsewhere; or the server shut down (with --reconnect-for 0)
-  1  could not connect, certificate refused, or the connection was lost
-     and could not be re-established within --reconnect-for
+  1  could not connect (to any server listed), certificate refused, or
+     the connection was lost and could not be re-established within
+     --reconnect-for
   2  the login was refused (pipe mode; interactive mode asks again), or
      logging in again after a reconnect was refused; no nickname or no
-     password in pipe mode; or the command line (or --password-file) was
-     wrong
+     password in pipe mode; or the command line (or --password-file, or
+     the config file) was wrong
 
 Environment:
   CHAT_PASSWORD  the password, if --password-file is not given
 
 TLS: the server's certificate is verified against --ca if given, else against
 the system roots; if that fails, its SHA-256 fingerprint is pinned on first
-use in the known_hosts file and must match on later connections."
+use in the known_hosts file and must match on later connections. Each server
+of a list is pinned under its own host:port; a changed certificate on any of
+them ends the client."
 )]
 struct Args {
+    /// Read settings from this TOML file first, one key per flag
+    /// (`server = ["a:50445", "b:50445"]`, `nick = "alice"`, `no-tls =
+    /// true`); flags given here win. Default: client.toml in the per-user
+    /// config directory (e.g. ~/.config/chat/client.toml), if it exists.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+
     /// Server to connect to: a host name or address, and a port unless it
-    /// is the default (50445).
-    #[arg(long, value_name = "HOST[:PORT]", default_value = "127.0.0.1:50445")]
-    server: String,
+    /// is the default (50445); or several, separated by commas
+    /// (a:50445,b:50445,[::1]:6000), tried in order.
+    #[arg(
+        long,
+        value_name = "HOST[:PORT],…",
+        default_value = "127.0.0.1:50445",
+        value_parser = Servers::parse
+    )]
+    server: Servers,
 
     /// Nickname to log in with (otherwise asked for, or read from stdin's
     /// first line in pipe mode).
@@ -95,8 +119,9 @@ struct Args {
     #[arg(long, conflicts_with = "ca")]
     no_tls: bool,
 
-    /// PEM root certificate to verify the server strictly against (the host
-    /// name must match the host part of --server); disables pinning.
+    /// PEM root certificate to verify the server strictly against (its host
+    /// name must match the host part of its --server entry); disables
+    /// pinning.
     #[arg(long, value_name = "FILE")]
     ca: Option<PathBuf>,
 
@@ -126,7 +151,15 @@ struct Args {
 }
 
 fn main() -> ExitCode {
-    let mut args = Args::parse();
+    let args =
+        chat_client::config_file::args_with_file(std::env::args_os().collect(), &Args::command());
+    let mut args = match args {
+        Ok(args) => Args::parse_from(args),
+        Err(err) => {
+            eprintln!("chat-client: {err:#}");
+            return ExitCode::from(chat_client::EXIT_LOGIN_REFUSED);
+        }
+    };
     // A path quoted in a shell (or written in a script) keeps its `~`.
     for path in [
         &mut args.password_file,
@@ -200,7 +233,7 @@ fn config(args: Args, password: Option<Password>) -> anyhow::Result<Config> {
         Security::Pinned(KnownHosts::new(path))
     };
     Ok(Config {
-        server: chat_client::tls::with_default_port(&args.server),
+        servers: args.server,
         nick: args.nick,
         password,
         security,

@@ -18,12 +18,12 @@ use chrono::Local;
 use crossbeam_channel::{select, Receiver};
 
 use crate::command::{self, Command, Line};
-use crate::net::{Net, Output, Status};
+use crate::net::{self, Net, Output, Status};
 use crate::refusal::refusal;
 use crate::render::Renderer;
 use crate::roster::SharedRoster;
 use crate::session::{Ending, Notice};
-use crate::{exit_code, tls, Config, EXIT_LOGIN_REFUSED, PIPE_RECONNECT_FOR};
+use crate::{exit_code, Config, EXIT_LOGIN_REFUSED, PIPE_RECONNECT_FOR};
 
 /// Prints to stdout, one flushed line per event.
 struct PipeOutput {
@@ -66,17 +66,20 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::from(EXIT_LOGIN_REFUSED));
     };
-    let stream = tls::connect(&config.server, &config.security, &mut |text| {
-        eprintln!("{text}")
+    let renderer = Renderer { colour: false };
+    let dial = config.dial();
+    let mut servers = config.servers.clone();
+    let stream = net::connect(&mut servers, &dial, &mut |notice| {
+        eprintln!("{}", renderer.line(notice, Local::now()))
     })?;
     let output = PipeOutput {
         json: config.json,
-        renderer: Renderer { colour: false },
+        renderer,
     };
     let net = Net::spawn(
         stream,
-        config.dial(|text| eprintln!("{text}")),
-        config.options(Some(PIPE_RECONNECT_FOR)),
+        dial,
+        config.options(Some(PIPE_RECONNECT_FOR), servers),
         SharedRoster::default(),
         Box::new(output),
     )

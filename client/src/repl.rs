@@ -24,7 +24,7 @@ use crate::command::{self, Command, Line, Local as Typed};
 use crate::complete::ChatHelper;
 use crate::digest::Digest;
 use crate::files::Progress;
-use crate::net::{Net, Output, Status};
+use crate::net::{self, Net, Output, Status};
 use crate::platform;
 use crate::progress::Bars;
 use crate::refusal::{refusal, Next};
@@ -33,7 +33,7 @@ use crate::render::Renderer;
 use crate::roster::SharedRoster;
 use crate::session::{Ending, Notice};
 use crate::status::{attention, PromptStatus};
-use crate::{exit_code, tls, Config};
+use crate::{exit_code, Config};
 
 /// How long to wait for the outbox to empty and the server to acknowledge
 /// our bye.
@@ -257,8 +257,10 @@ struct Repl {
 pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     let colour = std::env::var_os("NO_COLOR").is_none() && io::stdout().is_terminal();
     let renderer = Renderer { colour };
-    let stream = tls::connect(&config.server, &config.security, &mut |text| {
-        println!("{text}")
+    let dial = config.dial();
+    let mut servers = config.servers.clone();
+    let stream = net::connect(&mut servers, &dial, &mut |notice| {
+        println!("{}", renderer.line(notice, Local::now()))
     })?;
     let roster = SharedRoster::default();
     let mut editor = Editor::with_config(
@@ -303,8 +305,8 @@ pub fn run(config: &Config) -> anyhow::Result<ExitCode> {
     platform::ignore_interrupts();
     let net = Net::spawn(
         stream,
-        config.dial(|text| println!("{text}")),
-        config.options(None),
+        dial,
+        config.options(None, servers),
         roster,
         Box::new(output),
     )

@@ -51,6 +51,8 @@ impl PromptStatus {
             Notice::Lost { .. }
             | Notice::Reconnecting { .. }
             | Notice::RetryFailed { .. }
+            | Notice::ReconnectingTo { .. }
+            | Notice::Unreachable { .. }
             | Notice::Throttled { .. } => self.reconnecting = true,
             Notice::PrivateFrom { .. } => self.unread += 1,
             Notice::Away { text } => self.away = text.is_some(),

@@ -178,6 +178,12 @@ impl<T: DeserializeOwned + Payload> FrameReader<T> {
         self.lines.buffered() + self.filling.as_ref().map_or(0, |(_, _, got)| got.len())
     }
 
+    /// Whether a frame's raw payload is still arriving (a `chunk` was read
+    /// and not all its bytes).
+    pub fn awaiting_payload(&self) -> bool {
+        self.filling.is_some()
+    }
+
     /// Feeds `input` and calls `on_frame` with each complete frame's line
     /// and what it decoded to (blank lines are skipped), until it returns
     /// `Break`; then says how many bytes of `input` were used, so that a

@@ -125,6 +125,13 @@ impl<H: RequestHandler> Driver<H> {
         self.reader.buffered() + self.unread.len()
     }
 
+    /// Whether the bytes fed so far end inside a chunk's payload. A
+    /// transport with its own message boundaries (WebSocket) checks that
+    /// payloads and lines arrive in the messages meant for them.
+    pub fn awaiting_payload(&self) -> bool {
+        self.reader.awaiting_payload()
+    }
+
     /// While `Some`, the handler is not ready for the next request: read
     /// nothing from the peer, and call [`resume`](Self::resume) at that time.
     pub fn paused_until(&self) -> Option<Instant> {

@@ -40,6 +40,17 @@ pub struct Config {
     #[arg(long, conflicts_with_all = ["tls_cert", "tls_key"])]
     pub no_tls: bool,
 
+    /// Do not serve the browser client: the port speaks the line protocol
+    /// only.
+    #[arg(long, conflicts_with = "web_bind")]
+    pub no_web: bool,
+
+    /// Serve the browser client (HTTP and its WebSocket) on this address
+    /// instead of on --bind's port, where it is told from the line protocol
+    /// by its first bytes. Same TLS as --bind.
+    #[arg(long, value_name = "ADDR")]
+    pub web_bind: Option<SocketAddr>,
+
     /// PEM certificate (chain) to serve. Without it, a self-signed
     /// certificate is created in the data directory and reused.
     #[arg(long, requires = "tls_key")]

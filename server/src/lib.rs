@@ -24,6 +24,7 @@ pub mod framework;
 pub mod logging;
 pub mod platform;
 pub mod store;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -92,6 +93,8 @@ fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
 /// A running server.
 pub struct Server {
     pub local_addr: SocketAddr,
+    /// Where a browser opens the chat, unless `--no-web`.
+    pub web_url: Option<String>,
     /// SHA-256 of the TLS certificate, when serving TLS.
     pub fingerprint: Option<String>,
     events: Sender<Event>,
@@ -109,6 +112,17 @@ impl Server {
         // (a certificate created for a server that never started).
         let listener =
             listen(config.bind).with_context(|| format!("cannot listen on {}", config.bind))?;
+        let web = match (config.no_web, config.web_bind) {
+            (true, _) => None,
+            (false, None) => Some(framework::Web {
+                site: web::site(),
+                listener: None,
+            }),
+            (false, Some(addr)) => Some(framework::Web {
+                site: web::site(),
+                listener: Some(listen(addr).with_context(|| format!("cannot listen on {addr}"))?),
+            }),
+        };
         let (tls, fingerprint) = if config.no_tls {
             (None, None)
         } else {
@@ -161,6 +175,7 @@ impl Server {
             config.workers(),
             limits,
             admission,
+            web,
             move |info| {
                 handler::ChatHandler::new(info, to_dispatcher.clone(), flood, handlers.clone())
             },
@@ -205,8 +220,13 @@ impl Server {
         let dispatcher = std::thread::Builder::new()
             .name("dispatcher".into())
             .spawn(move || dispatcher.run())?;
+        let web_url = (!config.no_web).then(|| {
+            let addr = running.web_addr.unwrap_or(running.local_addr);
+            web::url(addr, !config.no_tls)
+        });
         Ok(Server {
             local_addr: running.local_addr,
+            web_url,
             fingerprint,
             events,
             dispatcher,

@@ -32,6 +32,9 @@ fn run() -> anyhow::Result<()> {
         ),
         None => println!("chat-server listening on {} (plaintext)", server.local_addr),
     }
+    if let Some(url) = &server.web_url {
+        println!("web: {url}");
+    }
 
     let console = Console::new(server.events(), config.hash_cost());
     let interactive = platform::stdin_is_terminal();

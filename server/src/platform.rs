@@ -77,3 +77,23 @@ pub fn raise_fd_limit() -> Option<u64> {
 pub fn raise_fd_limit() -> Option<u64> {
     None
 }
+
+/// This machine's name, for the address printed for browsers when the
+/// server listens on every interface (never looked up: printed as it is).
+#[cfg(unix)]
+pub fn hostname() -> Option<String> {
+    let mut buf = [0u8; 256];
+    // SAFETY: gethostname writes at most `buf.len()` bytes into `buf`.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0;
+    let end = buf.iter().position(|&b| b == 0)?;
+    ok.then(|| String::from_utf8_lossy(&buf[..end]).into_owned())
+        .filter(|name| !name.is_empty())
+}
+
+/// On Windows the name is in the environment.
+#[cfg(not(unix))]
+pub fn hostname() -> Option<String> {
+    std::env::var("COMPUTERNAME")
+        .ok()
+        .filter(|name| !name.is_empty())
+}

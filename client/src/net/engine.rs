@@ -1,9 +1,11 @@
 //! The network thread's decisions, without its sockets: what a command or
 //! a frame calls for (requests to send, lines to show, statuses for the
-//! user interface), what a lost connection means (reconnect, when, or
-//! stop), and when leaving may say bye. The worker does the I/O each
-//! decision asks for; the tests below drive the engine alone.
+//! user interface), what a lost connection means (reconnect, when, to
+//! which server of the list, or stop), and when leaving may say bye. The
+//! worker does the I/O each decision asks for; the tests below drive the
+//! engine alone.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -13,7 +15,8 @@ use chat_common::{Request, ServerFrame};
 use crossbeam_channel::Sender;
 
 use super::backoff::Backoff;
-use super::{Options, Output, Status};
+use super::servers::Next;
+use super::{without_server, Options, Output, Status};
 use crate::command::Command;
 use crate::files::{Hashed, Hashing, Transfers};
 use crate::session::{Ending, Notice, Session, Update};
@@ -58,11 +61,21 @@ pub(super) enum Stop {
 }
 
 /// Reconnecting after a lost connection: the backoff, and the last
-/// failure shown, so that the same one is not repeated at every try.
+/// failure shown for each server, so that the same one is not repeated at
+/// every try.
 #[derive(Debug)]
 pub(super) struct Outage {
     backoff: Backoff,
-    said: Option<String>,
+    said: BTreeMap<String, String>,
+}
+
+impl Outage {
+    fn new(backoff: Backoff) -> Self {
+        Outage {
+            backoff,
+            said: BTreeMap::new(),
+        }
+    }
 }
 
 /// What follows a lost connection.
@@ -274,8 +287,27 @@ impl Engine {
         self.session.ping()
     }
 
-    /// A new connection is up: the login again, if one was ever accepted.
-    pub(super) fn relogin(&mut self) -> Option<Request> {
+    /// What a dial had to tell: certificates pinned on first use.
+    pub(super) fn pinned(&mut self, told: Vec<String>) {
+        for text in told {
+            self.output.connection(&Notice::Pinned { text });
+        }
+    }
+
+    /// The server to dial next.
+    pub(super) fn server(&self) -> &str {
+        self.options.servers.current()
+    }
+
+    /// A new connection is up (to [`Engine::server`]): which server it is,
+    /// if there are several, and the login again, if one was ever accepted.
+    pub(super) fn reconnected(&mut self) -> Option<Request> {
+        let servers = &mut self.options.servers;
+        servers.connected();
+        if servers.is_list() {
+            let server = servers.current().to_string();
+            self.output.connection(&Notice::Connected { server });
+        }
         self.session.relogin()
     }
 
@@ -326,14 +358,21 @@ impl Engine {
             // Nothing left to deliver: no need to come back to say bye.
             return AfterLoss::End(Ending::Left);
         }
-        self.output.connection(&Notice::Reconnecting { reason });
+        // The server that dropped may be the one that died: the next first.
+        let servers = &mut self.options.servers;
+        let lost = servers.current().to_string();
+        servers.dropped();
+        if servers.is_list() {
+            let next = servers.current().to_string();
+            self.output
+                .connection(&Notice::ReconnectingTo { lost, next, reason });
+        } else {
+            self.output.connection(&Notice::Reconnecting { reason });
+        }
         let mut backoff = Backoff::new(now, self.options.reconnect_for);
         match backoff.next_try(now) {
             Some(at) => AfterLoss::Retry {
-                outage: Outage {
-                    backoff,
-                    said: None,
-                },
+                outage: Outage::new(backoff),
                 at,
             },
             None => AfterLoss::End(self.give_up(&backoff, now)),
@@ -342,8 +381,11 @@ impl Engine {
 
     /// Logging in again was refused for `wait` (the server's `reason`):
     /// say so and try again then, unless that is past `--reconnect-for`.
+    /// The next try goes to the next server of a list: a busy node's
+    /// neighbour may have room, and a cluster shares its login throttle.
     fn throttle(&mut self, wait: Duration, reason: String, now: Instant) -> AfterLoss {
         self.session.disconnected();
+        self.options.servers.dropped();
         let backoff = Backoff::new(now, self.options.reconnect_for);
         if self.options.reconnect_for.is_some_and(|limit| wait > limit) {
             self.output.connection(&Notice::Error { reason });
@@ -354,28 +396,44 @@ impl Engine {
             retry_in: wait.as_secs(),
         });
         AfterLoss::Retry {
-            outage: Outage {
-                backoff,
-                said: None,
-            },
+            outage: Outage::new(backoff),
             at: now + wait,
         }
     }
 
-    /// A try to reconnect failed for `reason` at `now`: the next try, or
-    /// giving up.
+    /// A try to reconnect (to [`Engine::server`]) failed for `reason` at
+    /// `now`: the next server at once, or, once every server failed in
+    /// this round, the next try after the backoff, or giving up. A round
+    /// once begun is finished, so each server gets its chance.
     pub(super) fn retry(&mut self, mut outage: Outage, reason: String, now: Instant) -> AfterLoss {
-        let Some(at) = outage.backoff.next_try(now) else {
-            return AfterLoss::End(self.give_up(&outage.backoff, now));
+        let servers = &mut self.options.servers;
+        let server = servers.current().to_string();
+        let (at, round_over) = match servers.failed() {
+            Next::Now => (now, false),
+            Next::AfterRound => match outage.backoff.next_try(now) {
+                Some(at) => (at, true),
+                None => return AfterLoss::End(self.give_up(&outage.backoff, now)),
+            },
         };
-        if outage.said.as_deref() != Some(reason.as_str()) {
+        if outage.said.get(&server) != Some(&reason) {
             let retry_in = at.saturating_duration_since(now).as_secs_f64().round() as u64;
-            self.output.connection(&Notice::RetryFailed {
-                reason: reason.clone(),
-                retry_in: retry_in.max(1),
-            });
+            let retry_in = retry_in.max(1);
+            let notice = if servers.is_list() {
+                Notice::Unreachable {
+                    next: servers.current().to_string(),
+                    reason: without_server(&server, reason.clone()),
+                    server: server.clone(),
+                    retry_in: round_over.then_some(retry_in),
+                }
+            } else {
+                Notice::RetryFailed {
+                    reason: reason.clone(),
+                    retry_in,
+                }
+            };
+            self.output.connection(&notice);
         }
-        outage.said = Some(reason);
+        outage.said.insert(server, reason);
         AfterLoss::Retry { outage, at }
     }
 

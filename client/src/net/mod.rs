@@ -20,11 +20,13 @@
 //! starts; every decision — what a command or a frame calls for, whether
 //! and when to reconnect, when to say bye — is the `engine`'s, which
 //! never touches a socket, so its tests play the server without one;
-//! `keepalive` and `backoff` time the pings and the tries.
+//! `keepalive` and `backoff` time the pings and the tries, and `servers`
+//! says which server of the list (`--server a,b,c`) each try goes to.
 
 mod backoff;
 mod engine;
 mod keepalive;
+pub mod servers;
 mod worker;
 
 use std::io;
@@ -37,9 +39,11 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use mio::Waker;
 
 use crate::command::Command;
+use crate::known_hosts::KnownHostsError;
 use crate::roster::SharedRoster;
 use crate::session::{Ending, Notice, Session};
 use crate::tls::Stream;
+pub use servers::Servers;
 
 /// What the network thread tells the user interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,13 +83,18 @@ pub trait Output: Send {
     fn tick(&mut self) {}
 }
 
-/// Opens a new connection to the same server, the same way; called on the
-/// dial thread.
-pub type Dial = Arc<dyn Fn() -> anyhow::Result<Stream> + Send + Sync>;
+/// Opens a new connection to a server (`host:port`) of the list, the way
+/// the first was opened; called on the dial thread. What the user should
+/// know (a certificate pinned on first use) goes to the callback, to be
+/// shown as a [`Notice::Pinned`].
+pub type Dial = Arc<dyn Fn(&str, &mut dyn FnMut(String)) -> anyhow::Result<Stream> + Send + Sync>;
 
 /// How the thread behaves when the connection is lost, and where files go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Options {
+    /// Where to reconnect (`--server`), standing at the server the first
+    /// connection is to (see [`connect`]).
+    pub servers: Servers,
     /// How long to keep trying to reconnect before giving up: `None`
     /// forever, zero not at all.
     pub reconnect_for: Option<Duration>,
@@ -109,6 +118,62 @@ pub const KEEPALIVE: Duration = Duration::from_secs(30);
 /// allows. The limit only guards against a server that never ends its
 /// line.
 pub const SERVER_MAX_FRAME: usize = 16 * 1024 * 1024;
+
+/// The first connection: each server of the list in turn, the next at
+/// once when one cannot be reached, until one answers; `servers` is left
+/// at that one, and `say` is told each server passed over, the one that
+/// answered and any certificate pinned. The last failure if none did. A
+/// changed certificate is no failure to move on from: it is returned at
+/// once, as a warning must be.
+pub fn connect(
+    servers: &mut Servers,
+    dial: &Dial,
+    say: &mut dyn FnMut(&Notice),
+) -> anyhow::Result<Stream> {
+    loop {
+        let server = servers.current().to_string();
+        match dial(&server, &mut |text| say(&Notice::Pinned { text })) {
+            Ok(stream) => {
+                servers.connected();
+                if servers.is_list() {
+                    say(&Notice::Connected { server });
+                }
+                return Ok(stream);
+            }
+            Err(err) if is_changed_certificate(&err) => return Err(err),
+            Err(err) => match servers.failed() {
+                servers::Next::Now => say(&Notice::Unreachable {
+                    next: servers.current().to_string(),
+                    reason: without_server(&server, format!("{err:#}")),
+                    server,
+                    retry_in: None,
+                }),
+                servers::Next::AfterRound if servers.is_list() => {
+                    let count = servers.len();
+                    return Err(err.context(format!("none of the {count} servers answered")));
+                }
+                servers::Next::AfterRound => return Err(err),
+            },
+        }
+    }
+}
+
+/// Whether a dial failed because the server's certificate is not the one
+/// pinned.
+fn is_changed_certificate(err: &anyhow::Error) -> bool {
+    matches!(
+        err.downcast_ref::<KnownHostsError>(),
+        Some(KnownHostsError::Mismatch { .. })
+    )
+}
+
+/// A dial's failure said after the server's name: without the name again.
+fn without_server(server: &str, reason: String) -> String {
+    match reason.strip_prefix(&format!("cannot connect to {server}: ")) {
+        Some(rest) => rest.to_string(),
+        None => reason,
+    }
+}
 
 /// The handle the user interface keeps.
 pub struct Net {

@@ -15,10 +15,9 @@ use mio::{Events, Interest, Poll, Token, Waker};
 
 use super::engine::{AfterLoss, Connection, Engine, Leave, Outage, Stop, Taken};
 use super::keepalive::{Keepalive, Probe};
-use super::{Dial, SERVER_MAX_FRAME};
+use super::{is_changed_certificate, Dial, SERVER_MAX_FRAME};
 use crate::command::Command;
 use crate::files::Hashed;
-use crate::known_hosts::KnownHostsError;
 use crate::session::Ending;
 use crate::tls::Stream;
 
@@ -47,11 +46,15 @@ enum Link {
     /// A dial thread is connecting; its result comes on `result`.
     Dialing {
         outage: Outage,
-        result: Receiver<anyhow::Result<Stream>>,
+        result: Receiver<Dialed>,
     },
     /// Between two states (never seen by the loop).
     Closed,
 }
+
+/// What a dial thread found: the connection or why not, and what it had
+/// to tell the user meanwhile.
+type Dialed = (anyhow::Result<Stream>, Vec<String>);
 
 /// The network thread's state.
 pub(super) struct Worker {
@@ -214,27 +217,37 @@ impl Worker {
                     self.link = Link::Dialing { outage, result };
                     None
                 }
-                Ok(Ok(stream)) => {
-                    if let Err(err) = self.up(stream) {
-                        return self.retry(outage, err.to_string());
-                    }
-                    if let Some(login) = self.engine.relogin() {
-                        self.queue(&login);
-                    }
-                    // Readiness may have come before registering.
-                    self.step()
+                Ok((dialed, told)) => {
+                    self.engine.pinned(told);
+                    self.dialed(outage, dialed)
                 }
-                // A changed certificate is no outage: trying again would
-                // only ask the same question, so end as at start-up.
-                Ok(Err(err)) if is_changed_certificate(&err) => {
-                    Some(self.engine.certificate_changed(format!("{err:#}")))
-                }
-                Ok(Err(err)) => self.retry(outage, format!("{err:#}")),
                 Err(TryRecvError::Disconnected) => {
                     self.retry(outage, "the dial thread failed".into())
                 }
             },
             Link::Closed => None,
+        }
+    }
+
+    /// A dial is done: use the connection, or try again.
+    fn dialed(&mut self, outage: Outage, dialed: anyhow::Result<Stream>) -> Option<Ending> {
+        match dialed {
+            Ok(stream) => {
+                if let Err(err) = self.up(stream) {
+                    return self.retry(outage, err.to_string());
+                }
+                if let Some(login) = self.engine.reconnected() {
+                    self.queue(&login);
+                }
+                // Readiness may have come before registering.
+                self.step()
+            }
+            // A changed certificate is no outage: trying again would
+            // only ask the same question, so end as at start-up.
+            Err(err) if is_changed_certificate(&err) => {
+                Some(self.engine.certificate_changed(format!("{err:#}")))
+            }
+            Err(err) => self.retry(outage, format!("{err:#}")),
         }
     }
 
@@ -257,13 +270,16 @@ impl Worker {
         }
     }
 
-    /// Connects on a thread of its own, which wakes us when done.
-    fn start_dial(&mut self) -> Receiver<anyhow::Result<Stream>> {
+    /// Connects to the server the engine says on a thread of its own,
+    /// which wakes us when done.
+    fn start_dial(&mut self) -> Receiver<Dialed> {
         let (tx, rx) = crossbeam_channel::bounded(1);
-        let dial = self.dial.clone();
+        let (dial, server) = (self.dial.clone(), self.engine.server().to_string());
         let waker = self.waker.clone();
         let spawned = thread::Builder::new().name("dial".into()).spawn(move || {
-            let _ = tx.send(dial());
+            let mut told = Vec::new();
+            let dialed = dial(&server, &mut |text| told.push(text));
+            let _ = tx.send((dialed, told));
             let _ = waker.wake();
         });
         if spawned.is_err() {
@@ -422,15 +438,6 @@ impl Worker {
             }
         }
     }
-}
-
-/// Whether a dial failed because the server's certificate is not the one
-/// pinned.
-fn is_changed_certificate(err: &anyhow::Error) -> bool {
-    matches!(
-        err.downcast_ref::<KnownHostsError>(),
-        Some(KnownHostsError::Mismatch { .. })
-    )
 }
 
 /// Writes queued bytes until done or the socket is full; the rest goes

@@ -1,5 +1,5 @@
-//! The connection's ups and downs, in red: lost, reconnecting, a try that
-//! failed, giving up.
+//! The connection's ups and downs, in red: lost, reconnecting (to the next
+//! server of a list), a try that failed, giving up.
 
 use super::words::clean;
 use super::{Renderer, RED};
@@ -16,6 +16,38 @@ impl Renderer {
             &format!("! connection lost — reconnecting… ({})", clean(reason)),
         )
         .into()
+    }
+
+    pub(super) fn reconnecting_to(&self, lost: &str, next: &str, reason: &str) -> String {
+        self.paint(
+            RED,
+            &format!(
+                "! connection to {} lost — reconnecting to {}… ({})",
+                clean(lost),
+                clean(next),
+                clean(reason)
+            ),
+        )
+        .into()
+    }
+
+    /// `! b:50445 unreachable, trying c:50445 — reason`; at the end of a
+    /// round, `! c:50445 unreachable too; trying a:50445 again in 2 s — …`.
+    pub(super) fn unreachable(
+        &self,
+        server: &str,
+        next: &str,
+        reason: &str,
+        retry_in: Option<u64>,
+    ) -> String {
+        let (server, next, reason) = (clean(server), clean(next), clean(reason));
+        let text = match retry_in {
+            None => format!("! {server} unreachable, trying {next} — {reason}"),
+            Some(secs) => {
+                format!("! {server} unreachable too; trying {next} again in {secs} s — {reason}")
+            }
+        };
+        self.paint(RED, &text).into()
     }
 
     pub(super) fn retry_failed(&self, reason: &str, retry_in: u64) -> String {

@@ -167,6 +167,15 @@ impl Renderer {
             Reconnecting { reason } => self.reconnecting(reason),
             RetryFailed { reason, retry_in } => self.retry_failed(reason, *retry_in),
             GaveUp { after } => self.gave_up(*after),
+            Pinned { text } => self.system(&clean(text)),
+            Connected { server } => self.system(&format!("connected to {}", clean(server))),
+            ReconnectingTo { lost, next, reason } => self.reconnecting_to(lost, next, reason),
+            Unreachable {
+                server,
+                next,
+                reason,
+                retry_in,
+            } => self.unreachable(server, next, reason, *retry_in),
             Throttled { reason, retry_in } => self.throttled(reason, *retry_in),
         }
     }

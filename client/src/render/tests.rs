@@ -172,6 +172,44 @@ fn formats() {
             "[12:00:00] ! cannot reconnect yet: refused; trying again in 2 s",
         ),
         (
+            Notice::Pinned {
+                text: s("pinned the certificate of b:50445 (SHA-256 AB:CD) on first use"),
+            },
+            "[12:00:00] * pinned the certificate of b:50445 (SHA-256 AB:CD) on first use",
+        ),
+        (
+            Notice::Connected {
+                server: s("b:50445"),
+            },
+            "[12:00:00] * connected to b:50445",
+        ),
+        (
+            Notice::ReconnectingTo {
+                lost: s("a:50445"),
+                next: s("b:50445"),
+                reason: s("reset"),
+            },
+            "[12:00:00] ! connection to a:50445 lost — reconnecting to b:50445… (reset)",
+        ),
+        (
+            Notice::Unreachable {
+                server: s("b:50445"),
+                next: s("c:50445"),
+                reason: s("Connection refused"),
+                retry_in: None,
+            },
+            "[12:00:00] ! b:50445 unreachable, trying c:50445 — Connection refused",
+        ),
+        (
+            Notice::Unreachable {
+                server: s("c:50445"),
+                next: s("a:50445"),
+                reason: s("timed out"),
+                retry_in: Some(2),
+            },
+            "[12:00:00] ! c:50445 unreachable too; trying a:50445 again in 2 s — timed out",
+        ),
+        (
             Notice::GaveUp { after: 60 },
             "[12:00:00] ! gave up reconnecting after 60 s without a connection",
         ),

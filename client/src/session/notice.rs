@@ -188,6 +188,31 @@ pub enum Notice {
     Reconnecting {
         reason: String,
     },
+    /// A server's certificate was pinned on first use: `text` says which,
+    /// where, and what to do if it changes.
+    Pinned {
+        text: String,
+    },
+    /// Connected to `server`, one of several (`--server a,b`).
+    Connected {
+        server: String,
+    },
+    /// The connection to `lost`, one of several servers, ended for
+    /// `reason`; `next` is tried next.
+    ReconnectingTo {
+        lost: String,
+        next: String,
+        reason: String,
+    },
+    /// A try at `server`, one of several, failed for `reason`; `next` is
+    /// tried now, or, after a round in which every server failed, in
+    /// `retry_in` seconds.
+    Unreachable {
+        server: String,
+        next: String,
+        reason: String,
+        retry_in: Option<u64>,
+    },
     /// A try to reconnect failed; the next comes in `retry_in` seconds.
     RetryFailed {
         reason: String,

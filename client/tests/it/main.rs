@@ -11,3 +11,4 @@ mod groups;
 mod interactive;
 mod net;
 mod pipe;
+mod servers;

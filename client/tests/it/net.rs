@@ -8,7 +8,7 @@ use std::thread;
 use std::time::Duration;
 
 use chat_client::command::Command;
-use chat_client::net::{Dial, Net, Options, Output, Status, KEEPALIVE};
+use chat_client::net::{Dial, Net, Options, Output, Servers, Status, KEEPALIVE};
 use chat_client::outbox::Outbox;
 use chat_client::roster::SharedRoster;
 use chat_client::session::{Ending, Notice, Session};
@@ -93,26 +93,36 @@ fn start_serving(
     reconnect_for: Option<Duration>,
     script: impl FnOnce(TcpListener) + Send + 'static,
 ) -> (Net, Recorder, thread::JoinHandle<()>) {
-    let options = Options {
-        reconnect_for: Some(reconnect_for.unwrap_or(Duration::ZERO)),
-        keepalive: KEEPALIVE,
+    let options = options(Some(reconnect_for.unwrap_or(Duration::ZERO)), KEEPALIVE);
+    start_with(options, script)
+}
+
+/// The thread's options, for the one fake server [`start_with`] starts.
+fn options(reconnect_for: Option<Duration>, keepalive: Duration) -> Options {
+    Options {
+        // Set by `start_with` once the fake server listens.
+        servers: Servers::one("127.0.0.1:0"),
+        reconnect_for,
+        keepalive,
         // No test here accepts a file.
         downloads: std::env::temp_dir(),
-    };
-    start_with(options, script)
+    }
 }
 
 /// [`start_serving`] with these options.
 fn start_with(
-    options: Options,
+    mut options: Options,
     script: impl FnOnce(TcpListener) + Send + 'static,
 ) -> (Net, Recorder, thread::JoinHandle<()>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let server = listener.local_addr().unwrap().to_string();
+    options.servers = Servers::one(&server);
     let fake = thread::spawn(move || script(listener));
     let stream = tls::connect(&server, &Security::Plain, &mut |_| {}).unwrap();
     let recorder = Recorder::default();
-    let dial: Dial = Arc::new(move || tls::connect(&server, &Security::Plain, &mut |_| {}));
+    let dial: Dial = Arc::new(|server: &str, tell: &mut dyn FnMut(String)| {
+        tls::connect(server, &Security::Plain, tell)
+    });
     let session = Session::with_outbox(SharedRoster::default(), Outbox::new("t"));
     let net = Net::spawn_with(stream, dial, options, session, Box::new(recorder.clone())).unwrap();
     (net, recorder, fake)
@@ -214,12 +224,7 @@ fn refused_login_can_be_retried() {
 /// logs in again on a new one.
 #[test]
 fn a_silent_server_is_noticed_by_the_keepalive() {
-    let options = Options {
-        reconnect_for: Some(Duration::from_secs(10)),
-        keepalive: Duration::from_millis(600),
-        // No test here accepts a file.
-        downloads: std::env::temp_dir(),
-    };
+    let options = options(Some(Duration::from_secs(10)), Duration::from_millis(600));
     let (net, recorder, fake) = start_with(options, |listener| {
         let mut peer = accept(&listener);
         login(&mut peer, "alice");
@@ -574,12 +579,7 @@ fn gives_up_after_reconnect_for() {
 /// silence) never sends a ping of its own.
 #[test]
 fn a_server_ping_is_answered_at_once_even_while_catching_up() {
-    let options = Options {
-        reconnect_for: Some(Duration::ZERO),
-        keepalive: Duration::from_millis(600),
-        // No test here accepts a file.
-        downloads: std::env::temp_dir(),
-    };
+    let options = options(Some(Duration::ZERO), Duration::from_millis(600));
     let (net, recorder, fake) = start_with(options, |listener| {
         let mut peer = accept(&listener);
         assert_eq!(

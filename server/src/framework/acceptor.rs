@@ -4,6 +4,7 @@
 
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,7 +13,8 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use tracing::{debug, warn};
 
 use super::admission::{Admission, Refusal};
-use super::{ConnId, ToWorker, WorkerHandle};
+use super::web::Speech;
+use super::{ToWorker, WorkerHandle};
 
 const LISTENER: Token = Token(0);
 const STOP: Token = Token(1);
@@ -21,11 +23,14 @@ pub struct Acceptor {
     poll: Poll,
     listener: TcpListener,
     workers: Vec<WorkerHandle>,
-    next_id: ConnId,
+    /// Shared with the other listeners' acceptors.
+    next_id: Arc<AtomicU64>,
     admission: Arc<Admission>,
     /// Plain TCP: a refused peer can be told why in one line. A TLS peer
     /// cannot without a handshake, which is what a refusal must not cost.
     plaintext: bool,
+    /// How this listener's connections may speak.
+    speech: Speech,
 }
 
 impl Acceptor {
@@ -34,7 +39,8 @@ impl Acceptor {
         mut listener: TcpListener,
         workers: Vec<WorkerHandle>,
         admission: Arc<Admission>,
-        plaintext: bool,
+        (plaintext, speech): (bool, Speech),
+        next_id: Arc<AtomicU64>,
     ) -> io::Result<(Self, Arc<Waker>)> {
         let poll = Poll::new()?;
         poll.registry()
@@ -44,9 +50,10 @@ impl Acceptor {
             poll,
             listener,
             workers,
-            next_id: 1,
+            next_id,
             admission,
             plaintext,
+            speech,
         };
         Ok((acceptor, stop))
     }
@@ -88,8 +95,7 @@ impl Acceptor {
                     if let Err(err) = tcp.set_nodelay(true) {
                         debug!(%peer, "set_nodelay failed: {err}");
                     }
-                    let id = self.next_id;
-                    self.next_id += 1;
+                    let id = self.next_id.fetch_add(1, Ordering::Relaxed);
                     let worker = &self.workers[(id % self.workers.len() as u64) as usize];
                     if worker
                         .tx
@@ -98,6 +104,7 @@ impl Acceptor {
                             tcp,
                             peer,
                             slot,
+                            speech: self.speech,
                         })
                         .is_ok()
                     {
@@ -121,7 +128,11 @@ impl Acceptor {
     /// effort: one write to a fresh socket, which has room for it).
     fn refuse(&self, mut tcp: TcpStream, peer: SocketAddr, refusal: Refusal) {
         debug!(%peer, ?refusal, "connection refused");
-        let notice = self.admission.notice(refusal).filter(|_| self.plaintext);
+        // A browser would show the line as garbage: it is told nothing.
+        let notice = self
+            .admission
+            .notice(refusal)
+            .filter(|_| self.plaintext && self.speech != Speech::Http);
         if let Some(line) = notice {
             // What the peer sent already is read first: closing a socket
             // with unread bytes sends a reset, which can destroy the line

@@ -11,6 +11,7 @@ use std::time::Instant;
 use chat_common::{Connection, Driver, Frame, RequestHandler};
 
 use super::tls::Stream;
+use super::web::{http, ws, Site, Speech, Wire};
 
 /// Most bytes of small frames copied together for one write (and one TLS
 /// record).
@@ -62,6 +63,19 @@ pub struct Outbox {
     closing: Option<String>,
     /// Set when a frame did not fit within `limit`.
     overflowed: bool,
+    /// How the application's frames go out.
+    encoding: Encoding,
+}
+
+/// How the application's frames are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Encoding {
+    /// As they are: lines.
+    Lines,
+    /// As WebSocket messages, after an upgrade.
+    WebSocket,
+    /// Not at all: the WebSocket's close frame is queued.
+    Closed,
 }
 
 impl Outbox {
@@ -76,6 +90,7 @@ impl Outbox {
             staged_written: 0,
             closing: None,
             overflowed: false,
+            encoding: Encoding::Lines,
         }
     }
 
@@ -172,6 +187,30 @@ impl Outbox {
         Ok(true)
     }
 
+    /// Queues bytes exactly as they are to go out (an HTTP response, a
+    /// WebSocket control frame).
+    fn push_raw(&mut self, bytes: Vec<u8>) {
+        self.push(Queued::Frame(bytes.into()));
+    }
+
+    /// Queues a WebSocket close frame, the last frame the peer gets.
+    fn close_websocket(&mut self, code: ws::Code, reason: &str) {
+        if self.encoding == Encoding::WebSocket {
+            self.push_raw(ws::close(code, reason));
+        }
+        self.encoding = Encoding::Closed;
+    }
+
+    /// Queues one of the application's frames, as a WebSocket message
+    /// after an upgrade.
+    fn push_frame(&mut self, frame: Queued) {
+        match self.encoding {
+            Encoding::Lines => self.push(frame),
+            Encoding::WebSocket => self.push_raw(ws::encode(&frame)),
+            Encoding::Closed => {}
+        }
+    }
+
     /// Queues a frame unless that would overflow the limit.
     fn push(&mut self, frame: Queued) {
         // Once the queue has overflowed the connection is being dropped.
@@ -192,10 +231,14 @@ impl Outbox {
 
 impl Connection for Outbox {
     fn send(&mut self, frame: Frame) {
-        self.push(Queued::Frame(frame));
+        self.push_frame(Queued::Frame(frame));
     }
 
     fn close(&mut self, reason: &str) {
+        if self.encoding == Encoding::WebSocket {
+            // A browser shows a clean close, not a dropped connection.
+            self.close_websocket(ws::Code::Normal, reason);
+        }
         self.closing.get_or_insert_with(|| reason.to_string());
     }
 
@@ -222,6 +265,9 @@ pub struct Conn<H: RequestHandler> {
     pub outbox: Outbox,
     /// Created when the stream is ready (after any TLS handshake).
     driver: Option<Driver<H>>,
+    /// Lines, or HTTP and a WebSocket (see [`super::web`]).
+    wire: Wire,
+    site: Option<&'static Site>,
     /// Holds the handler until the stream is ready.
     pending: Option<H>,
     max_frame: usize,
@@ -244,13 +290,20 @@ impl<H: RequestHandler> Conn<H> {
         stream: Stream,
         peer: SocketAddr,
         handler: H,
-        max_frame: usize,
-        queue_limit: usize,
+        (max_frame, queue_limit): (usize, usize),
+        site: Option<&'static Site>,
+        speech: Speech,
     ) -> Self {
         Conn {
             stream,
             outbox: Outbox::new(peer, queue_limit),
             driver: None,
+            wire: Wire::new(if site.is_some() {
+                speech
+            } else {
+                Speech::Lines
+            }),
+            site,
             pending: Some(handler),
             max_frame,
             accepted: Instant::now(),
@@ -261,9 +314,11 @@ impl<H: RequestHandler> Conn<H> {
         }
     }
 
-    /// Whether the handler has been set up (the TLS handshake is done).
+    /// Whether the handler has been set up (the TLS handshake is done)
+    /// and the connection is not in the middle of an HTTP request head:
+    /// until then it is held to the handshake's deadline.
     pub fn is_ready(&self) -> bool {
-        self.driver.is_some()
+        self.driver.is_some() && !self.wire.is_settling()
     }
 
     /// Drives the handshake; once the stream is ready, sets up the handler.
@@ -292,23 +347,86 @@ impl<H: RequestHandler> Conn<H> {
 
     /// Reads until the socket is drained, handing lines to the handler.
     pub fn read(&mut self, buf: &mut [u8]) -> Status {
-        let Some(driver) = self.driver.as_mut() else {
+        if self.driver.is_none() {
             return Status::Open;
-        };
+        }
         loop {
-            if self.outbox.is_closing() || self.read_closed || driver.paused_until().is_some() {
+            let paused = self
+                .driver
+                .as_ref()
+                .is_some_and(|d| d.paused_until().is_some());
+            if self.outbox.is_closing() || self.read_closed || paused {
+                return Status::Open;
+            }
+            // A WebSocket's messages already read go first.
+            self.take(&[]);
+            if self.outbox.is_closing() || self.paused_until().is_some() {
                 return Status::Open;
             }
             match self.stream.read(buf) {
                 Ok(0) => {
                     self.read_closed = true;
-                    driver.eof(&mut self.outbox);
+                    if let Some(driver) = self.driver.as_mut() {
+                        driver.eof(&mut self.outbox);
+                    }
                     return Status::Open;
                 }
-                Ok(n) => driver.feed(&buf[..n], &mut self.outbox),
+                Ok(n) => self.take(&buf[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Status::Open,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => return Status::Closed("connection lost".into()),
+            }
+        }
+    }
+
+    /// Hands bytes read from the socket to whatever the connection speaks.
+    fn take(&mut self, mut bytes: &[u8]) {
+        let Some(driver) = self.driver.as_mut() else {
+            return;
+        };
+        let outbox = &mut self.outbox;
+        loop {
+            match &mut self.wire {
+                Wire::Lines => return driver.feed(bytes, outbox),
+                Wire::Undecided(first) => {
+                    first.extend_from_slice(bytes);
+                    match http::looks_like_http(first) {
+                        None => return,
+                        Some(true) => self.wire = Wire::Head(std::mem::take(first)),
+                        Some(false) => {
+                            let first = std::mem::take(first);
+                            self.wire = Wire::Lines;
+                            return driver.feed(&first, outbox);
+                        }
+                    }
+                    bytes = &[];
+                }
+                Wire::Head(head) => {
+                    head.extend_from_slice(bytes);
+                    let site = self.site.expect("HTTP is spoken only with a site");
+                    match http::answer(head, site, self.stream.is_tls()) {
+                        http::Answer::Incomplete => return,
+                        http::Answer::Respond(response) => {
+                            outbox.push_raw(response);
+                            outbox.close("HTTP request answered");
+                            self.wire = Wire::Answered;
+                            return;
+                        }
+                        http::Answer::Upgrade { response, rest } => {
+                            outbox.push_raw(response);
+                            outbox.encoding = Encoding::WebSocket;
+                            let limit =
+                                self.max_frame.max(chat_common::payload::MAX_PAYLOAD) + 1024;
+                            self.wire = Wire::Socket(Box::new(ws::Socket::new(rest, limit)));
+                        }
+                    }
+                    bytes = &[];
+                }
+                Wire::Socket(socket) => {
+                    socket.feed(bytes);
+                    return pump(socket, driver, outbox);
+                }
+                Wire::Answered => return,
             }
         }
     }
@@ -320,7 +438,7 @@ impl<H: RequestHandler> Conn<H> {
 
     /// Queues the worker's copy of a broadcast frame.
     pub fn send_local(&mut self, frame: Rc<[u8]>) {
-        self.outbox.push(Queued::Local(frame));
+        self.outbox.push_frame(Queued::Local(frame));
     }
 
     /// Writes what is queued; reports whether the connection should end now.
@@ -357,6 +475,52 @@ impl<H: RequestHandler> Conn<H> {
         if let Some(driver) = self.driver.as_mut() {
             driver.finish(reason);
         }
+    }
+}
+
+/// Hands a WebSocket's complete messages to the driver: a text message is
+/// a line, a binary message the raw bytes of the chunk before it. A peer
+/// that mixes them up (bytes with no chunk, a line inside a chunk's bytes)
+/// would have the codec read one as the other, so the WebSocket is closed.
+fn pump<H: RequestHandler>(socket: &mut ws::Socket, driver: &mut Driver<H>, outbox: &mut Outbox) {
+    while !outbox.is_closing() && driver.paused_until().is_none() {
+        let broken = match socket.next_message() {
+            Ok(None) => break,
+            Ok(Some(ws::Incoming::Line(mut line))) if !driver.awaiting_payload() => {
+                line.push(b'\n');
+                driver.feed(&line, outbox);
+                None
+            }
+            Ok(Some(ws::Incoming::Line(_))) => Some("a text message inside a chunk's bytes"),
+            Ok(Some(ws::Incoming::Bytes(bytes))) if driver.awaiting_payload() => {
+                driver.feed(&bytes, outbox);
+                (!driver.awaiting_payload() && driver.buffered() > 0)
+                    .then_some("a binary message longer than its chunk")
+            }
+            Ok(Some(ws::Incoming::Bytes(_))) => Some("a binary message with no chunk before it"),
+            Ok(Some(ws::Incoming::Closed)) => {
+                // tungstenite wrote the close reply: no second close frame.
+                if let Some(reply) = socket.take_output() {
+                    outbox.push_raw(reply);
+                }
+                outbox.encoding = Encoding::Closed;
+                outbox.close("connection closed");
+                return;
+            }
+            Err(ws::Violation(why)) => {
+                outbox.close_websocket(ws::Code::Protocol, &why);
+                outbox.close("WebSocket protocol error");
+                return;
+            }
+        };
+        if let Some(why) = broken {
+            outbox.close_websocket(ws::Code::Policy, why);
+            outbox.close("WebSocket protocol error");
+            return;
+        }
+    }
+    if let Some(pong) = socket.take_output() {
+        outbox.push_raw(pong);
     }
 }
 

@@ -10,6 +10,7 @@ pub mod admission;
 mod connection;
 mod router;
 pub mod tls;
+pub mod web;
 mod worker;
 
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ use mio::Waker;
 pub use admission::{Admission, AdmissionStats, Ban, Caps, Refusal};
 pub use router::Router;
 pub use tls::TlsAcceptor;
+pub use web::{Asset, Site};
 
 /// A connection's id: unique for the server's lifetime, never reused, so a
 /// late frame for a closed connection cannot reach a new one.
@@ -83,6 +85,8 @@ pub enum ToWorker {
         peer: SocketAddr,
         /// Its place under the connection caps, held until it closes.
         slot: admission::Slot,
+        /// Whether it may speak HTTP (its listener's kind).
+        speech: web::Speech,
     },
     Batch(Vec<Op>),
     Shutdown,
@@ -95,12 +99,22 @@ pub struct WorkerHandle {
     waker: Arc<Waker>,
 }
 
+/// What the framework serves to browsers, and where.
+pub struct Web {
+    pub site: &'static Site,
+    /// A listener of the web's own (`--web-bind`); without one, HTTP is
+    /// told from the line protocol on the main listener by its first bytes.
+    pub listener: Option<std::net::TcpListener>,
+}
+
 /// The running framework threads.
 pub struct Running {
     pub local_addr: SocketAddr,
+    /// The web's own listener's address, when it has one.
+    pub web_addr: Option<SocketAddr>,
     admission: Arc<Admission>,
-    stop_accepting: Arc<Waker>,
-    acceptor: Option<JoinHandle<()>>,
+    stop_accepting: Vec<Arc<Waker>>,
+    acceptors: Vec<JoinHandle<()>>,
     workers: Vec<JoinHandle<()>>,
 }
 
@@ -112,8 +126,10 @@ impl Running {
 
     /// Stops taking new connections.
     pub fn stop_accepting(&mut self) {
-        if let Some(acceptor) = self.acceptor.take() {
-            let _ = self.stop_accepting.wake();
+        for waker in &self.stop_accepting {
+            let _ = waker.wake();
+        }
+        for acceptor in self.acceptors.drain(..) {
             let _ = acceptor.join();
         }
     }
@@ -127,15 +143,17 @@ impl Running {
     }
 }
 
-/// Starts the acceptor and `workers` I/O threads on `listener`, admitting
-/// connections as `admission` allows. Returns the router for the
-/// application's dispatcher and the threads' handle.
+/// Starts the acceptor and `workers` I/O threads on `listener` (and an
+/// acceptor on the web's own listener, if any), admitting connections as
+/// `admission` allows. Returns the router for the application's
+/// dispatcher and the threads' handle.
 pub fn start<H, F>(
     listener: std::net::TcpListener,
     tls: Option<TlsAcceptor>,
     workers: usize,
     limits: Limits,
     admission: Arc<Admission>,
+    web: Option<Web>,
     make_handler: F,
 ) -> anyhow::Result<(Router, Running)>
 where
@@ -143,7 +161,7 @@ where
     F: Fn(ConnInfo) -> H + Send + Sync + 'static,
 {
     let local_addr = listener.local_addr()?;
-    listener.set_nonblocking(true)?;
+    let site = web.as_ref().map(|web| web.site);
     let make_handler = Arc::new(make_handler);
     let mut handles = Vec::new();
     let mut threads = Vec::new();
@@ -159,25 +177,48 @@ where
             std::thread::Builder::new()
                 .name(format!("worker-{index}"))
                 .spawn(move || {
-                    worker::Worker::new(index, (poll, waker), rx, make_handler, tls, limits).run()
+                    worker::Worker::new(index, (poll, waker), rx, make_handler, (tls, site), limits)
+                        .run()
                 })?,
         );
     }
-    let plaintext = tls.is_none();
-    let (acceptor, stop_accepting) = acceptor::Acceptor::new(
-        mio::net::TcpListener::from_std(listener),
-        handles.clone(),
-        admission.clone(),
-        plaintext,
-    )?;
-    let acceptor = std::thread::Builder::new()
-        .name("acceptor".into())
-        .spawn(move || acceptor.run())?;
+    let mut listeners = vec![(
+        listener,
+        match &web {
+            Some(Web { listener: None, .. }) => web::Speech::Either,
+            _ => web::Speech::Lines,
+        },
+    )];
+    let mut web_addr = None;
+    if let Some(listener) = web.and_then(|web| web.listener) {
+        web_addr = Some(listener.local_addr()?);
+        listeners.push((listener, web::Speech::Http));
+    }
+    // One sequence of ids for every listener: an id is never reused.
+    let next_id = Arc::new(std::sync::atomic::AtomicU64::new(1));
+    let (mut acceptors, mut stop_accepting) = (Vec::new(), Vec::new());
+    for (listener, speech) in listeners {
+        listener.set_nonblocking(true)?;
+        let (acceptor, stop) = acceptor::Acceptor::new(
+            mio::net::TcpListener::from_std(listener),
+            handles.clone(),
+            admission.clone(),
+            (tls.is_none(), speech),
+            next_id.clone(),
+        )?;
+        stop_accepting.push(stop);
+        acceptors.push(
+            std::thread::Builder::new()
+                .name("acceptor".into())
+                .spawn(move || acceptor.run())?,
+        );
+    }
     let running = Running {
         local_addr,
+        web_addr,
         admission,
         stop_accepting,
-        acceptor: Some(acceptor),
+        acceptors,
         workers: threads,
     };
     Ok((Router::new(handles), running))

@@ -17,6 +17,7 @@ use tracing::{debug, error, info, warn};
 use super::admission::Slot;
 use super::connection::{Conn, Status};
 use super::tls::{Stream, TlsAcceptor};
+use super::web::{Site, Speech};
 use super::{ConnId, ConnInfo, Limits, Op, ToWorker};
 
 /// The waker's token; connection tokens are their ids, which never reach it.
@@ -39,6 +40,8 @@ pub struct Worker<H: RequestHandler, F> {
     slots: HashMap<ConnId, Slot>,
     make_handler: Arc<F>,
     tls: Option<TlsAcceptor>,
+    /// What HTTP requests are answered with, if the server has a web side.
+    site: Option<&'static Site>,
     limits: Limits,
     /// Connections with new frames or a new close request, flushed once per
     /// poll round so that frames arriving together leave in one write.
@@ -62,7 +65,7 @@ where
         (poll, waker): (Poll, Arc<Waker>),
         inbox: Receiver<ToWorker>,
         make_handler: Arc<F>,
-        tls: Option<TlsAcceptor>,
+        (tls, site): (Option<TlsAcceptor>, Option<&'static Site>),
         limits: Limits,
     ) -> Self {
         Worker {
@@ -74,6 +77,7 @@ where
             slots: HashMap::new(),
             make_handler,
             tls,
+            site,
             limits,
             dirty: Vec::new(),
             watched: HashSet::new(),
@@ -129,7 +133,8 @@ where
                     tcp,
                     peer,
                     slot,
-                } => self.accept(id, tcp, peer, slot),
+                    speech,
+                } => self.accept(id, tcp, peer, slot, speech),
                 ToWorker::Batch(ops) => {
                     for op in ops {
                         match op {
@@ -189,6 +194,7 @@ where
         mut tcp: mio::net::TcpStream,
         peer: std::net::SocketAddr,
         slot: Slot,
+        speech: Speech,
     ) {
         if self.shutting_down {
             return;
@@ -224,8 +230,9 @@ where
             stream,
             peer,
             handler,
-            self.limits.max_frame,
-            self.limits.queue_limit,
+            (self.limits.max_frame, self.limits.queue_limit),
+            self.site,
+            speech,
         );
         self.conns.insert(id, conn);
         self.slots.insert(id, slot);
@@ -272,7 +279,10 @@ where
                     self.watched.insert(id);
                 } else if conn.stalled_since.is_some() || conn.paused_until().is_some() {
                     self.watched.insert(id);
-                } else if conn.is_ready() && conn.closing_since.is_none() {
+                } else if !conn.is_ready() {
+                    // Reading an HTTP request head: the handshake's deadline.
+                    self.watched.insert(id);
+                } else if conn.closing_since.is_none() {
                     self.watched.remove(&id);
                 }
             }
@@ -317,7 +327,7 @@ where
                 return false;
             };
             if !c.is_ready() && c.accepted.elapsed() > limits.handshake_timeout {
-                expired.push((*id, "TLS handshake timed out"));
+                expired.push((*id, "handshake timed out"));
             } else if c.closing_since.is_some_and(|t| t.elapsed() > grace) {
                 expired.push((*id, "closed by server"));
             } else if c

@@ -82,6 +82,7 @@ fn a_panicking_handler_costs_only_its_connection() {
         1,
         limits(),
         uncapped(),
+        None,
         move |_: ConnInfo| Touchy {
             finished: counter.clone(),
         },
@@ -140,6 +141,7 @@ fn every_close_frees_the_connections_place() {
         1,
         limits(),
         admission.clone(),
+        None,
         move |_: ConnInfo| Touchy {
             finished: counter.clone(),
         },

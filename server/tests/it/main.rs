@@ -41,3 +41,4 @@ mod presence;
 mod real_use;
 mod shutdown;
 mod tls;
+mod web;

@@ -11,7 +11,7 @@ use crossbeam_channel::Receiver;
 use parking_lot::Mutex;
 
 use super::*;
-use crate::net::KEEPALIVE;
+use crate::net::{Servers, KEEPALIVE};
 use crate::outbox::Outbox;
 use crate::roster::SharedRoster;
 
@@ -81,6 +81,7 @@ struct Test {
 
 fn options(reconnect_for: Option<Duration>) -> Options {
     Options {
+        servers: Servers::one("127.0.0.1:50445"),
         reconnect_for,
         keepalive: KEEPALIVE,
         downloads: PathBuf::from("downloads"),
@@ -517,7 +518,7 @@ fn a_throttled_relogin_is_tried_again_when_the_server_says() {
     let now = Instant::now();
     let after = test.engine.lost(Ending::Lost, "reset".into(), now);
     assert!(matches!(after, AfterLoss::Retry { .. }), "{after:?}");
-    let login = test.engine.relogin().expect("a relogin");
+    let login = test.engine.reconnected().expect("a relogin");
     test.said.take();
     let (ended, _) = test.feed(&format!(
         r#"{{"type":"error","id":{},"code":"too_many_attempts","reason":"too many failed logins for this account or from your address; try again in 42 s"}}"#,
@@ -542,11 +543,183 @@ fn a_throttled_relogin_is_tried_again_when_the_server_says() {
     // Beyond --reconnect-for it gives up instead of waiting.
     let mut test = Test::logged_in(options(Some(Duration::from_secs(10))));
     test.engine.lost(Ending::Lost, "reset".into(), now);
-    let login = test.engine.relogin().unwrap();
+    let login = test.engine.reconnected().unwrap();
     test.feed(&format!(
         r#"{{"type":"error","id":{},"code":"too_many_attempts","reason":"x; try again in 42 s"}}"#,
         login.id().unwrap()
     ));
     let after = test.engine.stopped(Stop::Ended(Ending::Lost), false, now);
     assert!(matches!(after, AfterLoss::End(Ending::Lost)), "{after:?}");
+}
+
+/// The options of a client given `--server a,b,c`, connected to a.
+fn listed(reconnect_for: Option<Duration>) -> Options {
+    Options {
+        servers: Servers::parse("a,b,c").unwrap(),
+        ..options(reconnect_for)
+    }
+}
+
+fn unreachable(server: &str, next: &str, reason: &str, retry_in: Option<u64>) -> Notice {
+    Notice::Unreachable {
+        server: server.into(),
+        next: next.into(),
+        reason: reason.into(),
+        retry_in,
+    }
+}
+
+/// With a list, a dropped connection goes on with the next server, a
+/// failed try with the next one at once; only when all of them failed in
+/// a row does the backoff wait, and a failure said once for a server is
+/// not said again.
+#[test]
+fn a_list_moves_on_to_the_next_server() {
+    let mut test = Test::logged_in(listed(None));
+    let start = Instant::now();
+    let AfterLoss::Retry { outage, at } = test.engine.lost(Ending::Lost, "reset".into(), start)
+    else {
+        panic!("a retry");
+    };
+    // The first try waits the backoff's first step, as with one server.
+    assert!(at - start <= Duration::from_millis(625), "{:?}", at - start);
+    assert_eq!(
+        test.said.connection(),
+        [Notice::ReconnectingTo {
+            lost: "a:50445".into(),
+            next: "b:50445".into(),
+            reason: "reset".into()
+        }]
+    );
+    let mut said = Vec::new();
+    let (mut outage, mut now) = (outage, at);
+    let mut waits = Vec::new();
+    for _round in 0..2 {
+        for server in ["b:50445", "c:50445", "a:50445"] {
+            assert_eq!(test.engine.server(), server);
+            let refused = format!("cannot connect to {server}: Connection refused");
+            let AfterLoss::Retry { outage: next, at } = test.engine.retry(outage, refused, now)
+            else {
+                panic!("a retry");
+            };
+            waits.push(at - now);
+            (outage, now) = (next, at);
+            said.extend(test.said.connection());
+        }
+    }
+    // b and c fail over at once; a, the last of the round, waits about 1 s.
+    for round in waits.chunks(3) {
+        assert_eq!(round[..2], [Duration::ZERO, Duration::ZERO], "{waits:?}");
+        assert!(round[2] >= Duration::from_millis(750), "{waits:?}");
+    }
+    let again = (waits[2].as_secs_f64().round() as u64).max(1);
+    assert_eq!(
+        said,
+        [
+            unreachable("b:50445", "c:50445", "Connection refused", None),
+            unreachable("c:50445", "a:50445", "Connection refused", None),
+            unreachable("a:50445", "b:50445", "Connection refused", Some(again)),
+        ],
+        "the second round says nothing new"
+    );
+    // A new reason for one server is said.
+    assert_eq!(test.engine.server(), "b:50445");
+    let AfterLoss::Retry { .. } = test.engine.retry(outage, "timed out".into(), now) else {
+        panic!("a retry");
+    };
+    assert_eq!(
+        test.said.connection(),
+        [unreachable("b:50445", "c:50445", "timed out", None)]
+    );
+    // c answers: said, and logged in again as on a reconnect.
+    assert_eq!(test.engine.server(), "c:50445");
+    let login = test.engine.reconnected();
+    assert!(
+        matches!(&login, Some(Request::Login { nick, .. }) if nick == "alice"),
+        "{login:?}"
+    );
+    assert_eq!(
+        test.said.connection(),
+        [Notice::Connected {
+            server: "c:50445".into()
+        }]
+    );
+    // Dropped again: a is next, wrapping around.
+    test.engine.lost(Ending::Lost, "reset".into(), now);
+    assert_eq!(test.engine.server(), "a:50445");
+}
+
+/// What waited in the outbox goes to the next server with its cid, as
+/// after any reconnect: the nodes share one database, which drops a
+/// resend it has already stored.
+#[test]
+fn the_outbox_follows_the_session_to_the_next_server() {
+    let mut test = Test::logged_in(listed(None));
+    let sent = test.say("bob", "hi");
+    assert!(
+        matches!(&sent[..], [Request::Message { cid: Some(cid), .. }] if cid == "t-1"),
+        "{sent:?}"
+    );
+    test.engine
+        .lost(Ending::Lost, "reset".into(), Instant::now());
+    let Some(Request::Login { id, .. }) = test.engine.reconnected() else {
+        panic!("a relogin");
+    };
+    assert_eq!(test.engine.server(), "b:50445");
+    let (_, out) = test.feed(&format!(
+        r#"{{"type":"welcome","id":{id},"nick":"alice","online":["alice"]}}"#
+    ));
+    assert!(
+        matches!(&out[..], [Request::Message { cid: Some(cid), text, .. }] if cid == "t-1" && text == "hi"),
+        "{out:?}"
+    );
+}
+
+/// A round once begun is finished even past `--reconnect-for`, so each
+/// server gets its try; a new round is not begun past it.
+#[test]
+fn a_list_gives_up_only_at_the_end_of_a_round() {
+    let limit = Duration::from_secs(5);
+    let mut test = Test::logged_in(listed(Some(limit)));
+    test.say("bob", "hi");
+    let start = Instant::now();
+    let AfterLoss::Retry { mut outage, .. } = test.engine.lost(Ending::Lost, "reset".into(), start)
+    else {
+        panic!("a retry");
+    };
+    let late = start + limit + Duration::from_secs(1);
+    for _ in 0..2 {
+        let AfterLoss::Retry { outage: next, at } = test.engine.retry(outage, "x".into(), late)
+        else {
+            panic!("the round goes on");
+        };
+        assert_eq!(at, late);
+        outage = next;
+    }
+    let after = test.engine.retry(outage, "x".into(), late);
+    assert!(matches!(after, AfterLoss::End(Ending::Lost)), "{after:?}");
+    assert_eq!(
+        test.said.connection()[3..],
+        [Notice::GaveUp { after: 6 }, unsent(1, "bob", "hi")]
+    );
+}
+
+/// A throttled or busy relogin tries the next server when the wait is over.
+#[test]
+fn a_throttled_relogin_waits_then_tries_the_next_server() {
+    let mut test = Test::logged_in(listed(None));
+    let now = Instant::now();
+    test.engine.lost(Ending::Lost, "reset".into(), now);
+    let login = test.engine.reconnected().unwrap();
+    assert_eq!(test.engine.server(), "b:50445");
+    test.feed(&format!(
+        r#"{{"type":"error","id":{},"code":"busy","reason":"the server is busy"}}"#,
+        login.id().unwrap()
+    ));
+    let after = test.engine.stopped(Stop::Ended(Ending::Lost), false, now);
+    let AfterLoss::Retry { at, .. } = after else {
+        panic!("{after:?}");
+    };
+    assert_eq!(at - now, Duration::from_secs(5));
+    assert_eq!(test.engine.server(), "c:50445");
 }

@@ -128,6 +128,12 @@ impl Options {
         self
     }
 
+    /// Adds `--flag`, one that takes no value.
+    pub fn switch(mut self, flag: &str) -> Self {
+        self.args.push(flag.to_string());
+        self
+    }
+
     /// Turns flood control off (`--flood-rate 0`), for tests that send
     /// thousands of messages from one client to load something else.
     pub fn unthrottled(self) -> Self {
@@ -170,6 +176,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The fingerprint printed at start (TLS only), `AA:BB:…`.
     pub fingerprint: Option<String>,
+    /// The address printed for browsers (`web: …`), unless `--no-web`.
+    pub web_url: Option<String>,
     pub data_dir: PathBuf,
     /// The least time between two presence frames this server was given.
     pub presence_interval: Duration,
@@ -259,6 +267,7 @@ impl Server {
             stdin,
             addr: "127.0.0.1:0".parse().unwrap(),
             fingerprint: None,
+            web_url: None,
             data_dir,
             presence_interval: Duration::from_millis(
                 options.presence_ms.unwrap_or(DEFAULT_PRESENCE_MS),
@@ -289,6 +298,10 @@ impl Server {
             let fp = line.trim_start_matches("certificate fingerprint: SHA-256 ");
             assert!(is_fingerprint(fp), "malformed fingerprint line: {line}");
             server.fingerprint = Some(fp.to_string());
+        }
+        if !options.args.iter().any(|arg| arg == "--no-web") {
+            let line = server.expect_stdout("the web address", |l| l.starts_with("web: "));
+            server.web_url = Some(line.trim_start_matches("web: ").to_string());
         }
         server
     }
