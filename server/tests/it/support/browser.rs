@@ -126,6 +126,8 @@ impl Driver {
     /// `size`. `name` is for failure messages.
     pub fn browser(&self, name: &str, size: (u32, u32)) -> Browser {
         let profile = tempfile::tempdir().expect("a temporary Chromium profile");
+        let downloads = profile.path().join("Downloads");
+        std::fs::create_dir_all(&downloads).expect("creating the downloads directory");
         let args = vec![
             "--headless=new".to_string(),
             "--no-sandbox".into(),
@@ -142,7 +144,15 @@ impl Driver {
             "browserName": "chrome",
             // The server's certificate is self-signed.
             "acceptInsecureCerts": true,
-            "goog:chromeOptions": {"binary": CHROMIUM, "args": args},
+            "goog:chromeOptions": {
+                "binary": CHROMIUM,
+                "args": args,
+                // A click on a download link saves the file here, unasked.
+                "prefs": {
+                    "download.default_directory": downloads.display().to_string(),
+                    "download.prompt_for_download": false,
+                },
+            },
         });
         let Value::Object(capabilities) = capabilities else {
             unreachable!()
@@ -161,6 +171,7 @@ impl Driver {
             name: name.to_string(),
             runtime: self.runtime.clone(),
             client: Some(client),
+            downloads,
             _profile: profile,
         };
         // The window's size includes what headless Chromium counts as its
@@ -259,6 +270,8 @@ pub struct Browser {
     pub name: String,
     runtime: Arc<tokio::runtime::Runtime>,
     client: Option<Client>,
+    /// Where Chromium saves what this user downloads.
+    pub downloads: PathBuf,
     _profile: tempfile::TempDir,
 }
 
@@ -292,12 +305,6 @@ impl Browser {
     /// Runs `script` (a function body: `arguments`, `return`) in the page.
     pub fn js(&self, script: &str, args: Vec<Value>) -> Value {
         self.run(self.client().execute(script, args))
-    }
-
-    /// Runs an async `script`: the last of `arguments` is the callback that
-    /// gives its result.
-    pub fn js_async(&self, script: &str, args: Vec<Value>) -> Value {
-        self.run(self.client().execute_async(script, args))
     }
 
     /// The page in a few words: status, conversations, the last messages.
@@ -406,7 +413,9 @@ impl Browser {
     }
 
     /// Logs in as `nick` through the login form, and waits until the page
-    /// says who it is and that it is online.
+    /// says who it is and that it is online. A nickname without an account
+    /// makes the page ask for the password again (`#login-password2`, as
+    /// the terminal client does), before it creates the account.
     pub fn login(&self, nick: &str, password: &str) {
         self.wait_visible("#login-form");
         for (field, value) in [("#login-nick", nick), ("#login-password", password)] {
@@ -415,7 +424,24 @@ impl Browser {
             self.run(element.send_keys(value));
         }
         self.click("#login-submit");
+        let shown = self.wait_js(
+            "the app, or the form asking for the password again",
+            "const shown = s => { const e = document.querySelector(s);
+                 return !!e && !e.closest('[hidden]') && e.getClientRects().length > 0; };
+             return shown('#app') ? 'app' : shown('#login-password2') ? 'again' : null;",
+            vec![],
+        );
+        if shown == "again" {
+            self.type_into("#login-password2", password);
+            self.click("#login-submit");
+        }
         self.wait_logged_in(nick);
+    }
+
+    /// Types `keys` into the element `selector`.
+    pub fn type_into(&self, selector: &str, keys: &str) {
+        let element = self.run(self.client().find(Locator::Css(selector)));
+        self.run(element.send_keys(keys));
     }
 
     /// Waits until the app is shown for `nick`, online.
@@ -513,33 +539,45 @@ impl Browser {
         std::fs::write(path, png).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
     }
 
-    /// Sends the file at `path` through `#file-input`, as a person choosing
-    /// it in the file dialog would.
+    /// Sends the file at `path` to the open conversation as a person does:
+    /// a click on `#attach`, then the file chosen (WebDriver types its
+    /// path into `#file-input`, as the file dialog would fill it).
     pub fn attach(&self, path: &Path) {
+        self.click("#attach");
         let input = self.run(self.client().find(Locator::Css("#file-input")));
         self.run(input.send_keys(&path.display().to_string()));
     }
 
-    /// The SHA-256 (hex) of the bytes behind the first `a.download-link`
-    /// inside `selector`, fetched and hashed in the page.
-    pub fn download_sha256(&self, selector: &str) -> String {
-        let hex = self.js_async(
-            "const [selector, done] = arguments;
-             const a = document.querySelector(selector + ' a.download-link');
-             if (!a) { done('no a.download-link in ' + selector); return; }
-             fetch(a.href)
-                 .then(r => r.arrayBuffer())
-                 .then(b => crypto.subtle.digest('SHA-256', b))
-                 .then(d => done('sha256:' + [...new Uint8Array(d)]
-                     .map(x => x.toString(16).padStart(2, '0')).join('')))
-                 .catch(e => done('failed: ' + e));",
-            vec![json!(selector)],
-        );
-        let text = hex.as_str().unwrap_or_default();
-        match text.strip_prefix("sha256:") {
-            Some(hex) => hex.to_string(),
-            None => panic!("{}: hashing the download: {hex}", self.name),
-        }
+    /// Clicks the first `a.download-link` inside `selector`, as a person
+    /// saving the file would, and returns the bytes Chromium saved under
+    /// the link's `download` name. (Fetching the blob: URL from a script
+    /// instead is refused by the page's CSP, `connect-src 'self'`.)
+    pub fn download(&self, selector: &str) -> Vec<u8> {
+        let link = format!("{selector} a.download-link");
+        let name = self.attr(&link, "download").unwrap_or_else(|| {
+            panic!(
+                "{}: no {link} with a download name: {}",
+                self.name,
+                self.describe()
+            )
+        });
+        self.click(&link);
+        let path = self.downloads.join(&name);
+        self.wait(&format!("{name} saved in the downloads"), |_| {
+            let listing: Vec<String> = std::fs::read_dir(&self.downloads)
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            // Chromium writes NAME.crdownload, then renames it.
+            match path.exists() && !listing.iter().any(|n| n.ends_with(".crdownload")) {
+                true => Ok(()),
+                false => Err(format!("downloads: {listing:?}")),
+            }
+        });
+        std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
     }
 }
 
