@@ -3,8 +3,9 @@
 //! chat with each other and with a terminal user (the real `chat-client`,
 //! in pipe mode). Every assertion is about what a person sees: the rows of
 //! `#messages`, their senders and delivery ticks, `#status`, the transfers.
-//! The hooks are the page's stable ids and data- attributes
-//! (`docs/web.md`'s contract).
+//! The hooks are the page's stable ids and data- attributes (`#messages
+//! .msg[data-seq][data-sender]`, `.state[data-state]`, `#status`,
+//! `.transfer[data-state]` …), which server/web/ promises to keep.
 //!
 //! Without Chromium and chromedriver these tests skip (say so, and pass);
 //! under `CI=true` they fail. One runs at a time (see
