@@ -22,7 +22,6 @@ use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use fantoccini::wd::Capabilities;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
@@ -154,10 +153,9 @@ impl Driver {
                 },
             },
         });
-        let Value::Object(capabilities) = capabilities else {
-            unreachable!()
+        let Value::Object(capabilities): Value = capabilities else {
+            unreachable!("a JSON object")
         };
-        let capabilities: Capabilities = capabilities;
         let connector = hyper_util::client::legacy::connect::HttpConnector::new();
         let client = self
             .runtime
