@@ -54,7 +54,7 @@ export function humanBytes(n) {
 }
 
 const STATE_TEXT = {
-  pending: ['🕓', 'pending: not yet stored by the server'],
+  pending: ['…', 'pending: not yet stored by the server'],
   stored: ['✓', 'stored by the server'],
   delivered: ['✓✓', 'delivered'],
   failed: ['!', 'not sent'],
