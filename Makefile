@@ -5,7 +5,7 @@ BIN := target/debug
 
 .PHONY: help build release test fuzz run-server run-client bench clean demo \
         demo-basic demo-multiplex demo-concurrency demo-private demo-encryption demo-offline demo-reliability demo-hardening demo-group demo-file \
-        demo-performance
+        demo-web demo-performance
 
 help:
 	@echo "make run-server [ARGS=...]   start a server on 0.0.0.0:50445 (TLS) with an admin console"
@@ -16,6 +16,7 @@ help:
 	@echo "make demo                    every demo below (each exits non-zero on failure)"
 	@echo "make demo-basic | demo-multiplex | demo-concurrency | demo-private | demo-encryption"
 	@echo "make demo-offline | demo-reliability | demo-hardening | demo-group | demo-file"
+	@echo "make demo-web                two browsers (headless Chromium) and a terminal; screenshots in demos/out/web/"
 	@echo "make demo-performance        (release build) fan-out without loss, 2,000 connects, coalesced presence, idle CPU"
 	@echo "make build | release | clean"
 
@@ -46,7 +47,7 @@ bench:
 clean:
 	$(CARGO) clean
 
-DEMOS := basic multiplex concurrency private encryption offline reliability hardening group file
+DEMOS := basic multiplex concurrency private encryption offline reliability hardening group file web
 
 # Every demo runs, even after one fails; the failures are listed at the end.
 demo: build release
@@ -56,7 +57,7 @@ demo: build release
 	if [ -n "$$failed" ]; then echo; echo "FAILED:$$failed"; exit 1; fi; \
 	echo; echo "every demo passed"
 
-demo-basic demo-multiplex demo-concurrency demo-private demo-encryption demo-offline demo-reliability demo-hardening demo-group demo-file: build
+demo-basic demo-multiplex demo-concurrency demo-private demo-encryption demo-offline demo-reliability demo-hardening demo-group demo-file demo-web: build
 	bash demos/$(@:demo-%=%).sh $(BIN)
 
 # Performance is a property of the release build.

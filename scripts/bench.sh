@@ -12,6 +12,7 @@
 #        BENCH_REDIS=0 scripts/bench.sh      (without the Redis column)
 #        BENCH_REDIS_ROUNDS=1 scripts/bench.sh  (Redis runs per scenario;
 #        default: as many as ours)
+#        BENCH_WS=0 scripts/bench.sh         (without the WebSocket runs)
 #
 # Beside Redis (issue 18): when `redis-server` is on PATH (Debian/Ubuntu:
 # `apt-get install redis-server`; the script starts its own, never the
@@ -21,6 +22,13 @@
 # ours (ours run 1, Redis run 1, ours run 2, ...), and a second table gives
 # ours ÷ Redis for every figure (the median of the per-run ratios). Without
 # redis-server that column is skipped with one line saying so.
+#
+# Beside WebSocket (issue 19): fanout and latency also run with half the
+# clients (and half the senders) speaking over a WebSocket on the same port
+# (`chat-bench --websocket-share 0.5`, as the browser's page does), against
+# the same fresh server with the same flags, interleaved with the all-TCP
+# runs (TCP run 1, [Redis run 1,] WebSocket run 1, TCP run 2, ...); a third
+# table puts the two side by side.
 #
 # Exits non-zero when a scenario fails to run; a missed target is reported
 # in the table, not enforced.
@@ -38,6 +46,10 @@ BENCH=$ROOT/target/release/chat-bench
 REDIS=
 REDIS_ROUNDS=${BENCH_REDIS_ROUNDS:-$ROUNDS}
 REDIS_NOTE=
+# The scenarios that also run with half the clients over WebSocket.
+WS_SCENARIOS=" fanout latency "
+[ "${BENCH_WS:-1}" = 0 ] && WS_SCENARIOS=
+WS_SHARE=0.5
 if [ "${BENCH_REDIS:-1}" = 0 ]; then
     REDIS_NOTE="Redis column skipped (BENCH_REDIS=0)."
 elif REDIS=$(command -v redis-server); then
@@ -67,8 +79,10 @@ cleanup() {
 trap cleanup EXIT
 RESULTS=$TMP/results.jsonl
 REDIS_RESULTS=$TMP/redis.jsonl
+WS_RESULTS=$TMP/websocket.jsonl
 : >"$RESULTS"
 : >"$REDIS_RESULTS"
+: >"$WS_RESULTS"
 
 # start_server plaintext|tls: a fresh server with its own data directory;
 # sets SERVER_PID and PORT.
@@ -170,8 +184,9 @@ stop_redis() {
 FAILED=()
 COMMANDS=()
 REDIS_COMMANDS=()
+WS_COMMANDS=()
 # run NAME plaintext|tls ARGS...: ROUNDS runs of one scenario, each against a
-# fresh server.
+# fresh server (and its Redis and WebSocket runs, interleaved).
 run() {
     local name=$1 transport=$2
     shift 2
@@ -185,13 +200,22 @@ run() {
         redis=1
         REDIS_COMMANDS+=("chat-bench --server 127.0.0.1:PORT --server-pid PID --target redis $*")
     fi
+    local ws=
+    if [[ "$WS_SCENARIOS" == *" $name "* ]]; then
+        ws=1
+        WS_COMMANDS+=("chat-bench --server 127.0.0.1:PORT --server-pid PID ${tls_arg[*]:+${tls_arg[*]} }--websocket-share $WS_SHARE $*")
+    fi
     local round
     for round in $(seq "$ROUNDS"); do
         echo "== $name ($transport), run $round of $ROUNDS: chat-bench ${tls_arg[*]:+${tls_arg[*]} }$*"
-        run_once "$name" "$transport" "$@" || return 0
+        run_once "$name" "$transport" "$RESULTS" "$@" || return 0
         if [ -n "$redis" ] && [ "$round" -le "$REDIS_ROUNDS" ]; then
             echo "== $name (Redis), run $round of $REDIS_ROUNDS: chat-bench --target redis $*"
             run_redis "$name" "$@" || redis=
+        fi
+        if [ -n "$ws" ]; then
+            echo "== $name ($transport, $WS_SHARE over WebSocket), run $round of $ROUNDS: chat-bench ${tls_arg[*]:+${tls_arg[*]} }--websocket-share $WS_SHARE $*"
+            run_once "$name" "$transport" "$WS_RESULTS" --websocket-share "$WS_SHARE" "$@" || ws=
         fi
     done
 }
@@ -215,10 +239,13 @@ run_redis() {
     grep '^JSON ' "$out" | tail -1 >>"$REDIS_RESULTS"
 }
 
-# run_once NAME plaintext|tls ARGS...: one run; fails if it did not run.
+# run_once NAME plaintext|tls RESULTS ARGS...: one run, its JSON line
+# appended to RESULTS; fails if it did not run.
 run_once() {
-    local name=$1 transport=$2
-    shift 2
+    local name=$1 transport=$2 results=$3
+    shift 3
+    local label=$transport
+    [[ " $* " == *" --websocket-share "* ]] && label="$transport, WebSocket"
     local tls_arg=()
     [ "$transport" = tls ] && tls_arg=(--tls)
     start_server "$transport"
@@ -227,15 +254,15 @@ run_once() {
         | tee "$out" || status=$?
     stop_server
     if [ "$status" -ne 0 ] || ! grep -q '^JSON ' "$out"; then
-        echo "bench: $name ($transport) failed (exit $status)" >&2
+        echo "bench: $name ($label) failed (exit $status)" >&2
         if [ -s "$SERVER_DIR/stderr" ]; then
             echo "server stderr:" >&2
             tail -20 "$SERVER_DIR/stderr" >&2
         fi
-        FAILED+=("$name ($transport)")
+        FAILED+=("$name ($label)")
         return 1
     fi
-    grep '^JSON ' "$out" | tail -1 >>"$RESULTS"
+    grep '^JSON ' "$out" | tail -1 >>"$results"
 }
 
 STARTED=$(date +%s)
@@ -280,6 +307,14 @@ if [ -s "$REDIS_RESULTS" ]; then
     echo
 elif [ -n "$REDIS_NOTE" ]; then
     echo "bench: $REDIS_NOTE"
+fi
+TRANSPORTS=
+if [ -s "$WS_RESULTS" ]; then
+    TRANSPORTS=$("$BENCH" transports "$RESULTS" "$WS_RESULTS")
+    echo "Half the clients over WebSocket beside all over TCP:"
+    echo
+    echo "$TRANSPORTS"
+    echo
 fi
 echo "bench: ${ELAPSED} s for the scenarios"
 
@@ -345,6 +380,20 @@ write_section() {
         echo "${REDIS_NOTE:-No Redis runs.}"
     fi
     echo
+    echo "### Half the clients over WebSocket (issue 19)"
+    echo
+    if [ -n "$TRANSPORTS" ]; then
+        echo "The same scenarios, the same server flags, with half the clients (and"
+        echo "half the senders) speaking over a WebSocket on the server's port, as the"
+        echo "browser's page does; each run interleaved with the all-TCP run of the"
+        echo "same round. WebSocket ÷ TCP is the median of the per-round ratios."
+        for c in "${WS_COMMANDS[@]}"; do echo "  - \`$c\`"; done
+        echo
+        echo "$TRANSPORTS"
+    else
+        if [ -z "$WS_SCENARIOS" ]; then echo "No WebSocket runs (BENCH_WS=0)."; else echo "No WebSocket runs."; fi
+    fi
+    echo
     echo "<details><summary>Raw results (one JSON line per run)</summary>"
     echo
     echo '```'
@@ -356,6 +405,14 @@ write_section() {
         echo
         echo '```'
         cat "$REDIS_RESULTS"
+        echo '```'
+    fi
+    if [ -s "$WS_RESULTS" ]; then
+        echo
+        echo 'Half over WebSocket:'
+        echo
+        echo '```'
+        cat "$WS_RESULTS"
         echo '```'
     fi
     echo

@@ -20,6 +20,7 @@ use crate::histogram::Histogram;
 use crate::platform;
 use crate::resp;
 use crate::scan::{self, Line, LineScanner, Payload};
+use crate::ws::{self, Piece, Upgraded};
 use mio::{Events, Interest, Poll, Token, Waker};
 
 /// Nanoseconds since the process-wide epoch: the clock of every payload's
@@ -49,6 +50,9 @@ pub struct Client {
     pub nick: String,
     pub sender: Option<SenderRole>,
     pub wire: Wire,
+    /// Speaks the chat protocol over a WebSocket, as the browser's page
+    /// does, instead of lines over TCP.
+    pub websocket: bool,
 }
 
 pub struct SenderRole {
@@ -204,6 +208,10 @@ struct Conn {
     /// Per sender id seen by this receiver: the next sequence number expected.
     next_seq: Vec<(u32, u32)>,
     sender: Option<SendState>,
+    /// To speak over a WebSocket once connected.
+    websocket: bool,
+    /// The WebSocket, from the upgrade request on.
+    ws: Option<ws::Client>,
 }
 
 struct SendState {
@@ -249,6 +257,8 @@ struct Worker {
     sending: Option<Sending>,
     cpu_at_start: Option<Duration>,
     buf: Vec<u8>,
+    /// A WebSocket client's frame, before it goes out as a message.
+    frame: Vec<u8>,
     bytes_in: u64,
     last_login_ns: u64,
     last_receipt_ns: u64,
@@ -273,6 +283,7 @@ impl Worker {
         for (i, client) in clients.into_iter().enumerate() {
             nicks.push(client.nick);
             let wire = client.wire;
+            let websocket = client.websocket && wire == Wire::Chat;
             let sender = client.sender.map(|role| {
                 senders.push(i);
                 let message = match wire {
@@ -299,6 +310,8 @@ impl Worker {
                 dirty: false,
                 next_seq: Vec::new(),
                 sender,
+                websocket,
+                ws: None,
             });
         }
         Worker {
@@ -316,6 +329,7 @@ impl Worker {
             sending: None,
             cpu_at_start: None,
             buf: vec![0; READ_BUF],
+            frame: Vec::new(),
             bytes_in: 0,
             last_login_ns: 0,
             last_receipt_ns: 0,
@@ -487,6 +501,12 @@ impl Worker {
                 Ok(conn::Progress::Ready) => {
                     conn.phase = Phase::LoggingIn;
                     match &conn.wire {
+                        // The login follows the upgrade's 101 (`receive`).
+                        Wire::Chat if conn.websocket => {
+                            let seed = now_ns() ^ (i as u64) << 32;
+                            conn.ws =
+                                Some(ws::Client::start(&mut conn.out, self.settings.addr, seed));
+                        }
                         Wire::Chat => frames::encode_login(&mut conn.out, &self.nicks[i], "bench"),
                         Wire::Subscriber(channel) => resp::encode_subscribe(&mut conn.out, channel),
                         Wire::Publisher => resp::encode_ping(&mut conn.out),
@@ -504,13 +524,16 @@ impl Worker {
         self.receive(i);
     }
 
-    /// Reads until the socket would block, handling every complete line.
+    /// Reads until the socket would block, handling every complete line
+    /// (for a WebSocket: every text message, as a line).
     fn receive(&mut self, i: usize) {
         let mut acks = 0u64;
         let mut errors = 0u64;
         let mut welcome = false;
         let mut error_line = None;
         let mut closed = None;
+        // A WebSocket's login after the 101, or a pong: to flush.
+        let mut queued = false;
         let window_end = self.sending.as_ref().map_or(u64::MAX, |s| s.end_ns);
         {
             let Worker {
@@ -519,16 +542,25 @@ impl Worker {
                 stats,
                 bytes_in,
                 last_receipt_ns,
+                nicks,
                 ..
             } = self;
-            let conn = &mut conns[i];
-            let classify: fn(&[u8]) -> Line = match conn.wire {
+            let Conn {
+                stream,
+                wire,
+                scan,
+                out,
+                next_seq,
+                ws,
+                ..
+            } = &mut conns[i];
+            let classify: fn(&[u8]) -> Line = match wire {
                 Wire::Chat => scan::classify,
                 Wire::Subscriber(_) => resp::classify_subscriber,
                 Wire::Publisher => resp::classify_publisher,
             };
             loop {
-                let n = match conn.stream.read(buf) {
+                let n = match stream.read(buf) {
                     Ok(0) => {
                         closed = Some("the server closed the connection".to_string());
                         break;
@@ -543,9 +575,8 @@ impl Worker {
                 };
                 *bytes_in += n as u64;
                 let now = now_ns();
-                let next_seq = &mut conn.next_seq;
                 let mut payloads = 0;
-                conn.scan.feed(&buf[..n], |line| match classify(line) {
+                let mut on_line = |line: &[u8]| match classify(line) {
                     Line::Payload(p) => {
                         payloads += 1;
                         receipt(stats, next_seq, p, now);
@@ -559,21 +590,74 @@ impl Worker {
                         }
                     }
                     Line::Other => {}
-                });
+                };
+                match ws {
+                    None => scan.feed(&buf[..n], &mut on_line),
+                    Some(socket) => {
+                        let mut data = &buf[..n];
+                        let rest;
+                        if !socket.is_open() {
+                            match socket.upgrade(data) {
+                                Ok(Upgraded::Pending) => data = &[],
+                                Ok(Upgraded::Open { rest: after }) => {
+                                    rest = after;
+                                    data = &rest;
+                                    let mut login = Vec::new();
+                                    frames::encode_login(&mut login, &nicks[i], "bench");
+                                    socket.send(out, &login);
+                                    queued = true;
+                                }
+                                Err(e) => {
+                                    closed = Some(format!("{e:#}"));
+                                    break;
+                                }
+                            }
+                        }
+                        let mut pongs = Vec::new();
+                        let mut ws_closed = false;
+                        if let Some(deframer) = socket.deframer() {
+                            let fed = deframer.feed(data, |piece| match piece {
+                                Piece::Text(text) => scan.feed(text, &mut on_line),
+                                Piece::TextEnd => scan.feed(b"\n", &mut on_line),
+                                // No chat scenario downloads a file.
+                                Piece::Binary(_) | Piece::BinaryEnd => {}
+                                Piece::Ping(payload) => pongs.push(payload.to_vec()),
+                                Piece::Close => ws_closed = true,
+                            });
+                            if let Err(e) = fed {
+                                closed = Some(format!("a broken WebSocket frame: {e:#}"));
+                            }
+                        }
+                        for payload in &pongs {
+                            socket.pong(out, payload);
+                            queued = true;
+                        }
+                        if ws_closed {
+                            closed.get_or_insert_with(|| "the server closed the WebSocket".into());
+                        }
+                    }
+                }
                 if payloads > 0 {
                     *last_receipt_ns = now;
                     if now <= window_end {
                         stats.received_in_window += payloads;
                     }
                 }
+                if closed.is_some() {
+                    break;
+                }
                 // A short read emptied the socket's receive queue, and data
                 // arriving later raises a new edge: the read that would only
                 // say `WouldBlock` can be saved (half the reads in a big
                 // room). Not for TLS, which may hold decrypted bytes back.
-                if n < buf.len() && conn.stream.is_plain() {
+                if n < buf.len() && stream.is_plain() {
                     break;
                 }
             }
+        }
+        if queued && !self.conns[i].dirty {
+            self.conns[i].dirty = true;
+            self.dirty.push(i);
         }
         if let Some(line) = error_line {
             let nick = &self.nicks[i];
@@ -657,25 +741,42 @@ impl Worker {
 
     /// Queues one message from sender `i`, stamped `now`.
     fn send_message(&mut self, i: usize, now: u64) {
-        let conn = &mut self.conns[i];
+        let Worker {
+            conns,
+            frame,
+            settings,
+            stats,
+            dirty,
+            ..
+        } = self;
+        let conn = &mut conns[i];
         let s = conn.sender.as_mut().expect("a sender");
         let payload = Payload {
             sender: s.id,
             seq: s.next_seq,
             sent_ns: now,
         };
-        match &s.message {
-            Encoder::Chat(m) => {
-                m.encode(&mut conn.out, s.next_request, payload, self.settings.size)
+        // A WebSocket's line is encoded aside, then sent as a message.
+        let out = match conn.ws {
+            Some(_) => {
+                frame.clear();
+                &mut *frame
             }
-            Encoder::Redis(m) => m.encode(&mut conn.out, payload, self.settings.size),
+            None => &mut conn.out,
+        };
+        match &s.message {
+            Encoder::Chat(m) => m.encode(out, s.next_request, payload, settings.size),
+            Encoder::Redis(m) => m.encode(out, payload, settings.size),
+        }
+        if let Some(socket) = &mut conn.ws {
+            socket.send(&mut conn.out, frame);
         }
         s.next_seq += 1;
         s.next_request += 1;
-        self.stats.sent += 1;
+        stats.sent += 1;
         if !conn.dirty {
             conn.dirty = true;
-            self.dirty.push(i);
+            dirty.push(i);
         }
     }
 

@@ -21,6 +21,7 @@ mod resp;
 mod scan;
 mod scenario;
 mod summary;
+mod ws;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -53,6 +54,13 @@ struct TargetArgs {
     /// Connect with TLS, accepting any certificate (for benchmarking only).
     #[arg(long, global = true)]
     tls: bool,
+
+    /// The share of the clients (0 to 1) that speak over a WebSocket on
+    /// the same port, as the browser's page does (`GET /ws`, one masked
+    /// text message per frame), instead of lines over TCP; with or without
+    /// --tls. Spread evenly over the event threads and over the senders.
+    #[arg(long, global = true, default_value_t = 0.0)]
+    websocket_share: f64,
 
     /// What is listening at --server: our chat-server, or a redis-server
     /// measured through pub/sub (each client SUBSCRIBEs to one channel,
@@ -119,6 +127,14 @@ enum Scenario {
     Compare {
         ours: std::path::PathBuf,
         redis: std::path::PathBuf,
+    },
+    /// Print a markdown table of the `JSON` lines of runs with clients on
+    /// WebSocket (WS) beside those of the same scenarios over TCP alone
+    /// (PLAIN), run k beside run k: medians, ranges and the median of the
+    /// per-run ratios; used by scripts/bench.sh (issue 19).
+    Transports {
+        plain: std::path::PathBuf,
+        ws: std::path::PathBuf,
     },
 }
 
@@ -215,6 +231,10 @@ fn run() -> anyhow::Result<()> {
             print!("{}", summary::compare(&read(ours)?, &read(redis)?)?);
             return Ok(());
         }
+        Scenario::Transports { plain, ws } => {
+            print!("{}", summary::transports(&read(plain)?, &read(ws)?)?);
+            return Ok(());
+        }
         _ => {}
     }
     let t = &cli.target;
@@ -232,11 +252,18 @@ fn run() -> anyhow::Result<()> {
     if redis && matches!(cli.scenario, Scenario::File(_)) {
         bail!("the file scenario has no Redis counterpart");
     }
+    if !(0.0..=1.0).contains(&t.websocket_share) {
+        bail!("--websocket-share must be between 0 and 1");
+    }
+    if t.websocket_share > 0.0 && (redis || matches!(cli.scenario, Scenario::File(_))) {
+        bail!("--websocket-share is for our server's chat scenarios (not Redis, not file)");
+    }
     platform::raise_fd_limit();
     engine::now_ns(); // Starts the epoch.
     let target = Target {
         addr: t.server,
         tls: t.tls,
+        websocket_share: t.websocket_share,
         redis,
         server_pid: t.server_pid,
         threads: t.threads,
@@ -273,7 +300,9 @@ fn run() -> anyhow::Result<()> {
                 },
             )?
         }
-        Scenario::Summary { .. } | Scenario::Compare { .. } => unreachable!("handled above"),
+        Scenario::Summary { .. } | Scenario::Compare { .. } | Scenario::Transports { .. } => {
+            unreachable!("handled above")
+        }
     };
     print!("{}", report.table());
     println!("{}", report.json_line());

@@ -26,6 +26,8 @@ use crate::resp;
 pub struct Target {
     pub addr: SocketAddr,
     pub tls: bool,
+    /// The share of the chat clients that speak over a WebSocket.
+    pub websocket_share: f64,
     /// A `redis-server` (pub/sub over RESP, `resp.rs`) instead of ours.
     pub redis: bool,
     pub server_pid: Option<u32>,
@@ -72,7 +74,8 @@ struct Fleet {
 }
 
 impl Fleet {
-    /// Deals `clients` round-robin to the threads (so senders spread).
+    /// Deals `clients` round-robin to the threads (so senders spread), and
+    /// puts `target.websocket_share` of each thread's on WebSocket.
     fn launch(
         target: &Target,
         size: usize,
@@ -95,6 +98,11 @@ impl Fleet {
         let mut shares: Vec<Vec<Client>> = (0..threads).map(|_| Vec::new()).collect();
         for (i, client) in clients.into_iter().enumerate() {
             shares[i % threads].push(client);
+        }
+        for (k, share) in shares.iter_mut().enumerate() {
+            for (j, client) in share.iter_mut().enumerate() {
+                client.websocket = over_websocket(j + k, target.websocket_share);
+            }
         }
         let started_ns = now_ns();
         let handles = shares
@@ -284,6 +292,25 @@ impl Merged {
     }
 }
 
+/// Whether the `n`th client of a thread's share goes over WebSocket:
+/// `share` of any run of them does, spread evenly (at ½, every other one).
+/// A thread's senders come first in its share, so they are split as well;
+/// `n` counts from the thread's number, so that with ½ the odd one out
+/// alternates between threads (5 of 10 senders over 2 threads, not 4).
+fn over_websocket(n: usize, share: f64) -> bool {
+    let upto = |n: usize| (n as f64 * share).floor();
+    upto(n + 1) > upto(n)
+}
+
+/// How many of the `clients` go over WebSocket with `share`, dealt over
+/// `threads` as [`Fleet::launch`] deals them.
+fn websocket_count(clients: usize, threads: usize, share: f64) -> usize {
+    let threads = threads.max(1);
+    (0..clients)
+        .filter(|&i| over_websocket(i / threads + i % threads, share))
+        .count()
+}
+
 fn nick(run: &str, i: usize) -> String {
     format!("b{run}-{i}")
 }
@@ -302,13 +329,28 @@ fn cpu_pct(before: Option<Duration>, after: Option<Duration>, wall: Duration) ->
     }
 }
 
-/// Which server and how it was reached.
-fn add_server(r: &mut Report, target: &Target) {
+/// Which server and how it was reached; `clients` and `senders`: the
+/// chat clients, to count those over WebSocket.
+fn add_server(r: &mut Report, target: &Target, clients: usize, senders: usize) {
     r.add(
         "transport",
         if target.tls { "tls" } else { "plaintext" },
         "",
     );
+    if target.websocket_share > 0.0 {
+        let (threads, share) = (target.threads, target.websocket_share);
+        r.add("websocket_share", share, "of the clients asked for");
+        r.add(
+            "clients_websocket",
+            websocket_count(clients, threads, share),
+            "clients over WebSocket",
+        );
+        r.add(
+            "senders_websocket",
+            websocket_count(senders, threads, share),
+            "senders over WebSocket",
+        );
+    }
     r.add(
         "server",
         if target.redis { "redis" } else { "chat-server" },
@@ -358,6 +400,7 @@ pub fn traffic(name: &str, target: &Target, load: &Load) -> anyhow::Result<Repor
                 } else {
                     resp::ROOM.to_string()
                 }),
+                websocket: false,
             })
             .collect();
         list.extend((0..senders).map(|i| Client {
@@ -371,6 +414,7 @@ pub fn traffic(name: &str, target: &Target, load: &Load) -> anyhow::Result<Repor
                 }),
             }),
             wire: Wire::Publisher,
+            websocket: false,
         }));
         list
     } else {
@@ -382,6 +426,7 @@ pub fn traffic(name: &str, target: &Target, load: &Load) -> anyhow::Result<Repor
                     to: load.pairs.then(|| nick(&run, i ^ 1)),
                 }),
                 wire: Wire::Chat,
+                websocket: false,
             })
             .collect()
     };
@@ -440,7 +485,7 @@ pub fn traffic(name: &str, target: &Target, load: &Load) -> anyhow::Result<Repor
     let merged = fleet.finish()?;
 
     let mut r = Report::new(name);
-    add_server(&mut r, target);
+    add_server(&mut r, target, load.clients, senders);
     r.add("clients", load.clients, "");
     r.add("clients_logged_in", logged_in, "");
     r.add("senders", senders, "");
@@ -550,6 +595,7 @@ pub fn connections(
             } else {
                 Wire::Chat
             },
+            websocket: false,
         })
         .collect();
     if target.redis {
@@ -561,6 +607,7 @@ pub fn connections(
                 to: Some(resp::ROOM.to_string()),
             }),
             wire: Wire::Publisher,
+            websocket: false,
         });
     }
     let connections = list.len() as u64;
@@ -596,7 +643,7 @@ pub fn connections(
     let merged = fleet.finish()?;
 
     let mut r = Report::new("connections");
-    add_server(&mut r, target);
+    add_server(&mut r, target, clients, 1);
     r.add("clients", clients, "");
     r.add("clients_logged_in", logged_in, "");
     r.add("failed", failed, "clients that could not connect or log in");

@@ -291,10 +291,13 @@ fn groups(text: &str) -> anyhow::Result<Vec<(String, Vec<Value>)>> {
         let run: Value = serde_json::from_str(json)?;
         let scenario = run["scenario"].as_str().unwrap_or("?");
         let transport = run["transport"].as_str().unwrap_or("plaintext");
-        let name = match scenario {
+        let mut name = match scenario {
             "connections" => format!("connections ({transport})"),
             other => other.to_string(),
         };
+        if let Some(share) = number(&run["websocket_share"]).filter(|&s| s > 0.0) {
+            name.push_str(&format!(", {} % WebSocket", (share * 100.0).round()));
+        }
         match groups.iter_mut().find(|(n, _)| *n == name) {
             Some((_, runs)) => runs.push(run),
             None => groups.push((name, vec![run])),
@@ -468,6 +471,117 @@ pub fn compare(ours: &str, redis: &str) -> anyhow::Result<String> {
     Ok(out)
 }
 
+/// (figure key, label, must be zero) compared between transports.
+fn transport_rows(scenario: &str) -> Vec<(&'static str, &'static str, bool)> {
+    let mut rows = match scenario {
+        "fanout" => vec![
+            ("deliveries_per_s", "deliveries/s", false),
+            (
+                "server_cpu_ns_per_delivery",
+                "server CPU per delivery, ns",
+                false,
+            ),
+            ("server_cpu_pct", "server CPU, % of a core", false),
+            ("bench_cpu_pct", "chat-bench CPU, % of a core", false),
+            ("p50_ms", "p50 latency, ms (window-bound)", false),
+            ("p99_ms", "p99 latency, ms (window-bound)", false),
+        ],
+        "latency" | "bigroom" => vec![
+            ("messages_per_s", "messages/s sent", false),
+            ("p50_ms", "p50 latency, ms", false),
+            ("p99_ms", "p99 latency, ms", false),
+            ("p999_ms", "p99.9 latency, ms", false),
+            (
+                "server_cpu_ns_per_delivery",
+                "server CPU per delivery, ns",
+                false,
+            ),
+            ("server_cpu_pct", "server CPU, % of a core", false),
+            ("bench_cpu_pct", "chat-bench CPU, % of a core", false),
+        ],
+        _ => Vec::new(),
+    };
+    rows.extend([
+        ("lost", "deliveries lost", true),
+        ("duplicates", "duplicates", true),
+        ("gaps", "gaps", true),
+        ("disconnected", "clients dropped", true),
+    ]);
+    rows
+}
+
+/// The markdown table of the runs with some clients on WebSocket (`WS`)
+/// beside the plain runs of the same scenario and transport (`PLAIN`):
+/// each side's median and range, and the median of the per-round ratios
+/// (WebSocket run k ÷ plain run k: the script interleaves them). Counts
+/// that must be zero are shown at their worst run.
+pub fn transports(plain: &str, ws: &str) -> anyhow::Result<String> {
+    let plain = groups(plain)?;
+    let ws = groups(ws)?;
+    let mut out = String::from(
+        "| scenario | figure | all TCP (median) | range | with WebSocket (median) | range | WebSocket ÷ TCP (median) |\n|---|---|---:|---:|---:|---:|---:|\n",
+    );
+    for (name, ws_runs) in &ws {
+        let first = &ws_runs[0];
+        let same = |run: &Value| {
+            run["scenario"] == first["scenario"] && run["transport"] == first["transport"]
+        };
+        let Some((_, plain_runs)) = plain.iter().find(|(_, runs)| same(&runs[0])) else {
+            continue;
+        };
+        let share = show(&first["clients_websocket"]);
+        let clients = show(&first["clients"]);
+        let senders = show(&first["senders_websocket"]);
+        let all_senders = show(&first["senders"]);
+        out.push_str(&format!(
+            "| {name} | clients over WebSocket | 0 | | {share} of {clients} ({senders} of {all_senders} senders) | | |\n"
+        ));
+        let scenario = first["scenario"].as_str().unwrap_or("?");
+        for (key, label, zero) in transport_rows(scenario) {
+            let a: Vec<&Value> = plain_runs.iter().map(|r| &r[key]).collect();
+            let b: Vec<&Value> = ws_runs.iter().map(|r| &r[key]).collect();
+            let pick = if zero { worst } else { median };
+            let ratio = if zero {
+                "–".to_string()
+            } else {
+                let ratios: Vec<Value> = a
+                    .iter()
+                    .zip(&b)
+                    .filter_map(|(p, w)| {
+                        let (p, w) = (number(p)?, number(w)?);
+                        (p != 0.0).then(|| Value::from(w / p))
+                    })
+                    .collect();
+                number(&median(&ratios.iter().collect::<Vec<_>>()))
+                    .map_or_else(|| "–".into(), show_ratio)
+            };
+            out.push_str(&format!(
+                "| {name} | {label} | {} | {} | {} | {} | {ratio} |\n",
+                show(&pick(&a)),
+                spread(&a),
+                show(&pick(&b)),
+                spread(&b),
+            ));
+        }
+        if plain_runs.len() != ws_runs.len() {
+            out.push_str(&format!(
+                "| {name} | runs (TCP, WebSocket) | {} | | {} | | unpaired |\n",
+                plain_runs.len(),
+                ws_runs.len()
+            ));
+        }
+        for run in ws_runs {
+            if let Some(problem) = run["problem"].as_str() {
+                let problem = problem.replace('|', "\\|");
+                out.push_str(&format!(
+                    "| {name} | first problem seen | | | {problem} | | |\n"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,6 +638,45 @@ mod tests {
             1,
             "one row per figure"
         );
+    }
+
+    #[test]
+    fn websocket_runs_beside_tcp_runs() {
+        let plain = concat!(
+            r#"JSON {"scenario":"fanout","transport":"plaintext","clients":100,"senders":10,"deliveries_per_s":8000000,"server_cpu_ns_per_delivery":100.0,"lost":0}"#,
+            "\n",
+            r#"JSON {"scenario":"fanout","transport":"plaintext","clients":100,"senders":10,"deliveries_per_s":6000000,"server_cpu_ns_per_delivery":120.0,"lost":0}"#,
+            "\n",
+        );
+        let ws = concat!(
+            r#"JSON {"scenario":"fanout","transport":"plaintext","websocket_share":0.5,"clients_websocket":50,"senders_websocket":5,"clients":100,"senders":10,"deliveries_per_s":6000000,"server_cpu_ns_per_delivery":150.0,"lost":0}"#,
+            "\n",
+            r#"JSON {"scenario":"fanout","transport":"plaintext","websocket_share":0.5,"clients_websocket":50,"senders_websocket":5,"clients":100,"senders":10,"deliveries_per_s":5400000,"server_cpu_ns_per_delivery":132.0,"lost":4}"#,
+            "\n",
+        );
+        let table = transports(plain, ws).unwrap();
+        // Ratios per round: 0.75 and 0.9 → the lower middle, 0.75.
+        assert!(
+            table.contains("| fanout, 50 % WebSocket | deliveries/s | 6,000,000 | 6,000,000–8,000,000 | 5,400,000 | 5,400,000–6,000,000 | 0.75 |"),
+            "{table}"
+        );
+        // 1.5 and 1.1 → 1.1.
+        assert!(
+            table.contains("| server CPU per delivery, ns | 100.0 | 100.0–120.0 | 132.0 | 132.0–150.0 | 1.10 |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| fanout, 50 % WebSocket | deliveries lost | 0 | 0–0 | 4 | 0–4 | – |"),
+            "{table}"
+        );
+        assert!(table.contains("| clients over WebSocket | 0 | | 50 of 100 (5 of 10 senders) |"));
+        // The plain runs' own table keeps them apart from the WebSocket ones.
+        let both = render(&format!("{plain}{ws}")).unwrap();
+        assert!(
+            both.contains("| fanout | deliveries/s | 6,000,000 |"),
+            "{both}"
+        );
+        assert!(both.contains("| fanout, 50 % WebSocket | deliveries/s | 5,400,000 |"));
     }
 
     #[test]

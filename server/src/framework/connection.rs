@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::ops::Deref;
+use std::ops::{Deref, Range};
 use std::rc::Rc;
 use std::time::Instant;
 
@@ -34,6 +34,13 @@ enum Queued {
     /// one counter: two thirds of the worker's user time in the fan-out
     /// profile.
     Local(Rc<[u8]>),
+    /// Part of a shared frame: a WebSocket message's payload within it.
+    FramePart(Frame, Range<usize>),
+    LocalPart(Rc<[u8]>, Range<usize>),
+    /// A WebSocket message header, the one part a recipient has alone.
+    Header(ws::Header),
+    /// Bytes of the connection's own: an HTTP response, a control frame.
+    Owned(Vec<u8>),
 }
 
 impl Deref for Queued {
@@ -43,6 +50,10 @@ impl Deref for Queued {
         match self {
             Queued::Frame(frame) => frame,
             Queued::Local(frame) => frame,
+            Queued::FramePart(frame, range) => &frame[range.clone()],
+            Queued::LocalPart(frame, range) => &frame[range.clone()],
+            Queued::Header(header) => header.as_bytes(),
+            Queued::Owned(bytes) => bytes,
         }
     }
 }
@@ -190,7 +201,7 @@ impl Outbox {
     /// Queues bytes exactly as they are to go out (an HTTP response, a
     /// WebSocket control frame).
     fn push_raw(&mut self, bytes: Vec<u8>) {
-        self.push(Queued::Frame(bytes.into()));
+        self.push(Queued::Owned(bytes));
     }
 
     /// Queues a WebSocket close frame, the last frame the peer gets.
@@ -206,7 +217,23 @@ impl Outbox {
     fn push_frame(&mut self, frame: Queued) {
         match self.encoding {
             Encoding::Lines => self.push(frame),
-            Encoding::WebSocket => self.push_raw(ws::encode(&frame)),
+            Encoding::WebSocket => {
+                // Shared bytes stay shared: a recipient's own are the
+                // headers (a copy of the frame per recipient was a third
+                // of the server's CPU in a half-WebSocket fan-out).
+                let messages: Vec<_> = ws::messages(&frame).collect();
+                for (header, range) in messages {
+                    if self.overflowed {
+                        return;
+                    }
+                    self.push(Queued::Header(header));
+                    self.push(match &frame {
+                        Queued::Frame(shared) => Queued::FramePart(shared.clone(), range),
+                        Queued::Local(shared) => Queued::LocalPart(shared.clone(), range),
+                        other => Queued::Owned(other[range].to_vec()),
+                    });
+                }
+            }
             Encoding::Closed => {}
         }
     }

@@ -22,6 +22,7 @@ mod attack_slowloris;
 mod attack_stuck_reader;
 mod attack_tls;
 mod bad_input;
+mod browser;
 mod chat;
 mod config_file;
 mod console;

@@ -4,6 +4,7 @@
 //! messages. No socket here: the connection moves the bytes.
 
 use std::io::{self, Read, Write};
+use std::ops::Range;
 
 use tungstenite::protocol::frame::coding::{CloseCode, Data, OpCode};
 use tungstenite::protocol::frame::FrameHeader;
@@ -124,32 +125,46 @@ impl Socket {
     }
 }
 
-/// One of our frames (a protocol line, perhaps followed by a chunk's raw
-/// bytes) as WebSocket messages: the line without its newline as a text
-/// message, the bytes after it as one binary message.
-pub fn encode(frame: &[u8]) -> Vec<u8> {
-    let (line, payload) = match frame.iter().position(|&b| b == b'\n') {
-        Some(end) => (&frame[..end], &frame[end + 1..]),
-        None => (frame, &[][..]),
-    };
-    let mut out = Vec::with_capacity(frame.len() + 14);
-    header(&mut out, Data::Text, line.len());
-    out.extend_from_slice(line);
-    if !payload.is_empty() {
-        header(&mut out, Data::Binary, payload.len());
-        out.extend_from_slice(payload);
-    }
-    out
+/// A WebSocket message header of ours: unmasked, so at most 10 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Header {
+    bytes: [u8; 10],
+    len: u8,
 }
 
-fn header(out: &mut Vec<u8>, data: Data, len: usize) {
-    let header = FrameHeader {
-        opcode: OpCode::Data(data),
-        ..FrameHeader::default()
+impl Header {
+    fn new(data: Data, len: usize) -> Header {
+        let mut bytes = [0; 10];
+        let mut rest = &mut bytes[..];
+        FrameHeader {
+            opcode: OpCode::Data(data),
+            ..FrameHeader::default()
+        }
+        .format(len as u64, &mut rest)
+        .expect("an unmasked header fits in 10 bytes");
+        let len = (10 - rest.len()) as u8;
+        Header { bytes, len }
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len as usize]
+    }
+}
+
+/// One of our frames (a protocol line, perhaps followed by a chunk's raw
+/// bytes, as `codec::encode` makes them) as WebSocket messages: the line
+/// without its newline as a text message, the bytes after it as one binary
+/// message. Each message is a header and a range of the frame, so a
+/// broadcast's bytes stay shared by all its recipients: only the few
+/// header bytes are a recipient's own.
+pub fn messages(frame: &[u8]) -> impl Iterator<Item = (Header, Range<usize>)> {
+    let (line, payload) = match frame.iter().position(|&b| b == b'\n') {
+        Some(end) => (0..end, end + 1..frame.len()),
+        None => (0..frame.len(), frame.len()..frame.len()),
     };
-    header
-        .format(len as u64, out)
-        .expect("writing to a Vec cannot fail");
+    let text = (Header::new(Data::Text, line.len()), line);
+    let binary = (!payload.is_empty()).then(|| (Header::new(Data::Binary, payload.len()), payload));
+    std::iter::once(text).chain(binary)
 }
 
 /// A close frame: `normal` for a connection the chat ended, a policy or
@@ -232,9 +247,8 @@ mod tests {
     #[test]
     fn broken_frames_are_violations() {
         // Unmasked (a client must mask), bad UTF-8, oversized, bad opcode.
-        let mut unmasked = Vec::new();
-        header(&mut unmasked, Data::Text, 2);
-        unmasked.extend_from_slice(b"hi");
+        let mut unmasked = encode(b"hi\n");
+        unmasked.truncate(4);
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("unmasked", unmasked),
             (
@@ -270,6 +284,16 @@ mod tests {
         assert_eq!(socket.next_message().unwrap(), Some(Incoming::Closed));
         let reply = socket.take_output().expect("the close is answered");
         assert_eq!(reply[0], 0x88);
+    }
+
+    /// Our frame's messages, as the peer reads them.
+    fn encode(frame: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (header, range) in messages(frame) {
+            out.extend_from_slice(header.as_bytes());
+            out.extend_from_slice(&frame[range]);
+        }
+        out
     }
 
     #[test]
