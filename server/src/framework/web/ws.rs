@@ -167,6 +167,17 @@ pub fn messages(frame: &[u8]) -> impl Iterator<Item = (Header, Range<usize>)> {
     std::iter::once(text).chain(binary)
 }
 
+/// Our frame's messages in one buffer, as the peer reads them (for tests
+/// and tools; the outbox queues [`messages`] without copying).
+pub fn encode(frame: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(frame.len() + 14);
+    for (header, range) in messages(frame) {
+        out.extend_from_slice(header.as_bytes());
+        out.extend_from_slice(&frame[range]);
+    }
+    out
+}
+
 /// A close frame: `normal` for a connection the chat ended, a policy or
 /// protocol code for one the peer broke. The reason is cut to fit the 123
 /// bytes a close frame allows.
@@ -284,16 +295,6 @@ mod tests {
         assert_eq!(socket.next_message().unwrap(), Some(Incoming::Closed));
         let reply = socket.take_output().expect("the close is answered");
         assert_eq!(reply[0], 0x88);
-    }
-
-    /// Our frame's messages, as the peer reads them.
-    fn encode(frame: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (header, range) in messages(frame) {
-            out.extend_from_slice(header.as_bytes());
-            out.extend_from_slice(&frame[range]);
-        }
-        out
     }
 
     #[test]
