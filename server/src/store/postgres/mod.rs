@@ -59,9 +59,28 @@ const RESOLVE_WITHIN: Duration = Duration::from_secs(5);
 
 impl From<postgres::Error> for StoreError {
     fn from(err: postgres::Error) -> StoreError {
-        StoreError::Database(std::sync::Arc::new(err))
+        StoreError::Database(std::sync::Arc::new(Described(err)))
     }
 }
+
+/// A `postgres` error that says its causes too: alone it says only "db
+/// error" or "error connecting to server".
+#[derive(Debug)]
+struct Described(postgres::Error);
+
+impl std::fmt::Display for Described {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut cause = std::error::Error::source(&self.0);
+        while let Some(err) = cause {
+            write!(f, ": {err}")?;
+            cause = err.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Described {}
 
 /// The store on a PostgreSQL server.
 pub struct Postgres {
