@@ -398,8 +398,19 @@ fn run<E>(conn: &mut Conn, page_bytes: usize, batch: Vec<Op<E>>) -> Ended<E> {
             }
         }
     }
-    if fatal.is_none() && !run.is_empty() {
-        fatal = store_run(&mut tx, &mut run, &mut slots);
+    match &fatal {
+        None if !run.is_empty() => fatal = store_run(&mut tx, &mut run, &mut slots),
+        // Appends still waiting when the batch failed are answered too.
+        Some(err) => {
+            for (slot, origin, message) in run.drain(..) {
+                slots[slot] = Some(Reply::Appended {
+                    origin,
+                    message,
+                    outcome: Appended::Failed(err.clone()),
+                });
+            }
+        }
+        None => {}
     }
     let replies: Vec<Reply<E>> = slots.into_iter().flatten().collect();
     if let Some(err) = fatal {

@@ -8,6 +8,8 @@ use super::*;
 use crate::store::tests::{account, append, backlog_of, fold, message, send, Place, Store};
 use crate::store::{Location, To};
 
+type Op = crate::store::Op<()>;
+
 /// A new database on the shared test server: its URL, or `None` (the
 /// test skips) without PostgreSQL.
 fn database() -> Option<String> {
@@ -44,11 +46,14 @@ fn a_lost_connection_fails_its_batch_and_the_next_connects_again() {
     assert!(cut_sessions(&url, "n1") >= 1);
     // The cut is seen by the next statement: every reply of that batch
     // says it failed, and nothing of it stays.
+    // An account between the appends: it runs first (appends wait in a
+    // run), fails, and the appends waiting must still be answered.
     let replies = db.commit(vec![
         append(message(1, To::User(2), Some("b"), "lost")),
+        account(3, "carol"),
         append(message(1, To::Public, None, "lost too")),
     ]);
-    assert_eq!(replies.len(), 2);
+    assert_eq!(replies.len(), 2, "{replies:?}");
     for reply in &replies {
         assert!(
             matches!(
@@ -75,6 +80,51 @@ fn a_lost_connection_fails_its_batch_and_the_next_connects_again() {
     assert_eq!(
         backlog_of(&mut db, 2, Some(0), None),
         [(1, "before".into()), (2, "lost".into())]
+    );
+}
+
+/// A statement that fails outside a savepoint aborts PostgreSQL's
+/// transaction: the whole batch fails, every reply says so (the appends
+/// waiting in a run included), and nothing of it is stored.
+#[test]
+fn a_failed_statement_fails_the_whole_batch() {
+    let Some(url) = database() else { return };
+    let (mut db, _) = open_as(&url, "n1").unwrap();
+    db.commit(vec![account(1, "alice"), account(2, "bob")]);
+    let receiver = crate::store::FileReceiver {
+        user: 2,
+        answer: crate::store::Answer::Pending,
+        told: false,
+    };
+    // The same receiver twice: "ON CONFLICT DO UPDATE command cannot
+    // affect row a second time". (The chat never sends that.)
+    let bad = crate::store::FileRow {
+        id: 1,
+        sender: 1,
+        name: "f".into(),
+        size: 1,
+        sha256: "00".repeat(32),
+        time: 0,
+        complete: false,
+        receivers: vec![receiver.clone(), receiver],
+    };
+    let replies = db.commit(vec![
+        append(message(1, To::User(2), Some("a"), "waits in a run")),
+        Op::File(crate::store::FileOp::Offer(bad)),
+        append(message(1, To::User(2), Some("b"), "after it")),
+    ]);
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert!(replies.iter().all(|r| matches!(
+        r,
+        Reply::Appended {
+            outcome: Appended::Failed(_),
+            ..
+        }
+    )));
+    assert_eq!(
+        send(&mut db, 1, To::User(2), Some("a"), "waits in a run"),
+        Appended::New { seq: 1 },
+        "nothing of the failed batch was stored"
     );
 }
 
