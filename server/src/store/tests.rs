@@ -898,3 +898,74 @@ fn texts_come_back_as_they_were_sent(place: Place) {
         (0..5).map(|i| format!("c\0{i}\\")).collect::<Vec<_>>()
     );
 }
+
+/// Messages per second through each backend: batches of private and
+/// public messages (what a busy dispatcher hands over), durable commits.
+/// `cargo test -p chat-server --release --lib store::tests::throughput -- --ignored --nocapture`
+mod throughput {
+    use super::*;
+    use std::time::Instant;
+
+    fn measure(place: Place) {
+        let (mut db, _) = place.open(64 * 1024);
+        db.commit((1..=100).map(|u| account(u, &format!("u{u}"))).collect());
+        let name = if place.dense_public() {
+            "PostgreSQL"
+        } else {
+            "SQLite"
+        };
+        for batch in [1usize, 16, 64, 256] {
+            let total = 20_000usize.min(batch * 400);
+            let started = Instant::now();
+            let mut i = 0u64;
+            while (i as usize) < total {
+                let ops = (0..batch)
+                    .map(|_| {
+                        i += 1;
+                        let to = if i.is_multiple_of(4) {
+                            To::Public
+                        } else {
+                            To::User((i % 100 + 1) as i64)
+                        };
+                        append(message(
+                            (i * 7 % 100 + 1) as i64,
+                            to,
+                            Some(&format!("b{batch}-{i}")),
+                            "a message of about the length of a chat line, forty-odd bytes",
+                        ))
+                    })
+                    .collect();
+                for reply in db.commit(ops) {
+                    assert!(matches!(
+                        reply,
+                        Reply::Appended {
+                            outcome: Appended::New { .. },
+                            ..
+                        }
+                    ));
+                }
+            }
+            let secs = started.elapsed().as_secs_f64();
+            eprintln!(
+                "{name}, batches of {batch:3}: {total} messages in {secs:.2} s = {:.0} \
+                 messages/s, {:.2} ms per batch",
+                total as f64 / secs,
+                secs * 1000.0 / (total / batch) as f64
+            );
+        }
+    }
+
+    #[test]
+    #[ignore]
+    fn sqlite() {
+        measure(Place::sqlite());
+    }
+
+    #[test]
+    #[ignore]
+    fn postgres() {
+        if let Some(place) = Place::postgres() {
+            measure(place);
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! again, the node lease, the schema's version, and its throughput. (The
 //! promises every backend keeps: `store/tests.rs`.)
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use super::*;
 use crate::store::tests::{account, append, backlog_of, fold, message, send, Place, Store};
@@ -209,54 +209,4 @@ fn identity_keys_are_brought_up_to_date_at_open() {
         crate::store::open::<()>(Location::Cluster { url, node: "n1" }, 1024, newer).unwrap();
     let keys: Vec<Option<String>> = startup.accounts.into_iter().map(|a| a.key).collect();
     assert_eq!(keys, [Some("alice".into()), None], "the older keeps it");
-}
-
-/// Messages per second through the backend: batches of 64 private and
-/// public messages (what a busy dispatcher hands over), fsync'd commits.
-/// `cargo test -p chat-server --release store::postgres::tests::throughput -- --ignored --nocapture`
-#[test]
-#[ignore]
-fn throughput() {
-    let Some(url) = database() else { return };
-    let (mut db, _) = open_as(&url, "n1").unwrap();
-    db.commit((1..=100).map(|u| account(u, &format!("u{u}"))).collect());
-    for batch in [1usize, 16, 64, 256] {
-        let total = 20_000usize.min(batch * 400);
-        let started = Instant::now();
-        let mut i = 0u64;
-        while (i as usize) < total {
-            let ops = (0..batch)
-                .map(|_| {
-                    i += 1;
-                    let to = if i.is_multiple_of(4) {
-                        To::Public
-                    } else {
-                        To::User((i % 100 + 1) as i64)
-                    };
-                    append(message(
-                        (i * 7 % 100 + 1) as i64,
-                        to,
-                        Some(&format!("b{batch}-{i}")),
-                        "a message of about the length of a chat line, forty-odd bytes",
-                    ))
-                })
-                .collect();
-            for reply in db.commit(ops) {
-                assert!(matches!(
-                    reply,
-                    Reply::Appended {
-                        outcome: Appended::New { .. },
-                        ..
-                    }
-                ));
-            }
-        }
-        let secs = started.elapsed().as_secs_f64();
-        eprintln!(
-            "batches of {batch:3}: {total} messages in {secs:.2} s = {:.0} messages/s, \
-             {:.2} ms per batch",
-            total as f64 / secs,
-            secs * 1000.0 / (total / batch) as f64
-        );
-    }
 }
