@@ -20,15 +20,17 @@ fn open_as(url: &str, node: &str) -> Result<(Store, Startup), StoreError> {
     crate::store::open(Location::Cluster { url, node }, 64 * 1024, fold)
 }
 
-/// Cuts every session of `node`'s store from the database's side, as a
-/// database restart or a broken network does.
+/// Cuts every session of `node`'s store on this test's database (other
+/// tests share the server) from the database's side, as a database restart
+/// or a broken network does.
 fn cut_sessions(url: &str, node: &str) -> u64 {
     let db = url.rsplit('/').next().unwrap();
     let mut admin = testdb::shared().unwrap().client(db).unwrap();
     admin
         .execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
-             WHERE application_name = $1 AND pid <> pg_backend_pid()",
+             WHERE application_name = $1 AND datname = current_database()
+               AND pid <> pg_backend_pid()",
             &[&format!("chat-server {node}")],
         )
         .unwrap()
