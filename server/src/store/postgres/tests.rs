@@ -130,6 +130,35 @@ fn a_failed_statement_fails_the_whole_batch() {
     );
 }
 
+/// What a batch whose COMMIT lost its answer asks: committed, rolled
+/// back, or still in progress (the old session not gone yet).
+#[test]
+fn the_fate_of_a_transaction_is_asked_by_its_id() {
+    let Some(url) = database() else { return };
+    let db = url.rsplit('/').next().unwrap();
+    let server = testdb::shared().unwrap();
+    let mut other = server.client(db).unwrap();
+    let mut xid_of = |commit: bool| -> i64 {
+        let mut tx = other.transaction().unwrap();
+        let xid: i64 = tx.query_one("SELECT txid_current()", &[]).unwrap().get(0);
+        if commit {
+            tx.commit().unwrap();
+        } else {
+            tx.rollback().unwrap();
+        }
+        xid
+    };
+    let (committed, rolled_back) = (xid_of(true), xid_of(false));
+    let mut conn = Conn::new(server.client(db).unwrap());
+    assert_eq!(status(&mut conn, committed).unwrap(), Some(true));
+    assert_eq!(status(&mut conn, rolled_back).unwrap(), Some(false));
+    let mut open = other.transaction().unwrap();
+    let xid: i64 = open.query_one("SELECT txid_current()", &[]).unwrap().get(0);
+    assert_eq!(status(&mut conn, xid).unwrap(), None, "in progress");
+    open.commit().unwrap();
+    assert_eq!(status(&mut conn, xid).unwrap(), Some(true));
+}
+
 #[test]
 fn another_node_is_refused_while_the_first_holds_its_lease() {
     let Some(url) = database() else { return };
