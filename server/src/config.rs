@@ -37,8 +37,8 @@ pub struct Config {
     /// or a trusted network); the schema is created if missing. Needs
     /// --node-id. Single node only for now: cluster mode with several nodes
     /// is not built yet, and a second node is refused while the first holds
-    /// its lease. The certificate and the file spool stay in the data
-    /// directory.
+    /// its lease. The certificate stays in the data directory, and the file
+    /// spool too unless --spool-dir says otherwise.
     #[arg(long, value_name = "URL", requires = "node_id")]
     pub cluster: Option<String>,
 
@@ -46,6 +46,11 @@ pub struct Config {
     /// (at most 64).
     #[arg(long, value_name = "NAME", requires = "cluster", value_parser = node_id)]
     pub node_id: Option<String>,
+
+    /// Directory for the files waiting to be downloaded. Default: spool/
+    /// in the data directory.
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
 
     /// Number of I/O worker threads. Default: the number of CPU cores.
     #[arg(long)]

@@ -182,7 +182,10 @@ impl Server {
                 .with_groups(startup.groups)
                 .with_login_policy(config.login_policy())
                 .with_files(startup.files, config.file_limits());
-        let spool = data_dir.join("spool");
+        let spool = config
+            .spool_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("spool"));
         let files = files::FileThread::start(spool.clone(), &state.file_ids())
             .with_context(|| format!("cannot open the spool in {}", spool.display()))?;
         if config.no_tls

@@ -18,6 +18,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use sha2::Digest as _;
 
 use crate::kill9::{Address, Link};
 use crate::support::postgres::{self, Postgres};
@@ -495,4 +496,53 @@ fn acknowledgements_stop_while_postgres_is_down_and_resume_after() {
         );
     }
     drop(server);
+}
+
+/// Files go to `--spool-dir` (the next step shares it between nodes), not
+/// to the data directory; their rows to PostgreSQL.
+#[test]
+fn files_of_a_node_go_to_its_spool_dir() {
+    let Some(pg) = postgres::shared() else { return };
+    let url = pg.database();
+    let (data, spool) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let server = Options::plain()
+        .data_dir(data.path())
+        .flag("--cluster", &url)
+        .flag("--node-id", "n1")
+        .flag("--spool-dir", spool.path().join("files").display())
+        .start();
+    let mut alice = server.login("alice");
+    server.login("bob");
+    let bytes = b"notes for the exam".to_vec();
+    let sha256: String = sha2::Sha256::digest(&bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let answer = alice.ask(json!({"type": "offer", "to": "bob", "name": "notes.txt",
+                                  "size": bytes.len(), "sha256": sha256}));
+    assert_eq!(answer["type"], "upload", "{answer}");
+    let file = answer["file"].as_u64().unwrap();
+    alice.send_chunk(file, 0, &bytes);
+    let ack = alice.expect("the file_ack", |f| {
+        f["type"] == "file_ack" || f["type"] == "error"
+    });
+    assert_eq!(ack["complete"], true, "{ack}");
+    let spooled: Vec<_> = std::fs::read_dir(spool.path().join("files"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.metadata().is_ok_and(|m| m.len() == bytes.len() as u64))
+        .collect();
+    assert_eq!(spooled.len(), 1, "the file in --spool-dir");
+    assert!(
+        !data.path().join("spool").exists(),
+        "nothing in the data directory's spool"
+    );
+    let db = url.rsplit('/').next().unwrap();
+    let rows: i64 = pg
+        .client(db)
+        .unwrap()
+        .query_one("SELECT count(*) FROM files WHERE complete", &[])
+        .unwrap()
+        .get(0);
+    assert_eq!(rows, 1, "the offer's row in PostgreSQL");
 }
