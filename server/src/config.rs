@@ -32,6 +32,26 @@ pub struct Config {
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
 
+    /// Keep accounts and messages in PostgreSQL instead of the data
+    /// directory's SQLite: `postgres://user@host:port/db` (no TLS: loopback
+    /// or a trusted network); the schema is created if missing. Needs
+    /// --node-id. Single node only for now: cluster mode with several nodes
+    /// is not built yet, and a second node is refused while the first holds
+    /// its lease. The certificate stays in the data directory, and the file
+    /// spool too unless --spool-dir says otherwise.
+    #[arg(long, value_name = "URL", requires = "node_id")]
+    pub cluster: Option<String>,
+
+    /// This server's name with --cluster: letters, digits, '-', '_', '.'
+    /// (at most 64).
+    #[arg(long, value_name = "NAME", requires = "cluster", value_parser = node_id)]
+    pub node_id: Option<String>,
+
+    /// Directory for the files waiting to be downloaded. Default: spool/
+    /// in the data directory.
+    #[arg(long, value_name = "DIR")]
+    pub spool_dir: Option<PathBuf>,
+
     /// Number of I/O worker threads. Default: the number of CPU cores.
     #[arg(long)]
     pub workers: Option<usize>,
@@ -198,6 +218,19 @@ pub struct Config {
     /// then it is deleted. Default: 7 days.
     #[arg(long, default_value_t = 7 * 24 * 3600)]
     pub spool_retention: u64,
+}
+
+/// A `--node-id`: a short name that logs and the `nodes` table show as is.
+fn node_id(name: &str) -> Result<String, String> {
+    let fits = (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if fits {
+        Ok(name.to_string())
+    } else {
+        Err("1 to 64 letters, digits, '-', '_' or '.'".into())
+    }
 }
 
 impl Config {

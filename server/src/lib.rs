@@ -145,8 +145,19 @@ impl Server {
             .with_context(|| format!("cannot create {}", data_dir.display()))?;
         // A page of a backlog must fit the send queue with room to spare.
         let page_bytes = (config.queue_limit / 4).clamp(1024, 64 * 1024);
-        let (store, startup) = store::open(&data_dir, page_bytes, state::identity::key)
-            .with_context(|| format!("cannot open the database in {}", data_dir.display()))?;
+        let location = match (&config.cluster, &config.node_id) {
+            (Some(url), Some(node)) => store::Location::Cluster { url, node },
+            _ => store::Location::Dir(&data_dir),
+        };
+        let (store, startup) = store::open(location, page_bytes, state::identity::key)
+            .with_context(|| match location {
+                store::Location::Dir(dir) => {
+                    format!("cannot open the database in {}", dir.display())
+                }
+                store::Location::Cluster { node, .. } => {
+                    format!("cannot open the --cluster database as node {node}")
+                }
+            })?;
         // Unbounded, yet never longer than --auth-queue: the chat state
         // refuses logins (busy) beyond it rather than queueing them.
         let (jobs, job_queue) = crossbeam_channel::unbounded();
@@ -186,7 +197,10 @@ impl Server {
                 .with_groups(startup.groups)
                 .with_login_policy(config.login_policy())
                 .with_files(startup.files, config.file_limits());
-        let spool = data_dir.join("spool");
+        let spool = config
+            .spool_dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("spool"));
         let files = files::FileThread::start(spool.clone(), &state.file_ids())
             .with_context(|| format!("cannot open the spool in {}", spool.display()))?;
         if config.no_tls

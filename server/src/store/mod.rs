@@ -1,6 +1,7 @@
 //! The store: what the chat needs from durable storage, as one interface
 //! ([`Backend`]) in the store's own terms — ops in, outcomes and rows out,
-//! never chat frames — and its backend, SQLite ([`sqlite`]).
+//! never chat frames — and its backends: SQLite ([`sqlite`], the embedded
+//! default) and PostgreSQL ([`postgres`], `--cluster`; one node for now).
 //!
 //! What every backend promises (the chat state relies on it):
 //! - **Order**: [`Backend::commit`] returns one reply per answered op, in
@@ -10,18 +11,23 @@
 //!   disk (fsync'd), or every reply of the batch says it failed: nothing is
 //!   acknowledged or delivered before it is durable, and a batch costs one
 //!   fsync, not one per message.
-//! - **Sequence numbers**: the public stream's `seq` is the message's
-//!   number; each user's stream is numbered 1, 2, 3 … with no gap, in the
-//!   order of the commits; a group message takes the next number in every
+//! - **Sequence numbers**: the public stream's `seq` grows in the order of
+//!   the commits (SQLite: the message's row number, with gaps; PostgreSQL:
+//!   1, 2, 3 … with no gap); each user's stream is numbered 1, 2, 3 … with
+//!   no gap, in the order of the commits; a group message takes the next number in every
 //!   member's stream in the same commit. A resend (same sender and `cid`)
 //!   stores nothing ([`Appended::Duplicate`]).
 //! - **Opaque `E`**: `Op::Echo` and `Op::Group` carry a value of the
 //!   chat's that comes back untouched, in its place among the replies.
 
 mod accounts;
+mod failed;
 mod files;
 mod groups;
+pub mod postgres;
 pub mod sqlite;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -48,6 +54,10 @@ pub enum StoreError {
     Database(Arc<dyn std::error::Error + Send + Sync>),
     #[error("cannot start the checkpoint thread: {0}")]
     Thread(Arc<std::io::Error>),
+    /// The store will not open, for a reason its message says in full
+    /// (another node holds the cluster's lease, a newer schema).
+    #[error("{0}")]
+    Refused(String),
 }
 
 /// Errors compare by what they say: outcomes that carry one compare too.
@@ -71,15 +81,34 @@ pub trait Backend<E>: Send {
     fn index_step(&mut self) -> bool;
 }
 
-/// Opens (creating if needed) the SQLite store in `dir`: see
-/// [`sqlite::Sqlite::open`].
+/// Where the store keeps its rows.
+#[derive(Debug, Clone, Copy)]
+pub enum Location<'a> {
+    /// The embedded default: SQLite in this directory.
+    Dir(&'a Path),
+    /// PostgreSQL at `url` (`postgres://user@host:port/db`), as the node
+    /// named `node`.
+    Cluster { url: &'a str, node: &'a str },
+}
+
+/// Opens (creating if needed) the store: see [`sqlite::Sqlite::open`] and
+/// [`postgres::Postgres::open`]. `page_bytes` bounds a backlog page's text;
+/// `ident` is the chat's identity key of a nickname.
 pub fn open<E: Send + 'static>(
-    dir: &Path,
+    at: Location,
     page_bytes: usize,
     ident: fn(&str) -> String,
 ) -> Result<(Box<dyn Backend<E>>, Startup), StoreError> {
-    let (store, startup) = sqlite::Sqlite::open(dir, page_bytes, ident)?;
-    Ok((Box::new(store), startup))
+    Ok(match at {
+        Location::Dir(dir) => {
+            let (store, startup) = sqlite::Sqlite::open(dir, page_bytes, ident)?;
+            (Box::new(store), startup)
+        }
+        Location::Cluster { url, node } => {
+            let (store, startup) = postgres::Postgres::open(url, node, page_bytes, ident)?;
+            (Box::new(store), startup)
+        }
+    })
 }
 
 /// Where a message goes.

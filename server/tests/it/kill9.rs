@@ -4,7 +4,7 @@
 //! receiver exactly once, in order. The clients here behave as the protocol
 //! asks of a real one (docs/protocol.md, "Reliable delivery"): an outbox
 //! resent with the same `cid` after a reconnect, `last_seq`/`last_public`
-//! at login, `received` after reading.
+//! at login, `received` after reading. (`postgres.rs` logs in with `Link`.)
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Write};
@@ -19,17 +19,17 @@ use serde_json::{json, Value};
 use crate::support::{self, password_of, Options};
 
 /// Where the server is now (its port changes at each restart).
-type Address = Arc<Mutex<Option<SocketAddr>>>;
+pub(crate) type Address = Arc<Mutex<Option<SocketAddr>>>;
 
 /// A connection that is logged in, or an error saying why it is not.
-struct Link {
+pub(crate) struct Link {
     writer: TcpStream,
     reader: BufReader<TcpStream>,
 }
 
 impl Link {
     /// Connects and logs in; `Err` while the server is down.
-    fn open(
+    pub(crate) fn open(
         address: &Address,
         nick: &str,
         last_seq: Option<u64>,
@@ -67,7 +67,7 @@ impl Link {
         Err("no welcome".into())
     }
 
-    fn send(&mut self, frame: &Value) -> Result<(), String> {
+    pub(crate) fn send(&mut self, frame: &Value) -> Result<(), String> {
         let mut line = frame.to_string();
         line.push('\n');
         self.writer
@@ -76,7 +76,7 @@ impl Link {
     }
 
     /// The next frame; `Ok(None)` when nothing came within the read timeout.
-    fn recv(&mut self) -> Result<Option<Value>, String> {
+    pub(crate) fn recv(&mut self) -> Result<Option<Value>, String> {
         let mut line = String::new();
         match self.reader.read_line(&mut line) {
             Ok(0) => Err("connection closed".into()),

@@ -37,6 +37,7 @@ mod layering;
 mod limits;
 mod login_policy;
 mod moderation;
+mod postgres;
 mod presence;
 mod real_use;
 mod shutdown;

@@ -22,6 +22,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, Transaction};
 
+use crate::store::failed::{fail_all, fail_replies};
 use crate::store::{Appended, Backend, Op, Reply, Startup, StoreError};
 use messages::Counters;
 use wal::Checkpointer;
@@ -232,81 +233,6 @@ impl<E: Send> Backend<E> for Sqlite {
 /// Logs a failed batch once; the ops' replies carry the failure.
 fn log_batch_failure(err: &StoreError) {
     tracing::error!("the store could not commit a batch: {err}");
-}
-
-/// The replies of a batch whose transaction could not begin.
-fn fail_all<E>(batch: Vec<Op<E>>, err: &StoreError) -> Vec<Reply<E>> {
-    batch
-        .into_iter()
-        .filter_map(|op| {
-            Some(match op {
-                Op::Append { origin, message } => Reply::Appended {
-                    origin,
-                    message,
-                    outcome: Appended::Failed(err.clone()),
-                },
-                Op::Backlog { origin, user, .. } => Reply::Backlog {
-                    origin,
-                    user,
-                    result: Err(err.clone()),
-                },
-                Op::History { origin, .. }
-                | Op::Search { origin, .. }
-                | Op::GroupHistory { origin, .. } => Reply::Found {
-                    origin,
-                    result: Err(err.clone()),
-                },
-                Op::Group { origin, then, .. } => Reply::Grouped {
-                    origin,
-                    result: Err(err.clone()),
-                    then,
-                },
-                Op::Echo { origin, then } => Reply::Echo { origin, then },
-                Op::Notify(tx) => Reply::Notify(tx, false),
-                Op::CreateAccount { .. }
-                | Op::SetPassword { .. }
-                | Op::Received { .. }
-                | Op::Sanction(..)
-                | Op::File(_) => return None,
-            })
-        })
-        .collect()
-}
-
-/// The replies of a batch whose commit failed: every op that answers says
-/// so, and what only a commit would have made true (deliveries) is gone.
-fn fail_replies<E>(replies: Vec<Reply<E>>, err: &StoreError) -> Vec<Reply<E>> {
-    replies
-        .into_iter()
-        .filter_map(|reply| {
-            Some(match reply {
-                Reply::Appended {
-                    origin, message, ..
-                } => Reply::Appended {
-                    origin,
-                    message,
-                    outcome: Appended::Failed(err.clone()),
-                },
-                Reply::Backlog { origin, user, .. } => Reply::Backlog {
-                    origin,
-                    user,
-                    result: Err(err.clone()),
-                },
-                Reply::Found { origin, .. } => Reply::Found {
-                    origin,
-                    result: Err(err.clone()),
-                },
-                Reply::Grouped { origin, then, .. } => Reply::Grouped {
-                    origin,
-                    result: Err(err.clone()),
-                    then,
-                },
-                Reply::Notify(tx, _) => Reply::Notify(tx, false),
-                Reply::Delivered(_) => return None,
-                echo @ Reply::Echo { .. } => echo,
-            })
-        })
-        .collect()
 }
 
 /// Applies one op inside the batch's transaction; its reply, if it has one.
