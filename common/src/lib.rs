@@ -5,6 +5,7 @@
 //! This is the only crate that knows the wire format.
 
 pub mod codec;
+pub mod config_file;
 pub mod handler;
 pub mod payload;
 pub mod protocol;
