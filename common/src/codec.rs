@@ -178,10 +178,12 @@ impl<T: DeserializeOwned + Payload> FrameReader<T> {
         self.lines.buffered() + self.filling.as_ref().map_or(0, |(_, _, got)| got.len())
     }
 
-    /// Whether a frame's raw payload is still arriving (a `chunk` was read
-    /// and not all its bytes).
-    pub fn awaiting_payload(&self) -> bool {
-        self.filling.is_some()
+    /// How many bytes of a frame's raw payload are still to come (a
+    /// `chunk` was read and not all its bytes); 0 between frames.
+    pub fn payload_wanted(&self) -> usize {
+        self.filling.as_ref().map_or(0, |(_, frame, got)| {
+            frame.payload().map_or(0, RawBytes::len) - got.len()
+        })
     }
 
     /// Feeds `input` and calls `on_frame` with each complete frame's line

@@ -125,11 +125,12 @@ impl<H: RequestHandler> Driver<H> {
         self.reader.buffered() + self.unread.len()
     }
 
-    /// Whether the bytes fed so far end inside a chunk's payload. A
-    /// transport with its own message boundaries (WebSocket) checks that
-    /// payloads and lines arrive in the messages meant for them.
-    pub fn awaiting_payload(&self) -> bool {
-        self.reader.awaiting_payload()
+    /// How many bytes of a chunk's payload the bytes fed so far leave to
+    /// come (0 between frames). A transport with its own message
+    /// boundaries (WebSocket) checks that payloads and lines arrive in the
+    /// messages meant for them.
+    pub fn payload_wanted(&self) -> usize {
+        self.reader.payload_wanted()
     }
 
     /// While `Some`, the handler is not ready for the next request: read

@@ -20,6 +20,11 @@ const BATCH_BYTES: usize = 16 * 1024;
 /// Frames this large are written from the queue, never copied.
 const DIRECT: usize = 4 * 1024;
 
+/// Most reads of one connection in a row: a peer that sends without pause
+/// (blank lines, empty WebSocket messages) must not keep its worker from
+/// the others' connections.
+const READS_PER_TURN: usize = 4;
+
 /// A write buffer larger than this is freed when the queue empties, so that
 /// an idle connection costs little.
 const KEEP_STAGED: usize = 4 * 1024;
@@ -83,6 +88,9 @@ pub struct Outbox {
 enum Encoding {
     /// As they are: lines.
     Lines,
+    /// Not at all, while an HTTP request is read and answered: a chat
+    /// frame (the login deadline's) must not land in an HTTP response.
+    Http,
     /// As WebSocket messages, after an upgrade.
     WebSocket,
     /// Not at all: the WebSocket's close frame is queued.
@@ -222,35 +230,51 @@ impl Outbox {
                 // headers (a copy of the frame per recipient was a third
                 // of the server's CPU in a half-WebSocket fan-out).
                 let messages: Vec<_> = ws::messages(&frame).collect();
+                let total = messages
+                    .iter()
+                    .map(|(header, range)| header.as_bytes().len() + range.len())
+                    .sum();
+                if !self.admits(total) {
+                    return;
+                }
                 for (header, range) in messages {
-                    if self.overflowed {
-                        return;
-                    }
-                    self.push(Queued::Header(header));
-                    self.push(match &frame {
+                    self.enqueue(Queued::Header(header));
+                    self.enqueue(match &frame {
                         Queued::Frame(shared) => Queued::FramePart(shared.clone(), range),
                         Queued::Local(shared) => Queued::LocalPart(shared.clone(), range),
                         other => Queued::Owned(other[range].to_vec()),
                     });
                 }
             }
-            Encoding::Closed => {}
+            Encoding::Http | Encoding::Closed => {}
         }
     }
 
     /// Queues a frame unless that would overflow the limit.
     fn push(&mut self, frame: Queued) {
+        if self.admits(frame.len()) {
+            self.enqueue(frame);
+        }
+    }
+
+    /// Whether `len` more bytes may be queued; marks the connection for
+    /// dropping if not.
+    fn admits(&mut self, len: usize) -> bool {
         // Once the queue has overflowed the connection is being dropped.
         if self.overflowed {
-            return;
+            return false;
         }
         // The limit bounds a backlog, not one answer: a frame larger than
         // the limit (the `online` list of a huge room) is accepted into an
         // empty queue, so asking for it never gets the asker dropped.
-        if self.queued > 0 && self.queued + frame.len() > self.limit {
+        if self.queued > 0 && self.queued + len > self.limit {
             self.overflowed = true;
-            return;
+            return false;
         }
+        true
+    }
+
+    fn enqueue(&mut self, frame: Queued) {
         self.queued += frame.len();
         self.queue.push_back(frame);
     }
@@ -310,6 +334,9 @@ pub struct Conn<H: RequestHandler> {
     /// peer that stops reading is cut after `Limits::stall_timeout`, even
     /// if too little is queued to reach the queue limit.
     pub stalled_since: Option<Instant>,
+    /// The last `read` stopped at its budget with bytes left in the socket
+    /// (whose readiness event was used up): read again this turn.
+    pub more_to_read: bool,
 }
 
 impl<H: RequestHandler> Conn<H> {
@@ -321,15 +348,20 @@ impl<H: RequestHandler> Conn<H> {
         site: Option<&'static Site>,
         speech: Speech,
     ) -> Self {
+        let speech = if site.is_some() {
+            speech
+        } else {
+            Speech::Lines
+        };
+        let mut outbox = Outbox::new(peer, queue_limit);
+        if speech == Speech::Http {
+            outbox.encoding = Encoding::Http;
+        }
         Conn {
             stream,
-            outbox: Outbox::new(peer, queue_limit),
+            outbox,
             driver: None,
-            wire: Wire::new(if site.is_some() {
-                speech
-            } else {
-                Speech::Lines
-            }),
+            wire: Wire::new(speech),
             site,
             pending: Some(handler),
             max_frame,
@@ -338,14 +370,20 @@ impl<H: RequestHandler> Conn<H> {
             subscribed: false,
             read_closed: false,
             stalled_since: None,
+            more_to_read: false,
         }
     }
 
-    /// Whether the handler has been set up (the TLS handshake is done)
-    /// and the connection is not in the middle of an HTTP request head:
+    /// Whether the handler has been set up: the TLS handshake is done, and
+    /// what comes is read.
+    pub fn is_set_up(&self) -> bool {
+        self.driver.is_some()
+    }
+
+    /// Whether it is set up and not in the middle of an HTTP request head:
     /// until then it is held to the handshake's deadline.
     pub fn is_ready(&self) -> bool {
-        self.driver.is_some() && !self.wire.is_settling()
+        self.is_set_up() && !self.wire.is_settling()
     }
 
     /// Drives the handshake; once the stream is ready, sets up the handler.
@@ -372,12 +410,14 @@ impl<H: RequestHandler> Conn<H> {
         }
     }
 
-    /// Reads until the socket is drained, handing lines to the handler.
+    /// Reads until the socket is drained, or [`READS_PER_TURN`] reads, then
+    /// sets `more_to_read` so that the worker comes back after the others.
     pub fn read(&mut self, buf: &mut [u8]) -> Status {
+        self.more_to_read = false;
         if self.driver.is_none() {
             return Status::Open;
         }
-        loop {
+        for _ in 0..READS_PER_TURN {
             let paused = self
                 .driver
                 .as_ref()
@@ -404,6 +444,8 @@ impl<H: RequestHandler> Conn<H> {
                 Err(_) => return Status::Closed("connection lost".into()),
             }
         }
+        self.more_to_read = true;
+        Status::Open
     }
 
     /// Hands bytes read from the socket to whatever the connection speaks.
@@ -419,7 +461,10 @@ impl<H: RequestHandler> Conn<H> {
                     first.extend_from_slice(bytes);
                     match http::looks_like_http(first) {
                         None => return,
-                        Some(true) => self.wire = Wire::Head(std::mem::take(first)),
+                        Some(true) => {
+                            self.wire = Wire::Head(std::mem::take(first));
+                            outbox.encoding = Encoding::Http;
+                        }
                         Some(false) => {
                             let first = std::mem::take(first);
                             self.wire = Wire::Lines;
@@ -430,6 +475,12 @@ impl<H: RequestHandler> Conn<H> {
                 }
                 Wire::Head(head) => {
                     head.extend_from_slice(bytes);
+                    outbox.encoding = Encoding::Http;
+                    // A head ends with a line: parse again only when one
+                    // may have ended (a trickled head costs one scan a line).
+                    if !bytes.is_empty() && !bytes.contains(&b'\n') {
+                        return;
+                    }
                     let site = self.site.expect("HTTP is spoken only with a site");
                     match http::answer(head, site, self.stream.is_tls()) {
                         http::Answer::Incomplete => return,
@@ -513,18 +564,23 @@ fn pump<H: RequestHandler>(socket: &mut ws::Socket, driver: &mut Driver<H>, outb
     while !outbox.is_closing() && driver.paused_until().is_none() {
         let broken = match socket.next_message() {
             Ok(None) => break,
-            Ok(Some(ws::Incoming::Line(mut line))) if !driver.awaiting_payload() => {
+            Ok(Some(ws::Incoming::Line(mut line))) if driver.payload_wanted() == 0 => {
                 line.push(b'\n');
                 driver.feed(&line, outbox);
                 None
             }
             Ok(Some(ws::Incoming::Line(_))) => Some("a text message inside a chunk's bytes"),
-            Ok(Some(ws::Incoming::Bytes(bytes))) if driver.awaiting_payload() => {
-                driver.feed(&bytes, outbox);
-                (!driver.awaiting_payload() && driver.buffered() > 0)
-                    .then_some("a binary message longer than its chunk")
+            Ok(Some(ws::Incoming::Bytes(bytes))) if bytes.len() > driver.payload_wanted() => {
+                Some(if driver.payload_wanted() == 0 {
+                    "a binary message with no chunk before it"
+                } else {
+                    "a binary message longer than its chunk"
+                })
             }
-            Ok(Some(ws::Incoming::Bytes(_))) => Some("a binary message with no chunk before it"),
+            Ok(Some(ws::Incoming::Bytes(bytes))) => {
+                driver.feed(&bytes, outbox);
+                None
+            }
             Ok(Some(ws::Incoming::Closed)) => {
                 // tungstenite wrote the close reply: no second close frame.
                 if let Some(reply) = socket.take_output() {
@@ -546,8 +602,11 @@ fn pump<H: RequestHandler>(socket: &mut ws::Socket, driver: &mut Driver<H>, outb
             return;
         }
     }
+    // Pongs, unless the close frame is already queued.
     if let Some(pong) = socket.take_output() {
-        outbox.push_raw(pong);
+        if outbox.encoding == Encoding::WebSocket {
+            outbox.push_raw(pong);
+        }
     }
 }
 

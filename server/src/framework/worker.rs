@@ -51,6 +51,8 @@ pub struct Worker<H: RequestHandler, F> {
     /// cost nothing for the thousands of connections that have none.
     watched: HashSet<ConnId>,
     read_buf: Vec<u8>,
+    /// Connections whose last read stopped at its budget (`more_to_read`).
+    again: Vec<ConnId>,
     shutting_down: bool,
     last_tick: Instant,
 }
@@ -82,6 +84,7 @@ where
             dirty: Vec::new(),
             watched: HashSet::new(),
             read_buf: vec![0; 64 * 1024],
+            again: Vec::new(),
             shutting_down: false,
             last_tick: Instant::now(),
         }
@@ -93,7 +96,11 @@ where
         loop {
             // Sleep without a timeout unless a deadline could expire: an idle
             // server uses no CPU.
-            let timeout = (!self.watched.is_empty()).then_some(TICK);
+            let timeout = if !self.again.is_empty() {
+                Some(Duration::ZERO)
+            } else {
+                (!self.watched.is_empty()).then_some(TICK)
+            };
             if let Err(err) = self.poll.poll(&mut events, timeout) {
                 if err.kind() == io::ErrorKind::Interrupted {
                     continue;
@@ -107,6 +114,10 @@ where
                 } else {
                     self.on_ready(event.token().0 as ConnId);
                 }
+            }
+            // Connections that had more to read than one turn's share.
+            for id in std::mem::take(&mut self.again) {
+                self.on_ready(id);
             }
             self.flush_dirty();
             if self.last_tick.elapsed() >= TICK {
@@ -247,19 +258,19 @@ where
             return;
         };
         // Banned while it shook hands: it must not be set up now.
-        if !conn.is_ready() && self.slots.get(&id).is_some_and(Slot::is_banned) {
+        if !conn.is_set_up() && self.slots.get(&id).is_some_and(Slot::is_banned) {
             self.close(id, "address banned");
             return;
         }
         let buf = &mut self.read_buf;
         // A panic in a handler ends its connection, never the worker.
         let outcome = catch_unwind(AssertUnwindSafe(|| {
-            if !conn.is_ready() {
+            if !conn.is_set_up() {
                 if let Err(err) = conn.advance_handshake() {
                     debug!(peer = %conn.outbox.peer_addr(), "TLS handshake failed: {err}");
                     return Status::Closed("TLS handshake failed".into());
                 }
-                if !conn.is_ready() {
+                if !conn.is_set_up() {
                     return Status::Open;
                 }
             }
@@ -270,6 +281,9 @@ where
             }
             conn.flush()
         }));
+        if conn.more_to_read {
+            self.again.push(id);
+        }
         match outcome {
             Ok(Status::Open) => {
                 // A half-closed peer gets the same grace as a closing one to
