@@ -10,15 +10,22 @@ SECRET="the password for the exam room is swordfish"
 through_tap() {
     local wire=$1
     shift
+    # Removed first: the redirection below truncates it only once the
+    # background job starts, and the wait must not see the last run's port.
+    rm -f "$WORK/tap.port"
     python3 "$(dirname "$0")/wiretap.py" "$PORT" "$wire" >"$WORK/tap.port" &
     local tap=$!
-    for _ in $(seq 50); do [ -s "$WORK/tap.port" ] && break; sleep 0.05; done
-    sleep 2 | client "$@" --nick bob >"$WORK/bob" 2>&1 &
+    for _ in $(seq 400); do [ -s "$WORK/tap.port" ] && break; sleep 0.05; done
+    : >"$WORK/bob"
+    # bob stays until the secret reached him (at most 20 s), not for a
+    # fixed time: on a loaded machine a login can take seconds.
+    (for _ in $(seq 200); do grep -q "$SECRET" "$WORK/bob" && break; sleep 0.1; done) |
+        client "$@" --nick bob >>"$WORK/bob" 2>&1 &
     local bob=$!
-    sleep 0.3
+    for _ in $(seq 200); do grep -q "welcome" "$WORK/bob" && break; sleep 0.1; done
     echo "$SECRET" | CHAT_PASSWORD=pw-alice "$BIN/chat-client" --server "127.0.0.1:$(cat "$WORK/tap.port")" \
         --known-hosts "$WORK/known_hosts" "$@" --nick alice >"$WORK/alice" 2>&1
-    wait $bob
+    wait $bob || true
     kill $tap 2>/dev/null || true
     wait $tap 2>/dev/null || true
 }
