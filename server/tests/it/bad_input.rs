@@ -10,7 +10,7 @@ use crate::support::{Client, Next, Options, Server};
 
 /// Malformed lines: the bytes sent (without the newline), the error code,
 /// and the id the error should carry.
-const MALFORMED: &[(&[u8], &str, Option<u64>)] = &[
+pub(crate) const MALFORMED: &[(&[u8], &str, Option<u64>)] = &[
     (b"hello", "bad_json", None),
     (b"{\"type\":\"ping\",\"id\":3", "bad_json", None),
     (b"{\"type\":\"ping\",\"id\":3}}", "bad_json", None),

@@ -589,3 +589,24 @@ fn a_peer_that_never_stops_sending_does_not_starve_its_worker() {
         let _ = flooder.join();
     }
 }
+
+/// The bad-input table of `bad_input.rs`, each line as one WebSocket text
+/// message: the same error codes as on the line protocol, and the socket
+/// stays open. (Lines that are not UTF-8 cannot be a text message: the
+/// WebSocket itself refuses them, close 1002, checked above.)
+#[test]
+fn the_bad_input_table_over_a_websocket() {
+    let server = Options::plain().start();
+    let mut ws = Ws::connect(&server, "fuzzy");
+    for (line, code, id) in crate::bad_input::MALFORMED {
+        let Ok(text) = std::str::from_utf8(line) else {
+            continue;
+        };
+        ws.socket.send(Message::text(text)).unwrap();
+        let error = ws.expect(&format!("the answer to {text:?}"), |f| f["type"] == "error");
+        assert_eq!(error["code"], *code, "{text:?}: {error}");
+        assert_eq!(error["id"].as_u64(), *id, "{text:?}: {error}");
+    }
+    let welcome = ws.login("fuzzy");
+    assert_eq!(welcome["nick"], "fuzzy", "the socket still works");
+}
