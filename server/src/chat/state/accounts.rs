@@ -1,6 +1,8 @@
 //! The dispatcher's directory of accounts: every nickname ever registered,
 //! with its password hash, loaded from the store at start and kept in step
-//! with it (the dispatcher is the only one who creates accounts).
+//! with it: on one node the dispatcher is the only one who creates
+//! accounts; in a cluster the others' are learnt as the listener hears of
+//! them, and this node's new ids come from its own block.
 //!
 //! Names are found by identity key ([`crate::chat::state::identity`]): `ALICE`, `аlice`
 //! (Cyrillic `а`) and `ａｌｉｃｅ` all find alice's account.
@@ -20,6 +22,8 @@ pub struct Accounts {
     /// registered next to `alice`.
     by_glyph: HashMap<String, UserId>,
     last_id: UserId,
+    /// In a cluster: the next id of this node's block.
+    next_in_block: Option<UserId>,
 }
 
 impl Accounts {
@@ -40,6 +44,20 @@ impl Accounts {
                 .or_insert(account.id);
         }
         self.by_id.insert(account.id, account);
+    }
+
+    /// New accounts take ids from `first` on (a cluster node's block).
+    pub fn use_block(&mut self, first: UserId) {
+        self.next_in_block = Some(first);
+    }
+
+    /// An account created, or whose password changed, on another node (or
+    /// this one's, heard back).
+    pub fn learn(&mut self, account: Account) {
+        match self.by_id.get_mut(&account.id) {
+            Some(known) => known.hash = account.hash,
+            None => self.insert(account),
+        }
     }
 
     /// The account `nick` names, however it is spelled.
@@ -67,7 +85,13 @@ impl Accounts {
     /// Adds an account under the NFKC form of `nick` and returns its new
     /// id; the caller stores it.
     pub fn create(&mut self, nick: &str, hash: String) -> UserId {
-        let id = self.last_id + 1;
+        let id = match &mut self.next_in_block {
+            Some(next) => {
+                *next += 1;
+                *next - 1
+            }
+            None => self.last_id + 1,
+        };
         let nick = identity::display(nick);
         self.insert(Account {
             id,

@@ -156,6 +156,12 @@ impl World {
                     },
                     Op::Echo { origin, then } => Reply::Echo { origin, then },
                     Op::Notify(tx) => Reply::Notify(tx, true),
+                    Op::Tail { stream, after } => Reply::Tail {
+                        stream,
+                        after,
+                        result: Ok(Vec::new()),
+                    },
+                    Op::Heads(_) => Reply::Heads(Ok(Vec::new())),
                     Op::History { origin, .. }
                     | Op::Search { origin, .. }
                     | Op::GroupHistory { origin, .. } => Reply::Found {
