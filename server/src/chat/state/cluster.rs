@@ -185,7 +185,7 @@ impl ChatState {
         };
         session.cursor = Cursor {
             at: last_seq,
-            head: last_seq + 1,
+            head: last_seq.saturating_add(1),
             tailing: false,
         };
         self.tail_own(conn, user, out);

@@ -149,10 +149,22 @@ fn serve(
         let mut heads: HashMap<Stream, u64> = HashMap::new();
         let mut poll = false;
         {
-            let started = Instant::now();
+            // Wait for the first; then take whatever else is buffered, and
+            // go: a doorbell is passed on at once.
             let mut notifications = client.notifications();
-            let mut waiting = notifications.timeout_iter(WAIT);
-            while let Ok(Some(note)) = waiting.next() {
+            let mut notes = Vec::new();
+            let first = notifications.timeout_iter(WAIT).next();
+            if let Ok(Some(first)) = first {
+                notes.push(first);
+                let mut more = notifications.iter();
+                while notes.len() < 4096 {
+                    match more.next() {
+                        Ok(Some(note)) => notes.push(note),
+                        _ => break,
+                    }
+                }
+            }
+            for note in notes {
                 let rung = bell::parse(note.payload());
                 for (stream, head) in rung.heads {
                     let h = heads.entry(stream).or_default();
@@ -161,9 +173,6 @@ fn serve(
                 poll |= rung.poll;
                 accounts |= rung.accounts;
                 groups |= rung.groups;
-                if started.elapsed() >= WAIT || heads.len() >= 4096 {
-                    break;
-                }
             }
         }
         if client.is_closed() {
