@@ -347,3 +347,89 @@ fn messages_cross_nodes_exactly_once_in_order_through_sigkills() {
     );
     assert!(frank_seen.reconnects >= 2, "frank was never moved");
 }
+
+/// Two people register the same nickname on two nodes at the same moment:
+/// one account is stored, and afterwards exactly one of the two passwords
+/// logs in, on either node (the other node's session, if it was welcomed,
+/// is closed with `nick_taken` once the stored account is heard of).
+#[test]
+fn one_nickname_registered_on_two_nodes_at_once_is_one_account() {
+    let Some(pg) = postgres::shared() else { return };
+    let url = pg.database();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let nodes = [node(&url, "n1", d1.path()), node(&url, "n2", d2.path())];
+    let mut closed = 0;
+    for round in 0..4 {
+        let nick = format!("zed{round}");
+        let clients: Vec<support::Client> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| n.connect(&format!("racer{i}")))
+            .collect();
+        let answers: Vec<(support::Client, serde_json::Value)> = thread::scope(|s| {
+            let racers: Vec<_> = clients
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut c)| {
+                    let nick = nick.clone();
+                    s.spawn(move || {
+                        let answer = c.try_login_with(&nick, &format!("password of racer {i}"));
+                        (c, answer)
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        // A welcomed loser is told within a moment; the winner is not.
+        let welcomed = answers
+            .iter()
+            .filter(|(_, a)| a["type"] == "welcome")
+            .count();
+        let closed_before = closed;
+        for (mut c, answer) in answers {
+            if answer["type"] != "welcome" {
+                continue;
+            }
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                match c.next_until(Instant::now() + Duration::from_millis(100)) {
+                    support::Next::Frame(f) if f["code"] == "nick_taken" => {
+                        closed += 1;
+                        break;
+                    }
+                    support::Next::Eof | support::Next::Broken(_) => break,
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(
+            closed - closed_before,
+            welcomed.saturating_sub(1),
+            "{nick}: {welcomed} welcomed, {} closed",
+            closed - closed_before
+        );
+        thread::sleep(Duration::from_millis(300));
+        let mut works = Vec::new();
+        for racer in 0..2 {
+            for n in &nodes {
+                let mut c = n.connect("check");
+                let answer = c.try_login_with(&nick, &format!("password of racer {racer}"));
+                works.push((racer, answer["type"] == "welcome"));
+            }
+        }
+        let winners: Vec<usize> = (0..2)
+            .filter(|&r| works.iter().filter(|(w, ok)| *w == r && *ok).count() == 2)
+            .collect();
+        let losers: Vec<usize> = (0..2)
+            .filter(|&r| works.iter().all(|(w, ok)| *w != r || !*ok))
+            .collect();
+        assert_eq!(
+            (winners.len(), losers.len()),
+            (1, 1),
+            "{nick}: one password on both nodes, the other on neither: {works:?}"
+        );
+    }
+    eprintln!(
+        "cluster: same nickname on two nodes at once, 4 rounds: {closed} welcomed losers closed"
+    );
+}

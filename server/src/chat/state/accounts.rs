@@ -52,12 +52,27 @@ impl Accounts {
     }
 
     /// An account created, or whose password changed, on another node (or
-    /// this one's, heard back).
-    pub fn learn(&mut self, account: Account) {
-        match self.by_id.get_mut(&account.id) {
-            Some(known) => known.hash = account.hash,
-            None => self.insert(account),
+    /// this one's, heard back). The database's word wins: if this node
+    /// had given the same name to another id (two nodes registered it at
+    /// the same instant, and this node's row was refused), that id is
+    /// returned — its name now finds the stored account.
+    pub fn learn(&mut self, account: Account) -> Option<UserId> {
+        if let Some(known) = self.by_id.get_mut(&account.id) {
+            known.hash = account.hash;
+            return None;
         }
+        let displaced = account
+            .key
+            .as_ref()
+            .and_then(|key| self.by_key.get(key))
+            .copied()
+            .filter(|&other| other != account.id);
+        if let Some(other) = displaced {
+            // Its glyph key must find the stored account too.
+            self.by_glyph.retain(|_, id| *id != other);
+        }
+        self.insert(account);
+        displaced
     }
 
     /// The account `nick` names, however it is spelled.
@@ -169,6 +184,25 @@ mod tests {
 
         let accounts = Accounts::new(vec![account(1, "aIice", Some("aiice"))]);
         assert_eq!(accounts.lookalike("alice").map(|a| a.id), Some(1));
+    }
+
+    /// In a cluster, an account heard of from the database wins over the
+    /// one this node gave the same name (its row was refused).
+    #[test]
+    fn a_stored_account_displaces_this_nodes_of_the_same_name() {
+        let mut accounts = Accounts::new(vec![account(1, "alice", Some("alice"))]);
+        accounts.use_block(100);
+        let bob = accounts.create("bob", "mine".into());
+        assert_eq!(bob, 100, "from the block");
+        assert_eq!(accounts.create("carol", "h".into()), 101);
+        assert_eq!(accounts.learn(account(1, "alice", Some("alice"))), None);
+        assert_eq!(accounts.learn(account(7, "bob", Some("bob"))), Some(100));
+        assert_eq!(accounts.find("BOB").map(|a| a.id), Some(7));
+        assert_eq!(accounts.nick(100), "bob", "its sessions still name it");
+        let mut changed = account(7, "bob", Some("bob"));
+        changed.hash = "new".into();
+        assert_eq!(accounts.learn(changed), None);
+        assert_eq!(accounts.find("bob").unwrap().hash, "new");
     }
 
     /// An account that lost its key when an older database was opened

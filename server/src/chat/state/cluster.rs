@@ -198,11 +198,36 @@ impl ChatState {
             Heard::Poll => self.poll(out),
             Heard::Accounts(accounts) => {
                 for account in accounts {
-                    self.accounts.learn(account);
+                    let nick = account.nick.clone();
+                    let Some(phantom) = self.accounts.learn(account) else {
+                        continue;
+                    };
+                    tracing::warn!(
+                        "{nick} was registered on another node at the same moment as here; \
+                         the session that registered it here must log in again"
+                    );
+                    if let Some(&conn) = self.online.get(&phantom) {
+                        self.lost_the_name(conn, out);
+                    }
                 }
             }
             Heard::Groups(rows) => self.groups.reload(rows),
         }
+    }
+
+    /// Closes a session whose account was never stored: another node
+    /// registered its name first. Its client logs in again, to the stored
+    /// account (with that account's password).
+    fn lost_the_name(&mut self, conn: ConnId, out: &mut impl Deliver) {
+        let frame = ServerFrame::Error {
+            id: None,
+            code: chat_common::ErrorCode::NickTaken,
+            reason: "this nickname was registered on another server of the cluster at the \
+                     same moment; log in again"
+                .into(),
+        };
+        out.send(conn, encode(&frame));
+        self.leave(conn, "registered elsewhere", out);
     }
 
     /// Asks the store where the public stream and the live users' streams
