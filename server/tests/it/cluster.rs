@@ -433,3 +433,89 @@ fn one_nickname_registered_on_two_nodes_at_once_is_one_account() {
         "cluster: same nickname on two nodes at once, 4 rounds: {closed} welcomed losers closed"
     );
 }
+
+/// Two nodes through a restart of PostgreSQL itself: every listener and
+/// store connection is cut; acks stop, then resume; what alice (n2)
+/// and dave (n2, public) had acknowledged reaches bob (n1) once, in order.
+#[test]
+fn messages_cross_nodes_through_a_postgres_restart() {
+    // A server of this test's own: it is stopped and started again.
+    let Some(pg) = postgres::Postgres::start() else {
+        return;
+    };
+    let _serial = support::serial();
+    let url = pg.database();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (n1, n2) = (node(&url, "n1", d1.path()), node(&url, "n2", d2.path()));
+    let (a1, a2): (Address, Address) = (
+        Arc::new(Mutex::new(Some(n1.addr))),
+        Arc::new(Mutex::new(Some(n2.addr))),
+    );
+    Link::open(&a1, "bob", None, None).unwrap();
+    for nick in ["alice", "dave"] {
+        Link::open(&a2, nick, None, None).unwrap();
+    }
+    thread::sleep(Duration::from_millis(300));
+    let stop = Arc::new(AtomicBool::new(false));
+    let enough = Arc::new(AtomicBool::new(false));
+    let expected = Arc::new(AtomicUsize::new(usize::MAX));
+    let bob = {
+        let (address, stop, expected) = (a1.clone(), stop.clone(), expected.clone());
+        thread::spawn(move || reader(address, "bob", expected, stop))
+    };
+    let senders: Vec<(&str, thread::JoinHandle<Acked>)> = [("alice", Some("bob")), ("dave", None)]
+        .into_iter()
+        .map(|(nick, to)| {
+            let (address, enough) = (a2.clone(), enough.clone());
+            (
+                nick,
+                thread::spawn(move || sender(address, nick, to, enough)),
+            )
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(800));
+    pg.down();
+    let down_at = Instant::now();
+    thread::sleep(Duration::from_millis(1500));
+    let up_at = Instant::now();
+    pg.up();
+    thread::sleep(Duration::from_millis(1500));
+    enough.store(true, Ordering::SeqCst);
+    let sent: Vec<(&str, Acked)> = senders
+        .into_iter()
+        .map(|(nick, h)| (nick, h.join().expect("sender panicked")))
+        .collect();
+    let total: usize = sent.iter().map(|(_, s)| s.acked.len()).sum();
+    let acks_between = |from: Instant, to: Instant| {
+        sent.iter()
+            .flat_map(|(_, s)| &s.times)
+            .filter(|&&t| t > from && t < to)
+            .count()
+    };
+    let while_down = acks_between(down_at + Duration::from_millis(500), up_at);
+    let after = acks_between(up_at, Instant::now());
+    let seen = finish(bob, &expected, &stop, total);
+    let (delivered, duplicated, missing) = tally(sent.iter().flat_map(|(_, s)| &s.acked), &seen);
+    let mut out_of_order = 0;
+    for (nick, s) in &sent {
+        let order = shown_from(&seen, nick);
+        if order != s.acked.iter().collect::<Vec<_>>() {
+            out_of_order += 1;
+        }
+    }
+    eprintln!(
+        "cluster, 2 nodes, postgres restarted: bob: acknowledged {total} / delivered {delivered} / \
+         duplicated {duplicated} / out of order {out_of_order} / missing {}; acks while down \
+         {while_down}, after {after}; store_failed {:?}",
+        missing.len(),
+        sent.iter().map(|(n, s)| (*n, s.store_failed)).collect::<Vec<_>>()
+    );
+    assert!(
+        missing.is_empty(),
+        "acknowledged but never delivered: {missing:?}"
+    );
+    assert_eq!((duplicated, out_of_order), (0, 0));
+    assert_eq!(while_down, 0, "acknowledged while the database was down");
+    assert!(after > 20, "acknowledgements did not resume: {after}");
+    drop((n1, n2));
+}
