@@ -1,7 +1,8 @@
 //! The PostgreSQL backend (`--cluster`): the same promises as SQLite's, on a
-//! database server that, later, several nodes share. For now one node: it
-//! registers in `nodes` with a lease ([`nodes`]) and refuses to start
-//! while another node holds one.
+//! database server that several nodes share. Each registers in `nodes`
+//! with a lease and holds a lock on its id ([`nodes`]); each batch rings
+//! a doorbell for the others ([`bell`]), which each node's `cluster`
+//! thread hears ([`listen`]).
 //!
 //! One transaction per batch, on the dispatcher's thread, through the sync
 //! `postgres` client (no TLS: loopback or a trusted network). Sequence
