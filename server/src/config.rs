@@ -35,10 +35,13 @@ pub struct Config {
     /// Keep accounts and messages in PostgreSQL instead of the data
     /// directory's SQLite: `postgres://user@host:port/db` (no TLS: loopback
     /// or a trusted network); the schema is created if missing. Needs
-    /// --node-id. Single node only for now: cluster mode with several nodes
-    /// is not built yet, and a second node is refused while the first holds
-    /// its lease. The certificate stays in the data directory, and the file
-    /// spool too unless --spool-dir says otherwise.
+    /// --node-id. Several nodes may share one database, each with its own
+    /// --node-id: messages (public, private, group), accounts and groups
+    /// reach every node. Not across nodes yet: presence (the online list,
+    /// presence lines, /list, /stats are this node's users), takeover (an
+    /// account may be logged in on two nodes), `delivered` notices, bans,
+    /// mutes, kicks and file offers. The certificate stays in the data
+    /// directory, and the file spool too unless --spool-dir says otherwise.
     #[arg(long, value_name = "URL", requires = "node_id")]
     pub cluster: Option<String>,
 

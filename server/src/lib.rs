@@ -191,12 +191,19 @@ impl Server {
                 handler::ChatHandler::new(info, to_dispatcher.clone(), flood, handlers.clone())
             },
         )?;
-        let state =
+        let mut state =
             state::ChatState::new(config.max_text, accounts::Accounts::new(startup.accounts))
                 .with_sanctions(startup.sanctions)
                 .with_groups(startup.groups)
                 .with_login_policy(config.login_policy())
                 .with_files(startup.files, config.file_limits());
+        let heard = match startup.cluster {
+            Some(cluster) => {
+                state = state.with_cluster(cluster.first_id, startup.public_head);
+                cluster.heard
+            }
+            None => crossbeam_channel::never(),
+        };
         let spool = config
             .spool_dir
             .clone()
@@ -221,6 +228,7 @@ impl Server {
             files: files.jobs.clone(),
             files_done: files.done.clone(),
             ledger,
+            heard,
         };
         let dispatcher = Dispatcher::new(
             state,

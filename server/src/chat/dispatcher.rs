@@ -24,7 +24,7 @@ use crate::chat::flood::Ledger;
 use crate::chat::state::Op;
 use crate::chat::state::{ChatState, Deliver, GroupSummary, Keepalive, SessionRow, Stats};
 use crate::framework::{Admission, AdmissionStats, ConnId, ConnInfo, Router};
-use crate::store::{Backend, SanctionKind, UserId};
+use crate::store::{Backend, Heard, SanctionKind, UserId};
 
 /// Everything the dispatcher reacts to. Closed: this is the whole list.
 pub enum Event {
@@ -162,6 +162,8 @@ pub struct Queues {
     pub files_done: Receiver<crate::files::Done>,
     /// Flood control's buckets, shared with the handlers.
     pub ledger: Arc<Ledger>,
+    /// What the cluster listener hears (`never()` on one node).
+    pub heard: Receiver<Heard>,
 }
 
 /// Everything the chat state's output goes to.
@@ -214,6 +216,7 @@ pub struct Dispatcher {
     index_due: Option<Instant>,
     verdicts: Receiver<(Check, Verdict)>,
     files_done: Receiver<crate::files::Done>,
+    heard: Receiver<Heard>,
     login_timeout: Duration,
     keepalive: Keepalive,
     /// Least time between two presence frames.
@@ -262,6 +265,7 @@ impl Dispatcher {
             index_due: Some(Instant::now() + INDEX_AFTER),
             verdicts: queues.verdicts,
             files_done: queues.files_done,
+            heard: queues.heard,
             login_timeout,
             keepalive,
             presence_interval,
@@ -294,10 +298,11 @@ impl Dispatcher {
         let ticker = crossbeam_channel::tick(Duration::from_secs(1));
         // The same channels as `self`'s, so that draining one may call
         // `&mut self`.
-        let (events, verdicts, files_done) = (
+        let (events, verdicts, files_done, heard) = (
             self.events.clone(),
             self.verdicts.clone(),
             self.files_done.clone(),
+            self.heard.clone(),
         );
         let mut running = true;
         while running {
@@ -334,6 +339,13 @@ impl Dispatcher {
                 recv(events) -> event => match event {
                     Ok(event) => running = drain(&events, event, |event| self.handle_guarded(event)),
                     Err(_) => running = false,
+                },
+                // Other nodes' commits: before the clients' new requests.
+                recv(heard) -> h => if let Ok(h) = h {
+                    drain(&heard, h, |h| {
+                        self.guarded(|d| d.state.heard(h, &mut d.out));
+                        true
+                    });
                 },
                 recv(ticker) -> _ => self.tick(),
                 recv(presence) -> _ => {}
@@ -394,8 +406,10 @@ impl Dispatcher {
         };
     }
 
-    /// Once a second: the login and keepalive deadlines.
+    /// Once a second: the login and keepalive deadlines, and in a cluster
+    /// the poll of the streams' heads (a lost doorbell costs at most this).
     fn tick(&mut self) {
+        self.state.poll(&mut self.out);
         let timeout = self.login_timeout.as_millis() as u64;
         self.state.expire_logins(now_ms(), timeout, &mut self.out);
         self.state.expire_files(now_ms(), &mut self.out);

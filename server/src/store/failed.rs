@@ -32,6 +32,12 @@ pub(super) fn fail_all<E>(batch: Vec<Op<E>>, err: &StoreError) -> Vec<Reply<E>> 
                 },
                 Op::Echo { origin, then } => Reply::Echo { origin, then },
                 Op::Notify(tx) => Reply::Notify(tx, false),
+                Op::Tail { stream, after } => Reply::Tail {
+                    stream,
+                    after,
+                    result: Err(err.clone()),
+                },
+                Op::Heads(_) => Reply::Heads(Err(err.clone())),
                 Op::CreateAccount { .. }
                 | Op::SetPassword { .. }
                 | Op::Received { .. }
@@ -71,6 +77,12 @@ pub(super) fn fail_replies<E>(replies: Vec<Reply<E>>, err: &StoreError) -> Vec<R
                     then,
                 },
                 Reply::Notify(tx, _) => Reply::Notify(tx, false),
+                Reply::Tail { stream, after, .. } => Reply::Tail {
+                    stream,
+                    after,
+                    result: Err(err.clone()),
+                },
+                Reply::Heads(_) => Reply::Heads(Err(err.clone())),
                 Reply::Delivered(_) => return None,
                 echo @ Reply::Echo { .. } => echo,
             })

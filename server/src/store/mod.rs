@@ -1,7 +1,8 @@
 //! The store: what the chat needs from durable storage, as one interface
 //! ([`Backend`]) in the store's own terms — ops in, outcomes and rows out,
 //! never chat frames — and its backends: SQLite ([`sqlite`], the embedded
-//! default) and PostgreSQL ([`postgres`], `--cluster`; one node for now).
+//! default) and PostgreSQL ([`postgres`], `--cluster`: several nodes on one
+//! database).
 //!
 //! What every backend promises (the chat state relies on it):
 //! - **Order**: [`Backend::commit`] returns one reply per answered op, in
@@ -17,6 +18,13 @@
 //!   no gap, in the order of the commits; a group message takes the next number in every
 //!   member's stream in the same commit. A resend (same sender and `cid`)
 //!   stores nothing ([`Appended::Duplicate`]).
+//! - **Fan-out**: a group message's [`NewMessage::fanout`] in its reply is
+//!   the membership it was stored for: the chat's list on SQLite (the
+//!   dispatcher is the only writer), the `members` rows read in the
+//!   append's transaction on PostgreSQL (another node may have changed
+//!   them).
+//! - **Tails**: `Op::Tail` reads a stream after a seq, in seq order, with
+//!   no gap: what another node committed reaches this node's users by it.
 //! - **Opaque `E`**: `Op::Echo` and `Op::Group` carry a value of the
 //!   chat's that comes back untouched, in its place among the replies.
 
@@ -109,6 +117,32 @@ pub fn open<E: Send + 'static>(
             (Box::new(store), startup)
         }
     })
+}
+
+/// A stream a node follows: the public one or a user's own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stream {
+    Public,
+    User(UserId),
+}
+
+/// Most messages one `Op::Tail` returns; the chat asks again for more.
+pub const TAIL_MESSAGES: usize = 256;
+
+/// What a node hears from the others through the database (PostgreSQL's
+/// `cluster` listener thread; SQLite hears nothing): a doorbell, never the
+/// facts themselves, except the accounts and groups it reloads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heard {
+    /// These streams end here now (a commit, on this node or another).
+    Heads(Vec<(Stream, u64)>),
+    /// Something may have been missed (the listener reconnected, or a
+    /// doorbell too long to say it all): ask where the streams end.
+    Poll,
+    /// Accounts created, or whose password changed, on any node.
+    Accounts(Vec<Account>),
+    /// Every group as it is now (one changed somewhere).
+    Groups(Vec<GroupRow>),
 }
 
 /// Where a message goes.
@@ -220,6 +254,14 @@ pub enum Op<E> {
         origin: Origin,
         then: E,
     },
+    /// Up to [`TAIL_MESSAGES`] messages of `stream` after seq `after`, in
+    /// order: what committed elsewhere, for a node's live users.
+    Tail {
+        stream: Stream,
+        after: u64,
+    },
+    /// Where each of `streams` ends now (the 1 s poll behind the doorbell).
+    Heads(Vec<Stream>),
 }
 
 /// A message read back from the store, ready to become a frame.
@@ -302,6 +344,14 @@ pub enum Reply<E> {
         origin: Origin,
         then: E,
     },
+    /// The answer to `Op::Tail`.
+    Tail {
+        stream: Stream,
+        after: u64,
+        result: Result<Vec<Loaded>, StoreError>,
+    },
+    /// The answer to `Op::Heads`.
+    Heads(Result<Vec<(Stream, u64)>, StoreError>),
 }
 
 /// What the dispatcher keeps in memory, read from the database at start.
@@ -310,4 +360,19 @@ pub struct Startup {
     pub sanctions: Vec<Sanction>,
     pub groups: Vec<GroupRow>,
     pub files: Vec<FileRow>,
+    /// The public stream's last seq now.
+    pub public_head: u64,
+    /// Shared with other nodes (PostgreSQL): what they commit is heard
+    /// here, and this node's new accounts and groups take their ids from
+    /// its own block, starting here (`None`: the next after the largest).
+    pub cluster: Option<Cluster>,
+}
+
+/// A node's part in a cluster.
+pub struct Cluster {
+    /// What the listener hears, for the dispatcher.
+    pub heard: crossbeam_channel::Receiver<Heard>,
+    /// The first id of this node's block for new accounts and groups
+    /// (unique to this run of the node: ids never collide across nodes).
+    pub first_id: i64,
 }

@@ -81,7 +81,34 @@ on_both!(
     accounts_sanctions_groups_and_files_come_back_at_open,
     an_account_whose_name_or_key_is_taken_is_not_stored,
     texts_come_back_as_they_were_sent,
+    tails_read_a_stream_after_a_seq,
+    a_group_message_reaches_the_members_of_its_commit,
 );
+
+/// On PostgreSQL the fan-out is the `members` rows read in the append's
+/// transaction (another node may have changed the group); on SQLite the
+/// chat's list, the dispatcher being the only writer.
+fn a_group_message_reaches_the_members_of_its_commit(place: Place) {
+    let mut db = with_two(&place, 64 * 1024);
+    db.commit(vec![account(3, "carol"), study(5, &[1, 2, 3])]);
+    // The chat's memory lacks carol and has a stranger (user 4).
+    let replies = db.commit(vec![append(NewMessage {
+        fanout: vec![(1, false), (2, false), (4, false)],
+        ..message(1, To::Group(5), None, "hello group")
+    })]);
+    let [Reply::Appended {
+        message, outcome, ..
+    }] = replies.as_slice()
+    else {
+        panic!("{replies:?}")
+    };
+    if place.dense_public() {
+        assert_eq!(message.fanout, [(1, false), (2, false), (3, true)]);
+        assert_eq!(*outcome, Appended::Fanned(vec![1, 1, 1]));
+    } else {
+        assert_eq!(message.fanout, [(1, false), (2, false), (4, false)]);
+    }
+}
 
 pub(crate) fn account(user: UserId, nick: &str) -> Op {
     Op::CreateAccount {
@@ -485,6 +512,67 @@ fn replies_keep_the_order_of_the_ops_and_reads_see_earlier_writes(place: Place) 
     );
 }
 
+/// A group `id` called Study with `members`.
+fn study(id: GroupId, members: &[UserId]) -> Op {
+    Op::Group {
+        origin: origin(),
+        changes: vec![
+            GroupChange::Create {
+                group: id,
+                name: "Study".into(),
+                key: "study".into(),
+                owner: members[0],
+                public: false,
+                time: 1,
+            },
+            GroupChange::Join {
+                group: id,
+                users: members.to_vec(),
+                time: 2,
+            },
+        ],
+        then: (),
+    }
+}
+
+/// A tail reads a stream after a seq, in order, and sees the batch's own
+/// appends before it; heads say where streams end.
+fn tails_read_a_stream_after_a_seq(place: Place) {
+    let mut db = with_two(&place, 64 * 1024);
+    for i in 0..5 {
+        send(&mut db, 1, To::User(2), None, &format!("to bob {i}"));
+        send(&mut db, 2, To::Public, None, &format!("public {i}"));
+    }
+    let replies = db.commit(vec![
+        append(message(1, To::User(2), None, "in the batch")),
+        Op::Tail {
+            stream: Stream::User(2),
+            after: 3,
+        },
+        Op::Tail {
+            stream: Stream::Public,
+            after: 0,
+        },
+        Op::Heads(vec![Stream::User(2), Stream::User(1), Stream::Public]),
+    ]);
+    let [_, Reply::Tail {
+        result: Ok(own), ..
+    }, Reply::Tail {
+        result: Ok(public), ..
+    }, Reply::Heads(Ok(heads))] = replies.as_slice()
+    else {
+        panic!("{replies:?}")
+    };
+    let own: Vec<(u64, &str)> = own.iter().map(|m| (m.seq, m.text.as_str())).collect();
+    assert_eq!(own, [(4, "to bob 3"), (5, "to bob 4"), (6, "in the batch")]);
+    assert_eq!(public.len(), 5);
+    assert!(public.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(public[4].receiver, "*");
+    assert_eq!(heads[0], (Stream::User(2), 6));
+    assert_eq!(heads[1], (Stream::User(1), 0));
+    assert_eq!(heads[2], (Stream::Public, public[4].seq));
+}
+
 fn group_messages_take_the_next_seq_in_every_members_stream(place: Place) {
     let mut db = with_two(&place, 64 * 1024);
     db.commit(vec![account(3, "carol")]);
@@ -628,7 +716,7 @@ fn group_messages_take_the_next_seq_in_every_members_stream(place: Place) {
 /// messages: each stream 1, 2, 3 … in the order of the ops.
 fn streams_stay_dense_in_a_large_mixed_batch(place: Place) {
     let mut db = with_two(&place, 1 << 20);
-    db.commit(vec![account(3, "carol")]);
+    db.commit(vec![account(3, "carol"), study(9, &[2, 3])]);
     let mut ops = Vec::new();
     let mut expected: std::collections::HashMap<UserId, Vec<u64>> = Default::default();
     for i in 0..1500u64 {

@@ -24,6 +24,7 @@ mod attack_tls;
 mod bad_input;
 mod browser;
 mod chat;
+mod cluster;
 mod config_file;
 mod console;
 mod delivery;

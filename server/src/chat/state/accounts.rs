@@ -1,6 +1,8 @@
 //! The dispatcher's directory of accounts: every nickname ever registered,
 //! with its password hash, loaded from the store at start and kept in step
-//! with it (the dispatcher is the only one who creates accounts).
+//! with it: on one node the dispatcher is the only one who creates
+//! accounts; in a cluster the others' are learnt as the listener hears of
+//! them, and this node's new ids come from its own block.
 //!
 //! Names are found by identity key ([`crate::chat::state::identity`]): `ALICE`, `аlice`
 //! (Cyrillic `а`) and `ａｌｉｃｅ` all find alice's account.
@@ -20,6 +22,8 @@ pub struct Accounts {
     /// registered next to `alice`.
     by_glyph: HashMap<String, UserId>,
     last_id: UserId,
+    /// In a cluster: the next id of this node's block.
+    next_in_block: Option<UserId>,
 }
 
 impl Accounts {
@@ -40,6 +44,35 @@ impl Accounts {
                 .or_insert(account.id);
         }
         self.by_id.insert(account.id, account);
+    }
+
+    /// New accounts take ids from `first` on (a cluster node's block).
+    pub fn use_block(&mut self, first: UserId) {
+        self.next_in_block = Some(first);
+    }
+
+    /// An account created, or whose password changed, on another node (or
+    /// this one's, heard back). The database's word wins: if this node
+    /// had given the same name to another id (two nodes registered it at
+    /// the same instant, and this node's row was refused), that id is
+    /// returned — its name now finds the stored account.
+    pub fn learn(&mut self, account: Account) -> Option<UserId> {
+        if let Some(known) = self.by_id.get_mut(&account.id) {
+            known.hash = account.hash;
+            return None;
+        }
+        let displaced = account
+            .key
+            .as_ref()
+            .and_then(|key| self.by_key.get(key))
+            .copied()
+            .filter(|&other| other != account.id);
+        if let Some(other) = displaced {
+            // Its glyph key must find the stored account too.
+            self.by_glyph.retain(|_, id| *id != other);
+        }
+        self.insert(account);
+        displaced
     }
 
     /// The account `nick` names, however it is spelled.
@@ -67,7 +100,13 @@ impl Accounts {
     /// Adds an account under the NFKC form of `nick` and returns its new
     /// id; the caller stores it.
     pub fn create(&mut self, nick: &str, hash: String) -> UserId {
-        let id = self.last_id + 1;
+        let id = match &mut self.next_in_block {
+            Some(next) => {
+                *next += 1;
+                *next - 1
+            }
+            None => self.last_id + 1,
+        };
         let nick = identity::display(nick);
         self.insert(Account {
             id,
@@ -145,6 +184,25 @@ mod tests {
 
         let accounts = Accounts::new(vec![account(1, "aIice", Some("aiice"))]);
         assert_eq!(accounts.lookalike("alice").map(|a| a.id), Some(1));
+    }
+
+    /// In a cluster, an account heard of from the database wins over the
+    /// one this node gave the same name (its row was refused).
+    #[test]
+    fn a_stored_account_displaces_this_nodes_of_the_same_name() {
+        let mut accounts = Accounts::new(vec![account(1, "alice", Some("alice"))]);
+        accounts.use_block(100);
+        let bob = accounts.create("bob", "mine".into());
+        assert_eq!(bob, 100, "from the block");
+        assert_eq!(accounts.create("carol", "h".into()), 101);
+        assert_eq!(accounts.learn(account(1, "alice", Some("alice"))), None);
+        assert_eq!(accounts.learn(account(7, "bob", Some("bob"))), Some(100));
+        assert_eq!(accounts.find("BOB").map(|a| a.id), Some(7));
+        assert_eq!(accounts.nick(100), "bob", "its sessions still name it");
+        let mut changed = account(7, "bob", Some("bob"));
+        changed.hash = "new".into();
+        assert_eq!(accounts.learn(changed), None);
+        assert_eq!(accounts.find("bob").unwrap().hash, "new");
     }
 
     /// An account that lost its key when an older database was opened

@@ -61,6 +61,18 @@ impl ChatState {
                 self.resumed(origin, user, result, now, out);
                 origin
             }
+            Reply::Tail {
+                stream,
+                after,
+                result,
+            } => return self.tailed(stream, after, result, out),
+            Reply::Heads(result) => {
+                match result {
+                    Ok(heads) => self.heads(heads, out),
+                    Err(err) => tracing::warn!("polling the streams' heads: {err}"),
+                }
+                return;
+            }
             Reply::Found { origin, result } => {
                 if let Some(session) = self.sessions.get_mut(&origin.conn) {
                     session.reads -= 1;
@@ -122,14 +134,17 @@ impl ChatState {
         let sender = self.accounts.nick(message.sender).to_string();
         match message.to {
             To::Group(_) => {}
-            To::Public => out.broadcast(encode(&ServerFrame::Message {
-                seq,
-                sender,
-                receiver: EVERYONE.into(),
-                text: message.text,
-                time: message.time,
-                away: false,
-            })),
+            To::Public => {
+                let frame = encode(&ServerFrame::Message {
+                    seq,
+                    sender,
+                    receiver: EVERYONE.into(),
+                    text: message.text,
+                    time: message.time,
+                    away: false,
+                });
+                self.deliver_public(seq, frame, out);
+            }
             To::User(to) => {
                 self.private_messages += 1;
                 if message.away {
@@ -146,7 +161,7 @@ impl ChatState {
                     time: message.time,
                     away: false,
                 };
-                out.send(conn, encode(&frame));
+                self.deliver_own(conn, seq, encode(&frame), out);
             }
         }
     }
@@ -275,7 +290,7 @@ impl ChatState {
                 time: message.time,
                 away: false,
             };
-            out.send(conn, encode(&frame));
+            self.deliver_own(conn, seq, encode(&frame), out);
         }
     }
 

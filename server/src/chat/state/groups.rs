@@ -58,6 +58,8 @@ pub struct Groups {
     by_id: HashMap<GroupId, Group>,
     by_key: HashMap<String, GroupId>,
     last_id: GroupId,
+    /// In a cluster: the next id of this node's block.
+    next_in_block: Option<GroupId>,
 }
 
 /// The identity key of a group name given with or without its `#`.
@@ -84,6 +86,29 @@ impl Groups {
         self.last_id = self.last_id.max(group.id);
         self.by_key.insert(key(&group.name), group.id);
         self.by_id.insert(group.id, group);
+    }
+
+    /// New groups take ids from `first` on (a cluster node's block).
+    pub fn use_block(&mut self, first: GroupId) {
+        self.next_in_block = Some(first);
+    }
+
+    /// Every group as the store has it now (changed on some node).
+    pub fn reload(&mut self, rows: Vec<GroupRow>) {
+        let next_in_block = self.next_in_block;
+        *self = Groups::new(rows);
+        self.next_in_block = next_in_block;
+    }
+
+    /// The id for a new group.
+    fn next_id(&mut self) -> GroupId {
+        match &mut self.next_in_block {
+            Some(next) => {
+                *next += 1;
+                *next - 1
+            }
+            None => self.last_id + 1,
+        }
     }
 
     /// The group `name` names (with or without `#`), however it is spelled.
@@ -340,7 +365,7 @@ impl ChatState {
                 format!("a group has at most {MAX_MEMBERS} members"),
             ));
         }
-        let gid = self.groups.last_id + 1;
+        let gid = self.groups.next_id();
         let key = key(&bare);
         self.groups.insert(Group {
             id: gid,

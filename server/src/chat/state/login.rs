@@ -584,6 +584,9 @@ impl ChatState {
         let nick = session.nick.clone().expect("resuming has a nick");
         let user = session.user;
         out.subscribe(conn);
+        if let Some(user) = user {
+            self.go_live(conn, user, page.last_seq, out);
+        }
         if !quiet {
             self.presence.joined(&nick);
         }

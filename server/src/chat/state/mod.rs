@@ -27,6 +27,7 @@ use crate::framework::{ConnId, ConnInfo};
 use crate::store::{self, Origin, UserId};
 
 pub mod accounts;
+mod cluster;
 mod delivery;
 mod files;
 mod groups;
@@ -168,6 +169,8 @@ struct Session {
     /// Requests that arrived while logging in.
     queued: VecDeque<Waiting>,
     ending: Option<Ending>,
+    /// Its own stream's delivery, once live (`--cluster` only).
+    cursor: cluster::Cursor,
 }
 
 impl Session {
@@ -239,6 +242,10 @@ pub struct ChatState {
     pending_logins: usize,
     /// File offers and the transfers under way (`files.rs`).
     files: files::Files,
+    /// Other nodes share the store (`cluster.rs`): deliveries go by cursor.
+    cluster: bool,
+    /// The public stream's delivery to this node's room (`--cluster`).
+    room: cluster::Cursor,
 }
 
 impl ChatState {
@@ -266,6 +273,8 @@ impl ChatState {
             registrations: Registrations::default(),
             pending_logins: 0,
             files: files::Files::default(),
+            cluster: false,
+            room: cluster::Cursor::default(),
         }
     }
 
@@ -299,6 +308,7 @@ impl ChatState {
                 reads: 0,
                 queued: VecDeque::new(),
                 ending: None,
+                cursor: cluster::Cursor::default(),
             },
         );
     }

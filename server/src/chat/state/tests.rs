@@ -156,6 +156,12 @@ impl World {
                     },
                     Op::Echo { origin, then } => Reply::Echo { origin, then },
                     Op::Notify(tx) => Reply::Notify(tx, true),
+                    Op::Tail { stream, after } => Reply::Tail {
+                        stream,
+                        after,
+                        result: Ok(Vec::new()),
+                    },
+                    Op::Heads(_) => Reply::Heads(Ok(Vec::new())),
                     Op::History { origin, .. }
                     | Op::Search { origin, .. }
                     | Op::GroupHistory { origin, .. } => Reply::Found {
@@ -922,4 +928,130 @@ fn registrations_are_limited_per_address() {
     w.request(6, login("user6", "pw"));
     w.settle();
     assert_eq!(kinds(&w.out.take(), 6)[0], "welcome", "another address");
+}
+
+/// A row a tail reads back.
+fn row(seq: u64, receiver: &str, text: &str) -> crate::store::Loaded {
+    crate::store::Loaded {
+        seq,
+        sender: "alice".into(),
+        receiver: receiver.into(),
+        text: text.into(),
+        time: 0,
+        away: true,
+    }
+}
+
+/// The seqs of the messages sent to `conn`.
+fn seqs_to(frames: &[(ConnId, ServerFrame)], conn: ConnId) -> Vec<u64> {
+    frames
+        .iter()
+        .filter_map(|(c, f)| match f {
+            ServerFrame::Message { seq, .. } if *c == conn => Some(*seq),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The tail ops waiting, taken out.
+fn tails(out: &mut Recorder) -> Vec<(crate::store::Stream, u64)> {
+    let (tails, rest): (Vec<Op>, Vec<Op>) = out
+        .ops
+        .drain(..)
+        .partition(|op| matches!(op, Op::Tail { .. }));
+    out.ops.extend(rest);
+    tails
+        .into_iter()
+        .map(|op| match op {
+            Op::Tail { stream, after } => (stream, after),
+            _ => unreachable!(),
+        })
+        .collect()
+}
+
+/// In a cluster, what other nodes committed arrives by cursor: a head
+/// beyond it asks for a tail, and nothing beyond cursor + 1 ever goes out
+/// — not even this node's own commit, which waits for what comes before.
+#[test]
+fn in_a_cluster_deliveries_go_by_cursor_and_never_skip_a_seq() {
+    use crate::store::{Heard, Stream};
+    let mut w = World::new(&["alice", "bob"]);
+    w.state = std::mem::replace(&mut w.state, ChatState::new(100, Accounts::default()))
+        .with_cluster(1 << 32, 0);
+    w.login(1, "alice", "pw-alice");
+    w.login(2, "bob", "pw-bob");
+    w.out.take();
+    // Another node stored 1 and 2 for bob; the doorbell says so.
+    w.state
+        .heard(Heard::Heads(vec![(Stream::User(2), 2)]), &mut w.out);
+    assert_eq!(tails(&mut w.out), [(Stream::User(2), 0)]);
+    // Meanwhile alice's message to bob is stored here as his 3: it waits.
+    w.request(1, message(7, "bob", "third"));
+    let Some(Op::Append { origin, message }) = w.out.ops.pop_front() else {
+        panic!("{:?}", w.out.ops)
+    };
+    w.state.stored(
+        Reply::Appended {
+            origin,
+            message,
+            outcome: Appended::New { seq: 3 },
+        },
+        0,
+        &mut w.out,
+    );
+    assert!(seqs_to(&w.out.sent, 2).is_empty(), "3 before 1 and 2");
+    assert!(tails(&mut w.out).is_empty(), "one tail at a time");
+    let reply = |after, rows| Reply::Tail {
+        stream: Stream::User(2),
+        after,
+        result: Ok(rows),
+    };
+    w.state.stored(
+        reply(0, vec![row(1, "bob", "one"), row(2, "bob", "two")]),
+        0,
+        &mut w.out,
+    );
+    assert_eq!(
+        tails(&mut w.out),
+        [(Stream::User(2), 2)],
+        "3 is still ahead"
+    );
+    w.state
+        .stored(reply(2, vec![row(3, "bob", "third")]), 0, &mut w.out);
+    // A late doorbell for what was delivered: nothing again.
+    w.state
+        .heard(Heard::Heads(vec![(Stream::User(2), 3)]), &mut w.out);
+    assert!(tails(&mut w.out).is_empty());
+    let sent = w.out.take();
+    assert_eq!(seqs_to(&sent, 2), [1, 2, 3]);
+    assert!(
+        sent.iter()
+            .all(|(_, f)| !matches!(f, ServerFrame::Message { away: true, .. })),
+        "a live message is never 'while away'"
+    );
+
+    // The public stream: a row beyond the room's next is never broadcast.
+    w.state
+        .heard(Heard::Heads(vec![(Stream::Public, 2)]), &mut w.out);
+    assert_eq!(tails(&mut w.out), [(Stream::Public, 0)]);
+    w.state.stored(
+        Reply::Tail {
+            stream: Stream::Public,
+            after: 0,
+            result: Ok(vec![row(2, "*", "two")]),
+        },
+        0,
+        &mut w.out,
+    );
+    assert!(seqs_to(&w.out.take(), 1).is_empty(), "2 without 1");
+    // The poll asks for the public stream and both live users' streams.
+    w.state.poll(&mut w.out);
+    let Some(Op::Heads(mut streams)) = w.out.ops.pop_back() else {
+        panic!("no poll")
+    };
+    streams.sort();
+    assert_eq!(streams, [Stream::Public, Stream::User(1), Stream::User(2)]);
+    w.state
+        .stored(Reply::Heads(Ok(vec![(Stream::Public, 2)])), 0, &mut w.out);
+    assert_eq!(tails(&mut w.out), [(Stream::Public, 0)], "asked again");
 }

@@ -7,16 +7,26 @@
 //! through `unnest`), not one round trip per message: lock the heads, find
 //! resends, take ids, insert the messages, their inbox rows, move the heads.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use postgres::{Error, Row};
 
 use super::search::fold;
 use super::sql::{clamp, escape, unescape, Tx};
-use crate::store::{Appended, Delivery, GroupId, Loaded, NewMessage, Page, To, UserId};
+use crate::store::{
+    Appended, Delivery, GroupId, Loaded, NewMessage, Page, Stream, To, UserId, TAIL_MESSAGES,
+};
 
 /// The public stream's row in `heads` (users' ids start at 1).
-const PUBLIC: i64 = 0;
+pub(super) const PUBLIC: i64 = 0;
+
+/// `stream`'s row in `heads`.
+pub(super) fn row_of(stream: Stream) -> i64 {
+    match stream {
+        Stream::Public => PUBLIC,
+        Stream::User(user) => user,
+    }
+}
 
 /// The `receiver` column: NULL public, the user, or the group negated.
 fn receiver(to: To) -> Option<i64> {
@@ -28,7 +38,7 @@ fn receiver(to: To) -> Option<i64> {
 }
 
 /// The streams a message takes a place in.
-fn streams(m: &NewMessage) -> Vec<i64> {
+pub(super) fn streams(m: &NewMessage) -> Vec<i64> {
     match m.to {
         To::Public => vec![PUBLIC],
         To::User(user) => vec![user],
@@ -45,10 +55,100 @@ pub(super) fn reaches(m: &NewMessage, user: UserId) -> bool {
     }
 }
 
+/// Reads the members of the groups `run` sends to, in this transaction,
+/// and makes them each group message's fan-out: another node may have
+/// changed a group since this one's memory of it (a member the chat did
+/// not list is counted away, as it is not online here).
+pub(super) fn fan_out(tx: &mut Tx, run: &mut [&mut NewMessage]) -> Result<(), Error> {
+    let groups: Vec<GroupId> = run
+        .iter()
+        .filter_map(|m| match m.to {
+            To::Group(g) => Some(g),
+            _ => None,
+        })
+        .collect();
+    if groups.is_empty() {
+        return Ok(());
+    }
+    let mut members: HashMap<GroupId, Vec<UserId>> = HashMap::new();
+    for row in tx.query(
+        "SELECT grp, user_id FROM members WHERE grp = ANY($1) ORDER BY grp, added, user_id",
+        &[&groups],
+    )? {
+        members.entry(row.get(0)).or_default().push(row.get(1));
+    }
+    for m in run.iter_mut() {
+        let To::Group(g) = m.to else { continue };
+        let away: HashMap<UserId, bool> = m.fanout.iter().copied().collect();
+        m.fanout = members
+            .get(&g)
+            .map(|users| {
+                users
+                    .iter()
+                    .map(|u| (*u, away.get(u).copied().unwrap_or(true)))
+                    .collect()
+            })
+            .unwrap_or_default();
+    }
+    Ok(())
+}
+
+/// The members of `groups` now (for the batch's locks).
+pub(super) fn members_of(tx: &mut Tx, groups: &[GroupId]) -> Result<Vec<UserId>, Error> {
+    Ok(tx
+        .query(
+            "SELECT DISTINCT user_id FROM members WHERE grp = ANY($1)",
+            &[&groups],
+        )?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+/// Up to [`TAIL_MESSAGES`] messages of `stream` after `after`, in order.
+pub(super) fn tail(tx: &mut Tx, stream: Stream, after: u64) -> Result<Vec<Loaded>, Error> {
+    let limit = TAIL_MESSAGES as i64;
+    let rows = match stream {
+        Stream::User(user) => tx.query(
+            &format!(
+                "SELECT {LOADED_COLUMNS}, i.seq, i.away FROM inbox i
+                 JOIN messages m ON m.id = i.message {LOADED_JOINS}
+                 WHERE i.user_id = $1 AND i.seq > $2 ORDER BY i.seq LIMIT $3"
+            ),
+            &[&user, &clamp(after), &limit],
+        )?,
+        Stream::Public => tx.query(
+            &format!(
+                "SELECT {LOADED_COLUMNS}, m.pub_seq, false FROM messages m {LOADED_JOINS}
+                 WHERE m.pub_seq > $1 ORDER BY m.pub_seq LIMIT $2"
+            ),
+            &[&clamp(after), &limit],
+        )?,
+    };
+    Ok(rows.iter().map(|r| loaded(r, r.get(4), r.get(5))).collect())
+}
+
+/// Where each of `streams` ends now.
+pub(super) fn heads(tx: &mut Tx, streams: &[Stream]) -> Result<Vec<(Stream, u64)>, Error> {
+    let rows: Vec<i64> = streams.iter().map(|s| row_of(*s)).collect();
+    let found: HashMap<i64, i64> = tx
+        .query(
+            "SELECT stream, head FROM heads WHERE stream = ANY($1)",
+            &[&rows],
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    Ok(streams
+        .iter()
+        .map(|s| (*s, found.get(&row_of(*s)).copied().unwrap_or(0) as u64))
+        .collect())
+}
+
 /// Locks the heads of `streams` (sorted, no repeats) for this transaction
 /// and returns them: ascending, public first, so that two writers never
 /// wait for each other in a cycle. A stream without a row gets one.
-fn lock_heads(tx: &mut Tx, streams: &[i64]) -> Result<HashMap<i64, i64>, Error> {
+pub(super) fn lock_heads(tx: &mut Tx, streams: &[i64]) -> Result<HashMap<i64, i64>, Error> {
     const LOCK: &str =
         "SELECT stream, head FROM heads WHERE stream = ANY($1) ORDER BY stream FOR UPDATE";
     let mut rows = tx.query(LOCK, &[&streams])?;
@@ -98,7 +198,12 @@ impl Places {
 /// order. A resend (same sender and cid, stored before or earlier in the
 /// run) stores nothing. Fails as a whole: the caller retries the messages
 /// one by one to find the one at fault.
-pub(super) fn append_run(tx: &mut Tx, run: &[&NewMessage]) -> Result<Vec<Appended>, Error> {
+/// `moved` gets each stream's new head (for the doorbell).
+pub(super) fn append_run(
+    tx: &mut Tx,
+    run: &[&NewMessage],
+    moved: &mut BTreeMap<i64, i64>,
+) -> Result<Vec<Appended>, Error> {
     let mut wanted: Vec<i64> = run.iter().flat_map(|m| streams(m)).collect();
     wanted.sort_unstable();
     wanted.dedup();
@@ -213,6 +318,9 @@ pub(super) fn append_run(tx: &mut Tx, run: &[&NewMessage]) -> Result<Vec<Appende
         )?;
     }
     let (streams, ends): (Vec<i64>, Vec<i64>) = heads.into_iter().unzip();
+    for (stream, end) in streams.iter().zip(&ends) {
+        moved.insert(*stream, *end);
+    }
     tx.execute(
         "UPDATE heads AS h SET head = t.head
          FROM unnest($1::bigint[], $2::bigint[]) AS t(stream, head)

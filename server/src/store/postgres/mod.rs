@@ -1,7 +1,8 @@
 //! The PostgreSQL backend (`--cluster`): the same promises as SQLite's, on a
-//! database server that, later, several nodes share. For now one node: it
-//! registers in `nodes` with a lease ([`nodes`]) and refuses to start
-//! while another node holds one.
+//! database server that several nodes share. Each registers in `nodes`
+//! with a lease and holds a lock on its id ([`nodes`]); each batch rings
+//! a doorbell for the others ([`bell`]), which each node's `cluster`
+//! thread hears ([`listen`]).
 //!
 //! One transaction per batch, on the dispatcher's thread, through the sync
 //! `postgres` client (no TLS: loopback or a trusted network). Sequence
@@ -16,9 +17,11 @@
 //! acknowledgement never depends on a guess.
 
 mod accounts;
+mod bell;
 mod files;
 mod groups;
 mod identities;
+mod listen;
 mod messages;
 mod nodes;
 mod schema;
@@ -38,12 +41,20 @@ use std::time::{Duration, Instant};
 use postgres::{Config, NoTls};
 
 use crate::store::failed::{fail_all, fail_replies};
-use crate::store::{Appended, Backend, NewMessage, Op, Origin, Reply, Startup, StoreError};
+use crate::store::{
+    Appended, Backend, Cluster, NewMessage, Op, Origin, Reply, Startup, StoreError,
+};
+use bell::Bell;
 use nodes::Lease;
 use sql::{guarded, Conn, Tx};
 
 /// Most ops applied in one transaction: bounds the latency of a batch.
 const MAX_BATCH: usize = 4096;
+
+/// A node's block of ids for new accounts and groups is `2^ID_BLOCK_BITS`
+/// ids, one block per run of a node (ids from the single-node days sit
+/// below the first block).
+const ID_BLOCK_BITS: u32 = 32;
 
 /// How long a connection attempt may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -95,6 +106,7 @@ pub struct Postgres {
     /// (its transaction id): looked up at the next connection.
     unsure: Option<i64>,
     _lease: Lease,
+    _listener: listen::Listener,
 }
 
 impl Postgres {
@@ -112,15 +124,35 @@ impl Postgres {
         let mut conn = connect(&config)?;
         let client = &mut conn.client;
         schema::migrate(client)?;
-        let incarnation = nodes::claim(client, node)?;
+        let (locked, incarnation) = nodes::claim(&config, node)?;
         identities::index(client, ident)?;
+        // The change counters before what they count: a change after this
+        // is heard or seen by the listener.
+        let (accounts_version, groups_version) = listen::versions(client)?;
+        let accounts = accounts::load(client)?;
+        let public_head: i64 = client
+            .query_one("SELECT head FROM heads WHERE stream = 0", &[])?
+            .get(0);
+        let block: i64 = client.query_one("SELECT nextval('id_blocks')", &[])?.get(0);
+        let (heard_tx, heard) = crossbeam_channel::unbounded();
+        let known = listen::Known {
+            accounts_version,
+            groups_version,
+            hashes: accounts.iter().map(|a| (a.id, a.hash.clone())).collect(),
+        };
         let startup = Startup {
-            accounts: accounts::load(client)?,
+            accounts,
             sanctions: accounts::sanctions(client)?,
             groups: groups::load(client)?,
             files: files::load(client)?,
+            public_head: public_head as u64,
+            cluster: Some(Cluster {
+                heard,
+                first_id: block << ID_BLOCK_BITS,
+            }),
         };
-        let lease = Lease::start(config.clone(), node.to_string(), incarnation)?;
+        let lease = Lease::start(config.clone(), locked, node.to_string(), incarnation)?;
+        let listener = listen::Listener::start(config.clone(), known, heard_tx)?;
         let store = Postgres {
             config,
             conn: Some(conn),
@@ -128,6 +160,7 @@ impl Postgres {
             failed: None,
             unsure: None,
             _lease: lease,
+            _listener: listener,
         };
         Ok((store, startup))
     }
@@ -337,7 +370,42 @@ fn writes<E>(op: &Op<E>) -> bool {
             | Op::GroupHistory { .. }
             | Op::Echo { .. }
             | Op::Notify(_)
+            | Op::Tail { .. }
+            | Op::Heads(_)
     )
+}
+
+/// Locks, in one statement and ascending order, every `heads` row the
+/// batch may move: the streams its messages take places in (a group's
+/// members as the chat listed them and as the database has them now), the
+/// accounts' and groups' change counters. A run locks its rows again,
+/// which costs nothing once they are held.
+fn lock_batch<E>(tx: &mut Tx, batch: &[Op<E>]) -> Result<(), postgres::Error> {
+    let mut rows: Vec<i64> = Vec::new();
+    let mut groups = Vec::new();
+    for op in batch {
+        match op {
+            Op::Append { message, .. } => {
+                rows.extend(messages::streams(message));
+                if let crate::store::To::Group(g) = message.to {
+                    groups.push(g);
+                }
+            }
+            Op::CreateAccount { .. } | Op::SetPassword { .. } => rows.push(bell::ACCOUNTS),
+            Op::Group { .. } => rows.push(bell::GROUPS),
+            _ => {}
+        }
+    }
+    if !groups.is_empty() {
+        rows.extend(messages::members_of(tx, &groups)?);
+    }
+    if rows.is_empty() {
+        return Ok(());
+    }
+    rows.sort_unstable();
+    rows.dedup();
+    messages::lock_heads(tx, &rows)?;
+    Ok(())
 }
 
 /// Runs a batch in one transaction. Appends wait in a run, stored by a few
@@ -364,6 +432,13 @@ fn run<E>(conn: &mut Conn, page_bytes: usize, batch: Vec<Op<E>>) -> Ended<E> {
     } else {
         None
     };
+    // Every counter row the batch may move, locked at once in one order:
+    // two nodes' batches never wait for each other in a cycle.
+    let mut bell = Bell::default();
+    if let Err(err) = lock_batch(&mut tx, &batch) {
+        let err = StoreError::from(err);
+        return Ended::Failed(fail_all(batch, &err), err);
+    }
     // One place per reply; an append's is filled when its run is stored.
     let mut slots: Vec<Option<Reply<E>>> = Vec::with_capacity(batch.len());
     let mut run: Vec<(usize, Origin, NewMessage)> = Vec::new();
@@ -377,12 +452,14 @@ fn run<E>(conn: &mut Conn, page_bytes: usize, batch: Vec<Op<E>>) -> Ended<E> {
             Op::Backlog { .. }
             | Op::History { .. }
             | Op::Search { .. }
-            | Op::GroupHistory { .. } => true,
+            | Op::GroupHistory { .. }
+            | Op::Tail { .. }
+            | Op::Heads(_) => true,
             Op::Received { user, .. } => run.iter().any(|(_, _, m)| messages::reaches(m, *user)),
             _ => false,
         };
         if reads_run && !run.is_empty() {
-            fatal = store_run(&mut tx, &mut run, &mut slots);
+            fatal = store_run(&mut tx, &mut run, &mut slots, &mut bell);
             if let Some(err) = &fatal {
                 slots.extend(fail_all(vec![op], err).into_iter().map(Some));
                 continue;
@@ -394,6 +471,11 @@ fn run<E>(conn: &mut Conn, page_bytes: usize, batch: Vec<Op<E>>) -> Ended<E> {
                 slots.push(None);
             }
             op => {
+                match &op {
+                    Op::CreateAccount { .. } | Op::SetPassword { .. } => bell.accounts = true,
+                    Op::Group { .. } => bell.groups = true,
+                    _ => {}
+                }
                 let (reply, failed) = apply_one(&mut tx, page_bytes, op);
                 slots.push(reply);
                 fatal = failed;
@@ -401,7 +483,7 @@ fn run<E>(conn: &mut Conn, page_bytes: usize, batch: Vec<Op<E>>) -> Ended<E> {
         }
     }
     match &fatal {
-        None if !run.is_empty() => fatal = store_run(&mut tx, &mut run, &mut slots),
+        None if !run.is_empty() => fatal = store_run(&mut tx, &mut run, &mut slots, &mut bell),
         // Appends still waiting when the batch failed are answered too.
         Some(err) => {
             for (slot, origin, message) in run.drain(..) {
@@ -413,6 +495,11 @@ fn run<E>(conn: &mut Conn, page_bytes: usize, batch: Vec<Op<E>>) -> Ended<E> {
             }
         }
         None => {}
+    }
+    if fatal.is_none() {
+        if let Err(err) = bell.ring(&mut tx) {
+            fatal = Some(err.into());
+        }
     }
     let replies: Vec<Reply<E>> = slots.into_iter().flatten().collect();
     if let Some(err) = fatal {
@@ -441,9 +528,34 @@ fn store_run<E>(
     tx: &mut Tx,
     run: &mut Vec<(usize, Origin, NewMessage)>,
     slots: &mut [Option<Reply<E>>],
+    bell: &mut Bell,
 ) -> Option<StoreError> {
+    {
+        let mut group_messages: Vec<&mut NewMessage> = run
+            .iter_mut()
+            .map(|(_, _, m)| m)
+            .filter(|m| matches!(m.to, crate::store::To::Group(_)))
+            .collect();
+        if let Err(err) = messages::fan_out(tx, &mut group_messages) {
+            let err = StoreError::from(err);
+            for (slot, origin, message) in run.drain(..) {
+                slots[slot] = Some(Reply::Appended {
+                    origin,
+                    message,
+                    outcome: Appended::Failed(err.clone()),
+                });
+            }
+            return Some(err);
+        }
+    }
     let messages: Vec<&NewMessage> = run.iter().map(|(_, _, m)| m).collect();
-    let outcomes = match guarded(tx, |tx| messages::append_run(tx, &messages)) {
+    let mut append = |tx: &mut Tx, messages: &[&NewMessage]| {
+        let mut moved = std::collections::BTreeMap::new();
+        let outcomes = guarded(tx, |tx| messages::append_run(tx, messages, &mut moved))?;
+        bell.heads.extend(moved);
+        Ok::<_, postgres::Error>(outcomes)
+    };
+    let outcomes = match append(tx, &messages) {
         Ok(outcomes) => Ok(outcomes),
         Err(err) if err.is_closed() => Err(StoreError::from(err)),
         Err(err) => {
@@ -454,7 +566,7 @@ fn store_run<E>(
             let mut outcomes = Vec::with_capacity(messages.len());
             let mut lost = None;
             for m in &messages {
-                match guarded(tx, |tx| messages::append_run(tx, &[*m])) {
+                match append(tx, &[*m]) {
                     Ok(mut one) => outcomes.push(one.pop().unwrap_or(Appended::Duplicate)),
                     Err(err) if err.is_closed() => {
                         lost = Some(StoreError::from(err));
@@ -604,6 +716,14 @@ fn apply_one<E>(
                 },
             ),
         }),
+        Op::Tail { stream, after } => Some(Reply::Tail {
+            stream,
+            after,
+            result: messages::tail(tx, stream, after).map_err(&mut abort),
+        }),
+        Op::Heads(streams) => Some(Reply::Heads(
+            messages::heads(tx, &streams).map_err(&mut abort),
+        )),
         Op::Group {
             origin,
             changes,

@@ -2,9 +2,12 @@
 //! the database's clock (`lease_until = now() + LEASE`, so the nodes' own
 //! clocks never matter), renewed by a small thread on its own connection.
 //!
-//! Cluster mode with several nodes is not built yet: a node refuses to
-//! start while another node's lease is live. The same node id may start
-//! again at once (after a crash): it takes a new incarnation.
+//! Several nodes share a database, each under its own id. The lease
+//! thread's connection holds a session lock on the node's id (an advisory
+//! lock), so a second process under the same id is refused while the
+//! first runs; the lock goes with its connection, so after a crash (even
+//! SIGKILL) the same id starts again within a moment, as a new
+//! incarnation.
 
 use std::thread::JoinHandle;
 use std::time::Duration;
@@ -21,23 +24,40 @@ pub(super) const LEASE_SECS: u32 = if cfg!(test) { 2 } else { 5 };
 /// How often the lease is renewed.
 const RENEW_EVERY: Duration = Duration::from_secs(1);
 
-/// Registers `node` with a fresh lease, unless another node's is live;
-/// returns the node's incarnation.
-pub(super) fn claim(client: &mut Client, node: &str) -> Result<i64, StoreError> {
-    let mut tx = client.transaction()?;
-    // Two nodes starting at once: one registers, the other then sees it.
-    tx.batch_execute("LOCK TABLE nodes IN SHARE ROW EXCLUSIVE MODE")?;
-    let live = tx.query_opt(
-        "SELECT node FROM nodes WHERE node <> $1 AND lease_until > now() ORDER BY node LIMIT 1",
-        &[&node],
-    )?;
-    if let Some(row) = live {
-        let other: String = row.get(0);
-        return Err(StoreError::Refused(format!(
-            "cluster mode with several nodes is not built yet: node {other} holds the lease \
-             (it renews it every second; a node that stopped lets go within {LEASE_SECS} s)"
-        )));
+/// How long a node waits at start for the lock of its id, held by a
+/// process of the same id that just died (its connection is closing).
+const LOCK_WAIT: Duration = Duration::from_secs(3);
+
+/// The advisory lock's key for `node`.
+const LOCK_KEY: &str = "hashtextextended('chat-server node ' || $1, 0)";
+
+/// Takes the session lock of `node`'s id on `client` (false: another
+/// session holds it).
+fn lock(client: &mut Client, node: &str) -> Result<bool, postgres::Error> {
+    Ok(client
+        .query_one(
+            &format!("SELECT pg_try_advisory_lock({LOCK_KEY})"),
+            &[&node],
+        )?
+        .get(0))
+}
+
+/// Registers `node` with a fresh lease and returns its incarnation, with
+/// the connection holding its id's lock; refused while another process
+/// runs as `node`.
+pub(super) fn claim(config: &Config, node: &str) -> Result<(Client, i64), StoreError> {
+    let mut client = config.connect(NoTls)?;
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    while !lock(&mut client, node)? {
+        if std::time::Instant::now() >= deadline {
+            return Err(StoreError::Refused(format!(
+                "node {node} is running already (another process holds its id): \
+                 give each node its own --node-id"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
+    let mut tx = client.transaction()?;
     let incarnation = tx
         .query_one(
             &format!(
@@ -51,7 +71,7 @@ pub(super) fn claim(client: &mut Client, node: &str) -> Result<i64, StoreError> 
         )?
         .get(0);
     tx.commit()?;
-    Ok(incarnation)
+    Ok((client, incarnation))
 }
 
 /// The thread renewing a node's lease; lets go of the lease when dropped.
@@ -61,8 +81,10 @@ pub(super) struct Lease {
 }
 
 impl Lease {
+    /// `client` holds the node's lock ([`claim`]).
     pub(super) fn start(
         config: Config,
+        client: Client,
         node: String,
         incarnation: i64,
     ) -> Result<Lease, StoreError> {
@@ -70,7 +92,7 @@ impl Lease {
         let thread = std::thread::Builder::new()
             .name("lease".into())
             .spawn(move || {
-                let mut client: Option<Client> = None;
+                let mut client: Option<Client> = Some(client);
                 loop {
                     // Told to stop (the store dropped): let go of the lease.
                     let end = !matches!(
@@ -105,7 +127,16 @@ fn renew(
 ) -> Result<(), postgres::Error> {
     let client = match client {
         Some(client) => client,
-        None => client.insert(config.connect(NoTls)?),
+        None => {
+            let mut new = config.connect(NoTls)?;
+            if !lock(&mut new, node)? {
+                tracing::error!(
+                    "node {node}: another process took this node's id while its lease \
+                     connection was lost"
+                );
+            }
+            client.insert(new)
+        }
     };
     let until = if end {
         "now()".to_string()

@@ -11,7 +11,10 @@
 //!   numbers become visible out of order);
 //! - `messages.pub_seq`: a public message's seq; `messages.words`: its
 //!   search vector, written with the message;
-//! - `nodes`: the servers using this database and their leases.
+//! - `nodes`: the servers using this database and their leases;
+//! - `heads` rows -1 and -2: how many times accounts and groups changed
+//!   (a node that missed a doorbell sees them move), and `id_blocks`: each
+//!   node run's block of ids for new accounts and groups.
 
 use postgres::Client;
 
@@ -103,6 +106,13 @@ CREATE TABLE nodes (
     lease_until TIMESTAMPTZ NOT NULL,
     started     TIMESTAMPTZ NOT NULL
 );
+",
+    // 2: several nodes. Change counters for accounts (-1) and groups (-2)
+    // in `heads`, moved by the batch that changes them; blocks of ids for
+    // each node's new accounts and groups.
+    "
+INSERT INTO heads (stream, head) VALUES (-1, 0), (-2, 0) ON CONFLICT DO NOTHING;
+CREATE SEQUENCE id_blocks;
 ",
 ];
 

@@ -160,34 +160,37 @@ fn the_fate_of_a_transaction_is_asked_by_its_id() {
 }
 
 #[test]
-fn another_node_is_refused_while_the_first_holds_its_lease() {
+fn nodes_share_a_database_but_not_an_id() {
     let Some(url) = database() else { return };
     let (first, _) = open_as(&url, "n1").unwrap();
-    let refused = open_as(&url, "n2").err().expect("a second node refused");
-    assert_eq!(
-        refused.to_string().split(" (").next().unwrap(),
-        "cluster mode with several nodes is not built yet: node n1 holds the lease"
+    let (beside, _) = open_as(&url, "n2").expect("a second node beside the first");
+    let refused = open_as(&url, "n1")
+        .err()
+        .expect("the same id twice refused");
+    assert!(
+        refused
+            .to_string()
+            .starts_with("node n1 is running already (another process holds its id)"),
+        "{refused}"
     );
-    // The lease is renewed: still refused after it would have run out.
+    // Still refused once its lease would have run out unrenewed.
     std::thread::sleep(Duration::from_secs(nodes::LEASE_SECS as u64 + 1));
-    assert!(open_as(&url, "n2").is_err(), "the lease was not renewed");
-    // A node that stops lets go at once.
+    assert!(open_as(&url, "n1").is_err(), "the id's lock was let go");
+    // A node that stops lets go at once; the same id starts again as a new
+    // incarnation.
     drop(first);
-    let (second, _) = open_as(&url, "n2").expect("n2 after n1 stopped");
-    drop(second);
-    // The same node may start again at once (after a crash it had no
-    // chance to let go): a new incarnation.
-    let (again, _) = open_as(&url, "n2").unwrap();
+    let (again, _) = open_as(&url, "n1").expect("n1 after n1 stopped");
     let mut admin = testdb::shared()
         .unwrap()
         .client(url.rsplit('/').next().unwrap())
         .unwrap();
     let incarnation: i64 = admin
-        .query_one("SELECT incarnation FROM nodes WHERE node = 'n2'", &[])
+        .query_one("SELECT incarnation FROM nodes WHERE node = 'n1'", &[])
         .unwrap()
         .get(0);
     assert_eq!(incarnation, 2);
     drop(again);
+    drop(beside);
 }
 
 #[test]

@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use rusqlite::{params, OptionalExtension, Transaction};
 
 use super::groups;
-use crate::store::{Appended, Delivery, GroupId, Loaded, NewMessage, Page, To, UserId};
+use crate::store::{
+    Appended, Delivery, GroupId, Loaded, NewMessage, Page, Stream, To, UserId, TAIL_MESSAGES,
+};
 
 /// Where each stream ends, kept in memory so that appending and logging in
 /// never search for it.
@@ -41,6 +43,44 @@ impl Counters {
             public_head: head.unwrap_or(0) as u64,
         })
     }
+}
+
+impl Counters {
+    /// Where `stream` ends.
+    pub(super) fn head(&self, stream: Stream) -> u64 {
+        match stream {
+            Stream::Public => self.public_head,
+            Stream::User(user) => self.streams.get(&user).copied().unwrap_or(0),
+        }
+    }
+}
+
+/// Up to [`TAIL_MESSAGES`] messages of `stream` after `after`, in order
+/// (the backlog's queries, one stream at a time).
+pub(super) fn tail(tx: &Transaction, stream: Stream, after: u64) -> rusqlite::Result<Vec<Loaded>> {
+    let (sql, key) = match stream {
+        Stream::User(user) => (
+            format!(
+                "SELECT {LOADED_COLUMNS}, i.seq, i.away FROM inbox i
+                 JOIN messages m ON m.id = i.message {LOADED_JOINS}
+                 WHERE i.user = ?1 AND i.seq > ?2 ORDER BY i.seq LIMIT {TAIL_MESSAGES}"
+            ),
+            user,
+        ),
+        Stream::Public => (
+            format!(
+                "SELECT {LOADED_COLUMNS}, m.id, 0 FROM messages m {LOADED_JOINS}
+                 WHERE m.receiver IS NULL AND ?1 = ?1 AND m.id > ?2
+                 ORDER BY m.id LIMIT {TAIL_MESSAGES}"
+            ),
+            0,
+        ),
+    };
+    let mut stmt = tx.prepare_cached(&sql)?;
+    let rows = stmt.query_map(params![key, clamp(after)], |row| {
+        loaded(row, row.get::<_, i64>(4)? as u64, row.get(5)?)
+    })?;
+    rows.collect()
 }
 
 pub(super) fn append(

@@ -109,14 +109,17 @@ impl Sqlite {
     ) -> Result<(Sqlite, Startup), StoreError> {
         let path = dir.join("chat.db");
         let conn = Self::connect(&path, ident)?;
+        let counters = Counters::load(&conn)?;
         let startup = Startup {
             accounts: accounts::load(&conn)?,
             sanctions: accounts::sanctions(&conn)?,
             groups: groups::load(&conn)?,
             files: files::load(&conn)?,
+            public_head: counters.public_head,
+            cluster: None,
         };
         let store = Sqlite {
-            counters: Counters::load(&conn)?,
+            counters,
             conn,
             page_bytes,
             unindexed: true,
@@ -340,5 +343,14 @@ fn apply_one<E>(
             }),
             then,
         },
+        Op::Tail { stream, after } => Reply::Tail {
+            stream,
+            after,
+            result: messages::tail(tx, stream, after).map_err(StoreError::from),
+        },
+        Op::Heads(streams) => Reply::Heads(Ok(streams
+            .into_iter()
+            .map(|s| (s, counters.head(s)))
+            .collect())),
     })
 }

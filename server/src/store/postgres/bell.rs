@@ -1,0 +1,173 @@
+//! The doorbell: one `pg_notify` in every batch's transaction that moved a
+//! stream or changed accounts or groups, saying where the streams end now.
+//! PostgreSQL delivers it only if the transaction commits, and in commit
+//! order; it is a wake-up, never the facts (nodes read those by cursor,
+//! `Op::Tail`), so a lost one costs latency and never a message.
+//!
+//! The payload: `;`-separated items — `p:<public head>`, `u:<user>:<seq>,…`,
+//! `a` (accounts changed), `g` (groups changed), or `poll` in place of the
+//! heads when they would not fit in [`MAX_PAYLOAD`] bytes (PostgreSQL's
+//! limit is 8,000).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use super::messages::PUBLIC;
+use super::sql::Tx;
+use crate::store::Stream;
+
+/// The channel every node listens on.
+pub(super) const CHANNEL: &str = "chat";
+
+/// The `heads` row counting account changes (created, or a new password):
+/// a node that missed a doorbell sees it move and reloads.
+pub(super) const ACCOUNTS: i64 = -1;
+
+/// The `heads` row counting group changes.
+pub(super) const GROUPS: i64 = -2;
+
+/// The longest payload sent; longer ones say `poll`.
+const MAX_PAYLOAD: usize = 7000;
+
+/// What a batch changed, rung at its end.
+#[derive(Debug, Default)]
+pub(super) struct Bell {
+    /// `heads` row → its new end.
+    pub(super) heads: BTreeMap<i64, i64>,
+    pub(super) accounts: bool,
+    pub(super) groups: bool,
+}
+
+impl Bell {
+    /// Moves the change counters and sends the doorbell, in the batch's
+    /// transaction (nothing if the batch changed nothing).
+    pub(super) fn ring(&self, tx: &mut Tx) -> Result<(), postgres::Error> {
+        let mut counters = Vec::new();
+        if self.accounts {
+            counters.push(ACCOUNTS);
+        }
+        if self.groups {
+            counters.push(GROUPS);
+        }
+        if !counters.is_empty() {
+            tx.execute(
+                "UPDATE heads SET head = head + 1 WHERE stream = ANY($1)",
+                &[&counters],
+            )?;
+        }
+        let Some(payload) = self.payload() else {
+            return Ok(());
+        };
+        tx.execute("SELECT pg_notify($1, $2)", &[&CHANNEL, &payload])?;
+        Ok(())
+    }
+
+    /// The doorbell's text, if there is anything to say.
+    fn payload(&self) -> Option<String> {
+        let mut items: Vec<String> = Vec::new();
+        if let Some(head) = self.heads.get(&PUBLIC) {
+            items.push(format!("p:{head}"));
+        }
+        let mut users = String::new();
+        for (stream, head) in self.heads.range(1..) {
+            if !users.is_empty() {
+                users.push(',');
+            }
+            let _ = write!(users, "{stream}:{head}");
+        }
+        if !users.is_empty() {
+            items.push(format!("u:{users}"));
+        }
+        if items.iter().map(|i| i.len() + 1).sum::<usize>() > MAX_PAYLOAD {
+            items = vec!["poll".into()];
+        }
+        if self.accounts {
+            items.push("a".into());
+        }
+        if self.groups {
+            items.push("g".into());
+        }
+        (!items.is_empty()).then(|| items.join(";"))
+    }
+}
+
+/// What a doorbell says, read back by the listener.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub(super) struct Rung {
+    pub(super) heads: Vec<(Stream, u64)>,
+    pub(super) poll: bool,
+    pub(super) accounts: bool,
+    pub(super) groups: bool,
+}
+
+/// Reads a payload; anything it does not understand asks for a poll.
+pub(super) fn parse(payload: &str) -> Rung {
+    let mut rung = Rung::default();
+    for item in payload.split(';') {
+        match item.split_once(':') {
+            None if item == "poll" => rung.poll = true,
+            None if item == "a" => rung.accounts = true,
+            None if item == "g" => rung.groups = true,
+            Some(("p", head)) => match head.parse() {
+                Ok(head) => rung.heads.push((Stream::Public, head)),
+                Err(_) => rung.poll = true,
+            },
+            Some(("u", users)) => {
+                for pair in users.split(',') {
+                    let parsed = pair
+                        .split_once(':')
+                        .and_then(|(u, h)| Some((u.parse().ok()?, h.parse().ok()?)));
+                    match parsed {
+                        Some((user, head)) => rung.heads.push((Stream::User(user), head)),
+                        None => rung.poll = true,
+                    }
+                }
+            }
+            _ => rung.poll = true,
+        }
+    }
+    rung
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_reads_back_as_it_was_rung() {
+        let mut bell = Bell::default();
+        bell.heads.insert(PUBLIC, 12);
+        bell.heads.insert(3, 7);
+        bell.heads.insert(9, 1);
+        bell.accounts = true;
+        let payload = bell.payload().unwrap();
+        assert_eq!(payload, "p:12;u:3:7,9:1;a");
+        assert_eq!(
+            parse(&payload),
+            Rung {
+                heads: vec![
+                    (Stream::Public, 12),
+                    (Stream::User(3), 7),
+                    (Stream::User(9), 1)
+                ],
+                poll: false,
+                accounts: true,
+                groups: false,
+            }
+        );
+        assert_eq!(Bell::default().payload(), None, "nothing to ring");
+    }
+
+    #[test]
+    fn too_many_heads_ring_poll_and_garbage_asks_for_one() {
+        let mut bell = Bell::default();
+        for user in 1..2000 {
+            bell.heads.insert(user, 1_000_000);
+        }
+        bell.groups = true;
+        assert_eq!(bell.payload().unwrap(), "poll;g");
+        assert!(parse("p:x").poll);
+        assert!(parse("what").poll);
+        assert!(parse("u:1:2,3").poll);
+    }
+}

@@ -1,0 +1,242 @@
+//! The `cluster` thread: a node's ear on the database. On its own idle
+//! connection it LISTENs for the doorbell ([`super::bell`]) and hands
+//! what it hears to the dispatcher as [`Heard`]; it reloads the accounts
+//! and groups when another node changed them (told by the doorbell, or
+//! seen once a second in their change counters, in case a doorbell was
+//! lost). After every (re)connection it says [`Heard::Poll`]: whatever
+//! rang while it was deaf is found by the dispatcher's poll of the heads.
+//! A lost connection is made again, with a backoff up to 2 s.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::{Client, Config, NoTls};
+
+use super::bell::{self, ACCOUNTS, CHANNEL, GROUPS};
+use super::{accounts, groups};
+use crate::store::{Account, Heard, StoreError, Stream, UserId};
+
+/// How long one wait for notifications lasts (and so how soon a stop is
+/// seen).
+const WAIT: Duration = Duration::from_millis(250);
+
+/// How often the change counters are read.
+const CHECK_EVERY: Duration = Duration::from_secs(1);
+
+/// The longest wait between two connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// What this node knows already of the accounts and groups.
+pub(super) struct Known {
+    /// The change counters, as last read.
+    pub(super) accounts_version: i64,
+    pub(super) groups_version: i64,
+    /// Each account's password hash.
+    pub(super) hashes: HashMap<UserId, String>,
+}
+
+/// The change counters now: (accounts, groups).
+pub(super) fn versions(client: &mut Client) -> Result<(i64, i64), postgres::Error> {
+    let rows = client.query(
+        "SELECT stream, head FROM heads WHERE stream = ANY($1)",
+        &[&vec![ACCOUNTS, GROUPS]],
+    )?;
+    let mut found = (0, 0);
+    for row in rows {
+        match row.get::<_, i64>(0) {
+            ACCOUNTS => found.0 = row.get(1),
+            _ => found.1 = row.get(1),
+        }
+    }
+    Ok(found)
+}
+
+/// The thread; it stops when dropped, or when the dispatcher is gone.
+pub(super) struct Listener {
+    _stop: Sender<()>,
+}
+
+impl Listener {
+    pub(super) fn start(
+        config: Config,
+        known: Known,
+        heard: Sender<Heard>,
+    ) -> Result<Listener, StoreError> {
+        let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
+        let mut config = config;
+        let name = format!("{} listener", config.get_application_name().unwrap_or(""));
+        config.application_name(name.trim());
+        std::thread::Builder::new()
+            .name("cluster".into())
+            .spawn(move || listen(config, known, heard, stopped))
+            .map_err(|err| StoreError::Thread(std::sync::Arc::new(err)))?;
+        Ok(Listener { _stop: stop })
+    }
+}
+
+/// Why [`serve`] returned.
+enum End {
+    Stop,
+    Lost(String),
+}
+
+fn listen(config: Config, mut known: Known, heard: Sender<Heard>, stopped: Receiver<()>) {
+    let mut backoff = Duration::from_millis(100);
+    let mut reconnecting = false;
+    loop {
+        match config.connect(NoTls) {
+            Ok(client) => {
+                if reconnecting {
+                    tracing::info!("the cluster listener is connected again");
+                }
+                backoff = Duration::from_millis(100);
+                match serve(client, &mut known, &heard, &stopped) {
+                    End::Stop => return,
+                    End::Lost(why) => {
+                        tracing::warn!("the cluster listener lost its connection: {why}")
+                    }
+                }
+            }
+            Err(err) => {
+                if !reconnecting {
+                    tracing::warn!("the cluster listener cannot connect: {err}");
+                }
+            }
+        }
+        reconnecting = true;
+        // Sleep the backoff, unless told to stop.
+        match stopped.recv_timeout(backoff) {
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// Listens on one connection until it is lost or the thread is stopped.
+fn serve(
+    mut client: Client,
+    known: &mut Known,
+    heard: &Sender<Heard>,
+    stopped: &Receiver<()>,
+) -> End {
+    let lost = |err: postgres::Error| End::Lost(super::Described(err).to_string());
+    if let Err(err) = client.batch_execute(&format!("LISTEN {CHANNEL}")) {
+        return lost(err);
+    }
+    // Deaf until now: whatever rang meanwhile is found by a poll.
+    if heard.send(Heard::Poll).is_err() {
+        return End::Stop;
+    }
+    let mut checked: Option<Instant> = None;
+    loop {
+        if !matches!(stopped.try_recv(), Err(TryRecvError::Empty)) {
+            return End::Stop;
+        }
+        let (mut accounts, mut groups) = (false, false);
+        if checked.is_none_or(|t| t.elapsed() >= CHECK_EVERY) {
+            checked = Some(Instant::now());
+            match versions(&mut client) {
+                Ok((a, g)) => {
+                    accounts = a != known.accounts_version;
+                    groups = g != known.groups_version;
+                }
+                Err(err) => return lost(err),
+            }
+        }
+        let mut heads: HashMap<Stream, u64> = HashMap::new();
+        let mut poll = false;
+        {
+            // Wait for the first; then take whatever else is buffered, and
+            // go: a doorbell is passed on at once.
+            let mut notifications = client.notifications();
+            let mut notes = Vec::new();
+            let first = notifications.timeout_iter(WAIT).next();
+            if let Ok(Some(first)) = first {
+                notes.push(first);
+                let mut more = notifications.iter();
+                while notes.len() < 4096 {
+                    match more.next() {
+                        Ok(Some(note)) => notes.push(note),
+                        _ => break,
+                    }
+                }
+            }
+            for note in notes {
+                let rung = bell::parse(note.payload());
+                for (stream, head) in rung.heads {
+                    let h = heads.entry(stream).or_default();
+                    *h = (*h).max(head);
+                }
+                poll |= rung.poll;
+                accounts |= rung.accounts;
+                groups |= rung.groups;
+            }
+        }
+        if client.is_closed() {
+            return End::Lost("closed".into());
+        }
+        if accounts {
+            match reload_accounts(&mut client, known) {
+                Ok(changed) if !changed.is_empty() => {
+                    if heard.send(Heard::Accounts(changed)).is_err() {
+                        return End::Stop;
+                    }
+                }
+                Ok(_) => {}
+                Err(err) => return lost(err),
+            }
+        }
+        if groups {
+            match reload_groups(&mut client, known) {
+                Ok(rows) => {
+                    if heard.send(Heard::Groups(rows)).is_err() {
+                        return End::Stop;
+                    }
+                }
+                Err(err) => return lost(err),
+            }
+        }
+        let mut said = Vec::new();
+        if !heads.is_empty() {
+            let mut heads: Vec<(Stream, u64)> = heads.into_iter().collect();
+            heads.sort_unstable();
+            said.push(Heard::Heads(heads));
+        }
+        if poll {
+            said.push(Heard::Poll);
+        }
+        for h in said {
+            if heard.send(h).is_err() {
+                return End::Stop;
+            }
+        }
+    }
+}
+
+/// The accounts created or changed since last time.
+fn reload_accounts(
+    client: &mut Client,
+    known: &mut Known,
+) -> Result<Vec<Account>, postgres::Error> {
+    // The counter first: a change after it is seen next time.
+    known.accounts_version = versions(client)?.0;
+    let mut changed = Vec::new();
+    for account in accounts::load(client)? {
+        if known.hashes.get(&account.id) != Some(&account.hash) {
+            known.hashes.insert(account.id, account.hash.clone());
+            changed.push(account);
+        }
+    }
+    Ok(changed)
+}
+
+fn reload_groups(
+    client: &mut Client,
+    known: &mut Known,
+) -> Result<Vec<crate::store::GroupRow>, postgres::Error> {
+    known.groups_version = versions(client)?.1;
+    groups::load(client)
+}

@@ -1,0 +1,521 @@
+//! Several nodes on one PostgreSQL database (`--cluster`, each its own
+//! `--node-id`): messages reach recipients on other nodes exactly once and
+//! in order, through a node's SIGKILL and restart (its users reconnect to
+//! another node with `last_seq`/`last_public` and resend their outbox); a
+//! lost doorbell still delivers, by the poll; an account registered on one
+//! node is reachable from another. The clients are `postgres.rs`'s (and
+//! `kill9.rs`'s `Link`). Without PostgreSQL these skip; under `CI=true`
+//! they fail.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::kill9::{Address, Link};
+use crate::postgres::{finish, node, reader, sender, shown_from, tally, Acked, Seen};
+use crate::support::postgres;
+use crate::support::{self, Server};
+
+/// Sends `text` from `link` to `to` until it is acknowledged, waiting out
+/// `no_such_user` while the sender's node has not heard of the account
+/// yet; returns how long that took.
+fn send_acked(link: &mut Link, to: &str, text: &str) -> Duration {
+    let started = Instant::now();
+    for id in 1.. {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{to} never known"
+        );
+        link.send(&json!({"type": "message", "id": id, "receiver": to, "text": text, "cid": text}))
+            .unwrap();
+        loop {
+            let Some(frame) = link.recv().unwrap() else {
+                continue;
+            };
+            if frame["id"] != id {
+                continue;
+            }
+            match frame["type"].as_str() {
+                Some("ack") => return started.elapsed(),
+                Some("error") if frame["code"] == "no_such_user" => break,
+                _ => panic!("{frame}"),
+            }
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    unreachable!()
+}
+
+/// The next message `link` is sent within `within`, and when it came.
+fn next_message(link: &mut Link, within: Duration) -> Option<(serde_json::Value, Instant)> {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if let Some(frame) = link.recv().unwrap() {
+            if frame["type"] == "message" {
+                return Some((frame, Instant::now()));
+            }
+        }
+    }
+    None
+}
+
+#[test]
+fn an_account_registered_on_one_node_is_reached_from_another() {
+    let Some(pg) = postgres::shared() else { return };
+    let url = pg.database();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (n1, n2) = (node(&url, "n1", d1.path()), node(&url, "n2", d2.path()));
+    let (a1, a2): (Address, Address) = (
+        Arc::new(Mutex::new(Some(n1.addr))),
+        Arc::new(Mutex::new(Some(n2.addr))),
+    );
+    let (mut alice, _) = Link::open(&a2, "alice", None, None).unwrap();
+    // Bob registers on n1 now, and alice on n2 writes to him at once.
+    let (mut bob, welcome) = Link::open(&a1, "bob", None, None).unwrap();
+    assert_eq!(welcome["new_account"], true, "{welcome}");
+    let waited = send_acked(&mut alice, "bob", "hello from n2");
+    let (message, _) = next_message(&mut bob, Duration::from_secs(3)).expect("bob got it");
+    assert_eq!(message["text"], "hello from n2");
+    assert_eq!(message["sender"], "alice");
+    assert_eq!(message["seq"], 1);
+    // And back: n1 knew alice from the start.
+    send_acked(&mut bob, "alice", "hello from n1");
+    let (message, _) = next_message(&mut alice, Duration::from_secs(3)).expect("alice got it");
+    assert_eq!(message["text"], "hello from n1");
+    eprintln!("cluster: n2 knew of bob, registered on n1, after {waited:?}");
+    drop((n1, n2));
+}
+
+#[test]
+fn a_lost_doorbell_costs_latency_not_a_message() {
+    let Some(pg) = postgres::shared() else { return };
+    let url = pg.database();
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (n1, n2) = (node(&url, "n1", d1.path()), node(&url, "n2", d2.path()));
+    let (a1, a2): (Address, Address) = (
+        Arc::new(Mutex::new(Some(n1.addr))),
+        Arc::new(Mutex::new(Some(n2.addr))),
+    );
+    Link::open(&a1, "bob", None, None).unwrap();
+    let (mut alice, _) = Link::open(&a2, "alice", None, None).unwrap();
+    let (mut bob, _) = Link::open(&a1, "bob", None, Some(0)).unwrap();
+    send_acked(&mut alice, "bob", "rung");
+    let (_, _) = next_message(&mut bob, Duration::from_secs(3)).expect("with the doorbell");
+    // Cut n1's listener again and again: the doorbells rung meanwhile are
+    // lost; what alice sends must still reach bob, in order, by the poll.
+    let mut admin = pg.client(&db).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let cutter = {
+        let (stop, mut admin) = (stop.clone(), pg.client(&db).unwrap());
+        thread::spawn(move || {
+            let mut cuts = 0;
+            while !stop.load(Ordering::SeqCst) {
+                cuts += admin
+                    .execute(
+                        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                         WHERE application_name = 'chat-server n1 listener'
+                           AND datname = current_database()",
+                        &[],
+                    )
+                    .unwrap();
+                thread::sleep(Duration::from_millis(20));
+            }
+            cuts
+        })
+    };
+    // By now the listener waits up to seconds between its tries.
+    thread::sleep(Duration::from_millis(1500));
+    let mut latencies = Vec::new();
+    for i in 0..5 {
+        thread::sleep(Duration::from_millis(300));
+        let sent = Instant::now();
+        send_acked(&mut alice, "bob", &format!("deaf {i}"));
+        let (message, at) = next_message(&mut bob, Duration::from_secs(3))
+            .unwrap_or_else(|| panic!("deaf {i} never reached bob"));
+        assert_eq!(message["text"], format!("deaf {i}"));
+        assert_eq!(message["seq"], 2 + i);
+        latencies.push(at - sent);
+    }
+    stop.store(true, Ordering::SeqCst);
+    let cuts = cutter.join().unwrap();
+    let listening: i64 = admin
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'chat-server n1 listener'",
+            &[],
+        )
+        .unwrap()
+        .get(0);
+    eprintln!("cluster: listener cut {cuts} times; delivered by the poll in {latencies:?}");
+    assert!(cuts >= 2, "the listener was not cut: {cuts}");
+    assert!(
+        latencies.iter().all(|l| *l < Duration::from_millis(2500)),
+        "{latencies:?}"
+    );
+    // Once left alone the listener connects again, and the doorbell works.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let mut listening = listening;
+    while listening == 0 && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(100));
+        listening = admin
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE application_name = 'chat-server n1 listener'",
+                &[],
+            )
+            .unwrap()
+            .get(0);
+    }
+    assert_eq!(listening, 1, "the listener did not come back");
+    drop((n1, n2));
+}
+
+/// Three nodes; users spread over them send private, group and public
+/// messages to users on other nodes while n2, then n3, are SIGKILLed and
+/// restarted; their users reconnect to another node.
+#[test]
+fn messages_cross_nodes_exactly_once_in_order_through_sigkills() {
+    let Some(pg) = postgres::shared() else { return };
+    // A few hundred messages in some seconds: alone.
+    let _serial = support::serial();
+    let url = pg.database();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let start = |i: usize| node(&url, &format!("n{}", i + 1), dirs[i].path());
+    let mut nodes: Vec<Option<Server>> = (0..3).map(|i| Some(start(i))).collect();
+    // Each user's address: the node it is on.
+    let homes: Vec<Address> = nodes
+        .iter()
+        .map(|n| Arc::new(Mutex::new(n.as_ref().map(|n| n.addr))))
+        .collect();
+    // bob reads on n1, frank on n2; alice (n2) writes to bob, carol (n3)
+    // to #study (bob, carol, frank), dave (n2) to everyone.
+    let placed = [
+        ("bob", 0),
+        ("frank", 1),
+        ("alice", 1),
+        ("carol", 2),
+        ("dave", 1),
+    ];
+    for (nick, home) in placed {
+        Link::open(&homes[home], nick, None, None).unwrap();
+    }
+    {
+        let (mut carol, _) = Link::open(&homes[2], "carol", None, None).unwrap();
+        // n3 learns bob's and frank's accounts from the others.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            carol
+                .send(&json!({"type": "group_create", "id": 1, "name": "study",
+                              "members": ["bob", "frank"]}))
+                .unwrap();
+            let answer = loop {
+                if let Some(f) = carol.recv().unwrap() {
+                    if f["id"] == 1 {
+                        break f;
+                    }
+                }
+            };
+            if answer["type"] == "group" {
+                break;
+            }
+            assert_eq!(answer["code"], "no_such_user", "{answer}");
+            assert!(Instant::now() < deadline, "n3 never heard of bob or frank");
+            thread::sleep(Duration::from_millis(50));
+        }
+    }
+    // Every node has heard of every account (and the group) by now.
+    thread::sleep(Duration::from_millis(1500));
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let enough = Arc::new(AtomicBool::new(false));
+    let expect_bob = Arc::new(AtomicUsize::new(usize::MAX));
+    let expect_frank = Arc::new(AtomicUsize::new(usize::MAX));
+    let read = |nick: &'static str, home: usize, expected: &Arc<AtomicUsize>| {
+        let (address, stop, expected) = (homes[home].clone(), stop.clone(), expected.clone());
+        thread::spawn(move || reader(address, nick, expected, stop))
+    };
+    let bob = read("bob", 0, &expect_bob);
+    let frank = read("frank", 1, &expect_frank);
+    let senders: Vec<(&str, thread::JoinHandle<Acked>)> = [
+        ("alice", 1, Some("bob")),
+        ("carol", 2, Some("#study")),
+        ("dave", 1, None),
+    ]
+    .into_iter()
+    .map(|(nick, home, to)| {
+        let (address, enough) = (homes[home].clone(), enough.clone());
+        (
+            nick,
+            thread::spawn(move || sender(address, nick, to, enough)),
+        )
+    })
+    .collect();
+
+    // Kill n2, then n3: their users move to n1 (the next node), and the
+    // node starts again under its id.
+    let first = nodes[0].as_ref().unwrap().addr;
+    for victim in [1, 2] {
+        thread::sleep(Duration::from_millis(1200));
+        *homes[victim].lock().unwrap() = Some(first);
+        nodes[victim].take().unwrap().kill();
+        // At once under the same id: the killed process's lock on it goes
+        // with its connection.
+        nodes[victim] = Some(start(victim));
+    }
+    thread::sleep(Duration::from_millis(1200));
+    enough.store(true, Ordering::SeqCst);
+    let sent: Vec<(&str, Acked)> = senders
+        .into_iter()
+        .map(|(nick, h)| (nick, h.join().expect("sender panicked")))
+        .collect();
+    let count = |nicks: &[&str]| -> usize {
+        sent.iter()
+            .filter(|(n, _)| nicks.contains(n))
+            .map(|(_, s)| s.acked.len())
+            .sum()
+    };
+    let bob_total = count(&["alice", "carol", "dave"]);
+    let frank_total = count(&["carol", "dave"]);
+    let (bob_seen, frank_seen) = thread::scope(|s| {
+        let f = s.spawn(|| finish(frank, &expect_frank, &stop, frank_total));
+        let b = finish(bob, &expect_bob, &stop, bob_total);
+        (b, f.join().unwrap())
+    });
+
+    let mut failures = Vec::new();
+    let mut check = |reader: &str, seen: &Seen, from: &[&str]| {
+        let acked = sent
+            .iter()
+            .filter(|(n, _)| from.contains(n))
+            .flat_map(|(_, s)| &s.acked);
+        let (delivered, duplicated, missing) = tally(acked, seen);
+        let mut out_of_order = 0;
+        for (nick, s) in sent.iter().filter(|(n, _)| from.contains(n)) {
+            let order = shown_from(seen, nick);
+            let numbers: Vec<usize> = order
+                .iter()
+                .map(|t| t[nick.len() + 1..].parse().unwrap())
+                .collect();
+            out_of_order += numbers.windows(2).filter(|w| w[0] >= w[1]).count();
+            if order != s.acked.iter().collect::<Vec<_>>() {
+                failures.push(format!("{reader}: {nick}'s shown against acked differ"));
+            }
+        }
+        let total: usize = sent
+            .iter()
+            .filter(|(n, _)| from.contains(n))
+            .map(|(_, s)| s.acked.len())
+            .sum();
+        eprintln!(
+            "cluster, 3 nodes, kill -9 of n2 and n3: {reader}: acknowledged {total} / delivered \
+             {delivered} / duplicated {duplicated} / out of order {out_of_order} / missing {} \
+             (resends ignored by seq: {}; reconnects: {})",
+            missing.len(),
+            seen.filtered,
+            seen.reconnects
+        );
+        if !missing.is_empty() {
+            failures.push(format!(
+                "{reader}: acknowledged but never delivered: {missing:?}"
+            ));
+        }
+        if duplicated > 0 || out_of_order > 0 {
+            failures.push(format!(
+                "{reader}: {duplicated} duplicated, {out_of_order} out of order"
+            ));
+        }
+    };
+    check("bob", &bob_seen, &["alice", "carol", "dave"]);
+    check("frank", &frank_seen, &["carol", "dave"]);
+    eprintln!(
+        "senders: {:?}",
+        sent.iter()
+            .map(|(n, s)| (*n, s.acked.len(), s.reconnects, s.store_failed))
+            .collect::<Vec<_>>()
+    );
+    assert!(failures.is_empty(), "{failures:#?}");
+    assert!(
+        bob_total > 100,
+        "too few messages to prove anything: {bob_total}"
+    );
+    assert!(
+        sent.iter().all(|(_, s)| s.reconnects >= 2),
+        "the kills did not interrupt the senders"
+    );
+    assert!(frank_seen.reconnects >= 2, "frank was never moved");
+}
+
+/// Two people register the same nickname on two nodes at the same moment:
+/// one account is stored, and afterwards exactly one of the two passwords
+/// logs in, on either node (the other node's session, if it was welcomed,
+/// is closed with `nick_taken` once the stored account is heard of).
+#[test]
+fn one_nickname_registered_on_two_nodes_at_once_is_one_account() {
+    let Some(pg) = postgres::shared() else { return };
+    let url = pg.database();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let nodes = [node(&url, "n1", d1.path()), node(&url, "n2", d2.path())];
+    let mut closed = 0;
+    for round in 0..4 {
+        let nick = format!("zed{round}");
+        let clients: Vec<support::Client> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| n.connect(&format!("racer{i}")))
+            .collect();
+        let answers: Vec<(support::Client, serde_json::Value)> = thread::scope(|s| {
+            let racers: Vec<_> = clients
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut c)| {
+                    let nick = nick.clone();
+                    s.spawn(move || {
+                        let answer = c.try_login_with(&nick, &format!("password of racer {i}"));
+                        (c, answer)
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        // A welcomed loser is told within a moment; the winner is not.
+        let welcomed = answers
+            .iter()
+            .filter(|(_, a)| a["type"] == "welcome")
+            .count();
+        let closed_before = closed;
+        for (mut c, answer) in answers {
+            if answer["type"] != "welcome" {
+                continue;
+            }
+            let deadline = Instant::now() + Duration::from_secs(2);
+            while Instant::now() < deadline {
+                match c.next_until(Instant::now() + Duration::from_millis(100)) {
+                    support::Next::Frame(f) if f["code"] == "nick_taken" => {
+                        closed += 1;
+                        break;
+                    }
+                    support::Next::Eof | support::Next::Broken(_) => break,
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(
+            closed - closed_before,
+            welcomed.saturating_sub(1),
+            "{nick}: {welcomed} welcomed, {} closed",
+            closed - closed_before
+        );
+        thread::sleep(Duration::from_millis(300));
+        let mut works = Vec::new();
+        for racer in 0..2 {
+            for n in &nodes {
+                let mut c = n.connect("check");
+                let answer = c.try_login_with(&nick, &format!("password of racer {racer}"));
+                works.push((racer, answer["type"] == "welcome"));
+            }
+        }
+        let winners: Vec<usize> = (0..2)
+            .filter(|&r| works.iter().filter(|(w, ok)| *w == r && *ok).count() == 2)
+            .collect();
+        let losers: Vec<usize> = (0..2)
+            .filter(|&r| works.iter().all(|(w, ok)| *w != r || !*ok))
+            .collect();
+        assert_eq!(
+            (winners.len(), losers.len()),
+            (1, 1),
+            "{nick}: one password on both nodes, the other on neither: {works:?}"
+        );
+    }
+    eprintln!(
+        "cluster: same nickname on two nodes at once, 4 rounds: {closed} welcomed losers closed"
+    );
+}
+
+/// Two nodes through a restart of PostgreSQL itself: every listener and
+/// store connection is cut; acks stop, then resume; what alice (n2)
+/// and dave (n2, public) had acknowledged reaches bob (n1) once, in order.
+#[test]
+fn messages_cross_nodes_through_a_postgres_restart() {
+    // A server of this test's own: it is stopped and started again.
+    let Some(pg) = postgres::Postgres::start() else {
+        return;
+    };
+    let _serial = support::serial();
+    let url = pg.database();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (n1, n2) = (node(&url, "n1", d1.path()), node(&url, "n2", d2.path()));
+    let (a1, a2): (Address, Address) = (
+        Arc::new(Mutex::new(Some(n1.addr))),
+        Arc::new(Mutex::new(Some(n2.addr))),
+    );
+    Link::open(&a1, "bob", None, None).unwrap();
+    for nick in ["alice", "dave"] {
+        Link::open(&a2, nick, None, None).unwrap();
+    }
+    thread::sleep(Duration::from_millis(300));
+    let stop = Arc::new(AtomicBool::new(false));
+    let enough = Arc::new(AtomicBool::new(false));
+    let expected = Arc::new(AtomicUsize::new(usize::MAX));
+    let bob = {
+        let (address, stop, expected) = (a1.clone(), stop.clone(), expected.clone());
+        thread::spawn(move || reader(address, "bob", expected, stop))
+    };
+    let senders: Vec<(&str, thread::JoinHandle<Acked>)> = [("alice", Some("bob")), ("dave", None)]
+        .into_iter()
+        .map(|(nick, to)| {
+            let (address, enough) = (a2.clone(), enough.clone());
+            (
+                nick,
+                thread::spawn(move || sender(address, nick, to, enough)),
+            )
+        })
+        .collect();
+    thread::sleep(Duration::from_millis(800));
+    pg.down();
+    let down_at = Instant::now();
+    thread::sleep(Duration::from_millis(1500));
+    let up_at = Instant::now();
+    pg.up();
+    thread::sleep(Duration::from_millis(1500));
+    enough.store(true, Ordering::SeqCst);
+    let sent: Vec<(&str, Acked)> = senders
+        .into_iter()
+        .map(|(nick, h)| (nick, h.join().expect("sender panicked")))
+        .collect();
+    let total: usize = sent.iter().map(|(_, s)| s.acked.len()).sum();
+    let acks_between = |from: Instant, to: Instant| {
+        sent.iter()
+            .flat_map(|(_, s)| &s.times)
+            .filter(|&&t| t > from && t < to)
+            .count()
+    };
+    let while_down = acks_between(down_at + Duration::from_millis(500), up_at);
+    let after = acks_between(up_at, Instant::now());
+    let seen = finish(bob, &expected, &stop, total);
+    let (delivered, duplicated, missing) = tally(sent.iter().flat_map(|(_, s)| &s.acked), &seen);
+    let mut out_of_order = 0;
+    for (nick, s) in &sent {
+        let order = shown_from(&seen, nick);
+        if order != s.acked.iter().collect::<Vec<_>>() {
+            out_of_order += 1;
+        }
+    }
+    eprintln!(
+        "cluster, 2 nodes, postgres restarted: bob: acknowledged {total} / delivered {delivered} / \
+         duplicated {duplicated} / out of order {out_of_order} / missing {}; acks while down \
+         {while_down}, after {after}; store_failed {:?}",
+        missing.len(),
+        sent.iter().map(|(n, s)| (*n, s.store_failed)).collect::<Vec<_>>()
+    );
+    assert!(
+        missing.is_empty(),
+        "acknowledged but never delivered: {missing:?}"
+    );
+    assert_eq!((duplicated, out_of_order), (0, 0));
+    assert_eq!(while_down, 0, "acknowledged while the database was down");
+    assert!(after > 20, "acknowledgements did not resume: {after}");
+    drop((n1, n2));
+}
