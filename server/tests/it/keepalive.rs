@@ -114,7 +114,10 @@ fn the_silent_are_pinged_then_cut_and_those_who_answer_stay() {
         assert!(
             ended >= Duration::from_millis(2700)
                 && ended < Duration::from_secs(5)
-                && ended - pinged >= Duration::from_millis(1500),
+                // Both are checked on the dispatcher's 1 s tick, so "within
+                // a second" each: a late ping tick on a loaded machine (CI,
+                // 1.43 s) leaves less than the nominal 2 s between them.
+                && ended - pinged >= Duration::from_millis(800),
             "{who} cut after {ended:?}"
         );
     }
