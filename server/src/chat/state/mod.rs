@@ -37,6 +37,7 @@ mod login;
 mod moderation;
 pub mod policy;
 pub mod presence;
+mod remote;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -246,6 +247,8 @@ pub struct ChatState {
     cluster: bool,
     /// The public stream's delivery to this node's room (`--cluster`).
     room: cluster::Cursor,
+    /// Who is online on the other nodes, by folded name (`remote.rs`).
+    remote: BTreeMap<String, store::Remote>,
 }
 
 impl ChatState {
@@ -275,6 +278,7 @@ impl ChatState {
             files: files::Files::default(),
             cluster: false,
             room: cluster::Cursor::default(),
+            remote: BTreeMap::new(),
         }
     }
 
@@ -339,6 +343,9 @@ impl ChatState {
             if self.online.get(&user) == Some(&conn) {
                 self.online.remove(&user);
                 self.nicks.remove(&fold(nick));
+                if self.cluster {
+                    out.store(Op::Offline { user, conn });
+                }
             }
             out.unsubscribe(conn);
         }
@@ -797,10 +804,9 @@ impl ChatState {
     fn welcome_names(&self, me: &str) -> Vec<String> {
         let key = fold(me);
         let mut names: Vec<String> = self
-            .nicks
-            .iter()
-            .filter(|(folded, _)| **folded != key)
-            .filter_map(|(_, c)| self.sessions.get(c)?.nick.clone())
+            .everyone()
+            .filter(|(folded, _, _)| *folded != key)
+            .map(|(_, nick, _)| nick)
             .take(chat_common::protocol::WELCOME_NAMES - 1)
             .collect();
         let at = names.partition_point(|n| fold(n) < key);
@@ -811,9 +817,7 @@ impl ChatState {
     /// Nicknames online as their users spelled them, in folded order: the
     /// map is kept sorted, so nothing is sorted per request.
     fn online_iter(&self) -> impl Iterator<Item = String> + '_ {
-        self.nicks
-            .values()
-            .filter_map(|c| self.sessions.get(c)?.nick.clone())
+        self.everyone().map(|(_, nick, _)| nick)
     }
 
     /// Closes every connection from addresses `matches` (a ban): users are
@@ -947,7 +951,7 @@ impl ChatState {
     pub fn stats(&self, now: u64) -> Stats {
         Stats {
             connections: self.sessions.len(),
-            users: self.nicks.len(),
+            users: self.online_count(),
             accounts: self.accounts.len(),
             messages: self.messages,
             private_messages: self.private_messages,
