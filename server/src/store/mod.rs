@@ -144,10 +144,11 @@ pub enum Heard {
     /// Every group as it is now (one changed somewhere).
     Groups(Vec<GroupRow>),
     /// Who is online on the other nodes now (the `online` table changed
-    /// somewhere); `left`: users whose departure rang, not a node's death.
+    /// somewhere); `left`: users whose node said why they left (the others
+    /// went with their node).
     Online {
         users: Vec<Remote>,
-        left: Vec<UserId>,
+        left: Vec<(UserId, String)>,
     },
     /// `user` logged in on another node while online here: its session
     /// here is closed (a takeover).
@@ -287,11 +288,13 @@ pub enum Op<E> {
         nick: String,
         conn: ConnId,
     },
-    /// `user`'s session through `conn` is over: its row goes, if it is
-    /// still this one's (not answered, nothing on SQLite).
+    /// `user`'s session through `conn` is over (`reason`, as the presence
+    /// line says): its row goes, if it is still this one's (not answered,
+    /// nothing on SQLite).
     Offline {
         user: UserId,
         conn: ConnId,
+        reason: String,
     },
 }
 

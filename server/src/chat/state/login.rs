@@ -490,7 +490,7 @@ impl ChatState {
         let Some(session) = self.sessions.remove(&old) else {
             return;
         };
-        self.forget(old, &session, out);
+        self.forget(old, &session, None, out);
         let frame = ServerFrame::Error {
             id: None,
             code: ErrorCode::TakenOver,

@@ -330,21 +330,34 @@ impl ChatState {
         if session.phase == Phase::Leaving {
             return;
         }
-        self.forget(conn, &session, out);
+        self.forget(conn, &session, Some(reason), out);
         if let (true, Some(nick)) = (session.announced(), session.nick.clone()) {
             self.presence.left(nick, reason);
         }
     }
 
     /// Removes a session's user from who is online (not from `sessions`).
-    fn forget(&mut self, conn: ConnId, session: &Session, out: &mut impl Deliver) {
+    /// In a cluster its `online` row goes too, and the other nodes' presence
+    /// lines say `reason` (`None`: a takeover, whose new session takes the
+    /// row over instead).
+    fn forget(
+        &mut self,
+        conn: ConnId,
+        session: &Session,
+        reason: Option<&str>,
+        out: &mut impl Deliver,
+    ) {
         out.bind(conn, None);
         if let (Some(user), Some(nick)) = (session.user, &session.nick) {
             if self.online.get(&user) == Some(&conn) {
                 self.online.remove(&user);
                 self.nicks.remove(&fold(nick));
-                if self.cluster {
-                    out.store(Op::Offline { user, conn });
+                if let (true, Some(reason)) = (self.cluster, reason) {
+                    out.store(Op::Offline {
+                        user,
+                        conn,
+                        reason: reason.to_string(),
+                    });
                 }
             }
             out.unsubscribe(conn);
@@ -734,7 +747,7 @@ impl ChatState {
         let Some(session) = self.sessions.remove(&conn) else {
             return;
         };
-        self.forget(conn, &session, out);
+        self.forget(conn, &session, Some(reason), out);
         if let (true, Some(nick)) = (session.announced(), &session.nick) {
             self.presence.left(nick.clone(), reason);
         }
@@ -875,7 +888,7 @@ impl ChatState {
                 }),
             );
         }
-        self.forget(conn, &session, out);
+        self.forget(conn, &session, Some(&format!("kicked: {reason}")), out);
         self.presence.kicked(&nick);
         out.close(conn);
         self.sessions.insert(
@@ -937,6 +950,7 @@ impl ChatState {
             .filter_map(|s| {
                 Some(SessionRow {
                     nick: s.nick.clone().filter(|_| s.phase == Phase::Online)?,
+                    node: None,
                     peer: s.info.peer,
                     connected_at: s.connected_at,
                     tls: s.info.tls,
@@ -944,6 +958,19 @@ impl ChatState {
                 })
             })
             .collect();
+        rows.extend(
+            self.remote
+                .iter()
+                .filter(|(key, _)| !self.nicks.contains_key(*key))
+                .map(|(_, r)| SessionRow {
+                    nick: r.nick.clone(),
+                    node: Some(r.node.clone()),
+                    peer: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+                    connected_at: 0,
+                    tls: false,
+                    messages_sent: 0,
+                }),
+        );
         rows.sort_by_key(|r| fold(&r.nick));
         rows
     }

@@ -12,16 +12,15 @@ use crate::store::{Remote, UserId};
 
 impl ChatState {
     /// The listener read who is online elsewhere; `left`: users whose own
-    /// node said they left (the others' node died, or lost them).
-    pub(super) fn remote_online(&mut self, users: Vec<Remote>, left: Vec<UserId>) {
+    /// node said why they left (the others went with their node).
+    pub(super) fn remote_online(&mut self, users: Vec<Remote>, left: Vec<(UserId, String)>) {
         let new: BTreeMap<String, Remote> = users.into_iter().map(|r| (fold(&r.nick), r)).collect();
         for (key, old) in &self.remote {
             if !new.contains_key(key) && !self.nicks.contains_key(key) {
-                let why = if left.contains(&old.user) {
-                    "left"
-                } else {
-                    "connection lost"
-                };
+                let why = left
+                    .iter()
+                    .rfind(|(user, _)| *user == old.user)
+                    .map_or("connection lost", |(_, why)| why.as_str());
                 self.presence.left(old.nick.clone(), why);
             }
         }

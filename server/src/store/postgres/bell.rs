@@ -7,7 +7,7 @@
 //! The payload: `;`-separated items — `p:<public head>`, `u:<user>:<seq>,…`,
 //! `a` (accounts changed), `g` (groups changed), `o` (the `online` table
 //! changed), `t:<user>:<node>` (a takeover of that node's session),
-//! `l:<user>,…` (sessions that ended), or `poll` in place of the
+//! `l:<user>:<reason>` (a session that ended, and why), or `poll` in place of the
 //! heads when they would not fit in [`MAX_PAYLOAD`] bytes (PostgreSQL's
 //! limit is 8,000).
 
@@ -43,8 +43,9 @@ pub(super) struct Bell {
     pub(super) groups: bool,
     /// The `online` table changed.
     pub(super) online: bool,
-    /// Users whose session ended (their row deleted by their node).
-    pub(super) left: Vec<crate::store::UserId>,
+    /// Users whose session ended (their row deleted by their node), and
+    /// why.
+    pub(super) left: Vec<(crate::store::UserId, String)>,
     /// Users who logged in here while online on that (live) node.
     pub(super) takeovers: Vec<(crate::store::UserId, String)>,
 }
@@ -105,14 +106,19 @@ impl Bell {
             items.push("o".into());
         }
         // Node ids have no ':' or ';' (`--node-id`); a payload too long
-        // for these loses only the `left` reasons, never a takeover.
+        // for them all loses only some reasons (said "connection lost"),
+        // never a takeover.
         for (user, node) in &self.takeovers {
             items.push(format!("t:{user}:{node}"));
         }
-        let left: Vec<String> = self.left.iter().map(|u| u.to_string()).collect();
-        let length: usize = items.iter().map(|i| i.len() + 1).sum();
-        if !left.is_empty() && length + left.join(",").len() + 3 <= MAX_PAYLOAD {
-            items.push(format!("l:{}", left.join(",")));
+        let mut length: usize = items.iter().map(|i| i.len() + 1).sum();
+        for (user, reason) in &self.left {
+            let item = format!("l:{user}:{}", reason.replace(';', ","));
+            length += item.len() + 1;
+            if length > MAX_PAYLOAD {
+                break;
+            }
+            items.push(item);
         }
         (!items.is_empty()).then(|| items.join(";"))
     }
@@ -126,7 +132,7 @@ pub(super) struct Rung {
     pub(super) accounts: bool,
     pub(super) groups: bool,
     pub(super) online: bool,
-    pub(super) left: Vec<crate::store::UserId>,
+    pub(super) left: Vec<(crate::store::UserId, String)>,
     pub(super) takeovers: Vec<(crate::store::UserId, String)>,
 }
 
@@ -139,9 +145,12 @@ pub(super) fn parse(payload: &str) -> Rung {
             None if item == "a" => rung.accounts = true,
             None if item == "g" => rung.groups = true,
             None if item == "o" => rung.online = true,
-            Some(("l", users)) => rung
-                .left
-                .extend(users.split(',').filter_map(|u| u.parse::<i64>().ok())),
+            Some(("l", left)) => match left.split_once(':') {
+                Some((user, reason)) if user.parse::<i64>().is_ok() => rung
+                    .left
+                    .push((user.parse().expect("checked"), reason.to_string())),
+                _ => rung.poll = true,
+            },
             Some(("t", takeover)) => match takeover.split_once(':') {
                 Some((user, node)) if user.parse::<i64>().is_ok() => rung
                     .takeovers
@@ -200,13 +209,16 @@ mod tests {
             online: true,
             ..Bell::default()
         };
-        bell.left = vec![4, 5];
+        bell.left = vec![(4, "quit".into()), (5, "kicked: a;b".into())];
         bell.takeovers.push((6, "n2".into()));
         let payload = bell.payload().unwrap();
-        assert_eq!(payload, "o;t:6:n2;l:4,5");
+        assert_eq!(payload, "o;t:6:n2;l:4:quit;l:5:kicked: a,b");
         let rung = parse(&payload);
         assert!(rung.online && !rung.poll);
-        assert_eq!(rung.left, vec![4, 5]);
+        assert_eq!(
+            rung.left,
+            vec![(4, "quit".to_string()), (5, "kicked: a,b".to_string())]
+        );
         assert_eq!(rung.takeovers, vec![(6, "n2".to_string())]);
         assert_eq!(Bell::default().payload(), None, "nothing to ring");
     }

@@ -490,8 +490,8 @@ fn run<E>(conn: &mut Conn, page_bytes: usize, me: &online::Me, batch: Vec<Op<E>>
                     fatal = Some(err.into());
                 }
             }
-            Op::Offline { user, conn } => {
-                if let Err(err) = online::release(&mut tx, me, user, conn, &mut bell) {
+            Op::Offline { user, conn, reason } => {
+                if let Err(err) = online::release(&mut tx, me, user, conn, reason, &mut bell) {
                     fatal = Some(err.into());
                 }
             }

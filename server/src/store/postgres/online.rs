@@ -56,12 +56,14 @@ pub(super) fn claim(
     Ok(())
 }
 
-/// `user`'s session through `conn` is over: its row goes if still its own.
+/// `user`'s session through `conn` is over: its row goes if still its own,
+/// and the doorbell says why.
 pub(super) fn release(
     tx: &mut Tx,
     me: &Me,
     user: UserId,
     conn: ConnId,
+    reason: String,
     bell: &mut Bell,
 ) -> Result<(), postgres::Error> {
     let gone = tx.execute(
@@ -70,7 +72,7 @@ pub(super) fn release(
     )?;
     if gone > 0 {
         bell.online = true;
-        bell.left.push(user);
+        bell.left.push((user, reason));
     }
     Ok(())
 }
