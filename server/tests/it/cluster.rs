@@ -579,6 +579,11 @@ fn presence_covers_the_users_of_every_node() {
     assert!(list.ends_with("2 online"), "{list}");
     let stats = n1.admin_output("/stats", |l| l.starts_with("uptime:"));
     assert!(stats.contains("(2 logged in,"), "{stats}");
+    // A message to bob is not "stored for an offline user": he is on n2.
+    let id = ann.request(json!({"type": "message", "receiver": "bob", "text": "hi"}));
+    let ack = ann.expect_reply(id);
+    assert_eq!(ack["type"], "ack", "{ack}");
+    assert_ne!(ack["offline"], true, "{ack}");
 
     // Bob leaves n2: ann, on n1, is told.
     bob.send(json!({"type": "bye", "id": 99}));

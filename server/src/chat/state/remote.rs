@@ -48,7 +48,18 @@ impl ChatState {
         self.take_over(conn, out);
     }
 
-    /// Whether `user` (named `nick`) is online on another node.
+    /// Whether `user` is online on this node or another (for `away`, an
+    /// ack's `offline`, a group's online members).
+    pub(super) fn is_online(&self, user: UserId) -> bool {
+        self.online.contains_key(&user)
+            || (!self.remote.is_empty()
+                && self
+                    .remote
+                    .get(&fold(self.accounts.nick(user)))
+                    .is_some_and(|r| r.user == user))
+    }
+
+    /// Whether `nick` is online on another node.
     pub(super) fn is_remote(&self, nick: &str) -> bool {
         self.remote.contains_key(&fold(nick))
     }
