@@ -3,7 +3,9 @@
 //! in order, through a node's SIGKILL and restart (its users reconnect to
 //! another node with `last_seq`/`last_public` and resend their outbox); a
 //! lost doorbell still delivers, by the poll; an account registered on one
-//! node is reachable from another. The clients are `postgres.rs`'s (and
+//! node is reachable from another; presence covers every node (a dead
+//! node's users leave within its lease) and a login on another node takes
+//! the session over. The clients are `postgres.rs`'s (and
 //! `kill9.rs`'s `Link`). Without PostgreSQL these skip; under `CI=true`
 //! they fail.
 

@@ -2,7 +2,8 @@
 //! database server that several nodes share. Each registers in `nodes`
 //! with a lease and holds a lock on its id ([`nodes`]); each batch rings
 //! a doorbell for the others ([`bell`]), which each node's `cluster`
-//! thread hears ([`listen`]).
+//! thread hears ([`listen`]); who is online where is a table too
+//! ([`online`]).
 //!
 //! One transaction per batch, on the dispatcher's thread, through the sync
 //! `postgres` client (no TLS: loopback or a trusted network). Sequence
