@@ -37,10 +37,10 @@ pub struct Config {
     /// or a trusted network); the schema is created if missing. Needs
     /// --node-id. Several nodes may share one database, each with its own
     /// --node-id: messages (public, private, group), accounts and groups
-    /// reach every node. Not across nodes yet: presence (the online list,
-    /// presence lines, /list, /stats are this node's users), takeover (an
-    /// account may be logged in on two nodes), `delivered` notices, bans,
-    /// mutes, kicks and file offers. The certificate stays in the data
+    /// reach every node, and so do presence (the online list, presence
+    /// lines, /list, /stats) and takeover (one session per account). Not
+    /// across nodes yet: `delivered` notices, away texts, bans, mutes,
+    /// kicks and file offers. The certificate stays in the data
     /// directory, and the file spool too unless --spool-dir says otherwise.
     #[arg(long, value_name = "URL", requires = "node_id")]
     pub cluster: Option<String>,

@@ -291,19 +291,34 @@ fn format_reply(reply: AdminReply) -> String {
     match reply {
         AdminReply::List(rows) if rows.is_empty() => "nobody is online".into(),
         AdminReply::List(rows) => {
+            // A cluster's other nodes' users: a NODE column ("here" for
+            // this node's), their connections' details being there.
+            let cluster = rows.iter().any(|r| r.node.is_some());
             let mut out = format!(
-                "{:<20} {:<22} {:<9} {:<4} {:>6}\n",
+                "{:<20} {:<22} {:<9} {:<4} {:>6}",
                 "NICK", "ADDRESS", "SINCE", "TLS", "SENT"
             );
+            out += if cluster { " NODE\n" } else { "\n" };
             for row in &rows {
-                out += &format!(
-                    "{:<20} {:<22} {:<9} {:<4} {:>6}\n",
-                    row.nick,
-                    row.peer.to_string(),
-                    clock(row.connected_at),
-                    if row.tls { "yes" } else { "no" },
-                    row.messages_sent
-                );
+                match &row.node {
+                    None => {
+                        out += &format!(
+                            "{:<20} {:<22} {:<9} {:<4} {:>6}",
+                            row.nick,
+                            row.peer.to_string(),
+                            clock(row.connected_at),
+                            if row.tls { "yes" } else { "no" },
+                            row.messages_sent
+                        );
+                        out += if cluster { " here\n" } else { "\n" };
+                    }
+                    Some(node) => {
+                        out += &format!(
+                            "{:<20} {:<22} {:<9} {:<4} {:>6} {node}\n",
+                            row.nick, "-", "-", "-", "-"
+                        );
+                    }
+                }
             }
             out + &format!("{} online", rows.len())
         }

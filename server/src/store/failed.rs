@@ -42,6 +42,8 @@ pub(super) fn fail_all<E>(batch: Vec<Op<E>>, err: &StoreError) -> Vec<Reply<E>> 
                 | Op::SetPassword { .. }
                 | Op::Received { .. }
                 | Op::Sanction(..)
+                | Op::Online { .. }
+                | Op::Offline { .. }
                 | Op::File(_) => return None,
             })
         })

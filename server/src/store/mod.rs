@@ -143,6 +143,24 @@ pub enum Heard {
     Accounts(Vec<Account>),
     /// Every group as it is now (one changed somewhere).
     Groups(Vec<GroupRow>),
+    /// Who is online on the other nodes now (the `online` table changed
+    /// somewhere); `left`: users whose node said why they left (the others
+    /// went with their node).
+    Online {
+        users: Vec<Remote>,
+        left: Vec<(UserId, String)>,
+    },
+    /// `user` logged in on another node while online here: its session
+    /// here is closed (a takeover).
+    TakenOver(UserId),
+}
+
+/// A user online on another node (the `online` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    pub user: UserId,
+    pub nick: String,
+    pub node: String,
 }
 
 /// Where a message goes.
@@ -262,6 +280,22 @@ pub enum Op<E> {
     },
     /// Where each of `streams` ends now (the 1 s poll behind the doorbell).
     Heads(Vec<Stream>),
+    /// `user` is online on this node through `conn` (a cluster's `online`
+    /// table; not answered, nothing on SQLite): takes the account's row
+    /// from whichever node had it, which is told if it lives.
+    Online {
+        user: UserId,
+        nick: String,
+        conn: ConnId,
+    },
+    /// `user`'s session through `conn` is over (`reason`, as the presence
+    /// line says): its row goes, if it is still this one's (not answered,
+    /// nothing on SQLite).
+    Offline {
+        user: UserId,
+        conn: ConnId,
+        reason: String,
+    },
 }
 
 /// A message read back from the store, ready to become a frame.

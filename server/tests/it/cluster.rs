@@ -3,7 +3,9 @@
 //! in order, through a node's SIGKILL and restart (its users reconnect to
 //! another node with `last_seq`/`last_public` and resend their outbox); a
 //! lost doorbell still delivers, by the poll; an account registered on one
-//! node is reachable from another. The clients are `postgres.rs`'s (and
+//! node is reachable from another; presence covers every node (a dead
+//! node's users leave within its lease) and a login on another node takes
+//! the session over. The clients are `postgres.rs`'s (and
 //! `kill9.rs`'s `Link`). Without PostgreSQL these skip; under `CI=true`
 //! they fail.
 
@@ -517,5 +519,172 @@ fn messages_cross_nodes_through_a_postgres_restart() {
     assert_eq!((duplicated, out_of_order), (0, 0));
     assert_eq!(while_down, 0, "acknowledged while the database was down");
     assert!(after > 20, "acknowledgements did not resume: {after}");
+    drop((n1, n2));
+}
+
+/// Polls `client`'s `online` answer until it is `want` (the replica of
+/// the other node's users follows its doorbell within a moment).
+fn online_becomes(client: &mut support::Client, want: serde_json::Value) -> Duration {
+    let started = Instant::now();
+    loop {
+        let online = client.ask(json!({"type": "online"}));
+        if online["users"] == want {
+            return started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "online is {}, not {want}",
+            online["users"]
+        );
+        thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Users on n1 and n2 see each other in `welcome`, `online`, presence
+/// lines, and n1's console `/list` (with the node) and `/stats`.
+#[test]
+fn presence_covers_the_users_of_every_node() {
+    let Some(pg) = postgres::shared() else { return };
+    let url = pg.database();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut n1, n2) = (node(&url, "n1", d1.path()), node(&url, "n2", d2.path()));
+    let mut ann = n1.login("ann");
+    // n2 hears of ann's row by the doorbell (or, at worst, the 1 s poll).
+    let mut probe = n2.login("probe");
+    online_becomes(&mut probe, json!(["ann", "probe"]));
+    drop(probe);
+    ann.expect_left("probe");
+    let mut bob = n2.connect("bob");
+    let welcome = bob.login("bob");
+    assert_eq!(welcome["online"], json!(["ann", "bob"]), "{welcome}");
+    let joined_at = Instant::now();
+    ann.expect_joined("bob");
+    let presence_took = joined_at.elapsed();
+    assert_eq!(
+        ann.ask(json!({"type": "online"}))["users"],
+        json!(["ann", "bob"])
+    );
+    assert_eq!(
+        bob.ask(json!({"type": "online"}))["users"],
+        json!(["ann", "bob"])
+    );
+
+    let list = n1.admin_output("/list", |l| l.ends_with(" online"));
+    eprintln!("cluster: n1's /list:\n{list}");
+    let bob_row = list
+        .lines()
+        .find(|l| l.starts_with("bob "))
+        .unwrap_or_else(|| panic!("bob not in n1's /list:\n{list}"));
+    assert!(bob_row.trim_end().ends_with(" n2"), "{bob_row}");
+    let ann_row = list.lines().find(|l| l.starts_with("ann ")).unwrap();
+    assert!(ann_row.trim_end().ends_with(" here"), "{ann_row}");
+    assert!(list.ends_with("2 online"), "{list}");
+    let stats = n1.admin_output("/stats", |l| l.starts_with("uptime:"));
+    assert!(stats.contains("(2 logged in,"), "{stats}");
+    // A message to bob is not "stored for an offline user": he is on n2.
+    let id = ann.request(json!({"type": "message", "receiver": "bob", "text": "hi"}));
+    let ack = ann.expect_reply(id);
+    assert_eq!(ack["type"], "ack", "{ack}");
+    assert_ne!(ack["offline"], true, "{ack}");
+
+    // Bob leaves n2: ann, on n1, is told.
+    bob.send(json!({"type": "bye", "id": 99}));
+    let reason = ann.expect_left("bob");
+    eprintln!(
+        "cluster: bob (n2) announced on n1 within {presence_took:?} of his welcome; \
+         his departure said {reason:?}"
+    );
+    assert_eq!(reason, "quit", "as n2 says it");
+    assert_eq!(ann.ask(json!({"type": "online"}))["users"], json!(["ann"]));
+    drop((n1, n2));
+}
+
+/// n2 is SIGKILLed: its users leave n1's online list, with a presence
+/// line, within its lease (5 s) and the reaper's second.
+#[test]
+fn a_dead_nodes_users_leave_the_online_list_within_the_lease() {
+    let Some(pg) = postgres::shared() else { return };
+    let url = pg.database();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (mut n1, n2) = (node(&url, "n1", d1.path()), node(&url, "n2", d2.path()));
+    let mut ann = n1.login("ann");
+    let _carl = n2.login("carl");
+    ann.expect_joined("carl");
+    let list = n1.admin_output("/list", |l| l.ends_with(" online"));
+    assert!(list.contains("carl "), "{list}");
+    let killed = Instant::now();
+    n2.kill();
+    let frame = ann.expect_within("carl gone", Duration::from_secs(9), |f| {
+        f["type"] == "presence"
+            && f["left"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|d| d["nick"] == "carl"))
+    });
+    let gone_after = killed.elapsed();
+    let reason = frame["left"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["nick"] == "carl")
+        .unwrap()["reason"]
+        .clone();
+    eprintln!("cluster: n2 killed; carl left n1's list after {gone_after:?} ({reason})");
+    assert_eq!(reason, "connection lost");
+    assert!(
+        gone_after >= Duration::from_secs(3),
+        "before the lease ran out?"
+    );
+    assert_eq!(ann.ask(json!({"type": "online"}))["users"], json!(["ann"]));
+    let list = n1.admin_output("/list", |l| l.ends_with(" online"));
+    assert!(!list.contains("carl"), "{list}");
+    drop(n1);
+}
+
+/// The same account logs in on n1, then on n2: one session remains. The
+/// n1 connection is told it was taken over, as on one node; a watcher
+/// sees no presence change (dora never left), and one dora online.
+#[test]
+fn a_login_on_another_node_takes_the_session_over() {
+    let Some(pg) = postgres::shared() else { return };
+    let url = pg.database();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (n1, n2) = (node(&url, "n1", d1.path()), node(&url, "n2", d2.path()));
+    let mut watcher = n1.login("watcher");
+    let mut old = n1.login("dora");
+    watcher.expect_joined("dora");
+    // n2 knows of dora's row before she logs in there.
+    let mut probe = n2.login("probe");
+    online_becomes(&mut probe, json!(["dora", "probe", "watcher"]));
+    drop(probe);
+    watcher.expect_left("probe");
+    old.sync();
+
+    let mut new = n2.connect("new");
+    let started = Instant::now();
+    let welcome = new.login("dora");
+    assert_eq!(welcome["online"], json!(["dora", "watcher"]), "{welcome}");
+    let taken = old.expect_within("taken_over", Duration::from_secs(3), |f| {
+        f["type"] == "error"
+    });
+    let told_after = started.elapsed();
+    assert_eq!(taken["code"], "taken_over", "{taken}");
+    assert_eq!(taken.get("id"), None, "{taken}");
+    assert_eq!(taken.as_object().unwrap().len(), 3, "{taken}");
+    old.expect_eof();
+    eprintln!("cluster: dora's n1 session told of the takeover {told_after:?} after her login");
+    // Nobody is told anything: dora never left.
+    watcher.expect_silence(Duration::from_millis(2000));
+    assert_eq!(
+        watcher.ask(json!({"type": "online"}))["users"],
+        json!(["dora", "watcher"])
+    );
+    // And again the other way: n2's session is taken over by n1.
+    let mut back = n1.connect("back");
+    back.login("dora");
+    new.expect_within("taken_over", Duration::from_secs(3), |f| {
+        f["type"] == "error" && f["code"] == "taken_over"
+    });
+    new.expect_eof();
+    watcher.expect_silence(Duration::from_millis(1500));
     drop((n1, n2));
 }

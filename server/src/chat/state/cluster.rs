@@ -212,6 +212,8 @@ impl ChatState {
                 }
             }
             Heard::Groups(rows) => self.groups.reload(rows),
+            Heard::Online { users, left } => self.remote_online(users, left),
+            Heard::TakenOver(user) => self.taken_over_elsewhere(user, out),
         }
     }
 

@@ -223,15 +223,12 @@ impl ChatState {
             To::Public
         } else if receiver.starts_with(GROUP_PREFIX) {
             let (group, members) = self.group_members(sender, &receiver)?;
-            fanout = members
-                .iter()
-                .map(|u| (*u, !self.online.contains_key(u)))
-                .collect();
+            fanout = members.iter().map(|u| (*u, !self.is_online(*u))).collect();
             To::Group(group)
         } else {
             To::User(self.user_named(&receiver)?)
         };
-        let away = matches!(to, To::User(user) if !self.online.contains_key(&user));
+        let away = matches!(to, To::User(user) if !self.is_online(user));
         let session = self.sessions.get_mut(&conn).expect("checked by request");
         session.in_flight += 1;
         out.store(Op::Append {

@@ -196,11 +196,7 @@ impl ChatState {
                 owner: self.accounts.nick(g.owner).to_string(),
                 public: g.public,
                 members: g.members.len(),
-                online: g
-                    .members
-                    .iter()
-                    .filter(|u| self.online.contains_key(u))
-                    .count(),
+                online: g.members.iter().filter(|u| self.is_online(**u)).count(),
             })
             .collect()
     }
@@ -482,7 +478,7 @@ impl ChatState {
         let mut online: Vec<String> = group
             .members
             .iter()
-            .filter(|u| self.online.contains_key(u))
+            .filter(|u| self.is_online(**u))
             .map(|u| self.accounts.nick(*u).to_string())
             .collect();
         online.sort_by_key(|n| fold(n));

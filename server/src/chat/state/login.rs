@@ -428,6 +428,15 @@ impl ChatState {
             self.take_over(old, out);
         }
         let nick = self.accounts.nick(user).to_string();
+        // Online on another node: a takeover too, as quiet.
+        let quiet = quiet || self.is_remote(&nick);
+        if self.cluster {
+            out.store(Op::Online {
+                user,
+                nick: nick.clone(),
+                conn,
+            });
+        }
         self.nicks.insert(fold(&nick), conn);
         self.online.insert(user, conn);
         out.bind(conn, Some(user));
@@ -481,7 +490,7 @@ impl ChatState {
         let Some(session) = self.sessions.remove(&old) else {
             return;
         };
-        self.forget(old, &session, out);
+        self.forget(old, &session, None, out);
         let frame = ServerFrame::Error {
             id: None,
             code: ErrorCode::TakenOver,
@@ -537,7 +546,7 @@ impl ChatState {
                 let welcome = ServerFrame::Welcome {
                     id,
                     nick,
-                    online_more: (self.nicks.len() - online.len()) as u32,
+                    online_more: (self.online_count() - online.len()) as u32,
                     online,
                     new_account,
                     replay: page.messages.len() as u32,

@@ -37,6 +37,7 @@ mod login;
 mod moderation;
 pub mod policy;
 pub mod presence;
+mod remote;
 mod stats;
 #[cfg(test)]
 mod tests;
@@ -246,6 +247,8 @@ pub struct ChatState {
     cluster: bool,
     /// The public stream's delivery to this node's room (`--cluster`).
     room: cluster::Cursor,
+    /// Who is online on the other nodes, by folded name (`remote.rs`).
+    remote: BTreeMap<String, store::Remote>,
 }
 
 impl ChatState {
@@ -275,6 +278,7 @@ impl ChatState {
             files: files::Files::default(),
             cluster: false,
             room: cluster::Cursor::default(),
+            remote: BTreeMap::new(),
         }
     }
 
@@ -326,19 +330,35 @@ impl ChatState {
         if session.phase == Phase::Leaving {
             return;
         }
-        self.forget(conn, &session, out);
+        self.forget(conn, &session, Some(reason), out);
         if let (true, Some(nick)) = (session.announced(), session.nick.clone()) {
             self.presence.left(nick, reason);
         }
     }
 
     /// Removes a session's user from who is online (not from `sessions`).
-    fn forget(&mut self, conn: ConnId, session: &Session, out: &mut impl Deliver) {
+    /// In a cluster its `online` row goes too, and the other nodes' presence
+    /// lines say `reason` (`None`: a takeover, whose new session takes the
+    /// row over instead).
+    fn forget(
+        &mut self,
+        conn: ConnId,
+        session: &Session,
+        reason: Option<&str>,
+        out: &mut impl Deliver,
+    ) {
         out.bind(conn, None);
         if let (Some(user), Some(nick)) = (session.user, &session.nick) {
             if self.online.get(&user) == Some(&conn) {
                 self.online.remove(&user);
                 self.nicks.remove(&fold(nick));
+                if let (true, Some(reason)) = (self.cluster, reason) {
+                    out.store(Op::Offline {
+                        user,
+                        conn,
+                        reason: reason.to_string(),
+                    });
+                }
             }
             out.unsubscribe(conn);
         }
@@ -727,7 +747,7 @@ impl ChatState {
         let Some(session) = self.sessions.remove(&conn) else {
             return;
         };
-        self.forget(conn, &session, out);
+        self.forget(conn, &session, Some(reason), out);
         if let (true, Some(nick)) = (session.announced(), &session.nick) {
             self.presence.left(nick.clone(), reason);
         }
@@ -797,10 +817,9 @@ impl ChatState {
     fn welcome_names(&self, me: &str) -> Vec<String> {
         let key = fold(me);
         let mut names: Vec<String> = self
-            .nicks
-            .iter()
-            .filter(|(folded, _)| **folded != key)
-            .filter_map(|(_, c)| self.sessions.get(c)?.nick.clone())
+            .everyone()
+            .filter(|(folded, _, _)| *folded != key)
+            .map(|(_, nick, _)| nick)
             .take(chat_common::protocol::WELCOME_NAMES - 1)
             .collect();
         let at = names.partition_point(|n| fold(n) < key);
@@ -811,9 +830,7 @@ impl ChatState {
     /// Nicknames online as their users spelled them, in folded order: the
     /// map is kept sorted, so nothing is sorted per request.
     fn online_iter(&self) -> impl Iterator<Item = String> + '_ {
-        self.nicks
-            .values()
-            .filter_map(|c| self.sessions.get(c)?.nick.clone())
+        self.everyone().map(|(_, nick, _)| nick)
     }
 
     /// Closes every connection from addresses `matches` (a ban): users are
@@ -871,7 +888,7 @@ impl ChatState {
                 }),
             );
         }
-        self.forget(conn, &session, out);
+        self.forget(conn, &session, Some(&format!("kicked: {reason}")), out);
         self.presence.kicked(&nick);
         out.close(conn);
         self.sessions.insert(
@@ -933,6 +950,7 @@ impl ChatState {
             .filter_map(|s| {
                 Some(SessionRow {
                     nick: s.nick.clone().filter(|_| s.phase == Phase::Online)?,
+                    node: None,
                     peer: s.info.peer,
                     connected_at: s.connected_at,
                     tls: s.info.tls,
@@ -940,6 +958,19 @@ impl ChatState {
                 })
             })
             .collect();
+        rows.extend(
+            self.remote
+                .iter()
+                .filter(|(key, _)| !self.nicks.contains_key(*key))
+                .map(|(_, r)| SessionRow {
+                    nick: r.nick.clone(),
+                    node: Some(r.node.clone()),
+                    peer: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+                    connected_at: 0,
+                    tls: false,
+                    messages_sent: 0,
+                }),
+        );
         rows.sort_by_key(|r| fold(&r.nick));
         rows
     }
@@ -947,7 +978,7 @@ impl ChatState {
     pub fn stats(&self, now: u64) -> Stats {
         Stats {
             connections: self.sessions.len(),
-            users: self.nicks.len(),
+            users: self.online_count(),
             accounts: self.accounts.len(),
             messages: self.messages,
             private_messages: self.private_messages,

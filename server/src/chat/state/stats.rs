@@ -2,10 +2,13 @@
 
 use std::net::SocketAddr;
 
-/// A row of the admin console's `/list`.
+/// A row of the admin console's `/list`: a user of this node, or (with
+/// `node`) of another node of the cluster, whose connection's details
+/// that node alone knows (the other fields are then empty).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRow {
     pub nick: String,
+    pub node: Option<String>,
     pub peer: SocketAddr,
     pub connected_at: u64,
     pub tls: bool,

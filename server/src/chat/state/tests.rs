@@ -172,6 +172,8 @@ impl World {
                     | Op::SetPassword { .. }
                     | Op::Received { .. }
                     | Op::Sanction(..)
+                    | Op::Online { .. }
+                    | Op::Offline { .. }
                     | Op::File(_) => continue,
                 };
                 self.state.stored(reply, self.now, &mut self.out);
@@ -1054,4 +1056,145 @@ fn in_a_cluster_deliveries_go_by_cursor_and_never_skip_a_seq() {
     w.state
         .stored(Reply::Heads(Ok(vec![(Stream::Public, 2)])), 0, &mut w.out);
     assert_eq!(tails(&mut w.out), [(Stream::Public, 0)], "asked again");
+}
+
+/// In a cluster, the other nodes' users (the listener's replica) are in
+/// the online list and their comings and goings in the presence lines; a
+/// takeover by another node closes the session here without a word to
+/// anyone; this node's logins and departures claim and release rows.
+#[test]
+fn in_a_cluster_the_other_nodes_users_are_online_here() {
+    use crate::store::{Heard, Remote};
+    let remote = |user, nick: &str| Remote {
+        user,
+        nick: nick.into(),
+        node: "n2".into(),
+    };
+    let presence = |out: &mut Recorder, state: &mut ChatState| {
+        state.flush_presence(out);
+        let frames: Vec<ServerFrame> = out.take().into_iter().map(|(_, f)| f).collect();
+        match frames.first() {
+            Some(ServerFrame::Presence { joined, left, .. }) => Some((
+                joined.clone(),
+                left.iter()
+                    .map(|d| (d.nick.clone(), d.reason.clone()))
+                    .collect::<Vec<_>>(),
+            )),
+            _ => None,
+        }
+    };
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    w.state = std::mem::replace(&mut w.state, ChatState::new(100, Accounts::default()))
+        .with_cluster(1 << 32, 0);
+    w.login(1, "alice", "pw-alice");
+    assert!(
+        w.out.ops.iter().all(|op| !matches!(op, Op::Online { .. })),
+        "settled"
+    );
+    w.state.flush_presence(&mut w.out);
+    w.out.take();
+    w.state.heard(
+        Heard::Online {
+            users: vec![remote(2, "bob")],
+            left: vec![],
+        },
+        &mut w.out,
+    );
+    assert_eq!(w.state.online(), ["alice", "bob"]);
+    assert_eq!(w.state.stats(0).users, 2);
+    let rows = w.state.list();
+    assert_eq!(rows[1].node.as_deref(), Some("n2"));
+    assert_eq!(
+        presence(&mut w.out, &mut w.state),
+        Some((vec!["bob".to_string()], vec![]))
+    );
+    // Bob quits there (his node says why); carol comes and her node dies.
+    w.state.heard(
+        Heard::Online {
+            users: vec![remote(3, "carol")],
+            left: vec![(2, "quit".into())],
+        },
+        &mut w.out,
+    );
+    assert_eq!(
+        presence(&mut w.out, &mut w.state),
+        Some((
+            vec!["carol".to_string()],
+            vec![("bob".into(), "quit".into())]
+        ))
+    );
+    w.state.heard(
+        Heard::Online {
+            users: vec![],
+            left: vec![],
+        },
+        &mut w.out,
+    );
+    assert_eq!(
+        presence(&mut w.out, &mut w.state),
+        Some((vec![], vec![("carol".into(), "connection lost".into())]))
+    );
+    // Alice logs in on n2: taken over here, and nobody is told.
+    w.state.heard(Heard::TakenOver(1), &mut w.out);
+    let sent = w.out.take();
+    assert!(
+        matches!(
+            &sent[..],
+            [(
+                1,
+                ServerFrame::Error {
+                    code: ErrorCode::TakenOver,
+                    ..
+                }
+            )]
+        ),
+        "{sent:?}"
+    );
+    assert_eq!(w.out.closed, [1]);
+    assert!(
+        !w.out.ops.iter().any(|op| matches!(op, Op::Offline { .. })),
+        "the row is n2's now"
+    );
+    w.state.heard(
+        Heard::Online {
+            users: vec![remote(1, "alice")],
+            left: vec![],
+        },
+        &mut w.out,
+    );
+    assert_eq!(presence(&mut w.out, &mut w.state), None, "alice never left");
+    assert_eq!(w.state.online(), ["alice"]);
+    // Bob logs in here: his row is claimed before his backlog is read,
+    // and his departure releases it.
+    w.out.ops.clear();
+    w.connect(2);
+    w.request(2, login("bob", "pw-bob"));
+    let job = w.out.jobs.pop_front().expect("to the hashers");
+    w.state
+        .authenticated(job, Verdict::Verified, w.now, &mut w.out);
+    assert!(
+        matches!(
+            w.out.ops.make_contiguous(),
+            [
+                Op::Online {
+                    user: 2,
+                    conn: 2,
+                    ..
+                },
+                Op::Backlog { .. }
+            ]
+        ),
+        "{:?}",
+        w.out.ops
+    );
+    w.settle();
+    w.state.disconnect(2, "connection lost", &mut w.out);
+    assert!(
+        matches!(
+            w.out.ops.make_contiguous(),
+            [Op::Offline { user: 2, conn: 2, reason }] if reason == "connection lost"
+        ),
+        "{:?}",
+        w.out.ops
+    );
 }

@@ -5,7 +5,9 @@
 //! `Op::Tail`), so a lost one costs latency and never a message.
 //!
 //! The payload: `;`-separated items — `p:<public head>`, `u:<user>:<seq>,…`,
-//! `a` (accounts changed), `g` (groups changed), or `poll` in place of the
+//! `a` (accounts changed), `g` (groups changed), `o` (the `online` table
+//! changed), `t:<user>:<node>` (a takeover of that node's session),
+//! `l:<user>:<reason>` (a session that ended, and why), or `poll` in place of the
 //! heads when they would not fit in [`MAX_PAYLOAD`] bytes (PostgreSQL's
 //! limit is 8,000).
 
@@ -26,6 +28,9 @@ pub(super) const ACCOUNTS: i64 = -1;
 /// The `heads` row counting group changes.
 pub(super) const GROUPS: i64 = -2;
 
+/// The `heads` row counting changes of the `online` table.
+pub(super) const ONLINE: i64 = -3;
+
 /// The longest payload sent; longer ones say `poll`.
 const MAX_PAYLOAD: usize = 7000;
 
@@ -36,6 +41,13 @@ pub(super) struct Bell {
     pub(super) heads: BTreeMap<i64, i64>,
     pub(super) accounts: bool,
     pub(super) groups: bool,
+    /// The `online` table changed.
+    pub(super) online: bool,
+    /// Users whose session ended (their row deleted by their node), and
+    /// why.
+    pub(super) left: Vec<(crate::store::UserId, String)>,
+    /// Users who logged in here while online on that (live) node.
+    pub(super) takeovers: Vec<(crate::store::UserId, String)>,
 }
 
 impl Bell {
@@ -48,6 +60,9 @@ impl Bell {
         }
         if self.groups {
             counters.push(GROUPS);
+        }
+        if self.online {
+            counters.push(ONLINE);
         }
         if !counters.is_empty() {
             tx.execute(
@@ -87,6 +102,24 @@ impl Bell {
         if self.groups {
             items.push("g".into());
         }
+        if self.online {
+            items.push("o".into());
+        }
+        // Node ids have no ':' or ';' (`--node-id`); a payload too long
+        // for them all loses only some reasons (said "connection lost"),
+        // never a takeover.
+        for (user, node) in &self.takeovers {
+            items.push(format!("t:{user}:{node}"));
+        }
+        let mut length: usize = items.iter().map(|i| i.len() + 1).sum();
+        for (user, reason) in &self.left {
+            let item = format!("l:{user}:{}", reason.replace(';', ","));
+            length += item.len() + 1;
+            if length > MAX_PAYLOAD {
+                break;
+            }
+            items.push(item);
+        }
         (!items.is_empty()).then(|| items.join(";"))
     }
 }
@@ -98,6 +131,9 @@ pub(super) struct Rung {
     pub(super) poll: bool,
     pub(super) accounts: bool,
     pub(super) groups: bool,
+    pub(super) online: bool,
+    pub(super) left: Vec<(crate::store::UserId, String)>,
+    pub(super) takeovers: Vec<(crate::store::UserId, String)>,
 }
 
 /// Reads a payload; anything it does not understand asks for a poll.
@@ -108,6 +144,19 @@ pub(super) fn parse(payload: &str) -> Rung {
             None if item == "poll" => rung.poll = true,
             None if item == "a" => rung.accounts = true,
             None if item == "g" => rung.groups = true,
+            None if item == "o" => rung.online = true,
+            Some(("l", left)) => match left.split_once(':') {
+                Some((user, reason)) if user.parse::<i64>().is_ok() => rung
+                    .left
+                    .push((user.parse().expect("checked"), reason.to_string())),
+                _ => rung.poll = true,
+            },
+            Some(("t", takeover)) => match takeover.split_once(':') {
+                Some((user, node)) if user.parse::<i64>().is_ok() => rung
+                    .takeovers
+                    .push((user.parse().expect("checked"), node.to_string())),
+                _ => rung.poll = true,
+            },
             Some(("p", head)) => match head.parse() {
                 Ok(head) => rung.heads.push((Stream::Public, head)),
                 Err(_) => rung.poll = true,
@@ -153,8 +202,24 @@ mod tests {
                 poll: false,
                 accounts: true,
                 groups: false,
+                ..Rung::default()
             }
         );
+        let mut bell = Bell {
+            online: true,
+            ..Bell::default()
+        };
+        bell.left = vec![(4, "quit".into()), (5, "kicked: a;b".into())];
+        bell.takeovers.push((6, "n2".into()));
+        let payload = bell.payload().unwrap();
+        assert_eq!(payload, "o;t:6:n2;l:4:quit;l:5:kicked: a,b");
+        let rung = parse(&payload);
+        assert!(rung.online && !rung.poll);
+        assert_eq!(
+            rung.left,
+            vec![(4, "quit".to_string()), (5, "kicked: a,b".to_string())]
+        );
+        assert_eq!(rung.takeovers, vec![(6, "n2".to_string())]);
         assert_eq!(Bell::default().payload(), None, "nothing to ring");
     }
 

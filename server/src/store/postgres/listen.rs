@@ -5,6 +5,9 @@
 //! seen once a second in their change counters, in case a doorbell was
 //! lost). After every (re)connection it says [`Heard::Poll`]: whatever
 //! rang while it was deaf is found by the dispatcher's poll of the heads.
+//! It also keeps the dispatcher's replica of who is online on the other
+//! nodes (`online`, reloaded when it changed and after every connection)
+//! and passes on the takeovers of this node's sessions.
 //! A lost connection is made again, with a backoff up to 2 s.
 
 use std::collections::HashMap;
@@ -14,8 +17,8 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Config, NoTls};
 
-use super::bell::{self, ACCOUNTS, CHANNEL, GROUPS};
-use super::{accounts, groups};
+use super::bell::{self, ACCOUNTS, CHANNEL, GROUPS, ONLINE};
+use super::{accounts, groups, online};
 use crate::store::{Account, Heard, StoreError, Stream, UserId};
 
 /// How long one wait for notifications lasts (and so how soon a stop is
@@ -33,21 +36,25 @@ pub(super) struct Known {
     /// The change counters, as last read.
     pub(super) accounts_version: i64,
     pub(super) groups_version: i64,
+    pub(super) online_version: i64,
+    /// This node's id (its own `online` rows are not another's users).
+    pub(super) node: String,
     /// Each account's password hash.
     pub(super) hashes: HashMap<UserId, String>,
 }
 
-/// The change counters now: (accounts, groups).
-pub(super) fn versions(client: &mut Client) -> Result<(i64, i64), postgres::Error> {
+/// The change counters now: (accounts, groups, online).
+pub(super) fn versions(client: &mut Client) -> Result<(i64, i64, i64), postgres::Error> {
     let rows = client.query(
         "SELECT stream, head FROM heads WHERE stream = ANY($1)",
-        &[&vec![ACCOUNTS, GROUPS]],
+        &[&vec![ACCOUNTS, GROUPS, ONLINE]],
     )?;
-    let mut found = (0, 0);
+    let mut found = (0, 0, 0);
     for row in rows {
         match row.get::<_, i64>(0) {
             ACCOUNTS => found.0 = row.get(1),
-            _ => found.1 = row.get(1),
+            GROUPS => found.1 = row.get(1),
+            _ => found.2 = row.get(1),
         }
     }
     Ok(found)
@@ -131,17 +138,22 @@ fn serve(
         return End::Stop;
     }
     let mut checked: Option<Instant> = None;
+    // Deaf until now: who is online elsewhere is read again.
+    let mut reload_online = true;
     loop {
         if !matches!(stopped.try_recv(), Err(TryRecvError::Empty)) {
             return End::Stop;
         }
-        let (mut accounts, mut groups) = (false, false);
+        let (mut accounts, mut groups, mut online) = (false, false, reload_online);
+        reload_online = false;
+        let (mut left, mut takeovers) = (Vec::new(), Vec::new());
         if checked.is_none_or(|t| t.elapsed() >= CHECK_EVERY) {
             checked = Some(Instant::now());
             match versions(&mut client) {
-                Ok((a, g)) => {
+                Ok((a, g, o)) => {
                     accounts = a != known.accounts_version;
                     groups = g != known.groups_version;
+                    online |= o != known.online_version;
                 }
                 Err(err) => return lost(err),
             }
@@ -173,6 +185,14 @@ fn serve(
                 poll |= rung.poll;
                 accounts |= rung.accounts;
                 groups |= rung.groups;
+                online |= rung.online;
+                left.extend(rung.left);
+                takeovers.extend(
+                    rung.takeovers
+                        .into_iter()
+                        .filter(|(_, node)| *node == known.node)
+                        .map(|(user, _)| user),
+                );
             }
         }
         if client.is_closed() {
@@ -193,6 +213,27 @@ fn serve(
             match reload_groups(&mut client, known) {
                 Ok(rows) => {
                     if heard.send(Heard::Groups(rows)).is_err() {
+                        return End::Stop;
+                    }
+                }
+                Err(err) => return lost(err),
+            }
+        }
+        // Takeovers first: the session here closes before the replica
+        // shows the user on its new node.
+        for user in takeovers {
+            if heard.send(Heard::TakenOver(user)).is_err() {
+                return End::Stop;
+            }
+        }
+        if online {
+            let reloaded = versions(&mut client).and_then(|(_, _, o)| {
+                known.online_version = o;
+                online::others(&mut client, &known.node)
+            });
+            match reloaded {
+                Ok(users) => {
+                    if heard.send(Heard::Online { users, left }).is_err() {
                         return End::Stop;
                     }
                 }

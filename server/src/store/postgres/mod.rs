@@ -2,7 +2,8 @@
 //! database server that several nodes share. Each registers in `nodes`
 //! with a lease and holds a lock on its id ([`nodes`]); each batch rings
 //! a doorbell for the others ([`bell`]), which each node's `cluster`
-//! thread hears ([`listen`]).
+//! thread hears ([`listen`]); who is online where is a table too
+//! ([`online`]).
 //!
 //! One transaction per batch, on the dispatcher's thread, through the sync
 //! `postgres` client (no TLS: loopback or a trusted network). Sequence
@@ -24,6 +25,7 @@ mod identities;
 mod listen;
 mod messages;
 mod nodes;
+mod online;
 mod schema;
 mod search;
 mod sql;
@@ -105,6 +107,8 @@ pub struct Postgres {
     /// A batch answered as failed whose COMMIT's fate was still unknown
     /// (its transaction id): looked up at the next connection.
     unsure: Option<i64>,
+    /// This node run, as the `online` table names it.
+    me: online::Me,
     _lease: Lease,
     _listener: listen::Listener,
 }
@@ -128,7 +132,7 @@ impl Postgres {
         identities::index(client, ident)?;
         // The change counters before what they count: a change after this
         // is heard or seen by the listener.
-        let (accounts_version, groups_version) = listen::versions(client)?;
+        let (accounts_version, groups_version, online_version) = listen::versions(client)?;
         let accounts = accounts::load(client)?;
         let public_head: i64 = client
             .query_one("SELECT head FROM heads WHERE stream = 0", &[])?
@@ -138,6 +142,8 @@ impl Postgres {
         let known = listen::Known {
             accounts_version,
             groups_version,
+            online_version,
+            node: node.to_string(),
             hashes: accounts.iter().map(|a| (a.id, a.hash.clone())).collect(),
         };
         let startup = Startup {
@@ -151,7 +157,14 @@ impl Postgres {
                 first_id: block << ID_BLOCK_BITS,
             }),
         };
-        let lease = Lease::start(config.clone(), locked, node.to_string(), incarnation)?;
+        let me = online::Me {
+            node: node.to_string(),
+            incarnation,
+        };
+        // The rows of this node's previous run go at once (and the others'
+        // dead rows, whose nodes the listener would otherwise list).
+        online::reap(client, &me, false)?;
+        let lease = Lease::start(config.clone(), locked, me.clone())?;
         let listener = listen::Listener::start(config.clone(), known, heard_tx)?;
         let store = Postgres {
             config,
@@ -159,6 +172,7 @@ impl Postgres {
             page_bytes,
             failed: None,
             unsure: None,
+            me,
             _lease: lease,
             _listener: listener,
         };
@@ -198,11 +212,12 @@ impl Postgres {
     /// are valid only because the commit succeeded (or say it failed).
     fn apply<E>(&mut self, batch: Vec<Op<E>>) -> Vec<Reply<E>> {
         let page_bytes = self.page_bytes;
+        let me = self.me.clone();
         let conn = match self.connection() {
             Ok(conn) => conn,
             Err(err) => return fail_all(batch, &err),
         };
-        match run(conn, page_bytes, batch) {
+        match run(conn, page_bytes, &me, batch) {
             Ended::Committed(replies) => replies,
             Ended::Failed(replies, err) => {
                 // Whatever went wrong, the next batch starts on a fresh
@@ -393,6 +408,7 @@ fn lock_batch<E>(tx: &mut Tx, batch: &[Op<E>]) -> Result<(), postgres::Error> {
             }
             Op::CreateAccount { .. } | Op::SetPassword { .. } => rows.push(bell::ACCOUNTS),
             Op::Group { .. } => rows.push(bell::GROUPS),
+            Op::Online { .. } | Op::Offline { .. } => rows.push(bell::ONLINE),
             _ => {}
         }
     }
@@ -412,7 +428,7 @@ fn lock_batch<E>(tx: &mut Tx, batch: &[Op<E>]) -> Result<(), postgres::Error> {
 /// multi-row statements when the run ends: before an op that reads them
 /// (a backlog, history, search, or a `Received` in a stream the run
 /// writes), and at the end. Replies keep the ops' order.
-fn run<E>(conn: &mut Conn, page_bytes: usize, batch: Vec<Op<E>>) -> Ended<E> {
+fn run<E>(conn: &mut Conn, page_bytes: usize, me: &online::Me, batch: Vec<Op<E>>) -> Ended<E> {
     let any_writes = batch.iter().any(writes);
     let mut tx = match conn.begin() {
         Ok(tx) => tx,
@@ -469,6 +485,16 @@ fn run<E>(conn: &mut Conn, page_bytes: usize, batch: Vec<Op<E>>) -> Ended<E> {
             Op::Append { origin, message } => {
                 run.push((slots.len(), origin, message));
                 slots.push(None);
+            }
+            Op::Online { user, nick, conn } => {
+                if let Err(err) = online::claim(&mut tx, me, user, &nick, conn, &mut bell) {
+                    fatal = Some(err.into());
+                }
+            }
+            Op::Offline { user, conn, reason } => {
+                if let Err(err) = online::release(&mut tx, me, user, conn, reason, &mut bell) {
+                    fatal = Some(err.into());
+                }
             }
             op => {
                 match &op {
@@ -652,6 +678,8 @@ fn apply_one<E>(
             }
             None
         }
+        // `run` writes these (they ring the doorbell); never reached.
+        Op::Online { .. } | Op::Offline { .. } => None,
         Op::Append { origin, message } => {
             // Appends go through `store_run`; this is never reached.
             Some(Reply::Appended {

@@ -15,6 +15,7 @@ use std::time::Duration;
 use crossbeam_channel::{RecvTimeoutError, Sender};
 use postgres::{Client, Config, NoTls};
 
+use super::online::{self, Me};
 use crate::store::StoreError;
 
 /// How long a lease lasts without renewal (and so how long a node that
@@ -81,13 +82,9 @@ pub(super) struct Lease {
 }
 
 impl Lease {
-    /// `client` holds the node's lock ([`claim`]).
-    pub(super) fn start(
-        config: Config,
-        client: Client,
-        node: String,
-        incarnation: i64,
-    ) -> Result<Lease, StoreError> {
+    /// `client` holds the node's lock ([`claim`]). Each renewal also
+    /// reaps the `online` rows of dead nodes ([`online::reap`]).
+    pub(super) fn start(config: Config, client: Client, me: Me) -> Result<Lease, StoreError> {
         let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
         let thread = std::thread::Builder::new()
             .name("lease".into())
@@ -99,9 +96,9 @@ impl Lease {
                         stopped.recv_timeout(RENEW_EVERY),
                         Err(RecvTimeoutError::Timeout)
                     );
-                    if let Err(err) = renew(&config, &mut client, &node, incarnation, end) {
+                    if let Err(err) = renew(&config, &mut client, &me, end) {
                         client = None;
-                        tracing::warn!("renewing the lease of node {node}: {err}");
+                        tracing::warn!("renewing the lease of node {}: {err}", me.node);
                     }
                     if end {
                         return;
@@ -121,10 +118,10 @@ impl Lease {
 fn renew(
     config: &Config,
     client: &mut Option<Client>,
-    node: &str,
-    incarnation: i64,
+    me: &Me,
     end: bool,
 ) -> Result<(), postgres::Error> {
+    let (node, incarnation) = (me.node.as_str(), me.incarnation);
     let client = match client {
         Some(client) => client,
         None => {
@@ -151,6 +148,11 @@ fn renew(
         tracing::error!(
             "node {node} was started again elsewhere: this process no longer holds its lease"
         );
+    }
+    // Stopping: this run's users are gone too.
+    let gone = online::reap(client, me, end)?;
+    if gone > 0 {
+        tracing::info!("{gone} users of stopped or lost nodes are offline now");
     }
     Ok(())
 }

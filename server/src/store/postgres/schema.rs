@@ -14,7 +14,9 @@
 //! - `nodes`: the servers using this database and their leases;
 //! - `heads` rows -1 and -2: how many times accounts and groups changed
 //!   (a node that missed a doorbell sees them move), and `id_blocks`: each
-//!   node run's block of ids for new accounts and groups.
+//!   node run's block of ids for new accounts and groups;
+//! - `online`: which node each logged-in account is on, and `heads` row -3
+//!   counting its changes ([`super::online`]).
 
 use postgres::Client;
 
@@ -113,6 +115,19 @@ CREATE TABLE nodes (
     "
 INSERT INTO heads (stream, head) VALUES (-1, 0), (-2, 0) ON CONFLICT DO NOTHING;
 CREATE SEQUENCE id_blocks;
+",
+    // 3: presence across nodes. Who is online where (one row per account),
+    // and its change counter (-3) in `heads`.
+    "
+CREATE TABLE online (
+    user_id     BIGINT PRIMARY KEY,
+    nick        TEXT NOT NULL,
+    node        TEXT NOT NULL,
+    incarnation BIGINT NOT NULL,
+    conn        BIGINT NOT NULL,
+    since       TIMESTAMPTZ NOT NULL
+);
+INSERT INTO heads (stream, head) VALUES (-3, 0) ON CONFLICT DO NOTHING;
 ",
 ];
 

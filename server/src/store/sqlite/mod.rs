@@ -267,6 +267,8 @@ fn apply_one<E>(
             }
             return None;
         }
+        // One node: who is online lives in the chat's memory only.
+        Op::Online { .. } | Op::Offline { .. } => return None,
         Op::File(op) => {
             if let Err(err) = files::apply(tx, &op) {
                 tracing::error!("storing a file offer ({op:?}): {err}");
