@@ -656,7 +656,13 @@ fn a_login_on_another_node_takes_the_session_over() {
     let mut probe = n2.login("probe");
     online_becomes(&mut probe, json!(["dora", "probe", "watcher"]));
     drop(probe);
-    watcher.expect_left("probe");
+    // probe's visit may be too short for n1's replica to see it at all
+    // (joined and left between two reloads: no line, as for a blink on one
+    // node); either way it is over once n1's list is back and a presence
+    // interval has passed.
+    online_becomes(&mut watcher, json!(["dora", "watcher"]));
+    thread::sleep(Duration::from_millis(1500));
+    watcher.sync();
     old.sync();
 
     let mut new = n2.connect("new");
