@@ -37,9 +37,9 @@ start_server --no-tls --argon2-memory 8 --argon2-iterations 1 --flood-rate 0 \
 say "the server at rest, before any load"
 sleep 1.5 # past its start-up (opening the database, the first checkpoint)
 before=$(cpu_ticks "$SERVER_PID")
-sleep 3
+sleep 5
 idle=$(($(cpu_ticks "$SERVER_PID") - before))
-echo "  CPU ticks used in 3 s: $idle (after a load it indexes the new messages"
+echo "  CPU ticks used in 5 s: $idle (after a load it indexes the new messages"
 echo "  for search, a step at a time between other work, then rests again)"
 
 say "fan-out: 100 clients, 10 of them sending as fast as the server takes, 3 s"
@@ -66,9 +66,9 @@ say "what the watcher saw of those arrivals"
 say "the server at rest again, after the load (the fan-out's messages indexed)"
 sleep 2
 before=$(cpu_ticks "$SERVER_PID")
-sleep 3
+sleep 5
 idle_after=$(($(cpu_ticks "$SERVER_PID") - before))
-echo "  CPU ticks used in 3 s: $idle_after"
+echo "  CPU ticks used in 5 s: $idle_after"
 
 say "checks"
 [ -s "$WORK/fanout.json" ] || echo "  (chat-bench fanout printed no result)"
@@ -109,9 +109,12 @@ for line in open(sys.argv[1]):
 print(f"  ({total} arrivals counted)")
 sys.exit(not total >= 2000)
 EOF
-check "an idle server uses no CPU (0 ticks in 3 s)" test "$idle" = 0
-check "and after the load, once the new messages are indexed, none again ($idle_after ticks in 3 s)" \
-    test "$idle_after" = 0
+# An idle server wakes twice a second (the dispatcher's tick, the
+# checkpointer), and the kernel charges a whole 10 ms tick to a thread it
+# finds running: a rare tick is accounting, a busy loop would be hundreds.
+check "an idle server uses no CPU (at most 1 tick of 10 ms in 5 s: $idle)" test "$idle" -le 1
+check "and after the load, once the new messages are indexed, none again ($idle_after ticks in 5 s)" \
+    test "$idle_after" -le 1
 exec 8>&-
 wait "$WATCHER" || true
 finish
