@@ -343,7 +343,7 @@ impl Dispatcher {
                 // Other nodes' commits: before the clients' new requests.
                 recv(heard) -> h => if let Ok(h) = h {
                     drain(&heard, h, |h| {
-                        self.guarded(|d| d.state.heard(h, &mut d.out));
+                        self.guarded(|d| d.state.heard(h, now_ms(), &mut d.out));
                         true
                     });
                 },

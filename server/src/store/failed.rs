@@ -44,6 +44,7 @@ pub(super) fn fail_all<E>(batch: Vec<Op<E>>, err: &StoreError) -> Vec<Reply<E>> 
                 | Op::Sanction(..)
                 | Op::Online { .. }
                 | Op::Offline { .. }
+                | Op::Kick { .. }
                 | Op::File(_) => return None,
             })
         })

@@ -153,6 +153,10 @@ pub enum Heard {
     /// `user` logged in on another node while online here: its session
     /// here is closed (a takeover).
     TakenOver(UserId),
+    /// Every ban and mute as they are now (one changed somewhere).
+    Sanctions(Vec<Sanction>),
+    /// An operator kicked `user`, wherever they are online.
+    Kicked { user: UserId, reason: String },
 }
 
 /// A user online on another node (the `online` table).
@@ -287,6 +291,12 @@ pub enum Op<E> {
         user: UserId,
         nick: String,
         conn: ConnId,
+    },
+    /// The operator kicks `user`, online on another node: that node closes
+    /// the session (a cluster's doorbell; not answered, nothing on SQLite).
+    Kick {
+        user: UserId,
+        reason: String,
     },
     /// `user`'s session through `conn` is over (`reason`, as the presence
     /// line says): its row goes, if it is still this one's (not answered,

@@ -192,7 +192,7 @@ impl ChatState {
     }
 
     /// What the cluster listener heard.
-    pub fn heard(&mut self, heard: Heard, out: &mut impl Deliver) {
+    pub fn heard(&mut self, heard: Heard, now: u64, out: &mut impl Deliver) {
         match heard {
             Heard::Heads(heads) => self.heads(heads, out),
             Heard::Poll => self.poll(out),
@@ -214,6 +214,8 @@ impl ChatState {
             Heard::Groups(rows) => self.groups.reload(rows),
             Heard::Online { users, left } => self.remote_online(users, left),
             Heard::TakenOver(user) => self.taken_over_elsewhere(user, out),
+            Heard::Sanctions(list) => self.sanctions_reloaded(list, now, out),
+            Heard::Kicked { user, reason } => self.kicked_elsewhere(user, &reason, out),
         }
     }
 

@@ -859,19 +859,28 @@ impl ChatState {
     }
 
     /// The operator removes `nick`; everyone, the user included, is told why.
-    /// Returns the nickname as the user spelled it.
+    /// Returns the nickname as the user spelled it. A user online on
+    /// another node of a cluster is kicked there (`Op::Kick`, its doorbell).
     pub fn kick(
         &mut self,
         nick: &str,
         reason: &str,
         out: &mut impl Deliver,
     ) -> Result<String, String> {
-        let conn = self
-            .accounts
-            .find(nick)
-            .and_then(|account| self.online.get(&account.id))
-            .copied()
-            .ok_or_else(|| format!("{nick} is not online"))?;
+        let account = self.accounts.find(nick);
+        let local = account.and_then(|account| self.online.get(&account.id));
+        let conn = match (account, local) {
+            (_, Some(&conn)) => conn,
+            (Some(account), None) if self.is_online(account.id) => {
+                let (user, nick) = (account.id, account.nick.clone());
+                out.store(Op::Kick {
+                    user,
+                    reason: reason.to_string(),
+                });
+                return Ok(nick);
+            }
+            _ => return Err(format!("{nick} is not online")),
+        };
         let session = self.sessions.remove(&conn).expect("session of a nick");
         let nick = session.nick.clone().expect("logged in");
         out.broadcast(encode(&ServerFrame::Kicked {

@@ -1,6 +1,9 @@
 //! The operator's sanctions: a ban keeps an account from logging in, a mute
 //! keeps it from sending messages; each for a time or until lifted. Kept in
-//! memory for the checks and in the store so they survive a restart.
+//! memory for the checks and in the store so they survive a restart. In a
+//! cluster the store's list is the truth: a change on any node reloads it
+//! here (`Heard::Sanctions`), and a user online here newly banned is
+//! kicked, one newly muted told, as if this node's console had said so.
 
 use std::collections::HashMap;
 
@@ -119,6 +122,59 @@ impl ChatState {
                 Ok(format!("muted {nick} {how}"))
             }
         }
+    }
+
+    /// Another node changed the bans or mutes: `list` (the store's, whole)
+    /// replaces this node's; a user online here under a new ban is kicked
+    /// and one under a new mute told, with a local sanction's frames.
+    pub(super) fn sanctions_reloaded(
+        &mut self,
+        list: Vec<Sanction>,
+        now: u64,
+        out: &mut impl Deliver,
+    ) {
+        let old = std::mem::replace(&mut self.sanctions, Sanctions::new(list));
+        let mut new: Vec<(UserId, SanctionKind, Option<u64>)> = self
+            .sanctions
+            .active
+            .keys()
+            .filter_map(|&(user, kind)| {
+                let until = self.sanctions.get(user, kind, now)?;
+                (old.get(user, kind, now) != Some(until)).then_some((user, kind, until))
+            })
+            .collect();
+        new.sort_unstable_by_key(|&(user, kind, _)| (user, kind == SanctionKind::Mute));
+        for (user, kind, until) in new {
+            let Some(&conn) = self.online.get(&user) else {
+                continue;
+            };
+            let how = remaining(until, now);
+            let nick = self.accounts.nick(user).to_string();
+            match kind {
+                SanctionKind::Ban => {
+                    tracing::warn!("{nick} was banned {how} on another node: kicked here");
+                    let _ = self.kick(&nick, &format!("banned {how}"), out);
+                }
+                SanctionKind::Mute => {
+                    let frame = ServerFrame::Announce {
+                        text: format!("the operator muted you {how}"),
+                        time: now,
+                    };
+                    out.send(conn, encode(&frame));
+                }
+            }
+        }
+    }
+
+    /// Another node's operator kicked `user`: if online here, the session
+    /// ends as a kick on this node's console ends it.
+    pub(super) fn kicked_elsewhere(&mut self, user: UserId, reason: &str, out: &mut impl Deliver) {
+        if !self.online.contains_key(&user) {
+            return;
+        }
+        let nick = self.accounts.nick(user).to_string();
+        tracing::warn!("kicked {nick} from another node: {reason}");
+        let _ = self.kick(&nick, reason, out);
     }
 
     /// Lifts a ban or mute.

@@ -174,6 +174,7 @@ impl World {
                     | Op::Sanction(..)
                     | Op::Online { .. }
                     | Op::Offline { .. }
+                    | Op::Kick { .. }
                     | Op::File(_) => continue,
                 };
                 self.state.stored(reply, self.now, &mut self.out);
@@ -985,7 +986,7 @@ fn in_a_cluster_deliveries_go_by_cursor_and_never_skip_a_seq() {
     w.out.take();
     // Another node stored 1 and 2 for bob; the doorbell says so.
     w.state
-        .heard(Heard::Heads(vec![(Stream::User(2), 2)]), &mut w.out);
+        .heard(Heard::Heads(vec![(Stream::User(2), 2)]), 0, &mut w.out);
     assert_eq!(tails(&mut w.out), [(Stream::User(2), 0)]);
     // Meanwhile alice's message to bob is stored here as his 3: it waits.
     w.request(1, message(7, "bob", "third"));
@@ -1022,7 +1023,7 @@ fn in_a_cluster_deliveries_go_by_cursor_and_never_skip_a_seq() {
         .stored(reply(2, vec![row(3, "bob", "third")]), 0, &mut w.out);
     // A late doorbell for what was delivered: nothing again.
     w.state
-        .heard(Heard::Heads(vec![(Stream::User(2), 3)]), &mut w.out);
+        .heard(Heard::Heads(vec![(Stream::User(2), 3)]), 0, &mut w.out);
     assert!(tails(&mut w.out).is_empty());
     let sent = w.out.take();
     assert_eq!(seqs_to(&sent, 2), [1, 2, 3]);
@@ -1034,7 +1035,7 @@ fn in_a_cluster_deliveries_go_by_cursor_and_never_skip_a_seq() {
 
     // The public stream: a row beyond the room's next is never broadcast.
     w.state
-        .heard(Heard::Heads(vec![(Stream::Public, 2)]), &mut w.out);
+        .heard(Heard::Heads(vec![(Stream::Public, 2)]), 0, &mut w.out);
     assert_eq!(tails(&mut w.out), [(Stream::Public, 0)]);
     w.state.stored(
         Reply::Tail {
@@ -1098,6 +1099,7 @@ fn in_a_cluster_the_other_nodes_users_are_online_here() {
             users: vec![remote(2, "bob")],
             left: vec![],
         },
+        0,
         &mut w.out,
     );
     assert_eq!(w.state.online(), ["alice", "bob"]);
@@ -1114,6 +1116,7 @@ fn in_a_cluster_the_other_nodes_users_are_online_here() {
             users: vec![remote(3, "carol")],
             left: vec![(2, "quit".into())],
         },
+        0,
         &mut w.out,
     );
     assert_eq!(
@@ -1128,6 +1131,7 @@ fn in_a_cluster_the_other_nodes_users_are_online_here() {
             users: vec![],
             left: vec![],
         },
+        0,
         &mut w.out,
     );
     assert_eq!(
@@ -1135,7 +1139,7 @@ fn in_a_cluster_the_other_nodes_users_are_online_here() {
         Some((vec![], vec![("carol".into(), "connection lost".into())]))
     );
     // Alice logs in on n2: taken over here, and nobody is told.
-    w.state.heard(Heard::TakenOver(1), &mut w.out);
+    w.state.heard(Heard::TakenOver(1), 0, &mut w.out);
     let sent = w.out.take();
     assert!(
         matches!(
@@ -1160,6 +1164,7 @@ fn in_a_cluster_the_other_nodes_users_are_online_here() {
             users: vec![remote(1, "alice")],
             left: vec![],
         },
+        0,
         &mut w.out,
     );
     assert_eq!(presence(&mut w.out, &mut w.state), None, "alice never left");

@@ -7,7 +7,9 @@
 //! The payload: `;`-separated items — `p:<public head>`, `u:<user>:<seq>,…`,
 //! `a` (accounts changed), `g` (groups changed), `o` (the `online` table
 //! changed), `t:<user>:<node>` (a takeover of that node's session),
-//! `l:<user>:<reason>` (a session that ended, and why), or `poll` in place of the
+//! `l:<user>:<reason>` (a session that ended, and why), `s` (bans or mutes
+//! changed), `k:<user>:<reason>` (the operator kicked that user, wherever
+//! they are; the reason escaped by [`escape`]), or `poll` in place of the
 //! heads when they would not fit in [`MAX_PAYLOAD`] bytes (PostgreSQL's
 //! limit is 8,000).
 
@@ -31,6 +33,9 @@ pub(super) const GROUPS: i64 = -2;
 /// The `heads` row counting changes of the `online` table.
 pub(super) const ONLINE: i64 = -3;
 
+/// The `heads` row counting changes of bans and mutes.
+pub(super) const SANCTIONS: i64 = -4;
+
 /// The longest payload sent; longer ones say `poll`.
 const MAX_PAYLOAD: usize = 7000;
 
@@ -48,6 +53,10 @@ pub(super) struct Bell {
     pub(super) left: Vec<(crate::store::UserId, String)>,
     /// Users who logged in here while online on that (live) node.
     pub(super) takeovers: Vec<(crate::store::UserId, String)>,
+    /// A ban or mute was set or lifted.
+    pub(super) sanctions: bool,
+    /// Users the operator kicked, and why.
+    pub(super) kicks: Vec<(crate::store::UserId, String)>,
 }
 
 impl Bell {
@@ -63,6 +72,9 @@ impl Bell {
         }
         if self.online {
             counters.push(ONLINE);
+        }
+        if self.sanctions {
+            counters.push(SANCTIONS);
         }
         if !counters.is_empty() {
             tx.execute(
@@ -105,11 +117,19 @@ impl Bell {
         if self.online {
             items.push("o".into());
         }
+        if self.sanctions {
+            items.push("s".into());
+        }
         // Node ids have no ':' or ';' (`--node-id`); a payload too long
         // for them all loses only some reasons (said "connection lost"),
         // never a takeover.
         for (user, node) in &self.takeovers {
             items.push(format!("t:{user}:{node}"));
+        }
+        // A kick's reason is the operator's (at most a console line): it
+        // always fits.
+        for (user, reason) in &self.kicks {
+            items.push(format!("k:{user}:{}", escape(reason)));
         }
         let mut length: usize = items.iter().map(|i| i.len() + 1).sum();
         for (user, reason) in &self.left {
@@ -134,6 +154,31 @@ pub(super) struct Rung {
     pub(super) online: bool,
     pub(super) left: Vec<(crate::store::UserId, String)>,
     pub(super) takeovers: Vec<(crate::store::UserId, String)>,
+    pub(super) sanctions: bool,
+    pub(super) kicks: Vec<(crate::store::UserId, String)>,
+}
+
+/// A text made safe for an item: `%` and `;` as `%25` and `%3B`.
+pub(super) fn escape(text: &str) -> String {
+    text.replace('%', "%25").replace(';', "%3B")
+}
+
+/// [`escape`] undone; `None` for a `%` that escapes nothing it makes.
+pub(super) fn unescape(text: &str) -> Option<String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('%') {
+        out.push_str(&rest[..at]);
+        let code = rest.get(at + 1..at + 3)?;
+        out.push(match code {
+            "25" => '%',
+            "3B" => ';',
+            _ => return None,
+        });
+        rest = &rest[at + 3..];
+    }
+    out.push_str(rest);
+    Some(out)
 }
 
 /// Reads a payload; anything it does not understand asks for a poll.
@@ -145,6 +190,14 @@ pub(super) fn parse(payload: &str) -> Rung {
             None if item == "a" => rung.accounts = true,
             None if item == "g" => rung.groups = true,
             None if item == "o" => rung.online = true,
+            None if item == "s" => rung.sanctions = true,
+            Some(("k", kick)) => match kick.split_once(':') {
+                Some((user, reason)) => match (user.parse(), unescape(reason)) {
+                    (Ok(user), Some(reason)) => rung.kicks.push((user, reason)),
+                    _ => rung.poll = true,
+                },
+                None => rung.poll = true,
+            },
             Some(("l", left)) => match left.split_once(':') {
                 Some((user, reason)) if user.parse::<i64>().is_ok() => rung
                     .left
@@ -221,6 +274,28 @@ mod tests {
         );
         assert_eq!(rung.takeovers, vec![(6, "n2".to_string())]);
         assert_eq!(Bell::default().payload(), None, "nothing to ring");
+    }
+
+    #[test]
+    fn sanctions_and_kicks_read_back_with_any_reason() {
+        let reasons = ["spam", "a;b:c", "100% %3B;", "", "%"];
+        let bell = Bell {
+            sanctions: true,
+            kicks: reasons
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (i as i64, r.to_string()))
+                .collect(),
+            ..Bell::default()
+        };
+        let payload = bell.payload().unwrap();
+        assert!(payload.starts_with("s;k:0:spam;k:1:a%3Bb:c;"), "{payload}");
+        let rung = parse(&payload);
+        assert!(rung.sanctions && !rung.poll, "{rung:?}");
+        assert_eq!(rung.kicks, bell.kicks);
+        for bad in ["k:x:why", "k:1", "k:1:50%", "k:1:%zz"] {
+            assert!(parse(bad).poll, "{bad}");
+        }
     }
 
     #[test]

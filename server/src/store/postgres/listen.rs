@@ -7,7 +7,9 @@
 //! rang while it was deaf is found by the dispatcher's poll of the heads.
 //! It also keeps the dispatcher's replica of who is online on the other
 //! nodes (`online`, reloaded when it changed and after every connection)
-//! and passes on the takeovers of this node's sessions.
+//! and passes on the takeovers of this node's sessions; it reloads the bans
+//! and mutes when they changed (doorbell `s`, or their counter) and passes
+//! on the operators' kicks (`k`).
 //! A lost connection is made again, with a backoff up to 2 s.
 
 use std::collections::HashMap;
@@ -17,7 +19,7 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Config, NoTls};
 
-use super::bell::{self, ACCOUNTS, CHANNEL, GROUPS, ONLINE};
+use super::bell::{self, ACCOUNTS, CHANNEL, GROUPS, ONLINE, SANCTIONS};
 use super::{accounts, groups, online};
 use crate::store::{Account, Heard, StoreError, Stream, UserId};
 
@@ -37,24 +39,35 @@ pub(super) struct Known {
     pub(super) accounts_version: i64,
     pub(super) groups_version: i64,
     pub(super) online_version: i64,
+    pub(super) sanctions_version: i64,
     /// This node's id (its own `online` rows are not another's users).
     pub(super) node: String,
     /// Each account's password hash.
     pub(super) hashes: HashMap<UserId, String>,
 }
 
-/// The change counters now: (accounts, groups, online).
-pub(super) fn versions(client: &mut Client) -> Result<(i64, i64, i64), postgres::Error> {
+/// The change counters now.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Versions {
+    pub(super) accounts: i64,
+    pub(super) groups: i64,
+    pub(super) online: i64,
+    pub(super) sanctions: i64,
+}
+
+/// Reads the change counters.
+pub(super) fn versions(client: &mut Client) -> Result<Versions, postgres::Error> {
     let rows = client.query(
         "SELECT stream, head FROM heads WHERE stream = ANY($1)",
-        &[&vec![ACCOUNTS, GROUPS, ONLINE]],
+        &[&vec![ACCOUNTS, GROUPS, ONLINE, SANCTIONS]],
     )?;
-    let mut found = (0, 0, 0);
+    let mut found = Versions::default();
     for row in rows {
         match row.get::<_, i64>(0) {
-            ACCOUNTS => found.0 = row.get(1),
-            GROUPS => found.1 = row.get(1),
-            _ => found.2 = row.get(1),
+            ACCOUNTS => found.accounts = row.get(1),
+            GROUPS => found.groups = row.get(1),
+            ONLINE => found.online = row.get(1),
+            _ => found.sanctions = row.get(1),
         }
     }
     Ok(found)
@@ -145,15 +158,18 @@ fn serve(
             return End::Stop;
         }
         let (mut accounts, mut groups, mut online) = (false, false, reload_online);
+        let mut sanctions = false;
+        let mut kicks = Vec::new();
         reload_online = false;
         let (mut left, mut takeovers) = (Vec::new(), Vec::new());
         if checked.is_none_or(|t| t.elapsed() >= CHECK_EVERY) {
             checked = Some(Instant::now());
             match versions(&mut client) {
-                Ok((a, g, o)) => {
-                    accounts = a != known.accounts_version;
-                    groups = g != known.groups_version;
-                    online |= o != known.online_version;
+                Ok(v) => {
+                    accounts = v.accounts != known.accounts_version;
+                    groups = v.groups != known.groups_version;
+                    online |= v.online != known.online_version;
+                    sanctions = v.sanctions != known.sanctions_version;
                 }
                 Err(err) => return lost(err),
             }
@@ -186,6 +202,8 @@ fn serve(
                 accounts |= rung.accounts;
                 groups |= rung.groups;
                 online |= rung.online;
+                sanctions |= rung.sanctions;
+                kicks.extend(rung.kicks);
                 left.extend(rung.left);
                 takeovers.extend(
                     rung.takeovers
@@ -219,6 +237,26 @@ fn serve(
                 Err(err) => return lost(err),
             }
         }
+        // Sanctions before kicks and presence: a ban's kick finds the ban.
+        if sanctions {
+            let reloaded = versions(&mut client).and_then(|v| {
+                known.sanctions_version = v.sanctions;
+                accounts::sanctions(&mut client)
+            });
+            match reloaded {
+                Ok(list) => {
+                    if heard.send(Heard::Sanctions(list)).is_err() {
+                        return End::Stop;
+                    }
+                }
+                Err(err) => return lost(err),
+            }
+        }
+        for (user, reason) in kicks {
+            if heard.send(Heard::Kicked { user, reason }).is_err() {
+                return End::Stop;
+            }
+        }
         // Takeovers first: the session here closes before the replica
         // shows the user on its new node.
         for user in takeovers {
@@ -227,8 +265,8 @@ fn serve(
             }
         }
         if online {
-            let reloaded = versions(&mut client).and_then(|(_, _, o)| {
-                known.online_version = o;
+            let reloaded = versions(&mut client).and_then(|v| {
+                known.online_version = v.online;
                 online::others(&mut client, &known.node)
             });
             match reloaded {
@@ -263,7 +301,7 @@ fn reload_accounts(
     known: &mut Known,
 ) -> Result<Vec<Account>, postgres::Error> {
     // The counter first: a change after it is seen next time.
-    known.accounts_version = versions(client)?.0;
+    known.accounts_version = versions(client)?.accounts;
     let mut changed = Vec::new();
     for account in accounts::load(client)? {
         if known.hashes.get(&account.id) != Some(&account.hash) {
@@ -278,6 +316,6 @@ fn reload_groups(
     client: &mut Client,
     known: &mut Known,
 ) -> Result<Vec<crate::store::GroupRow>, postgres::Error> {
-    known.groups_version = versions(client)?.1;
+    known.groups_version = versions(client)?.groups;
     groups::load(client)
 }

@@ -132,7 +132,7 @@ impl Postgres {
         identities::index(client, ident)?;
         // The change counters before what they count: a change after this
         // is heard or seen by the listener.
-        let (accounts_version, groups_version, online_version) = listen::versions(client)?;
+        let versions = listen::versions(client)?;
         let accounts = accounts::load(client)?;
         let public_head: i64 = client
             .query_one("SELECT head FROM heads WHERE stream = 0", &[])?
@@ -140,9 +140,10 @@ impl Postgres {
         let block: i64 = client.query_one("SELECT nextval('id_blocks')", &[])?.get(0);
         let (heard_tx, heard) = crossbeam_channel::unbounded();
         let known = listen::Known {
-            accounts_version,
-            groups_version,
-            online_version,
+            accounts_version: versions.accounts,
+            groups_version: versions.groups,
+            online_version: versions.online,
+            sanctions_version: versions.sanctions,
             node: node.to_string(),
             hashes: accounts.iter().map(|a| (a.id, a.hash.clone())).collect(),
         };
@@ -409,6 +410,7 @@ fn lock_batch<E>(tx: &mut Tx, batch: &[Op<E>]) -> Result<(), postgres::Error> {
             Op::CreateAccount { .. } | Op::SetPassword { .. } => rows.push(bell::ACCOUNTS),
             Op::Group { .. } => rows.push(bell::GROUPS),
             Op::Online { .. } | Op::Offline { .. } => rows.push(bell::ONLINE),
+            Op::Sanction(..) => rows.push(bell::SANCTIONS),
             _ => {}
         }
     }
@@ -500,6 +502,8 @@ fn run<E>(conn: &mut Conn, page_bytes: usize, me: &online::Me, batch: Vec<Op<E>>
                 match &op {
                     Op::CreateAccount { .. } | Op::SetPassword { .. } => bell.accounts = true,
                     Op::Group { .. } => bell.groups = true,
+                    Op::Sanction(..) => bell.sanctions = true,
+                    Op::Kick { user, reason } => bell.kicks.push((*user, reason.clone())),
                     _ => {}
                 }
                 let (reply, failed) = apply_one(&mut tx, page_bytes, op);
@@ -678,6 +682,8 @@ fn apply_one<E>(
             }
             None
         }
+        // The doorbell alone carries a kick (`run` rings it).
+        Op::Kick { .. } => None,
         // `run` writes these (they ring the doorbell); never reached.
         Op::Online { .. } | Op::Offline { .. } => None,
         Op::Append { origin, message } => {

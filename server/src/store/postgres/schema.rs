@@ -16,7 +16,8 @@
 //!   (a node that missed a doorbell sees them move), and `id_blocks`: each
 //!   node run's block of ids for new accounts and groups;
 //! - `online`: which node each logged-in account is on, and `heads` row -3
-//!   counting its changes ([`super::online`]).
+//!   counting its changes ([`super::online`]);
+//! - `heads` row -4: how many times bans and mutes changed.
 
 use postgres::Client;
 
@@ -128,6 +129,11 @@ CREATE TABLE online (
     since       TIMESTAMPTZ NOT NULL
 );
 INSERT INTO heads (stream, head) VALUES (-3, 0) ON CONFLICT DO NOTHING;
+",
+    // 4: moderation across nodes. The sanctions' change counter (-4) in
+    // `heads`, and failed logins on the database's clock (the throttle).
+    "
+INSERT INTO heads (stream, head) VALUES (-4, 0) ON CONFLICT DO NOTHING;
 ",
 ];
 
