@@ -130,8 +130,8 @@ CREATE TABLE online (
 );
 INSERT INTO heads (stream, head) VALUES (-3, 0) ON CONFLICT DO NOTHING;
 ",
-    // 4: moderation across nodes. The sanctions' change counter (-4) in
-    // `heads`, and failed logins on the database's clock (the throttle).
+    // 4: moderation across nodes: the sanctions' change counter (-4) in
+    // `heads`.
     "
 INSERT INTO heads (stream, head) VALUES (-4, 0) ON CONFLICT DO NOTHING;
 ",
