@@ -93,7 +93,11 @@ start_pg() {
     bin=$(pg_bin)
     port=$(free_port)
     mkdir -p "$DIR/pg"
-    [ "$(id -u)" -eq 0 ] && chown postgres: "$DIR" "$DIR/pg"
+    if [ "$(id -u)" -eq 0 ]; then
+        chown postgres: "$DIR" "$DIR/pg"
+        runuser -u postgres -- test -w "$DIR/pg" ||
+            die "the postgres user cannot reach $DIR (a parent directory is closed to it): use one under /tmp"
+    fi
     as_pg "$bin/initdb" -D "$DIR/pg/data" -U postgres -A trust -E UTF8 --no-locale >"$DIR/pg.log" 2>&1 \
         || { cat "$DIR/pg.log" >&2; die "initdb failed"; }
     as_pg "$bin/pg_ctl" -D "$DIR/pg/data" -l "$DIR/pg/log" -w -t 30 \
