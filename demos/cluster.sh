@@ -126,4 +126,5 @@ check "alice, carol and dave got bob's $N public messages (sent across the kill)
     all_once bob alice carol dave
 check "dave, not in #study, saw none of it" bash -c "! grep -q 'carol-[0-9]' '$WORK/dave'"
 echo "  transcript and each client's output: demos/out/cluster/"
+cat "$CL"/n*.log >"$WORK/server.log" 2>/dev/null || true # what finish shows on a failure
 finish
