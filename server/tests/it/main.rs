@@ -26,6 +26,7 @@ mod browser;
 mod chat;
 mod cluster;
 mod cluster_hardening;
+mod cluster_proof;
 mod config_file;
 mod console;
 mod delivery;
