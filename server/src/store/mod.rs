@@ -153,6 +153,9 @@ pub enum Heard {
     /// `user` logged in on another node while online here: its session
     /// here is closed (a takeover).
     TakenOver(UserId),
+    /// Every file offer as it is now (one was made, completed, answered
+    /// or deleted somewhere).
+    Files(Vec<FileRow>),
 }
 
 /// A user online on another node (the `online` table).

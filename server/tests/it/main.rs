@@ -27,6 +27,7 @@ mod chat;
 mod cluster;
 mod cluster_hardening;
 mod cluster_proof;
+mod cluster_files;
 mod config_file;
 mod console;
 mod delivery;

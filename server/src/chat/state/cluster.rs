@@ -86,6 +86,7 @@ impl ChatState {
         self.cluster = true;
         self.accounts.use_block(first_id);
         self.groups.use_block(first_id);
+        self.files.use_block(first_id);
         self.room = Cursor::at(public_head);
         self
     }
@@ -214,6 +215,7 @@ impl ChatState {
             Heard::Groups(rows) => self.groups.reload(rows),
             Heard::Online { users, left } => self.remote_online(users, left),
             Heard::TakenOver(user) => self.taken_over_elsewhere(user, out),
+            Heard::Files(rows) => self.files_reloaded(rows, out),
         }
     }
 

@@ -7,7 +7,8 @@
 //! The payload: `;`-separated items — `p:<public head>`, `u:<user>:<seq>,…`,
 //! `a` (accounts changed), `g` (groups changed), `o` (the `online` table
 //! changed), `t:<user>:<node>` (a takeover of that node's session),
-//! `l:<user>:<reason>` (a session that ended, and why), or `poll` in place of the
+//! `l:<user>:<reason>` (a session that ended, and why), `f` (the file
+//! offers changed), or `poll` in place of the
 //! heads when they would not fit in [`MAX_PAYLOAD`] bytes (PostgreSQL's
 //! limit is 8,000).
 
@@ -31,6 +32,10 @@ pub(super) const GROUPS: i64 = -2;
 /// The `heads` row counting changes of the `online` table.
 pub(super) const ONLINE: i64 = -3;
 
+/// The `heads` row counting changes of the file offers (made, completed,
+/// answered, told, deleted).
+pub(super) const FILES: i64 = -6;
+
 /// The longest payload sent; longer ones say `poll`.
 const MAX_PAYLOAD: usize = 7000;
 
@@ -48,6 +53,8 @@ pub(super) struct Bell {
     pub(super) left: Vec<(crate::store::UserId, String)>,
     /// Users who logged in here while online on that (live) node.
     pub(super) takeovers: Vec<(crate::store::UserId, String)>,
+    /// The file offers changed.
+    pub(super) files: bool,
 }
 
 impl Bell {
@@ -63,6 +70,9 @@ impl Bell {
         }
         if self.online {
             counters.push(ONLINE);
+        }
+        if self.files {
+            counters.push(FILES);
         }
         if !counters.is_empty() {
             tx.execute(
@@ -105,6 +115,9 @@ impl Bell {
         if self.online {
             items.push("o".into());
         }
+        if self.files {
+            items.push("f".into());
+        }
         // Node ids have no ':' or ';' (`--node-id`); a payload too long
         // for them all loses only some reasons (said "connection lost"),
         // never a takeover.
@@ -134,6 +147,7 @@ pub(super) struct Rung {
     pub(super) online: bool,
     pub(super) left: Vec<(crate::store::UserId, String)>,
     pub(super) takeovers: Vec<(crate::store::UserId, String)>,
+    pub(super) files: bool,
 }
 
 /// Reads a payload; anything it does not understand asks for a poll.
@@ -145,6 +159,7 @@ pub(super) fn parse(payload: &str) -> Rung {
             None if item == "a" => rung.accounts = true,
             None if item == "g" => rung.groups = true,
             None if item == "o" => rung.online = true,
+            None if item == "f" => rung.files = true,
             Some(("l", left)) => match left.split_once(':') {
                 Some((user, reason)) if user.parse::<i64>().is_ok() => rung
                     .left
@@ -221,6 +236,12 @@ mod tests {
         );
         assert_eq!(rung.takeovers, vec![(6, "n2".to_string())]);
         assert_eq!(Bell::default().payload(), None, "nothing to ring");
+        let bell = Bell {
+            files: true,
+            ..Bell::default()
+        };
+        assert_eq!(bell.payload().unwrap(), "f");
+        assert!(parse("f").files && !parse("f").poll);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 //! rang while it was deaf is found by the dispatcher's poll of the heads.
 //! It also keeps the dispatcher's replica of who is online on the other
 //! nodes (`online`, reloaded when it changed and after every connection)
-//! and passes on the takeovers of this node's sessions.
+//! and passes on the takeovers of this node's sessions, and the file
+//! offers (reloaded whole when their counter moved, or `f` rang).
 //! A lost connection is made again, with a backoff up to 2 s.
 
 use std::collections::HashMap;
@@ -37,6 +38,7 @@ pub(super) struct Known {
     pub(super) accounts_version: i64,
     pub(super) groups_version: i64,
     pub(super) online_version: i64,
+    pub(super) files_version: i64,
     /// This node's id (its own `online` rows are not another's users).
     pub(super) node: String,
     /// Each account's password hash.
@@ -58,6 +60,12 @@ pub(super) fn versions(client: &mut Client) -> Result<(i64, i64, i64), postgres:
         }
     }
     Ok(found)
+}
+
+/// The file offers' change counter now.
+pub(super) fn files_version(client: &mut Client) -> Result<i64, postgres::Error> {
+    let row = client.query_opt("SELECT head FROM heads WHERE stream = $1", &[&bell::FILES])?;
+    Ok(row.map_or(0, |row| row.get(0)))
 }
 
 /// The thread; it stops when dropped, or when the dispatcher is gone.
@@ -140,6 +148,8 @@ fn serve(
     let mut checked: Option<Instant> = None;
     // Deaf until now: who is online elsewhere is read again.
     let mut reload_online = true;
+    // Deaf until now: the file offers too.
+    let mut reload_files = true;
     loop {
         if !matches!(stopped.try_recv(), Err(TryRecvError::Empty)) {
             return End::Stop;
@@ -147,8 +157,14 @@ fn serve(
         let (mut accounts, mut groups, mut online) = (false, false, reload_online);
         reload_online = false;
         let (mut left, mut takeovers) = (Vec::new(), Vec::new());
+        let mut files = reload_files;
+        reload_files = false;
         if checked.is_none_or(|t| t.elapsed() >= CHECK_EVERY) {
             checked = Some(Instant::now());
+            match files_version(&mut client) {
+                Ok(f) => files |= f != known.files_version,
+                Err(err) => return lost(err),
+            }
             match versions(&mut client) {
                 Ok((a, g, o)) => {
                     accounts = a != known.accounts_version;
@@ -186,6 +202,7 @@ fn serve(
                 accounts |= rung.accounts;
                 groups |= rung.groups;
                 online |= rung.online;
+                files |= rung.files;
                 left.extend(rung.left);
                 takeovers.extend(
                     rung.takeovers
@@ -234,6 +251,20 @@ fn serve(
             match reloaded {
                 Ok(users) => {
                     if heard.send(Heard::Online { users, left }).is_err() {
+                        return End::Stop;
+                    }
+                }
+                Err(err) => return lost(err),
+            }
+        }
+        if files {
+            let reloaded = files_version(&mut client).and_then(|f| {
+                known.files_version = f;
+                super::files::load(&mut client)
+            });
+            match reloaded {
+                Ok(rows) => {
+                    if heard.send(Heard::Files(rows)).is_err() {
                         return End::Stop;
                     }
                 }

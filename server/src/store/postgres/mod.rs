@@ -143,6 +143,7 @@ impl Postgres {
             accounts_version,
             groups_version,
             online_version,
+            files_version: listen::files_version(client)?,
             node: node.to_string(),
             hashes: accounts.iter().map(|a| (a.id, a.hash.clone())).collect(),
         };
@@ -500,6 +501,7 @@ fn run<E>(conn: &mut Conn, page_bytes: usize, me: &online::Me, batch: Vec<Op<E>>
                 match &op {
                     Op::CreateAccount { .. } | Op::SetPassword { .. } => bell.accounts = true,
                     Op::Group { .. } => bell.groups = true,
+                    Op::File(_) => bell.files = true,
                     _ => {}
                 }
                 let (reply, failed) = apply_one(&mut tx, page_bytes, op);

@@ -16,7 +16,8 @@
 //!   (a node that missed a doorbell sees them move), and `id_blocks`: each
 //!   node run's block of ids for new accounts and groups;
 //! - `online`: which node each logged-in account is on, and `heads` row -3
-//!   counting its changes ([`super::online`]).
+//!   counting its changes ([`super::online`]);
+//! - `heads` row -6: how many times the file offers changed.
 
 use postgres::Client;
 
@@ -128,6 +129,14 @@ CREATE TABLE online (
     since       TIMESTAMPTZ NOT NULL
 );
 INSERT INTO heads (stream, head) VALUES (-3, 0) ON CONFLICT DO NOTHING;
+",
+    // 4 and 5 are other branches' (moderation; fencing, away, delivered),
+    // empty here until they are merged, so that this one is number 6.
+    "",
+    "",
+    // 6: file offers across nodes. Their change counter (-6) in `heads`.
+    "
+INSERT INTO heads (stream, head) VALUES (-6, 0) ON CONFLICT DO NOTHING;
 ",
 ];
 
