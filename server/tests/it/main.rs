@@ -25,6 +25,7 @@ mod bad_input;
 mod browser;
 mod chat;
 mod cluster;
+mod cluster_fence;
 mod config_file;
 mod console;
 mod delivery;
