@@ -28,6 +28,7 @@ mod cluster;
 mod cluster_hardening;
 mod cluster_proof;
 mod cluster_files;
+mod cluster_fence;
 mod config_file;
 mod console;
 mod delivery;

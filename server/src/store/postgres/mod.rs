@@ -128,6 +128,7 @@ impl Postgres {
         let mut conn = connect(&config)?;
         let client = &mut conn.client;
         schema::migrate(client)?;
+        let claimed = Instant::now();
         let (locked, incarnation) = nodes::claim(&config, node)?;
         identities::index(client, ident)?;
         // The change counters before what they count: a change after this
@@ -139,6 +140,8 @@ impl Postgres {
             .get(0);
         let block: i64 = client.query_one("SELECT nextval('id_blocks')", &[])?.get(0);
         let (heard_tx, heard) = crossbeam_channel::unbounded();
+        // Claimed just now: the lease runs from the claim's now().
+        let renewed = crate::store::Renewed::new(claimed);
         let known = listen::Known {
             accounts_version,
             groups_version,
@@ -156,6 +159,8 @@ impl Postgres {
             cluster: Some(Cluster {
                 heard,
                 first_id: block << ID_BLOCK_BITS,
+                renewed: renewed.clone(),
+                fence_after: nodes::fence_after(),
             }),
         };
         let me = online::Me {
@@ -165,7 +170,7 @@ impl Postgres {
         // The rows of this node's previous run go at once (and the others'
         // dead rows, whose nodes the listener would otherwise list).
         online::reap(client, &me, false)?;
-        let lease = Lease::start(config.clone(), locked, me.clone())?;
+        let lease = Lease::start(config.clone(), locked, me.clone(), renewed)?;
         let listener = listen::Listener::start(config.clone(), known, heard_tx)?;
         let store = Postgres {
             config,
