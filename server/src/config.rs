@@ -40,8 +40,10 @@ pub struct Config {
     /// reach every node, and so do presence (the online list, presence
     /// lines, /list, /stats), takeover (one session per account) and file
     /// offers (give every node the same --spool-dir: a transfer cut on one
-    /// node resumes on another). Not across nodes yet: `delivered`
-    /// notices, away texts, bans, mutes and kicks. The certificate stays in
+    /// node resumes on another). A node that cannot renew its lease in the
+    /// database closes its connections (`unavailable`) so its clients move
+    /// to another node, and serves again once it can. Not across nodes
+    /// yet: `delivered` notices, away texts, bans, mutes and kicks. The certificate stays in
     /// the data directory, and the file spool too unless --spool-dir says
     /// otherwise.
     #[arg(long, value_name = "URL", requires = "node_id")]
