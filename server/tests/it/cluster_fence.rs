@@ -6,7 +6,6 @@
 //! forwarder back the node serves again. Without PostgreSQL this skips;
 //! under `CI=true` it fails.
 
-use std::io::ErrorKind;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
