@@ -218,6 +218,9 @@ run_cluster() {
     local name=$1
     shift
     CLUSTER_DIR=$(mktemp -d "$TMP/cluster.XXXX")
+    # PostgreSQL runs as its own user (initdb refuses root): it must reach
+    # its data directory through these.
+    chmod 755 "$TMP" "$CLUSTER_DIR"
     local out=$CLUSTER_DIR/bench.out status=0
     if ! NODE_ARGS="--no-tls --argon2-memory 8 --argon2-iterations 1 ${LOAD_FLAGS[*]}" \
         BIN="$ROOT/target/release" bash "$ROOT/scripts/cluster.sh" start "$CLUSTER_DIR/c" "$CLUSTER_NODES" \
