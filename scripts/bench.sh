@@ -30,6 +30,16 @@
 # runs (TCP run 1, [Redis run 1,] WebSocket run 1, TCP run 2, ...); a third
 # table puts the two side by side.
 #
+# Beside a cluster (issue 17): fanout and latency also run against a fresh
+# 3-node cluster on this machine (`scripts/cluster.sh start DIR 3`: a
+# private PostgreSQL and 3 `chat-server --cluster` nodes, with the same
+# flags), the clients spread round robin over the nodes (`chat-bench
+# --server a,b,c`, so two thirds of the deliveries cross nodes), interleaved
+# with the single-server runs; a fourth table puts them side by side: ack
+# latency p50/p99, messages/s through PostgreSQL, cross-node latency,
+# PostgreSQL's CPU. BENCH_CLUSTER=0 leaves it out; without PostgreSQL it is
+# skipped with one line saying so.
+#
 # Exits non-zero when a scenario fails to run; a missed target is reported
 # in the table, not enforced.
 set -euo pipefail
@@ -50,6 +60,19 @@ REDIS_NOTE=
 WS_SCENARIOS=" fanout latency "
 [ "${BENCH_WS:-1}" = 0 ] && WS_SCENARIOS=
 WS_SHARE=0.5
+# The scenarios that also run against a 3-node cluster.
+CLUSTER_SCENARIOS=" fanout latency "
+CLUSTER_NODES=3
+CLUSTER_NOTE=
+if [ "${BENCH_CLUSTER:-1}" = 0 ]; then
+    CLUSTER_SCENARIOS=
+    CLUSTER_NOTE="Cluster runs skipped (BENCH_CLUSTER=0)."
+elif ! command -v pg_config >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+    && ! command -v initdb >/dev/null 2>&1; then
+    CLUSTER_SCENARIOS=
+    CLUSTER_NOTE="PostgreSQL not found: apt-get install postgresql to measure a cluster; skipping the cluster runs"
+    echo "bench: $CLUSTER_NOTE"
+fi
 if [ "${BENCH_REDIS:-1}" = 0 ]; then
     REDIS_NOTE="Redis column skipped (BENCH_REDIS=0)."
 elif REDIS=$(command -v redis-server); then
@@ -71,8 +94,10 @@ fi
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/chat-bench.XXXXXX")
 SERVER_PID=
 REDIS_PID=
+CLUSTER_DIR=
 cleanup() {
     if [ -n "$SERVER_PID" ]; then kill -KILL "$SERVER_PID" 2>/dev/null || true; fi
+    if [ -n "$CLUSTER_DIR" ]; then bash "$ROOT/scripts/cluster.sh" stop "$CLUSTER_DIR" >/dev/null 2>&1 || true; fi
     if [ -n "$REDIS_PID" ]; then kill -KILL "$REDIS_PID" 2>/dev/null || true; fi
     rm -rf "$TMP"
 }
@@ -80,9 +105,16 @@ trap cleanup EXIT
 RESULTS=$TMP/results.jsonl
 REDIS_RESULTS=$TMP/redis.jsonl
 WS_RESULTS=$TMP/websocket.jsonl
+CLUSTER_RESULTS=$TMP/cluster.jsonl
+: >"$CLUSTER_RESULTS"
 : >"$RESULTS"
 : >"$REDIS_RESULTS"
 : >"$WS_RESULTS"
+
+# Every server's flags beside --bind, --data-dir, TLS and hashes (see below).
+LOAD_FLAGS=(--queue-limit 8388608 --login-timeout 300 --auth-queue 100000 --log-level warn
+    --max-connections-per-ip 12000 --max-connections 12000 --flood-rate 0
+    --registrations-per-hour 0)
 
 # start_server plaintext|tls: a fresh server with its own data directory;
 # sets SERVER_PID and PORT.
@@ -105,9 +137,7 @@ start_server() {
     # would otherwise refuse beyond 256 waiting logins (busy); and from one
     # address, beyond 100 an hour (--registrations-per-hour).
     "$SERVER" --bind 127.0.0.1:0 --data-dir "$dir/data" $tls_flag "${hash_flags[@]}" \
-        --queue-limit 8388608 --login-timeout 300 --auth-queue 100000 --log-level warn \
-        --max-connections-per-ip 12000 --max-connections 12000 --flood-rate 0 \
-        --registrations-per-hour 0 </dev/null >"$dir/stdout" 2>"$dir/stderr" &
+        "${LOAD_FLAGS[@]}" </dev/null >"$dir/stdout" 2>"$dir/stderr" &
     SERVER_PID=$!
     SERVER_DIR=$dir
     PORT=
@@ -181,8 +211,48 @@ stop_redis() {
     REDIS_PID=
 }
 
+# run_cluster NAME ARGS...: one run against a fresh plaintext cluster of
+# CLUSTER_NODES nodes (scripts/cluster.sh), the clients spread over them; a
+# failure is reported and ends that scenario's cluster runs.
+run_cluster() {
+    local name=$1
+    shift
+    CLUSTER_DIR=$(mktemp -d "$TMP/cluster.XXXX")
+    # PostgreSQL runs as its own user (initdb refuses root): it must reach
+    # its data directory through these.
+    chmod 755 "$TMP" "$CLUSTER_DIR"
+    local out=$CLUSTER_DIR/bench.out status=0
+    if ! NODE_ARGS="--no-tls --argon2-memory 8 --argon2-iterations 1 ${LOAD_FLAGS[*]}" \
+        BIN="$ROOT/target/release" bash "$ROOT/scripts/cluster.sh" start "$CLUSTER_DIR/c" "$CLUSTER_NODES" \
+        >"$CLUSTER_DIR/start.log" 2>&1; then
+        echo "bench: the cluster did not start:" >&2
+        tail -20 "$CLUSTER_DIR/start.log" >&2
+        FAILED+=("$name (cluster)")
+        bash "$ROOT/scripts/cluster.sh" stop "$CLUSTER_DIR/c" >/dev/null 2>&1 || true
+        CLUSTER_DIR=
+        return 1
+    fi
+    # shellcheck disable=SC1091
+    . "$CLUSTER_DIR/c/cluster.env"
+    local pids=() id var
+    for id in $NODE_IDS; do var=PID_$id; pids+=("${!var}"); done
+    "$BENCH" --server "$NODE_ADDRS" --server-pid "$(IFS=,; echo "${pids[*]}")" --db-pid "$PID_PG" "$@" \
+        | tee "$out" || status=$?
+    bash "$ROOT/scripts/cluster.sh" stop "$CLUSTER_DIR/c" >/dev/null 2>&1 || true
+    if [ "$status" -ne 0 ] || ! grep -q '^JSON ' "$out"; then
+        echo "bench: $name (cluster) failed (exit $status)" >&2
+        for id in $NODE_IDS; do tail -5 "$CLUSTER_DIR/c/$id.log" >&2 2>/dev/null || true; done
+        FAILED+=("$name (cluster)")
+        CLUSTER_DIR=
+        return 1
+    fi
+    grep '^JSON ' "$out" | tail -1 >>"$CLUSTER_RESULTS"
+    CLUSTER_DIR=
+}
+
 FAILED=()
 COMMANDS=()
+CLUSTER_COMMANDS=()
 REDIS_COMMANDS=()
 WS_COMMANDS=()
 # run NAME plaintext|tls ARGS...: ROUNDS runs of one scenario, each against a
@@ -205,6 +275,11 @@ run() {
         ws=1
         WS_COMMANDS+=("chat-bench --server 127.0.0.1:PORT --server-pid PID ${tls_arg[*]:+${tls_arg[*]} }--websocket-share $WS_SHARE $*")
     fi
+    local cluster=
+    if [[ "$CLUSTER_SCENARIOS" == *" $name "* ]] && [ "$transport" = plaintext ]; then
+        cluster=1
+        CLUSTER_COMMANDS+=("chat-bench --server NODE1,NODE2,NODE3 --server-pid PID1,PID2,PID3 --db-pid POSTMASTER $*")
+    fi
     local round
     for round in $(seq "$ROUNDS"); do
         echo "== $name ($transport), run $round of $ROUNDS: chat-bench ${tls_arg[*]:+${tls_arg[*]} }$*"
@@ -216,6 +291,10 @@ run() {
         if [ -n "$ws" ]; then
             echo "== $name ($transport, $WS_SHARE over WebSocket), run $round of $ROUNDS: chat-bench ${tls_arg[*]:+${tls_arg[*]} }--websocket-share $WS_SHARE $*"
             run_once "$name" "$transport" "$WS_RESULTS" --websocket-share "$WS_SHARE" "$@" || ws=
+        fi
+        if [ -n "$cluster" ]; then
+            echo "== $name ($CLUSTER_NODES-node cluster), run $round of $ROUNDS: chat-bench --server NODE1,NODE2,NODE3 $*"
+            run_cluster "$name" "$@" || cluster=
         fi
     done
 }
@@ -316,6 +395,16 @@ if [ -s "$WS_RESULTS" ]; then
     echo "$TRANSPORTS"
     echo
 fi
+CLUSTER_TABLE=
+if [ -s "$CLUSTER_RESULTS" ]; then
+    CLUSTER_TABLE=$("$BENCH" cluster "$RESULTS" "$CLUSTER_RESULTS")
+    echo "A $CLUSTER_NODES-node cluster on PostgreSQL beside one server:"
+    echo
+    echo "$CLUSTER_TABLE"
+    echo
+elif [ -n "$CLUSTER_NOTE" ]; then
+    echo "bench: $CLUSTER_NOTE"
+fi
 echo "bench: ${ELAPSED} s for the scenarios"
 
 # The "Latest run" section, with what it ran on.
@@ -394,6 +483,22 @@ write_section() {
         if [ -z "$WS_SCENARIOS" ]; then echo "No WebSocket runs (BENCH_WS=0)."; else echo "No WebSocket runs."; fi
     fi
     echo
+    echo "### A $CLUSTER_NODES-node cluster (issue 17)"
+    echo
+    if [ -n "$CLUSTER_TABLE" ]; then
+        echo "The same scenarios against a fresh cluster each time (\`scripts/cluster.sh"
+        echo "start DIR $CLUSTER_NODES\`: a private PostgreSQL and $CLUSTER_NODES \`chat-server --cluster\` nodes"
+        echo "with the flags above, plaintext), client i on node i mod $CLUSTER_NODES, interleaved"
+        echo "with the one-server runs. Messages/s in a cluster all went through"
+        echo "PostgreSQL (each a row, committed before its ack); PostgreSQL CPU is the"
+        echo "postmaster and its backends (\`/proc\`) over the sending window."
+        for c in "${CLUSTER_COMMANDS[@]}"; do echo "  - \`$c\`"; done
+        echo
+        echo "$CLUSTER_TABLE"
+    else
+        echo "${CLUSTER_NOTE:-No cluster runs.}"
+    fi
+    echo
     echo "<details><summary>Raw results (one JSON line per run)</summary>"
     echo
     echo '```'
@@ -405,6 +510,14 @@ write_section() {
         echo
         echo '```'
         cat "$REDIS_RESULTS"
+        echo '```'
+    fi
+    if [ -s "$CLUSTER_RESULTS" ]; then
+        echo
+        echo 'Cluster:'
+        echo
+        echo '```'
+        cat "$CLUSTER_RESULTS"
         echo '```'
     fi
     if [ -s "$WS_RESULTS" ]; then

@@ -35,7 +35,10 @@ const READ_BUF: usize = 64 * 1024;
 
 /// What every event thread shares.
 pub struct Settings {
-    pub addr: SocketAddr,
+    /// The servers (cluster nodes); a client connects to `addrs[node]`.
+    pub addrs: Vec<SocketAddr>,
+    /// The node each sender id is on, to tell a cross-node delivery.
+    pub sender_nodes: Vec<usize>,
     pub tls: Option<Connector>,
     /// Payload text size in bytes.
     pub size: usize,
@@ -53,6 +56,8 @@ pub struct Client {
     /// Speaks the chat protocol over a WebSocket, as the browser's page
     /// does, instead of lines over TCP.
     pub websocket: bool,
+    /// Which of `Settings::addrs` it connects to.
+    pub node: usize,
 }
 
 pub struct SenderRole {
@@ -121,6 +126,10 @@ pub struct Progress {
 #[derive(Default)]
 pub struct Stats {
     pub latency: Histogram,
+    /// Deliveries whose sender is on another node than the receiver.
+    pub cross_latency: Histogram,
+    /// From sending a message to its ack (or error), per answer.
+    pub ack_latency: Histogram,
     /// Receipts per sender id, per sequence number.
     pub receipts: Vec<Vec<u16>>,
     /// Messages sent, per sender id.
@@ -212,6 +221,7 @@ struct Conn {
     websocket: bool,
     /// The WebSocket, from the upgrade request on.
     ws: Option<ws::Client>,
+    node: usize,
 }
 
 struct SendState {
@@ -222,6 +232,9 @@ struct SendState {
     /// Answers (acks or errors) to messages.
     answered: u64,
     next_request: u64,
+    /// Send times of the messages not yet answered, oldest first (the
+    /// server answers one connection's requests in order).
+    unanswered: std::collections::VecDeque<u64>,
 }
 
 enum Encoder {
@@ -283,6 +296,7 @@ impl Worker {
         for (i, client) in clients.into_iter().enumerate() {
             nicks.push(client.nick);
             let wire = client.wire;
+            let node = client.node;
             let websocket = client.websocket && wire == Wire::Chat;
             let sender = client.sender.map(|role| {
                 senders.push(i);
@@ -298,6 +312,7 @@ impl Worker {
                     next_seq: 0,
                     answered: 0,
                     next_request: 2,
+                    unanswered: std::collections::VecDeque::new(),
                 }
             });
             conns.push(Conn {
@@ -312,6 +327,7 @@ impl Worker {
                 sender,
                 websocket,
                 ws: None,
+                node,
             });
         }
         Worker {
@@ -456,15 +472,16 @@ impl Worker {
             let conn = &mut self.conns[i];
             conn.phase = Phase::Connecting;
             self.in_progress += 1;
-            let registered = Stream::connect(self.settings.addr).and_then(|mut stream| {
-                let tcp = stream.tcp().expect("a socket");
-                self.poll.registry().register(
-                    tcp,
-                    Token(i),
-                    Interest::READABLE | Interest::WRITABLE,
-                )?;
-                Ok(stream)
-            });
+            let registered =
+                Stream::connect(self.settings.addrs[conn.node]).and_then(|mut stream| {
+                    let tcp = stream.tcp().expect("a socket");
+                    self.poll.registry().register(
+                        tcp,
+                        Token(i),
+                        Interest::READABLE | Interest::WRITABLE,
+                    )?;
+                    Ok(stream)
+                });
             match registered {
                 Ok(stream) => conn.stream = stream,
                 Err(e) => self.fail(i, Some(format!("connect: {e}"))),
@@ -504,8 +521,11 @@ impl Worker {
                         // The login follows the upgrade's 101 (`receive`).
                         Wire::Chat if conn.websocket => {
                             let seed = now_ns() ^ (i as u64) << 32;
-                            conn.ws =
-                                Some(ws::Client::start(&mut conn.out, self.settings.addr, seed));
+                            conn.ws = Some(ws::Client::start(
+                                &mut conn.out,
+                                self.settings.addrs[conn.node],
+                                seed,
+                            ));
                         }
                         Wire::Chat => frames::encode_login(&mut conn.out, &self.nicks[i], "bench"),
                         Wire::Subscriber(channel) => resp::encode_subscribe(&mut conn.out, channel),
@@ -543,6 +563,7 @@ impl Worker {
                 bytes_in,
                 last_receipt_ns,
                 nicks,
+                settings,
                 ..
             } = self;
             let Conn {
@@ -552,8 +573,11 @@ impl Worker {
                 out,
                 next_seq,
                 ws,
+                sender,
+                node,
                 ..
             } = &mut conns[i];
+            let node = *node;
             let classify: fn(&[u8]) -> Line = match wire {
                 Wire::Chat => scan::classify,
                 Wire::Subscriber(_) => resp::classify_subscriber,
@@ -579,12 +603,20 @@ impl Worker {
                 let mut on_line = |line: &[u8]| match classify(line) {
                     Line::Payload(p) => {
                         payloads += 1;
-                        receipt(stats, next_seq, p, now);
+                        let cross = settings
+                            .sender_nodes
+                            .get(p.sender as usize)
+                            .is_some_and(|&n| n != node);
+                        receipt(stats, next_seq, p, now, cross);
                     }
-                    Line::Ack => acks += 1,
+                    Line::Ack => {
+                        acks += 1;
+                        answer(stats, sender.as_mut(), now);
+                    }
                     Line::Welcome => welcome = true,
                     Line::Error => {
                         errors += 1;
+                        answer(stats, sender.as_mut(), now);
                         if error_line.is_none() {
                             error_line = Some(String::from_utf8_lossy(line).into_owned());
                         }
@@ -773,6 +805,7 @@ impl Worker {
         }
         s.next_seq += 1;
         s.next_request += 1;
+        s.unanswered.push_back(now);
         stats.sent += 1;
         if !conn.dirty {
             conn.dirty = true;
@@ -833,6 +866,13 @@ impl Worker {
     }
 }
 
+/// Times the answer (ack or error) to a sender's oldest unanswered message.
+fn answer(stats: &mut Stats, sender: Option<&mut SendState>, now: u64) {
+    if let Some(sent_ns) = sender.and_then(|s| s.unanswered.pop_front()) {
+        stats.ack_latency.record(now.saturating_sub(sent_ns));
+    }
+}
+
 /// When sender `id`'s message `seq` is due under `Pacing::Rate`.
 fn due_ns(start_ns: u64, rate: f64, senders: u32, id: u32, seq: u32) -> u64 {
     let n = u64::from(seq) * u64::from(senders) + u64::from(id);
@@ -841,9 +881,13 @@ fn due_ns(start_ns: u64, rate: f64, senders: u32, id: u32, seq: u32) -> u64 {
 
 /// Records one payload received by a client whose per-sender expectations
 /// are `next_seq`.
-fn receipt(stats: &mut Stats, next_seq: &mut Vec<(u32, u32)>, p: Payload, now: u64) {
+/// `cross`: its sender is on another node.
+fn receipt(stats: &mut Stats, next_seq: &mut Vec<(u32, u32)>, p: Payload, now: u64, cross: bool) {
     stats.received += 1;
     stats.latency.record(now.saturating_sub(p.sent_ns));
+    if cross {
+        stats.cross_latency.record(now.saturating_sub(p.sent_ns));
+    }
     let sender = p.sender as usize;
     if stats.receipts.len() <= sender {
         stats.receipts.resize_with(sender + 1, Vec::new);

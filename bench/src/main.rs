@@ -47,9 +47,17 @@ struct Cli {
 
 #[derive(Args)]
 struct TargetArgs {
-    /// The server to measure; only loopback addresses are accepted.
-    #[arg(long, global = true, default_value = "127.0.0.1:50445")]
-    server: SocketAddr,
+    /// The server to measure, or a cluster's nodes as a list
+    /// (`a,b,c`, as the client's --server): client i connects to node
+    /// i mod n, so senders and receivers sit on different nodes and most
+    /// deliveries cross between them. Loopback addresses only.
+    #[arg(
+        long,
+        global = true,
+        value_delimiter = ',',
+        default_value = "127.0.0.1:50445"
+    )]
+    server: Vec<SocketAddr>,
 
     /// Connect with TLS, accepting any certificate (for benchmarking only).
     #[arg(long, global = true)]
@@ -69,9 +77,15 @@ struct TargetArgs {
     #[arg(long, global = true, value_enum, default_value_t = Kind::ChatServer)]
     target: Kind,
 
-    /// The server's process id: its CPU use and memory are read from /proc.
+    /// The server's process id (a list for a cluster: every node's): its
+    /// CPU use and memory are read from /proc, a cluster's added up.
+    #[arg(long, global = true, value_delimiter = ',')]
+    server_pid: Vec<u32>,
+
+    /// A cluster's PostgreSQL (the postmaster's pid): the CPU of it and
+    /// its backends over the sending window is reported too.
     #[arg(long, global = true)]
-    server_pid: Option<u32>,
+    db_pid: Option<u32>,
 
     /// Event threads in chat-bench (each multiplexes a share of the clients).
     #[arg(long, global = true, default_value_t = 2)]
@@ -135,6 +149,14 @@ enum Scenario {
     Transports {
         plain: std::path::PathBuf,
         ws: std::path::PathBuf,
+    },
+    /// Print a markdown table of the `JSON` lines of runs against a
+    /// cluster (CLUSTER) beside those of the same scenarios against one
+    /// server (SINGLE), run k beside run k: medians, ranges and the median
+    /// of the per-run ratios; used by scripts/bench.sh (issue 17).
+    Cluster {
+        single: std::path::PathBuf,
+        cluster: std::path::PathBuf,
     },
 }
 
@@ -235,15 +257,23 @@ fn run() -> anyhow::Result<()> {
             print!("{}", summary::transports(&read(plain)?, &read(ws)?)?);
             return Ok(());
         }
+        Scenario::Cluster { single, cluster } => {
+            print!("{}", summary::cluster(&read(single)?, &read(cluster)?)?);
+            return Ok(());
+        }
         _ => {}
     }
     let t = &cli.target;
     // Traffic to anything but this machine is out of bounds for a benchmark.
-    if !t.server.ip().is_loopback() {
-        bail!(
-            "--server must be a loopback address (127.0.0.1 or ::1), not {}",
-            t.server
-        );
+    if let Some(far) = t.server.iter().find(|a| !a.ip().is_loopback()) {
+        bail!("--server must be a loopback address (127.0.0.1 or ::1), not {far}");
+    }
+    if t.server.is_empty() {
+        bail!("--server needs at least one address");
+    }
+    let several = t.server.len() > 1;
+    if several && (t.target == Kind::Redis || matches!(cli.scenario, Scenario::File(_))) {
+        bail!("several servers are for our server's chat scenarios (not Redis, not file)");
     }
     let redis = t.target == Kind::Redis;
     if redis && t.tls {
@@ -261,11 +291,12 @@ fn run() -> anyhow::Result<()> {
     platform::raise_fd_limit();
     engine::now_ns(); // Starts the epoch.
     let target = Target {
-        addr: t.server,
+        addrs: t.server.clone(),
         tls: t.tls,
         websocket_share: t.websocket_share,
         redis,
-        server_pid: t.server_pid,
+        server_pids: t.server_pid.clone(),
+        db_pid: t.db_pid,
         threads: t.threads,
         concurrency: t.concurrency,
         timeout: Duration::from_secs(t.timeout),
@@ -292,7 +323,7 @@ fn run() -> anyhow::Result<()> {
                 bail!("--rate must be a positive number");
             }
             file::run(
-                t.server,
+                t.server[0],
                 t.tls,
                 &file::FileLoad {
                     size: a.size,
@@ -300,7 +331,10 @@ fn run() -> anyhow::Result<()> {
                 },
             )?
         }
-        Scenario::Summary { .. } | Scenario::Compare { .. } | Scenario::Transports { .. } => {
+        Scenario::Summary { .. }
+        | Scenario::Compare { .. }
+        | Scenario::Transports { .. }
+        | Scenario::Cluster { .. } => {
             unreachable!("handled above")
         }
     };

@@ -95,6 +95,39 @@ pub fn process_cpu(_pid: u32) -> Option<Duration> {
     None
 }
 
+/// CPU time of process `pid` and of its children (a PostgreSQL postmaster
+/// and its backends, one per connection), from `/proc`.
+#[cfg(target_os = "linux")]
+pub fn tree_cpu(pid: u32) -> Option<Duration> {
+    let mut total = process_cpu(pid)?;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        // The parent's pid is the second field after the command name.
+        let ppid = stat
+            .rfind(')')
+            .and_then(|at| stat[at + 1..].split_whitespace().nth(1))
+            .and_then(|f| f.parse::<u32>().ok());
+        if ppid == Some(pid) {
+            total += process_cpu(child).unwrap_or_default();
+        }
+    }
+    Some(total)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn tree_cpu(_pid: u32) -> Option<Duration> {
+    None
+}
+
 /// Resident set size of process `pid` in bytes (`VmRSS` in `/proc/<pid>/status`).
 #[cfg(target_os = "linux")]
 pub fn process_rss(pid: u32) -> Option<u64> {

@@ -24,13 +24,18 @@ use crate::resp;
 
 /// Where and how to connect, for every scenario.
 pub struct Target {
-    pub addr: SocketAddr,
+    /// One server, or a cluster's nodes: client `i` connects to node
+    /// `i mod n`, so the senders (the first clients) spread as well.
+    pub addrs: Vec<SocketAddr>,
     pub tls: bool,
     /// The share of the chat clients that speak over a WebSocket.
     pub websocket_share: f64,
     /// A `redis-server` (pub/sub over RESP, `resp.rs`) instead of ours.
     pub redis: bool,
-    pub server_pid: Option<u32>,
+    /// The servers' processes (every node's), their CPU added up.
+    pub server_pids: Vec<u32>,
+    /// A PostgreSQL postmaster: its CPU and its backends' is measured.
+    pub db_pid: Option<u32>,
     pub threads: usize,
     pub concurrency: usize,
     pub timeout: Duration,
@@ -88,8 +93,22 @@ impl Fleet {
         } else {
             None
         };
+        let nodes = target.addrs.len().max(1);
+        let sender_nodes = clients
+            .iter()
+            .filter_map(|c| c.sender.as_ref().map(|s| (s.id as usize, c.node)))
+            .fold(Vec::new(), |mut v: Vec<usize>, (id, node)| {
+                if v.len() <= id {
+                    v.resize(id + 1, usize::MAX);
+                }
+                v[id] = node;
+                v
+            });
+        // Only meaningful with several nodes.
+        let sender_nodes = if nodes > 1 { sender_nodes } else { Vec::new() };
         let settings = Arc::new(engine::Settings {
-            addr: target.addr,
+            addrs: target.addrs.clone(),
+            sender_nodes,
             tls,
             size,
             window,
@@ -186,6 +205,8 @@ impl Fleet {
 #[derive(Default)]
 struct Merged {
     latency: Histogram,
+    cross_latency: Histogram,
+    ack_latency: Histogram,
     receipts: Vec<Vec<u64>>,
     sent_by: Vec<u64>,
     received: u64,
@@ -206,6 +227,8 @@ struct Merged {
 impl Merged {
     fn add(&mut self, s: Stats) {
         self.latency.merge(&s.latency);
+        self.cross_latency.merge(&s.cross_latency);
+        self.ack_latency.merge(&s.ack_latency);
         if self.receipts.len() < s.receipts.len() {
             self.receipts.resize_with(s.receipts.len(), Vec::new);
         }
@@ -315,8 +338,32 @@ fn nick(run: &str, i: usize) -> String {
     format!("b{run}-{i}")
 }
 
+/// The CPU of every server process, added up.
 fn server_cpu(target: &Target) -> Option<Duration> {
-    platform::process_cpu(target.server_pid?)
+    if target.server_pids.is_empty() {
+        return None;
+    }
+    target
+        .server_pids
+        .iter()
+        .map(|&pid| platform::process_cpu(pid))
+        .sum()
+}
+
+fn db_cpu(target: &Target) -> Option<Duration> {
+    platform::tree_cpu(target.db_pid?)
+}
+
+/// The RSS of every server process, added up.
+fn server_rss(target: &Target) -> Option<u64> {
+    if target.server_pids.is_empty() {
+        return None;
+    }
+    target
+        .server_pids
+        .iter()
+        .map(|&pid| platform::process_rss(pid))
+        .sum()
 }
 
 fn cpu_pct(before: Option<Duration>, after: Option<Duration>, wall: Duration) -> serde_json::Value {
@@ -355,6 +402,11 @@ fn add_server(r: &mut Report, target: &Target, clients: usize, senders: usize) {
         "server",
         if target.redis { "redis" } else { "chat-server" },
         "",
+    );
+    r.add(
+        "nodes",
+        target.addrs.len(),
+        "servers the clients are spread over",
     );
 }
 
@@ -395,6 +447,7 @@ pub fn traffic(name: &str, target: &Target, load: &Load) -> anyhow::Result<Repor
             .map(|i| Client {
                 nick: nick(&run, i),
                 sender: None,
+                node: 0,
                 wire: Wire::Subscriber(if load.pairs {
                     nick(&run, i)
                 } else {
@@ -415,6 +468,7 @@ pub fn traffic(name: &str, target: &Target, load: &Load) -> anyhow::Result<Repor
             }),
             wire: Wire::Publisher,
             websocket: false,
+            node: 0,
         }));
         list
     } else {
@@ -427,6 +481,7 @@ pub fn traffic(name: &str, target: &Target, load: &Load) -> anyhow::Result<Repor
                 }),
                 wire: Wire::Chat,
                 websocket: false,
+                node: i % target.addrs.len(),
             })
             .collect()
     };
@@ -444,7 +499,7 @@ pub fn traffic(name: &str, target: &Target, load: &Load) -> anyhow::Result<Repor
         let merged = fleet.finish()?;
         bail!(
             "no client could log in to {}: {}",
-            target.addr,
+            target.addrs[0],
             merged.problem.unwrap_or_default()
         );
     }
@@ -469,8 +524,10 @@ pub fn traffic(name: &str, target: &Target, load: &Load) -> anyhow::Result<Repor
     });
     sleep_until(start_ns);
     let server_before = server_cpu(target);
+    let db_before = db_cpu(target);
     sleep_until(end_ns);
     let server_after = server_cpu(target);
+    let db_after = db_cpu(target);
 
     // Drain: until every message is answered and delivered, at most `drain`.
     let expect = |sent: u64| if load.pairs { sent } else { sent * receivers };
@@ -553,6 +610,34 @@ pub fn traffic(name: &str, target: &Target, load: &Load) -> anyhow::Result<Repor
         "clients the server dropped",
     );
     merged.add_latency(&mut r);
+    let ack = &merged.ack_latency;
+    r.add(
+        "acks_timed",
+        ack.count(),
+        "answers timed from their message's send",
+    );
+    r.add_f("ack_p50_ms", ms(ack.percentile(0.5)), 3, "ms send to ack");
+    r.add_f("ack_p99_ms", ms(ack.percentile(0.99)), 3, "ms send to ack");
+    if target.addrs.len() > 1 {
+        let cross = &merged.cross_latency;
+        r.add(
+            "cross_node_deliveries",
+            cross.count(),
+            "sender and receiver on different nodes",
+        );
+        r.add_f(
+            "cross_p50_ms",
+            ms(cross.percentile(0.5)),
+            3,
+            "ms, cross-node",
+        );
+        r.add_f(
+            "cross_p99_ms",
+            ms(cross.percentile(0.99)),
+            3,
+            "ms, cross-node",
+        );
+    }
     if load.rate.is_some() {
         r.add("late_sends", merged.late_sends, "sent > 1 ms after due");
     }
@@ -566,6 +651,18 @@ pub fn traffic(name: &str, target: &Target, load: &Load) -> anyhow::Result<Repor
         cpu_per(server_before, server_after, merged.received_in_window, 1e9),
         "ns of server CPU per delivery, sending window",
     );
+    if target.db_pid.is_some() {
+        r.add(
+            "db_cpu_pct",
+            cpu_pct(db_before, db_after, load.duration),
+            "% of a core, PostgreSQL and its backends, sending window",
+        );
+        r.add(
+            "db_cpu_us_per_message",
+            cpu_per(db_before, db_after, merged.sent, 1e6),
+            "µs of PostgreSQL CPU per message sent, sending window",
+        );
+    }
     merged.add_cpu(&mut r, true, load.duration);
     r.add(
         "problem",
@@ -584,12 +681,13 @@ pub fn connections(
     hold: Duration,
 ) -> anyhow::Result<Report> {
     let run = run_id();
-    let rss_baseline = target.server_pid.and_then(platform::process_rss);
+    let rss_baseline = server_rss(target);
     let cpu_before = server_cpu(target);
     let mut list: Vec<Client> = (0..clients)
         .map(|i| Client {
             nick: nick(&run, i),
             sender: (i == 0 && !target.redis).then_some(SenderRole { id: 0, to: None }),
+            node: i % target.addrs.len(),
             wire: if target.redis {
                 Wire::Subscriber(resp::ROOM.to_string())
             } else {
@@ -608,6 +706,7 @@ pub fn connections(
             }),
             wire: Wire::Publisher,
             websocket: false,
+            node: 0,
         });
     }
     let connections = list.len() as u64;
@@ -630,7 +729,7 @@ pub fn connections(
     );
     let settle_ns = now_ns() - quiet_from;
     std::thread::sleep(hold);
-    let rss_after = target.server_pid.and_then(platform::process_rss);
+    let rss_after = server_rss(target);
     let holding = logged_in.saturating_sub(fleet.sum(|p| &p.disconnected));
 
     let received_before = fleet.sum(|p| &p.received);

@@ -298,6 +298,9 @@ fn groups(text: &str) -> anyhow::Result<Vec<(String, Vec<Value>)>> {
         if let Some(share) = number(&run["websocket_share"]).filter(|&s| s > 0.0) {
             name.push_str(&format!(", {} % WebSocket", (share * 100.0).round()));
         }
+        if let Some(nodes) = number(&run["nodes"]).filter(|&n| n > 1.0) {
+            name.push_str(&format!(", {nodes} nodes"));
+        }
         match groups.iter_mut().find(|(n, _)| *n == name) {
             Some((_, runs)) => runs.push(run),
             None => groups.push((name, vec![run])),
@@ -571,6 +574,133 @@ pub fn transports(plain: &str, ws: &str) -> anyhow::Result<String> {
             ));
         }
         for run in ws_runs {
+            if let Some(problem) = run["problem"].as_str() {
+                let problem = problem.replace('|', "\\|");
+                out.push_str(&format!(
+                    "| {name} | first problem seen | | | {problem} | | |\n"
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// (figure key, label, must be zero) compared between one server and a
+/// cluster.
+fn cluster_rows(scenario: &str) -> Vec<(&'static str, &'static str, bool)> {
+    let mut rows = match scenario {
+        "fanout" => vec![
+            (
+                "messages_per_s",
+                "messages/s (through PostgreSQL in a cluster)",
+                false,
+            ),
+            ("deliveries_per_s", "deliveries/s", false),
+            ("ack_p50_ms", "p50 ack latency, ms (window-bound)", false),
+            ("ack_p99_ms", "p99 ack latency, ms (window-bound)", false),
+            ("p50_ms", "p50 latency, ms (window-bound)", false),
+            ("p99_ms", "p99 latency, ms (window-bound)", false),
+            ("cross_p50_ms", "p50 cross-node latency, ms", false),
+            ("cross_p99_ms", "p99 cross-node latency, ms", false),
+        ],
+        "latency" => vec![
+            (
+                "messages_per_s",
+                "messages/s (through PostgreSQL in a cluster)",
+                false,
+            ),
+            ("ack_p50_ms", "p50 ack latency, ms", false),
+            ("ack_p99_ms", "p99 ack latency, ms", false),
+            ("p50_ms", "p50 latency, ms", false),
+            ("p99_ms", "p99 latency, ms", false),
+            ("p999_ms", "p99.9 latency, ms", false),
+            ("cross_p50_ms", "p50 cross-node latency, ms", false),
+            ("cross_p99_ms", "p99 cross-node latency, ms", false),
+        ],
+        _ => Vec::new(),
+    };
+    rows.extend([
+        ("cross_node_deliveries", "cross-node deliveries", false),
+        (
+            "server_cpu_pct",
+            "server CPU (all nodes), % of a core",
+            false,
+        ),
+        (
+            "server_cpu_ns_per_delivery",
+            "server CPU per delivery, ns",
+            false,
+        ),
+        ("db_cpu_pct", "PostgreSQL CPU, % of a core", false),
+        (
+            "db_cpu_us_per_message",
+            "PostgreSQL CPU per message, µs",
+            false,
+        ),
+        ("bench_cpu_pct", "chat-bench CPU, % of a core", false),
+        ("lost", "deliveries lost", true),
+        ("duplicates", "duplicates", true),
+        ("gaps", "gaps", true),
+        ("disconnected", "clients dropped", true),
+    ]);
+    rows
+}
+
+/// The markdown table of a cluster's runs (`CLUSTER`) beside one server's
+/// runs of the same scenarios (`SINGLE`), run k beside run k (the script
+/// interleaves them): medians, ranges, cluster ÷ single (the median of the
+/// per-round ratios); counts that must be zero at their worst run.
+pub fn cluster(single: &str, cluster: &str) -> anyhow::Result<String> {
+    let single = groups(single)?;
+    let cluster = groups(cluster)?;
+    let mut out = String::from(
+        "| scenario | figure | one server (median) | range | cluster (median) | range | cluster ÷ one (median) |\n|---|---|---:|---:|---:|---:|---:|\n",
+    );
+    for (name, cluster_runs) in &cluster {
+        let first = &cluster_runs[0];
+        let same = |run: &Value| {
+            run["scenario"] == first["scenario"]
+                && run["transport"] == first["transport"]
+                && number(&run["websocket_share"]).unwrap_or(0.0) == 0.0
+        };
+        let Some((_, single_runs)) = single.iter().find(|(_, runs)| same(&runs[0])) else {
+            continue;
+        };
+        let scenario = first["scenario"].as_str().unwrap_or("?");
+        for (key, label, zero) in cluster_rows(scenario) {
+            let a: Vec<&Value> = single_runs.iter().map(|r| &r[key]).collect();
+            let b: Vec<&Value> = cluster_runs.iter().map(|r| &r[key]).collect();
+            let pick = if zero { worst } else { median };
+            let ratios: Vec<Value> = a
+                .iter()
+                .zip(&b)
+                .filter_map(|(p, c)| {
+                    let (p, c) = (number(p)?, number(c)?);
+                    (p != 0.0).then(|| Value::from(c / p))
+                })
+                .collect();
+            let ratio = if zero {
+                "–".to_string()
+            } else {
+                number(&median(&ratios.iter().collect::<Vec<_>>()))
+                    .map_or_else(|| "–".into(), show_ratio)
+            };
+            out.push_str(&format!(
+                "| {name} | {label} | {} | {} | {} | {} | {ratio} |\n",
+                show(&pick(&a)),
+                spread(&a),
+                show(&pick(&b)),
+                spread(&b),
+            ));
+        }
+        if single_runs.len() != cluster_runs.len() {
+            out.push_str(&format!(
+                "| {name} | runs (one, cluster) | {} | | {} | | unpaired |\n",
+                single_runs.len(),
+                cluster_runs.len()
+            ));
+        }
+        for run in cluster_runs {
             if let Some(problem) = run["problem"].as_str() {
                 let problem = problem.replace('|', "\\|");
                 out.push_str(&format!(

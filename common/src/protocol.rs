@@ -680,6 +680,10 @@ pub enum ErrorCode {
     /// The uploaded bytes do not have the SHA-256 of the offer; they were
     /// thrown away.
     HashMismatch,
+    /// This server lost its database (a cluster node that cannot renew its
+    /// lease): it closes every connection and refuses logins until it is
+    /// back. Not a refusal of you: reconnect to another server.
+    Unavailable,
     /// A code this version does not know (sent by a newer peer).
     #[serde(other)]
     Other,

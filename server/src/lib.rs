@@ -197,12 +197,12 @@ impl Server {
                 .with_groups(startup.groups)
                 .with_login_policy(config.login_policy())
                 .with_files(startup.files, config.file_limits());
-        let heard = match startup.cluster {
+        let (heard, fence) = match startup.cluster {
             Some(cluster) => {
                 state = state.with_cluster(cluster.first_id, startup.public_head);
-                cluster.heard
+                (cluster.heard, Some((cluster.renewed, cluster.fence_after)))
             }
-            None => crossbeam_channel::never(),
+            None => (crossbeam_channel::never(), None),
         };
         let spool = config
             .spool_dir
@@ -229,6 +229,7 @@ impl Server {
             files_done: files.done.clone(),
             ledger,
             heard,
+            fence,
         };
         let dispatcher = Dispatcher::new(
             state,

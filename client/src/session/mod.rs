@@ -410,6 +410,11 @@ impl Session {
                 let wait = login::retry_after(code, &reason);
                 vec![Update::Throttled { wait, reason }]
             }
+            // A cluster node that lost its database: not a refusal of
+            // us; this connection is over, the next server is tried.
+            Some(Pending::Login { again: true }) if code == ErrorCode::Unavailable => {
+                vec![Show(Notice::Error { reason }), Update::Ended(Ending::Lost)]
+            }
             Some(Pending::Login { again: true }) => vec![
                 Show(Notice::Error { reason }),
                 Update::Ended(Ending::Refused),
@@ -439,6 +444,32 @@ mod tests {
 
     use super::testing::{ack, logged_in, s, session};
     use super::{Ending, Notice, Update};
+
+    /// A cluster node without its database (`unavailable`) ends only the
+    /// connection, whether it closes us or refuses our login again: the
+    /// next server of the list is tried.
+    #[test]
+    fn unavailable_moves_to_another_server() {
+        let (mut session, _) = logged_in("alice", &["alice"]);
+        let updates = session.on_frame(ServerFrame::Error {
+            id: None,
+            code: ErrorCode::Unavailable,
+            reason: s("this server lost its database; reconnect to another"),
+        });
+        assert!(
+            !updates.iter().any(|u| matches!(u, Update::Ended(_))),
+            "{updates:?}"
+        );
+        session.disconnected();
+        let login = session.relogin().unwrap();
+        let updates = session.on_frame(ServerFrame::Error {
+            id: login.id(),
+            code: ErrorCode::Unavailable,
+            reason: s("this server lost its database; reconnect to another"),
+        });
+        assert_eq!(updates.last(), Some(&Update::Ended(Ending::Lost)));
+        assert!(session.relogin().is_some(), "the credentials are kept");
+    }
 
     /// After a lost connection, a refused login ends the session; being
     /// taken over too. Neither is reconnected.

@@ -161,6 +161,7 @@ pub fn all_codes() -> Vec<ErrorCode> {
         QuotaExceeded,
         NoSuchFile,
         HashMismatch,
+        Unavailable,
         Other,
     ];
     for code in &codes {
@@ -171,7 +172,7 @@ pub fn all_codes() -> Vec<ErrorCode> {
             | StoreFailed | BadRequest | NickInvalid | NotOnline | BadText | Timeout | Flooding
             | Banned | Muted | TooManyConnections | NoSuchGroup | NotAMember | NotOwner
             | GroupInvalid | GroupFull | BadFileName | FileTooLarge | QuotaExceeded
-            | NoSuchFile | HashMismatch | Other => {}
+            | NoSuchFile | HashMismatch | Unavailable | Other => {}
         }
     }
     codes

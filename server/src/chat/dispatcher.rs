@@ -24,7 +24,7 @@ use crate::chat::flood::Ledger;
 use crate::chat::state::Op;
 use crate::chat::state::{ChatState, Deliver, GroupSummary, Keepalive, SessionRow, Stats};
 use crate::framework::{Admission, AdmissionStats, ConnId, ConnInfo, Router};
-use crate::store::{Backend, Heard, SanctionKind, UserId};
+use crate::store::{Backend, Heard, Renewed, SanctionKind, UserId};
 
 /// Everything the dispatcher reacts to. Closed: this is the whole list.
 pub enum Event {
@@ -164,6 +164,9 @@ pub struct Queues {
     pub ledger: Arc<Ledger>,
     /// What the cluster listener hears (`never()` on one node).
     pub heard: Receiver<Heard>,
+    /// A cluster node's last lease renewal, and how old it may grow
+    /// before the node fences itself (`None` on one node).
+    pub fence: Option<(Renewed, Duration)>,
 }
 
 /// Everything the chat state's output goes to.
@@ -217,6 +220,7 @@ pub struct Dispatcher {
     verdicts: Receiver<(Check, Verdict)>,
     files_done: Receiver<crate::files::Done>,
     heard: Receiver<Heard>,
+    fence: Option<(Renewed, Duration)>,
     login_timeout: Duration,
     keepalive: Keepalive,
     /// Least time between two presence frames.
@@ -266,6 +270,7 @@ impl Dispatcher {
             verdicts: queues.verdicts,
             files_done: queues.files_done,
             heard: queues.heard,
+            fence: queues.fence,
             login_timeout,
             keepalive,
             presence_interval,
@@ -409,6 +414,10 @@ impl Dispatcher {
     /// Once a second: the login and keepalive deadlines, and in a cluster
     /// the poll of the streams' heads (a lost doorbell costs at most this).
     fn tick(&mut self) {
+        if let Some((renewed, after)) = &self.fence {
+            let fenced = renewed.at().elapsed() >= *after;
+            self.state.set_fenced(fenced, &mut self.out);
+        }
         self.state.poll(&mut self.out);
         let timeout = self.login_timeout.as_millis() as u64;
         self.state.expire_logins(now_ms(), timeout, &mut self.out);

@@ -157,6 +157,9 @@ pub enum Heard {
     Sanctions(Vec<Sanction>),
     /// An operator kicked `user`, wherever they are online.
     Kicked { user: UserId, reason: String },
+    /// Every file offer as it is now (one was made, completed, answered
+    /// or deleted somewhere).
+    Files(Vec<FileRow>),
 }
 
 /// A user online on another node (the `online` table).
@@ -419,4 +422,30 @@ pub struct Cluster {
     /// The first id of this node's block for new accounts and groups
     /// (unique to this run of the node: ids never collide across nodes).
     pub first_id: i64,
+    /// When the lease was last renewed, by this node's monotonic clock.
+    pub renewed: Renewed,
+    /// How long after the last renewal the node fences itself: early
+    /// enough that the others have not yet reaped its users.
+    pub fence_after: std::time::Duration,
+}
+
+/// The instant of a node's last lease renewal, set by the lease thread
+/// and read by the dispatcher (which fences the node when it is too old).
+#[derive(Debug, Clone)]
+pub struct Renewed(std::sync::Arc<std::sync::Mutex<std::time::Instant>>);
+
+impl Renewed {
+    pub fn new(at: std::time::Instant) -> Renewed {
+        Renewed(std::sync::Arc::new(std::sync::Mutex::new(at)))
+    }
+
+    /// The last renewal.
+    pub fn at(&self) -> std::time::Instant {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A renewal succeeded at `at`.
+    pub fn set(&self, at: std::time::Instant) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = at;
+    }
 }

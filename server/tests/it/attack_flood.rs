@@ -15,19 +15,19 @@ use crate::support::room::{quantile_ms, raw_login, Room};
 use crate::support::{self, Options, Server};
 
 /// What the flooder managed.
-struct Flood {
+pub(crate) struct Flood {
     /// Lines written into the socket (most never read by the server).
     written: Arc<AtomicU64>,
     /// Messages the server acknowledged: the ones it let through.
     acked: Arc<AtomicU64>,
     /// The error that ended it, if any.
-    error: Arc<std::sync::Mutex<Option<Value>>>,
-    stop: Arc<AtomicBool>,
+    pub(crate) error: Arc<std::sync::Mutex<Option<Value>>>,
+    pub(crate) stop: Arc<AtomicBool>,
 }
 
 /// Starts a client writing public messages at `per_second` (10,000 by
 /// default) for as long as its socket takes them.
-fn flood(server: &Server, per_second: u64) -> Flood {
+pub(crate) fn flood(server: &Server, per_second: u64) -> Flood {
     let (tcp, mut reader) = raw_login(server, "flooder");
     tcp.set_write_timeout(Some(Duration::from_millis(200)))
         .unwrap();

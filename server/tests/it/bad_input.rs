@@ -47,7 +47,7 @@ fn line(bytes: &[u8]) -> Vec<u8> {
 
 /// Sends each malformed line in turn and checks the error, then that the
 /// connection still answers a ping.
-fn send_malformed(client: &mut Client) {
+pub(crate) fn send_malformed(client: &mut Client) {
     for &(bytes, code, id) in MALFORMED {
         client.send_raw(&line(bytes));
         let error = client.recv();

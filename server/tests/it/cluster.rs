@@ -17,7 +17,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::kill9::{Address, Link};
-use crate::postgres::{finish, node, reader, sender, shown_from, tally, Acked, Seen};
+use crate::postgres::{finish, node, reader, sender, shown_from, tally, Acked};
+use crate::support::cluster::{create_group, verdict, Source};
 use crate::support::postgres;
 use crate::support::{self, Server};
 
@@ -205,28 +206,9 @@ fn messages_cross_nodes_exactly_once_in_order_through_sigkills() {
         Link::open(&homes[home], nick, None, None).unwrap();
     }
     {
-        let (mut carol, _) = Link::open(&homes[2], "carol", None, None).unwrap();
         // n3 learns bob's and frank's accounts from the others.
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            carol
-                .send(&json!({"type": "group_create", "id": 1, "name": "study",
-                              "members": ["bob", "frank"]}))
-                .unwrap();
-            let answer = loop {
-                if let Some(f) = carol.recv().unwrap() {
-                    if f["id"] == 1 {
-                        break f;
-                    }
-                }
-            };
-            if answer["type"] == "group" {
-                break;
-            }
-            assert_eq!(answer["code"], "no_such_user", "{answer}");
-            assert!(Instant::now() < deadline, "n3 never heard of bob or frank");
-            thread::sleep(Duration::from_millis(50));
-        }
+        let (mut carol, _) = Link::open(&homes[2], "carol", None, None).unwrap();
+        create_group(&mut carol, "study", &["bob", "frank"]);
     }
     // Every node has heard of every account (and the group) by now.
     thread::sleep(Duration::from_millis(1500));
@@ -287,51 +269,33 @@ fn messages_cross_nodes_exactly_once_in_order_through_sigkills() {
         (b, f.join().unwrap())
     });
 
-    let mut failures = Vec::new();
-    let mut check = |reader: &str, seen: &Seen, from: &[&str]| {
-        let acked = sent
-            .iter()
-            .filter(|(n, _)| from.contains(n))
-            .flat_map(|(_, s)| &s.acked);
-        let (delivered, duplicated, missing) = tally(acked, seen);
-        let mut out_of_order = 0;
-        for (nick, s) in sent.iter().filter(|(n, _)| from.contains(n)) {
-            let order = shown_from(seen, nick);
-            let numbers: Vec<usize> = order
-                .iter()
-                .map(|t| t[nick.len() + 1..].parse().unwrap())
-                .collect();
-            out_of_order += numbers.windows(2).filter(|w| w[0] >= w[1]).count();
-            if order != s.acked.iter().collect::<Vec<_>>() {
-                failures.push(format!("{reader}: {nick}'s shown against acked differ"));
-            }
-        }
-        let total: usize = sent
-            .iter()
-            .filter(|(n, _)| from.contains(n))
-            .map(|(_, s)| s.acked.len())
-            .sum();
-        eprintln!(
-            "cluster, 3 nodes, kill -9 of n2 and n3: {reader}: acknowledged {total} / delivered \
-             {delivered} / duplicated {duplicated} / out of order {out_of_order} / missing {} \
-             (resends ignored by seq: {}; reconnects: {})",
-            missing.len(),
-            seen.filtered,
-            seen.reconnects
-        );
-        if !missing.is_empty() {
-            failures.push(format!(
-                "{reader}: acknowledged but never delivered: {missing:?}"
-            ));
-        }
-        if duplicated > 0 || out_of_order > 0 {
-            failures.push(format!(
-                "{reader}: {duplicated} duplicated, {out_of_order} out of order"
-            ));
-        }
-    };
-    check("bob", &bob_seen, &["alice", "carol", "dave"]);
-    check("frank", &frank_seen, &["carol", "dave"]);
+    let label = "cluster, 3 nodes, kill -9 of n2 and n3";
+    let (alice, carol, dave) = (
+        Source {
+            nick: "alice",
+            kind: "private",
+        },
+        Source {
+            nick: "carol",
+            kind: "group",
+        },
+        Source {
+            nick: "dave",
+            kind: "public",
+        },
+    );
+    let mut failures = verdict(label, "bob", &sent, &bob_seen, &[alice, carol, dave]);
+    let (carol, dave) = (
+        Source {
+            nick: "carol",
+            kind: "group",
+        },
+        Source {
+            nick: "dave",
+            kind: "public",
+        },
+    );
+    failures.extend(verdict(label, "frank", &sent, &frank_seen, &[carol, dave]));
     eprintln!(
         "senders: {:?}",
         sent.iter()

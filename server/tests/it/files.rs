@@ -13,7 +13,7 @@ use chat_common::protocol::{CHUNK, UPLOAD_WINDOW as WINDOW};
 use crate::support::{Client, Options, Server};
 
 /// `len` bytes that differ from run to run of the generator's seed only.
-fn content(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn content(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
     (0..len)
         .map(|_| {
@@ -25,7 +25,7 @@ fn content(len: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
-fn sha256(bytes: &[u8]) -> String {
+pub(crate) fn sha256(bytes: &[u8]) -> String {
     Sha256::digest(bytes)
         .iter()
         .map(|b| format!("{b:02x}"))
@@ -33,7 +33,7 @@ fn sha256(bytes: &[u8]) -> String {
 }
 
 /// Offers `bytes` as `name` to `to`; returns the `upload` answer.
-fn offer(client: &mut Client, to: &str, name: &str, bytes: &[u8]) -> Value {
+pub(crate) fn offer(client: &mut Client, to: &str, name: &str, bytes: &[u8]) -> Value {
     let id = client.id();
     client.send(json!({"type": "offer", "id": id, "to": to, "name": name,
         "size": bytes.len(), "sha256": sha256(bytes)}));
@@ -42,7 +42,13 @@ fn offer(client: &mut Client, to: &str, name: &str, bytes: &[u8]) -> Value {
 
 /// Sends `bytes[from..until]` with at most [`WINDOW`] chunks unacknowledged;
 /// returns the last `file_ack`.
-fn upload_range(client: &mut Client, file: u64, bytes: &[u8], from: u64, until: u64) -> Value {
+pub(crate) fn upload_range(
+    client: &mut Client,
+    file: u64,
+    bytes: &[u8],
+    from: u64,
+    until: u64,
+) -> Value {
     let (mut sent, mut acked) = (from, from);
     let mut last = Value::Null;
     while acked < until {
@@ -75,7 +81,12 @@ fn upload(client: &mut Client, to: &str, name: &str, bytes: &[u8]) -> u64 {
 
 /// Accepts `file` from `offset` and reads chunks until `until` bytes, acking
 /// each; returns the `download` answer and the bytes after `offset`.
-fn download_range(client: &mut Client, file: u64, offset: u64, until: u64) -> (Value, Vec<u8>) {
+pub(crate) fn download_range(
+    client: &mut Client,
+    file: u64,
+    offset: u64,
+    until: u64,
+) -> (Value, Vec<u8>) {
     let id = client.id();
     client.send(json!({"type": "accept", "id": id, "file": file, "offset": offset}));
     let answer = client.expect_reply(id);
@@ -95,7 +106,7 @@ fn download_range(client: &mut Client, file: u64, offset: u64, until: u64) -> (V
     (answer, got)
 }
 
-fn downloaded(client: &mut Client, file: u64) {
+pub(crate) fn downloaded(client: &mut Client, file: u64) {
     let id = client.id();
     client.send(json!({"type": "downloaded", "id": id, "file": file}));
     assert_eq!(client.expect_reply(id)["type"], "ack");

@@ -86,6 +86,7 @@ impl ChatState {
         self.cluster = true;
         self.accounts.use_block(first_id);
         self.groups.use_block(first_id);
+        self.files.use_block(first_id);
         self.room = Cursor::at(public_head);
         self
     }
@@ -216,6 +217,7 @@ impl ChatState {
             Heard::TakenOver(user) => self.taken_over_elsewhere(user, out),
             Heard::Sanctions(list) => self.sanctions_reloaded(list, now, out),
             Heard::Kicked { user, reason } => self.kicked_elsewhere(user, &reason, out),
+            Heard::Files(rows) => self.files_reloaded(rows, out),
         }
     }
 

@@ -6,8 +6,13 @@
 //!
 //! A receiver is "a list of users": an offer to a nickname has one, and an
 //! offer to a group would have its members.
+//!
+//! In a cluster every node keeps all the offers: another node's changes
+//! arrive as the whole table ([`ChatState::files_reloaded`]), the bytes are
+//! in the shared spool, and a transfer's offset is the spool's (an upload
+//! resumes from what the part file holds), so it resumes on any node.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chat_common::codec::encode;
 use chat_common::protocol::{
@@ -67,18 +72,28 @@ pub(super) struct Files {
     uploads: HashMap<FileId, Uploading>,
     downloads: HashMap<(ConnId, FileId), Download>,
     limits: FileLimits,
+    /// The offers known to be in the store (loaded, or in the last reload):
+    /// one of them missing from a reload was deleted by another node.
+    shared: HashSet<FileId>,
 }
 
 impl Files {
     pub(super) fn new(rows: Vec<FileRow>, limits: FileLimits) -> Files {
         let next_id = rows.iter().map(|r| r.id).max().unwrap_or(0) + 1;
         Files {
+            shared: rows.iter().map(|r| r.id).collect(),
             offers: rows.into_iter().map(|r| (r.id, r)).collect(),
             next_id,
             uploads: HashMap::new(),
             downloads: HashMap::new(),
             limits,
         }
+    }
+
+    /// New offers take ids from `first` on: this node's block, so that
+    /// ids never collide across nodes.
+    pub(super) fn use_block(&mut self, first: i64) {
+        self.next_id = self.next_id.max(first as u64);
     }
 }
 
@@ -595,8 +610,8 @@ impl ChatState {
     /// At login: the offers waiting for this user's answer, and the answers
     /// to its own offers it has not been told.
     pub(super) fn files_at_login(&mut self, conn: ConnId, user: UserId, out: &mut impl Deliver) {
-        let mut told = Vec::new();
-        for row in self.files.offers.values_mut() {
+        let mut own = Vec::new();
+        for row in self.files.offers.values() {
             if row.complete
                 && row
                     .receivers
@@ -608,28 +623,129 @@ impl ChatState {
                     encode(&offer_frame(row, self.accounts.nick(row.sender))),
                 );
             }
-            if row.sender != user {
-                continue;
-            }
-            for r in row
-                .receivers
-                .iter_mut()
-                .filter(|r| !r.told && r.answer != Answer::Pending)
-            {
-                r.told = true;
-                told.push((row.id, r.user));
-                let frame = ServerFrame::FileAnswer {
-                    file: row.id,
-                    name: row.name.clone(),
-                    to: self.accounts.nick(r.user).to_string(),
-                    accepted: r.answer != Answer::Rejected,
-                };
-                out.send(conn, encode(&frame));
+            if row.sender == user {
+                own.push(row.id);
             }
         }
-        for (file, user) in told {
+        for file in own {
+            self.tell_answers(conn, file, out);
+        }
+    }
+
+    /// Tells the sender of `file`, on `conn`, the answers it has not been
+    /// told; the offer settles if that was all.
+    fn tell_answers(&mut self, conn: ConnId, file: FileId, out: &mut impl Deliver) {
+        let Some(row) = self.files.offers.get_mut(&file) else {
+            return;
+        };
+        let mut told = Vec::new();
+        for r in row
+            .receivers
+            .iter_mut()
+            .filter(|r| !r.told && r.answer != Answer::Pending)
+        {
+            r.told = true;
+            told.push(r.user);
+            let frame = ServerFrame::FileAnswer {
+                file,
+                name: row.name.clone(),
+                to: self.accounts.nick(r.user).to_string(),
+                accepted: r.answer != Answer::Rejected,
+            };
+            out.send(conn, encode(&frame));
+        }
+        if told.is_empty() {
+            return;
+        }
+        for user in told {
             out.store(Op::File(FileOp::Told { file, user }));
-            self.settle_file(file, out);
+        }
+        self.settle_file(file, out);
+    }
+
+    /// The offers as the store holds them now (another node changed one),
+    /// merged into ours. Answers only move forward and `complete` only
+    /// becomes true, so a reload read before a change of ours was committed
+    /// undoes nothing. An offer newly complete is offered to its receivers
+    /// online here, answers given on other nodes are told to a sender online
+    /// here, and an offer deleted elsewhere is forgotten.
+    pub(super) fn files_reloaded(&mut self, rows: Vec<FileRow>, out: &mut impl Deliver) {
+        let ids: HashSet<FileId> = rows.iter().map(|r| r.id).collect();
+        let gone: Vec<FileId> = self
+            .files
+            .offers
+            .keys()
+            .filter(|id| self.files.shared.contains(id) && !ids.contains(id))
+            .copied()
+            .collect();
+        for file in gone {
+            self.files.offers.remove(&file);
+            self.files.uploads.remove(&file);
+            self.files.downloads.retain(|&(_, f), _| f != file);
+            out.files(Job::Delete { file });
+        }
+        let mut completed = Vec::new();
+        for row in rows {
+            let id = row.id;
+            match self.files.offers.entry(id) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    if e.insert(row).complete {
+                        completed.push(id);
+                    }
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => {
+                    let mine = e.get_mut();
+                    if row.complete && !mine.complete {
+                        mine.complete = true;
+                        completed.push(id);
+                    }
+                    for theirs in row.receivers {
+                        let Some(r) = mine.receivers.iter_mut().find(|r| r.user == theirs.user)
+                        else {
+                            continue;
+                        };
+                        // As in `set_answer`: only news (a first answer,
+                        // or a reject) is told again.
+                        let news = r.answer == Answer::Pending || theirs.answer == Answer::Rejected;
+                        if theirs.answer as u8 > r.answer as u8 {
+                            r.told = theirs.told || (r.told && !news);
+                            r.answer = theirs.answer;
+                        } else if theirs.answer == r.answer {
+                            r.told |= theirs.told;
+                        }
+                    }
+                }
+            }
+        }
+        self.files.shared = ids;
+        for file in completed {
+            let row = &self.files.offers[&file];
+            let frame = encode(&offer_frame(row, self.accounts.nick(row.sender)));
+            for r in row.receivers.iter().filter(|r| !r.answer.is_final()) {
+                if let Some(&conn) = self.online.get(&r.user) {
+                    out.send(conn, frame.clone());
+                }
+            }
+        }
+        let senders: Vec<(FileId, ConnId)> = self
+            .files
+            .offers
+            .values()
+            .filter_map(|row| Some((row.id, *self.online.get(&row.sender)?)))
+            .collect();
+        for (file, conn) in senders {
+            self.tell_answers(conn, file, out);
+        }
+        // Answered and told, here or on the answering node: the offer goes.
+        let done: Vec<FileId> = self
+            .files
+            .offers
+            .values()
+            .filter(|row| answered(row) && row.receivers.iter().all(|r| r.told))
+            .map(|row| row.id)
+            .collect();
+        for file in done {
+            self.delete_file(file, out);
         }
     }
 

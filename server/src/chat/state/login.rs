@@ -29,6 +29,7 @@ impl ChatState {
         now: u64,
         out: &mut impl Deliver,
     ) -> Result<(), Rejection> {
+        self.refuse_if_fenced()?;
         validate_nick(&job.nick).map_err(|why| (ErrorCode::NickInvalid, why))?;
         let shown = identity::display(&job.nick);
         validate_nick(&shown).map_err(|why| {

@@ -29,6 +29,7 @@ use crate::store::{self, Origin, UserId};
 pub mod accounts;
 mod cluster;
 mod delivery;
+mod fence;
 mod files;
 mod groups;
 pub mod identity;
@@ -249,6 +250,8 @@ pub struct ChatState {
     room: cluster::Cursor,
     /// Who is online on the other nodes, by folded name (`remote.rs`).
     remote: BTreeMap<String, store::Remote>,
+    /// The lease could not be renewed in time: no one is served (`fence.rs`).
+    fenced: bool,
 }
 
 impl ChatState {
@@ -279,6 +282,7 @@ impl ChatState {
             cluster: false,
             room: cluster::Cursor::default(),
             remote: BTreeMap::new(),
+            fenced: false,
         }
     }
 

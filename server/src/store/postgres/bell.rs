@@ -9,7 +9,8 @@
 //! changed), `t:<user>:<node>` (a takeover of that node's session),
 //! `l:<user>:<reason>` (a session that ended, and why), `s` (bans or mutes
 //! changed), `k:<user>:<reason>` (the operator kicked that user, wherever
-//! they are; the reason escaped by [`escape`]), or `poll` in place of the
+//! they are; the reason escaped by [`escape`]), `f` (the file offers
+//! changed), or `poll` in place of the
 //! heads when they would not fit in [`MAX_PAYLOAD`] bytes (PostgreSQL's
 //! limit is 8,000).
 
@@ -35,6 +36,9 @@ pub(super) const ONLINE: i64 = -3;
 
 /// The `heads` row counting changes of bans and mutes.
 pub(super) const SANCTIONS: i64 = -4;
+/// The `heads` row counting changes of the file offers (made, completed,
+/// answered, told, deleted).
+pub(super) const FILES: i64 = -6;
 
 /// The longest payload sent; longer ones say `poll`.
 const MAX_PAYLOAD: usize = 7000;
@@ -57,6 +61,8 @@ pub(super) struct Bell {
     pub(super) sanctions: bool,
     /// Users the operator kicked, and why.
     pub(super) kicks: Vec<(crate::store::UserId, String)>,
+    /// The file offers changed.
+    pub(super) files: bool,
 }
 
 impl Bell {
@@ -75,6 +81,9 @@ impl Bell {
         }
         if self.sanctions {
             counters.push(SANCTIONS);
+        }
+        if self.files {
+            counters.push(FILES);
         }
         if !counters.is_empty() {
             tx.execute(
@@ -120,6 +129,9 @@ impl Bell {
         if self.sanctions {
             items.push("s".into());
         }
+        if self.files {
+            items.push("f".into());
+        }
         // Node ids have no ':' or ';' (`--node-id`); a payload too long
         // for them all loses only some reasons (said "connection lost"),
         // never a takeover.
@@ -156,6 +168,7 @@ pub(super) struct Rung {
     pub(super) takeovers: Vec<(crate::store::UserId, String)>,
     pub(super) sanctions: bool,
     pub(super) kicks: Vec<(crate::store::UserId, String)>,
+    pub(super) files: bool,
 }
 
 /// A text made safe for an item: `%` and `;` as `%25` and `%3B`.
@@ -198,6 +211,7 @@ pub(super) fn parse(payload: &str) -> Rung {
                 },
                 None => rung.poll = true,
             },
+            None if item == "f" => rung.files = true,
             Some(("l", left)) => match left.split_once(':') {
                 Some((user, reason)) if user.parse::<i64>().is_ok() => rung
                     .left
@@ -274,6 +288,12 @@ mod tests {
         );
         assert_eq!(rung.takeovers, vec![(6, "n2".to_string())]);
         assert_eq!(Bell::default().payload(), None, "nothing to ring");
+        let bell = Bell {
+            files: true,
+            ..Bell::default()
+        };
+        assert_eq!(bell.payload().unwrap(), "f");
+        assert!(parse("f").files && !parse("f").poll);
     }
 
     #[test]

@@ -8,8 +8,9 @@
 //! It also keeps the dispatcher's replica of who is online on the other
 //! nodes (`online`, reloaded when it changed and after every connection)
 //! and passes on the takeovers of this node's sessions; it reloads the bans
-//! and mutes when they changed (doorbell `s`, or their counter) and passes
-//! on the operators' kicks (`k`).
+//! and mutes when they changed (doorbell `s`, or their counter), passes
+//! on the operators' kicks (`k`), and reloads the file offers whole when
+//! their counter moved or `f` rang.
 //! A lost connection is made again, with a backoff up to 2 s.
 
 use std::collections::HashMap;
@@ -40,6 +41,7 @@ pub(super) struct Known {
     pub(super) groups_version: i64,
     pub(super) online_version: i64,
     pub(super) sanctions_version: i64,
+    pub(super) files_version: i64,
     /// This node's id (its own `online` rows are not another's users).
     pub(super) node: String,
     /// Each account's password hash.
@@ -53,13 +55,14 @@ pub(super) struct Versions {
     pub(super) groups: i64,
     pub(super) online: i64,
     pub(super) sanctions: i64,
+    pub(super) files: i64,
 }
 
 /// Reads the change counters.
 pub(super) fn versions(client: &mut Client) -> Result<Versions, postgres::Error> {
     let rows = client.query(
         "SELECT stream, head FROM heads WHERE stream = ANY($1)",
-        &[&vec![ACCOUNTS, GROUPS, ONLINE, SANCTIONS]],
+        &[&vec![ACCOUNTS, GROUPS, ONLINE, SANCTIONS, bell::FILES]],
     )?;
     let mut found = Versions::default();
     for row in rows {
@@ -67,7 +70,8 @@ pub(super) fn versions(client: &mut Client) -> Result<Versions, postgres::Error>
             ACCOUNTS => found.accounts = row.get(1),
             GROUPS => found.groups = row.get(1),
             ONLINE => found.online = row.get(1),
-            _ => found.sanctions = row.get(1),
+            SANCTIONS => found.sanctions = row.get(1),
+            _ => found.files = row.get(1),
         }
     }
     Ok(found)
@@ -153,6 +157,8 @@ fn serve(
     let mut checked: Option<Instant> = None;
     // Deaf until now: who is online elsewhere is read again.
     let mut reload_online = true;
+    // Deaf until now: the file offers too.
+    let mut reload_files = true;
     loop {
         if !matches!(stopped.try_recv(), Err(TryRecvError::Empty)) {
             return End::Stop;
@@ -162,6 +168,8 @@ fn serve(
         let mut kicks = Vec::new();
         reload_online = false;
         let (mut left, mut takeovers) = (Vec::new(), Vec::new());
+        let mut files = reload_files;
+        reload_files = false;
         if checked.is_none_or(|t| t.elapsed() >= CHECK_EVERY) {
             checked = Some(Instant::now());
             match versions(&mut client) {
@@ -170,6 +178,7 @@ fn serve(
                     groups = v.groups != known.groups_version;
                     online |= v.online != known.online_version;
                     sanctions = v.sanctions != known.sanctions_version;
+                    files |= v.files != known.files_version;
                 }
                 Err(err) => return lost(err),
             }
@@ -204,6 +213,7 @@ fn serve(
                 online |= rung.online;
                 sanctions |= rung.sanctions;
                 kicks.extend(rung.kicks);
+                files |= rung.files;
                 left.extend(rung.left);
                 takeovers.extend(
                     rung.takeovers
@@ -272,6 +282,20 @@ fn serve(
             match reloaded {
                 Ok(users) => {
                     if heard.send(Heard::Online { users, left }).is_err() {
+                        return End::Stop;
+                    }
+                }
+                Err(err) => return lost(err),
+            }
+        }
+        if files {
+            let reloaded = versions(&mut client).and_then(|v| {
+                known.files_version = v.files;
+                super::files::load(&mut client)
+            });
+            match reloaded {
+                Ok(rows) => {
+                    if heard.send(Heard::Files(rows)).is_err() {
                         return End::Stop;
                     }
                 }

@@ -128,6 +128,7 @@ impl Postgres {
         let mut conn = connect(&config)?;
         let client = &mut conn.client;
         schema::migrate(client)?;
+        let claimed = Instant::now();
         let (locked, incarnation) = nodes::claim(&config, node)?;
         identities::index(client, ident)?;
         // The change counters before what they count: a change after this
@@ -139,11 +140,14 @@ impl Postgres {
             .get(0);
         let block: i64 = client.query_one("SELECT nextval('id_blocks')", &[])?.get(0);
         let (heard_tx, heard) = crossbeam_channel::unbounded();
+        // Claimed just now: the lease runs from the claim's now().
+        let renewed = crate::store::Renewed::new(claimed);
         let known = listen::Known {
             accounts_version: versions.accounts,
             groups_version: versions.groups,
             online_version: versions.online,
             sanctions_version: versions.sanctions,
+            files_version: versions.files,
             node: node.to_string(),
             hashes: accounts.iter().map(|a| (a.id, a.hash.clone())).collect(),
         };
@@ -156,6 +160,8 @@ impl Postgres {
             cluster: Some(Cluster {
                 heard,
                 first_id: block << ID_BLOCK_BITS,
+                renewed: renewed.clone(),
+                fence_after: nodes::fence_after(),
             }),
         };
         let me = online::Me {
@@ -165,7 +171,7 @@ impl Postgres {
         // The rows of this node's previous run go at once (and the others'
         // dead rows, whose nodes the listener would otherwise list).
         online::reap(client, &me, false)?;
-        let lease = Lease::start(config.clone(), locked, me.clone())?;
+        let lease = Lease::start(config.clone(), locked, me.clone(), renewed)?;
         let listener = listen::Listener::start(config.clone(), known, heard_tx)?;
         let store = Postgres {
             config,
@@ -504,6 +510,7 @@ fn run<E>(conn: &mut Conn, page_bytes: usize, me: &online::Me, batch: Vec<Op<E>>
                     Op::Group { .. } => bell.groups = true,
                     Op::Sanction(..) => bell.sanctions = true,
                     Op::Kick { user, reason } => bell.kicks.push((*user, reason.clone())),
+                    Op::File(_) => bell.files = true,
                     _ => {}
                 }
                 let (reply, failed) = apply_one(&mut tx, page_bytes, op);

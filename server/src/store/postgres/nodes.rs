@@ -16,7 +16,7 @@ use crossbeam_channel::{RecvTimeoutError, Sender};
 use postgres::{Client, Config, NoTls};
 
 use super::online::{self, Me};
-use crate::store::StoreError;
+use crate::store::{Renewed, StoreError};
 
 /// How long a lease lasts without renewal (and so how long a node that
 /// died keeps another from starting).
@@ -24,6 +24,18 @@ pub(super) const LEASE_SECS: u32 = if cfg!(test) { 2 } else { 5 };
 
 /// How often the lease is renewed.
 const RENEW_EVERY: Duration = Duration::from_secs(1);
+
+/// How long before its lease runs out (on the others' side) a node that
+/// could not renew fences itself: two renewals' worth, so that the
+/// dispatcher's 1 s tick and a renewal in flight still fit.
+const FENCE_MARGIN: Duration = Duration::from_secs(2);
+
+/// How long after its last renewal a node fences itself (closes its
+/// clients, refuses logins): before the others reap its users, so that a
+/// user is never online on two nodes at once in the others' eyes.
+pub(super) fn fence_after() -> Duration {
+    Duration::from_secs(LEASE_SECS.into()).saturating_sub(FENCE_MARGIN)
+}
 
 /// How long a node waits at start for the lock of its id, held by a
 /// process of the same id that just died (its connection is closing).
@@ -83,8 +95,14 @@ pub(super) struct Lease {
 
 impl Lease {
     /// `client` holds the node's lock ([`claim`]). Each renewal also
-    /// reaps the `online` rows of dead nodes ([`online::reap`]).
-    pub(super) fn start(config: Config, client: Client, me: Me) -> Result<Lease, StoreError> {
+    /// reaps the `online` rows of dead nodes ([`online::reap`]), and sets
+    /// `renewed` to when it succeeded.
+    pub(super) fn start(
+        config: Config,
+        client: Client,
+        me: Me,
+        renewed: Renewed,
+    ) -> Result<Lease, StoreError> {
         let (stop, stopped) = crossbeam_channel::bounded::<()>(0);
         let thread = std::thread::Builder::new()
             .name("lease".into())
@@ -96,9 +114,15 @@ impl Lease {
                         stopped.recv_timeout(RENEW_EVERY),
                         Err(RecvTimeoutError::Timeout)
                     );
-                    if let Err(err) = renew(&config, &mut client, &me, end) {
-                        client = None;
-                        tracing::warn!("renewing the lease of node {}: {err}", me.node);
+                    let asked = std::time::Instant::now();
+                    match renew(&config, &mut client, &me, end) {
+                        // The lease runs from the database's now(), after
+                        // `asked`: the node's count starts no later.
+                        Ok(()) => renewed.set(asked),
+                        Err(err) => {
+                            client = None;
+                            tracing::warn!("renewing the lease of node {}: {err}", me.node);
+                        }
                     }
                     if end {
                         return;

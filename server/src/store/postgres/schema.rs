@@ -17,7 +17,8 @@
 //!   node run's block of ids for new accounts and groups;
 //! - `online`: which node each logged-in account is on, and `heads` row -3
 //!   counting its changes ([`super::online`]);
-//! - `heads` row -4: how many times bans and mutes changed.
+//! - `heads` row -4: how many times bans and mutes changed;
+//! - `heads` row -6: how many times the file offers changed.
 
 use postgres::Client;
 
@@ -134,6 +135,13 @@ INSERT INTO heads (stream, head) VALUES (-3, 0) ON CONFLICT DO NOTHING;
     // `heads`.
     "
 INSERT INTO heads (stream, head) VALUES (-4, 0) ON CONFLICT DO NOTHING;
+",
+    // 5 is another branch's (login throttles across nodes), empty here
+    // until it is merged, so that the next is number 6.
+    "",
+    // 6: file offers across nodes. Their change counter (-6) in `heads`.
+    "
+INSERT INTO heads (stream, head) VALUES (-6, 0) ON CONFLICT DO NOTHING;
 ",
 ];
 

@@ -193,7 +193,7 @@ impl Sqlite {
             Ok::<_, rusqlite::Error>(())
         })();
         // Steps back to back after a flood write to the WAL too.
-        self.checkpointer.catch_up(&self.conn);
+        self.checkpointer.wrote(&self.conn);
         match stepped {
             Ok(()) => true,
             Err(err) => {
@@ -220,7 +220,7 @@ impl<E: Send> Backend<E> for Sqlite {
             }
             ops = rest;
         }
-        self.checkpointer.catch_up(&self.conn);
+        self.checkpointer.wrote(&self.conn);
         replies
     }
 

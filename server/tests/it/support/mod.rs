@@ -15,6 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub mod browser;
+pub mod cluster;
 pub mod postgres;
 pub mod room;
 pub mod serial;
