@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use chat_common::codec::FrameError;
 use chat_common::protocol::MAX_HISTORY;
-use chat_common::{Request, ServerFrame};
+use chat_common::{ErrorCode, Request, ServerFrame};
 use crossbeam_channel::Sender;
 
 use super::backoff::Backoff;
@@ -36,6 +36,18 @@ pub(super) struct Engine {
     /// Logging in again was refused for now: how long to wait, and the
     /// server's reason (taken by [`Engine::stopped`]).
     throttled: Option<(Duration, String)>,
+    /// The first login, until it is answered: a cluster node without its
+    /// database (`unavailable`) refuses it for now, not for good, so it
+    /// goes to the next server as it was typed.
+    first_login: Option<FirstLogin>,
+}
+
+/// A login as the user typed it (see [`Command::Login`]).
+#[derive(Debug, Clone)]
+struct FirstLogin {
+    nick: String,
+    password: String,
+    register: Option<bool>,
 }
 
 /// What a command asks of the worker, besides the requests it made.
@@ -126,6 +138,7 @@ impl Engine {
             leaving: false,
             plaintext,
             throttled: None,
+            first_login: None,
         }
     }
 
@@ -149,7 +162,14 @@ impl Engine {
                 nick,
                 password,
                 register,
-            } => out.push(self.session.login_as(nick, password, register)),
+            } => {
+                self.first_login = Some(FirstLogin {
+                    nick: nick.clone(),
+                    password: password.clone(),
+                    register,
+                });
+                out.push(self.session.login_as(nick, password, register))
+            }
             Command::ChangePassword { old, new } => {
                 out.push(self.session.change_password(old, new))
             }
@@ -251,8 +271,21 @@ impl Engine {
         for update in self.session.on_frame(frame) {
             match update {
                 Update::Show(notice) => notices.push(notice),
-                Update::LoggedIn(nick) => statuses.push(Status::LoggedIn(nick)),
+                Update::LoggedIn(nick) => {
+                    self.first_login = None;
+                    statuses.push(Status::LoggedIn(nick))
+                }
+                // Not a refusal of us: this connection is over and the
+                // login goes to the next server (`stopped`).
+                Update::LoginRefused {
+                    code: ErrorCode::Unavailable,
+                    reason,
+                } if self.first_login.is_some() => {
+                    notices.push(Notice::Error { reason });
+                    ended = Some(Ending::Lost);
+                }
                 Update::LoginRefused { code, reason } => {
+                    self.first_login = None;
                     statuses.push(Status::LoginRefused { code, reason })
                 }
                 Update::Send(request) => out.push(request),
@@ -308,7 +341,13 @@ impl Engine {
             let server = servers.current().to_string();
             self.output.connection(&Notice::Connected { server });
         }
-        self.session.relogin()
+        self.session.relogin().or_else(|| {
+            let login = self.first_login.clone()?;
+            Some(
+                self.session
+                    .login_as(login.nick, login.password, login.register),
+            )
+        })
     }
 
     /// Reading stopped, for `stop`; `bye_sent` if our bye went out on the
@@ -321,6 +360,11 @@ impl Engine {
             Stop::Broken(reason) => self.broken(bye_sent, reason, now),
             Stop::Ended(Ending::Shutdown) => {
                 self.lost(Ending::Shutdown, "the server shut down".into(), now)
+            }
+            // A cluster node without its database (`unavailable`): another
+            // node may have it.
+            Stop::Ended(Ending::Lost) => {
+                self.lost(Ending::Lost, "the server lost its database".into(), now)
             }
             Stop::Ended(ending) => {
                 // Kicked or taken over: no reconnect will send what waits
@@ -345,7 +389,7 @@ impl Engine {
     /// The connection ended as `ending` (lost, or the server shutting
     /// down) at `now`: reconnect if that is allowed and worth it.
     pub(super) fn lost(&mut self, ending: Ending, reason: String, now: Instant) -> AfterLoss {
-        let ever = self.session.has_logged_in();
+        let ever = self.session.has_logged_in() || self.first_login.is_some();
         self.session.disconnected();
         let allowed = self.options.reconnect_for != Some(Duration::ZERO);
         if !ever || !allowed {

@@ -208,3 +208,91 @@ fn the_list_can_live_in_the_config_file() {
     assert!(!bot.stderr.contains("unreachable"), "{bot}");
     assert!(!bot.stderr.contains("connected to"), "{bot}");
 }
+
+/// A cluster node that lost its database: it accepts connections (so a
+/// load balancer's TCP check passes) and answers every login with
+/// `unavailable`, as a fenced node of `chat-server --cluster` does. It
+/// counts the logins it refused.
+fn fenced_node() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::io::{BufRead, BufReader, Write};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = TcpListener::bind("127.0.0.1:0").expect("a free port");
+    let addr = listener.local_addr().unwrap().to_string();
+    let refused = std::sync::Arc::new(AtomicUsize::new(0));
+    let count = refused.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut line = String::new();
+            if BufReader::new(&stream).read_line(&mut line).is_err() {
+                continue;
+            }
+            let login: serde_json::Value = serde_json::from_str(&line).unwrap_or_default();
+            if login["type"] != "login" {
+                continue;
+            }
+            count.fetch_add(1, Ordering::SeqCst);
+            let refusal = serde_json::json!({
+                "type": "error", "id": login["id"], "code": "unavailable",
+                "reason": "this server lost its database; reconnect to another",
+            });
+            let _ = writeln!(stream, "{refusal}");
+        }
+    });
+    (addr, refused)
+}
+
+/// The very first login lands on a fenced node: not a refusal of the
+/// user — the client says why, moves to the next server and logs in
+/// there with what was typed, as it does after a reconnect.
+#[test]
+fn a_first_login_refused_as_unavailable_goes_to_the_next_server() {
+    let server = Server::start(false);
+    let (fenced, refused) = fenced_node();
+    let mut ann = join(&server, "ann");
+
+    let mut bob = Client::new(&format!("{fenced},{}", server.addr));
+    bob.nick("bob").arg("--no-tls");
+    let mut bob = bob.spawn();
+    bob.expect("! this server lost its database; reconnect to another");
+    bob.expect_that("the welcome", |l| l.starts_with("* welcome, bob — "));
+    bob.expect_stderr(&format!(
+        "! connection to {fenced} lost — reconnecting to {}… (the server lost its database)",
+        server.addr
+    ));
+    bob.expect_stderr(&format!("* connected to {}", server.addr));
+    ann.expect("* bob joined");
+    bob.send("made it");
+    ann.expect("<bob> made it");
+    assert_eq!(refused.load(std::sync::atomic::Ordering::SeqCst), 1);
+    bob.finish().assert_code(0);
+    drop(ann);
+}
+
+/// After a reconnect the same: bob's server dies, the next in his list is
+/// a fenced node that refuses his login again with `unavailable`, and he
+/// goes on to the third, where nothing typed meanwhile is lost.
+#[test]
+fn a_relogin_refused_as_unavailable_goes_to_the_next_server() {
+    let mut first = Server::start(false);
+    let third = Server::start(false);
+    let (fenced, refused) = fenced_node();
+    let mut dan = join(&third, "dan");
+
+    let mut bob = Client::new(&format!("{},{fenced},{}", first.addr, third.addr));
+    bob.nick("bob").arg("--no-tls");
+    let mut bob = bob.spawn();
+    bob.expect_that("the welcome", |l| l.starts_with("* welcome, bob — "));
+    first.kill();
+    bob.send("typed during the move");
+    bob.expect_stderr(&format!(
+        "! connection to {fenced} lost — reconnecting to {}… (the server lost its database)",
+        third.addr
+    ));
+    bob.expect_stderr(&format!("* connected to {}", third.addr));
+    dan.expect("* bob joined");
+    dan.expect("<bob> typed during the move");
+    assert_eq!(refused.load(std::sync::atomic::Ordering::SeqCst), 1);
+    bob.finish().assert_code(0);
+    drop(dan);
+}
