@@ -42,10 +42,11 @@ pub struct Config {
     /// offers (give every node the same --spool-dir: a transfer cut on one
     /// node resumes on another). A node that cannot renew its lease in the
     /// database closes its connections (`unavailable`) so its clients move
-    /// to another node, and serves again once it can. Not across nodes
-    /// yet: `delivered` notices, away texts, bans, mutes and kicks. The certificate stays in
-    /// the data directory, and the file spool too unless --spool-dir says
-    /// otherwise.
+    /// to another node, and serves again once it can. Bans, mutes, kicks
+    /// and the login throttle hold on every node (address bans and
+    /// connection caps are per node). Not across nodes yet: `delivered`
+    /// notices and away texts. The certificate stays in the data directory,
+    /// and the file spool too unless --spool-dir says otherwise.
     #[arg(long, value_name = "URL", requires = "node_id")]
     pub cluster: Option<String>,
 

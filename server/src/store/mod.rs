@@ -37,6 +37,7 @@ pub mod sqlite;
 #[cfg(test)]
 mod tests;
 
+use std::net::IpAddr;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -160,6 +161,19 @@ pub enum Heard {
     /// Every file offer as it is now (one was made, completed, answered
     /// or deleted somewhere).
     Files(Vec<FileRow>),
+    /// Wrong passwords given on other nodes since the last such news.
+    Failures(Vec<Failure>),
+}
+
+/// A wrong password given on another node (the `login_failures` table),
+/// for the login throttle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub user: UserId,
+    /// The address as the throttle counts it (IPv4, or an IPv6 /64).
+    pub network: IpAddr,
+    /// How long ago, by the database's clock (ms).
+    pub age_ms: u64,
 }
 
 /// A user online on another node (the `online` table).
@@ -308,6 +322,14 @@ pub enum Op<E> {
         user: UserId,
         conn: ConnId,
         reason: String,
+    },
+    /// A wrong password for `user` from `network` (the throttle's
+    /// address): a cluster's other nodes count it too; the failures older
+    /// than `window_ms` go (not answered, nothing on SQLite).
+    LoginFailed {
+        user: UserId,
+        network: IpAddr,
+        window_ms: u64,
     },
 }
 

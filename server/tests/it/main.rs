@@ -30,6 +30,7 @@ mod cluster_files;
 mod cluster_hardening;
 mod cluster_moderation;
 mod cluster_proof;
+mod cluster_throttle;
 mod config_file;
 mod console;
 mod delivery;

@@ -12,9 +12,9 @@ use super::Op;
 use super::{fold, ChatState, Deliver, Phase, Rejection, Session};
 use crate::chat::auth::{Check, Verdict};
 use crate::chat::state::identity;
-use crate::chat::state::throttle::{Gate, Unparked};
+use crate::chat::state::throttle::{self, Attempt, Gate, Unparked};
 use crate::framework::ConnId;
-use crate::store::{Origin, Page, StoreError, UserId};
+use crate::store::{Failure, Origin, Page, StoreError, UserId};
 
 impl ChatState {
     /// A login request: checked against the rules (nickname, password
@@ -326,6 +326,14 @@ impl ChatState {
     ) {
         self.pending_logins -= 1;
         let failed = verdict == Verdict::WrongPassword;
+        if let (true, true, Some(user)) = (failed, self.cluster, job.account) {
+            // The other nodes count it too.
+            out.store(Op::LoginFailed {
+                user,
+                network: throttle::network(job.peer),
+                window_ms: self.policy.failure_window_ms,
+            });
+        }
         if self.throttle.end(job.attempt(), failed, now) {
             tracing::warn!(
                 "{} failed logins within {} s for {} or from {}: refusing more for a while",
@@ -339,6 +347,26 @@ impl ChatState {
             self.password_changed(job, verdict, out);
         } else {
             self.judged(job, verdict, now, out);
+        }
+        self.unpark(now, out);
+    }
+
+    /// Wrong passwords given on other nodes of the cluster: counted here
+    /// too, as if they were this node's, `age_ms` before `now`. A login
+    /// waiting for checks in progress may now be over a limit.
+    pub(super) fn failed_elsewhere(
+        &mut self,
+        failures: Vec<Failure>,
+        now: u64,
+        out: &mut impl Deliver,
+    ) {
+        for failure in failures {
+            let attempt = Attempt {
+                account: Some(failure.user),
+                peer: failure.network,
+            };
+            self.throttle
+                .learn(attempt, now.saturating_sub(failure.age_ms), now);
         }
         self.unpark(now, out);
     }

@@ -175,7 +175,8 @@ impl World {
                     | Op::Online { .. }
                     | Op::Offline { .. }
                     | Op::Kick { .. }
-                    | Op::File(_) => continue,
+                    | Op::File(_)
+                    | Op::LoginFailed { .. } => continue,
                 };
                 self.state.stored(reply, self.now, &mut self.out);
             } else {

@@ -18,6 +18,11 @@
 //! until their verdicts are in. So even a thousand guesses sent at once get
 //! at most the account's limit hashed, while a crowd registering new
 //! accounts from one address (which cannot fail) is never held up.
+//!
+//! In a cluster the other nodes' failures are [`Throttle::learn`]ed: they
+//! count toward every limit as this node's own do, but nothing of theirs
+//! is in progress here, so what several nodes check at the same moment
+//! is not shared (docs/decisions.md, "Login throttles across nodes").
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::IpAddr;
@@ -74,6 +79,16 @@ struct Tally {
 }
 
 impl Tally {
+    /// Records a failure at `at`, in time order, keeping the newest
+    /// `limit`.
+    fn record(&mut self, at: u64, limit: usize) {
+        let place = self.failures.partition_point(|&t| t <= at);
+        self.failures.insert(place, at);
+        if self.failures.len() > limit {
+            self.failures.pop_front();
+        }
+    }
+
     fn recent(&self, window: u64, now: u64) -> impl Iterator<Item = u64> + '_ {
         self.failures
             .iter()
@@ -206,14 +221,26 @@ impl<T> Throttle<T> {
         for (tally, limit) in self.tallies_of(account, network(attempt.peer)) {
             tally.checking = tally.checking.saturating_sub(1);
             if failed {
-                tally.failures.push_back(now);
-                if tally.failures.len() > limit {
-                    tally.failures.pop_front();
-                }
+                tally.record(now, limit);
                 reached |= tally.recent(window, now).count() == limit;
             }
         }
         reached
+    }
+
+    /// A failure that another node of a cluster saw at `at` (ms, this
+    /// node's clock): counted like one of [`Throttle::end`]'s, with no
+    /// check in progress here. One already out of the window is ignored.
+    pub fn learn(&mut self, attempt: Attempt, at: u64, now: u64) {
+        let Some(account) = attempt.account else {
+            return;
+        };
+        if at + self.window <= now {
+            return;
+        }
+        for (tally, limit) in self.tallies_of(account, network(attempt.peer)) {
+            tally.record(at, limit);
+        }
     }
 
     /// Keeps `item` until [`Throttle::unpark`] lets it go (after
@@ -520,6 +547,53 @@ mod tests {
             3 + 2 * checks + 1,
             "pairs, accounts, addresses"
         );
+    }
+
+    /// Another node's failures count toward every limit here, in time
+    /// order among this node's own, so the limit holds for the cluster.
+    #[test]
+    fn failures_learned_from_other_nodes_count() {
+        let mut t = Throttle::new(3, WINDOW);
+        let alice = from(Some(1), "10.0.0.1");
+        t.learn(alice, 2_000, 5_000);
+        fail(&mut t, alice, 3_000);
+        t.learn(alice, 1_000, 5_000);
+        assert_eq!(
+            t.gate(alice, 5_000),
+            Gate::Shut { retry_at: 61_000 },
+            "retry once the oldest (learned late) is out"
+        );
+        assert_eq!(t.gate(from(Some(1), "10.0.0.2"), 5_000), Gate::Go);
+        // Three more learned from elsewhere: the account's six.
+        for (i, peer) in ["10.0.0.7", "10.0.0.8", "10.0.0.9"].iter().enumerate() {
+            t.learn(from(Some(1), peer), 4_000 + i as u64, 5_000);
+        }
+        assert_eq!(
+            t.gate(from(Some(1), "10.0.0.2"), 5_000),
+            Gate::Shut { retry_at: 61_000 },
+            "the account's limit"
+        );
+        assert_eq!(t.gate(alice, 60_999), Gate::Shut { retry_at: 61_000 });
+        assert_eq!(t.gate(alice, 61_000), Gate::Go, "the learned 1 000 expired");
+    }
+
+    /// A learned failure is not a check: it frees no slot and takes none;
+    /// one already out of the window, or on a registration, counts nothing.
+    #[test]
+    fn learned_failures_are_not_checks() {
+        let mut t: Throttle<&str> = Throttle::new(2, WINDOW);
+        let alice = from(Some(1), "10.0.0.1");
+        t.begin(alice);
+        t.learn(alice, 10, 10);
+        assert_eq!(t.gate(alice, 20), Gate::Wait, "one failure, one check");
+        t.park(alice, "next");
+        assert!(t.end(alice, true, 30), "the limit is reached");
+        assert_eq!(t.unpark(40, |_| true), [Unparked::Shut("next", 60_010)]);
+        let mut t: Throttle<()> = Throttle::new(1, WINDOW);
+        t.learn(alice, 0, WINDOW);
+        t.learn(from(None, "10.0.0.1"), WINDOW, WINDOW);
+        assert_eq!(t.tallies(), 0, "too old, and no account");
+        assert_eq!(t.gate(alice, WINDOW), Gate::Go);
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! `l:<user>:<reason>` (a session that ended, and why), `s` (bans or mutes
 //! changed), `k:<user>:<reason>` (the operator kicked that user, wherever
 //! they are; the reason escaped by [`escape`]), `f` (the file offers
-//! changed), or `poll` in place of the
+//! changed), `x` (wrong passwords were recorded: nodes read the
+//! `login_failures` rows after the last they read, see [`super::failures`]),
+//! or `poll` in place of the
 //! heads when they would not fit in [`MAX_PAYLOAD`] bytes (PostgreSQL's
 //! limit is 8,000).
 
@@ -36,6 +38,8 @@ pub(super) const ONLINE: i64 = -3;
 
 /// The `heads` row counting changes of bans and mutes.
 pub(super) const SANCTIONS: i64 = -4;
+/// The `heads` row counting the batches that recorded login failures.
+pub(super) const FAILURES: i64 = -5;
 /// The `heads` row counting changes of the file offers (made, completed,
 /// answered, told, deleted).
 pub(super) const FILES: i64 = -6;
@@ -63,6 +67,8 @@ pub(super) struct Bell {
     pub(super) kicks: Vec<(crate::store::UserId, String)>,
     /// The file offers changed.
     pub(super) files: bool,
+    /// Login failures were recorded.
+    pub(super) failures: bool,
 }
 
 impl Bell {
@@ -84,6 +90,9 @@ impl Bell {
         }
         if self.files {
             counters.push(FILES);
+        }
+        if self.failures {
+            counters.push(FAILURES);
         }
         if !counters.is_empty() {
             tx.execute(
@@ -132,6 +141,9 @@ impl Bell {
         if self.files {
             items.push("f".into());
         }
+        if self.failures {
+            items.push("x".into());
+        }
         // Node ids have no ':' or ';' (`--node-id`); a payload too long
         // for them all loses only some reasons (said "connection lost"),
         // never a takeover.
@@ -169,6 +181,7 @@ pub(super) struct Rung {
     pub(super) sanctions: bool,
     pub(super) kicks: Vec<(crate::store::UserId, String)>,
     pub(super) files: bool,
+    pub(super) failures: bool,
 }
 
 /// A text made safe for an item: `%` and `;` as `%25` and `%3B`.
@@ -212,6 +225,7 @@ pub(super) fn parse(payload: &str) -> Rung {
                 None => rung.poll = true,
             },
             None if item == "f" => rung.files = true,
+            None if item == "x" => rung.failures = true,
             Some(("l", left)) => match left.split_once(':') {
                 Some((user, reason)) if user.parse::<i64>().is_ok() => rung
                     .left
@@ -294,6 +308,13 @@ mod tests {
         };
         assert_eq!(bell.payload().unwrap(), "f");
         assert!(parse("f").files && !parse("f").poll);
+        let bell = Bell {
+            failures: true,
+            files: true,
+            ..Bell::default()
+        };
+        assert_eq!(bell.payload().unwrap(), "f;x");
+        assert!(parse("x").failures && !parse("x").poll);
     }
 
     #[test]

@@ -10,7 +10,9 @@
 //! and passes on the takeovers of this node's sessions; it reloads the bans
 //! and mutes when they changed (doorbell `s`, or their counter), passes
 //! on the operators' kicks (`k`), and reloads the file offers whole when
-//! their counter moved or `f` rang.
+//! their counter moved or `f` rang. It reads the other nodes' wrong
+//! passwords after the last it read when `x` rang or their counter moved,
+//! and after every connection ([`super::failures`]).
 //! A lost connection is made again, with a backoff up to 2 s.
 
 use std::collections::HashMap;
@@ -42,6 +44,11 @@ pub(super) struct Known {
     pub(super) online_version: i64,
     pub(super) sanctions_version: i64,
     pub(super) files_version: i64,
+    pub(super) failures_version: i64,
+    /// The last `login_failures` id read.
+    pub(super) failures_after: i64,
+    /// This node run's incarnation (its own failures are counted already).
+    pub(super) incarnation: i64,
     /// This node's id (its own `online` rows are not another's users).
     pub(super) node: String,
     /// Each account's password hash.
@@ -56,13 +63,21 @@ pub(super) struct Versions {
     pub(super) online: i64,
     pub(super) sanctions: i64,
     pub(super) files: i64,
+    pub(super) failures: i64,
 }
 
 /// Reads the change counters.
 pub(super) fn versions(client: &mut Client) -> Result<Versions, postgres::Error> {
     let rows = client.query(
         "SELECT stream, head FROM heads WHERE stream = ANY($1)",
-        &[&vec![ACCOUNTS, GROUPS, ONLINE, SANCTIONS, bell::FILES]],
+        &[&vec![
+            ACCOUNTS,
+            GROUPS,
+            ONLINE,
+            SANCTIONS,
+            bell::FILES,
+            bell::FAILURES,
+        ]],
     )?;
     let mut found = Versions::default();
     for row in rows {
@@ -71,6 +86,7 @@ pub(super) fn versions(client: &mut Client) -> Result<Versions, postgres::Error>
             GROUPS => found.groups = row.get(1),
             ONLINE => found.online = row.get(1),
             SANCTIONS => found.sanctions = row.get(1),
+            bell::FAILURES => found.failures = row.get(1),
             _ => found.files = row.get(1),
         }
     }
@@ -157,8 +173,9 @@ fn serve(
     let mut checked: Option<Instant> = None;
     // Deaf until now: who is online elsewhere is read again.
     let mut reload_online = true;
-    // Deaf until now: the file offers too.
+    // Deaf until now: the file offers too, and the failures.
     let mut reload_files = true;
+    let mut read_failures = true;
     loop {
         if !matches!(stopped.try_recv(), Err(TryRecvError::Empty)) {
             return End::Stop;
@@ -170,6 +187,8 @@ fn serve(
         let (mut left, mut takeovers) = (Vec::new(), Vec::new());
         let mut files = reload_files;
         reload_files = false;
+        let mut failures = read_failures;
+        read_failures = false;
         if checked.is_none_or(|t| t.elapsed() >= CHECK_EVERY) {
             checked = Some(Instant::now());
             match versions(&mut client) {
@@ -179,6 +198,7 @@ fn serve(
                     online |= v.online != known.online_version;
                     sanctions = v.sanctions != known.sanctions_version;
                     files |= v.files != known.files_version;
+                    failures |= v.failures != known.failures_version;
                 }
                 Err(err) => return lost(err),
             }
@@ -214,6 +234,7 @@ fn serve(
                 sanctions |= rung.sanctions;
                 kicks.extend(rung.kicks);
                 files |= rung.files;
+                failures |= rung.failures;
                 left.extend(rung.left);
                 takeovers.extend(
                     rung.takeovers
@@ -296,6 +317,22 @@ fn serve(
             match reloaded {
                 Ok(rows) => {
                     if heard.send(Heard::Files(rows)).is_err() {
+                        return End::Stop;
+                    }
+                }
+                Err(err) => return lost(err),
+            }
+        }
+        if failures {
+            let read = versions(&mut client).and_then(|v| {
+                known.failures_version = v.failures;
+                let me = (known.node.as_str(), known.incarnation);
+                super::failures::since(&mut client, known.failures_after, me)
+            });
+            match read {
+                Ok((list, last)) => {
+                    known.failures_after = last;
+                    if !list.is_empty() && heard.send(Heard::Failures(list)).is_err() {
                         return End::Stop;
                     }
                 }

@@ -19,6 +19,7 @@
 
 mod accounts;
 mod bell;
+mod failures;
 mod files;
 mod groups;
 mod identities;
@@ -140,6 +141,12 @@ impl Postgres {
             .get(0);
         let block: i64 = client.query_one("SELECT nextval('id_blocks')", &[])?.get(0);
         let (heard_tx, heard) = crossbeam_channel::unbounded();
+        // The failures of the window so far, heard before any login (a
+        // node started again has forgotten its own).
+        let (failed, failures_after) = failures::since(client, 0, (node, incarnation))?;
+        if !failed.is_empty() {
+            let _ = heard_tx.send(crate::store::Heard::Failures(failed));
+        }
         // Claimed just now: the lease runs from the claim's now().
         let renewed = crate::store::Renewed::new(claimed);
         let known = listen::Known {
@@ -148,6 +155,9 @@ impl Postgres {
             online_version: versions.online,
             sanctions_version: versions.sanctions,
             files_version: versions.files,
+            failures_version: versions.failures,
+            failures_after,
+            incarnation,
             node: node.to_string(),
             hashes: accounts.iter().map(|a| (a.id, a.hash.clone())).collect(),
         };
@@ -417,6 +427,8 @@ fn lock_batch<E>(tx: &mut Tx, batch: &[Op<E>]) -> Result<(), postgres::Error> {
             Op::Group { .. } => rows.push(bell::GROUPS),
             Op::Online { .. } | Op::Offline { .. } => rows.push(bell::ONLINE),
             Op::Sanction(..) => rows.push(bell::SANCTIONS),
+            // Held to COMMIT: the failures' ids are in commit order.
+            Op::LoginFailed { .. } => rows.push(bell::FAILURES),
             _ => {}
         }
     }
@@ -467,6 +479,8 @@ fn run<E>(conn: &mut Conn, page_bytes: usize, me: &online::Me, batch: Vec<Op<E>>
     let mut slots: Vec<Option<Reply<E>>> = Vec::with_capacity(batch.len());
     let mut run: Vec<(usize, Origin, NewMessage)> = Vec::new();
     let mut fatal: Option<StoreError> = None;
+    // Wrong passwords, written together after the loop.
+    let (mut failed_logins, mut window) = (Vec::new(), 0);
     for op in batch {
         if let Some(err) = &fatal {
             slots.extend(fail_all(vec![op], err).into_iter().map(Some));
@@ -504,6 +518,14 @@ fn run<E>(conn: &mut Conn, page_bytes: usize, me: &online::Me, batch: Vec<Op<E>>
                     fatal = Some(err.into());
                 }
             }
+            Op::LoginFailed {
+                user,
+                network,
+                window_ms,
+            } => {
+                failed_logins.push((user, network));
+                window = window.max(window_ms);
+            }
             op => {
                 match &op {
                     Op::CreateAccount { .. } | Op::SetPassword { .. } => bell.accounts = true,
@@ -532,6 +554,11 @@ fn run<E>(conn: &mut Conn, page_bytes: usize, me: &online::Me, batch: Vec<Op<E>>
             }
         }
         None => {}
+    }
+    if fatal.is_none() {
+        if let Err(err) = failures::record(&mut tx, me, &failed_logins, window, &mut bell) {
+            fatal = Some(err.into());
+        }
     }
     if fatal.is_none() {
         if let Err(err) = bell.ring(&mut tx) {
@@ -692,7 +719,7 @@ fn apply_one<E>(
         // The doorbell alone carries a kick (`run` rings it).
         Op::Kick { .. } => None,
         // `run` writes these (they ring the doorbell); never reached.
-        Op::Online { .. } | Op::Offline { .. } => None,
+        Op::Online { .. } | Op::Offline { .. } | Op::LoginFailed { .. } => None,
         Op::Append { origin, message } => {
             // Appends go through `store_run`; this is never reached.
             Some(Reply::Appended {

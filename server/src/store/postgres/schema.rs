@@ -18,6 +18,9 @@
 //! - `online`: which node each logged-in account is on, and `heads` row -3
 //!   counting its changes ([`super::online`]);
 //! - `heads` row -4: how many times bans and mutes changed;
+//! - `login_failures`: the wrong passwords of the last window (the login
+//!   throttle's, on the database's clock), and `heads` row -5 counting the
+//!   batches that wrote some ([`super::failures`]);
 //! - `heads` row -6: how many times the file offers changed.
 
 use postgres::Client;
@@ -136,9 +139,20 @@ INSERT INTO heads (stream, head) VALUES (-3, 0) ON CONFLICT DO NOTHING;
     "
 INSERT INTO heads (stream, head) VALUES (-4, 0) ON CONFLICT DO NOTHING;
 ",
-    // 5 is another branch's (login throttles across nodes), empty here
-    // until it is merged, so that the next is number 6.
-    "",
+    // 5: login throttles across nodes. Recent wrong passwords (on the
+    // database's clock), and their change counter (-5) in `heads`.
+    "
+CREATE TABLE login_failures (
+    id          BIGSERIAL PRIMARY KEY,
+    user_id     BIGINT NOT NULL,
+    network     TEXT NOT NULL,
+    node        TEXT NOT NULL,
+    incarnation BIGINT NOT NULL,
+    at          TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX login_failures_at ON login_failures (at);
+INSERT INTO heads (stream, head) VALUES (-5, 0) ON CONFLICT DO NOTHING;
+",
     // 6: file offers across nodes. Their change counter (-6) in `heads`.
     "
 INSERT INTO heads (stream, head) VALUES (-6, 0) ON CONFLICT DO NOTHING;

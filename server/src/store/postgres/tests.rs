@@ -193,6 +193,64 @@ fn nodes_share_a_database_but_not_an_id() {
     drop(beside);
 }
 
+/// A wrong password is a row another node reads once, with its age on
+/// the database's clock; its own node skips it; rows older than the
+/// window go with the next batch that writes one.
+#[test]
+fn login_failures_are_read_once_and_pruned() {
+    let Some(url) = database() else { return };
+    let (mut db, _) = open_as(&url, "n1").unwrap();
+    let failed = |network: &str| Op::LoginFailed {
+        user: 7,
+        network: network.parse().unwrap(),
+        window_ms: 60_000,
+    };
+    assert!(
+        db.commit(vec![failed("10.0.0.1")]).is_empty(),
+        "not answered"
+    );
+    let mut admin = testdb::shared()
+        .unwrap()
+        .client(url.rsplit('/').next().unwrap())
+        .unwrap();
+    let incarnation: i64 = admin
+        .query_one("SELECT incarnation FROM nodes WHERE node = 'n1'", &[])
+        .unwrap()
+        .get(0);
+    let (mine, last) = failures::since(&mut admin, 0, ("n1", incarnation)).unwrap();
+    assert!(mine.is_empty() && last >= 1, "its own: {mine:?}");
+    let (heard, last) = failures::since(&mut admin, 0, ("n2", 1)).unwrap();
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    assert_eq!(
+        (heard[0].user, heard[0].network.to_string()),
+        (7, "10.0.0.1".into())
+    );
+    assert!(heard[0].age_ms < 5_000, "{heard:?}");
+    assert!(failures::since(&mut admin, last, ("n2", 1))
+        .unwrap()
+        .0
+        .is_empty());
+
+    admin
+        .execute(
+            "UPDATE login_failures SET at = now() - interval '61 seconds'",
+            &[],
+        )
+        .unwrap();
+    db.commit(vec![failed("10.0.0.2")]);
+    let (heard, _) = failures::since(&mut admin, 0, ("n2", 1)).unwrap();
+    assert_eq!(heard.len(), 1, "the old one went: {heard:?}");
+    assert_eq!(heard[0].network.to_string(), "10.0.0.2");
+    let counter: i64 = admin
+        .query_one(
+            "SELECT head FROM heads WHERE stream = $1",
+            &[&bell::FAILURES],
+        )
+        .unwrap()
+        .get(0);
+    assert_eq!(counter, 2, "one per batch that wrote failures");
+}
+
 #[test]
 fn the_schema_is_versioned_and_a_newer_one_refused() {
     let Some(url) = database() else { return };

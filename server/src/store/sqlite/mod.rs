@@ -269,6 +269,8 @@ fn apply_one<E>(
         }
         // One node: who is online lives in the chat's memory only.
         Op::Online { .. } | Op::Offline { .. } | Op::Kick { .. } => return None,
+        // One node: its throttle's memory is the whole count.
+        Op::LoginFailed { .. } => return None,
         Op::File(op) => {
             if let Err(err) = files::apply(tx, &op) {
                 tracing::error!("storing a file offer ({op:?}): {err}");
