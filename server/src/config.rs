@@ -43,7 +43,7 @@ pub struct Config {
     /// node resumes on another). A node that cannot renew its lease in the
     /// database closes its connections (`unavailable`) so its clients move
     /// to another node, and serves again once it can. Not across nodes
-    /// yet: `delivered` notices, away texts, bans, mutes and kicks. The certificate stays in
+    /// yet: `delivered` notices, bans, mutes and kicks. The certificate stays in
     /// the data directory, and the file spool too unless --spool-dir says
     /// otherwise.
     #[arg(long, value_name = "URL", requires = "node_id")]

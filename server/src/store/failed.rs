@@ -45,7 +45,8 @@ pub(super) fn fail_all<E>(batch: Vec<Op<E>>, err: &StoreError) -> Vec<Reply<E>> 
                 | Op::Online { .. }
                 | Op::Offline { .. }
                 | Op::Kick { .. }
-                | Op::File(_) => return None,
+                | Op::File(_)
+                | Op::Away { .. } => return None,
             })
         })
         .collect()

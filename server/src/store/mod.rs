@@ -168,6 +168,8 @@ pub struct Remote {
     pub user: UserId,
     pub nick: String,
     pub node: String,
+    /// Their away text (`None`: here).
+    pub away: Option<String>,
 }
 
 /// Where a message goes.
@@ -308,6 +310,14 @@ pub enum Op<E> {
         user: UserId,
         conn: ConnId,
         reason: String,
+    },
+    /// `user`, online here through `conn`, is away with `text` (`None`:
+    /// back), for the other nodes' online lists (a cluster's `online`
+    /// table; not answered, nothing on SQLite).
+    Away {
+        user: UserId,
+        conn: ConnId,
+        text: Option<String>,
     },
 }
 

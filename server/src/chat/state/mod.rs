@@ -533,7 +533,7 @@ impl ChatState {
                 users: self.online(),
                 away: self.away(),
             })),
-            Request::Away { text, .. } => self.set_away(conn, text).map(|()| {
+            Request::Away { text, .. } => self.set_away(conn, text, out).map(|()| {
                 Some(ServerFrame::Ack {
                     id,
                     offline: false,
@@ -770,8 +770,15 @@ impl ChatState {
         self.sessions.get(&conn)?.nick.as_deref()
     }
 
-    /// `away`: the user is away (with why), or back (`None` or empty).
-    fn set_away(&mut self, conn: ConnId, text: Option<String>) -> Result<(), Rejection> {
+    /// `away`: the user is away (with why), or back (`None` or empty). In
+    /// a cluster the text goes into the user's `online` row too, for the
+    /// other nodes' `online` answers.
+    fn set_away(
+        &mut self,
+        conn: ConnId,
+        text: Option<String>,
+        out: &mut impl Deliver,
+    ) -> Result<(), Rejection> {
         let text = text.filter(|t| !t.trim().is_empty());
         if let Some(text) = &text {
             if text.len() > chat_common::protocol::MAX_AWAY {
@@ -793,19 +800,33 @@ impl ChatState {
                 ));
             }
         }
-        self.sessions.get_mut(&conn).expect("online").away = text;
+        let session = self.sessions.get_mut(&conn).expect("online");
+        if self.cluster && session.away != text {
+            if let Some(user) = session.user {
+                out.store(Op::Away {
+                    user,
+                    conn,
+                    text: text.clone(),
+                });
+            }
+        }
+        session.away = text;
         Ok(())
     }
 
-    /// Who online is away, and why, by nickname.
+    /// Who online is away, and why, by nickname: this node's users and, in
+    /// a cluster, the other nodes' (the replica).
     fn away(&self) -> std::collections::BTreeMap<String, String> {
-        self.nicks
-            .values()
-            .filter_map(|c| {
-                let session = self.sessions.get(c)?;
-                Some((session.nick.clone()?, session.away.clone()?))
-            })
-            .collect()
+        let here = self.nicks.values().filter_map(|c| {
+            let session = self.sessions.get(c)?;
+            Some((session.nick.clone()?, session.away.clone()?))
+        });
+        let elsewhere = self
+            .remote
+            .iter()
+            .filter(|(key, _)| !self.nicks.contains_key(*key))
+            .filter_map(|(_, r)| Some((r.nick.clone(), r.away.clone()?)));
+        here.chain(elsewhere).collect()
     }
 
     /// Nicknames online, sorted without regard to case.

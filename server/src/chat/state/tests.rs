@@ -175,7 +175,8 @@ impl World {
                     | Op::Online { .. }
                     | Op::Offline { .. }
                     | Op::Kick { .. }
-                    | Op::File(_) => continue,
+                    | Op::File(_)
+                    | Op::Away { .. } => continue,
                 };
                 self.state.stored(reply, self.now, &mut self.out);
             } else {
@@ -1070,6 +1071,7 @@ fn in_a_cluster_the_other_nodes_users_are_online_here() {
         user,
         nick: nick.into(),
         node: "n2".into(),
+        away: None,
     };
     let presence = |out: &mut Recorder, state: &mut ChatState| {
         state.flush_presence(out);
@@ -1202,4 +1204,95 @@ fn in_a_cluster_the_other_nodes_users_are_online_here() {
         "{:?}",
         w.out.ops
     );
+}
+
+/// In a cluster, `online`'s away texts cover the other nodes' users (the
+/// replica's), and an away text set or cleared here goes to the store for
+/// the others' (once per change; nothing on one node).
+#[test]
+fn in_a_cluster_away_texts_cover_every_node() {
+    use crate::store::{Heard, Remote};
+    let away_ops = |out: &mut Recorder| -> Vec<(UserId, ConnId, Option<String>)> {
+        out.ops
+            .drain(..)
+            .filter_map(|op| match op {
+                Op::Away { user, conn, text } => Some((user, conn, text)),
+                _ => None,
+            })
+            .collect()
+    };
+    let away_of = |w: &mut World| {
+        w.request(1, Request::Online { id: 9 });
+        match w.out.take().pop() {
+            Some((1, ServerFrame::Online { away, .. })) => away,
+            other => panic!("{other:?}"),
+        }
+    };
+    // One node: away is the session's alone.
+    let mut w = World::new(&["alice"]);
+    w.login(1, "alice", "pw-alice");
+    w.request(
+        1,
+        Request::Away {
+            id: 2,
+            text: Some("lunch".into()),
+        },
+    );
+    assert!(away_ops(&mut w.out).is_empty(), "nothing for SQLite");
+
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    w.state = std::mem::replace(&mut w.state, ChatState::new(100, Accounts::default()))
+        .with_cluster(1 << 32, 0);
+    w.login(1, "alice", "pw-alice");
+    w.out.ops.clear();
+    let remote = |user, nick: &str, away: Option<&str>| Remote {
+        user,
+        nick: nick.into(),
+        node: "n2".into(),
+        away: away.map(String::from),
+    };
+    w.state.heard(
+        Heard::Online {
+            users: vec![remote(2, "bob", Some("lunch")), remote(3, "carol", None)],
+            left: vec![],
+        },
+        0,
+        &mut w.out,
+    );
+    w.out.take();
+    let away = away_of(&mut w);
+    assert_eq!(away.len(), 1, "{away:?}");
+    assert_eq!(away["bob"], "lunch");
+
+    w.request(
+        1,
+        Request::Away {
+            id: 3,
+            text: Some("meeting".into()),
+        },
+    );
+    assert_eq!(away_ops(&mut w.out), [(1, 1, Some("meeting".to_string()))]);
+    w.request(
+        1,
+        Request::Away {
+            id: 4,
+            text: Some("meeting".into()),
+        },
+    );
+    assert!(away_ops(&mut w.out).is_empty(), "no change, no write");
+    assert_eq!(away_of(&mut w)["alice"], "meeting");
+    w.request(1, Request::Away { id: 5, text: None });
+    assert_eq!(away_ops(&mut w.out), [(1, 1, None)]);
+
+    // Bob is back on n2.
+    w.state.heard(
+        Heard::Online {
+            users: vec![remote(2, "bob", None), remote(3, "carol", None)],
+            left: vec![],
+        },
+        0,
+        &mut w.out,
+    );
+    w.out.take();
+    assert!(away_of(&mut w).is_empty());
 }

@@ -415,7 +415,7 @@ fn lock_batch<E>(tx: &mut Tx, batch: &[Op<E>]) -> Result<(), postgres::Error> {
             }
             Op::CreateAccount { .. } | Op::SetPassword { .. } => rows.push(bell::ACCOUNTS),
             Op::Group { .. } => rows.push(bell::GROUPS),
-            Op::Online { .. } | Op::Offline { .. } => rows.push(bell::ONLINE),
+            Op::Online { .. } | Op::Offline { .. } | Op::Away { .. } => rows.push(bell::ONLINE),
             Op::Sanction(..) => rows.push(bell::SANCTIONS),
             _ => {}
         }
@@ -501,6 +501,12 @@ fn run<E>(conn: &mut Conn, page_bytes: usize, me: &online::Me, batch: Vec<Op<E>>
             }
             Op::Offline { user, conn, reason } => {
                 if let Err(err) = online::release(&mut tx, me, user, conn, reason, &mut bell) {
+                    fatal = Some(err.into());
+                }
+            }
+            Op::Away { user, conn, text } => {
+                let text = text.as_deref();
+                if let Err(err) = online::set_away(&mut tx, me, user, conn, text, &mut bell) {
                     fatal = Some(err.into());
                 }
             }
@@ -692,7 +698,7 @@ fn apply_one<E>(
         // The doorbell alone carries a kick (`run` rings it).
         Op::Kick { .. } => None,
         // `run` writes these (they ring the doorbell); never reached.
-        Op::Online { .. } | Op::Offline { .. } => None,
+        Op::Online { .. } | Op::Offline { .. } | Op::Away { .. } => None,
         Op::Append { origin, message } => {
             // Appends go through `store_run`; this is never reached.
             Some(Reply::Appended {

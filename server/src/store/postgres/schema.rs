@@ -18,7 +18,9 @@
 //! - `online`: which node each logged-in account is on, and `heads` row -3
 //!   counting its changes ([`super::online`]);
 //! - `heads` row -4: how many times bans and mutes changed;
-//! - `heads` row -6: how many times the file offers changed.
+//! - `heads` row -6: how many times the file offers changed;
+//! - `online.away`: a user's away text, for the other nodes' `online`
+//!   answers.
 
 use postgres::Client;
 
@@ -142,6 +144,10 @@ INSERT INTO heads (stream, head) VALUES (-4, 0) ON CONFLICT DO NOTHING;
     // 6: file offers across nodes. Their change counter (-6) in `heads`.
     "
 INSERT INTO heads (stream, head) VALUES (-6, 0) ON CONFLICT DO NOTHING;
+",
+    // 7: away texts across nodes (NULL: here).
+    "
+ALTER TABLE online ADD COLUMN away TEXT;
 ",
 ];
 

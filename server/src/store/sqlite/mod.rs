@@ -268,7 +268,7 @@ fn apply_one<E>(
             return None;
         }
         // One node: who is online lives in the chat's memory only.
-        Op::Online { .. } | Op::Offline { .. } | Op::Kick { .. } => return None,
+        Op::Online { .. } | Op::Offline { .. } | Op::Kick { .. } | Op::Away { .. } => return None,
         Op::File(op) => {
             if let Err(err) = files::apply(tx, &op) {
                 tracing::error!("storing a file offer ({op:?}): {err}");
