@@ -37,15 +37,15 @@ pub struct Config {
     /// or a trusted network); the schema is created if missing. Needs
     /// --node-id. Several nodes may share one database, each with its own
     /// --node-id: messages (public, private, group), accounts and groups
-    /// reach every node, and so do presence (the online list, presence
-    /// lines, /list, /stats), takeover (one session per account) and file
-    /// offers (give every node the same --spool-dir: a transfer cut on one
-    /// node resumes on another). A node that cannot renew its lease in the
-    /// database closes its connections (`unavailable`) so its clients move
-    /// to another node, and serves again once it can. Not across nodes
-    /// yet: `delivered` notices, bans, mutes and kicks. The certificate stays in
-    /// the data directory, and the file spool too unless --spool-dir says
-    /// otherwise.
+    /// reach every node, and so do presence (the online list with away
+    /// texts, presence lines, /list, /stats), `delivered` notices,
+    /// takeover (one session per account) and file offers (give every node
+    /// the same --spool-dir: a transfer cut on one node resumes on
+    /// another). A node that cannot renew its lease in the database closes
+    /// its connections (`unavailable`) so its clients move to another
+    /// node, and serves again once it can. Not across nodes yet: bans,
+    /// mutes and kicks. The certificate stays in the data directory, and
+    /// the file spool too unless --spool-dir says otherwise.
     #[arg(long, value_name = "URL", requires = "node_id")]
     pub cluster: Option<String>,
 

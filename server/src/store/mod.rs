@@ -160,6 +160,9 @@ pub enum Heard {
     /// Every file offer as it is now (one was made, completed, answered
     /// or deleted somewhere).
     Files(Vec<FileRow>),
+    /// Private messages whose receivers' clients have shown them, said on
+    /// another node: their senders online here are told.
+    Delivered(Vec<Delivery>),
 }
 
 /// A user online on another node (the `online` table).

@@ -1,7 +1,9 @@
-//! Away texts across the nodes of a cluster: alice's away text set on n1
-//! is in the `online` answer bob asks of n2, and gone when she is back
-//! or logs in again elsewhere. Without PostgreSQL these skip; under
-//! `CI=true` they fail.
+//! Away texts, `delivered` notices and `/stats` across the nodes of a
+//! cluster: alice's away text set on n1 is in the `online` answer bob
+//! asks of n2, and gone when she is back or logs in again elsewhere; bob's
+//! `received` on n2 tells alice on n1 `delivered`, once, as it does when
+//! both are on one node. Without PostgreSQL these skip; under `CI=true`
+//! they fail.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -80,5 +82,63 @@ fn an_away_text_set_on_one_node_is_seen_on_another() {
         "{online}"
     );
     assert_eq!(online.get("away"), None, "a new session is here: {online}");
+    drop((n1, n2));
+}
+
+/// `sender` sends `receiver` a private message with `cid`; `receiver`
+/// shows it and says `received`; `sender` is told `delivered` exactly once
+/// (nothing more in the next 1.5 s, a doorbell and a poll later).
+fn delivered_once(
+    sender: &mut support::Client,
+    receiver: &mut support::Client,
+    to: &str,
+    cid: &str,
+) {
+    let id = sender.send_with_cid(Some(to), "did you get this?", cid);
+    sender.expect_ack(id);
+    let message = receiver.expect_within("the message", Duration::from_secs(3), |f| {
+        f["type"] == "message" && f["text"] == "did you get this?"
+    });
+    let started = Instant::now();
+    receiver.send(json!({"type": "received", "seq": message["seq"]}));
+    let told = sender.expect_within("delivered", Duration::from_secs(3), |f| {
+        f["type"] == "delivered"
+    });
+    eprintln!(
+        "cluster delivered: {cid:?} told {:?} after received",
+        started.elapsed()
+    );
+    assert_eq!(told, json!({"type": "delivered", "cid": cid, "to": to}));
+    thread::sleep(Duration::from_millis(1500));
+    let again: Vec<Value> = sender
+        .sync()
+        .into_iter()
+        .filter(|f| f["type"] == "delivered")
+        .collect();
+    assert!(again.is_empty(), "told twice: {again:?}");
+}
+
+/// Alice on n1 writes to bob on n2 (a cid with the doorbell's own
+/// separators in it): his `received` there reaches her as `delivered`,
+/// once; and with both on n1 (n2 hearing the same doorbell), once too.
+#[test]
+fn delivered_reaches_the_sender_on_another_node_once() {
+    let Some(pg) = postgres::shared() else { return };
+    let url = pg.database();
+    let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (n1, n2) = (node(&url, "n1", d1.path()), node(&url, "n2", d2.path()));
+    let mut alice = n1.login("alice");
+    let mut bob = n2.login("bob");
+    // Until n1 sees bob online, its ack would say offline.
+    alice.expect_joined("bob");
+    delivered_once(&mut alice, &mut bob, "bob", "a;1:%3B%:d:n1:2:x");
+    delivered_once(&mut bob, &mut alice, "alice", "b-1");
+
+    // Both on n1: n1 tells alice from its own store's answer, and its
+    // listener ignores its own doorbell.
+    bob.bye();
+    let mut bob = n1.connect("bob on n1");
+    bob.login("bob");
+    delivered_once(&mut alice, &mut bob, "bob", "a-2");
     drop((n1, n2));
 }

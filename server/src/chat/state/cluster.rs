@@ -218,6 +218,7 @@ impl ChatState {
             Heard::Sanctions(list) => self.sanctions_reloaded(list, now, out),
             Heard::Kicked { user, reason } => self.kicked_elsewhere(user, &reason, out),
             Heard::Files(rows) => self.files_reloaded(rows, out),
+            Heard::Delivered(deliveries) => self.delivered(deliveries, out),
         }
     }
 

@@ -1296,3 +1296,47 @@ fn in_a_cluster_away_texts_cover_every_node() {
     w.out.take();
     assert!(away_of(&mut w).is_empty());
 }
+
+/// In a cluster, a receipt said on another node (`Heard::Delivered`) tells
+/// the senders online here, each of their own message, and nobody else;
+/// a sender online nowhere here is not told (best effort, as on one node).
+#[test]
+fn in_a_cluster_a_receipt_heard_from_another_node_tells_the_sender_here() {
+    use crate::store::{Delivery, Heard};
+    let mut w = World::new(&["alice", "bob", "carol", "dave"]);
+    w.state = std::mem::replace(&mut w.state, ChatState::new(100, Accounts::default()))
+        .with_cluster(1 << 32, 0);
+    w.login(1, "alice", "pw-alice");
+    w.login(3, "carol", "pw-carol");
+    w.out.take();
+    let receipt = |sender, cid: &str| Delivery {
+        sender,
+        cid: cid.into(),
+        to: "bob".into(),
+    };
+    w.state.heard(
+        Heard::Delivered(vec![
+            receipt(1, "a;1:%"),
+            receipt(4, "dave's"),
+            receipt(1, "a-2"),
+        ]),
+        0,
+        &mut w.out,
+    );
+    let sent = w.out.take();
+    let told: Vec<(ConnId, String, String)> = sent
+        .into_iter()
+        .map(|(conn, frame)| match frame {
+            ServerFrame::Delivered { cid, to } => (conn, cid, to),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [
+            (1, "a;1:%".to_string(), "bob".to_string()),
+            (1, "a-2".to_string(), "bob".to_string())
+        ]
+    );
+    assert!(w.out.ops.is_empty(), "{:?}", w.out.ops);
+}

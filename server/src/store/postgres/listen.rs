@@ -10,7 +10,8 @@
 //! and passes on the takeovers of this node's sessions; it reloads the bans
 //! and mutes when they changed (doorbell `s`, or their counter), passes
 //! on the operators' kicks (`k`), and reloads the file offers whole when
-//! their counter moved or `f` rang.
+//! their counter moved or `f` rang; it passes on the `delivered` notices
+//! other nodes' receipts rang (`d`) for this node's senders.
 //! A lost connection is made again, with a backoff up to 2 s.
 
 use std::collections::HashMap;
@@ -168,6 +169,7 @@ fn serve(
         let mut kicks = Vec::new();
         reload_online = false;
         let (mut left, mut takeovers) = (Vec::new(), Vec::new());
+        let mut delivered = Vec::new();
         let mut files = reload_files;
         reload_files = false;
         if checked.is_none_or(|t| t.elapsed() >= CHECK_EVERY) {
@@ -215,6 +217,13 @@ fn serve(
                 kicks.extend(rung.kicks);
                 files |= rung.files;
                 left.extend(rung.left);
+                // This node told its own senders when its store answered.
+                delivered.extend(
+                    rung.delivered
+                        .into_iter()
+                        .filter(|(node, _)| *node != known.node)
+                        .map(|(_, d)| d),
+                );
                 takeovers.extend(
                     rung.takeovers
                         .into_iter()
@@ -303,6 +312,9 @@ fn serve(
             }
         }
         let mut said = Vec::new();
+        if !delivered.is_empty() {
+            said.push(Heard::Delivered(delivered));
+        }
         if !heads.is_empty() {
             let mut heads: Vec<(Stream, u64)> = heads.into_iter().collect();
             heads.sort_unstable();

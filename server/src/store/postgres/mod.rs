@@ -520,6 +520,13 @@ fn run<E>(conn: &mut Conn, page_bytes: usize, me: &online::Me, batch: Vec<Op<E>>
                     _ => {}
                 }
                 let (reply, failed) = apply_one(&mut tx, page_bytes, op);
+                // Senders online elsewhere learn of it from the doorbell.
+                if let Some(Reply::Delivered(deliveries)) = &reply {
+                    if !deliveries.is_empty() {
+                        bell.here.clone_from(&me.node);
+                        bell.delivered.extend(deliveries.iter().cloned());
+                    }
+                }
                 slots.push(reply);
                 fatal = failed;
             }
