@@ -203,9 +203,10 @@ pub(super) fn escape(text: &str) -> String {
     text.replace('%', "%25").replace(';', "%3B")
 }
 
-/// A text made safe for a field of an item: [`escape`], and `:` as `%3A`.
+/// A text made safe for a field of an item: [`escape`], `:` as `%3A`,
+/// and NUL (which a PostgreSQL text cannot hold) as `%00`.
 pub(super) fn escape_field(text: &str) -> String {
-    escape(text).replace(':', "%3A")
+    escape(text).replace(':', "%3A").replace('\0', "%00")
 }
 
 /// [`escape`] or [`escape_field`] undone; `None` for a `%` that escapes
@@ -220,6 +221,7 @@ pub(super) fn unescape(text: &str) -> Option<String> {
             "25" => '%',
             "3B" => ';',
             "3A" => ':',
+            "00" => '\0',
             _ => return None,
         });
         rest = &rest[at + 3..];
@@ -396,6 +398,7 @@ mod tests {
             "a;b:c%d",
             "%3A%3B%25",
             "::;;%%",
+            "c\0{0}\\",
             "",
             "ünï ☃ \\ \" ,",
             &"x;".repeat(32),
@@ -416,6 +419,7 @@ mod tests {
         };
         bell.heads.insert(PUBLIC, 3);
         let payload = bell.payload().unwrap();
+        assert!(!payload.contains('\0'), "PostgreSQL refuses a NUL");
         assert!(payload.starts_with("p:3;d:n-1.a_b:1:bob:c-1;"), "{payload}");
         let rung = parse(&payload);
         assert!(!rung.poll, "{payload}");
