@@ -163,6 +163,9 @@ pub enum Heard {
     /// Private messages whose receivers' clients have shown them, said on
     /// another node: their senders online here are told.
     Delivered(Vec<Delivery>),
+    /// The nodes whose lease is live now (`live`, sorted, this one's
+    /// included), and this node's id: for `/stats`.
+    Nodes { here: String, live: Vec<String> },
 }
 
 /// A user online on another node (the `online` table).

@@ -2,8 +2,9 @@
 //! cluster: alice's away text set on n1 is in the `online` answer bob
 //! asks of n2, and gone when she is back or logs in again elsewhere; bob's
 //! `received` on n2 tells alice on n1 `delivered`, once, as it does when
-//! both are on one node. Without PostgreSQL these skip; under `CI=true`
-//! they fail.
+//! both are on one node; `/stats` on n1 counts each live node's users
+//! and `/list` names each user's node. Without PostgreSQL these skip;
+//! under `CI=true` they fail.
 
 use std::thread;
 use std::time::{Duration, Instant};
@@ -140,5 +141,92 @@ fn delivered_reaches_the_sender_on_another_node_once() {
     let mut bob = n1.connect("bob on n1");
     bob.login("bob");
     delivered_once(&mut alice, &mut bob, "bob", "a-2");
+    drop((n1, n2));
+}
+
+/// `node`'s `/stats` until its `nodes:` line is `want` (within `within`);
+/// returns the whole output.
+fn stats_say(node: &mut support::Server, want: &str, within: Duration) -> String {
+    let started = Instant::now();
+    loop {
+        let stats = node.admin_output("/stats", |l| l.starts_with("uptime: "));
+        let line = stats
+            .lines()
+            .find(|l| l.starts_with("nodes: "))
+            .unwrap_or("");
+        if line == want {
+            return stats;
+        }
+        assert!(
+            started.elapsed() < within,
+            "no {want:?} after {within:?} in:\n{stats}"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Alice and carol on n1, bob on n2, nobody on n3: n1's `/stats` lists
+/// the three nodes with their users, n1 as here, and its `/list` names
+/// each user's node. n3 SIGKILLed leaves the list once its lease is over.
+#[test]
+fn stats_and_list_show_each_nodes_users() {
+    let Some(pg) = postgres::shared() else { return };
+    let url = pg.database();
+    let dirs: Vec<_> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
+    let mut n1 = node(&url, "n1", dirs[0].path());
+    let n2 = node(&url, "n2", dirs[1].path());
+    let n3 = node(&url, "n3", dirs[2].path());
+    let _alice = n1.login("alice");
+    let _carol = n1.login("carol");
+    let _bob = n2.login("bob");
+
+    let stats = stats_say(
+        &mut n1,
+        "nodes: n1 (here) 2 users, n2 1 user, n3 0 users",
+        Duration::from_secs(3),
+    );
+    let lines: Vec<&str> = stats.lines().collect();
+    assert_eq!(
+        lines[0], "connections: 2 (3 logged in, 3 accounts)",
+        "{stats}"
+    );
+    assert!(lines[1].starts_with("nodes: "), "{stats}");
+
+    let list = n1.admin_output("/list", |l| l.ends_with(" online"));
+    let rows: Vec<Vec<&str>> = list
+        .lines()
+        .skip(1)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    let nodes: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| r.len() > 2)
+        .map(|r| (r[0], *r.last().unwrap()))
+        .collect();
+    assert_eq!(
+        nodes,
+        [("alice", "here"), ("bob", "n2"), ("carol", "here")],
+        "{list}"
+    );
+    assert!(list.ends_with("3 online"), "{list}");
+
+    // n2 counts the same cluster from its side.
+    let mut n2 = n2;
+    stats_say(
+        &mut n2,
+        "nodes: n1 2 users, n2 (here) 1 user, n3 0 users",
+        Duration::from_secs(3),
+    );
+    n3.kill();
+    let started = Instant::now();
+    stats_say(
+        &mut n1,
+        "nodes: n1 (here) 2 users, n2 1 user",
+        Duration::from_secs(8),
+    );
+    eprintln!(
+        "cluster stats: n3 gone from n1's /stats {:?} after its SIGKILL",
+        started.elapsed()
+    );
     drop((n1, n2));
 }

@@ -219,6 +219,7 @@ impl ChatState {
             Heard::Kicked { user, reason } => self.kicked_elsewhere(user, &reason, out),
             Heard::Files(rows) => self.files_reloaded(rows, out),
             Heard::Delivered(deliveries) => self.delivered(deliveries, out),
+            Heard::Nodes { here, live } => self.nodes_heard(here, live),
         }
     }
 

@@ -56,7 +56,7 @@ use groups::Groups;
 pub use keepalive::Keepalive;
 use moderation::Sanctions;
 use stats::RateWindow;
-pub use stats::{SessionRow, Stats, RATE_WINDOW_SECS};
+pub use stats::{NodeUsers, SessionRow, Stats, RATE_WINDOW_SECS};
 
 /// Where the state's output goes: the dispatcher's router and queues, or a
 /// recorder in tests.
@@ -250,6 +250,9 @@ pub struct ChatState {
     room: cluster::Cursor,
     /// Who is online on the other nodes, by folded name (`remote.rs`).
     remote: BTreeMap<String, store::Remote>,
+    /// This node's id and the cluster's live nodes, for `/stats`
+    /// (`stats.rs`; empty until the listener says).
+    nodes: stats::Nodes,
     /// The lease could not be renewed in time: no one is served (`fence.rs`).
     fenced: bool,
 }
@@ -282,6 +285,7 @@ impl ChatState {
             cluster: false,
             room: cluster::Cursor::default(),
             remote: BTreeMap::new(),
+            nodes: stats::Nodes::default(),
             fenced: false,
         }
     }
@@ -1023,6 +1027,7 @@ impl ChatState {
             flooders_cut: self.flooders_cut,
             slow_consumers_cut: self.slow_consumers_cut,
             rate: self.rate.per_second(now),
+            nodes: self.node_users(),
         }
     }
 }

@@ -1340,3 +1340,65 @@ fn in_a_cluster_a_receipt_heard_from_another_node_tells_the_sender_here() {
     );
     assert!(w.out.ops.is_empty(), "{:?}", w.out.ops);
 }
+
+/// `/stats` in a cluster counts each node's users: this node's sessions,
+/// the replica's by node, and live nodes with nobody (a node whose lease
+/// just ran out while the replica still shows its users counts too); on
+/// one node there is no such list.
+#[test]
+fn in_a_cluster_stats_count_each_nodes_users() {
+    use crate::store::{Heard, Remote};
+    let mut w = World::new(&["alice", "bob", "carol", "dave"]);
+    w.login(1, "alice", "pw-alice");
+    assert_eq!(w.state.stats(0).nodes, []);
+
+    let mut w = World::new(&["alice", "bob", "carol", "dave"]);
+    w.state = std::mem::replace(&mut w.state, ChatState::new(100, Accounts::default()))
+        .with_cluster(1 << 32, 0);
+    w.login(1, "alice", "pw-alice");
+    w.login(2, "bob", "pw-bob");
+    let remote = |user, nick: &str, node: &str| Remote {
+        user,
+        nick: nick.into(),
+        node: node.into(),
+        away: None,
+    };
+    w.state.heard(
+        Heard::Online {
+            users: vec![remote(3, "carol", "n2"), remote(4, "dave", "n4")],
+            left: vec![],
+        },
+        0,
+        &mut w.out,
+    );
+    w.state.heard(
+        Heard::Nodes {
+            here: "n1".into(),
+            live: vec!["n1".into(), "n2".into(), "n3".into()],
+        },
+        0,
+        &mut w.out,
+    );
+    let nodes: Vec<(String, bool, usize)> = w
+        .state
+        .stats(0)
+        .nodes
+        .into_iter()
+        .map(|n| (n.node, n.here, n.users))
+        .collect();
+    let want = |list: &[(&str, bool, usize)]| -> Vec<(String, bool, usize)> {
+        list.iter()
+            .map(|(n, h, u)| (n.to_string(), *h, *u))
+            .collect()
+    };
+    assert_eq!(
+        nodes,
+        want(&[
+            ("n1", true, 2),
+            ("n2", false, 1),
+            ("n3", false, 0),
+            ("n4", false, 1)
+        ])
+    );
+    assert_eq!(w.state.stats(0).users, 4);
+}

@@ -11,7 +11,8 @@
 //! and mutes when they changed (doorbell `s`, or their counter), passes
 //! on the operators' kicks (`k`), and reloads the file offers whole when
 //! their counter moved or `f` rang; it passes on the `delivered` notices
-//! other nodes' receipts rang (`d`) for this node's senders.
+//! other nodes' receipts rang (`d`) for this node's senders, and says
+//! which nodes' leases are live when that changed (read each second).
 //! A lost connection is made again, with a backoff up to 2 s.
 
 use std::collections::HashMap;
@@ -22,7 +23,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Config, NoTls};
 
 use super::bell::{self, ACCOUNTS, CHANNEL, GROUPS, ONLINE, SANCTIONS};
-use super::{accounts, groups, online};
+use super::{accounts, groups, nodes, online};
 use crate::store::{Account, Heard, StoreError, Stream, UserId};
 
 /// How long one wait for notifications lasts (and so how soon a stop is
@@ -160,6 +161,8 @@ fn serve(
     let mut reload_online = true;
     // Deaf until now: the file offers too.
     let mut reload_files = true;
+    // The live nodes as last said (for `/stats`), read with the counters.
+    let mut live_nodes: Option<Vec<String>> = None;
     loop {
         if !matches!(stopped.try_recv(), Err(TryRecvError::Empty)) {
             return End::Stop;
@@ -182,6 +185,17 @@ fn serve(
                     sanctions = v.sanctions != known.sanctions_version;
                     files |= v.files != known.files_version;
                 }
+                Err(err) => return lost(err),
+            }
+            match nodes::live(&mut client) {
+                Ok(live) if live_nodes.as_ref() != Some(&live) => {
+                    live_nodes = Some(live.clone());
+                    let here = known.node.clone();
+                    if heard.send(Heard::Nodes { here, live }).is_err() {
+                        return End::Stop;
+                    }
+                }
+                Ok(_) => {}
                 Err(err) => return lost(err),
             }
         }
