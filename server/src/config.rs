@@ -37,16 +37,16 @@ pub struct Config {
     /// or a trusted network); the schema is created if missing. Needs
     /// --node-id. Several nodes may share one database, each with its own
     /// --node-id: messages (public, private, group), accounts and groups
-    /// reach every node, and so do presence (the online list, presence
-    /// lines, /list, /stats), takeover (one session per account) and file
-    /// offers (give every node the same --spool-dir: a transfer cut on one
-    /// node resumes on another). A node that cannot renew its lease in the
-    /// database closes its connections (`unavailable`) so its clients move
-    /// to another node, and serves again once it can. Bans, mutes, kicks
-    /// and the login throttle hold on every node (address bans and
-    /// connection caps are per node). Not across nodes yet: `delivered`
-    /// notices and away texts. The certificate stays in the data directory,
-    /// and the file spool too unless --spool-dir says otherwise.
+    /// reach every node, and so do presence (the online list with away
+    /// texts, presence lines, /list, /stats with each node's users),
+    /// `delivered` notices, takeover (one session per account), bans,
+    /// mutes, kicks, the login throttle and file offers (give every node
+    /// the same --spool-dir: a transfer cut on one node resumes on
+    /// another); address bans and connection caps are per node. A node
+    /// that cannot renew its lease in the database closes its connections
+    /// (`unavailable`) so its clients move to another node, and serves
+    /// again once it can. The certificate stays in the data directory, and
+    /// the file spool too unless --spool-dir says otherwise.
     #[arg(long, value_name = "URL", requires = "node_id")]
     pub cluster: Option<String>,
 

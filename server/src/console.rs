@@ -16,6 +16,7 @@ use rustyline::{Context, Editor, Helper, Highlighter, Hinter, Validator};
 
 use crate::chat::auth::{self, Cost};
 use crate::chat::dispatcher::{Admin, AdminReply, Event};
+use crate::chat::state::NodeUsers;
 use crate::logging;
 use crate::store::SanctionKind;
 
@@ -328,7 +329,7 @@ fn format_reply(reply: AdminReply) -> String {
             uptime,
         } => {
             let secs = uptime.as_secs();
-            format!(
+            let text = format!(
                 "connections: {} ({} logged in, {} accounts)\nmessages: {} ({} private)\nstored for offline users: {}\nredelivered at login: {}\nduplicates dropped: {}\nfloods throttled: {} ({} flooders disconnected)\nslow clients cut: {}\nconnections refused: {} banned, {} over the per-address cap, {} over the total cap\nrate: {:.1} msg/s over the last {} s\nuptime: {}h {:02}m {:02}s",
                 stats.connections,
                 stats.users,
@@ -349,7 +350,14 @@ fn format_reply(reply: AdminReply) -> String {
                 secs / 3600,
                 secs / 60 % 60,
                 secs % 60
-            )
+            );
+            // A cluster's nodes, after the first line.
+            match text.split_once('\n') {
+                Some((first, rest)) if !stats.nodes.is_empty() => {
+                    format!("{first}\n{}\n{rest}", nodes_line(&stats.nodes))
+                }
+                _ => text,
+            }
         }
         AdminReply::Groups(groups) if groups.is_empty() => "no groups".into(),
         AdminReply::Groups(groups) => {
@@ -379,6 +387,23 @@ fn format_reply(reply: AdminReply) -> String {
         },
         AdminReply::Failed(text) => format!("error: {text}"),
     }
+}
+
+/// `nodes: n1 (here) 2 users, n2 1 user, n3 0 users`.
+fn nodes_line(nodes: &[NodeUsers]) -> String {
+    let each: Vec<String> = nodes
+        .iter()
+        .map(|n| {
+            format!(
+                "{}{} {} user{}",
+                n.node,
+                if n.here { " (here)" } else { "" },
+                n.users,
+                if n.users == 1 { "" } else { "s" }
+            )
+        })
+        .collect();
+    format!("nodes: {}", each.join(", "))
 }
 
 fn clock(unix_ms: u64) -> String {
@@ -433,6 +458,48 @@ impl Completer for ConsoleHelper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `/stats` in a cluster has a `nodes:` line after the first; on one
+    /// node (no nodes) the text is as it always was.
+    #[test]
+    fn stats_show_a_clusters_nodes() {
+        let stats = |nodes: Vec<NodeUsers>| AdminReply::Stats {
+            stats: crate::chat::state::Stats {
+                connections: 3,
+                users: 3,
+                accounts: 4,
+                messages: 0,
+                private_messages: 0,
+                stored_offline: 0,
+                redelivered: 0,
+                duplicates: 0,
+                floods_throttled: 0,
+                flooders_cut: 0,
+                slow_consumers_cut: 0,
+                rate: 0.0,
+                nodes,
+            },
+            connections: Default::default(),
+            uptime: Duration::from_secs(61),
+        };
+        let node = |node: &str, here, users| NodeUsers {
+            node: node.into(),
+            here,
+            users,
+        };
+        let one = format_reply(stats(vec![]));
+        assert!(one.starts_with("connections: 3 (3 logged in, 4 accounts)\nmessages: 0"));
+        assert!(!one.contains("nodes"), "{one}");
+        let cluster = format_reply(stats(vec![
+            node("n1", true, 2),
+            node("n2", false, 1),
+            node("n3", false, 0),
+        ]));
+        let lines: Vec<&str> = cluster.lines().collect();
+        assert_eq!(lines[1], "nodes: n1 (here) 2 users, n2 1 user, n3 0 users");
+        assert_eq!(lines.len(), one.lines().count() + 1, "{cluster}");
+        assert_eq!(lines.last(), one.lines().last().as_ref());
+    }
 
     #[test]
     fn sanctions_parse() {

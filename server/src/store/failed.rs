@@ -46,7 +46,8 @@ pub(super) fn fail_all<E>(batch: Vec<Op<E>>, err: &StoreError) -> Vec<Reply<E>> 
                 | Op::Offline { .. }
                 | Op::Kick { .. }
                 | Op::File(_)
-                | Op::LoginFailed { .. } => return None,
+                | Op::LoginFailed { .. }
+                | Op::Away { .. } => return None,
             })
         })
         .collect()

@@ -163,6 +163,12 @@ pub enum Heard {
     Files(Vec<FileRow>),
     /// Wrong passwords given on other nodes since the last such news.
     Failures(Vec<Failure>),
+    /// Private messages whose receivers' clients have shown them, said on
+    /// another node: their senders online here are told.
+    Delivered(Vec<Delivery>),
+    /// The nodes whose lease is live now (`live`, sorted, this one's
+    /// included), and this node's id: for `/stats`.
+    Nodes { here: String, live: Vec<String> },
 }
 
 /// A wrong password given on another node (the `login_failures` table),
@@ -182,6 +188,8 @@ pub struct Remote {
     pub user: UserId,
     pub nick: String,
     pub node: String,
+    /// Their away text (`None`: here).
+    pub away: Option<String>,
 }
 
 /// Where a message goes.
@@ -330,6 +338,14 @@ pub enum Op<E> {
         user: UserId,
         network: IpAddr,
         window_ms: u64,
+    },
+    /// `user`, online here through `conn`, is away with `text` (`None`:
+    /// back), for the other nodes' online lists (a cluster's `online`
+    /// table; not answered, nothing on SQLite).
+    Away {
+        user: UserId,
+        conn: ConnId,
+        text: Option<String>,
     },
 }
 

@@ -25,6 +25,7 @@ mod bad_input;
 mod browser;
 mod chat;
 mod cluster;
+mod cluster_away;
 mod cluster_fence;
 mod cluster_files;
 mod cluster_hardening;

@@ -219,6 +219,8 @@ impl ChatState {
             Heard::Kicked { user, reason } => self.kicked_elsewhere(user, &reason, out),
             Heard::Files(rows) => self.files_reloaded(rows, out),
             Heard::Failures(failures) => self.failed_elsewhere(failures, now, out),
+            Heard::Delivered(deliveries) => self.delivered(deliveries, out),
+            Heard::Nodes { here, live } => self.nodes_heard(here, live),
         }
     }
 

@@ -56,7 +56,7 @@ use groups::Groups;
 pub use keepalive::Keepalive;
 use moderation::Sanctions;
 use stats::RateWindow;
-pub use stats::{SessionRow, Stats, RATE_WINDOW_SECS};
+pub use stats::{NodeUsers, SessionRow, Stats, RATE_WINDOW_SECS};
 
 /// Where the state's output goes: the dispatcher's router and queues, or a
 /// recorder in tests.
@@ -250,6 +250,9 @@ pub struct ChatState {
     room: cluster::Cursor,
     /// Who is online on the other nodes, by folded name (`remote.rs`).
     remote: BTreeMap<String, store::Remote>,
+    /// This node's id and the cluster's live nodes, for `/stats`
+    /// (`stats.rs`; empty until the listener says).
+    nodes: stats::Nodes,
     /// The lease could not be renewed in time: no one is served (`fence.rs`).
     fenced: bool,
 }
@@ -282,6 +285,7 @@ impl ChatState {
             cluster: false,
             room: cluster::Cursor::default(),
             remote: BTreeMap::new(),
+            nodes: stats::Nodes::default(),
             fenced: false,
         }
     }
@@ -533,7 +537,7 @@ impl ChatState {
                 users: self.online(),
                 away: self.away(),
             })),
-            Request::Away { text, .. } => self.set_away(conn, text).map(|()| {
+            Request::Away { text, .. } => self.set_away(conn, text, out).map(|()| {
                 Some(ServerFrame::Ack {
                     id,
                     offline: false,
@@ -770,8 +774,15 @@ impl ChatState {
         self.sessions.get(&conn)?.nick.as_deref()
     }
 
-    /// `away`: the user is away (with why), or back (`None` or empty).
-    fn set_away(&mut self, conn: ConnId, text: Option<String>) -> Result<(), Rejection> {
+    /// `away`: the user is away (with why), or back (`None` or empty). In
+    /// a cluster the text goes into the user's `online` row too, for the
+    /// other nodes' `online` answers.
+    fn set_away(
+        &mut self,
+        conn: ConnId,
+        text: Option<String>,
+        out: &mut impl Deliver,
+    ) -> Result<(), Rejection> {
         let text = text.filter(|t| !t.trim().is_empty());
         if let Some(text) = &text {
             if text.len() > chat_common::protocol::MAX_AWAY {
@@ -793,19 +804,33 @@ impl ChatState {
                 ));
             }
         }
-        self.sessions.get_mut(&conn).expect("online").away = text;
+        let session = self.sessions.get_mut(&conn).expect("online");
+        if self.cluster && session.away != text {
+            if let Some(user) = session.user {
+                out.store(Op::Away {
+                    user,
+                    conn,
+                    text: text.clone(),
+                });
+            }
+        }
+        session.away = text;
         Ok(())
     }
 
-    /// Who online is away, and why, by nickname.
+    /// Who online is away, and why, by nickname: this node's users and, in
+    /// a cluster, the other nodes' (the replica).
     fn away(&self) -> std::collections::BTreeMap<String, String> {
-        self.nicks
-            .values()
-            .filter_map(|c| {
-                let session = self.sessions.get(c)?;
-                Some((session.nick.clone()?, session.away.clone()?))
-            })
-            .collect()
+        let here = self.nicks.values().filter_map(|c| {
+            let session = self.sessions.get(c)?;
+            Some((session.nick.clone()?, session.away.clone()?))
+        });
+        let elsewhere = self
+            .remote
+            .iter()
+            .filter(|(key, _)| !self.nicks.contains_key(*key))
+            .filter_map(|(_, r)| Some((r.nick.clone(), r.away.clone()?)));
+        here.chain(elsewhere).collect()
     }
 
     /// Nicknames online, sorted without regard to case.
@@ -1002,6 +1027,7 @@ impl ChatState {
             flooders_cut: self.flooders_cut,
             slow_consumers_cut: self.slow_consumers_cut,
             rate: self.rate.per_second(now),
+            nodes: self.node_users(),
         }
     }
 }

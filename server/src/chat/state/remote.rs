@@ -2,7 +2,8 @@
 //! store's `online` table without this node's rows, replaced whenever the
 //! cluster listener reloads it. Its changes become presence lines, merged
 //! into this node's interval like local ones; the online lists (`welcome`,
-//! `online`, `/stats`) are this node's users and these, by folded name.
+//! `online` with its away texts, `/stats`) are this node's users and these,
+//! by folded name.
 //! On SQLite it stays empty.
 
 use std::collections::BTreeMap;
@@ -44,6 +45,7 @@ impl ChatState {
             user,
             nick,
             node: String::new(),
+            away: None,
         });
         self.take_over(conn, out);
     }

@@ -176,7 +176,8 @@ impl World {
                     | Op::Offline { .. }
                     | Op::Kick { .. }
                     | Op::File(_)
-                    | Op::LoginFailed { .. } => continue,
+                    | Op::LoginFailed { .. }
+                    | Op::Away { .. } => continue,
                 };
                 self.state.stored(reply, self.now, &mut self.out);
             } else {
@@ -1071,6 +1072,7 @@ fn in_a_cluster_the_other_nodes_users_are_online_here() {
         user,
         nick: nick.into(),
         node: "n2".into(),
+        away: None,
     };
     let presence = |out: &mut Recorder, state: &mut ChatState| {
         state.flush_presence(out);
@@ -1203,4 +1205,201 @@ fn in_a_cluster_the_other_nodes_users_are_online_here() {
         "{:?}",
         w.out.ops
     );
+}
+
+/// In a cluster, `online`'s away texts cover the other nodes' users (the
+/// replica's), and an away text set or cleared here goes to the store for
+/// the others' (once per change; nothing on one node).
+#[test]
+fn in_a_cluster_away_texts_cover_every_node() {
+    use crate::store::{Heard, Remote};
+    let away_ops = |out: &mut Recorder| -> Vec<(UserId, ConnId, Option<String>)> {
+        out.ops
+            .drain(..)
+            .filter_map(|op| match op {
+                Op::Away { user, conn, text } => Some((user, conn, text)),
+                _ => None,
+            })
+            .collect()
+    };
+    let away_of = |w: &mut World| {
+        w.request(1, Request::Online { id: 9 });
+        match w.out.take().pop() {
+            Some((1, ServerFrame::Online { away, .. })) => away,
+            other => panic!("{other:?}"),
+        }
+    };
+    // One node: away is the session's alone.
+    let mut w = World::new(&["alice"]);
+    w.login(1, "alice", "pw-alice");
+    w.request(
+        1,
+        Request::Away {
+            id: 2,
+            text: Some("lunch".into()),
+        },
+    );
+    assert!(away_ops(&mut w.out).is_empty(), "nothing for SQLite");
+
+    let mut w = World::new(&["alice", "bob", "carol"]);
+    w.state = std::mem::replace(&mut w.state, ChatState::new(100, Accounts::default()))
+        .with_cluster(1 << 32, 0);
+    w.login(1, "alice", "pw-alice");
+    w.out.ops.clear();
+    let remote = |user, nick: &str, away: Option<&str>| Remote {
+        user,
+        nick: nick.into(),
+        node: "n2".into(),
+        away: away.map(String::from),
+    };
+    w.state.heard(
+        Heard::Online {
+            users: vec![remote(2, "bob", Some("lunch")), remote(3, "carol", None)],
+            left: vec![],
+        },
+        0,
+        &mut w.out,
+    );
+    w.out.take();
+    let away = away_of(&mut w);
+    assert_eq!(away.len(), 1, "{away:?}");
+    assert_eq!(away["bob"], "lunch");
+
+    w.request(
+        1,
+        Request::Away {
+            id: 3,
+            text: Some("meeting".into()),
+        },
+    );
+    assert_eq!(away_ops(&mut w.out), [(1, 1, Some("meeting".to_string()))]);
+    w.request(
+        1,
+        Request::Away {
+            id: 4,
+            text: Some("meeting".into()),
+        },
+    );
+    assert!(away_ops(&mut w.out).is_empty(), "no change, no write");
+    assert_eq!(away_of(&mut w)["alice"], "meeting");
+    w.request(1, Request::Away { id: 5, text: None });
+    assert_eq!(away_ops(&mut w.out), [(1, 1, None)]);
+
+    // Bob is back on n2.
+    w.state.heard(
+        Heard::Online {
+            users: vec![remote(2, "bob", None), remote(3, "carol", None)],
+            left: vec![],
+        },
+        0,
+        &mut w.out,
+    );
+    w.out.take();
+    assert!(away_of(&mut w).is_empty());
+}
+
+/// In a cluster, a receipt said on another node (`Heard::Delivered`) tells
+/// the senders online here, each of their own message, and nobody else;
+/// a sender online nowhere here is not told (best effort, as on one node).
+#[test]
+fn in_a_cluster_a_receipt_heard_from_another_node_tells_the_sender_here() {
+    use crate::store::{Delivery, Heard};
+    let mut w = World::new(&["alice", "bob", "carol", "dave"]);
+    w.state = std::mem::replace(&mut w.state, ChatState::new(100, Accounts::default()))
+        .with_cluster(1 << 32, 0);
+    w.login(1, "alice", "pw-alice");
+    w.login(3, "carol", "pw-carol");
+    w.out.take();
+    let receipt = |sender, cid: &str| Delivery {
+        sender,
+        cid: cid.into(),
+        to: "bob".into(),
+    };
+    w.state.heard(
+        Heard::Delivered(vec![
+            receipt(1, "a;1:%"),
+            receipt(4, "dave's"),
+            receipt(1, "a-2"),
+        ]),
+        0,
+        &mut w.out,
+    );
+    let sent = w.out.take();
+    let told: Vec<(ConnId, String, String)> = sent
+        .into_iter()
+        .map(|(conn, frame)| match frame {
+            ServerFrame::Delivered { cid, to } => (conn, cid, to),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        told,
+        [
+            (1, "a;1:%".to_string(), "bob".to_string()),
+            (1, "a-2".to_string(), "bob".to_string())
+        ]
+    );
+    assert!(w.out.ops.is_empty(), "{:?}", w.out.ops);
+}
+
+/// `/stats` in a cluster counts each node's users: this node's sessions,
+/// the replica's by node, and live nodes with nobody (a node whose lease
+/// just ran out while the replica still shows its users counts too); on
+/// one node there is no such list.
+#[test]
+fn in_a_cluster_stats_count_each_nodes_users() {
+    use crate::store::{Heard, Remote};
+    let mut w = World::new(&["alice", "bob", "carol", "dave"]);
+    w.login(1, "alice", "pw-alice");
+    assert_eq!(w.state.stats(0).nodes, []);
+
+    let mut w = World::new(&["alice", "bob", "carol", "dave"]);
+    w.state = std::mem::replace(&mut w.state, ChatState::new(100, Accounts::default()))
+        .with_cluster(1 << 32, 0);
+    w.login(1, "alice", "pw-alice");
+    w.login(2, "bob", "pw-bob");
+    let remote = |user, nick: &str, node: &str| Remote {
+        user,
+        nick: nick.into(),
+        node: node.into(),
+        away: None,
+    };
+    w.state.heard(
+        Heard::Online {
+            users: vec![remote(3, "carol", "n2"), remote(4, "dave", "n4")],
+            left: vec![],
+        },
+        0,
+        &mut w.out,
+    );
+    w.state.heard(
+        Heard::Nodes {
+            here: "n1".into(),
+            live: vec!["n1".into(), "n2".into(), "n3".into()],
+        },
+        0,
+        &mut w.out,
+    );
+    let nodes: Vec<(String, bool, usize)> = w
+        .state
+        .stats(0)
+        .nodes
+        .into_iter()
+        .map(|n| (n.node, n.here, n.users))
+        .collect();
+    let want = |list: &[(&str, bool, usize)]| -> Vec<(String, bool, usize)> {
+        list.iter()
+            .map(|(n, h, u)| (n.to_string(), *h, *u))
+            .collect()
+    };
+    assert_eq!(
+        nodes,
+        want(&[
+            ("n1", true, 2),
+            ("n2", false, 1),
+            ("n3", false, 0),
+            ("n4", false, 1)
+        ])
+    );
+    assert_eq!(w.state.stats(0).users, 4);
 }

@@ -12,16 +12,19 @@
 //! they are; the reason escaped by [`escape`]), `f` (the file offers
 //! changed), `x` (wrong passwords were recorded: nodes read the
 //! `login_failures` rows after the last they read, see [`super::failures`]),
-//! or `poll` in place of the
-//! heads when they would not fit in [`MAX_PAYLOAD`] bytes (PostgreSQL's
-//! limit is 8,000).
+//! `d:<node>:<sender>:<to>:<cid>` (a private message's receiver
+//! said `received` on that node: its sender's node tells the sender
+//! `delivered`; `to` and the client's `cid` escaped by [`escape_field`];
+//! dropped, never the heads, when they would not fit), or `poll` in place
+//! of the heads when they would not fit in [`MAX_PAYLOAD`] bytes
+//! (PostgreSQL's limit is 8,000).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::messages::PUBLIC;
 use super::sql::Tx;
-use crate::store::Stream;
+use crate::store::{Delivery, Stream};
 
 /// The channel every node listens on.
 pub(super) const CHANNEL: &str = "chat";
@@ -69,6 +72,10 @@ pub(super) struct Bell {
     pub(super) files: bool,
     /// Login failures were recorded.
     pub(super) failures: bool,
+    /// Private messages their receivers' clients have shown, acknowledged
+    /// on node `here`: the senders' nodes tell them.
+    pub(super) delivered: Vec<Delivery>,
+    pub(super) here: String,
 }
 
 impl Bell {
@@ -164,6 +171,24 @@ impl Bell {
             }
             items.push(item);
         }
+        // `delivered` is best effort (as to a sender offline): what does
+        // not fit is dropped.
+        let mut length: usize = items.iter().map(|i| i.len() + 1).sum();
+        for d in &self.delivered {
+            let item = format!(
+                "d:{}:{}:{}:{}",
+                self.here,
+                d.sender,
+                escape_field(&d.to),
+                escape_field(&d.cid)
+            );
+            if length + item.len() + 1 > MAX_PAYLOAD {
+                tracing::debug!("a delivered notice for user {} did not fit", d.sender);
+                continue;
+            }
+            length += item.len() + 1;
+            items.push(item);
+        }
         (!items.is_empty()).then(|| items.join(";"))
     }
 }
@@ -182,6 +207,8 @@ pub(super) struct Rung {
     pub(super) kicks: Vec<(crate::store::UserId, String)>,
     pub(super) files: bool,
     pub(super) failures: bool,
+    /// Receipts, and the node each was acknowledged on.
+    pub(super) delivered: Vec<(String, Delivery)>,
 }
 
 /// A text made safe for an item: `%` and `;` as `%25` and `%3B`.
@@ -189,7 +216,14 @@ pub(super) fn escape(text: &str) -> String {
     text.replace('%', "%25").replace(';', "%3B")
 }
 
-/// [`escape`] undone; `None` for a `%` that escapes nothing it makes.
+/// A text made safe for a field of an item: [`escape`], `:` as `%3A`,
+/// and NUL (which a PostgreSQL text cannot hold) as `%00`.
+pub(super) fn escape_field(text: &str) -> String {
+    escape(text).replace(':', "%3A").replace('\0', "%00")
+}
+
+/// [`escape`] or [`escape_field`] undone; `None` for a `%` that escapes
+/// nothing they make.
 pub(super) fn unescape(text: &str) -> Option<String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
@@ -199,6 +233,8 @@ pub(super) fn unescape(text: &str) -> Option<String> {
         out.push(match code {
             "25" => '%',
             "3B" => ';',
+            "3A" => ':',
+            "00" => '\0',
             _ => return None,
         });
         rest = &rest[at + 3..];
@@ -226,6 +262,10 @@ pub(super) fn parse(payload: &str) -> Rung {
             },
             None if item == "f" => rung.files = true,
             None if item == "x" => rung.failures = true,
+            Some(("d", receipt)) => match delivery(receipt) {
+                Some(d) => rung.delivered.push(d),
+                None => rung.poll = true,
+            },
             Some(("l", left)) => match left.split_once(':') {
                 Some((user, reason)) if user.parse::<i64>().is_ok() => rung
                     .left
@@ -257,6 +297,26 @@ pub(super) fn parse(payload: &str) -> Rung {
         }
     }
     rung
+}
+
+/// A `d` item's fields: the node, and the delivery.
+fn delivery(receipt: &str) -> Option<(String, Delivery)> {
+    let mut fields = receipt.split(':');
+    let (node, sender, to, cid) = (
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+        fields.next()?,
+    );
+    if fields.next().is_some() {
+        return None;
+    }
+    let delivery = Delivery {
+        sender: sender.parse().ok()?,
+        cid: unescape(cid)?,
+        to: unescape(to)?,
+    };
+    Some((node.to_string(), delivery))
 }
 
 #[cfg(test)]
@@ -350,5 +410,77 @@ mod tests {
         assert!(parse("p:x").poll);
         assert!(parse("what").poll);
         assert!(parse("u:1:2,3").poll);
+    }
+
+    #[test]
+    fn delivered_notices_read_back_with_any_cid_and_overflow_is_dropped() {
+        let cids = [
+            "c-1",
+            "a;b:c%d",
+            "%3A%3B%25",
+            "::;;%%",
+            "c\0{0}\\",
+            "",
+            "ünï ☃ \\ \" ,",
+            &"x;".repeat(32),
+        ];
+        let delivered: Vec<Delivery> = cids
+            .iter()
+            .enumerate()
+            .map(|(i, cid)| Delivery {
+                sender: i as i64 + 1,
+                cid: cid.to_string(),
+                to: ["bob", "b:o;b%", "☃"][i % 3].to_string(),
+            })
+            .collect();
+        let mut bell = Bell {
+            delivered: delivered.clone(),
+            here: "n-1.a_b".into(),
+            ..Bell::default()
+        };
+        bell.heads.insert(PUBLIC, 3);
+        let payload = bell.payload().unwrap();
+        assert!(!payload.contains('\0'), "PostgreSQL refuses a NUL");
+        assert!(payload.starts_with("p:3;d:n-1.a_b:1:bob:c-1;"), "{payload}");
+        let rung = parse(&payload);
+        assert!(!rung.poll, "{payload}");
+        assert_eq!(rung.heads, vec![(Stream::Public, 3)]);
+        let want: Vec<(String, Delivery)> = delivered
+            .iter()
+            .map(|d| ("n-1.a_b".to_string(), d.clone()))
+            .collect();
+        assert_eq!(rung.delivered, want);
+        for bad in [
+            "d:n1:x:bob:c",
+            "d:n1:1:bob",
+            "d:n1:1:bob:c:d",
+            "d:n1:1:bob:%zz",
+        ] {
+            assert!(parse(bad).poll, "{bad}");
+        }
+
+        // A batch of receipts too long for one doorbell: the heads and as
+        // many receipts as fit go, the rest are dropped.
+        let mut bell = Bell {
+            delivered: (0..200)
+                .map(|i| Delivery {
+                    sender: i,
+                    cid: ";".repeat(64),
+                    to: "bob".into(),
+                })
+                .collect(),
+            here: "n1".into(),
+            ..Bell::default()
+        };
+        bell.heads.insert(PUBLIC, 9);
+        bell.heads.insert(4, 2);
+        let payload = bell.payload().unwrap();
+        assert!(payload.len() <= MAX_PAYLOAD, "{}", payload.len());
+        let rung = parse(&payload);
+        assert_eq!(rung.heads, vec![(Stream::Public, 9), (Stream::User(4), 2)]);
+        assert!(!rung.poll);
+        let kept = rung.delivered.len();
+        assert!((30..200).contains(&kept), "{kept} of 200 kept");
+        assert_eq!(rung.delivered[kept - 1].1.sender, kept as i64 - 1);
     }
 }

@@ -12,7 +12,9 @@
 //! on the operators' kicks (`k`), and reloads the file offers whole when
 //! their counter moved or `f` rang. It reads the other nodes' wrong
 //! passwords after the last it read when `x` rang or their counter moved,
-//! and after every connection ([`super::failures`]).
+//! and after every connection ([`super::failures`]); it passes on the `delivered` notices
+//! other nodes' receipts rang (`d`) for this node's senders, and says
+//! which nodes' leases are live when that changed (read each second).
 //! A lost connection is made again, with a backoff up to 2 s.
 
 use std::collections::HashMap;
@@ -23,7 +25,7 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, Config, NoTls};
 
 use super::bell::{self, ACCOUNTS, CHANNEL, GROUPS, ONLINE, SANCTIONS};
-use super::{accounts, groups, online};
+use super::{accounts, groups, nodes, online};
 use crate::store::{Account, Heard, StoreError, Stream, UserId};
 
 /// How long one wait for notifications lasts (and so how soon a stop is
@@ -176,6 +178,8 @@ fn serve(
     // Deaf until now: the file offers too, and the failures.
     let mut reload_files = true;
     let mut read_failures = true;
+    // The live nodes as last said (for `/stats`), read with the counters.
+    let mut live_nodes: Option<Vec<String>> = None;
     loop {
         if !matches!(stopped.try_recv(), Err(TryRecvError::Empty)) {
             return End::Stop;
@@ -185,6 +189,7 @@ fn serve(
         let mut kicks = Vec::new();
         reload_online = false;
         let (mut left, mut takeovers) = (Vec::new(), Vec::new());
+        let mut delivered = Vec::new();
         let mut files = reload_files;
         reload_files = false;
         let mut failures = read_failures;
@@ -200,6 +205,17 @@ fn serve(
                     files |= v.files != known.files_version;
                     failures |= v.failures != known.failures_version;
                 }
+                Err(err) => return lost(err),
+            }
+            match nodes::live(&mut client) {
+                Ok(live) if live_nodes.as_ref() != Some(&live) => {
+                    live_nodes = Some(live.clone());
+                    let here = known.node.clone();
+                    if heard.send(Heard::Nodes { here, live }).is_err() {
+                        return End::Stop;
+                    }
+                }
+                Ok(_) => {}
                 Err(err) => return lost(err),
             }
         }
@@ -236,6 +252,13 @@ fn serve(
                 files |= rung.files;
                 failures |= rung.failures;
                 left.extend(rung.left);
+                // This node told its own senders when its store answered.
+                delivered.extend(
+                    rung.delivered
+                        .into_iter()
+                        .filter(|(node, _)| *node != known.node)
+                        .map(|(_, d)| d),
+                );
                 takeovers.extend(
                     rung.takeovers
                         .into_iter()
@@ -340,6 +363,9 @@ fn serve(
             }
         }
         let mut said = Vec::new();
+        if !delivered.is_empty() {
+            said.push(Heard::Delivered(delivered));
+        }
         if !heads.is_empty() {
             let mut heads: Vec<(Stream, u64)> = heads.into_iter().collect();
             heads.sort_unstable();

@@ -425,7 +425,7 @@ fn lock_batch<E>(tx: &mut Tx, batch: &[Op<E>]) -> Result<(), postgres::Error> {
             }
             Op::CreateAccount { .. } | Op::SetPassword { .. } => rows.push(bell::ACCOUNTS),
             Op::Group { .. } => rows.push(bell::GROUPS),
-            Op::Online { .. } | Op::Offline { .. } => rows.push(bell::ONLINE),
+            Op::Online { .. } | Op::Offline { .. } | Op::Away { .. } => rows.push(bell::ONLINE),
             Op::Sanction(..) => rows.push(bell::SANCTIONS),
             // Held to COMMIT: the failures' ids are in commit order.
             Op::LoginFailed { .. } => rows.push(bell::FAILURES),
@@ -526,6 +526,12 @@ fn run<E>(conn: &mut Conn, page_bytes: usize, me: &online::Me, batch: Vec<Op<E>>
                 failed_logins.push((user, network));
                 window = window.max(window_ms);
             }
+            Op::Away { user, conn, text } => {
+                let text = text.as_deref();
+                if let Err(err) = online::set_away(&mut tx, me, user, conn, text, &mut bell) {
+                    fatal = Some(err.into());
+                }
+            }
             op => {
                 match &op {
                     Op::CreateAccount { .. } | Op::SetPassword { .. } => bell.accounts = true,
@@ -536,6 +542,13 @@ fn run<E>(conn: &mut Conn, page_bytes: usize, me: &online::Me, batch: Vec<Op<E>>
                     _ => {}
                 }
                 let (reply, failed) = apply_one(&mut tx, page_bytes, op);
+                // Senders online elsewhere learn of it from the doorbell.
+                if let Some(Reply::Delivered(deliveries)) = &reply {
+                    if !deliveries.is_empty() {
+                        bell.here.clone_from(&me.node);
+                        bell.delivered.extend(deliveries.iter().cloned());
+                    }
+                }
                 slots.push(reply);
                 fatal = failed;
             }
@@ -719,7 +732,7 @@ fn apply_one<E>(
         // The doorbell alone carries a kick (`run` rings it).
         Op::Kick { .. } => None,
         // `run` writes these (they ring the doorbell); never reached.
-        Op::Online { .. } | Op::Offline { .. } | Op::LoginFailed { .. } => None,
+        Op::Online { .. } | Op::Offline { .. } | Op::LoginFailed { .. } | Op::Away { .. } => None,
         Op::Append { origin, message } => {
             // Appends go through `store_run`; this is never reached.
             Some(Reply::Appended {

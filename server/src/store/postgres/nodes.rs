@@ -189,3 +189,15 @@ impl Drop for Lease {
         }
     }
 }
+
+/// The nodes whose lease is live now, by name.
+pub(super) fn live(client: &mut Client) -> Result<Vec<String>, postgres::Error> {
+    Ok(client
+        .query(
+            "SELECT node FROM nodes WHERE lease_until > now() ORDER BY node",
+            &[],
+        )?
+        .into_iter()
+        .map(|row| row.get(0))
+        .collect())
+}

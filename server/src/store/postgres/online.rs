@@ -6,6 +6,8 @@
 //! this connection's, never a newer takeover's. The lease thread deletes
 //! the rows of nodes whose lease ran out (on the database's clock), so a
 //! dead node's users leave everyone's online list within a lease or so.
+//! A user's away text is in their row, so the other nodes' `online`
+//! answers show it; a new login or takeover starts "here" (no text).
 //! Every change moves the `heads` row [`ONLINE`] and rings `o`: nodes
 //! reload their replica (and a lost doorbell is seen in the counter).
 
@@ -49,7 +51,8 @@ pub(super) fn claim(
         "INSERT INTO online (user_id, nick, node, incarnation, conn, since)
          VALUES ($1, $2, $3, $4, $5, now())
          ON CONFLICT (user_id) DO UPDATE SET nick = excluded.nick, node = excluded.node,
-           incarnation = excluded.incarnation, conn = excluded.conn, since = excluded.since",
+           incarnation = excluded.incarnation, conn = excluded.conn, since = excluded.since,
+           away = NULL",
         &[&user, &nick, &me.node, &me.incarnation, &(conn as i64)],
     )?;
     bell.online = true;
@@ -73,6 +76,28 @@ pub(super) fn release(
     if gone > 0 {
         bell.online = true;
         bell.left.push((user, reason));
+    }
+    Ok(())
+}
+
+/// `user`, online here through `conn`, is away with `text` (`None`:
+/// back): written into its row if the row is still this session's.
+pub(super) fn set_away(
+    tx: &mut Tx,
+    me: &Me,
+    user: UserId,
+    conn: ConnId,
+    text: Option<&str>,
+    bell: &mut Bell,
+) -> Result<(), postgres::Error> {
+    let changed = tx.execute(
+        "UPDATE online SET away = $5
+         WHERE user_id = $1 AND node = $2 AND incarnation = $3 AND conn = $4
+           AND away IS DISTINCT FROM $5",
+        &[&user, &me.node, &me.incarnation, &(conn as i64), &text],
+    )?;
+    if changed > 0 {
+        bell.online = true;
     }
     Ok(())
 }
@@ -106,7 +131,7 @@ pub(super) fn reap(client: &mut Client, me: &Me, mine: bool) -> Result<u64, post
 pub(super) fn others(client: &mut Client, me: &str) -> Result<Vec<Remote>, postgres::Error> {
     Ok(client
         .query(
-            "SELECT user_id, nick, node FROM online WHERE node <> $1 ORDER BY user_id",
+            "SELECT user_id, nick, node, away FROM online WHERE node <> $1 ORDER BY user_id",
             &[&me],
         )?
         .into_iter()
@@ -114,6 +139,7 @@ pub(super) fn others(client: &mut Client, me: &str) -> Result<Vec<Remote>, postg
             user: row.get(0),
             nick: row.get(1),
             node: row.get(2),
+            away: row.get(3),
         })
         .collect())
 }

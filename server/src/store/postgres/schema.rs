@@ -21,7 +21,9 @@
 //! - `login_failures`: the wrong passwords of the last window (the login
 //!   throttle's, on the database's clock), and `heads` row -5 counting the
 //!   batches that wrote some ([`super::failures`]);
-//! - `heads` row -6: how many times the file offers changed.
+//! - `heads` row -6: how many times the file offers changed;
+//! - `online.away`: a user's away text, for the other nodes' `online`
+//!   answers.
 
 use postgres::Client;
 
@@ -156,6 +158,10 @@ INSERT INTO heads (stream, head) VALUES (-5, 0) ON CONFLICT DO NOTHING;
     // 6: file offers across nodes. Their change counter (-6) in `heads`.
     "
 INSERT INTO heads (stream, head) VALUES (-6, 0) ON CONFLICT DO NOTHING;
+",
+    // 7: away texts across nodes (NULL: here).
+    "
+ALTER TABLE online ADD COLUMN away TEXT;
 ",
 ];
 

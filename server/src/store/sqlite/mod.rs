@@ -267,8 +267,8 @@ fn apply_one<E>(
             }
             return None;
         }
-        // One node: who is online lives in the chat's memory only.
-        Op::Online { .. } | Op::Offline { .. } | Op::Kick { .. } => return None,
+        // One node: who is online (and away) lives in the chat's memory only.
+        Op::Online { .. } | Op::Offline { .. } | Op::Kick { .. } | Op::Away { .. } => return None,
         // One node: its throttle's memory is the whole count.
         Op::LoginFailed { .. } => return None,
         Op::File(op) => {
