@@ -242,6 +242,14 @@ fn fenced_node() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
     (addr, refused)
 }
 
+/// `client` says it left the `fenced` node for `next`, and connects there.
+fn moved_past(client: &mut support::Pipe, fenced: &str, next: &str) {
+    client.expect_stderr(&format!(
+        "! connection to {fenced} lost — reconnecting to {next}… (the server lost its database)"
+    ));
+    client.expect_stderr(&format!("* connected to {next}"));
+}
+
 /// The very first login lands on a fenced node: not a refusal of the
 /// user — the client says why, moves to the next server and logs in
 /// there with what was typed, as it does after a reconnect.
@@ -256,11 +264,7 @@ fn a_first_login_refused_as_unavailable_goes_to_the_next_server() {
     let mut bob = bob.spawn();
     bob.expect("! this server lost its database; reconnect to another");
     bob.expect_that("the welcome", |l| l.starts_with("* welcome, bob — "));
-    bob.expect_stderr(&format!(
-        "! connection to {fenced} lost — reconnecting to {}… (the server lost its database)",
-        server.addr
-    ));
-    bob.expect_stderr(&format!("* connected to {}", server.addr));
+    moved_past(&mut bob, &fenced, &server.addr);
     ann.expect("* bob joined");
     bob.send("made it");
     ann.expect("<bob> made it");
@@ -285,11 +289,7 @@ fn a_relogin_refused_as_unavailable_goes_to_the_next_server() {
     bob.expect_that("the welcome", |l| l.starts_with("* welcome, bob — "));
     first.kill();
     bob.send("typed during the move");
-    bob.expect_stderr(&format!(
-        "! connection to {fenced} lost — reconnecting to {}… (the server lost its database)",
-        third.addr
-    ));
-    bob.expect_stderr(&format!("* connected to {}", third.addr));
+    moved_past(&mut bob, &fenced, &third.addr);
     dan.expect("* bob joined");
     dan.expect("<bob> typed during the move");
     assert_eq!(refused.load(std::sync::atomic::Ordering::SeqCst), 1);
