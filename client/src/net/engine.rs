@@ -40,6 +40,9 @@ pub(super) struct Engine {
     /// database (`unavailable`) refuses it for now, not for good, so it
     /// goes to the next server as it was typed.
     first_login: Option<FirstLogin>,
+    /// The first login was refused as `unavailable`: the next connection
+    /// sends it again (any other loss before a welcome ends the client).
+    first_again: bool,
 }
 
 /// A login as the user typed it (see [`Command::Login`]).
@@ -139,6 +142,7 @@ impl Engine {
             plaintext,
             throttled: None,
             first_login: None,
+            first_again: false,
         }
     }
 
@@ -273,6 +277,7 @@ impl Engine {
                 Update::Show(notice) => notices.push(notice),
                 Update::LoggedIn(nick) => {
                     self.first_login = None;
+                    self.first_again = false;
                     statuses.push(Status::LoggedIn(nick))
                 }
                 // Not a refusal of us: this connection is over and the
@@ -281,11 +286,13 @@ impl Engine {
                     code: ErrorCode::Unavailable,
                     reason,
                 } if self.first_login.is_some() => {
+                    self.first_again = true;
                     notices.push(Notice::Error { reason });
                     ended = Some(Ending::Lost);
                 }
                 Update::LoginRefused { code, reason } => {
                     self.first_login = None;
+                    self.first_again = false;
                     statuses.push(Status::LoginRefused { code, reason })
                 }
                 Update::Send(request) => out.push(request),
@@ -342,7 +349,7 @@ impl Engine {
             self.output.connection(&Notice::Connected { server });
         }
         self.session.relogin().or_else(|| {
-            let login = self.first_login.clone()?;
+            let login = self.first_login.clone().filter(|_| self.first_again)?;
             Some(
                 self.session
                     .login_as(login.nick, login.password, login.register),
@@ -389,7 +396,7 @@ impl Engine {
     /// The connection ended as `ending` (lost, or the server shutting
     /// down) at `now`: reconnect if that is allowed and worth it.
     pub(super) fn lost(&mut self, ending: Ending, reason: String, now: Instant) -> AfterLoss {
-        let ever = self.session.has_logged_in() || self.first_login.is_some();
+        let ever = self.session.has_logged_in() || self.first_again;
         self.session.disconnected();
         let allowed = self.options.reconnect_for != Some(Duration::ZERO);
         if !ever || !allowed {
