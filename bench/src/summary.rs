@@ -242,16 +242,13 @@ pub fn render(text: &str) -> anyhow::Result<String> {
             .as_object()
             .map(|o| {
                 o.keys()
-                    .map(|k| {
-                        let values: Vec<&Value> = runs.iter().map(|r| &r[k.as_str()]).collect();
-                        (k.clone(), median(&values))
-                    })
+                    .map(|k| (k.clone(), median(&column(runs, k))))
                     .collect()
             })
             .unwrap_or_default();
         let medians = Value::Object(medians);
         for (key, label, goal) in rows(scenario, transport) {
-            let values: Vec<&Value> = runs.iter().map(|r| &r[key]).collect();
+            let values = column(runs, key);
             // A loss in any run is a loss: counts that must be zero are
             // shown at their worst, not their median.
             let value = match goal {
@@ -266,13 +263,10 @@ pub fn render(text: &str) -> anyhow::Result<String> {
                 met(goal, &value, &medians)
             ));
         }
-        for run in runs {
-            if let Some(problem) = run["problem"].as_str() {
-                let problem = problem.replace('|', "\\|");
-                out.push_str(&format!(
-                    "| {name} | first problem seen | {problem} | | | |\n"
-                ));
-            }
+        for problem in problems(runs) {
+            out.push_str(&format!(
+                "| {name} | first problem seen | {problem} | | | |\n"
+            ));
         }
     }
     Ok(out)
@@ -396,6 +390,78 @@ fn show_ratio(x: f64) -> String {
     }
 }
 
+/// The median of the per-run ratios `other[k] ÷ base[k]` (the script
+/// interleaves the two sides' runs, so a pair shares the machine's mood),
+/// pairs without both figures or with a zero base left out; `Null` when
+/// none is left.
+fn ratio_of_pairs(base: &[&Value], other: &[&Value]) -> Value {
+    let ratios: Vec<Value> = base
+        .iter()
+        .zip(other)
+        .filter_map(|(b, o)| {
+            let (b, o) = (number(b)?, number(o)?);
+            (b != 0.0).then(|| Value::from(o / b))
+        })
+        .collect();
+    median(&ratios.iter().collect::<Vec<_>>())
+}
+
+/// Figure `key` of every run.
+fn column<'a>(runs: &'a [Value], key: &str) -> Vec<&'a Value> {
+    runs.iter().map(|r| &r[key]).collect()
+}
+
+/// The `problem` of every run that saw one, escaped for a table cell.
+fn problems(runs: &[Value]) -> impl Iterator<Item = String> + '_ {
+    runs.iter()
+        .filter_map(|run| run["problem"].as_str())
+        .map(|problem| problem.replace('|', "\\|"))
+}
+
+/// One scenario's rows of a table that sets two sides' runs of it beside
+/// each other (`base`, then `other`): for every figure each side's median
+/// and range, and the median of the per-run ratios other ÷ base; counts
+/// that must be zero at their worst run and without a ratio. Then a row
+/// when the two sides ran a different number of times (`sides` names
+/// them), and the other side's problems.
+fn paired_rows(
+    out: &mut String,
+    name: &str,
+    base: &[Value],
+    other: &[Value],
+    figures: &[(&str, &str, bool)],
+    sides: &str,
+) {
+    for &(key, label, zero) in figures {
+        let (a, b) = (column(base, key), column(other, key));
+        let pick = if zero { worst } else { median };
+        let ratio = if zero {
+            "–".to_string()
+        } else {
+            number(&ratio_of_pairs(&a, &b)).map_or_else(|| "–".into(), show_ratio)
+        };
+        out.push_str(&format!(
+            "| {name} | {label} | {} | {} | {} | {} | {ratio} |\n",
+            show(&pick(&a)),
+            spread(&a),
+            show(&pick(&b)),
+            spread(&b),
+        ));
+    }
+    if base.len() != other.len() {
+        out.push_str(&format!(
+            "| {name} | runs ({sides}) | {} | | {} | | unpaired |\n",
+            base.len(),
+            other.len()
+        ));
+    }
+    for problem in problems(other) {
+        out.push_str(&format!(
+            "| {name} | first problem seen | | | {problem} | | |\n"
+        ));
+    }
+}
+
 /// The markdown table of our runs beside Redis's: for every figure the
 /// median of each side and the median of the per-run ratios (our run k ÷
 /// Redis run k of the same scenario: the script interleaves them, so a
@@ -412,23 +478,14 @@ pub fn compare(ours: &str, redis: &str) -> anyhow::Result<String> {
         };
         let scenario = our_runs[0]["scenario"].as_str().unwrap_or("?");
         for (key, label, goal) in versus_rows(scenario) {
-            let mine: Vec<&Value> = our_runs.iter().map(|r| &r[key]).collect();
-            let theirs: Vec<&Value> = their_runs.iter().map(|r| &r[key]).collect();
+            let (mine, theirs) = (column(our_runs, key), column(their_runs, key));
             let (a, b) = match goal {
                 Versus::Zero => (worst(&mine), worst(&theirs)),
                 _ => (median(&mine), median(&theirs)),
             };
-            let ratios: Vec<Value> = mine
-                .iter()
-                .zip(&theirs)
-                .filter_map(|(m, t)| {
-                    let (m, t) = (number(m)?, number(t)?);
-                    (t != 0.0).then(|| Value::from(m / t))
-                })
-                .collect();
             let ratio = match goal {
                 Versus::Zero => Value::Null,
-                _ => median(&ratios.iter().collect::<Vec<_>>()),
+                _ => ratio_of_pairs(&theirs, &mine),
             };
             let ratio_text = number(&ratio).map_or_else(|| "–".into(), show_ratio);
             let (target, met) = match goal {
@@ -462,13 +519,10 @@ pub fn compare(ours: &str, redis: &str) -> anyhow::Result<String> {
                 their_runs.len()
             ));
         }
-        for run in their_runs {
-            if let Some(problem) = run["problem"].as_str() {
-                let problem = problem.replace('|', "\\|");
-                out.push_str(&format!(
-                    "| {name} | first problem seen (Redis) | {problem} | | | | |\n"
-                ));
-            }
+        for problem in problems(their_runs) {
+            out.push_str(&format!(
+                "| {name} | first problem seen (Redis) | {problem} | | | | |\n"
+            ));
         }
     }
     Ok(out)
@@ -504,14 +558,17 @@ fn transport_rows(scenario: &str) -> Vec<(&'static str, &'static str, bool)> {
         ],
         _ => Vec::new(),
     };
-    rows.extend([
-        ("lost", "deliveries lost", true),
-        ("duplicates", "duplicates", true),
-        ("gaps", "gaps", true),
-        ("disconnected", "clients dropped", true),
-    ]);
+    rows.extend(MUST_BE_ZERO);
     rows
 }
+
+/// The counts a paired table ends with, each of which must be zero.
+const MUST_BE_ZERO: [(&str, &str, bool); 4] = [
+    ("lost", "deliveries lost", true),
+    ("duplicates", "duplicates", true),
+    ("gaps", "gaps", true),
+    ("disconnected", "clients dropped", true),
+];
 
 /// The markdown table of the runs with some clients on WebSocket (`WS`)
 /// beside the plain runs of the same scenario and transport (`PLAIN`):
@@ -540,47 +597,14 @@ pub fn transports(plain: &str, ws: &str) -> anyhow::Result<String> {
             "| {name} | clients over WebSocket | 0 | | {share} of {clients} ({senders} of {all_senders} senders) | | |\n"
         ));
         let scenario = first["scenario"].as_str().unwrap_or("?");
-        for (key, label, zero) in transport_rows(scenario) {
-            let a: Vec<&Value> = plain_runs.iter().map(|r| &r[key]).collect();
-            let b: Vec<&Value> = ws_runs.iter().map(|r| &r[key]).collect();
-            let pick = if zero { worst } else { median };
-            let ratio = if zero {
-                "–".to_string()
-            } else {
-                let ratios: Vec<Value> = a
-                    .iter()
-                    .zip(&b)
-                    .filter_map(|(p, w)| {
-                        let (p, w) = (number(p)?, number(w)?);
-                        (p != 0.0).then(|| Value::from(w / p))
-                    })
-                    .collect();
-                number(&median(&ratios.iter().collect::<Vec<_>>()))
-                    .map_or_else(|| "–".into(), show_ratio)
-            };
-            out.push_str(&format!(
-                "| {name} | {label} | {} | {} | {} | {} | {ratio} |\n",
-                show(&pick(&a)),
-                spread(&a),
-                show(&pick(&b)),
-                spread(&b),
-            ));
-        }
-        if plain_runs.len() != ws_runs.len() {
-            out.push_str(&format!(
-                "| {name} | runs (TCP, WebSocket) | {} | | {} | | unpaired |\n",
-                plain_runs.len(),
-                ws_runs.len()
-            ));
-        }
-        for run in ws_runs {
-            if let Some(problem) = run["problem"].as_str() {
-                let problem = problem.replace('|', "\\|");
-                out.push_str(&format!(
-                    "| {name} | first problem seen | | | {problem} | | |\n"
-                ));
-            }
-        }
+        paired_rows(
+            &mut out,
+            name,
+            plain_runs,
+            ws_runs,
+            &transport_rows(scenario),
+            "TCP, WebSocket",
+        );
     }
     Ok(out)
 }
@@ -638,11 +662,8 @@ fn cluster_rows(scenario: &str) -> Vec<(&'static str, &'static str, bool)> {
             false,
         ),
         ("bench_cpu_pct", "chat-bench CPU, % of a core", false),
-        ("lost", "deliveries lost", true),
-        ("duplicates", "duplicates", true),
-        ("gaps", "gaps", true),
-        ("disconnected", "clients dropped", true),
     ]);
+    rows.extend(MUST_BE_ZERO);
     rows
 }
 
@@ -667,47 +688,14 @@ pub fn cluster(single: &str, cluster: &str) -> anyhow::Result<String> {
             continue;
         };
         let scenario = first["scenario"].as_str().unwrap_or("?");
-        for (key, label, zero) in cluster_rows(scenario) {
-            let a: Vec<&Value> = single_runs.iter().map(|r| &r[key]).collect();
-            let b: Vec<&Value> = cluster_runs.iter().map(|r| &r[key]).collect();
-            let pick = if zero { worst } else { median };
-            let ratios: Vec<Value> = a
-                .iter()
-                .zip(&b)
-                .filter_map(|(p, c)| {
-                    let (p, c) = (number(p)?, number(c)?);
-                    (p != 0.0).then(|| Value::from(c / p))
-                })
-                .collect();
-            let ratio = if zero {
-                "–".to_string()
-            } else {
-                number(&median(&ratios.iter().collect::<Vec<_>>()))
-                    .map_or_else(|| "–".into(), show_ratio)
-            };
-            out.push_str(&format!(
-                "| {name} | {label} | {} | {} | {} | {} | {ratio} |\n",
-                show(&pick(&a)),
-                spread(&a),
-                show(&pick(&b)),
-                spread(&b),
-            ));
-        }
-        if single_runs.len() != cluster_runs.len() {
-            out.push_str(&format!(
-                "| {name} | runs (one, cluster) | {} | | {} | | unpaired |\n",
-                single_runs.len(),
-                cluster_runs.len()
-            ));
-        }
-        for run in cluster_runs {
-            if let Some(problem) = run["problem"].as_str() {
-                let problem = problem.replace('|', "\\|");
-                out.push_str(&format!(
-                    "| {name} | first problem seen | | | {problem} | | |\n"
-                ));
-            }
-        }
+        paired_rows(
+            &mut out,
+            name,
+            single_runs,
+            cluster_runs,
+            &cluster_rows(scenario),
+            "one, cluster",
+        );
     }
     Ok(out)
 }
@@ -850,5 +838,49 @@ mod tests {
         );
         // No Redis runs of latency: no rows.
         assert!(!table.contains("| latency |"), "{table}");
+    }
+
+    #[test]
+    fn cluster_runs_beside_one_server() {
+        let single = concat!(
+            r#"JSON {"scenario":"latency","transport":"plaintext","messages_per_s":1000,"ack_p50_ms":0.5,"lost":0}"#,
+            "\n",
+            r#"JSON {"scenario":"latency","transport":"plaintext","messages_per_s":1000,"ack_p50_ms":0.4,"lost":0}"#,
+            "\n",
+            r#"JSON {"scenario":"latency","transport":"plaintext","websocket_share":0.5,"ack_p50_ms":9.0}"#,
+            "\n",
+        );
+        let nodes = concat!(
+            r#"JSON {"scenario":"latency","transport":"plaintext","nodes":3,"messages_per_s":1000,"ack_p50_ms":7.0,"cross_node_deliveries":666000,"lost":0,"problem":"n2 | slow"}"#,
+            "\n",
+            r#"JSON {"scenario":"latency","transport":"plaintext","nodes":3,"messages_per_s":1000,"ack_p50_ms":6.0,"cross_node_deliveries":666000,"lost":2}"#,
+            "\n",
+            r#"JSON {"scenario":"latency","transport":"plaintext","nodes":3,"messages_per_s":990,"ack_p50_ms":8.0,"lost":0}"#,
+            "\n",
+        );
+        let table = cluster(single, nodes).unwrap();
+        // Run k beside run k, the WebSocket run left out: 14 and 15 → 14.
+        assert!(
+            table.contains(
+                "| latency, 3 nodes | p50 ack latency, ms | 0.4 | 0.4–0.5 | 7.0 | 6.0–8.0 | 14.00 |"
+            ),
+            "{table}"
+        );
+        assert!(
+            table.contains("| latency, 3 nodes | cross-node deliveries | – |  | 666,000 | 666,000–666,000 | – |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| latency, 3 nodes | deliveries lost | 0 | 0–0 | 2 | 0–2 | – |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| latency, 3 nodes | runs (one, cluster) | 2 | | 3 | | unpaired |"),
+            "{table}"
+        );
+        assert!(
+            table.contains("| latency, 3 nodes | first problem seen | | | n2 \\| slow | | |"),
+            "{table}"
+        );
     }
 }
