@@ -338,16 +338,18 @@ fn nick(run: &str, i: usize) -> String {
     format!("b{run}-{i}")
 }
 
-/// The CPU of every server process, added up.
-fn server_cpu(target: &Target) -> Option<Duration> {
+/// `figure` of every server process (the nodes of a cluster), added up;
+/// `None` without server pids or when one process's figure is unknown.
+fn every_server<T: std::iter::Sum>(target: &Target, figure: fn(u32) -> Option<T>) -> Option<T> {
     if target.server_pids.is_empty() {
         return None;
     }
-    target
-        .server_pids
-        .iter()
-        .map(|&pid| platform::process_cpu(pid))
-        .sum()
+    target.server_pids.iter().map(|&pid| figure(pid)).sum()
+}
+
+/// The CPU of every server process, added up.
+fn server_cpu(target: &Target) -> Option<Duration> {
+    every_server(target, platform::process_cpu)
 }
 
 fn db_cpu(target: &Target) -> Option<Duration> {
@@ -356,14 +358,7 @@ fn db_cpu(target: &Target) -> Option<Duration> {
 
 /// The RSS of every server process, added up.
 fn server_rss(target: &Target) -> Option<u64> {
-    if target.server_pids.is_empty() {
-        return None;
-    }
-    target
-        .server_pids
-        .iter()
-        .map(|&pid| platform::process_rss(pid))
-        .sum()
+    every_server(target, platform::process_rss)
 }
 
 fn cpu_pct(before: Option<Duration>, after: Option<Duration>, wall: Duration) -> serde_json::Value {
