@@ -97,7 +97,7 @@ REDIS_PID=
 CLUSTER_DIR=
 cleanup() {
     if [ -n "$SERVER_PID" ]; then kill -KILL "$SERVER_PID" 2>/dev/null || true; fi
-    if [ -n "$CLUSTER_DIR" ]; then bash "$ROOT/scripts/cluster.sh" stop "$CLUSTER_DIR" >/dev/null 2>&1 || true; fi
+    if [ -n "$CLUSTER_DIR" ]; then bash "$ROOT/scripts/cluster.sh" stop "$CLUSTER_DIR/c" >/dev/null 2>&1 || true; fi
     if [ -n "$REDIS_PID" ]; then kill -KILL "$REDIS_PID" 2>/dev/null || true; fi
     rm -rf "$TMP"
 }
@@ -377,34 +377,25 @@ TABLE=$("$BENCH" summary "$RESULTS")
 echo
 echo "$TABLE"
 echo
-COMPARE=
-if [ -s "$REDIS_RESULTS" ]; then
-    COMPARE=$("$BENCH" compare "$RESULTS" "$REDIS_RESULTS")
-    echo "Beside Redis $REDIS_VERSION (ours ÷ Redis: the median of the per-run ratios):"
-    echo
-    echo "$COMPARE"
-    echo
-elif [ -n "$REDIS_NOTE" ]; then
-    echo "bench: $REDIS_NOTE"
-fi
-TRANSPORTS=
-if [ -s "$WS_RESULTS" ]; then
-    TRANSPORTS=$("$BENCH" transports "$RESULTS" "$WS_RESULTS")
-    echo "Half the clients over WebSocket beside all over TCP:"
-    echo
-    echo "$TRANSPORTS"
-    echo
-fi
-CLUSTER_TABLE=
-if [ -s "$CLUSTER_RESULTS" ]; then
-    CLUSTER_TABLE=$("$BENCH" cluster "$RESULTS" "$CLUSTER_RESULTS")
-    echo "A $CLUSTER_NODES-node cluster on PostgreSQL beside one server:"
-    echo
-    echo "$CLUSTER_TABLE"
-    echo
-elif [ -n "$CLUSTER_NOTE" ]; then
-    echo "bench: $CLUSTER_NOTE"
-fi
+# beside VAR SUBCOMMAND RUNS TITLE [NOTE]: when the file RUNS holds runs,
+# `chat-bench SUBCOMMAND` sets ours beside them: the table goes into VAR
+# and is printed under TITLE; without runs VAR is empty and NOTE, if
+# any, is said.
+beside() {
+    local var=$1 subcommand=$2 runs=$3 title=$4 note=${5:-} table=
+    if [ -s "$runs" ]; then
+        table=$("$BENCH" "$subcommand" "$RESULTS" "$runs")
+        printf '%s\n\n%s\n\n' "$title" "$table"
+    elif [ -n "$note" ]; then
+        echo "bench: $note"
+    fi
+    printf -v "$var" '%s' "$table"
+}
+beside COMPARE compare "$REDIS_RESULTS" \
+    "Beside Redis $REDIS_VERSION (ours ÷ Redis: the median of the per-run ratios):" "$REDIS_NOTE"
+beside TRANSPORTS transports "$WS_RESULTS" "Half the clients over WebSocket beside all over TCP:"
+beside CLUSTER_TABLE cluster "$CLUSTER_RESULTS" \
+    "A $CLUSTER_NODES-node cluster on PostgreSQL beside one server:" "$CLUSTER_NOTE"
 echo "bench: ${ELAPSED} s for the scenarios"
 
 # The "Latest run" section, with what it ran on.
