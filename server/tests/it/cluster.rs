@@ -9,7 +9,7 @@
 //! `kill9.rs`'s `Link`). Without PostgreSQL these skip; under `CI=true`
 //! they fail.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use crate::kill9::{Address, Link};
-use crate::postgres::{finish, node, reader, sender, shown_from, tally, Acked};
-use crate::support::cluster::{create_group, verdict, Source};
+use crate::postgres::{node, shown_from, tally};
+use crate::support::cluster::{study_stream, Reader, Source, Stream, Writer};
 use crate::support::postgres;
 use crate::support::{self, Server};
 
@@ -202,41 +202,10 @@ fn messages_cross_nodes_exactly_once_in_order_through_sigkills() {
         ("carol", 2),
         ("dave", 1),
     ];
-    for (nick, home) in placed {
-        Link::open(&homes[home], nick, None, None).unwrap();
-    }
-    {
-        // n3 learns bob's and frank's accounts from the others.
-        let (mut carol, _) = Link::open(&homes[2], "carol", None, None).unwrap();
-        create_group(&mut carol, "study", &["bob", "frank"]);
-    }
-    // Every node has heard of every account (and the group) by now.
-    thread::sleep(Duration::from_millis(1500));
-
-    let stop = Arc::new(AtomicBool::new(false));
-    let enough = Arc::new(AtomicBool::new(false));
-    let expect_bob = Arc::new(AtomicUsize::new(usize::MAX));
-    let expect_frank = Arc::new(AtomicUsize::new(usize::MAX));
-    let read = |nick: &'static str, home: usize, expected: &Arc<AtomicUsize>| {
-        let (address, stop, expected) = (homes[home].clone(), stop.clone(), expected.clone());
-        thread::spawn(move || reader(address, nick, expected, stop))
-    };
-    let bob = read("bob", 0, &expect_bob);
-    let frank = read("frank", 1, &expect_frank);
-    let senders: Vec<(&str, thread::JoinHandle<Acked>)> = [
-        ("alice", 1, Some("bob")),
-        ("carol", 2, Some("#study")),
-        ("dave", 1, None),
-    ]
-    .into_iter()
-    .map(|(nick, home, to)| {
-        let (address, enough) = (homes[home].clone(), enough.clone());
-        (
-            nick,
-            thread::spawn(move || sender(address, nick, to, enough)),
-        )
-    })
-    .collect();
+    let stream = study_stream(|nick| {
+        let (_, home) = placed.iter().find(|(n, _)| *n == nick).unwrap();
+        homes[*home].clone()
+    });
 
     // Kill n2, then n3: their users move to n1 (the next node), and the
     // node starts again under its id.
@@ -250,58 +219,10 @@ fn messages_cross_nodes_exactly_once_in_order_through_sigkills() {
         nodes[victim] = Some(start(victim));
     }
     thread::sleep(Duration::from_millis(1200));
-    enough.store(true, Ordering::SeqCst);
-    let sent: Vec<(&str, Acked)> = senders
-        .into_iter()
-        .map(|(nick, h)| (nick, h.join().expect("sender panicked")))
-        .collect();
-    let count = |nicks: &[&str]| -> usize {
-        sent.iter()
-            .filter(|(n, _)| nicks.contains(n))
-            .map(|(_, s)| s.acked.len())
-            .sum()
-    };
-    let bob_total = count(&["alice", "carol", "dave"]);
-    let frank_total = count(&["carol", "dave"]);
-    let (bob_seen, frank_seen) = thread::scope(|s| {
-        let f = s.spawn(|| finish(frank, &expect_frank, &stop, frank_total));
-        let b = finish(bob, &expect_bob, &stop, bob_total);
-        (b, f.join().unwrap())
-    });
-
-    let label = "cluster, 3 nodes, kill -9 of n2 and n3";
-    let (alice, carol, dave) = (
-        Source {
-            nick: "alice",
-            kind: "private",
-        },
-        Source {
-            nick: "carol",
-            kind: "group",
-        },
-        Source {
-            nick: "dave",
-            kind: "public",
-        },
-    );
-    let mut failures = verdict(label, "bob", &sent, &bob_seen, &[alice, carol, dave]);
-    let (carol, dave) = (
-        Source {
-            nick: "carol",
-            kind: "group",
-        },
-        Source {
-            nick: "dave",
-            kind: "public",
-        },
-    );
-    failures.extend(verdict(label, "frank", &sent, &frank_seen, &[carol, dave]));
-    eprintln!(
-        "senders: {:?}",
-        sent.iter()
-            .map(|(n, s)| (*n, s.acked.len(), s.reconnects, s.store_failed))
-            .collect::<Vec<_>>()
-    );
+    let streamed = stream.finish();
+    let failures = streamed.verdict("cluster, 3 nodes, kill -9 of n2 and n3");
+    eprintln!("senders: {:?}", streamed.senders());
+    let (sent, bob_total) = (&streamed.sent, streamed.acked_for("bob"));
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(
         bob_total > 100,
@@ -311,7 +232,10 @@ fn messages_cross_nodes_exactly_once_in_order_through_sigkills() {
         sent.iter().all(|(_, s)| s.reconnects >= 2),
         "the kills did not interrupt the senders"
     );
-    assert!(frank_seen.reconnects >= 2, "frank was never moved");
+    assert!(
+        streamed.seen("frank").reconnects >= 2,
+        "frank was never moved"
+    );
 }
 
 /// Two people register the same nickname on two nodes at the same moment:
@@ -422,23 +346,32 @@ fn messages_cross_nodes_through_a_postgres_restart() {
         Link::open(&a2, nick, None, None).unwrap();
     }
     thread::sleep(Duration::from_millis(300));
-    let stop = Arc::new(AtomicBool::new(false));
-    let enough = Arc::new(AtomicBool::new(false));
-    let expected = Arc::new(AtomicUsize::new(usize::MAX));
-    let bob = {
-        let (address, stop, expected) = (a1.clone(), stop.clone(), expected.clone());
-        thread::spawn(move || reader(address, "bob", expected, stop))
-    };
-    let senders: Vec<(&str, thread::JoinHandle<Acked>)> = [("alice", Some("bob")), ("dave", None)]
-        .into_iter()
-        .map(|(nick, to)| {
-            let (address, enough) = (a2.clone(), enough.clone());
-            (
+    let (private, public) = (
+        Source {
+            nick: "alice",
+            kind: "private",
+        },
+        Source {
+            nick: "dave",
+            kind: "public",
+        },
+    );
+    let stream = Stream::start(
+        vec![Reader {
+            nick: "bob",
+            address: a1.clone(),
+            hears: vec![private, public],
+        }],
+        ["alice", "dave"]
+            .into_iter()
+            .zip([Some("bob"), None])
+            .map(|(nick, to)| Writer {
                 nick,
-                thread::spawn(move || sender(address, nick, to, enough)),
-            )
-        })
-        .collect();
+                address: a2.clone(),
+                to,
+            })
+            .collect(),
+    );
     thread::sleep(Duration::from_millis(800));
     pg.down();
     let down_at = Instant::now();
@@ -446,12 +379,9 @@ fn messages_cross_nodes_through_a_postgres_restart() {
     let up_at = Instant::now();
     pg.up();
     thread::sleep(Duration::from_millis(1500));
-    enough.store(true, Ordering::SeqCst);
-    let sent: Vec<(&str, Acked)> = senders
-        .into_iter()
-        .map(|(nick, h)| (nick, h.join().expect("sender panicked")))
-        .collect();
-    let total: usize = sent.iter().map(|(_, s)| s.acked.len()).sum();
+    let streamed = stream.finish();
+    let (sent, seen) = (&streamed.sent, streamed.seen("bob"));
+    let total = streamed.acked_for("bob");
     let acks_between = |from: Instant, to: Instant| {
         sent.iter()
             .flat_map(|(_, s)| &s.times)
@@ -460,11 +390,10 @@ fn messages_cross_nodes_through_a_postgres_restart() {
     };
     let while_down = acks_between(down_at + Duration::from_millis(500), up_at);
     let after = acks_between(up_at, Instant::now());
-    let seen = finish(bob, &expected, &stop, total);
-    let (delivered, duplicated, missing) = tally(sent.iter().flat_map(|(_, s)| &s.acked), &seen);
+    let (delivered, duplicated, missing) = tally(sent.iter().flat_map(|(_, s)| &s.acked), seen);
     let mut out_of_order = 0;
-    for (nick, s) in &sent {
-        let order = shown_from(&seen, nick);
+    for (nick, s) in sent {
+        let order = shown_from(seen, nick);
         if order != s.acked.iter().collect::<Vec<_>>() {
             out_of_order += 1;
         }

@@ -7,14 +7,13 @@
 //! is what a client's server list would pick next) and pick up with
 //! `last_seq`/`last_public` and their outbox, as the client does.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use crate::kill9::{Address, Link};
-use crate::postgres::{finish, node, reader, sender, Acked};
-use crate::support::cluster::{create_group, verdict, Source};
+use crate::kill9::Address;
+use crate::postgres::node;
+use crate::support::cluster::study_stream;
 use crate::support::{self, postgres, Server};
 
 #[test]
@@ -35,42 +34,9 @@ fn every_acknowledged_message_arrives_once_in_order_through_kills_and_a_postgres
         .map(|&i| Arc::new(Mutex::new(Some(nodes[i].addr))))
         .collect();
     let home = |nick: &str| homes[users.iter().position(|u| *u == nick).unwrap()].clone();
-    for nick in users {
-        Link::open(&home(nick), nick, None, None).unwrap();
-    }
-    {
-        let (mut carol, _) = Link::open(&home("carol"), "carol", None, None).unwrap();
-        create_group(&mut carol, "study", &["bob", "frank"]);
-    }
-    // Every node has heard of every account and the group by now.
-    thread::sleep(Duration::from_millis(1500));
-
     // bob (n1) reads alice's private messages (n2), carol's to #study (n3)
     // and dave's public ones (n3); frank (n2) reads #study and public.
-    let stop = Arc::new(AtomicBool::new(false));
-    let enough = Arc::new(AtomicBool::new(false));
-    let expect_bob = Arc::new(AtomicUsize::new(usize::MAX));
-    let expect_frank = Arc::new(AtomicUsize::new(usize::MAX));
-    let read = |nick: &'static str, expected: &Arc<AtomicUsize>| {
-        let (address, stop, expected) = (home(nick), stop.clone(), expected.clone());
-        thread::spawn(move || reader(address, nick, expected, stop))
-    };
-    let bob = read("bob", &expect_bob);
-    let frank = read("frank", &expect_frank);
-    let senders: Vec<(&str, thread::JoinHandle<Acked>)> = [
-        ("alice", Some("bob")),
-        ("carol", Some("#study")),
-        ("dave", None),
-    ]
-    .into_iter()
-    .map(|(nick, to)| {
-        let (address, enough) = (home(nick), enough.clone());
-        (
-            nick,
-            thread::spawn(move || sender(address, nick, to, enough)),
-        )
-    })
-    .collect();
+    let stream = study_stream(home);
 
     // Node `victim` SIGKILLed (a `Server` is killed when dropped) and
     // started again; its users move to node `to`.
@@ -108,24 +74,8 @@ fn every_acknowledged_message_arrives_once_in_order_through_kills_and_a_postgres
     thread::sleep(Duration::from_millis(1200));
     kill(&mut nodes, 0, 1);
     thread::sleep(Duration::from_millis(1200));
-    enough.store(true, Ordering::SeqCst);
-    let sent: Vec<(&str, Acked)> = senders
-        .into_iter()
-        .map(|(nick, h)| (nick, h.join().expect("sender panicked")))
-        .collect();
-    let count = |nicks: &[&str]| -> usize {
-        sent.iter()
-            .filter(|(n, _)| nicks.contains(n))
-            .map(|(_, s)| s.acked.len())
-            .sum()
-    };
-    let bob_total = count(&["alice", "carol", "dave"]);
-    let frank_total = count(&["carol", "dave"]);
-    let (bob_seen, frank_seen) = thread::scope(|s| {
-        let f = s.spawn(|| finish(frank, &expect_frank, &stop, frank_total));
-        let b = finish(bob, &expect_bob, &stop, bob_total);
-        (b, f.join().unwrap())
-    });
+    let streamed = stream.finish();
+    let sent = &streamed.sent;
     let acks_while_down = sent
         .iter()
         .flat_map(|(_, s)| &s.times)
@@ -133,40 +83,14 @@ fn every_acknowledged_message_arrives_once_in_order_through_kills_and_a_postgres
         .count();
 
     let label = "proof, 3 nodes, 3 kills and a PostgreSQL restart";
-    let private = || Source {
-        nick: "alice",
-        kind: "private",
-    };
-    let group = || Source {
-        nick: "carol",
-        kind: "group",
-    };
-    let public = || Source {
-        nick: "dave",
-        kind: "public",
-    };
-    let mut failures = verdict(
-        label,
-        "bob",
-        &sent,
-        &bob_seen,
-        &[private(), group(), public()],
-    );
-    failures.extend(verdict(
-        label,
-        "frank",
-        &sent,
-        &frank_seen,
-        &[group(), public()],
-    ));
+    let failures = streamed.verdict(label);
     eprintln!(
         "{label}: {:.1} s of traffic; senders (acked, connections, store_failed): {:?}; \
          acks while PostgreSQL was down: {acks_while_down}",
         started.elapsed().as_secs_f64(),
-        sent.iter()
-            .map(|(n, s)| (*n, s.acked.len(), s.reconnects, s.store_failed))
-            .collect::<Vec<_>>()
+        streamed.senders()
     );
+    let bob_total = streamed.acked_for("bob");
     assert!(failures.is_empty(), "{failures:#?}");
     assert_eq!(acks_while_down, 0, "acknowledged while PostgreSQL was down");
     assert!(
@@ -178,7 +102,7 @@ fn every_acknowledged_message_arrives_once_in_order_through_kills_and_a_postgres
         "a kill did not interrupt every sender"
     );
     assert!(
-        bob_seen.reconnects >= 2 && frank_seen.reconnects >= 2,
+        streamed.seen("bob").reconnects >= 2 && streamed.seen("frank").reconnects >= 2,
         "a reader was never moved"
     );
     drop(nodes);

@@ -21,6 +21,7 @@ use serde_json::{json, Value};
 use sha2::Digest as _;
 
 use crate::kill9::{Address, Link};
+use crate::support::cluster::{Reader, Source, Stream, Writer};
 use crate::support::postgres::{self, Postgres};
 use crate::support::{self, Options, Server};
 
@@ -136,21 +137,28 @@ pub(crate) fn shown_from<'a>(seen: &'a Seen, nick: &str) -> Vec<&'a String> {
         .collect()
 }
 
-/// Waits until `bob` has shown `acked_total` messages (and a little more,
-/// for a late duplicate), then stops it.
-pub(crate) fn finish(
-    bob: thread::JoinHandle<Seen>,
-    expected: &AtomicUsize,
-    stop: &AtomicBool,
-    acked_total: usize,
-) -> Seen {
-    expected.store(acked_total, Ordering::SeqCst);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !bob.is_finished() && Instant::now() < deadline {
-        thread::sleep(Duration::from_millis(50));
-    }
-    stop.store(true, Ordering::SeqCst);
-    bob.join().expect("receiver panicked")
+/// bob reading at `address` what `senders` (nick, to, kind) send there.
+fn bob_reads(
+    address: &Address,
+    senders: &[(&'static str, Option<&'static str>, &'static str)],
+) -> Stream {
+    let reader = Reader {
+        nick: "bob",
+        address: address.clone(),
+        hears: senders
+            .iter()
+            .map(|&(nick, _, kind)| Source { nick, kind })
+            .collect(),
+    };
+    let writers = senders
+        .iter()
+        .map(|&(nick, to, _)| Writer {
+            nick,
+            address: address.clone(),
+            to,
+        })
+        .collect();
+    Stream::start(vec![reader], writers)
 }
 
 #[test]
@@ -180,27 +188,14 @@ fn chat_on_postgres_survives_sigkill_exactly_once_in_order() {
         }
     }
 
-    let stop = Arc::new(AtomicBool::new(false));
-    let enough = Arc::new(AtomicBool::new(false));
-    let expected = Arc::new(AtomicUsize::new(usize::MAX));
-    let bob = {
-        let (address, stop, expected) = (address.clone(), stop.clone(), expected.clone());
-        thread::spawn(move || reader(address, "bob", expected, stop))
-    };
-    let senders: Vec<_> = [
-        ("alice", Some("bob")),
-        ("carol", Some("#study")),
-        ("dave", None),
-    ]
-    .into_iter()
-    .map(|(nick, to)| {
-        let (address, enough) = (address.clone(), enough.clone());
-        (
-            nick,
-            thread::spawn(move || sender(address, nick, to, enough)),
-        )
-    })
-    .collect();
+    let stream = bob_reads(
+        &address,
+        &[
+            ("alice", Some("bob"), "private"),
+            ("carol", Some("#study"), "group"),
+            ("dave", None, "public"),
+        ],
+    );
 
     const KILLS: usize = 2;
     for _ in 0..KILLS {
@@ -213,17 +208,13 @@ fn chat_on_postgres_survives_sigkill_exactly_once_in_order() {
         *address.lock().unwrap() = Some(server.addr);
     }
     thread::sleep(Duration::from_millis(700));
-    enough.store(true, Ordering::SeqCst);
-    let sent: Vec<(&str, Acked)> = senders
-        .into_iter()
-        .map(|(nick, h)| (nick, h.join().expect("sender panicked")))
-        .collect();
-    let acked_total: usize = sent.iter().map(|(_, s)| s.acked.len()).sum();
-    let seen = finish(bob, &expected, &stop, acked_total);
+    let streamed = stream.finish();
+    let (sent, seen) = (&streamed.sent, streamed.seen("bob"));
+    let acked_total = streamed.acked_for("bob");
 
-    let (delivered, duplicated, missing) = tally(sent.iter().flat_map(|(_, s)| &s.acked), &seen);
-    for (nick, s) in &sent {
-        let order = shown_from(&seen, nick);
+    let (delivered, duplicated, missing) = tally(sent.iter().flat_map(|(_, s)| &s.acked), seen);
+    for (nick, s) in sent {
+        let order = shown_from(seen, nick);
         let numbers: Vec<usize> = order
             .iter()
             .map(|t| t[nick.len() + 1..].parse().unwrap())
@@ -438,23 +429,10 @@ fn acknowledgements_stop_while_postgres_is_down_and_resume_after() {
     for nick in ["bob", "alice", "dave"] {
         Link::open(&address, nick, None, None).unwrap();
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    let enough = Arc::new(AtomicBool::new(false));
-    let expected = Arc::new(AtomicUsize::new(usize::MAX));
-    let bob = {
-        let (address, stop, expected) = (address.clone(), stop.clone(), expected.clone());
-        thread::spawn(move || reader(address, "bob", expected, stop))
-    };
-    let senders: Vec<_> = [("alice", Some("bob")), ("dave", None)]
-        .into_iter()
-        .map(|(nick, to)| {
-            let (address, enough) = (address.clone(), enough.clone());
-            (
-                nick,
-                thread::spawn(move || sender(address, nick, to, enough)),
-            )
-        })
-        .collect();
+    let stream = bob_reads(
+        &address,
+        &[("alice", Some("bob"), "private"), ("dave", None, "public")],
+    );
     thread::sleep(Duration::from_millis(800));
     pg.down();
     let down_at = Instant::now();
@@ -463,15 +441,11 @@ fn acknowledgements_stop_while_postgres_is_down_and_resume_after() {
     let up_at = Instant::now();
     pg.up();
     thread::sleep(Duration::from_millis(1200));
-    enough.store(true, Ordering::SeqCst);
-    let sent: Vec<(&str, Acked)> = senders
-        .into_iter()
-        .map(|(nick, h)| (nick, h.join().expect("sender panicked")))
-        .collect();
-    let acked_total: usize = sent.iter().map(|(_, s)| s.acked.len()).sum();
-    let seen = finish(bob, &expected, &stop, acked_total);
+    let streamed = stream.finish();
+    let (sent, seen) = (&streamed.sent, streamed.seen("bob"));
+    let acked_total = streamed.acked_for("bob");
 
-    let (delivered, duplicated, missing) = tally(sent.iter().flat_map(|(_, s)| &s.acked), &seen);
+    let (delivered, duplicated, missing) = tally(sent.iter().flat_map(|(_, s)| &s.acked), seen);
     let while_down: usize = sent
         .iter()
         .flat_map(|(_, s)| &s.times)
@@ -499,8 +473,8 @@ fn acknowledgements_stop_while_postgres_is_down_and_resume_after() {
         "acknowledged but never delivered: {missing:?}"
     );
     assert_eq!(duplicated, 0, "a message shown twice");
-    for (nick, s) in &sent {
-        let order: Vec<&String> = shown_from(&seen, nick);
+    for (nick, s) in sent {
+        let order: Vec<&String> = shown_from(seen, nick);
         let acked: Vec<&String> = s.acked.iter().collect();
         assert_eq!(
             order, acked,
