@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::files::{content, download_range, downloaded, sha256, upload_range};
+use crate::support::files::{
+    content, download_range, downloaded, expect_spool_empty, sha256, upload_range, upload_rest,
+};
 use crate::support::postgres;
 use crate::support::{Client, Options, Server};
 
@@ -31,7 +33,7 @@ fn node(url: &str, id: &str, data: &Path, spool: &Path) -> Server {
 fn offer(client: &mut Client, to: &str, name: &str, bytes: &[u8]) -> Value {
     let started = Instant::now();
     loop {
-        let answer = crate::files::offer(client, to, name, bytes);
+        let answer = crate::support::files::offer(client, to, name, bytes);
         if answer["code"] != "no_such_user" {
             assert_eq!(answer["type"], "upload", "{answer}");
             return answer;
@@ -39,30 +41,6 @@ fn offer(client: &mut Client, to: &str, name: &str, bytes: &[u8]) -> Value {
         assert!(
             started.elapsed() < Duration::from_secs(5),
             "{to} never known"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The files in the shared spool.
-fn spooled(spool: &Path) -> Vec<String> {
-    std::fs::read_dir(spool)
-        .map(|dir| {
-            dir.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Waits until the shared spool is empty (every receiver answered and
-/// the sender was told), or fails.
-fn expect_spool_empty(spool: &Path) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !spooled(spool).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "spool still holds {:?}",
-            spooled(spool)
         );
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -111,9 +89,7 @@ fn a_file_offered_on_node_1_is_downloaded_on_node_3() {
     let mut alice = c.n(1).login("alice");
     let bytes = content(3_000_000, 31);
     let answer = offer(&mut alice, "bob", "report.pdf", &bytes);
-    let file = answer["file"].as_u64().unwrap();
-    let ack = upload_range(&mut alice, file, &bytes, 0, bytes.len() as u64);
-    assert_eq!(ack["complete"], true, "{ack}");
+    let file = upload_rest(&mut alice, &answer, &bytes);
     let completed = Instant::now();
 
     // Live on n3: its listener heard n1's commit.
@@ -175,9 +151,7 @@ fn a_download_cut_by_its_nodes_sigkill_resumes_on_another() {
     let mut alice = c.n(1).login("alice");
     let bytes = content(2_000_000, 41);
     let answer = offer(&mut alice, "bob", "film.mkv", &bytes);
-    let file = answer["file"].as_u64().unwrap();
-    let ack = upload_range(&mut alice, file, &bytes, 0, bytes.len() as u64);
-    assert_eq!(ack["complete"], true, "{ack}");
+    let file = upload_rest(&mut alice, &answer, &bytes);
 
     let mut bob = c.n(2).connect("bob");
     bob.login("bob");
@@ -205,9 +179,7 @@ fn a_reject_on_node_2_is_told_to_the_offerer_on_node_1() {
     let mut alice = c.n(1).login("alice");
     let bytes = content(200_000, 43);
     let answer = offer(&mut alice, "carol", "notes.txt", &bytes);
-    let file = answer["file"].as_u64().unwrap();
-    let ack = upload_range(&mut alice, file, &bytes, 0, bytes.len() as u64);
-    assert_eq!(ack["complete"], true, "{ack}");
+    let file = upload_rest(&mut alice, &answer, &bytes);
 
     let offered = carol.expect_within("the offer on n2", Duration::from_secs(3), |f| {
         f["type"] == "file_offer"

@@ -2,135 +2,30 @@
 //! spool with its SHA-256, offered to its receiver (at once, or at login),
 //! downloaded with flow control, and deleted once everyone has answered.
 
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Instant;
 
 use base64::Engine as _;
-use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
+use serde_json::json;
 
 use chat_common::protocol::{CHUNK, UPLOAD_WINDOW as WINDOW};
 
+use crate::support::files::{
+    content, download_range, downloaded, expect_spool_empty, offer, sha256, spooled, upload_range,
+    upload_rest,
+};
 use crate::support::{Client, Options, Server};
-
-/// `len` bytes that differ from run to run of the generator's seed only.
-pub(crate) fn content(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect()
-}
-
-pub(crate) fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Offers `bytes` as `name` to `to`; returns the `upload` answer.
-pub(crate) fn offer(client: &mut Client, to: &str, name: &str, bytes: &[u8]) -> Value {
-    let id = client.id();
-    client.send(json!({"type": "offer", "id": id, "to": to, "name": name,
-        "size": bytes.len(), "sha256": sha256(bytes)}));
-    client.expect_reply(id)
-}
-
-/// Sends `bytes[from..until]` with at most [`WINDOW`] chunks unacknowledged;
-/// returns the last `file_ack`.
-pub(crate) fn upload_range(
-    client: &mut Client,
-    file: u64,
-    bytes: &[u8],
-    from: u64,
-    until: u64,
-) -> Value {
-    let (mut sent, mut acked) = (from, from);
-    let mut last = Value::Null;
-    while acked < until {
-        while sent < until && sent - acked < WINDOW * CHUNK as u64 {
-            let end = (sent as usize + CHUNK).min(until as usize);
-            client.send_chunk(file, sent, &bytes[sent as usize..end]);
-            sent = end as u64;
-        }
-        let ack = client.expect("a file_ack", |f| {
-            f["type"] == "file_ack" || f["type"] == "error"
-        });
-        assert_eq!(ack["type"], "file_ack", "{ack}");
-        acked = ack["bytes"].as_u64().unwrap();
-        last = ack;
-    }
-    last
-}
 
 /// Offers and uploads a whole file; returns its id once the server has
 /// verified it.
 fn upload(client: &mut Client, to: &str, name: &str, bytes: &[u8]) -> u64 {
     let answer = offer(client, to, name, bytes);
-    assert_eq!(answer["type"], "upload", "{answer}");
-    let file = answer["file"].as_u64().unwrap();
-    let from = answer["offset"].as_u64().unwrap();
-    let ack = upload_range(client, file, bytes, from, bytes.len() as u64);
-    assert_eq!(ack["complete"], true, "{ack}");
-    file
+    upload_rest(client, &answer, bytes)
 }
 
-/// Accepts `file` from `offset` and reads chunks until `until` bytes, acking
-/// each; returns the `download` answer and the bytes after `offset`.
-pub(crate) fn download_range(
-    client: &mut Client,
-    file: u64,
-    offset: u64,
-    until: u64,
-) -> (Value, Vec<u8>) {
-    let id = client.id();
-    client.send(json!({"type": "accept", "id": id, "file": file, "offset": offset}));
-    let answer = client.expect_reply(id);
-    assert_eq!(answer["type"], "download", "{answer}");
-    let mut got = Vec::new();
-    let mut at = offset;
-    while at < until {
-        let chunk = client.expect("a chunk", |f| f["type"] == "chunk");
-        assert_eq!(chunk["offset"], at, "chunks come in order");
-        let data = base64::engine::general_purpose::STANDARD
-            .decode(chunk["data"].as_str().unwrap())
-            .unwrap();
-        at += data.len() as u64;
-        got.extend(data);
-        client.send(json!({"type": "file_ack", "file": file, "bytes": at}));
-    }
-    (answer, got)
-}
-
-pub(crate) fn downloaded(client: &mut Client, file: u64) {
-    let id = client.id();
-    client.send(json!({"type": "downloaded", "id": id, "file": file}));
-    assert_eq!(client.expect_reply(id)["type"], "ack");
-}
-
-fn spool_files(server: &Server) -> Vec<String> {
-    std::fs::read_dir(server.data_dir.join("spool"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect()
-}
-
-/// The spool empties once every receiver has answered (the file thread
-/// deletes after the dispatcher decides).
-fn expect_spool_empty(server: &Server) {
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while !spool_files(server).is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "spool still holds {:?}",
-            spool_files(server)
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+/// The spool of a server that has no `--spool-dir`.
+fn spool(server: &Server) -> PathBuf {
+    server.data_dir.join("spool")
 }
 
 both! {
@@ -183,7 +78,7 @@ both! {
         assert_eq!(got.len(), bytes.len());
         assert_eq!(sha256(&got), sha256(&bytes), "the downloaded bytes are the uploaded ones");
         downloaded(&mut bob, file);
-        expect_spool_empty(&server);
+        expect_spool_empty(&spool(&server));
         eprintln!("50 MB (debug build): upload {up:?}, download {down:?}");
     }
 }
@@ -220,7 +115,7 @@ fn fifty_megabytes_to_a_group_of_three() {
         downloaded(reader, file);
     }
     assert_eq!(
-        spool_files(&server),
+        spooled(&spool(&server)),
         vec![file.to_string()],
         "cat has not answered"
     );
@@ -245,7 +140,7 @@ fn fifty_megabytes_to_a_group_of_three() {
             ("cat".into(), false)
         ]
     );
-    expect_spool_empty(&server);
+    expect_spool_empty(&spool(&server));
 }
 
 /// An offer to someone offline reaches them at login; a rejection is told
@@ -258,7 +153,7 @@ fn offline_receiver_rejects_and_sender_is_told_at_login() {
     let mut alice = server.login("alice");
     let bytes = content(100_000, 3);
     let file = upload(&mut alice, "carol", "notes.pdf", &bytes);
-    assert_eq!(spool_files(&server), vec![file.to_string()]);
+    assert_eq!(spooled(&spool(&server)), vec![file.to_string()]);
     drop(alice);
 
     let mut carol = server.connect("carol");
@@ -269,7 +164,7 @@ fn offline_receiver_rejects_and_sender_is_told_at_login() {
     let id = carol.id();
     carol.send(json!({"type": "reject", "id": id, "file": file}));
     assert_eq!(carol.expect_reply(id)["type"], "ack");
-    expect_spool_empty(&server);
+    expect_spool_empty(&spool(&server));
     // A rejected file cannot be fetched any more.
     let id = carol.id();
     carol.send(json!({"type": "accept", "id": id, "file": file}));
@@ -361,7 +256,7 @@ fn a_wrong_hash_is_refused() {
         error["reason"].as_str().unwrap().contains("SHA-256"),
         "{error}"
     );
-    expect_spool_empty(&server);
+    expect_spool_empty(&spool(&server));
 }
 
 /// An upload cut off halfway resumes where the server stopped writing when
@@ -400,7 +295,7 @@ fn interrupted_transfers_resume() {
     got.extend(rest);
     assert_eq!(sha256(&got), sha256(&bytes));
     downloaded(&mut bob, file);
-    expect_spool_empty(&server);
+    expect_spool_empty(&spool(&server));
 }
 
 /// A chunk's bytes travel raw after its line; one announcing more than

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 pub mod browser;
 pub mod cluster;
+pub mod files;
 pub mod postgres;
 pub mod room;
 pub mod serial;
