@@ -109,6 +109,11 @@ fn a_search_indexes_one_step_and_the_steps_catch_up() {
     );
     assert!(db.index_step());
     assert!(!db.unindexed());
+    let synchronous: i64 = db
+        .conn
+        .pragma_query_value(None, "synchronous", |row| row.get(0))
+        .unwrap();
+    assert_eq!(synchronous, 2, "message commits stay FULL after a step");
 }
 
 /// A writer that never pauses used to keep the WAL growing without
