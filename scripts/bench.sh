@@ -12,6 +12,7 @@
 #        BENCH_REDIS=0 scripts/bench.sh      (without the Redis column)
 #        BENCH_REDIS_ROUNDS=1 scripts/bench.sh  (Redis runs per scenario;
 #        default: as many as ours)
+#        BENCH_REDIS_TLS=0 scripts/bench.sh  (Redis in plaintext only)
 #        BENCH_WS=0 scripts/bench.sh         (without the WebSocket runs)
 #
 # Beside Redis (issue 18): when `redis-server` is on PATH (Debian/Ubuntu:
