@@ -12,6 +12,7 @@
 #        BENCH_REDIS=0 scripts/bench.sh      (without the Redis column)
 #        BENCH_REDIS_ROUNDS=1 scripts/bench.sh  (Redis runs per scenario;
 #        default: as many as ours)
+#        BENCH_REDIS_TLS=0 scripts/bench.sh  (Redis in plaintext only)
 #        BENCH_WS=0 scripts/bench.sh         (without the WebSocket runs)
 #
 # Beside Redis (issue 18): when `redis-server` is on PATH (Debian/Ubuntu:
@@ -21,7 +22,12 @@
 # redis-server on 127.0.0.1 (`chat-bench --target redis`), interleaved with
 # ours (ours run 1, Redis run 1, ours run 2, ...), and a second table gives
 # ours ÷ Redis for every figure (the median of the per-run ratios). Without
-# redis-server that column is skipped with one line saying so.
+# redis-server that column is skipped with one line saying so. When the
+# package has TLS built in (probed: a redis-server started with --tls-port
+# must listen), the TLS connections runs also run against Redis's own TLS
+# port (`chat-bench --target redis --tls`, the certificate made by
+# `chat-bench cert` in the run's temporary directory); without it that row
+# is skipped with one line saying so. BENCH_REDIS_TLS=0 leaves it out.
 #
 # Beside WebSocket (issue 19): fanout and latency also run with half the
 # clients (and half the senders) speaking over a WebSocket on the same port
@@ -103,6 +109,10 @@ cleanup() {
 }
 trap cleanup EXIT
 RESULTS=$TMP/results.jsonl
+# Redis's TLS port, when the package has TLS: its certificate and key.
+REDIS_TLS=
+REDIS_TLS_DIR=$TMP/redis-tls
+REDIS_TLS_NOTE=
 REDIS_RESULTS=$TMP/redis.jsonl
 WS_RESULTS=$TMP/websocket.jsonl
 CLUSTER_RESULTS=$TMP/cluster.jsonl
@@ -173,17 +183,25 @@ stop_server() {
 REDIS_FLAGS=(--bind 127.0.0.1 --protected-mode yes --save '' --appendonly no
     --maxclients 12000 --daemonize no --loglevel warning)
 
-# start_redis: a fresh redis-server in its own directory on a free port;
-# sets REDIS_PID and REDIS_PORT.
+# Its TLS port's flags (with --port 0: TLS only): our certificate's kind
+# of key, no client certificates; otherwise Redis's TLS defaults (TLS 1.2
+# and 1.3, OpenSSL's suites in the client's order, session caching on).
+REDIS_TLS_FLAGS=(--tls-cert-file "$REDIS_TLS_DIR/cert.pem" --tls-key-file "$REDIS_TLS_DIR/key.pem"
+    --tls-ca-cert-file "$REDIS_TLS_DIR/cert.pem" --tls-auth-clients no)
+
+# start_redis [plaintext|tls]: a fresh redis-server in its own directory on
+# a free port (with tls, its TLS port alone); sets REDIS_PID and REDIS_PORT.
 start_redis() {
-    local dir attempt
+    local dir attempt port_flags
     dir=$(mktemp -d "$TMP/redis.XXXX")
     REDIS_DIR=$dir
     for attempt in $(seq 20); do
         REDIS_PORT=$((20000 + RANDOM % 40000))
         # Taken by something else: try another.
         if (exec 3<>"/dev/tcp/127.0.0.1/$REDIS_PORT") 2>/dev/null; then continue; fi
-        "$REDIS" --port "$REDIS_PORT" --dir "$dir" --logfile "$dir/log" "${REDIS_FLAGS[@]}" \
+        port_flags=(--port "$REDIS_PORT")
+        [ "${1:-plaintext}" = tls ] && port_flags=(--port 0 --tls-port "$REDIS_PORT" "${REDIS_TLS_FLAGS[@]}")
+        "$REDIS" "${port_flags[@]}" --dir "$dir" --logfile "$dir/log" "${REDIS_FLAGS[@]}" \
             </dev/null >"$dir/stdout" 2>"$dir/stderr" &
         REDIS_PID=$!
         for _ in $(seq 100); do
@@ -264,11 +282,12 @@ run() {
     local tls_arg=()
     [ "$transport" = tls ] && tls_arg=(--tls)
     COMMANDS+=("chat-bench --server 127.0.0.1:PORT --server-pid PID ${tls_arg[*]:+${tls_arg[*]} }$*")
-    # Redis has a counterpart for the plaintext pub/sub scenarios.
+    # Redis has a counterpart for the pub/sub scenarios (TLS: at its TLS
+    # port, when it has one).
     local redis=
-    if [ -n "$REDIS" ] && [ "$transport" = plaintext ] && [ "$name" != file ]; then
+    if [ -n "$REDIS" ] && [ "$name" != file ] && { [ "$transport" = plaintext ] || [ -n "$REDIS_TLS" ]; }; then
         redis=1
-        REDIS_COMMANDS+=("chat-bench --server 127.0.0.1:PORT --server-pid PID --target redis $*")
+        REDIS_COMMANDS+=("chat-bench --server 127.0.0.1:PORT --server-pid PID --target redis ${tls_arg[*]:+${tls_arg[*]} }$*")
     fi
     local ws=
     if [[ "$WS_SCENARIOS" == *" $name "* ]]; then
@@ -285,8 +304,8 @@ run() {
         echo "== $name ($transport), run $round of $ROUNDS: chat-bench ${tls_arg[*]:+${tls_arg[*]} }$*"
         run_once "$name" "$transport" "$RESULTS" "$@" || return 0
         if [ -n "$redis" ] && [ "$round" -le "$REDIS_ROUNDS" ]; then
-            echo "== $name (Redis), run $round of $REDIS_ROUNDS: chat-bench --target redis $*"
-            run_redis "$name" "$@" || redis=
+            echo "== $name (Redis, $transport), run $round of $REDIS_ROUNDS: chat-bench --target redis ${tls_arg[*]:+${tls_arg[*]} }$*"
+            run_redis "$name" "$transport" "$@" || redis=
         fi
         if [ -n "$ws" ]; then
             echo "== $name ($transport, $WS_SHARE over WebSocket), run $round of $ROUNDS: chat-bench ${tls_arg[*]:+${tls_arg[*]} }--websocket-share $WS_SHARE $*"
@@ -299,14 +318,16 @@ run() {
     done
 }
 
-# run_redis NAME ARGS...: one run against a fresh redis-server; a failure is
-# reported, and ends that scenario's Redis runs.
+# run_redis NAME plaintext|tls ARGS...: one run against a fresh
+# redis-server; a failure is reported, and ends that scenario's Redis runs.
 run_redis() {
-    local name=$1
-    shift
-    start_redis || { FAILED+=("$name (Redis)"); return 1; }
+    local name=$1 transport=$2
+    shift 2
+    local tls_arg=()
+    [ "$transport" = tls ] && tls_arg=(--tls)
+    start_redis "$transport" || { FAILED+=("$name (Redis)"); return 1; }
     local out=$REDIS_DIR/bench.out status=0
-    "$BENCH" --server "127.0.0.1:$REDIS_PORT" --server-pid "$REDIS_PID" --target redis "$@" \
+    "$BENCH" --server "127.0.0.1:$REDIS_PORT" --server-pid "$REDIS_PID" --target redis "${tls_arg[@]}" "$@" \
         | tee "$out" || status=$?
     stop_redis
     if [ "$status" -ne 0 ] || ! grep -q '^JSON ' "$out"; then
@@ -343,6 +364,26 @@ run_once() {
     fi
     grep '^JSON ' "$out" | tail -1 >>"$results"
 }
+
+# Does this redis-server have TLS? Started on a TLS port alone, it must
+# listen there (a package built without TLS refuses the flags and exits)
+# and let one TLS client subscribe.
+if [ -n "$REDIS" ] && [ "${BENCH_REDIS_TLS:-1}" = 0 ]; then
+    REDIS_TLS_NOTE="Redis over TLS skipped (BENCH_REDIS_TLS=0)."
+elif [ -n "$REDIS" ]; then
+    mkdir -p "$REDIS_TLS_DIR"
+    "$BENCH" cert "$REDIS_TLS_DIR" >/dev/null
+    if ! start_redis tls 2>/dev/null; then
+        REDIS_TLS_NOTE="redis-server $REDIS_VERSION has no TLS (it did not listen on --tls-port: $(cat "$REDIS_DIR/stderr" "$REDIS_DIR/log" 2>/dev/null | tail -1 || true)); skipping Redis over TLS"
+    elif "$BENCH" --server "127.0.0.1:$REDIS_PORT" --target redis --tls --timeout 5 connections --clients 1 --hold 0 \
+        2>&1 | grep -q '^JSON .*"clients_logged_in":1,'; then
+        REDIS_TLS=1
+    else
+        REDIS_TLS_NOTE="redis-server $REDIS_VERSION listened on --tls-port but no TLS client could subscribe there; skipping Redis over TLS"
+    fi
+    if [ -n "$REDIS_PID" ]; then stop_redis; fi
+    if [ -n "$REDIS_TLS_NOTE" ]; then echo "bench: $REDIS_TLS_NOTE"; fi
+fi
 
 STARTED=$(date +%s)
 run fanout plaintext fanout --clients 100 --senders 10 --duration 10 --size 64
@@ -447,6 +488,14 @@ write_section() {
         echo "every sender PUBLISHes on a second one; a PUBLISH reply is its ack. A"
         echo "login of ours registers a new account (argon2id at the cheap cost above,"
         echo "a row in SQLite); a Redis \"login\" is the SUBSCRIBE's confirmation."
+        if [ -n "$REDIS_TLS" ]; then
+            echo "Over TLS Redis listens on its TLS port alone (\`--port 0 --tls-port PORT"
+            echo "$(printf '%q ' "${REDIS_TLS_FLAGS[@]}" | sed "s|$REDIS_TLS_DIR|TMP|g; s/ $//")\`, the certificate"
+            echo "from \`chat-bench cert TMP\`: ECDSA P-256 as ours), and chat-bench connects to"
+            echo "both with the same rustls client (no certificate check, no resumption)."
+        elif [ -n "$REDIS_TLS_NOTE" ]; then
+            echo "$REDIS_TLS_NOTE"
+        fi
         for c in "${REDIS_COMMANDS[@]}"; do echo "  - \`$c\`"; done
         echo
         echo "Server CPU per delivery is utime+stime of the server process"
@@ -457,7 +506,7 @@ write_section() {
         echo
         echo "$COMPARE"
     else
-        echo "${REDIS_NOTE:-No Redis runs.}"
+        echo "${REDIS_NOTE:-${REDIS_TLS_NOTE:-No Redis runs.}}"
     fi
     echo
     echo "### Half the clients over WebSocket (issue 19)"

@@ -72,8 +72,8 @@ struct TargetArgs {
 
     /// What is listening at --server: our chat-server, or a redis-server
     /// measured through pub/sub (each client SUBSCRIBEs to one channel,
-    /// each sender PUBLISHes on a second connection; plaintext, every
-    /// scenario but file), for comparison.
+    /// each sender PUBLISHes on a second connection; every scenario but
+    /// file; with --tls, at its --tls-port), for comparison.
     #[arg(long, global = true, value_enum, default_value_t = Kind::ChatServer)]
     target: Kind,
 
@@ -131,6 +131,11 @@ enum Scenario {
     /// (plaintext), while two other clients exchange private messages
     /// whose latency is measured (default: 1 GiB, 200 messages/s).
     File(FileArgs),
+    /// Write a self-signed certificate and its key into DIR (`cert.pem`,
+    /// `key.pem`), made as our server makes its own (rcgen: ECDSA P-256,
+    /// for localhost), for a redis-server's --tls-port; used by
+    /// scripts/bench.sh.
+    Cert { dir: std::path::PathBuf },
     /// Print a markdown table of the `JSON` lines in FILE (`-` for stdin),
     /// each figure beside its target; used by scripts/bench.sh.
     Summary { file: std::path::PathBuf },
@@ -245,6 +250,11 @@ fn run() -> anyhow::Result<()> {
         }
     };
     match &cli.scenario {
+        Scenario::Cert { dir } => {
+            let (cert, key, _) = chat_server::certs::ensure_self_signed(dir)?;
+            println!("{}\n{}", cert.display(), key.display());
+            return Ok(());
+        }
         Scenario::Summary { file } => {
             print!("{}", summary::render(&read(file)?)?);
             return Ok(());
@@ -276,9 +286,6 @@ fn run() -> anyhow::Result<()> {
         bail!("several servers are for our server's chat scenarios (not Redis, not file)");
     }
     let redis = t.target == Kind::Redis;
-    if redis && t.tls {
-        bail!("--target redis is plaintext only");
-    }
     if redis && matches!(cli.scenario, Scenario::File(_)) {
         bail!("the file scenario has no Redis counterpart");
     }
@@ -331,7 +338,8 @@ fn run() -> anyhow::Result<()> {
                 },
             )?
         }
-        Scenario::Summary { .. }
+        Scenario::Cert { .. }
+        | Scenario::Summary { .. }
         | Scenario::Compare { .. }
         | Scenario::Transports { .. }
         | Scenario::Cluster { .. } => {

@@ -840,6 +840,39 @@ mod tests {
         assert!(!table.contains("| latency |"), "{table}");
     }
 
+    /// Redis's TLS runs pair with our TLS runs only, not the plaintext ones.
+    #[test]
+    fn tls_connections_beside_redis_tls() {
+        let ours = concat!(
+            r#"JSON {"scenario":"connections","transport":"plaintext","connect_s":0.9,"rss_per_conn_kib":2.9}"#,
+            "\n",
+            r#"JSON {"scenario":"connections","transport":"tls","connect_s":3.0,"rss_per_conn_kib":12.0}"#,
+            "\n",
+            r#"JSON {"scenario":"connections","transport":"tls","connect_s":2.0,"rss_per_conn_kib":11.0}"#,
+            "\n",
+        );
+        let redis = concat!(
+            r#"JSON {"scenario":"connections","transport":"tls","server":"redis","connect_s":2.0,"rss_per_conn_kib":40.0}"#,
+            "\n",
+            r#"JSON {"scenario":"connections","transport":"tls","server":"redis","connect_s":4.0,"rss_per_conn_kib":50.0}"#,
+            "\n",
+        );
+        let table = compare(ours, redis).unwrap();
+        assert!(!table.contains("| connections (plaintext) |"), "{table}");
+        // 3.0 ÷ 2.0 and 2.0 ÷ 4.0: the lower middle of 0.5, 1.5.
+        assert!(
+            table.contains(
+                "| connections (tls) | s to connect and log in all | 2.0 | 2.0 | 0.50 | ≤ 1.0× | yes |"
+            ),
+            "{table}"
+        );
+        // 12 ÷ 40 = 0.3, 11 ÷ 50 = 0.22.
+        assert!(
+            table.contains("| connections (tls) | server RSS per idle connection, KiB | 11.0 | 40.0 | 0.22 | ≤ 0.5× | yes |"),
+            "{table}"
+        );
+    }
+
     #[test]
     fn cluster_runs_beside_one_server() {
         let single = concat!(
