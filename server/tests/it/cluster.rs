@@ -9,18 +9,20 @@
 //! `kill9.rs`'s `Link`). Without PostgreSQL these skip; under `CI=true`
 //! they fail.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use chat_common::protocol::REPLAY_PUBLIC;
 use serde_json::json;
 
 use crate::kill9::{Address, Link};
 use crate::postgres::{node, shown_from, tally};
 use crate::support::cluster::{study_stream, Reader, Source, Stream, Writer};
 use crate::support::postgres;
-use crate::support::{self, Server};
+use crate::support::{self, Options, Server};
 
 /// Sends `text` from `link` to `to` until it is acknowledged, waiting out
 /// `no_such_user` while the sender's node has not heard of the account
@@ -324,9 +326,33 @@ fn one_nickname_registered_on_two_nodes_at_once_is_one_account() {
     );
 }
 
+/// Messages a second each sender of the restart test may send: the
+/// nodes' flood control slows a faster one (it never refuses). Through the
+/// restart a node may fence itself (no lease renewed for 3 s: the database
+/// away ~2 s, and a renewal a second at most), closing bob's connection for
+/// a second or more while n2 goes on; bob's next login replays only the
+/// newest [`REPLAY_PUBLIC`] public messages (the protocol's rule, not a
+/// loss). Unpaced, dave sent 1,000 in under a second, and bob missed the
+/// older ones (a reader behind by a second before the stop, too). At
+/// this pace 1,000 take over 6 s, longer than a lease (5 s).
+const RESTART_PACE: u32 = 150;
+const _: () = assert!(RESTART_PACE * 6 <= REPLAY_PUBLIC);
+
+/// A node of the restart test: its senders paced at [`RESTART_PACE`].
+fn paced_node(url: &str, id: &str, data: &Path) -> Server {
+    Options::plain()
+        .data_dir(data)
+        .flag("--cluster", url)
+        .flag("--node-id", id)
+        .flag("--flood-rate", RESTART_PACE)
+        .flag("--flood-cut", 600)
+        .start()
+}
+
 /// Two nodes through a restart of PostgreSQL itself: every listener and
 /// store connection is cut; acks stop, then resume; what alice (n2)
-/// and dave (n2, public) had acknowledged reaches bob (n1) once, in order.
+/// and dave (n2, public) had acknowledged reaches bob (n1) once, in order,
+/// whether or not a node fenced itself meanwhile (bob then logs in again).
 #[test]
 fn messages_cross_nodes_through_a_postgres_restart() {
     // A server of this test's own: it is stopped and started again.
@@ -336,7 +362,10 @@ fn messages_cross_nodes_through_a_postgres_restart() {
     let _serial = support::serial();
     let url = pg.database();
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (n1, n2) = (node(&url, "n1", d1.path()), node(&url, "n2", d2.path()));
+    let (n1, n2) = (
+        paced_node(&url, "n1", d1.path()),
+        paced_node(&url, "n2", d2.path()),
+    );
     let (a1, a2): (Address, Address) = (
         Arc::new(Mutex::new(Some(n1.addr))),
         Arc::new(Mutex::new(Some(n2.addr))),
