@@ -9,18 +9,20 @@
 //! `kill9.rs`'s `Link`). Without PostgreSQL these skip; under `CI=true`
 //! they fail.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use chat_common::protocol::REPLAY_PUBLIC;
 use serde_json::json;
 
 use crate::kill9::{Address, Link};
 use crate::postgres::{node, shown_from, tally};
 use crate::support::cluster::{study_stream, Reader, Source, Stream, Writer};
 use crate::support::postgres;
-use crate::support::{self, Server};
+use crate::support::{self, Options, Server};
 
 /// Sends `text` from `link` to `to` until it is acknowledged, waiting out
 /// `no_such_user` while the sender's node has not heard of the account
@@ -324,9 +326,33 @@ fn one_nickname_registered_on_two_nodes_at_once_is_one_account() {
     );
 }
 
+/// Messages a second each sender of the restart test may send: the
+/// nodes' flood control slows a faster one (it never refuses). Through the
+/// restart a node may fence itself (no lease renewed for 3 s: the database
+/// away ~2 s, and a renewal a second at most), closing bob's connection for
+/// a second or more while n2 goes on; bob's next login replays only the
+/// newest [`REPLAY_PUBLIC`] public messages (the protocol's rule, not a
+/// loss). Unpaced, dave sent 1,000 in under a second, and bob missed the
+/// older ones (a reader behind by a second before the stop, too). At
+/// this pace 1,000 take over 6 s, longer than a lease (5 s).
+const RESTART_PACE: u32 = 150;
+const _: () = assert!(RESTART_PACE * 6 <= REPLAY_PUBLIC);
+
+/// A node of the restart test: its senders paced at [`RESTART_PACE`].
+fn paced_node(url: &str, id: &str, data: &Path) -> Server {
+    Options::plain()
+        .data_dir(data)
+        .flag("--cluster", url)
+        .flag("--node-id", id)
+        .flag("--flood-rate", RESTART_PACE)
+        .flag("--flood-cut", 600)
+        .start()
+}
+
 /// Two nodes through a restart of PostgreSQL itself: every listener and
 /// store connection is cut; acks stop, then resume; what alice (n2)
-/// and dave (n2, public) had acknowledged reaches bob (n1) once, in order.
+/// and dave (n2, public) had acknowledged reaches bob (n1) once, in order,
+/// whether or not a node fenced itself meanwhile (bob then logs in again).
 #[test]
 fn messages_cross_nodes_through_a_postgres_restart() {
     // A server of this test's own: it is stopped and started again.
@@ -336,7 +362,10 @@ fn messages_cross_nodes_through_a_postgres_restart() {
     let _serial = support::serial();
     let url = pg.database();
     let (d1, d2) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let (n1, n2) = (node(&url, "n1", d1.path()), node(&url, "n2", d2.path()));
+    let (n1, n2) = (
+        paced_node(&url, "n1", d1.path()),
+        paced_node(&url, "n2", d2.path()),
+    );
     let (a1, a2): (Address, Address) = (
         Arc::new(Mutex::new(Some(n1.addr))),
         Arc::new(Mutex::new(Some(n2.addr))),
@@ -398,13 +427,39 @@ fn messages_cross_nodes_through_a_postgres_restart() {
             out_of_order += 1;
         }
     }
+    let fenced: Vec<&str> = [("n1", &n1), ("n2", &n2)]
+        .into_iter()
+        .filter(|(_, n)| n.stderr().contains("fenced, closing"))
+        .map(|(id, _)| id)
+        .collect();
     eprintln!(
         "cluster, 2 nodes, postgres restarted: bob: acknowledged {total} / delivered {delivered} / \
          duplicated {duplicated} / out of order {out_of_order} / missing {}; acks while down \
-         {while_down}, after {after}; store_failed {:?}",
+         {while_down}, after {after}; store_failed {:?}; bob's connections {}; fenced {fenced:?}",
         missing.len(),
-        sent.iter().map(|(n, s)| (*n, s.store_failed)).collect::<Vec<_>>()
+        sent.iter().map(|(n, s)| (*n, s.store_failed)).collect::<Vec<_>>(),
+        seen.reconnects,
     );
+    if !missing.is_empty() || duplicated > 0 || out_of_order > 0 {
+        let at = |t: Instant| {
+            let ms = |a: Instant| match t.checked_duration_since(a) {
+                Some(d) => format!("+{}", d.as_millis()),
+                None => format!("-{}", (a - t).as_millis()),
+            };
+            format!(
+                "{} ms from the stop, {} ms from the start",
+                ms(down_at),
+                ms(up_at)
+            )
+        };
+        let evidence = Evidence {
+            pg: &pg,
+            url: &url,
+            streamed: &streamed,
+            at: &at,
+        };
+        eprintln!("{}", evidence.tell(&missing, [&n1, &n2]));
+    }
     assert!(
         missing.is_empty(),
         "acknowledged but never delivered: {missing:?}"
@@ -413,6 +468,125 @@ fn messages_cross_nodes_through_a_postgres_restart() {
     assert_eq!(while_down, 0, "acknowledged while the database was down");
     assert!(after > 20, "acknowledgements did not resume: {after}");
     drop((n1, n2));
+}
+
+/// What a failed restart test leaves to go on.
+struct Evidence<'a> {
+    pg: &'a postgres::Postgres,
+    url: &'a str,
+    streamed: &'a support::cluster::Streamed,
+    /// When an instant was, from the stop and the start of PostgreSQL.
+    at: &'a dyn Fn(Instant) -> String,
+}
+
+impl Evidence<'_> {
+    /// The missing texts as runs of each sender's numbers; for the first
+    /// and last of each run, when it was acknowledged, what the database
+    /// holds of it and what bob showed of its sender around it; then the
+    /// nodes' logs and PostgreSQL's.
+    fn tell(&self, missing: &[String], nodes: [&Server; 2]) -> String {
+        let seen = self.streamed.seen("bob");
+        let mut out = format!(
+            "--- evidence ---\nbob: shown {}, ignored by seq {}, connections {}\n",
+            seen.shown.len(),
+            seen.filtered,
+            seen.reconnects
+        );
+        let db = self.url.rsplit('/').next().unwrap();
+        let mut client = self.pg.client(db).map_err(|e| e.to_string());
+        let mut numbered: Vec<(&str, usize)> = missing.iter().map(|t| split(t)).collect();
+        numbered.sort_unstable();
+        let mut runs: Vec<((&str, usize), usize)> = Vec::new();
+        for (nick, n) in numbered {
+            match runs.last_mut() {
+                Some(((last, first), end)) if *last == nick && *first + *end == n => *end += 1,
+                _ => runs.push(((nick, n), 1)),
+            }
+        }
+        for ((nick, first), len) in runs {
+            out += &format!("missing {nick} {first}..={} ({len})\n", first + len - 1);
+            for n in [first, first + len - 1].into_iter().take(len.min(2)) {
+                out += &self.one(&format!("{nick} {n}"), &mut client);
+            }
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            let log = digest(&node.stderr());
+            let tail = log[log.len().saturating_sub(60)..].join("\n");
+            out += &format!(
+                "--- n{} stderr (last 60 kinds of line) ---\n{tail}\n",
+                i + 1
+            );
+        }
+        let log = self.pg.log();
+        let lines: Vec<&str> = log.lines().collect();
+        out += &format!(
+            "--- postgres log (last 30 lines) ---\n{}",
+            lines[lines.len().saturating_sub(30)..].join("\n")
+        );
+        out
+    }
+
+    /// When `text` was acknowledged, its rows in the database, and what bob
+    /// showed of its sender within 3 of it.
+    fn one(&self, text: &str, client: &mut Result<::postgres::Client, String>) -> String {
+        let acked = self.streamed.sent.iter().find_map(|(_, s)| {
+            let i = s.acked.iter().position(|t| t == text)?;
+            Some((i, s.times[i]))
+        });
+        let when = match acked {
+            Some((i, t)) => format!("ack #{i}, {}", (self.at)(t)),
+            None => "never acknowledged".into(),
+        };
+        let rows = client.as_mut().map_err(|e| e.clone()).and_then(|c| {
+            let rows = c
+                .query(
+                    "SELECT m.id, m.pub_seq, i.user_id, i.seq FROM messages m \
+                     LEFT JOIN inbox i ON i.message = m.id WHERE m.text = $1",
+                    &[&text],
+                )
+                .map_err(|e| e.to_string())?;
+            let row = |r: &::postgres::Row| {
+                let (id, pub_seq): (i64, Option<i64>) = (r.get(0), r.get(1));
+                let (user, seq): (Option<i64>, Option<i64>) = (r.get(2), r.get(3));
+                format!("id {id}, pub_seq {pub_seq:?}, inbox {user:?} seq {seq:?}")
+            };
+            Ok(rows.iter().map(row).collect::<Vec<_>>())
+        });
+        let (nick, number) = split(text);
+        let near: Vec<&String> = shown_from(self.streamed.seen("bob"), nick)
+            .into_iter()
+            .filter(|t| split(t).1.abs_diff(number) <= 3)
+            .collect();
+        format!("  {text:?}: {when}; in the database: {rows:?}; bob showed near it: {near:?}\n")
+    }
+}
+
+/// A stream text's sender and number ("dave 12").
+fn split(text: &str) -> (&str, usize) {
+    let (nick, n) = text.split_once(' ').expect("a stream text");
+    (nick, n.parse().expect("a stream text's number"))
+}
+
+/// `log`'s lines, a run of the same line after its timestamp as its first
+/// and a count.
+fn digest(log: &str) -> Vec<String> {
+    let mut out: Vec<(String, &str, usize)> = Vec::new();
+    for line in log.lines() {
+        let rest = line.split_once(' ').map_or(line, |(_, rest)| rest);
+        match out.last_mut() {
+            Some((_, last, n)) if *last == rest => *n += 1,
+            _ => out.push((line.to_string(), rest, 1)),
+        }
+    }
+    out.into_iter()
+        .map(|(line, _, n)| {
+            if n > 1 {
+                format!("{line} (×{n})")
+            } else {
+                line
+            }
+        })
+        .collect()
 }
 
 /// Polls `client`'s `online` answer until it is `want` (the replica of
