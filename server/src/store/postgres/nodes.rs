@@ -25,6 +25,12 @@ pub(super) const LEASE_SECS: u32 = if cfg!(test) { 2 } else { 5 };
 /// How often the lease is renewed.
 const RENEW_EVERY: Duration = Duration::from_secs(1);
 
+/// How soon a renewal that failed is tried again: a database restart of
+/// ~2 s, retried once a second, left 3 s without a renewal and fenced the
+/// node (its users sent away, and, on a busy public stream, back to only
+/// the last 1,000 public messages at their next login).
+const RETRY_EVERY: Duration = Duration::from_millis(200);
+
 /// How long before its lease runs out (on the others' side) a node that
 /// could not renew fences itself: two renewals' worth, so that the
 /// dispatcher's 1 s tick and a renewal in flight still fit.
@@ -108,20 +114,29 @@ impl Lease {
             .name("lease".into())
             .spawn(move || {
                 let mut client: Option<Client> = Some(client);
+                let mut failing = false;
                 loop {
+                    let wait = if failing { RETRY_EVERY } else { RENEW_EVERY };
                     // Told to stop (the store dropped): let go of the lease.
-                    let end = !matches!(
-                        stopped.recv_timeout(RENEW_EVERY),
-                        Err(RecvTimeoutError::Timeout)
-                    );
+                    let end = !matches!(stopped.recv_timeout(wait), Err(RecvTimeoutError::Timeout));
                     let asked = std::time::Instant::now();
                     match renew(&config, &mut client, &me, end) {
                         // The lease runs from the database's now(), after
                         // `asked`: the node's count starts no later.
-                        Ok(()) => renewed.set(asked),
+                        Ok(()) => {
+                            renewed.set(asked);
+                            if failing {
+                                tracing::info!("node {}: the lease is renewed again", me.node);
+                            }
+                            failing = false;
+                        }
                         Err(err) => {
                             client = None;
-                            tracing::warn!("renewing the lease of node {}: {err}", me.node);
+                            // Once per outage, not at every retry.
+                            if !failing {
+                                tracing::warn!("renewing the lease of node {}: {err}", me.node);
+                            }
+                            failing = true;
                         }
                     }
                     if end {
